@@ -1,0 +1,47 @@
+"""Entry point: registers every command module and maps click's usage errors to exit 64."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+try:  # typer >= 0.24 vendors click; older releases use the click package itself.
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from reconciler.cli import (  # noqa: F401  (imported to register their commands)
+    sandbox_cmd,
+)
+from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer_main_command()
+    try:
+        result = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        # click exits 2 on usage errors; 2 means "changes/drift" to our pipelines.
+        exc.show()
+        if isinstance(exc, getattr(click_exceptions, "NoArgsIsHelpError", ())):
+            return 0
+        return EXIT_USAGE
+    except click_exceptions.Exit as exc:
+        return exc.exit_code
+    except click_exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        return EXIT_ERROR
+    except click_exceptions.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    return result if isinstance(result, int) else 0
+
+
+def typer_main_command() -> Any:
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""`reconciler sandbox serve`: placeholder, filled in by the sandbox work."""

@@ -1,0 +1,5 @@
+"""Shared pytest configuration. Fixture modules are plugins so that each area owns its own."""
+
+pytest_plugins = [
+    "tests.fixtures_sandbox",
+]
