@@ -260,3 +260,21 @@ class MiniApp(Frozen):
 
 def is_object_id(value: str) -> bool:
     return bool(GXUPLOAD_RE.match(value))
+
+
+class LiveApp(BaseModel):
+    """A mini app as the API returned it, in the same shape as a desired one.
+
+    ``app`` holds the live values normalised like a manifest's (image fields and version
+    ``metadata`` hold the URLs the server answered). Server-assigned ids sit beside it, since
+    desired and current are matched by natural key, never by server id. ``locations_read`` and
+    ``versions_read`` say what was fetched: an unread part is not compared.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    app: MiniApp
+    location_ids: dict[str, tuple[int, ...]] = Field(default_factory=dict)
+    version_ids: dict[str, int] = Field(default_factory=dict)
+    locations_read: bool = False
+    missing_versions: tuple[str, ...] = ()  # codes whose recorded id answered 404

@@ -11,7 +11,11 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from reconciler.cli import (  # noqa: F401  (imported to register their commands)
+    apply_cmd,
+    plan_cmd,
     sandbox_cmd,
+    state_cmd,
+    validate_cmd,
 )
 from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
 

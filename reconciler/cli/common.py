@@ -1,0 +1,181 @@
+"""What the API-talking commands share: endpoint and token resolution, the sandbox wiring,
+state location, manifest loading with selection, and error printing.
+
+This is the only module that reads the environment for the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from reconciler.client import Endpoint, MiniAppCenterClient
+    from reconciler.manifest import LoadedApp
+    from reconciler.model import MiniApp
+    from reconciler.state import FileStateStore
+
+DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
+SANDBOX_TOKEN = "local-sandbox-token"  # the in-process sandbox is private to this process
+
+# --- shared option declarations (typer reads the defaults as option specs) -------------
+
+SandboxOpt = typer.Option(
+    False, "--sandbox", help="Use the embedded local sandbox (in-process, SQLite) as the API."
+)
+SandboxDbOpt = typer.Option(
+    None,
+    "--sandbox-db",
+    envvar="MAC_SANDBOX_DB",
+    help=f"SQLite file of the embedded sandbox [default: {DEFAULT_SANDBOX_DB}].",
+)
+StateOpt = typer.Option(
+    None,
+    "--state",
+    envvar="RECONCILER_STATE",
+    help="State file [default: .reconciler/state.json; .reconciler/sandbox-state.json with"
+    " --sandbox].",
+)
+ParallelismOpt = typer.Option(16, "--parallelism", min=1, max=256, help="Concurrent requests.")
+SelectOpt = typer.Option(
+    [], "--select", help="Only apps whose labels match KEY=VALUE (repeatable, all must match)."
+)
+TargetOpt = typer.Option([], "--target", help="Only this app id (repeatable).")
+PruneOpt = typer.Option(
+    False, "--prune", help="Delete apps recorded in the state that no manifest declares."
+)
+MaxDeletesOpt = typer.Option(
+    None, "--max-deletes", min=0, help="Refuse a plan with more deletes than N."
+)
+
+
+def err(message: str) -> None:
+    """Diagnostics go to stderr so that stdout stays machine-readable."""
+    typer.echo(message, err=True)
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def use_color() -> bool:
+    return stdout_is_tty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the commands talk to, and with which credentials."""
+
+    endpoint: Endpoint
+    token: str
+    identity: str  # what the state file is bound to
+    display: str  # what we tell the user (never the token)
+    sandbox_db: Path | None = None
+
+    def client(self, parallelism: int) -> MiniAppCenterClient:
+        from reconciler.client import MiniAppCenterClient
+
+        transport = None
+        if self.sandbox_db is not None:
+            import httpx
+
+            from reconciler.sandbox import SandboxConfig, create_app
+
+            app = create_app(SandboxConfig(db_path=self.sandbox_db, token=self.token))
+            transport = httpx.ASGITransport(app=app)
+        return MiniAppCenterClient(
+            self.endpoint,
+            self.token,
+            transport=transport,
+            max_connections=max(parallelism, 1),
+        )
+
+
+def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
+    from reconciler.client import Endpoint, check_endpoint_security, endpoint_from_env
+    from reconciler.errors import ConfigError
+
+    if sandbox:
+        db = (sandbox_db or Path(DEFAULT_SANDBOX_DB)).resolve()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return Target(
+            endpoint=Endpoint(base_url="http://127.0.0.1/api"),
+            token=SANDBOX_TOKEN,
+            identity=f"sandbox:{db}",
+            display=f"embedded sandbox (in-process, {db})",
+            sandbox_db=db,
+        )
+    env = dict(os.environ)
+    if not env.get("MAC_BASE_URL"):
+        raise ConfigError(
+            "no API endpoint configured: set MAC_BASE_URL (and MAC_API_TOKEN), or pass"
+            " --sandbox to use the embedded local sandbox"
+        )
+    endpoint = endpoint_from_env(env)
+    check_endpoint_security(endpoint.base_url)
+    token = env.get("MAC_API_TOKEN", "")
+    if not token:
+        raise ConfigError("MAC_API_TOKEN is not set: the Mini App Center needs an API token")
+    return Target(
+        endpoint=endpoint, token=token, identity=endpoint.base_url, display=endpoint.display
+    )
+
+
+def state_store(state: Path | None, target_is_sandbox: bool) -> FileStateStore:
+    from reconciler.state import DEFAULT_STATE_DIR, FileStateStore, default_state_path
+
+    if state is not None:
+        return FileStateStore(state)
+    if target_is_sandbox:
+        return FileStateStore(Path.cwd() / DEFAULT_STATE_DIR / "sandbox-state.json")
+    return FileStateStore(default_state_path())
+
+
+def load_desired(
+    paths: Sequence[Path], select: Sequence[str], target: Sequence[str]
+) -> tuple[list[MiniApp], dict[str, str]]:
+    """Load + validate every manifest (all errors at once), then narrow by --select/--target.
+
+    Returns the selected apps and the parsed selectors (to narrow state-only apps alike).
+    """
+    from reconciler.manifest import load_manifests, parse_selectors, select_apps
+
+    selectors = parse_selectors(list(select))
+    loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ))
+    chosen = select_apps(loaded, selectors, list(target))
+    return [item.app for item in chosen], selectors
+
+
+def in_scope_filter(selectors: dict[str, str], targets: Sequence[str]) -> Any:
+    wanted = set(targets)
+
+    def in_scope(app_id: str, record: Any) -> bool:
+        if wanted and app_id not in wanted:
+            return False
+        return all(record.labels.get(k) == v for k, v in selectors.items())
+
+    return in_scope
+
+
+@contextmanager
+def handled_errors() -> Iterator[None]:
+    """Turn our errors into a clear message and exit 1: never a traceback."""
+    from reconciler.errors import ManifestError, ReconcilerError
+
+    try:
+        yield
+    except ManifestError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue))
+        err(f"{len(exc.issues)} manifest error(s); nothing was sent to the API.")
+        raise typer.Exit(1) from None
+    except ReconcilerError as exc:
+        err(f"Error: {exc}")
+        raise typer.Exit(1) from None

@@ -1,0 +1,130 @@
+"""`reconciler plan`: fetch, diff, print the plan (and save it with --out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
+from reconciler.cli.common import (
+    MaxDeletesOpt,
+    ParallelismOpt,
+    PruneOpt,
+    SandboxDbOpt,
+    SandboxOpt,
+    SelectOpt,
+    StateOpt,
+    TargetOpt,
+    err,
+    handled_errors,
+    in_scope_filter,
+    load_desired,
+    resolve_target,
+    state_store,
+    use_color,
+)
+
+if TYPE_CHECKING:
+    from reconciler.client import MiniAppCenterClient
+    from reconciler.model import MiniApp
+    from reconciler.plan import Plan
+    from reconciler.state import State
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    paths: Sequence[Path]
+    select: Sequence[str]
+    target: Sequence[str]
+    prune: bool
+    max_deletes: int | None
+    parallelism: int
+
+
+async def compute_plan(
+    client: MiniAppCenterClient,
+    desired: Sequence[MiniApp],
+    state: State,
+    request: PlanRequest,
+    selectors: dict[str, str],
+    identity: str,
+) -> Plan:
+    """Fetch what the plan needs and diff it: shared by plan and apply."""
+    from reconciler.diff import PlanOptions, build_plan
+    from reconciler.fetch import fetch_live, requests_for
+
+    in_scope = in_scope_filter(selectors, request.target)
+    desired_ids = {app.id for app in desired}
+    orphans = [
+        app_id
+        for app_id, record in state.apps.items()
+        if app_id not in desired_ids and in_scope(app_id, record)
+    ]
+    live = await fetch_live(
+        client, requests_for(desired, state, orphans), parallelism=request.parallelism
+    )
+    return build_plan(
+        desired,
+        live.apps,
+        state,
+        endpoint=identity,
+        options=PlanOptions(
+            prune=request.prune, max_deletes=request.max_deletes, in_scope=in_scope
+        ),
+        fingerprints=live.fingerprints,
+    )
+
+
+@app.command()
+def plan(
+    paths: list[Path] = typer.Argument(..., help="Manifest files or folders."),
+    format: str = typer.Option("text", "--format", help="text | json | markdown"),
+    out: Path | None = typer.Option(None, "--out", help="Also save the plan as JSON here."),
+    detailed_exitcode: bool = typer.Option(
+        False, "--detailed-exitcode", help="Exit 0 when no changes, 2 when there are changes."
+    ),
+    select: list[str] = SelectOpt,
+    target: list[str] = TargetOpt,
+    prune: bool = PruneOpt,
+    max_deletes: int | None = MaxDeletesOpt,
+    parallelism: int = ParallelismOpt,
+    state: Path | None = StateOpt,
+    sandbox: bool = SandboxOpt,
+    sandbox_db: Path | None = SandboxDbOpt,
+) -> None:
+    """Show the create, update and delete calls that make live = manifests. Writes nothing."""
+    import asyncio
+
+    from reconciler.render import render
+
+    if format not in ("text", "json", "markdown"):
+        raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
+    request = PlanRequest(paths, select, target, prune, max_deletes, parallelism)
+    with handled_errors():
+        desired, selectors = load_desired(paths, select, target)
+        where = resolve_target(sandbox, sandbox_db)
+        err(f"Endpoint: {where.display}")
+        store = state_store(state, where.sandbox_db is not None)
+        current_state = store.load(where.identity)
+
+        async def run() -> Plan:
+            async with where.client(parallelism) as client:
+                return await compute_plan(
+                    client, desired, current_state, request, selectors, where.identity
+                )
+
+        result = asyncio.run(run())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(result, "json", color=False), encoding="utf-8")
+        err(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")
+    typer.echo(render(result, format, color=use_color() and format == "text"), nl=False)  # type: ignore[arg-type]
+    if result.errors:
+        raise typer.Exit(EXIT_ERROR)
+    if detailed_exitcode and result.has_changes:
+        raise typer.Exit(EXIT_CHANGES)
+    raise typer.Exit(EXIT_OK)

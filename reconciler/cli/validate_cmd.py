@@ -1,0 +1,82 @@
+"""`reconciler validate` and `reconciler schema`: check manifests without touching any API.
+
+Issues go to stdout as ``file:line:col: path: message`` (the form editors and CI annotators
+parse); the summary goes to stderr so that stdout stays exactly the list of issues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
+from reconciler.cli.common import SelectOpt, TargetOpt, err
+
+
+class ValidateFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(..., help="Manifest files or folders (read recursively)."),
+    format: ValidateFormat = typer.Option(
+        ValidateFormat.text, "--format", help="text: one issue a line; json: one object."
+    ),
+    select: list[str] = SelectOpt,
+    target: list[str] = TargetOpt,
+) -> None:
+    """Load and validate manifests; report every error as file:line:col: path: message."""
+    from reconciler.errors import ConfigError, ManifestError
+    from reconciler.manifest import load_manifest_files, parse_selectors, select_apps
+
+    try:
+        selectors = parse_selectors(select)
+    except ConfigError as exc:
+        err(f"Error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        loaded, files = load_manifest_files(paths, dict(os.environ))
+    except ManifestError as exc:
+        issues = exc.issues
+        if format is ValidateFormat.json:
+            _print_json(valid=False, apps=0, errors=[issue.as_dict() for issue in issues])
+        else:
+            for issue in issues:
+                typer.echo(str(issue))
+            bad_files = len({issue.file for issue in issues})
+            err(f"{_plural(len(issues), 'error')} in {_plural(bad_files, 'file')}")
+        raise typer.Exit(EXIT_ERROR) from None
+    count = len(select_apps(loaded, selectors, target))
+    if format is ValidateFormat.json:
+        _print_json(valid=True, apps=count, errors=[])
+    else:
+        typer.echo(f"OK: {_plural(count, 'mini app')} in {_plural(len(files), 'file')}")
+    raise typer.Exit(EXIT_OK)
+
+
+def _print_json(*, valid: bool, apps: int, errors: list[dict[str, object]]) -> None:
+    typer.echo(json.dumps({"valid": valid, "apps": apps, "errors": errors}, indent=2))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a manifest document (for editors: yaml-language-server).
+
+    Regenerate the shipped copies with:
+    reconciler schema > schema/miniapp.schema.json
+    """
+    from reconciler.manifest import manifest_json_schema_text
+
+    sys.stdout.write(manifest_json_schema_text())
+    sys.stdout.flush()

@@ -1,0 +1,456 @@
+"""Executing one API call: retries, shared pacing, error mapping, redaction and counting.
+
+Retry rules (the reason for each is the question "could the server have acted on it?"):
+
+* Idempotent calls (GET, PUT, DELETE and the set-like POSTs: attributes, compatibility,
+  compatibility/delete) are retried on 429/502/503/504, on timeouts and on connection
+  errors, with jittered exponential backoff, honouring ``Retry-After`` (seconds or an HTTP
+  date, capped at ``retry_after_cap``), within an overall per-call ``deadline``. When the
+  attempts or the deadline run out: :class:`ApiError` for a status, :class:`TransportError`
+  for a network failure.
+* Non-idempotent calls (creates, uploads, gxobject, status steps) are never retried blindly.
+  A timeout, a connection lost after sending, or 502/503/504 raise
+  :class:`AmbiguousWriteError`: the caller must re-read and decide. They are retried only
+  when the server provably did nothing: a 429 (refused before any work), or a failure to
+  obtain a connection at all (connect error, connect timeout, pool timeout), where the
+  request never left this process.
+
+Shared pacing: a 429 (or any answer carrying ``Retry-After``) slows the whole client, not
+only the request that got it. The client keeps one monotonic "paused until" instant; every
+attempt of every call awaits it before it is sent, so N concurrent tasks back off together
+instead of each one hammering the server until it gets its own 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import math
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Final
+
+import httpx
+
+from reconciler import __version__
+from reconciler.client.config import Endpoint, is_loopback, check_endpoint_security, check_token
+from reconciler.client.redact import (
+    ApiKeyAuth,
+    Secret,
+    redact,
+    register_token,
+    unregister_token,
+)
+from reconciler.errors import (
+    AmbiguousWriteError,
+    ApiError,
+    ApiErrorItem,
+    ReconcilerError,
+    TransportError,
+)
+
+log = logging.getLogger("reconciler.client")
+
+USER_AGENT: Final = f"miniapp-reconciler/{__version__}"
+JSON: Final = "application/json"
+OCTET_STREAM: Final = "application/octet-stream"
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+AMBIGUOUS_STATUSES: Final = frozenset({502, 503, 504})
+MAX_ERROR_TEXT: Final = 2000
+
+
+async def _asyncio_sleep(delay: float) -> None:
+    await asyncio.sleep(delay)
+
+
+@dataclass
+class RetryPolicy:
+    """How hard one call tries. ``sleep`` and ``clock`` are injectable for tests."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    retry_after_cap: float = 60.0
+    deadline: float = 120.0  # overall seconds per call, waits and attempts included
+    jitter: bool = True
+    sleep: Callable[[float], Awaitable[None]] = _asyncio_sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if min(self.base_delay, self.max_delay, self.retry_after_cap, self.deadline) < 0:
+            raise ValueError("delays and the deadline must not be negative")
+
+    def backoff(self, failed_attempts: int) -> float:
+        """Exponential backoff after ``failed_attempts`` failures ("equal jitter": [d/2, d])."""
+        delay = min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1))
+        return random.uniform(delay / 2, delay) if self.jitter else delay
+
+
+@dataclass
+class ClientStats:
+    """Counted per HTTP attempt handed to the transport (retries included).
+
+    ``reads`` are GETs, ``writes`` everything else; ``by_method`` counts HTTP verbs,
+    ``by_request`` counts ``"METHOD /path"`` (to prove that no resource is read twice).
+    """
+
+    reads: int = 0
+    writes: int = 0
+    by_method: Counter[str] = field(default_factory=Counter)
+    by_request: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    def reset(self) -> None:
+        self.reads = self.writes = self.retries = 0
+        self.by_method.clear()
+        self.by_request.clear()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def url_path(url: httpx.URL) -> str:
+    """The path of ``url`` as sent (percent-encoded), without host, query or fragment."""
+    return url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")
+
+
+def _error_items(content: bytes) -> list[ApiErrorItem] | None:
+    """The documented ``{"errors": [{"code", "message"}]}`` body, or None for any other."""
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    raw = data.get("errors")
+    if not isinstance(raw, list) or not raw:
+        return None
+    items: list[ApiErrorItem] = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            return None
+        code = entry.get("code")
+        if isinstance(code, str) and code.strip().lstrip("-").isdigit():
+            code = int(code)
+        if not isinstance(code, int) or isinstance(code, bool):
+            code = None
+        message = entry.get("message")
+        if not isinstance(message, str):
+            message = json.dumps(message) if message is not None else "(no message)"
+        items.append(ApiErrorItem(code=code, message=redact(message)))
+    return items
+
+
+def api_error(method: str, path: str, response: httpx.Response) -> ApiError:
+    """Map a non-2xx answer to :class:`ApiError`; nothing from it may carry the token."""
+    status = response.status_code
+    items = _error_items(response.content)
+    if items is not None:
+        return ApiError(method, path, status, errors=items)
+    text = response.text
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + "...(truncated)"
+    if 300 <= status < 400:
+        location = response.headers.get("location", "")
+        target = ""
+        if location:
+            try:
+                to = response.request.url.join(location)
+                target = f" to {to.scheme}://{to.host}{url_path(to)}"
+            except httpx.InvalidURL:
+                target = ""
+        text = f"redirect{target} not followed (redirects are never followed)" + (
+            f": {text}" if text.strip() else ""
+        )
+    return ApiError(method, path, status, text=redact(text))
+
+
+def _ssl_failure(exc: BaseException) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@dataclass
+class _Failure:
+    error: ReconcilerError
+    retryable: bool
+    delay: float | None = None  # from Retry-After
+    shared: bool = False  # pause the whole client
+    outcome_unknown: bool = False  # the server may have acted on this attempt
+
+
+class _Budget:
+    """One call's deadline. Elapsed time is the larger of the clock and the time slept, so
+    that an instant fake sleep (tests) still spends the budget."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._start = policy.clock()
+        self._slept = 0.0
+
+    def elapsed(self) -> float:
+        return max(self._policy.clock() - self._start, self._slept)
+
+    def remaining(self) -> float:
+        return self._policy.deadline - self.elapsed()
+
+    async def sleep(self, delay: float) -> None:
+        await self._policy.sleep(delay)
+        self._slept += delay
+
+
+class ApiSession:
+    """One shared ``httpx.AsyncClient`` (one connection pool) and the call loop around it."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        token: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        check_endpoint_security(endpoint.base_url)
+        secret = Secret(check_token(token))
+        self.endpoint = endpoint
+        self.stats = ClientStats()
+        self.retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._paused_until = -math.inf
+        self._token = secret
+        self._closed = False
+        register_token(secret.reveal())
+        loopback = is_loopback(httpx.URL(endpoint.base_url).host)
+        self._http = httpx.AsyncClient(
+            auth=ApiKeyAuth(secret),
+            headers={"Accept": JSON, "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            verify=True,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            # Proxies and CA bundles from the environment are honoured for real endpoints;
+            # never for loopback, where a proxy would see the token in clear.
+            trust_env=not loopback,
+        )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._http.aclose()
+        finally:
+            unregister_token(self._token.reveal())
+
+    def __repr__(self) -> str:
+        return f"ApiSession(endpoint={self.endpoint.display!r})"
+
+    # --- pacing ----------------------------------------------------------------------
+
+    def pause(self, seconds: float) -> bool:
+        """Hold every request of this client until ``seconds`` from now (never shortens).
+
+        True when this call set the pause (no longer pause was already in place).
+        """
+        until = self.retry.clock() + seconds
+        if until >= self._paused_until:
+            self._paused_until = until
+            return True
+        return False
+
+    async def _wait_pause(self, budget: _Budget, waited_for: float | None) -> None:
+        """Wait until the client-wide pause is over. ``waited_for`` is a pause instant the
+        caller has already slept through (its own 429): not slept twice, even when the clock
+        does not move during an injected instant sleep."""
+        while True:
+            until = self._paused_until
+            if until == waited_for:  # slept for this pause already (clock may be fake)
+                return
+            delay = until - self.retry.clock()
+            if delay <= 0:
+                return
+            await budget.sleep(delay)
+            waited_for = until
+
+    # --- the call loop ---------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> httpx.Response | None:
+        """Send ``method`` to ``endpoint.root + path`` (already validated and encoded).
+
+        Returns the 2xx response, or None for a 404 when ``missing_ok``.
+        """
+        url = httpx.URL(self.endpoint.root + path)
+        shown = url_path(url)
+        policy = self.retry
+        budget = _Budget(policy)
+        outcome_unknown = False
+        covered: float | None = None  # the pause this call already slept through
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._wait_pause(budget, covered)
+            timeout: httpx.Timeout | None = None
+            if idempotent:
+                # Cutting an idempotent attempt short costs nothing; a write is never cut.
+                timeout = httpx.Timeout(min(self._timeout, max(budget.remaining(), 1.0)))
+            request = self._http.build_request(
+                method,
+                url,
+                content=content,
+                headers=dict(headers or {}),
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            self._count(method, shown, attempt)
+            try:
+                response = await self._http.send(request)
+            except httpx.HTTPError as exc:
+                failure = self._classify_exception(method, shown, exc, idempotent)
+            else:
+                status = response.status_code
+                log.debug("%s %s -> %d (attempt %d)", method, shown, status, attempt)
+                if 200 <= status < 300:
+                    return response
+                if status == 404 and missing_ok:
+                    return None
+                if status == 404 and method == "DELETE" and outcome_unknown:
+                    # An earlier attempt may have deleted it and lost the answer.
+                    log.debug("%s %s: 404 after an unanswered attempt: done", method, shown)
+                    return response
+                failure = self._classify_status(method, shown, response, idempotent)
+            outcome_unknown = outcome_unknown or failure.outcome_unknown
+            if failure.retryable:
+                delay = (
+                    min(failure.delay, policy.retry_after_cap)
+                    if failure.delay is not None
+                    else policy.backoff(attempt)
+                )
+                # Set even when giving up: the other requests should still slow down.
+                covered = self._paused_until if failure.shared and self.pause(delay) else None
+                if attempt < policy.max_attempts and budget.elapsed() + delay <= policy.deadline:
+                    log.debug("%s %s: retrying in %.2fs (%s)", method, shown, delay, failure.error)
+                    await budget.sleep(delay)
+                    continue
+                raise self._give_up(failure.error, attempt, budget)
+            raise failure.error
+
+    def _count(self, method: str, path: str, attempt: int) -> None:
+        stats = self.stats
+        if method == "GET":
+            stats.reads += 1
+        else:
+            stats.writes += 1
+        stats.by_method[method] += 1
+        stats.by_request[f"{method} {path}"] += 1
+        if attempt > 1:
+            stats.retries += 1
+
+    def _give_up(self, error: ReconcilerError, attempts: int, budget: _Budget) -> ReconcilerError:
+        if isinstance(error, TransportError):
+            why = (
+                "attempts exhausted"
+                if attempts >= self.retry.max_attempts
+                else f"retry deadline of {self.retry.deadline:g}s reached"
+            )
+            return TransportError(
+                error.method,
+                error.path,
+                f"{error.reason} (gave up after {attempts} attempts: {why})",
+            )
+        return error
+
+    def _classify_exception(
+        self, method: str, path: str, exc: httpx.HTTPError, idempotent: bool
+    ) -> _Failure:
+        detail = redact(str(exc)) or type(exc).__name__
+        log.debug("%s %s -> %s: %s", method, path, type(exc).__name__, detail)
+        tls = _ssl_failure(exc)
+        if tls is not None:
+            reason = f"TLS failure ({redact(str(tls)) or type(tls).__name__})"
+            return _Failure(TransportError(method, path, reason), retryable=False)
+        # The request never left this process: retrying cannot write twice.
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            reason = f"could not connect ({type(exc).__name__}: {detail})"
+            return _Failure(TransportError(method, path, reason), retryable=True)
+        # Sent (maybe partly, maybe wholly) and no complete answer: the outcome is unknown.
+        if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+            reason = f"no complete answer ({type(exc).__name__}: {detail})"
+            if idempotent:
+                return _Failure(
+                    TransportError(method, path, reason), retryable=True, outcome_unknown=True
+                )
+            return _Failure(AmbiguousWriteError(method, path, reason), retryable=False)
+        return _Failure(
+            TransportError(method, path, f"{type(exc).__name__}: {detail}"), retryable=False
+        )
+
+    def _classify_status(
+        self, method: str, path: str, response: httpx.Response, idempotent: bool
+    ) -> _Failure:
+        status = response.status_code
+        error = api_error(method, path, response)
+        if status not in RETRY_STATUSES:
+            return _Failure(error, retryable=False)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if status == 429:  # refused before any work: safe to retry even for a create
+            return _Failure(error, retryable=True, delay=retry_after, shared=True)
+        if not idempotent:
+            return _Failure(
+                AmbiguousWriteError(method, path, f"HTTP {status}: {error.detail}"),
+                retryable=False,
+            )
+        return _Failure(
+            error,
+            retryable=True,
+            delay=retry_after,
+            shared=retry_after is not None,
+            outcome_unknown=True,
+        )

@@ -1,0 +1,636 @@
+"""Pure diff: desired + current (live) + last-applied (state) -> Plan.
+
+No I/O here. Rules (see README "How the plan is computed"):
+- a field left out of a manifest is not managed: never diffed, never sent;
+- plain fields compare normalised live values with desired ones;
+- image fields and version ``metadata`` are written as upload ids but read back as URLs, so
+  they compare the desired upload id with the last-applied one, and the live URL with the URL
+  recorded at that apply (a different URL means someone changed it outside);
+- attributes and locations, when listed, are the whole set (locations matched by name);
+- versions are matched by code; they cannot be deleted through the API, only reported;
+- compatibility and review status are not readable, so they compare with the state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.model import (
+    APP_FIELDS,
+    APP_IMAGE_FIELDS,
+    VERSION_FIELDS,
+    VERSION_OBJECT_FIELDS,
+    LiveApp,
+    MiniApp,
+    Version,
+)
+from reconciler.plan import (
+    STATUS_STEPS,
+    Change,
+    FieldChange,
+    Plan,
+    PlanProblem,
+    order_changes,
+)
+from reconciler.state import UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
+
+CHANGED_OUTSIDE = "changed outside since the last apply"
+DELETED_OUTSIDE = "deleted outside since the last apply"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    max_deletes: int | None = None
+    # Narrowing (--select / --target): which apps known only to the state are in scope.
+    in_scope: Callable[[str, AppRecord], bool] = field(default=lambda _id, _rec: True)
+
+
+def build_plan(
+    desired: Sequence[MiniApp],
+    live: Mapping[str, LiveApp | None],
+    state: State,
+    *,
+    endpoint: str,
+    options: PlanOptions | None = None,
+    fingerprints: Mapping[str, str] | None = None,
+) -> Plan:
+    options = options or PlanOptions()
+    changes: list[Change] = []
+    warnings: list[PlanProblem] = []
+    errors: list[PlanProblem] = []
+    apps: list[str] = []
+
+    for app in desired:
+        apps.append(app.id)
+        diff = _AppDiff(app, live.get(app.id), state.app(app.id))
+        diff.run()
+        changes.extend(order_changes(diff.changes))
+        warnings.extend(diff.warnings)
+        errors.extend(diff.errors)
+
+    desired_ids = {app.id for app in desired}
+    orphans = [
+        app_id
+        for app_id, record in sorted(state.apps.items())
+        if app_id not in desired_ids and options.in_scope(app_id, record)
+    ]
+    unpruned: list[str] = []
+    for app_id in orphans:
+        record = state.apps[app_id]
+        if live.get(app_id) is None:
+            continue  # already gone; nothing to delete
+        if not options.prune:
+            unpruned.append(app_id)
+            continue
+        apps.append(app_id)
+        change = _app_delete(app_id, live[app_id], reason="no manifest declares it (--prune)")
+        changes.append(change)
+        if record.protect:
+            errors.append(_protect_error(app_id, change.address))
+    if unpruned:
+        warnings.append(
+            PlanProblem(
+                f"{len(unpruned)} mini app(s) recorded in the state are in no manifest and"
+                f" will NOT be deleted without --prune: {', '.join(unpruned)}"
+            )
+        )
+
+    deletes = sum(1 for c in changes if c.action == "delete")
+    if options.max_deletes is not None and deletes > options.max_deletes:
+        errors.append(
+            PlanProblem(
+                f"the plan deletes {deletes} object(s), more than --max-deletes"
+                f" {options.max_deletes}; refusing it (check for a missing manifest folder,"
+                " or raise the limit deliberately)"
+            )
+        )
+
+    return Plan(
+        endpoint=endpoint,
+        changes=tuple(changes),
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+        state_lineage=state.lineage,
+        state_serial=state.serial,
+        fingerprints=dict(fingerprints or {}),
+        apps=tuple(apps),
+    )
+
+
+# --- addresses ---------------------------------------------------------------------------
+
+
+def app_address(app_id: str) -> str:
+    return f"miniapp[{app_id}]"
+
+
+def attribute_address(app_id: str, field_name: str) -> str:
+    return f"{app_address(app_id)}.attribute[{field_name}]"
+
+
+def location_address(app_id: str, name: str) -> str:
+    return f"{app_address(app_id)}.location[{name}]"
+
+
+def version_address(app_id: str, code: str) -> str:
+    return f"{app_address(app_id)}.version[{code}]"
+
+
+def compatibility_address(app_id: str, code: str, superapp_version: int) -> str:
+    return f"{version_address(app_id, code)}.compatibility[{superapp_version}]"
+
+
+def status_address(app_id: str, code: str, step: str) -> str:
+    return f"{version_address(app_id, code)}.status[{step}]"
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+def status_path(current: str, desired: str) -> list[tuple[str, str]] | None:
+    """Shortest list of (step, resulting status) from ``current`` to ``desired``; None when
+    the API's state machine cannot get there (ready -> pending, for instance)."""
+    if current == desired:
+        return []
+    queue: deque[tuple[str, list[tuple[str, str]]]] = deque([(current, [])])
+    seen = {current}
+    while queue:
+        status, path = queue.popleft()
+        for (source, step), target in STATUS_STEPS.items():
+            if source != status or target in seen:
+                continue
+            next_path = [*path, (step, target)]
+            if target == desired:
+                return next_path
+            seen.add(target)
+            queue.append((target, next_path))
+    return None
+
+
+# --- field-level differences -------------------------------------------------------------
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    """Field-level differences between two flat-or-nested records, via deepdiff."""
+    if before == after:
+        return ()
+    diff = DeepDiff(dict(before), dict(after), ignore_order=True, verbose_level=2)
+    out: list[FieldChange] = []
+    for kind in ("values_changed", "type_changes"):
+        for path, detail in diff.get(kind, {}).items():
+            out.append(FieldChange(_path(path), detail.get("old_value"), detail.get("new_value")))
+    for path, value in diff.get("dictionary_item_added", {}).items():
+        out.append(FieldChange(_path(path), None, value))
+    for path, value in diff.get("dictionary_item_removed", {}).items():
+        out.append(FieldChange(_path(path), value, None))
+    for kind, side in (("iterable_item_added", "after"), ("iterable_item_removed", "before")):
+        for path, value in diff.get(kind, {}).items():
+            pair = (None, value) if side == "after" else (value, None)
+            out.append(FieldChange(_path(path), *pair))
+    return tuple(sorted(out, key=lambda f: f.path))
+
+
+def _path(deepdiff_path: str) -> str:
+    # root['name'] -> name ; root['compatibility'][1] -> compatibility[1]
+    text = deepdiff_path.removeprefix("root")
+    parts: list[str] = []
+    for chunk in text.replace("]", "").split("["):
+        if not chunk:
+            continue
+        if chunk.startswith("'") and chunk.endswith("'"):
+            parts.append(("." if parts else "") + chunk[1:-1])
+        else:
+            parts.append(f"[{chunk}]")
+    return "".join(parts)
+
+
+# --- one app -----------------------------------------------------------------------------
+
+
+def _protect_error(app_id: str, address: str) -> PlanProblem:
+    return PlanProblem(
+        "refusing to delete a protected mini app (protect: true). To delete it, first apply"
+        " its manifest with `protect: false`, then delete it.",
+        app_id=app_id,
+        address=address,
+    )
+
+
+def _app_delete(app_id: str, live: LiveApp | None, *, reason: str | None = None) -> Change:
+    before = live.app.spec.app_fields() if live else None
+    return Change(
+        address=app_address(app_id),
+        resource="miniapp",
+        action="delete",
+        app_id=app_id,
+        before=before,
+        after=None,
+        reason=reason,
+    )
+
+
+class _AppDiff:
+    """Collects the changes, warnings and errors of one desired app."""
+
+    def __init__(self, app: MiniApp, live: LiveApp | None, record: AppRecord | None) -> None:
+        self.app = app
+        self.live = live
+        self.record = record
+        self.changes: list[Change] = []
+        self.warnings: list[PlanProblem] = []
+        self.errors: list[PlanProblem] = []
+        self.app_addr = app_address(app.id)
+        self.creating_app = False
+
+    def run(self) -> None:
+        if self.app.absent:
+            self._absent()
+            return
+        if self.live is None:
+            self._create_app()
+        else:
+            self._update_app(self.live)
+        self._attributes()
+        self._locations()
+        self._versions()
+
+    # ensure: absent
+    def _absent(self) -> None:
+        if self.live is None:
+            return
+        change = _app_delete(self.app.id, self.live, reason="ensure: absent")
+        self.changes.append(change)
+        if self.app.protect or (self.record is not None and self.record.protect):
+            self.errors.append(_protect_error(self.app.id, change.address))
+
+    # the mini app itself
+    def _create_app(self) -> None:
+        self.creating_app = True
+        fields = self.app.spec.app_fields()
+        reason = DELETED_OUTSIDE if self.record is not None else None
+        self.changes.append(
+            Change(
+                address=self.app_addr,
+                resource="miniapp",
+                action="create",
+                app_id=self.app.id,
+                before=None,
+                after=fields,
+                payload={"id": self.app.id, **fields},
+                reason=reason,
+            )
+        )
+
+    def _update_app(self, live: LiveApp) -> None:
+        desired = self.app.spec.app_fields()
+        current = live.app.spec
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        outside = False
+        for name, value in desired.items():
+            live_value = getattr(current, name)
+            if name in APP_IMAGE_FIELDS:
+                last = self.record.objects.get(name) if self.record else None
+                same, drifted = _object_unchanged(value, live_value, last)
+                outside = outside or drifted
+                if same:
+                    continue
+            elif live_value == value:
+                continue
+            before[name] = live_value
+            after[name] = value
+        if not after:
+            return
+        # Send every managed plain field (a PUT may replace the whole record) but upload ids
+        # only when they change: they expire minutes after the upload.
+        payload = {
+            name: value
+            for name, value in desired.items()
+            if name not in APP_IMAGE_FIELDS or name in after
+        }
+        self.changes.append(
+            Change(
+                address=self.app_addr,
+                resource="miniapp",
+                action="update",
+                app_id=self.app.id,
+                before=before,
+                after=after,
+                payload=payload,
+                fields=field_changes(before, after),
+                reason=CHANGED_OUTSIDE if outside else None,
+            )
+        )
+
+    def _deps(self, *extra: str) -> tuple[str, ...]:
+        return ((self.app_addr,) if self.creating_app else ()) + tuple(extra)
+
+    # attributes: the whole set when listed
+    def _attributes(self) -> None:
+        desired = self.app.spec.attributes
+        if desired is None:
+            return
+        current = {} if self.live is None else dict(self.live.app.spec.attributes or {})
+        for name in sorted(set(desired) | set(current)):
+            address = attribute_address(self.app.id, name)
+            if name not in current:
+                action, before, after = "create", None, {"value": desired[name]}
+            elif name not in desired:
+                action, before, after = "delete", {"value": current[name]}, None
+            elif current[name] != desired[name]:
+                action, before, after = "update", {"value": current[name]}, {"value": desired[name]}
+            else:
+                continue
+            self.changes.append(
+                Change(
+                    address=address,
+                    resource="attribute",
+                    action=action,  # type: ignore[arg-type]
+                    app_id=self.app.id,
+                    key=name,
+                    before=before,
+                    after=after,
+                    payload={"field": name, "value": desired[name]} if name in desired else None,
+                    depends_on=self._deps(),
+                )
+            )
+
+    # locations: the whole set when listed, matched by name
+    def _locations(self) -> None:
+        desired = self.app.spec.locations
+        if desired is None:
+            return
+        live = self.live
+        current = {} if live is None else {loc.name: loc for loc in live.app.spec.locations or ()}
+        ids = {} if live is None else live.location_ids
+        wanted = {loc.name: loc for loc in desired}
+        for name in sorted(set(wanted) | set(current)):
+            address = location_address(self.app.id, name)
+            location_ids = ids.get(name, ())
+            if name not in current:
+                loc = wanted[name]
+                self._location_change("create", address, name, None, loc.geo_point, None)
+                continue
+            # Duplicate names on the server (made outside): keep the first, delete the rest.
+            for extra_id in location_ids[1:]:
+                self._location_change(
+                    "delete", f"{address}#{extra_id}", name, current[name].geo_point, None,
+                    extra_id,
+                )
+            if name not in wanted:
+                self._location_change(
+                    "delete", address, name, current[name].geo_point, None, location_ids[0]
+                )
+            elif current[name].geo_point != wanted[name].geo_point:
+                self._location_change(
+                    "update", address, name, current[name].geo_point, wanted[name].geo_point,
+                    location_ids[0],
+                )
+
+    def _location_change(
+        self,
+        action: str,
+        address: str,
+        name: str,
+        before: str | None,
+        after: str | None,
+        target_id: int | None,
+    ) -> None:
+        self.changes.append(
+            Change(
+                address=address,
+                resource="location",
+                action=action,  # type: ignore[arg-type]
+                app_id=self.app.id,
+                key=name,
+                before=None if before is None else {"geo_point": before},
+                after=None if after is None else {"geo_point": after},
+                target_id=target_id,
+                payload=None if after is None else {"name": name, "geo_point": after},
+                fields=field_changes({"geo_point": before}, {"geo_point": after})
+                if action == "update"
+                else (),
+                depends_on=self._deps(),
+            )
+        )
+
+    # versions: matched by code; never deleted (the API cannot)
+    def _versions(self) -> None:
+        desired = self.app.spec.versions
+        recorded = self.record.versions if self.record else {}
+        if desired is not None:
+            for version in desired:
+                self._version(version, recorded.get(version.code))
+            gone = sorted(set(recorded) - {v.code for v in desired})
+            for code in gone:
+                self.warnings.append(
+                    PlanProblem(
+                        "version is no longer in the manifest, but the API cannot delete"
+                        " versions: it stays on the server (remove it in the Mini App Center"
+                        f" backoffice, then `reconciler state rm {self.app.id} --version {code}`)",
+                        app_id=self.app.id,
+                        address=version_address(self.app.id, code),
+                    )
+                )
+
+    def _version(self, version: Version, record: VersionRecord | None) -> None:
+        address = version_address(self.app.id, version.code)
+        if record is not None and record.create_outcome == UNKNOWN:
+            self.errors.append(
+                PlanProblem(
+                    "an interrupted apply left the creation of this version unknown, and the"
+                    " API cannot list versions, so it is not created again. Find its id in the"
+                    " Mini App Center, then run `reconciler state adopt-version"
+                    f" {self.app.id} {version.code} ID` (or `reconciler state rm {self.app.id}"
+                    f" --version {version.code}` if it was not created)",
+                    app_id=self.app.id,
+                    address=address,
+                )
+            )
+            return
+        live_version = None
+        if self.live is not None and record is not None and record.id is not None:
+            live_version = self.live.app.version(version.code)
+        if live_version is None:
+            reason = None
+            if record is not None and record.id is not None and self.live is not None:
+                reason = DELETED_OUTSIDE
+            self._create_version(version, address, reason)
+            return
+        assert record is not None
+        self._update_version(version, live_version, record, address)
+        self._compatibility(version, record.compatibility, created=False)
+        self._status(version, record.status, created=False)
+
+    def _version_fields(self, version: Version) -> dict[str, Any]:
+        return {f: v for f in VERSION_FIELDS if (v := getattr(version, f)) is not None}
+
+    def _create_version(self, version: Version, address: str, reason: str | None) -> None:
+        fields = self._version_fields(version)
+        self.changes.append(
+            Change(
+                address=address,
+                resource="version",
+                action="create",
+                app_id=self.app.id,
+                key=version.code,
+                version_code=version.code,
+                before=None,
+                after={"code": version.code, **fields},
+                payload={"code": version.code, **fields},
+                depends_on=self._deps(),
+                reason=reason,
+            )
+        )
+        self._compatibility(version, None, created=True)
+        self._status(version, "pending", created=True)
+
+    def _update_version(
+        self, version: Version, live: Version, record: VersionRecord, address: str
+    ) -> None:
+        desired = self._version_fields(version)
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        outside = False
+        for name, value in desired.items():
+            live_value = getattr(live, name)
+            if name in VERSION_OBJECT_FIELDS:
+                same, drifted = _object_unchanged(value, live_value, record.objects.get(name))
+                outside = outside or drifted
+                if same:
+                    continue
+            elif live_value == value:
+                continue
+            before[name] = live_value
+            after[name] = value
+        if not after:
+            return
+        payload = {
+            name: value
+            for name, value in desired.items()
+            if name not in VERSION_OBJECT_FIELDS or name in after
+        }
+        self.changes.append(
+            Change(
+                address=address,
+                resource="version",
+                action="update",
+                app_id=self.app.id,
+                key=version.code,
+                version_code=version.code,
+                target_id=record.id,
+                before=before,
+                after=after,
+                payload=payload,
+                fields=field_changes(before, after),
+                depends_on=self._deps(),
+                reason=CHANGED_OUTSIDE if outside else None,
+            )
+        )
+
+    def _compatibility(
+        self, version: Version, recorded: list[int] | None, *, created: bool
+    ) -> None:
+        if version.compatibility is None:
+            return
+        desired = set(version.compatibility)
+        # Unknown recorded set (adopted version): adds are idempotent, deletes are not planned.
+        current = set(recorded) if recorded is not None else set()
+        version_addr = version_address(self.app.id, version.code)
+        deps = self._deps(version_addr) if created else self._deps()
+        for sav in sorted(desired - current):
+            self.changes.append(self._compat_change("create", version, sav, deps))
+        if recorded is not None:
+            for sav in sorted(current - desired):
+                self.changes.append(self._compat_change("delete", version, sav, deps))
+
+    def _compat_change(
+        self, action: str, version: Version, sav: int, deps: tuple[str, ...]
+    ) -> Change:
+        present = action == "create"
+        return Change(
+            address=compatibility_address(self.app.id, version.code, sav),
+            resource="compatibility",
+            action=action,  # type: ignore[arg-type]
+            app_id=self.app.id,
+            key=str(sav),
+            version_code=version.code,
+            before=None if present else {"superapp_version": sav},
+            after={"superapp_version": sav} if present else None,
+            payload={"superapp_version": sav},
+            depends_on=deps,
+        )
+
+    def _status(self, version: Version, current: str | None, *, created: bool) -> None:
+        if version.status is None:
+            return
+        address = version_address(self.app.id, version.code)
+        if current is None or current == UNKNOWN:
+            self.warnings.append(
+                PlanProblem(
+                    f"review status is unknown to the state (the API does not return it), so"
+                    f" no step towards '{version.status}' is planned. Record it with"
+                    f" `reconciler state set-status {self.app.id} {version.code} STATUS`.",
+                    app_id=self.app.id,
+                    address=address,
+                )
+            )
+            return
+        path = status_path(current, version.status)
+        if path is None:
+            self.errors.append(
+                PlanProblem(
+                    f"review status cannot go from '{current}' to '{version.status}' (the API's"
+                    " review flow is pending -> waiting_for_review -> in_review -> ready or"
+                    " rejected; rejected -> waiting_for_review). Publish a new version instead.",
+                    app_id=self.app.id,
+                    address=address,
+                )
+            )
+            return
+        compat_addrs = tuple(
+            c.address
+            for c in self.changes
+            if c.resource == "compatibility" and c.version_code == version.code
+        )
+        previous: tuple[str, ...] = (address,) if created else ()
+        status = current
+        for step, target in path:
+            step_addr = status_address(self.app.id, version.code, step)
+            self.changes.append(
+                Change(
+                    address=step_addr,
+                    resource="status",
+                    action="update",
+                    app_id=self.app.id,
+                    key=step,
+                    version_code=version.code,
+                    step=step,
+                    before={"status": status},
+                    after={"status": target},
+                    depends_on=self._deps(*previous, *compat_addrs),
+                )
+            )
+            previous = (step_addr,)
+            status = target
+
+
+def _object_unchanged(
+    desired: str, live_value: str | None, last: ObjectRef | None
+) -> tuple[bool, bool]:
+    """(unchanged, changed_outside) for an upload-id field read back as a URL."""
+    if last is None or last.object_id != desired:
+        return False, False  # never applied, or the manifest points at a new upload
+    if last.url is not None and live_value != last.url:
+        return False, True  # same manifest value, but someone replaced the file outside
+    return True, False
+
+
+def desired_ids(apps: Iterable[MiniApp]) -> set[str]:
+    return {app.id for app in apps}

@@ -1,0 +1,445 @@
+"""One manifest document (a composed YAML mapping) -> :class:`MiniApp`, or every issue in it.
+
+The walk follows the manifest's shape, so an unknown key is refused before anything below it
+is read and the work stays bounded whatever the YAML holds (aliases included). Value rules
+that belong to the model (type case, WKT, URLs, ids, compatibility) are left to pydantic, and
+its errors are mapped back to the node that holds the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.errors import ManifestIssue
+from reconciler.ids import app_id_problem, attribute_field_problem
+from reconciler.manifest.nodes import (
+    MERGE_TAG,
+    Loc,
+    Pos,
+    describe_node,
+    display_path,
+    pos_of,
+    read_bool,
+    read_int,
+    read_string,
+    substitute,
+)
+from reconciler.model import API_VERSION, KIND, STATUSES, MiniApp
+
+TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
+METADATA_KEYS = ("id", "labels", "protect")
+SPEC_STRINGS = (
+    "name",
+    "description",
+    "superapp_id",
+    "organization_id",
+    "type",
+    "keywords",
+    "icon",
+    "card",
+    "banner",
+)
+SPEC_KEYS = ("ensure", *SPEC_STRINGS, "attributes", "locations", "versions")
+LOCATION_KEYS = ("name", "geo_point")
+VERSION_STRINGS = ("code", "platform_id", "metadata", "main_name", "main_type", "service_url")
+VERSION_KEYS = (*VERSION_STRINGS, "integrated_security", "compatibility", "status")
+ENSURE_VALUES = ("present", "absent")
+# What the API needs to create a mini app / a version: required in every manifest.
+REQUIRED_FOR_PRESENT = ("name", "superapp_id", "type")
+REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
+_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
+_SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
+
+Entries = dict[str, tuple[ScalarNode, Node]]
+
+
+class DocumentChecker:
+    """Validates one document; collects issues instead of stopping at the first."""
+
+    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.env = env
+        self.issues: list[ManifestIssue] = []
+        self.app_id: str | None = None  # known even when the rest of the document is invalid
+        self.app_id_pos: Pos | None = None
+        self._reported: list[Loc] = []
+        self._value_pos: dict[Loc, Pos] = {}
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def report(self, loc: Loc, pos: Pos, message: str) -> None:
+        self._reported.append(loc)
+        self.issues.append(
+            ManifestIssue(self.file, pos.line, pos.column, display_path(loc), message)
+        )
+
+    def _reporter(self, loc: Loc, node: Node) -> Callable[[str], None]:
+        return lambda message: self.report(loc, pos_of(node), message)
+
+    # --- the document ------------------------------------------------------------------
+
+    def check(self, root: Node) -> MiniApp | None:
+        if not isinstance(root, MappingNode):
+            self.report((), pos_of(root), _not_a_mapping(root))
+            return None
+        top = self._mapping(root, (), TOP_KEYS)
+        # `|`, not `or`: both headers are checked, so both problems are reported.
+        foreign = self._header(top, "apiVersion", API_VERSION, root) | self._header(
+            top, "kind", KIND, root
+        )
+        if foreign:
+            return None  # another kind of document: its fields mean something else
+        data: dict[str, Any] = {}
+        metadata = self._section(top, "metadata", root)
+        if metadata is not None:
+            data.update(self._metadata(metadata[0], metadata[1]))
+        spec = self._section(top, "spec", root)
+        if spec is not None:
+            data["spec"] = self._spec(spec[0], spec[1], data.get("protect"))
+        # The model checks what was readable even after other issues: one run reports all.
+        app = self._validate_model(data)
+        return None if self.issues else app
+
+    def _header(self, top: Entries, key: str, expected: str, root: MappingNode) -> bool:
+        """True when the header names something this tool does not read."""
+        if key not in top:
+            self.report((key,), pos_of(root), f"required: {key}: {expected}")
+            return False
+        node = top[key][1]
+        value = self._string(node, (key,))
+        if value is not None and value != expected:
+            self.report((key,), pos_of(node), f"unsupported {key} {value!r}; supported: {expected}")
+            return True
+        return False
+
+    def _section(self, top: Entries, key: str, root: MappingNode) -> tuple[MappingNode, Pos] | None:
+        if key not in top:
+            self.report((key,), pos_of(root), f"required: {key}")
+            return None
+        key_node, node = top[key]
+        if not isinstance(node, MappingNode):
+            self.report((key,), pos_of(node), f"must be a mapping, not {describe_node(node)}")
+            return None
+        return node, pos_of(key_node)
+
+    def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
+        entries = self._mapping(node, ("metadata",), METADATA_KEYS)
+        data: dict[str, Any] = {}
+        if "id" not in entries:
+            self.report(("metadata", "id"), at, "required: the mini app id (reverse-DNS)")
+        else:
+            app_id = self._id(entries["id"][1], ("metadata", "id"))
+            if app_id is not None:
+                data["id"] = self.app_id = app_id
+                self.app_id_pos = pos_of(entries["id"][1])
+        if "labels" in entries:
+            loc: Loc = ("metadata", "labels")
+            labels = self._string_map(entries["labels"][1], loc, label_key_problem)
+            if labels is not None:
+                data["labels"] = labels
+        if "protect" in entries:
+            loc = ("metadata", "protect")
+            protect = read_bool(entries["protect"][1], self._reporter(loc, entries["protect"][1]))
+            if protect is not None:
+                data["protect"] = protect
+        return data
+
+    def _spec(self, node: MappingNode, at: Pos, protect: bool | None) -> dict[str, Any]:
+        entries = self._mapping(node, ("spec",), SPEC_KEYS)
+        data: dict[str, Any] = {}
+        ensure = "present"
+        if "ensure" in entries:
+            ensure_node = entries["ensure"][1]
+            value = self._enum(ensure_node, ("spec", "ensure"), ENSURE_VALUES)
+            if value is not None:
+                data["ensure"] = ensure = value
+            if value == "absent" and protect:
+                self.report(
+                    ("spec", "ensure"),
+                    pos_of(ensure_node),
+                    "ensure: absent deletes the mini app, but metadata.protect is true;"
+                    " set protect: false to allow the delete",
+                )
+        if ensure == "present":
+            for key in REQUIRED_FOR_PRESENT:
+                if key not in entries:
+                    self.report(
+                        ("spec", key),
+                        at,
+                        f"required: {key} (the API needs it to create the mini app;"
+                        " use ensure: absent to delete one)",
+                    )
+        for key in SPEC_STRINGS:
+            if key in entries:
+                loc: Loc = ("spec", key)
+                value_node = entries[key][1]
+                if key == "superapp_id":
+                    value = self._id(value_node, loc)
+                else:
+                    value = self._string(value_node, loc)
+                if value is not None:
+                    data[key] = value
+        if "attributes" in entries:
+            loc = ("spec", "attributes")
+            attributes = self._string_map(entries["attributes"][1], loc, attribute_field_problem)
+            if attributes is not None:
+                data["attributes"] = attributes
+        if "locations" in entries:
+            data["locations"] = self._items(
+                entries["locations"][1],
+                ("spec", "locations"),
+                self._location,
+                "name",
+                "location name",
+            )
+        if "versions" in entries:
+            data["versions"] = self._items(
+                entries["versions"][1], ("spec", "versions"), self._version, "code", "version code"
+            )
+        return data
+
+    def _items(
+        self,
+        node: Node,
+        loc: Loc,
+        read_item: Callable[[MappingNode, Loc, Pos], dict[str, Any]],
+        key: str,
+        what: str,
+    ) -> list[dict[str, Any]]:
+        """A list of mappings keyed by ``key`` (unique); duplicates are reported and dropped."""
+        if not isinstance(node, SequenceNode):
+            self.report(loc, pos_of(node), f"must be a list, not {describe_node(node)}")
+            return []
+        items: list[dict[str, Any]] = []
+        first_line: dict[str, int] = {}
+        for index, item_node in enumerate(node.value):
+            item_loc = (*loc, index)
+            if not isinstance(item_node, MappingNode):
+                self.report(
+                    item_loc,
+                    pos_of(item_node),
+                    f"must be a mapping, not {describe_node(item_node)}",
+                )
+                continue
+            item = read_item(item_node, item_loc, pos_of(item_node))
+            natural_key = item.get(key)
+            if isinstance(natural_key, str):
+                key_pos = self._value_pos[(*item_loc, key)]
+                if natural_key in first_line:
+                    self.report(
+                        (*item_loc, key),
+                        key_pos,
+                        f"duplicate {what} {natural_key!r}"
+                        f" (first at line {first_line[natural_key]})",
+                    )
+                    continue
+                first_line[natural_key] = key_pos.line
+            items.append(item)
+        return items
+
+    def _location(self, node: MappingNode, loc: Loc, at: Pos) -> dict[str, Any]:
+        entries = self._mapping(node, loc, LOCATION_KEYS)
+        return self._fields(entries, loc, at, LOCATION_KEYS, LOCATION_KEYS)
+
+    def _version(self, node: MappingNode, loc: Loc, at: Pos) -> dict[str, Any]:
+        entries = self._mapping(node, loc, VERSION_KEYS)
+        data = self._fields(entries, loc, at, VERSION_STRINGS, REQUIRED_VERSION)
+        if "integrated_security" in entries:
+            value_node = entries["integrated_security"][1]
+            field_loc = (*loc, "integrated_security")
+            flag = read_bool(value_node, self._reporter(field_loc, value_node))
+            if flag is not None:
+                data["integrated_security"] = flag
+        if "compatibility" in entries:
+            compatibility = self._int_list(entries["compatibility"][1], (*loc, "compatibility"))
+            if compatibility is not None:
+                data["compatibility"] = compatibility
+        if "status" in entries:
+            status = self._enum(entries["status"][1], (*loc, "status"), STATUSES)
+            if status is not None:
+                data["status"] = status
+        return data
+
+    def _fields(
+        self, entries: Entries, loc: Loc, at: Pos, strings: Sequence[str], required: Sequence[str]
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key in required:
+            if key not in entries:
+                self.report((*loc, key), at, f"required: {key}")
+        for key in strings:
+            if key in entries:
+                value = self._string(entries[key][1], (*loc, key))
+                if value is not None:
+                    data[key] = value
+        return data
+
+    # --- typed values ------------------------------------------------------------------
+
+    def _mapping(self, node: MappingNode, loc: Loc, allowed: Sequence[str] | None) -> Entries:
+        """Keys (text as written) -> (key node, value node); duplicate and unknown keys reported."""
+        entries: Entries = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.report(
+                    loc,
+                    pos_of(key_node),
+                    f"a key must be a plain string, not {describe_node(key_node)}",
+                )
+                continue
+            key = str(key_node.value)
+            key_loc = (*loc, key)
+            if key_node.tag == MERGE_TAG:
+                self.report(
+                    loc, pos_of(key_node), "merge keys (<<) are not supported; write the fields out"
+                )
+                continue
+            if key in entries:
+                first = pos_of(entries[key][0])
+                self.report(
+                    key_loc,
+                    pos_of(key_node),
+                    f"duplicate key {key!r}: already defined at line {first.line};"
+                    " YAML would silently keep only the last one",
+                )
+                continue
+            if allowed is not None and key not in allowed:
+                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc))
+                continue
+            entries[key] = (key_node, value_node)
+            self._value_pos[key_loc] = pos_of(value_node)
+        return entries
+
+    def _string(self, node: Node, loc: Loc) -> str | None:
+        report = self._reporter(loc, node)
+        text = read_string(node, report)
+        return None if text is None else substitute(text, self.env, report)
+
+    def _id(self, node: Node, loc: Loc) -> str | None:
+        value = self._string(node, loc)
+        if value is None:
+            return None
+        problem = app_id_problem(value)
+        if problem:
+            self.report(loc, pos_of(node), f"invalid id {value!r}: {problem}")
+            return None
+        return value
+
+    def _enum(self, node: Node, loc: Loc, allowed: Sequence[str]) -> str | None:
+        value = self._string(node, loc)
+        if value is None or value in allowed:
+            return value
+        hint = _suggestion(value, allowed)
+        self.report(loc, pos_of(node), f"must be one of {', '.join(allowed)}, not {value!r}{hint}")
+        return None
+
+    def _string_map(
+        self, node: Node, loc: Loc, key_problem: Callable[[str], str | None]
+    ) -> dict[str, str] | None:
+        if not isinstance(node, MappingNode):
+            self.report(
+                loc,
+                pos_of(node),
+                f"must be a mapping of names to strings, not {describe_node(node)}",
+            )
+            return None
+        result: dict[str, str] = {}
+        for key, (key_node, value_node) in self._mapping(node, loc, None).items():
+            problem = key_problem(key)
+            if problem:
+                self.report((*loc, key), pos_of(key_node), f"invalid name {key!r}: {problem}")
+                continue
+            value = self._string(value_node, (*loc, key))
+            if value is not None:
+                result[key] = value
+        return result
+
+    def _int_list(self, node: Node, loc: Loc) -> list[int] | None:
+        if not isinstance(node, SequenceNode):
+            self.report(loc, pos_of(node), f"must be a list of integers, not {describe_node(node)}")
+            return None
+        values: list[int] = []
+        for index, item in enumerate(node.value):
+            item_loc = (*loc, index)
+            value = read_int(item, self._reporter(item_loc, item))
+            if value is None:
+                continue
+            if value <= 0:
+                self.report(
+                    item_loc,
+                    pos_of(item),
+                    f"Super App version ids are positive integers, not {value}",
+                )
+            elif value in values:
+                self.report(item_loc, pos_of(item), f"duplicate Super App version id {value}")
+            else:
+                values.append(value)
+            self._value_pos[item_loc] = pos_of(item)
+        return values
+
+    # --- the model's own rules ---------------------------------------------------------
+
+    def _validate_model(self, data: dict[str, Any]) -> MiniApp | None:
+        try:
+            return MiniApp.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = _document_loc(error["loc"])
+                if any(loc[: len(done)] == done for done in self._reported):
+                    continue  # already reported, more precisely, by the walk
+                message = str(error["msg"]).removeprefix("Value error, ")
+                self.report(loc, self._nearest_pos(loc), message)
+            return None
+
+    def _nearest_pos(self, loc: Loc) -> Pos:
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self._value_pos:
+                return self._value_pos[loc[:end]]
+        return Pos(1, 1)
+
+
+def _document_loc(model_loc: tuple[int | str, ...]) -> Loc:
+    """A pydantic location in MiniApp -> the path in the document (id is metadata.id)."""
+    if model_loc and model_loc[0] in METADATA_KEYS:
+        return ("metadata", *model_loc)
+    return tuple(model_loc)
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a label name (``--select`` must be able to name it), or None."""
+    if _LABEL_KEY_RE.fullmatch(key):
+        return None
+    return (
+        "label names start with a letter or digit and contain only letters, digits,"
+        " '_', '.', '/' or '-'"
+    )
+
+
+def _suggestion(value: str, allowed: Sequence[str]) -> str:
+    by_lower = {option.lower(): option for option in allowed}
+    if value.lower() in by_lower:
+        return f"; did you mean {by_lower[value.lower()]!r}?"
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
+
+
+def _unknown_key(key: str, allowed: Sequence[str], loc: Loc) -> str:
+    # Only between the document's sections, where keys are often put one level off.
+    for section, keys in _SECTION_KEYS.items() if len(loc) <= 1 else ():
+        if key in keys and section != display_path(loc):
+            place = f"under {section}" if section else "at the top level"
+            return f"unknown key {key!r}; it belongs {place}"
+    hint = _suggestion(key, allowed) or f"; expected one of {', '.join(allowed)}"
+    return f"unknown key {key!r}{hint}"
+
+
+def _not_a_mapping(node: Node) -> str:
+    kind = "a list" if isinstance(node, SequenceNode) else describe_node(node)
+    return f"a manifest document must be a mapping (apiVersion, kind, metadata, spec), not {kind}"

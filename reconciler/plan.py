@@ -1,0 +1,234 @@
+"""The plan: complete, immutable data, made before any write. Apply reads only this.
+
+One action vocabulary (``create``, ``update``, ``delete``) serves the JSON, the text symbols
+(``+ ~ -``) and the apply dispatch. Ordering is declared data (:data:`LEVELS`), reversed for
+deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FORMAT_VERSION = 1
+
+Action = Literal["create", "update", "delete"]
+Resource = Literal["miniapp", "attribute", "location", "version", "compatibility", "status"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "delete")
+SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "delete": "-"}
+
+# Dependency order inside one app. Creates and updates run by ascending level; deletes by
+# descending level (a version's compatibilities go before its app, the app goes last).
+LEVELS: Mapping[str, int] = {
+    "miniapp": 0,
+    "attribute": 1,
+    "location": 1,
+    "version": 2,
+    "compatibility": 3,
+    "status": 4,
+}
+
+# Review status steps: (from, step endpoint) -> to. The API's own state machine.
+STATUS_STEPS: Mapping[tuple[str, str], str] = {
+    ("pending", "send_to_review"): "waiting_for_review",
+    ("rejected", "send_to_review"): "waiting_for_review",
+    ("waiting_for_review", "in_review"): "in_review",
+    ("in_review", "ready"): "ready",
+    ("in_review", "rejected"): "rejected",
+}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One API write. ``payload`` is the exact body apply sends (None when there is none)."""
+
+    address: str
+    resource: Resource
+    action: Action
+    app_id: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    key: str | None = None  # natural key: attribute field, location name, version code
+    version_code: str | None = None  # for compatibility and status changes
+    target_id: int | None = None  # server id known at plan time (location to update/delete)
+    step: str | None = None  # status endpoint: send_to_review, in_review, ready, rejected
+    payload: Mapping[str, Any] | None = None
+    fields: tuple[FieldChange, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    reason: str | None = None  # e.g. "changed outside since the last apply"
+
+    @property
+    def level(self) -> int:
+        return LEVELS[self.resource]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "address": self.address,
+            "resource": self.resource,
+            "action": self.action,
+            "app_id": self.app_id,
+            "before": _plain(self.before),
+            "after": _plain(self.after),
+        }
+        if self.fields:
+            out["fields"] = [f.as_dict() for f in self.fields]
+        for name in ("key", "version_code", "target_id", "step", "reason"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.payload is not None:
+            out["payload"] = _plain(self.payload)
+        if self.depends_on:
+            out["depends_on"] = list(self.depends_on)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        return cls(
+            address=data["address"],
+            resource=data["resource"],
+            action=data["action"],
+            app_id=data["app_id"],
+            before=data.get("before"),
+            after=data.get("after"),
+            key=data.get("key"),
+            version_code=data.get("version_code"),
+            target_id=data.get("target_id"),
+            step=data.get("step"),
+            payload=data.get("payload"),
+            fields=tuple(
+                FieldChange(f["path"], f["before"], f["after"]) for f in data.get("fields", ())
+            ),
+            depends_on=tuple(data.get("depends_on", ())),
+            reason=data.get("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """Something that makes the plan unappliable (errors) or worth a look (warnings)."""
+
+    message: str
+    app_id: str | None = None
+    address: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message}
+        if self.app_id is not None:
+            out["app_id"] = self.app_id
+        if self.address is not None:
+            out["address"] = self.address
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlanProblem:
+        return cls(data["message"], data.get("app_id"), data.get("address"))
+
+    def __str__(self) -> str:
+        where = self.address or self.app_id
+        return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass(frozen=True)
+class Plan:
+    endpoint: str
+    changes: tuple[Change, ...]
+    warnings: tuple[PlanProblem, ...] = ()
+    errors: tuple[PlanProblem, ...] = ()
+    # What the plan was made against, so that a saved plan can be refused once stale.
+    state_lineage: str | None = None
+    state_serial: int | None = None
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    apps: tuple[str, ...] = ()  # every app the plan looked at, in order
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {action: 0 for action in ACTIONS}
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def delete_count(self) -> int:
+        return sum(1 for c in self.changes if c.action == "delete")
+
+    def changes_by_app(self) -> dict[str, list[Change]]:
+        grouped: dict[str, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(change.app_id, []).append(change)
+        return grouped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "endpoint": self.endpoint,
+            "summary": self.summary,
+            "changes": [c.as_dict() for c in self.changes],
+            "warnings": [str(w) for w in self.warnings],
+            "errors": [str(e) for e in self.errors],
+            "details": {
+                "warnings": [w.as_dict() for w in self.warnings],
+                "errors": [e.as_dict() for e in self.errors],
+            },
+            "state": {"lineage": self.state_lineage, "serial": self.state_serial},
+            "fingerprints": dict(sorted(self.fingerprints.items())),
+            "apps": list(self.apps),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"unsupported plan format_version {data.get('format_version')!r}"
+                f" (this reconciler reads {FORMAT_VERSION})"
+            )
+        details = data.get("details", {})
+        state = data.get("state") or {}
+        return cls(
+            endpoint=data["endpoint"],
+            changes=tuple(Change.from_dict(c) for c in data.get("changes", ())),
+            warnings=tuple(PlanProblem.from_dict(w) for w in details.get("warnings", ())),
+            errors=tuple(PlanProblem.from_dict(e) for e in details.get("errors", ())),
+            state_lineage=state.get("lineage"),
+            state_serial=state.get("serial"),
+            fingerprints=dict(data.get("fingerprints", {})),
+            apps=tuple(data.get("apps", ())),
+        )
+
+
+def order_changes(changes: Iterable[Change]) -> list[Change]:
+    """Deterministic dependency order for the changes of ONE app.
+
+    Creates and updates by ascending level, then deletes by descending level. Inside a level
+    the diff's own order is kept (it emits natural keys sorted), so the sort is stable.
+    """
+    items = list(changes)
+    writes = [c for c in items if c.action != "delete"]
+    deletes = [c for c in items if c.action == "delete"]
+    writes.sort(key=lambda c: c.level)
+    deletes.sort(key=lambda c: -c.level)
+    return writes + deletes
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | set | frozenset):
+        items = [_plain(v) for v in value]
+        return sorted(items) if isinstance(value, set | frozenset) else items
+    return value

@@ -1,0 +1,39 @@
+"""How a sandbox is configured: where its data lives, its token, and the faults it injects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    db_path: str | Path
+    token: str
+    latency_ms: float = 0
+    fail_rate: float = 0
+    ambiguous_rate: float = 0
+    seed: int | None = None
+    rate_limit: float | None = None  # requests per second across the server; None = unlimited
+
+    def __post_init__(self) -> None:
+        # An empty token would let an empty APIKey-Auth header through.
+        if not self.token:
+            raise ValueError("the sandbox token must not be empty")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        for name in ("fail_rate", "ambiguous_rate"):
+            rate = getattr(self, name)
+            if not 0 <= rate <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be > 0 (or None for no limit)")
+
+    def __repr__(self) -> str:
+        # Keep the token out of reprs, tracebacks and test failure output.
+        return (
+            f"SandboxConfig(db_path={str(self.db_path)!r}, token='***',"
+            f" latency_ms={self.latency_ms}, fail_rate={self.fail_rate},"
+            f" ambiguous_rate={self.ambiguous_rate}, seed={self.seed},"
+            f" rate_limit={self.rate_limit})"
+        )

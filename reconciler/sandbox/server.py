@@ -1,0 +1,77 @@
+"""Running the sandbox over HTTP with uvicorn (``reconciler sandbox serve`` and test fixtures)."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import socket
+
+import uvicorn
+
+from reconciler.sandbox.app import create_app
+from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.faults import DroppedConnection
+
+
+class _DroppedConnectionLogFilter(logging.Filter):
+    """One line instead of a traceback for each injected dropped connection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, DroppedConnection):
+            record.msg, record.args = "injected fault: connection dropped", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _install_log_filter() -> None:
+    error_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DroppedConnectionLogFilter) for f in error_logger.filters):
+        error_logger.addFilter(_DroppedConnectionLogFilter())
+
+
+def make_server(
+    config: SandboxConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> tuple[uvicorn.Server, socket.socket]:
+    """A uvicorn server and its already listening socket (``port=0`` picks a free port).
+
+    Binding here, before ``run``, lets callers learn the real port and print it before
+    serving; connections made in between wait in the listen backlog.
+    """
+    uv_config = uvicorn.Config(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    _install_log_filter()
+    sock = uv_config.bind_socket()
+    sock.listen(uv_config.backlog)
+    return uvicorn.Server(uv_config), sock
+
+
+def base_url(host: str, port: int) -> str:
+    url_host = f"[{host}]" if ":" in host else host
+    return f"http://{url_host}:{port}/api"
+
+
+def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until interrupted. First prints the two ``export`` lines a user can paste."""
+    server, sock = make_server(config, host, port)
+    try:
+        actual_port = sock.getsockname()[1]
+        print(f"export MAC_BASE_URL={base_url(host, actual_port)}", flush=True)
+        # Printing the token here is the point: the user asked for a paste-able line.
+        print(f"export MAC_API_TOKEN={shlex.quote(config.token)}", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

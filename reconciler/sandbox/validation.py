@@ -1,0 +1,315 @@
+"""Input validation for every JSON body (and bundle JSON) the sandbox accepts.
+
+Pure functions: a body in, the stored columns out, or an :class:`ApiError` (400) listing every
+problem found, the way the real API answers a list of errors. The regexes duplicate the
+reconciler's own allow-lists on purpose: the sandbox is its own world and must not import the
+code it is used to test.
+
+Values are stored exactly as sent (``type: "native"`` stays ``"native"``): the real server
+echoes what it was given, and the reconciler must cope with that.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.sandbox.errors import ApiError, ErrorCode, Problem, bad_request
+
+APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+$")
+OBJECT_ID_RE = re.compile(r"^gxupload:([0-9a-f]{32})$")
+OBJECT_HEX_RE = re.compile(r"^[0-9a-f]{32}$")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+WKT_POINT_RE = re.compile(rf"^\s*POINT\s*\(\s*({_NUMBER})\s+({_NUMBER})\s*\)\s*$", re.IGNORECASE)
+
+APP_TYPES = frozenset({"native", "web"})
+MAIN_TYPES = frozenset({"panel", "menu"})
+MAX_ID_LENGTH = 255
+MAX_TEXT_LENGTH = 10_000
+
+Checker = Callable[[str, Any], Problem | None]
+
+
+# --- single-value checkers: (label, value) -> problem or None ---------------------------------
+
+
+def _text(*, max_length: int = MAX_TEXT_LENGTH, allow_empty: bool = True) -> Checker:
+    def check(label: str, value: Any) -> Problem | None:
+        if not isinstance(value, str):
+            return (ErrorCode.FIELD_TYPE, f"{label} must be a string")
+        if not allow_empty and not value.strip():
+            return (ErrorCode.FIELD_EMPTY, f"{label} must not be empty")
+        if len(value) > max_length:
+            return (ErrorCode.FIELD_TOO_LONG, f"{label} must be at most {max_length} characters")
+        return None
+
+    return check
+
+
+def _one_of(allowed: frozenset[str], code: ErrorCode, shown: str) -> Checker:
+    def check(label: str, value: Any) -> Problem | None:
+        if not isinstance(value, str):
+            return (ErrorCode.FIELD_TYPE, f"{label} must be a string")
+        if value.lower() not in allowed:
+            return (code, f"{label} must be one of {shown} (any case), not {value!r}")
+        return None
+
+    return check
+
+
+def _app_id(label: str, value: Any) -> Problem | None:
+    if not isinstance(value, str):
+        return (ErrorCode.FIELD_TYPE, f"{label} must be a string")
+    if len(value) > MAX_ID_LENGTH or not APP_ID_RE.fullmatch(value):
+        return (
+            ErrorCode.INVALID_APP_ID,
+            f"{label} must be a reverse-DNS id such as com.example.shop (at most"
+            f" {MAX_ID_LENGTH} characters), not {value!r}",
+        )
+    return None
+
+
+def _object_ref(*, allow_url: bool) -> Checker:
+    """An upload object id; bundles may also give a URL (kept verbatim)."""
+
+    def check(label: str, value: Any) -> Problem | None:
+        if not isinstance(value, str):
+            return (ErrorCode.FIELD_TYPE, f"{label} must be a string")
+        if OBJECT_ID_RE.fullmatch(value):
+            return None
+        if allow_url and is_url(value):
+            return None
+        return (
+            ErrorCode.INVALID_OBJECT_ID,
+            f"{label} must be an upload object id like gxupload:<32 hex digits>, not {value!r}",
+        )
+
+    return check
+
+
+def _guid(label: str, value: Any) -> Problem | None:
+    if not isinstance(value, str):
+        return (ErrorCode.FIELD_TYPE, f"{label} must be a string")
+    if not GUID_RE.fullmatch(value):
+        return (ErrorCode.INVALID_ORGANIZATION_ID, f"{label} must be a GUID, not {value!r}")
+    return None
+
+
+def _bool(label: str, value: Any) -> Problem | None:
+    if not isinstance(value, bool):
+        return (ErrorCode.FIELD_TYPE, f"{label} must be a boolean")
+    return None
+
+
+def _positive_int(label: str, value: Any) -> Problem | None:
+    # bool is an int subclass in Python; true/false is not a Super App version id.
+    if isinstance(value, bool) or not isinstance(value, int):
+        return (ErrorCode.FIELD_TYPE, f"{label} must be an integer")
+    if value <= 0:
+        return (ErrorCode.INVALID_SUPERAPP_VERSION, f"{label} must be a positive integer")
+    return None
+
+
+def _geo_point(label: str, value: Any) -> Problem | None:
+    if not isinstance(value, str):
+        return (ErrorCode.FIELD_TYPE, f"{label} must be a string")
+    problem = geo_point_problem(value)
+    if problem is None:
+        return None
+    code, message = problem
+    return (code, f"{label} {message}")
+
+
+def geo_point_problem(value: str) -> Problem | None:
+    """Why ``value`` is not a WKT ``POINT(lon lat)`` on Earth, or None."""
+    match = WKT_POINT_RE.fullmatch(value)
+    if match is None:
+        return (
+            ErrorCode.INVALID_GEO_POINT,
+            f"must be WKT like POINT(-56.1637 -34.9247), not {value!r}",
+        )
+    lon, lat = float(match.group(1)), float(match.group(2))
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        return (ErrorCode.GEO_POINT_OUT_OF_RANGE, f"longitude {lon} is outside [-180, 180]")
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        return (ErrorCode.GEO_POINT_OUT_OF_RANGE, f"latitude {lat} is outside [-90, 90]")
+    return None
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and len(value) > len("https://")
+
+
+# --- bodies ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    check: Checker
+    required: bool = False
+    # Optional fields accept null (meaning "unset") so that what GET returns can be PUT back.
+    nullable: bool = False
+
+
+def _fields_problems(
+    body: Mapping[str, Any], fields: tuple[Field, ...], *, partial: bool, prefix: str
+) -> tuple[dict[str, Any], list[Problem]]:
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for field in fields:
+        label = prefix + field.name
+        if field.name not in body:
+            if field.required and not partial:
+                problems.append((ErrorCode.FIELD_REQUIRED, f"{label} is required"))
+            continue
+        value = body[field.name]
+        if value is None:
+            if field.nullable:
+                values[field.name] = None
+            else:
+                problems.append((ErrorCode.FIELD_TYPE, f"{label} must not be null"))
+            continue
+        problem = field.check(label, value)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            values[field.name] = value
+    return values, problems
+
+
+def _validated(
+    body: Mapping[str, Any], fields: tuple[Field, ...], *, partial: bool, prefix: str = ""
+) -> dict[str, Any]:
+    values, problems = _fields_problems(body, fields, partial=partial, prefix=prefix)
+    if problems:
+        raise ApiError(400, problems)
+    return values
+
+
+def _miniapp_fields(*, allow_urls: bool) -> tuple[Field, ...]:
+    image = _object_ref(allow_url=allow_urls)
+    return (
+        Field("id", _app_id, required=True),
+        Field("organization_id", _guid, nullable=True),
+        Field("name", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
+        Field("description", _text(), nullable=True),
+        Field("superapp_id", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
+        Field("type", _one_of(APP_TYPES, ErrorCode.INVALID_APP_TYPE, "Native, Web"), required=True),
+        Field("keywords", _text(), nullable=True),
+        Field("icon", image, nullable=True),
+        Field("card", image, nullable=True),
+        Field("banner", image, nullable=True),
+    )
+
+
+MINIAPP_COLUMNS = tuple(f.name for f in _miniapp_fields(allow_urls=False))
+
+_LOCATION_FIELDS = (
+    Field("name", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
+    Field("geo_point", _geo_point, required=True),
+)
+LOCATION_COLUMNS = tuple(f.name for f in _LOCATION_FIELDS)
+
+_ATTRIBUTE_FIELDS = (
+    Field("field", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
+    Field("value", _text(), required=True),
+)
+
+
+def _version_fields(*, allow_urls: bool) -> tuple[Field, ...]:
+    return (
+        # Absent, null or "" code: the server assigns one (the docs' own sample sends none).
+        Field("code", _text(max_length=MAX_ID_LENGTH), nullable=True),
+        Field("platform_id", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
+        Field("metadata", _object_ref(allow_url=allow_urls), nullable=True),
+        Field("integrated_security", _bool),
+        Field("main_name", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
+        Field(
+            "main_type",
+            _one_of(MAIN_TYPES, ErrorCode.INVALID_MAIN_TYPE, "Panel, Menu"),
+            required=True,
+        ),
+        Field("service_url", _text(), nullable=True),
+    )
+
+
+VERSION_COLUMNS = tuple(f.name for f in _version_fields(allow_urls=False))
+
+
+def parse_json_object(raw: bytes, *, what: str = "request body") -> dict[str, Any]:
+    """``raw`` as a JSON object, or 400 (no Content-Type needed: the docs' samples send none)."""
+
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        body = json.loads(raw, parse_constant=reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(ErrorCode.BODY_NOT_JSON, f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise bad_request(ErrorCode.BODY_NOT_OBJECT, f"{what} must be a JSON object")
+    return body
+
+
+def miniapp_create(
+    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = ""
+) -> dict[str, Any]:
+    return _validated(body, _miniapp_fields(allow_urls=allow_urls), partial=False, prefix=prefix)
+
+
+def miniapp_update(body: Mapping[str, Any]) -> dict[str, Any]:
+    # The id lives in the URL; an id in the body is ignored like any unknown field.
+    fields = tuple(f for f in _miniapp_fields(allow_urls=False) if f.name != "id")
+    return _validated(body, fields, partial=True)
+
+
+def attribute(body: Mapping[str, Any], *, prefix: str = "") -> tuple[str, str]:
+    values = _validated(body, _ATTRIBUTE_FIELDS, partial=False, prefix=prefix)
+    return values["field"], values["value"]
+
+
+def location_create(body: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
+    return _validated(body, _LOCATION_FIELDS, partial=False, prefix=prefix)
+
+
+def location_update(body: Mapping[str, Any]) -> dict[str, Any]:
+    return _validated(body, _LOCATION_FIELDS, partial=True)
+
+
+def version_create(
+    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = ""
+) -> dict[str, Any]:
+    values = _validated(body, _version_fields(allow_urls=allow_urls), partial=False, prefix=prefix)
+    if not values.get("code"):
+        values["code"] = None
+    return values
+
+
+def version_update(body: Mapping[str, Any]) -> dict[str, Any]:
+    # The docs' PUT body has no code: a version's code is fixed at creation.
+    fields = tuple(f for f in _version_fields(allow_urls=False) if f.name != "code")
+    return _validated(body, fields, partial=True)
+
+
+def superapp_version(
+    body: Mapping[str, Any], *, name: str = "superapp_version", prefix: str = ""
+) -> int:
+    values = _validated(
+        body, (Field(name, _positive_int, required=True),), partial=False, prefix=prefix
+    )
+    version: int = values[name]
+    return version
+
+
+def object_hex(value: str | None) -> str | None:
+    """The 32-hex object key of a stored ``gxupload:`` reference, or None for a URL/unset."""
+    if value is None:
+        return None
+    match = OBJECT_ID_RE.fullmatch(value)
+    return match.group(1) if match else None
