@@ -116,7 +116,8 @@ def build_plan(
         changes=tuple(changes),
         warnings=tuple(warnings),
         errors=tuple(errors),
-        state_lineage=state.lineage,
+        # A state never saved has no lineage yet (a fresh one is made on every load).
+        state_lineage=state.lineage if state.serial else None,
         state_serial=state.serial,
         fingerprints=dict(fingerprints or {}),
         apps=tuple(apps),

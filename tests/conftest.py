@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures_sandbox",
+    "tests.fixtures_pipeline",
 ]

@@ -86,10 +86,7 @@ def apply(
         store = state_store(state, where.sandbox_db is not None)
         with store.lock("apply"):
             current_state = store.load(where.identity)
-            if saved is not None and (
-                saved.state_lineage != current_state.lineage
-                or saved.state_serial != current_state.serial
-            ):
+            if saved is not None and not _same_state(saved, current_state):
                 raise PlanError(
                     "the saved plan is stale: the state changed since it was made (serial"
                     f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
@@ -184,6 +181,14 @@ def _run(
         # Fold the journal into the state file whatever happened (it is durable already).
         store.save(current_state)
     return result, interrupted, the_plan
+
+
+def _same_state(saved: Plan, current: Any) -> bool:
+    if saved.state_serial != current.serial:
+        return False
+    if current.serial == 0:
+        return saved.state_lineage is None  # planned before any state existed
+    return saved.state_lineage == current.lineage
 
 
 def _confirm() -> bool:

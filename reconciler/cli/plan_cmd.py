@@ -54,28 +54,17 @@ async def compute_plan(
     identity: str,
 ) -> Plan:
     """Fetch what the plan needs and diff it: shared by plan and apply."""
-    from reconciler.diff import PlanOptions, build_plan
-    from reconciler.fetch import fetch_live, requests_for
+    from reconciler.pipeline import make_plan
 
-    in_scope = in_scope_filter(selectors, request.target)
-    desired_ids = {app.id for app in desired}
-    orphans = [
-        app_id
-        for app_id, record in state.apps.items()
-        if app_id not in desired_ids and in_scope(app_id, record)
-    ]
-    live = await fetch_live(
-        client, requests_for(desired, state, orphans), parallelism=request.parallelism
-    )
-    return build_plan(
+    return await make_plan(
+        client,
         desired,
-        live.apps,
         state,
-        endpoint=identity,
-        options=PlanOptions(
-            prune=request.prune, max_deletes=request.max_deletes, in_scope=in_scope
-        ),
-        fingerprints=live.fingerprints,
+        identity=identity,
+        prune=request.prune,
+        max_deletes=request.max_deletes,
+        in_scope=in_scope_filter(selectors, request.target),
+        parallelism=request.parallelism,
     )
 
 

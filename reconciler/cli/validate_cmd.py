@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -18,7 +18,7 @@ from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
 from reconciler.cli.common import SelectOpt, TargetOpt, err
 
 
-class ValidateFormat(str, Enum):
+class ValidateFormat(StrEnum):
     text = "text"
     json = "json"
 

@@ -55,6 +55,7 @@ REQUIRED_FOR_PRESENT = ("name", "superapp_id", "type")
 REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
 _LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
+MISSING = "required field is missing"
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
 
 Entries = dict[str, tuple[ScalarNode, Node]]
@@ -110,7 +111,7 @@ class DocumentChecker:
     def _header(self, top: Entries, key: str, expected: str, root: MappingNode) -> bool:
         """True when the header names something this tool does not read."""
         if key not in top:
-            self.report((key,), pos_of(root), f"required: {key}: {expected}")
+            self.report((key,), pos_of(root), f"{MISSING}; write {key}: {expected}")
             return False
         node = top[key][1]
         value = self._string(node, (key,))
@@ -121,7 +122,7 @@ class DocumentChecker:
 
     def _section(self, top: Entries, key: str, root: MappingNode) -> tuple[MappingNode, Pos] | None:
         if key not in top:
-            self.report((key,), pos_of(root), f"required: {key}")
+            self.report((key,), pos_of(root), MISSING)
             return None
         key_node, node = top[key]
         if not isinstance(node, MappingNode):
@@ -133,7 +134,7 @@ class DocumentChecker:
         entries = self._mapping(node, ("metadata",), METADATA_KEYS)
         data: dict[str, Any] = {}
         if "id" not in entries:
-            self.report(("metadata", "id"), at, "required: the mini app id (reverse-DNS)")
+            self.report(("metadata", "id"), at, f"{MISSING}: the mini app id (reverse-DNS)")
         else:
             app_id = self._id(entries["id"][1], ("metadata", "id"))
             if app_id is not None:
@@ -173,7 +174,7 @@ class DocumentChecker:
                     self.report(
                         ("spec", key),
                         at,
-                        f"required: {key} (the API needs it to create the mini app;"
+                        f"{MISSING} (the API needs it to create the mini app;"
                         " use ensure: absent to delete one)",
                     )
         for key in SPEC_STRINGS:
@@ -273,7 +274,7 @@ class DocumentChecker:
         data: dict[str, Any] = {}
         for key in required:
             if key not in entries:
-                self.report((*loc, key), at, f"required: {key}")
+                self.report((*loc, key), at, MISSING)
         for key in strings:
             if key in entries:
                 value = self._string(entries[key][1], (*loc, key))

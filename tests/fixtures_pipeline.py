@@ -1,0 +1,147 @@
+"""Fixtures to run the real pipeline (fetch, diff, apply) against the in-process sandbox.
+
+``FaultTransport`` wraps the sandbox's ASGI transport to inject one precise fault on chosen
+requests (a fake, not a mock: every other request reaches the real sandbox).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import pytest
+
+from reconciler.apply import ApplyOptions, ApplyResult, Executor
+from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
+from reconciler.model import MiniApp
+from reconciler.pipeline import make_plan
+from reconciler.plan import Plan
+from reconciler.sandbox import SandboxConfig, SandboxStore, create_app
+from reconciler.state import FileStateStore, State
+
+TOKEN = "pipeline-token"
+IDENTITY = "sandbox:test"
+
+FaultMode = Literal["500", "ambiguous", "timeout_after", "drop_before"]
+
+
+async def instant_sleep(_delay: float) -> None:
+    return None
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # regex matched against the URL path
+    mode: FaultMode
+    times: int = 1
+
+    def matches(self, request: httpx.Request) -> bool:
+        return (
+            self.times > 0
+            and request.method == self.method
+            and re.search(self.path, request.url.path) is not None
+        )
+
+
+@dataclass
+class FaultTransport(httpx.AsyncBaseTransport):
+    inner: httpx.AsyncBaseTransport
+    faults: list[Fault] = field(default_factory=list)
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path))
+        fault = next((f for f in self.faults if f.matches(request)), None)
+        if fault is None:
+            return await self.inner.handle_async_request(request)
+        fault.times -= 1
+        if fault.mode == "drop_before":
+            raise httpx.ConnectError("injected: connection refused", request=request)
+        if fault.mode == "500":
+            return httpx.Response(
+                500, json={"errors": [{"code": 999, "message": "injected failure"}]}
+            )
+        response = await self.inner.handle_async_request(request)  # the write happens
+        await response.aread()
+        if fault.mode == "timeout_after":
+            raise httpx.ReadTimeout("injected: response lost", request=request)
+        return httpx.Response(502, text="Bad Gateway")
+
+
+@dataclass
+class Mac:
+    """An in-process Mini App Center plus the tool's state, for one test."""
+
+    db: Path
+    state_path: Path
+    sandbox: SandboxStore
+    faults: list[Fault] = field(default_factory=list)
+    transports: list[FaultTransport] = field(default_factory=list)
+
+    def client(self) -> MiniAppCenterClient:
+        app = create_app(SandboxConfig(db_path=self.db, token=TOKEN))
+        transport = FaultTransport(httpx.ASGITransport(app=app), self.faults)
+        self.transports.append(transport)
+        return MiniAppCenterClient(
+            Endpoint(base_url="http://127.0.0.1/api"),
+            TOKEN,
+            transport=transport,
+            retry=RetryPolicy(sleep=instant_sleep, jitter=False),
+        )
+
+    @property
+    def store(self) -> FileStateStore:
+        return FileStateStore(self.state_path)
+
+    def state(self) -> State:
+        return self.store.load(IDENTITY)
+
+    async def plan(self, desired: Sequence[MiniApp], **options: Any) -> Plan:
+        async with self.client() as client:
+            return await make_plan(client, desired, self.state(), identity=IDENTITY, **options)
+
+    async def apply(
+        self,
+        desired: Sequence[MiniApp],
+        *,
+        on_result: Callable[[Any], None] | None = None,
+        **options: Any,
+    ) -> tuple[Plan, ApplyResult, int]:
+        """Plan and apply like `reconciler apply --auto-approve`; returns the write count."""
+        store = self.store
+        with store.lock("apply"):
+            state = store.load(IDENTITY)
+            async with self.client() as client:
+                plan = await make_plan(client, desired, state, identity=IDENTITY, **options)
+                assert not plan.errors, [str(e) for e in plan.errors]
+                before = client.stats.writes
+                executor = Executor(
+                    client,
+                    store,
+                    state,
+                    plan,
+                    desired=desired,
+                    options=ApplyOptions(parallelism=4, on_result=on_result),
+                )
+                try:
+                    result = await executor.run()
+                finally:
+                    store.save(state)
+                writes = client.stats.writes - before
+        return plan, result, writes
+
+
+@pytest.fixture
+async def mac(tmp_path: Path) -> AsyncIterator[Mac]:
+    db = tmp_path / "sandbox.db"
+    create_app(SandboxConfig(db_path=db, token=TOKEN))  # creates the schema
+    store = SandboxStore(db)
+    try:
+        yield Mac(db=db, state_path=tmp_path / "state.json", sandbox=store)
+    finally:
+        store.close()

@@ -1,0 +1,226 @@
+"""`reconciler plan`, `apply` and `state` from the command line, against the embedded sandbox."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+from reconciler.state import FileStateStore
+
+REPO = Path(__file__).resolve().parent.parent
+FLEET = REPO / "manifests"
+
+APP_YAML = """\
+apiVersion: miniappcenter/v1
+kind: MiniApp
+metadata:
+  id: com.genexus.verdant.coffeemuffins
+  labels: {team: cafe}
+spec:
+  name: {name}
+  superapp_id: com.genexus.verdantbank
+  type: Native
+  attributes:
+    COUNTRY: Uruguay
+  locations:
+    - name: Central
+      geo_point: POINT(-56.16 -34.92)
+  versions:
+    - code: "1.0.0"
+      platform_id: iOS
+      main_name: start
+      main_type: Panel
+      compatibility: [1]
+      status: waiting_for_review
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "manifests").mkdir()
+    write_app(tmp_path, "Coffee")
+    return tmp_path
+
+
+def write_app(root: Path, name: str) -> None:
+    (root / "manifests" / "app.yaml").write_text(APP_YAML.replace("{name}", name))
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_apply_plan_cycle(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
+    assert code == 2
+    assert "Endpoint: embedded sandbox" in err
+    assert "Plan: 5 to create, 1 to update, 0 to delete." in out
+    code, out, _ = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 0
+    assert "Apply complete: 6 applied, 0 failed, 0 skipped." in out
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
+    assert code == 0
+    assert "No changes" in out
+    assert (workdir / ".reconciler" / "sandbox-state.json").exists()
+
+
+def test_plan_json_contract(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--format", "json",
+                       "--detailed-exitcode")
+    assert code == 2  # JSON is printed whatever the exit code
+    data = json.loads(out)
+    assert data["format_version"] == 1
+    assert data["summary"] == {"create": 5, "update": 1, "delete": 0}
+    first = data["changes"][0]
+    assert {k: first[k] for k in ("address", "resource", "action", "app_id")} == {
+        "address": "miniapp[com.genexus.verdant.coffeemuffins]",
+        "resource": "miniapp",
+        "action": "create",
+        "app_id": "com.genexus.verdant.coffeemuffins",
+    }
+    assert first["before"] is None and first["after"]["name"] == "Coffee"
+    assert data["warnings"] == []
+
+
+def test_markdown_plan(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--format", "markdown")
+    assert code == 0
+    assert out.startswith("<!-- miniapp-reconciler plan -->")
+    assert "com.genexus.verdant.coffeemuffins" in out
+
+
+def test_apply_refuses_without_tty_or_auto_approve(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "apply", "manifests", "--sandbox")
+    assert code == 1
+    assert "--auto-approve" in err
+    # nothing was written
+    code, _, _ = run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
+    assert code == 2
+
+
+def test_saved_plan_applies_exactly_and_refuses_when_stale(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")
+    assert code == 0 and "reconciler apply --plan plan.json" in err
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0 and "6 applied" in out
+    # the same saved plan again: the state moved on since it was made
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "stale" in err
+
+
+def test_saved_plan_refuses_live_changes_made_after_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    write_app(workdir, "Coffee 2")
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
+    # someone renames the app in the backoffice after the plan was reviewed
+    from reconciler.sandbox import SandboxStore
+
+    with SandboxStore(workdir / ".reconciler" / "sandbox.db") as store:
+        store.update_miniapp("com.genexus.verdant.coffeemuffins", {"name": "Outside"})
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1
+    assert "changed since the plan was made" in out
+    with SandboxStore(workdir / ".reconciler" / "sandbox.db") as store:
+        assert store.get_miniapp("com.genexus.verdant.coffeemuffins")["name"] == "Outside"
+
+
+def test_concurrent_apply_fails_fast_on_the_lock(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = FileStateStore(workdir / ".reconciler" / "sandbox-state.json")
+    with store.lock("apply") as held:
+        code, _, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+        assert code == 1
+        assert "is locked" in err and held.id in err
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    # a stale lock is removed with the id it names
+    manager = store.lock("apply")
+    info = manager.__enter__()
+    code, _, err = run(capsys, "state", "unlock", info.id, "--sandbox")
+    assert code == 0 and "Removed lock" in err
+
+
+def test_partial_failure_exits_3(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A version whose code the server already has (created outside) is refused; the rest goes.
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    assert run(capsys, "state", "rm", "com.genexus.verdant.coffeemuffins", "--version",
+               "1.0.0", "--sandbox")[0] == 0
+    write_app(workdir, "Coffee 3")
+    code, out, _ = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 3
+    assert "1 failed" in out and "Re-run" in out
+
+
+def test_no_endpoint_is_a_clear_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "plan", "manifests")
+    assert code == 1
+    assert "MAC_BASE_URL" in err and "--sandbox" in err
+
+
+def test_plain_http_to_a_remote_host_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAC_BASE_URL", "http://mac.example.com/api")
+    monkeypatch.setenv("MAC_API_TOKEN", "s3cr3t-token-value")
+    code, out, err = run(capsys, "plan", "manifests")
+    assert code == 1
+    assert "http" in err.lower()
+    assert "s3cr3t-token-value" not in out + err
+
+
+def test_usage_errors_exit_64(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "plan")[0] == 64
+    assert run(capsys, "plan", "manifests", "--format", "yaml", "--sandbox")[0] == 64
+    assert run(capsys, "apply", "--sandbox")[0] == 64
+    assert run(capsys, "nope")[0] == 64
+
+
+def test_invalid_manifest_sends_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "manifests" / "bad.yaml").write_text("apiVersion: miniappcenter/v1\nkind: Nope\n")
+    code, out, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 1
+    assert "bad.yaml:2" in out
+    assert "nothing was sent" in err
+    assert not (workdir / ".reconciler" / "sandbox.db").exists()
+
+
+def test_state_commands(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    code, out, _ = run(capsys, "state", "list", "--sandbox")
+    assert code == 0 and out.startswith("com.genexus.verdant.coffeemuffins\t1 version(s)")
+    code, out, _ = run(capsys, "state", "show", "com.genexus.verdant.coffeemuffins", "--sandbox")
+    record = json.loads(out)
+    assert record["versions"]["1.0.0"]["status"] == "waiting_for_review"
+    code, _, _ = run(capsys, "state", "set-status", "com.genexus.verdant.coffeemuffins",
+                     "1.0.0", "in_review", "--sandbox")
+    assert code == 0
+    code, _, _ = run(capsys, "state", "set-status", "com.genexus.verdant.coffeemuffins",
+                     "1.0.0", "bogus", "--sandbox")
+    assert code == 64
+    code, _, err = run(capsys, "state", "rm", "com.genexus.verdant.coffeemuffins", "--sandbox")
+    assert code == 0 and "nothing was deleted" in err
+    assert run(capsys, "state", "show", "com.genexus.verdant.coffeemuffins", "--sandbox")[0] == 1
+
+
+def test_demo_fleet_quick_start(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(FLEET, workdir / "fleet")
+    assert run(capsys, "apply", "fleet", "--sandbox", "--auto-approve")[0] == 0
+    code, out, _ = run(capsys, "plan", "fleet", "--sandbox", "--detailed-exitcode")
+    assert code == 0, out

@@ -1,0 +1,693 @@
+"""Tests for reconciler.render: Plans built by hand, no HTTP.
+
+Golden files live in tests/golden/ and are compared byte for byte. After a deliberate change
+to the output, regenerate them and review the diff before committing:
+
+    UPDATE_GOLDEN=1 python -m pytest tests/test_render.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.plan import Change, FieldChange, Plan, PlanProblem
+from reconciler.render import (
+    MARKDOWN_MARKER,
+    NO_CHANGES,
+    RETRY_HINT,
+    render,
+    render_apply_result,
+    render_json,
+    render_markdown,
+    render_text,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+ENDPOINT = "https://sandbox.miniappcenter.com/api"
+A = "com.genexus.verdant.coffeemuffins"
+B = "com.genexus.verdant.tea"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def app(app_id: str = A) -> str:
+    return f"miniapp[{app_id}]"
+
+
+def change(
+    address: str,
+    resource: Any,
+    action: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    *,
+    app_id: str = A,
+    **extra: Any,
+) -> Change:
+    return Change(address, resource, action, app_id, before, after, **extra)
+
+
+def plan_of(*changes: Change, **extra: Any) -> Plan:
+    return Plan(endpoint=ENDPOINT, changes=changes, **extra)
+
+
+def change_block(text: str) -> list[str]:
+    """The lines of the per-app blocks: between the header and the closing summary line."""
+    lines = text.splitlines()
+    return lines[2 : lines.index(next(x for x in lines if x.startswith("Plan: ")))]
+
+
+# --- the golden plan: every resource kind, every action, reasons and problems ------------
+
+V = f"{app()}.version[1.0.0]"
+GOLDEN_PLAN = Plan(
+    endpoint=ENDPOINT,
+    changes=(
+        change(
+            app(),
+            "miniapp",
+            "create",
+            None,
+            {"name": "Coffee & Muffins", "type": "Native", "keywords": "coffee cafe"},
+            payload={"id": A, "name": "Coffee & Muffins", "type": "Native"},
+        ),
+        change(
+            f"{app()}.attribute[COUNTRY]",
+            "attribute",
+            "create",
+            None,
+            {"value": "Uruguay"},
+            key="COUNTRY",
+            depends_on=(app(),),
+        ),
+        change(
+            f"{app()}.location[Central]",
+            "location",
+            "create",
+            None,
+            {"geo_point": "POINT(-56.16 -34.92)"},
+            key="Central",
+        ),
+        change(
+            V,
+            "version",
+            "create",
+            None,
+            {
+                "code": "1.0.0",
+                "platform_id": "iOS",
+                "integrated_security": True,
+                "service_url": "https://apps6.genexus.com/Id555317f4080a0da816dc4eb15d69bc1b/",
+            },
+            key="1.0.0",
+            version_code="1.0.0",
+        ),
+        change(
+            f"{V}.compatibility[2]",
+            "compatibility",
+            "create",
+            None,
+            {"superapp_version": 2},
+            key="2",
+            version_code="1.0.0",
+        ),
+        change(
+            f"{V}.status[send_to_review]",
+            "status",
+            "update",
+            {"status": "pending"},
+            {"status": "waiting_for_review"},
+            step="send_to_review",
+            version_code="1.0.0",
+        ),
+        change(
+            app(B),
+            "miniapp",
+            "update",
+            {"name": "Tea", "description": "Old"},
+            {"name": "Tea House", "description": "New"},
+            app_id=B,
+            fields=(
+                FieldChange("description", "Old", "New"),
+                FieldChange("name", "Tea", "Tea House"),
+            ),
+            reason="changed outside since the last apply",
+        ),
+        change(
+            f"{app(B)}.attribute[COUNTRY]",
+            "attribute",
+            "update",
+            {"value": "Chile"},
+            {"value": "Uruguay"},
+            app_id=B,
+        ),
+        change(
+            f"{app(B)}.version[2.0.0]",
+            "version",
+            "update",
+            {"main_name": "start"},
+            {"main_name": "x" * 200},
+            app_id=B,
+            fields=(FieldChange("main_name", "start", "x" * 200),),
+        ),
+        change(
+            f"{app(B)}.version[2.0.0].compatibility[1]",
+            "compatibility",
+            "delete",
+            {"superapp_version": 1},
+            None,
+            app_id=B,
+        ),
+        change(
+            f"{app(B)}.location[Old]",
+            "location",
+            "delete",
+            {"geo_point": "POINT(1 2)"},
+            None,
+            app_id=B,
+            target_id=7,
+        ),
+        change(
+            app("com.genexus.verdant.gone"),
+            "miniapp",
+            "delete",
+            {"name": "Gone"},
+            None,
+            app_id="com.genexus.verdant.gone",
+            reason="ensure: absent",
+        ),
+    ),
+    warnings=(
+        PlanProblem(
+            "version is no longer in the manifest",
+            app_id=B,
+            address=f"{app(B)}.version[0.9.0]",
+        ),
+        PlanProblem("2 mini app(s) recorded in the state are in no manifest"),
+    ),
+    errors=(
+        PlanProblem(
+            "refusing to delete a protected mini app (protect: true)",
+            app_id="com.genexus.verdant.gone",
+            address=app("com.genexus.verdant.gone"),
+        ),
+    ),
+    state_lineage="3f2a",
+    state_serial=4,
+    fingerprints={B: "sha256:bb", A: "sha256:aa"},
+    apps=(A, B, "com.genexus.verdant.gone"),
+)
+
+APPLY_RESULT: dict[str, Any] = {
+    "summary": {"applied": 2, "failed": 1, "skipped": 1},
+    "interrupted": False,
+    "results": [
+        {"address": app(), "resource": "miniapp", "action": "create", "app_id": A,
+         "outcome": "applied"},
+        {"address": f"{app()}.location[Central]", "resource": "location", "action": "create",
+         "app_id": A, "outcome": "failed", "message": "HTTP 422: geo_point is not a POINT"},
+        {"address": f"{V}.status[send_to_review]", "resource": "status", "action": "update",
+         "app_id": A, "outcome": "skipped", "message": "a change it depends on failed"},
+        {"address": f"{app()}.attribute[COUNTRY]", "resource": "attribute", "action": "create",
+         "app_id": A, "outcome": "applied"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "produce"),
+    [
+        ("plan.txt", lambda: render_text(GOLDEN_PLAN, color=False)),
+        ("plan_color.txt", lambda: render_text(GOLDEN_PLAN, color=True)),
+        ("plan.md", lambda: render_markdown(GOLDEN_PLAN)),
+        ("plan.json", lambda: render_json(GOLDEN_PLAN)),
+        ("apply_result.txt", lambda: render_apply_result(APPLY_RESULT, color=False)),
+    ],
+)
+def test_golden(name: str, produce: Any) -> None:
+    path = GOLDEN / name
+    actual: bytes = produce().encode("utf-8")
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_bytes(actual)
+    assert path.exists(), f"missing {path}; run with UPDATE_GOLDEN=1 to create it"
+    assert actual == path.read_bytes()
+
+
+# --- text: one change at a time --------------------------------------------------------------
+
+LONG = "https://example.com/" + "a" * 300
+
+CASES: list[tuple[str, Change, list[str]]] = [
+    (
+        "miniapp create shows after values as JSON literals",
+        change(app(), "miniapp", "create", None, {"name": "Coffee", "type": "Native"}),
+        [f"  + {app()}", '      name: "Coffee"', '      type: "Native"'],
+    ),
+    (
+        "miniapp update uses field-level diffs",
+        change(
+            app(), "miniapp", "update", {"name": "Old"}, {"name": "New"},
+            fields=(FieldChange("name", "Old", "New"),),
+        ),
+        [f"  ~ {app()}", '      name: "Old" -> "New"'],
+    ),
+    (
+        "update without fields compares before/after and skips equal keys",
+        change(
+            app(), "miniapp", "update",
+            {"name": "Same", "keywords": "a"}, {"name": "Same", "keywords": "b", "icon": "x"},
+        ),
+        [f"  ~ {app()}", '      keywords: "a" -> "b"', '      icon: null -> "x"'],
+    ),
+    (
+        "miniapp delete is marked and shows before values and the reason",
+        change(app(), "miniapp", "delete", {"name": "Coffee"}, None, reason="ensure: absent"),
+        [f"  - {app()}  (DELETE)", '      name: "Coffee"', "      (ensure: absent)"],
+    ),
+    (
+        "attribute create",
+        change(f"{app()}.attribute[COUNTRY]", "attribute", "create", None, {"value": "Uruguay"}),
+        [f"  + {app()}.attribute[COUNTRY]", '      value: "Uruguay"'],
+    ),
+    (
+        "attribute update",
+        change(
+            f"{app()}.attribute[COUNTRY]", "attribute", "update",
+            {"value": "Chile"}, {"value": "Uruguay"},
+        ),
+        [f"  ~ {app()}.attribute[COUNTRY]", '      value: "Chile" -> "Uruguay"'],
+    ),
+    (
+        "attribute delete",
+        change(f"{app()}.attribute[COUNTRY]", "attribute", "delete", {"value": "Chile"}, None),
+        [f"  - {app()}.attribute[COUNTRY]  (DELETE)", '      value: "Chile"'],
+    ),
+    (
+        "location update with a reason",
+        change(
+            f"{app()}.location[Central]", "location", "update",
+            {"geo_point": "POINT(1 2)"}, {"geo_point": "POINT(3 4)"},
+            fields=(FieldChange("geo_point", "POINT(1 2)", "POINT(3 4)"),),
+            reason="changed outside since the last apply",
+        ),
+        [
+            f"  ~ {app()}.location[Central]",
+            '      geo_point: "POINT(1 2)" -> "POINT(3 4)"',
+            "      (changed outside since the last apply)",
+        ],
+    ),
+    (
+        "duplicate location delete keeps its #id address",
+        change(
+            f"{app()}.location[Central]#12", "location", "delete",
+            {"geo_point": "POINT(1 2)"}, None, target_id=12,
+        ),
+        [f"  - {app()}.location[Central]#12  (DELETE)", '      geo_point: "POINT(1 2)"'],
+    ),
+    (
+        "version create: booleans and lists are JSON literals",
+        change(
+            V, "version", "create", None,
+            {"code": "1.0.0", "integrated_security": True, "tags": [1, 2], "x": None},
+        ),
+        [
+            f"  + {V}",
+            '      code: "1.0.0"',
+            "      integrated_security: true",
+            "      tags: [1, 2]",
+            "      x: null",
+        ],
+    ),
+    (
+        "version update",
+        change(
+            V, "version", "update", {"integrated_security": True},
+            {"integrated_security": False},
+            fields=(FieldChange("integrated_security", True, False),),
+        ),
+        [f"  ~ {V}", "      integrated_security: true -> false"],
+    ),
+    (
+        "compatibility create",
+        change(f"{V}.compatibility[2]", "compatibility", "create", None, {"superapp_version": 2}),
+        [f"  + {V}.compatibility[2]", "      superapp_version: 2"],
+    ),
+    (
+        "compatibility delete",
+        change(f"{V}.compatibility[1]", "compatibility", "delete", {"superapp_version": 1}, None),
+        [f"  - {V}.compatibility[1]  (DELETE)", "      superapp_version: 1"],
+    ),
+    (
+        "status step on one line, no field lines",
+        change(
+            f"{V}.status[in_review]", "status", "update",
+            {"status": "waiting_for_review"}, {"status": "in_review"}, step="in_review",
+        ),
+        [f"  ~ {V}.status[in_review]  waiting_for_review -> in_review"],
+    ),
+    (
+        "long values are shortened with an ellipsis",
+        change(app(), "miniapp", "create", None, {"icon": LONG}),
+        [f"  + {app()}", "      icon: " + json.dumps(LONG)[:119] + "…"],
+    ),
+    (
+        "the payload is never rendered",
+        change(
+            app(), "miniapp", "create", None, {"name": "N"},
+            payload={"name": "N", "token": "tok_9f8e7d6c5b4a"},
+        ),
+        [f"  + {app()}", '      name: "N"'],
+    ),
+    (
+        "control characters and bidi overrides are escaped",
+        change(
+            "miniapp[com.x\x1b[31m]", "miniapp", "create", None, {"name": "a\x1bb\u202ec\x85"},
+            app_id="com.x\x1b[31m",
+        ),
+        ["  + miniapp[com.x\\u001b[31m]", '      name: "a\\u001bb\\u202ec\\u0085"'],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "item", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_change_lines(case: str, item: Change, expected: list[str]) -> None:
+    text = render_text(plan_of(item), color=False)
+    heading = f"# miniapp[{item.app_id}]".replace("\x1b", "\\u001b")
+    assert change_block(text) == [heading, *expected, ""]
+    assert "\x1b" not in text
+    assert "tok_" not in text
+
+
+def test_value_shortening_bounds_the_literal_length() -> None:
+    item = change(app(), "miniapp", "create", None, {"description": "é" * 500})
+    (line,) = [x for x in render_text(plan_of(item), color=False).splitlines() if "descr" in x]
+    literal = line.removeprefix("      description: ")
+    assert len(literal) == 120 and literal.endswith("…")
+    short = change(app(), "miniapp", "create", None, {"description": "é" * 118})
+    assert '"' + "é" * 118 + '"' in render_text(plan_of(short), color=False)  # exactly 120
+
+
+# --- text: the whole plan --------------------------------------------------------------------
+
+
+def test_text_header_summary_and_grouping_in_plan_order() -> None:
+    text = render_text(GOLDEN_PLAN, color=False)
+    lines = text.splitlines()
+    assert lines[0] == f"Endpoint: {ENDPOINT}"
+    headings = [x for x in lines if x.startswith("# ")]
+    assert headings == [f"# {app()}", f"# {app(B)}", "# miniapp[com.genexus.verdant.gone]"]
+    assert "Plan: 5 to create, 4 to update, 3 to delete." in lines
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_text_groups_interleaved_changes_by_app() -> None:
+    a1 = change(f"{app()}.attribute[X]", "attribute", "create", None, {"value": "1"})
+    b1 = change(f"{app(B)}.attribute[X]", "attribute", "create", None, {"value": "2"}, app_id=B)
+    a2 = change(f"{app()}.attribute[Y]", "attribute", "create", None, {"value": "3"})
+    block = change_block(render_text(plan_of(a1, b1, a2), color=False))
+    assert [x for x in block if x.startswith(("#", "  +"))] == [
+        f"# {app()}",
+        f"  + {app()}.attribute[X]",
+        f"  + {app()}.attribute[Y]",
+        f"# {app(B)}",
+        f"  + {app(B)}.attribute[X]",
+    ]
+
+
+def test_problems_come_last_warnings_then_errors_with_address() -> None:
+    lines = render_text(GOLDEN_PLAN, color=False).splitlines()
+    summary_at = lines.index("Plan: 5 to create, 4 to update, 3 to delete.")
+    assert lines[summary_at + 1 :] == [
+        "",
+        f"Warning: {app(B)}.version[0.9.0]: version is no longer in the manifest",
+        "Warning: 2 mini app(s) recorded in the state are in no manifest",
+        "Error: miniapp[com.genexus.verdant.gone]: refusing to delete a protected mini app"
+        " (protect: true)",
+    ]
+
+
+def test_problem_falls_back_to_app_id() -> None:
+    plan = plan_of(warnings=(PlanProblem("status unknown", app_id=A),))
+    assert render_text(plan, color=False).splitlines()[-1] == f"Warning: {A}: status unknown"
+
+
+def test_no_changes() -> None:
+    assert render_text(plan_of(), color=False) == f"Endpoint: {ENDPOINT}\n\n{NO_CHANGES}\n"
+    with_warning = render_text(plan_of(warnings=(PlanProblem("careful"),)), color=False)
+    assert with_warning.splitlines()[2:] == [NO_CHANGES, "", "Warning: careful"]
+    assert "Plan:" not in with_warning
+
+
+def test_color_only_adds_ansi_codes() -> None:
+    plain = render_text(GOLDEN_PLAN, color=False)
+    colored = render_text(GOLDEN_PLAN, color=True)
+    assert "\x1b" not in plain
+    assert ANSI.sub("", colored) == plain
+    assert f"\x1b[32m  + {app()}\x1b[0m" in colored
+    assert f"\x1b[33m  ~ {app(B)}\x1b[0m" in colored
+    assert "\x1b[1;31m  - miniapp[com.genexus.verdant.gone]  (DELETE)\x1b[0m" in colored
+
+
+def test_endpoint_credentials_are_never_shown() -> None:
+    plan = Plan(endpoint="https://user:s3cret@mac.example.com:8443/api", changes=())
+    for out in (render_text(plan, color=False), render_markdown(plan)):
+        assert "s3cret" not in out and "user" not in out
+        assert "https://mac.example.com:8443/api" in out
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(max_size=30), value=st.text(max_size=300), address=st.text(max_size=40))
+def test_plain_text_never_contains_control_characters(key: str, value: str, address: str) -> None:
+    item = Change(address, "attribute", "update", address, {key: "x"}, {key: value})
+    text = render_text(plan_of(item, warnings=(PlanProblem(value, address=address),)), color=False)
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def test_json_round_trips_through_plan_from_dict() -> None:
+    out = render_json(GOLDEN_PLAN)
+    assert out.endswith("}\n")
+    data = json.loads(out)
+    assert data == GOLDEN_PLAN.as_dict()
+    assert Plan.from_dict(json.loads(out)).as_dict() == GOLDEN_PLAN.as_dict()
+    assert list(data) == list(GOLDEN_PLAN.as_dict())  # key order is the contract's
+
+
+def test_json_keeps_non_ascii_and_payload() -> None:
+    item = change(app(), "miniapp", "create", None, {"name": "Café"}, payload={"name": "Café"})
+    out = render_json(plan_of(item))
+    assert '"name": "Café"' in out
+    assert json.loads(out)["changes"][0]["payload"] == {"name": "Café"}
+
+
+# --- Markdown ----------------------------------------------------------------------------------
+
+
+def test_markdown_layout() -> None:
+    md = render_markdown(GOLDEN_PLAN)
+    assert md.splitlines()[0] == MARKDOWN_MARKER
+    assert "### Mini App Center plan" in md
+    assert f"`{ENDPOINT}`" in md
+    assert "| 5 | 4 | 3 |" in md
+    order = [md.index(s) for s in ("| 5 | 4 | 3 |", "[!CAUTION]", "[!WARNING]", "[!IMPORTANT]")]
+    assert order == sorted(order)
+    assert order[-1] < md.index("<details>")
+    assert md.count("<details>") == 3 == md.count("</details>")
+    assert f"<summary><code>{B}</code>: 0 to create, 3 to update, 2 to delete</summary>" in md
+    assert "not shown" not in md
+
+
+def test_markdown_caution_lists_every_delete() -> None:
+    md = render_markdown(GOLDEN_PLAN)
+    caution = md[md.index("> [!CAUTION]") : md.index("> [!WARNING]")]
+    assert "deletes 3 object(s)" in caution
+    for address in (
+        f"{app(B)}.version[2.0.0].compatibility[1]",
+        f"{app(B)}.location[Old]",
+        "miniapp[com.genexus.verdant.gone]",
+    ):
+        assert f"`{address}`" in caution
+    assert "(ensure: absent)" in caution
+
+
+def test_markdown_without_deletes_has_no_caution() -> None:
+    item = change(app(), "miniapp", "create", None, {"name": "N"})
+    md = render_markdown(plan_of(item))
+    assert "[!CAUTION]" not in md and "[!WARNING]" not in md
+    assert "| 1 | 0 | 0 |" in md
+
+
+def test_markdown_diff_block_mirrors_text_lines_with_a_gutter() -> None:
+    md = render_markdown(GOLDEN_PLAN)
+    blocks = re.findall(r"```diff\n(.*?)\n```", md, flags=re.S)
+    diff_lines = [line for block in blocks for line in block.splitlines()]
+    text_lines = [
+        x for x in change_block(render_text(GOLDEN_PLAN, color=False)) if x and x[0] != "#"
+    ]
+    assert [x[1:] for x in diff_lines] == [x[1:] for x in text_lines]
+    assert f"+ + {app()}" in diff_lines
+    assert f"! ~ {app(B)}" in diff_lines
+    assert "- - miniapp[com.genexus.verdant.gone]  (DELETE)" in diff_lines
+    assert '-     name: "Gone"' in diff_lines
+    assert "\x1b" not in md
+
+
+def test_markdown_escapes_ids_and_messages_outside_code() -> None:
+    evil = "com.x<script>&|*_"
+    item = change(f"miniapp[{evil}]", "miniapp", "delete", {"name": "<b>"}, None, app_id=evil,
+                  reason="<img src=x>")  # fmt: skip
+    plan = plan_of(item, errors=(PlanProblem("bad <tag> | *bold*"),))
+    md = render_markdown(plan)
+    assert "<summary><code>com.x&lt;script&gt;&amp;|*_</code>" in md
+    assert "(&lt;img src=x&gt;)" in md
+    assert r"> - bad &lt;tag&gt; \| \*bold\*" in md
+    # outside code spans and the diff block, no raw HTML survives
+    prose = re.sub(r"`[^`]*`", "", md.split("```diff")[0])
+    assert "<script>" not in prose and "<img" not in prose
+    assert f"> - `miniapp[{evil}]`" in md  # a code span: GitHub shows it literally
+    # inside the code block values are literal: GitHub shows them as text
+    assert '-     name: "<b>"' in md
+    assert "      (<img src=x>)" in md
+
+
+def test_markdown_code_span_survives_backticks() -> None:
+    item = change("miniapp[a`b]", "miniapp", "delete", None, None, app_id="a`b")
+    assert "> - ``miniapp[a`b]``" in render_markdown(plan_of(item))
+
+
+def test_markdown_no_changes() -> None:
+    md = render_markdown(plan_of())
+    assert md.startswith(MARKDOWN_MARKER + "\n")
+    assert md.endswith(NO_CHANGES + "\n")
+    assert "<details>" not in md
+
+
+def test_markdown_never_renders_payload() -> None:
+    item = change(app(), "miniapp", "create", None, {"name": "N"}, payload={"t": "tok_abc123"})
+    assert "tok_abc123" not in render_markdown(plan_of(item))
+
+
+def big_plan(apps: int) -> Plan:
+    changes: list[Change] = []
+    for i in range(apps):
+        app_id = f"com.example.fleet.app{i:03d}"
+        base = f"miniapp[{app_id}]"
+        changes.append(
+            change(base, "miniapp", "update", {"description": "d" * 400},
+                   {"description": "e" * 400}, app_id=app_id,
+                   fields=(FieldChange("description", "d" * 400, "e" * 400),))
+        )  # fmt: skip
+        for n in range(3):
+            changes.append(
+                change(f"{base}.location[L{n}]", "location", "create", None,
+                       {"geo_point": "POINT(" + "1" * 300 + ")"}, app_id=app_id)
+            )  # fmt: skip
+        changes.append(
+            change(f"{base}.attribute[OLD]", "attribute", "delete", {"value": "v" * 200}, None,
+                   app_id=app_id)
+        )  # fmt: skip
+    return plan_of(*changes)
+
+
+def test_markdown_truncates_a_500_app_plan() -> None:
+    plan = big_plan(500)
+    md = render_markdown(plan)
+    assert len(md) <= 60000
+    assert md.startswith(MARKDOWN_MARKER)
+    assert "| 1500 | 500 | 500 |" in md
+    assert "> [!CAUTION]" in md and "deletes 500 object(s)" in md
+    shown = md.count("<details>")
+    assert 0 < shown < 500
+    assert md.count("</details>") == shown
+    assert f"… {500 - shown} more app(s) not shown (the comment size limit was reached)." in md
+    assert "The full plan is in the JSON plan (`reconciler plan --out plan.json`)." in md
+    assert md.rstrip().endswith("plan.json`).")
+    # the caution list is capped and says how many deletes it left out
+    caution = md[md.index("> [!CAUTION]") : md.index("<details>")]
+    listed = caution.count("> - `")
+    assert listed <= 200
+    assert f"> - … and {500 - listed} more delete(s)" in caution
+
+
+def test_markdown_truncation_respects_a_smaller_limit_and_hint() -> None:
+    md = render_markdown(big_plan(40), max_chars=8000, full_plan_hint="[the artifact](https://ci)")
+    assert len(md) <= 8000
+    assert "| 120 | 40 | 40 |" in md and "> [!CAUTION]" in md
+    shown = md.count("<details>")
+    assert f"… {40 - shown} more app(s) not shown" in md
+    assert "The full plan is in [the artifact](https://ci)." in md
+
+
+def test_markdown_small_plan_is_not_truncated() -> None:
+    md = render_markdown(big_plan(3))
+    assert md.count("<details>") == 3
+    assert "not shown" not in md
+
+
+# --- apply result ------------------------------------------------------------------------------
+
+
+def test_apply_result_lists_failed_and_skipped_and_hints_retry() -> None:
+    text = render_apply_result(APPLY_RESULT, color=False)
+    assert text.splitlines() == [
+        "Apply complete: 2 applied, 1 failed, 1 skipped.",
+        "",
+        "Failed:",
+        f"  + {app()}.location[Central]: HTTP 422: geo_point is not a POINT",
+        "",
+        "Skipped:",
+        f"  ~ {V}.status[send_to_review]: a change it depends on failed",
+        "",
+        RETRY_HINT,
+    ]
+
+
+def test_apply_result_all_applied_has_no_hint() -> None:
+    ok = {"summary": {"applied": 3, "failed": 0, "skipped": 0}, "interrupted": False,
+          "results": [{"address": app(), "resource": "miniapp", "action": "create",
+                       "app_id": A, "outcome": "applied"}]}  # fmt: skip
+    assert render_apply_result(ok, color=False) == (
+        "Apply complete: 3 applied, 0 failed, 0 skipped.\n"
+    )
+
+
+def test_apply_result_interrupted_and_colored() -> None:
+    result = {**APPLY_RESULT, "interrupted": True}
+    plain = render_apply_result(result, color=False)
+    assert plain.startswith("Apply interrupted: 2 applied, 1 failed, 1 skipped.\n")
+    assert plain.endswith(RETRY_HINT + "\n")
+    colored = render_apply_result(result, color=True)
+    assert "\x1b[" in colored and ANSI.sub("", colored) == plain
+    assert "\x1b" not in plain
+
+
+def test_apply_result_escapes_server_messages() -> None:
+    failure = {"address": app(), "resource": "miniapp", "action": "update", "app_id": A,
+               "outcome": "failed", "message": "boom\x1b[2J\nline"}  # fmt: skip
+    result = {"summary": {"applied": 0, "failed": 1, "skipped": 0}, "interrupted": False,
+              "results": [failure]}  # fmt: skip
+    text = render_apply_result(result, color=False)
+    assert "\x1b" not in text
+    assert f"  ~ {app()}: boom\\u001b[2J\\u000aline" in text
+
+
+# --- dispatcher --------------------------------------------------------------------------------
+
+
+def test_render_dispatches_by_format() -> None:
+    assert render(GOLDEN_PLAN, "text", color=True) == render_text(GOLDEN_PLAN, color=True)
+    assert render(GOLDEN_PLAN, "text", color=False) == render_text(GOLDEN_PLAN, color=False)
+    assert render(GOLDEN_PLAN, "json", color=True) == render_json(GOLDEN_PLAN)
+    assert render(GOLDEN_PLAN, "markdown", color=True) == render_markdown(GOLDEN_PLAN)
+    with pytest.raises(ValueError, match="unknown format 'yaml'"):
+        render(GOLDEN_PLAN, "yaml", color=False)  # type: ignore[arg-type]
