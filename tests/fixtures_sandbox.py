@@ -1,29 +1,43 @@
 """Sandbox fixtures: a config, a real uvicorn server on loopback, and the in-process ASGI app.
 
 Servers run in a background thread on a port the OS picks (bound before the thread starts, so
-there is no free-port race) and are always shut down at teardown.
+there is no free-port race). At a test's teardown its server is told to stop; uvicorn needs
+~0.1 s to wind down (a fixed sleep in ``Server.shutdown``), so by default the test does not
+wait for it: a session fixture joins every server thread at the end and fails if one is still
+running. ``RunningSandbox.stop()`` stops synchronously when a test needs it (restarts).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 
 from reconciler.sandbox import SandboxConfig, SandboxStore, create_app
 from reconciler.sandbox.server import base_url, make_server
 
 TEST_TOKEN = "test-token"
-START_TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0
+# Built once: httpx.Client() would load the CA bundle again for every client (~50 ms each).
+_TLS = ssl.create_default_context()
+_stopping: list[threading.Thread] = []
+
+
+def http_client(base_url: str, **kwargs: Any) -> httpx.Client:
+    kwargs.setdefault("timeout", TIMEOUT_S)
+    kwargs.setdefault("verify", _TLS)
+    return httpx.Client(base_url=base_url, **kwargs)
 
 
 @dataclass
@@ -32,27 +46,47 @@ class RunningSandbox:
     token: str
     store: SandboxStore  # the server's own store (same db), for what the API cannot show
     config: SandboxConfig
+    _server: uvicorn.Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
 
     @property
     def v1(self) -> str:
         return self.base_url + "/v1"
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        """A plain httpx client sending the token, no redirects, short timeout."""
-        kwargs.setdefault("timeout", 10.0)
+        """A plain httpx client on ``/api/v1`` sending the token."""
         headers = {"APIKey-Auth": self.token, "Accept": "application/json"}
         headers.update(kwargs.pop("headers", {}))
-        return httpx.Client(base_url=self.v1, headers=headers, **kwargs)
+        return http_client(self.v1, headers=headers, **kwargs)
 
     def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        kwargs.setdefault("timeout", 10.0)
+        kwargs.setdefault("timeout", TIMEOUT_S)
+        kwargs.setdefault("verify", _TLS)
         headers = {"APIKey-Auth": self.token, "Accept": "application/json"}
         headers.update(kwargs.pop("headers", {}))
         return httpx.AsyncClient(base_url=self.v1, headers=headers, **kwargs)
 
+    def stop(self, *, wait: bool = True) -> None:
+        self._server.should_exit = True
+        if wait:
+            _join(self._thread)
+        elif self._thread not in _stopping:
+            _stopping.append(self._thread)
+
+
+def _join(thread: threading.Thread) -> None:
+    thread.join(TIMEOUT_S)
+    if thread.is_alive():  # pragma: no cover - would mean a hung shutdown
+        raise RuntimeError(f"sandbox server thread {thread.name} did not stop")
+
+
+def join_stopping_servers() -> None:
+    while _stopping:
+        _join(_stopping.pop())
+
 
 @contextmanager
-def run_sandbox(config: SandboxConfig) -> Iterator[RunningSandbox]:
+def run_sandbox(config: SandboxConfig, *, wait_on_exit: bool = True) -> Iterator[RunningSandbox]:
     """Serve ``config`` on 127.0.0.1 in a thread until the block exits."""
     server, sock = make_server(config, "127.0.0.1", 0, log_level="warning", access_log=False)
     port = sock.getsockname()[1]
@@ -61,19 +95,26 @@ def run_sandbox(config: SandboxConfig) -> Iterator[RunningSandbox]:
         target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{port}", daemon=True
     )
     thread.start()
+    running = RunningSandbox(
+        base_url("127.0.0.1", port), config.token, app.state.store, config, server, thread
+    )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + TIMEOUT_S
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the sandbox server did not start")
-            time.sleep(0.005)
-        yield RunningSandbox(base_url("127.0.0.1", port), config.token, app.state.store, config)
+            time.sleep(0.002)
+        yield running
     finally:
-        server.should_exit = True
-        thread.join(START_TIMEOUT_S)
-        sock.close()
-        if thread.is_alive():  # pragma: no cover - would mean a hung shutdown
-            raise RuntimeError("the sandbox server did not stop")
+        running.stop(wait=wait_on_exit)
+        if wait_on_exit:
+            sock.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_servers_joined() -> Iterator[None]:
+    yield
+    join_stopping_servers()
 
 
 @pytest.fixture
@@ -90,7 +131,7 @@ def sandbox_server_factory(
 
         def start(**overrides: Any) -> RunningSandbox:
             config = dataclasses.replace(sandbox_config, **overrides)
-            return stack.enter_context(run_sandbox(config))
+            return stack.enter_context(run_sandbox(config, wait_on_exit=False))
 
         yield start
 

@@ -49,9 +49,7 @@ def mock() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[MiniAppCenterClient]:
-    async with MiniAppCenterClient(
-        Endpoint(BASE), TOKEN, retry=RetryPolicy(sleep=_no_sleep)
-    ) as c:
+    async with MiniAppCenterClient(Endpoint(BASE), TOKEN, retry=RetryPolicy(sleep=_no_sleep)) as c:
         yield c
 
 
@@ -152,9 +150,7 @@ async def test_redirects_are_not_followed(
     mock: respx.MockRouter, client: MiniAppCenterClient
 ) -> None:
     mock.get(f"/miniapps/{APP}").mock(
-        return_value=httpx.Response(
-            302, headers={"Location": "https://evil.example.net/steal?x=1"}
-        )
+        return_value=httpx.Response(302, headers={"Location": "https://evil.example.net/steal?x=1"})
     )
     elsewhere = mock.route(host="evil.example.net").mock(return_value=httpx.Response(200))
     with pytest.raises(ApiError) as info:
@@ -167,8 +163,10 @@ async def test_redirects_are_not_followed(
 
 # --- ids and filenames are checked before any request -------------------------------------
 
-BAD_APP_IDS = ["..", ".", "a/b", "x?y", "#", "", " ", "com.x y", "com.a/../b", "com..x",
-               "%2e%2e", "com.x%2Fy", "com.x\n", "com.ex#frag", "com.x?q=1", "-x.y", "single"]  # fmt: skip
+BAD_APP_IDS = [
+    *["..", ".", "a/b", "x?y", "#", "", " ", "com.x y", "com.a/../b", "com..x", "%2e%2e"],
+    *["com.x%2Fy", "com.x\n", "com.ex#frag", "com.x?q=1", "-x.y", "single"],
+]
 BAD_FIELDS = ["..", ".", "a/b", "x?y", "#", "", " ", "a b", "1abc", "a%2F"]
 BAD_INTS: list[Any] = [0, -1, True, False, "1", 1.5, None]
 
@@ -431,9 +429,7 @@ async def test_untrusted_certificate_is_refused_and_not_retried(
     self_signed_server: tuple[str, list[str]],
 ) -> None:
     url, served = self_signed_server
-    async with MiniAppCenterClient(
-        Endpoint(url), TOKEN, retry=RetryPolicy(sleep=_no_sleep)
-    ) as c:
+    async with MiniAppCenterClient(Endpoint(url), TOKEN, retry=RetryPolicy(sleep=_no_sleep)) as c:
         with pytest.raises(TransportError, match="TLS failure") as info:
             await asyncio.wait_for(c.get_miniapp(APP), timeout=10)
         assert c.stats.reads == 1

@@ -29,6 +29,7 @@ TOKEN = "retry-test-token-51ab"
 BASE = "https://mac.example.test/api"
 ROOT = BASE + "/v1"
 APP = "com.example.shop"
+LOC = LocationBody(name="a", geo_point="POINT(1 2)")
 
 
 class FakeTime:
@@ -96,7 +97,7 @@ IDEMPOTENT: list[tuple[str, Call, str, str, httpx.Response]] = [
      f"/miniapps/{APP}/attributes", httpx.Response(201)),
     ("delete_attribute", lambda c: c.delete_attribute(APP, "COUNTRY"), "DELETE",
      f"/miniapps/{APP}/attributes/COUNTRY", httpx.Response(204)),
-    ("update_location", lambda c: c.update_location(APP, 3, LocationBody(name="a", geo_point="POINT(1 2)")),
+    ("update_location", lambda c: c.update_location(APP, 3, LOC),
      "PUT", f"/miniapps/{APP}/locations/3", httpx.Response(204)),
     ("delete_location", lambda c: c.delete_location(APP, 3), "DELETE",
      f"/miniapps/{APP}/locations/3", httpx.Response(204)),
@@ -111,7 +112,7 @@ NON_IDEMPOTENT: list[tuple[str, Call, str, str, httpx.Response]] = [
      "/miniapps", httpx.Response(201)),
     ("upload_miniapp", lambda c: c.upload_miniapp("a.mac", b"zip"), "POST",
      "/miniapps/upload", httpx.Response(201)),
-    ("create_location", lambda c: c.create_location(APP, LocationBody(name="a", geo_point="POINT(1 2)")),
+    ("create_location", lambda c: c.create_location(APP, LOC),
      "POST", f"/miniapps/{APP}/locations", httpx.Response(201, json={"data": {"id": 9}})),
     ("create_version", lambda c: c.create_version(APP, VersionCreate(code="1.0")), "POST",
      f"/miniapps/{APP}/versions", httpx.Response(201, json={"data": {"id": 9, "code": "1.0"}})),
@@ -474,9 +475,7 @@ async def test_delete_404_after_a_refused_attempt_is_an_error(
     mock: respx.MockRouter, client: MiniAppCenterClient
 ) -> None:
     # A 429 means the server did nothing, so a following 404 is a real "absent".
-    mock.delete(f"/miniapps/{APP}").mock(
-        side_effect=[httpx.Response(429), httpx.Response(404)]
-    )
+    mock.delete(f"/miniapps/{APP}").mock(side_effect=[httpx.Response(429), httpx.Response(404)])
     with pytest.raises(ApiError) as info:
         await client.delete_miniapp(APP)
     assert info.value.status == 404

@@ -44,9 +44,7 @@ def mock() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[MiniAppCenterClient]:
-    async with MiniAppCenterClient(
-        Endpoint(BASE), TOKEN, retry=RetryPolicy(sleep=_no_sleep)
-    ) as c:
+    async with MiniAppCenterClient(Endpoint(BASE), TOKEN, retry=RetryPolicy(sleep=_no_sleep)) as c:
         yield c
 
 

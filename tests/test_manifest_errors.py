@@ -263,7 +263,8 @@ CASES = [
     ),
     pytest.param(
         BASE.replace("  name: Shop", "\tname: Shop"),
-        "m.yaml:6:1: YAML syntax error: found character '\\t' that cannot start any token",
+        "m.yaml:6:1: YAML syntax error: found character '\\t' that cannot start any token;"
+        " indent with spaces: YAML does not allow tabs there",
         id="tab-indentation",
     ),
     pytest.param(
@@ -507,6 +508,15 @@ def test_syntax_error_in_a_later_document_keeps_earlier_ones_checked(
         "m.yaml:8:9: spec.type: type must be Native or Web (any case), not 'Nat'",
         "m.yaml:11:1: YAML syntax error: expected ',' or ']', but got '<stream end>'"
         " (while parsing a flow sequence at line 10)",
+    ]
+
+
+def test_deeply_nested_yaml_is_an_issue_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    depth = 50_000
+    assert issues(tmp_path, monkeypatch, "a: " + "[" * depth + "]" * depth + "\n") == [
+        "m.yaml:1:1: YAML is nested too deeply"
     ]
 
 

@@ -16,7 +16,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from reconciler.client.config import Endpoint
-from reconciler.client.http import JSON, OCTET_STREAM, ApiSession, ClientStats, RetryPolicy
+from reconciler.client.http import (
+    JSON,
+    OCTET_STREAM,
+    ApiSession,
+    ClientStats,
+    RetryPolicy,
+    url_path,
+)
 from reconciler.client.redact import redact
 from reconciler.client.wire import (
     AttributeBody,
@@ -183,6 +190,9 @@ class MiniAppCenterClient:
     def _parse(response: httpx.Response, model: type[_M], *, key: str | None = "data") -> _M:
         """The body's ``data`` (or the whole body) as ``model``.
 
+        Errors are raised ``from None``: the validation error quotes the body, which could
+        echo the token; the redacted summary is in the message instead.
+
         A 2xx body that is not the documented shape raises :class:`ApiError` for a read and
         :class:`AmbiguousWriteError` for a create (the write happened, its result is unknown).
         """
@@ -196,7 +206,7 @@ class MiniAppCenterClient:
         except (ValueError, ValidationError) as e:
             request = response.request
             method = request.method
-            path = request.url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")
+            path = url_path(request.url)
             reason = f"HTTP {response.status_code} with an unexpected body ({_short(e)})"
             if method == "GET":
                 raise ApiError(
@@ -204,8 +214,8 @@ class MiniAppCenterClient:
                     path,
                     response.status_code,
                     text=f"unexpected response body: {_short(e)}",
-                ) from e
-            raise AmbiguousWriteError(method, path, reason) from e
+                ) from None
+            raise AmbiguousWriteError(method, path, reason) from None
 
     @staticmethod
     def _parse_list(response: httpx.Response, model: type[_M]) -> list[_M]:
@@ -217,13 +227,13 @@ class MiniAppCenterClient:
             return [model.model_validate(item) for item in items]
         except (ValueError, KeyError, ValidationError) as e:
             request = response.request
-            path = request.url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")
+            path = url_path(request.url)
             raise ApiError(
                 request.method,
                 path,
                 response.status_code,
                 text=f"unexpected response body: {_short(e)}",
-            ) from e
+            ) from None
 
     # --- mini apps -------------------------------------------------------------------
 

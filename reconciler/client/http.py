@@ -42,7 +42,7 @@ from typing import Final
 import httpx
 
 from reconciler import __version__
-from reconciler.client.config import Endpoint, is_loopback, check_endpoint_security, check_token
+from reconciler.client.config import Endpoint, check_endpoint_security, check_token, is_loopback
 from reconciler.client.redact import (
     ApiKeyAuth,
     Secret,
@@ -75,7 +75,8 @@ def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (a corporate CA) are honoured, as httpx does.
     """
     context = httpx.create_ssl_context(verify=True, trust_env=True)
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise RuntimeError("refusing a TLS context that does not verify certificates")
     return context
 
 
@@ -273,7 +274,6 @@ class ApiSession:
         self._paused_until = -math.inf
         self._token = secret
         self._closed = False
-        register_token(secret.reveal())
         loopback = is_loopback(httpx.URL(endpoint.base_url).host)
         self._http = httpx.AsyncClient(
             auth=ApiKeyAuth(secret),
@@ -289,6 +289,7 @@ class ApiSession:
             # never for loopback, where a proxy would see the token in clear.
             trust_env=not loopback,
         )
+        register_token(secret.reveal())  # last: nothing after it can fail and leak a count
 
     async def aclose(self) -> None:
         if self._closed:
@@ -397,7 +398,7 @@ class ApiSession:
                     if delay > 0:
                         await budget.sleep(delay)
                     continue
-                raise self._give_up(failure.error, attempt, budget)
+                raise self._give_up(failure.error, attempt)
             raise failure.error
 
     def _count(self, method: str, path: str, attempt: int) -> None:
@@ -411,7 +412,7 @@ class ApiSession:
         if attempt > 1:
             stats.retries += 1
 
-    def _give_up(self, error: ReconcilerError, attempts: int, budget: _Budget) -> ReconcilerError:
+    def _give_up(self, error: ReconcilerError, attempts: int) -> ReconcilerError:
         if isinstance(error, TransportError):
             why = (
                 "attempts exhausted"

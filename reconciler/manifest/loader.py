@@ -16,6 +16,10 @@ from reconciler.manifest.nodes import NULL_TAG, Pos, pos_of
 from reconciler.model import MiniApp
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+# The pure-Python loader, not libyaml's CSafeLoader: that one is about 7x faster but
+# recurses in C, and a deeply nested document crashes the interpreter (segfault) instead of
+# raising RecursionError.
+_LOADER = yaml.SafeLoader
 
 
 @dataclass(frozen=True)
@@ -112,17 +116,12 @@ def _documents(file: str, issues: list[ManifestIssue]) -> Iterator[Node]:
     if text is None:
         return
     try:
-        for root in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        for root in yaml.compose_all(text, Loader=_LOADER):
             if isinstance(root, ScalarNode) and root.tag == NULL_TAG and not root.value:
                 continue  # an empty document (`---` followed by nothing)
             yield root
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem and exc.context_mark is not None:
-            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        issues.append(_file_issue(file, f"YAML syntax error: {problem}", line, column))
+        issues.append(_syntax_issue(file, text, exc))
     except yaml.reader.ReaderError as exc:
         line, column = _line_column(text, exc.position)
         code = ord(exc.character) if isinstance(exc.character, str) else exc.character
@@ -132,6 +131,19 @@ def _documents(file: str, issues: list[ManifestIssue]) -> Iterator[Node]:
         issues.append(_file_issue(file, f"YAML error: {exc}"))
     except RecursionError:
         issues.append(_file_issue(file, "YAML is nested too deeply"))
+
+
+def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> ManifestIssue:
+    problem = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context and exc.context_mark is not None:
+        problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return _file_issue(file, f"YAML syntax error: {problem}")
+    lines = text.splitlines()
+    if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+        problem += "; indent with spaces: YAML does not allow tabs there"
+    return _file_issue(file, f"YAML syntax error: {problem}", mark.line + 1, mark.column + 1)
 
 
 def _read_text(file: str, issues: list[ManifestIssue]) -> str | None:

@@ -33,6 +33,14 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
+    # PyYAML writes NEL (U+0085) raw inside single quotes, where it reads back as a line
+    # break; double quotes escape it as \N.
+    style = '"' if "\x85" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(
     _Flow, lambda d, data: d.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 )

@@ -7,10 +7,11 @@ integer code so that tests (and clients) can tell them apart without parsing mes
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 from typing import Any
 
 
+@unique  # one code per failure: a duplicated value is an import-time error
 class ErrorCode(IntEnum):
     # 1xxx: authentication and routing
     AUTH_MISSING = 1001

@@ -440,6 +440,17 @@ class SandboxStore:
             ).fetchall()
         return {int(r[0]) for r in rows}
 
+    def version_id(self, app_id: str, code: str) -> int:
+        """The id of an app's version by code (an uploaded bundle's answer has no body)."""
+        with self._tx(write=False) as conn:
+            self._require_app(conn, app_id)
+            row = conn.execute(
+                "SELECT id FROM versions WHERE app_id = ? AND code = ?", (app_id, code)
+            ).fetchone()
+        if row is None:
+            raise not_found(ErrorCode.VERSION_NOT_FOUND, f"no version {code!r} in {app_id!r}")
+        return int(row[0])
+
     def count_apps(self) -> int:
         with self._tx(write=False) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM miniapps").fetchone()[0])
