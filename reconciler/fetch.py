@@ -184,7 +184,8 @@ def live_app(
     version_ids: dict[str, int] = {}
     missing: list[str] = []
     for code, version in versions.items():
-        if version is None:
+        if version is None or (version.code and version.code != code):
+            # 404, or the recorded id now answers another code: the version we knew is gone
             missing.append(code)
             continue
         version_ids[code] = version.id

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from reconciler.drift import KIND_LABELS, DriftItem, DriftReport
 from reconciler.plan import ACTIONS, SYMBOLS, Change, Plan, PlanProblem
 
 Format = Literal["text", "json", "markdown"]
@@ -344,3 +345,97 @@ def _truncation_note(count: int, hint: str) -> str:
         f"… {count} more app(s) not shown (the comment size limit was reached)."
         f" The full plan is in {hint}.\n"
     )
+
+
+# --- drift report ----------------------------------------------------------------------------
+
+DRIFT_MARKER = "<!-- miniapp-reconciler drift -->"
+IN_SYNC = "In sync: live state matches the manifests and the last apply."
+_DRIFT_STYLE = {"changed_outside": "delete", "missing": "delete", "unmanaged": "update",
+                "pending": "create"}
+_DRIFT_MD_MAX_ROWS = 500
+
+
+def render_drift(report: DriftReport, fmt: Format, *, color: bool) -> str:
+    if fmt == "json":
+        return json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return _drift_markdown(report)
+    if fmt == "text":
+        return _drift_text(report, color=color)
+    raise ValueError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+
+
+def _drift_summary(report: DriftReport) -> str:
+    apps = len({item.app_id for item in report.items})
+    parts = ", ".join(f"{n} {KIND_LABELS[k]}" for k, n in report.summary.items())
+    return (
+        f"Drift: {len(report.items)} difference(s) in {apps} of {report.apps_checked}"
+        f" mini app(s): {parts}."
+    )
+
+
+def _drift_text(report: DriftReport, *, color: bool) -> str:
+    def paint(text: str, style: str) -> str:
+        return f"{_STYLE[style]}{text}{_RESET}" if color else text
+
+    out = [f"Endpoint: {_clean(_safe_endpoint(report.endpoint))}", ""]
+    if report.in_sync:
+        out.append(paint(f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", "ok"))
+    else:
+        by_app: dict[str, list[DriftItem]] = {}
+        for item in report.items:
+            by_app.setdefault(item.app_id, []).append(item)
+        for app_id, items in by_app.items():
+            out.append(paint(f"# miniapp[{_clean(app_id)}]", "bold"))
+            for item in items:
+                where = _clean(item.address) + (f" {_clean(item.field)}" if item.field else "")
+                label = f"{KIND_LABELS[item.kind]:<15}"
+                out.append(f"  {paint(label, _DRIFT_STYLE[item.kind])} {where}")
+                out.append(f"      expected (manifest): {_value(item.expected)}")
+                out.append(f"      live:                {_drift_live(item)}")
+                out.append(f"      last applied:        {_value(item.last_applied)}")
+            out.append("")
+        out.append(paint(_drift_summary(report), "bold"))
+    if report.warnings or report.errors:
+        out.append("")
+    out.extend(f"{paint('Warning:', 'warning')} {_clean(str(w))}" for w in report.warnings)
+    out.extend(f"{paint('Error:', 'error')} {_clean(str(e))}" for e in report.errors)
+    return "\n".join(out) + "\n"
+
+
+def _drift_live(item: DriftItem) -> str:
+    if item.resource in ("status", "compatibility"):
+        return "(not returned by the API)"
+    return _value(item.live)
+
+
+def _drift_markdown(report: DriftReport) -> str:
+    out = [DRIFT_MARKER, "### Mini App Center drift", "",
+           f"Endpoint: {_code(_safe_endpoint(report.endpoint))}", ""]
+    if report.in_sync:
+        out += [f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", ""]
+    else:
+        out += [_md(_drift_summary(report)), "", "| kind | count |", "| --- | ---: |"]
+        out += [f"| {KIND_LABELS[k]} | {n} |" for k, n in report.summary.items()]
+        out += ["", "| kind | address | field | expected | live | last applied |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for item in report.items[:_DRIFT_MD_MAX_ROWS]:
+            cells = [
+                KIND_LABELS[item.kind],
+                _code(item.address),
+                _md(item.field or ""),
+                _code(_value(item.expected)),
+                _code(_drift_live(item)),
+                _code(_value(item.last_applied)),
+            ]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        hidden = len(report.items) - _DRIFT_MD_MAX_ROWS
+        if hidden > 0:
+            out.append(f"\n… {hidden} more difference(s); see the JSON report (`--out`).")
+        out.append("")
+    if report.errors:
+        out += _alert("WARNING", "Errors", [_md_problem(e) for e in report.errors])
+    if report.warnings:
+        out += _alert("IMPORTANT", "Warnings", [_md_problem(w) for w in report.warnings])
+    return "\n".join(out) + "\n"

@@ -12,6 +12,8 @@ except ImportError:  # pragma: no cover
 
 from reconciler.cli import (  # noqa: F401  (imported to register their commands)
     apply_cmd,
+    drift_cmd,
+    import_cmd,
     plan_cmd,
     sandbox_cmd,
     state_cmd,

@@ -1,0 +1,79 @@
+"""`reconciler drift`: compare live with the manifests and the last apply. Read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
+from reconciler.cli.common import (
+    ParallelismOpt,
+    SandboxDbOpt,
+    SandboxOpt,
+    SelectOpt,
+    StateOpt,
+    TargetOpt,
+    err,
+    handled_errors,
+    in_scope_filter,
+    load_desired,
+    resolve_target,
+    state_store,
+    use_color,
+)
+
+
+@app.command()
+def drift(
+    paths: list[Path] = typer.Argument(..., help="Manifest files or folders."),
+    format: str = typer.Option("text", "--format", help="text | json | markdown"),
+    out: Path | None = typer.Option(None, "--out", help="Also save the report as JSON here."),
+    select: list[str] = SelectOpt,
+    target: list[str] = TargetOpt,
+    parallelism: int = ParallelismOpt,
+    state: Path | None = StateOpt,
+    sandbox: bool = SandboxOpt,
+    sandbox_db: Path | None = SandboxDbOpt,
+) -> None:
+    """Detect changes made outside the tool. Exit 0 in sync, 2 drift, 1 could not check.
+
+    Never writes to the API or to the state file.
+    """
+    import asyncio
+
+    from reconciler.render import render_drift
+
+    if format not in ("text", "json", "markdown"):
+        raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
+    with handled_errors():
+        desired, selectors = load_desired(paths, select, target)
+        where = resolve_target(sandbox, sandbox_db)
+        err(f"Endpoint: {where.display}")
+        current_state = state_store(state, where.sandbox_db is not None).load(where.identity)
+
+        async def run():  # type: ignore[no-untyped-def]
+            from reconciler.drift import classify
+            from reconciler.pipeline import make_plan
+
+            async with where.client(parallelism) as client:
+                plan = await make_plan(
+                    client,
+                    desired,
+                    current_state,
+                    identity=where.identity,
+                    in_scope=in_scope_filter(selectors, target),
+                    parallelism=parallelism,
+                )
+            return classify(plan, current_state)
+
+        report = asyncio.run(run())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_drift(report, "json", color=False), encoding="utf-8")
+        err(f"Saved the drift report to {out}")
+    color = use_color() and format == "text"
+    typer.echo(render_drift(report, format, color=color), nl=False)  # type: ignore[arg-type]
+    if report.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_OK if report.in_sync else EXIT_CHANGES)

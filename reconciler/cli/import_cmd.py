@@ -1,0 +1,130 @@
+"""`reconciler import`: write manifests for existing mini apps and adopt them into the state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from reconciler.cli.app import app
+from reconciler.cli.common import (
+    SandboxDbOpt,
+    SandboxOpt,
+    StateOpt,
+    err,
+    handled_errors,
+    resolve_target,
+    state_store,
+)
+
+
+@app.command("import")
+def import_(
+    app_ids: list[str] = typer.Argument(..., metavar="ID...", help="Mini app ids to import."),
+    out: Path = typer.Option(Path("manifests/imported"), "--out", help="Folder for manifests."),
+    version: list[str] = typer.Option(
+        [],
+        "--version",
+        help="CODE=ID (one app) or APP_ID:CODE=ID: versions to import, since the API cannot"
+        " list them (repeatable).",
+    ),
+    label: list[str] = typer.Option([], "--label", help="KEY=VALUE label to add (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing manifest files."),
+    state: Path | None = StateOpt,
+    sandbox: bool = SandboxOpt,
+    sandbox_db: Path | None = SandboxDbOpt,
+) -> None:
+    """Write a manifest per existing mini app from live state and record it as managed."""
+    import asyncio
+
+    from reconciler.errors import ConfigError, ReconcilerError
+    from reconciler.ids import check_app_id
+    from reconciler.manifest import parse_selectors, render_manifest
+
+    with handled_errors():
+        for app_id in app_ids:
+            check_app_id(app_id)
+        versions = _parse_versions(version, app_ids)
+        labels = parse_selectors(label)
+        where = resolve_target(sandbox, sandbox_db)
+        err(f"Endpoint: {where.display}")
+        targets = {app_id: out / f"{app_id}.yaml" for app_id in app_ids}
+        existing = [str(p) for p in targets.values() if p.exists()]
+        if existing and not force:
+            raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+        store = state_store(state, where.sandbox_db is not None)
+
+        async def run():  # type: ignore[no-untyped-def]
+            from reconciler.fetch import FetchRequest, fetch_live
+
+            requests = [
+                FetchRequest(app_id, locations=True, versions=versions.get(app_id, {}))
+                for app_id in app_ids
+            ]
+            async with where.client(8) as client:
+                return await fetch_live(client, requests)
+
+        with store.lock("import"):
+            current = store.load(where.identity)
+            live = asyncio.run(run())
+            from reconciler.importer import import_app
+
+            results = []
+            for app_id in app_ids:
+                live_app = live.apps.get(app_id)
+                if live_app is None:
+                    raise ReconcilerError(f"mini app {app_id} does not exist on the server")
+                if live_app.missing_versions:
+                    wrong = ", ".join(
+                        f"{code}={versions[app_id][code]}" for code in live_app.missing_versions
+                    )
+                    raise ReconcilerError(
+                        f"{app_id}: no version with that code and id on the server: {wrong}"
+                    )
+                results.append(import_app(live_app, labels))
+            out.mkdir(parents=True, exist_ok=True)
+            for result in results:
+                path = targets[result.app.id]
+                schema = _schema_path(path)
+                path.write_text(render_manifest(result.app, schema=schema), encoding="utf-8")
+                current.apps[result.app.id] = result.record
+                err(f"Imported {result.app.id} -> {path}")
+                if result.skipped:
+                    err(
+                        f"  not imported (the API returns URLs, writes need upload ids):"
+                        f" {', '.join(result.skipped)}"
+                    )
+            store.save(current)
+    err("Review the manifests, then `reconciler plan` should show no changes.")
+
+
+def _parse_versions(values: list[str], app_ids: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for value in values:
+        head, sep, raw_id = value.rpartition("=")
+        app_id, colon, code = head.rpartition(":") if ":" in head else ("", "", head)
+        if not colon:
+            if len(app_ids) != 1:
+                raise typer.BadParameter(
+                    "with several apps, write APP_ID:CODE=ID", param_hint="--version"
+                )
+            app_id = app_ids[0]
+        if not sep or not code or not raw_id.isdigit() or int(raw_id) <= 0:
+            raise typer.BadParameter(
+                f"{value!r}: expected CODE=ID with a positive integer id",
+                param_hint="--version",
+            )
+        if app_id not in app_ids:
+            raise typer.BadParameter(f"{app_id!r} is not being imported", param_hint="--version")
+        out.setdefault(app_id, {})[code] = int(raw_id)
+    return out
+
+
+def _schema_path(manifest: Path) -> str | None:
+    """A relative path from the manifest to the repo's schema, when there is one."""
+    import os
+
+    schema = Path("schema/miniapp.schema.json")
+    if not schema.exists():
+        return None
+    return os.path.relpath(schema.resolve(), manifest.parent.resolve())

@@ -1,0 +1,242 @@
+"""Drift: classify every difference between live, the manifests and the last-applied state.
+
+Pure: it reads a Plan (desired vs live, already computed by the diff) and the State, and says
+for each difference *why* it exists:
+
+- ``changed_outside``: live differs from what was last applied, the manifest did not change
+  (someone renamed the app in the backoffice);
+- ``pending``: the manifest changed and was not applied yet;
+- ``missing``: something applied before is gone from the server (deleted outside);
+- ``unmanaged``: a live attribute or location of a managed app that no manifest declares.
+
+It never writes to the API or to the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.diff import DELETED_OUTSIDE
+from reconciler.plan import Change, Plan, PlanProblem
+from reconciler.state import AppRecord, State
+
+DriftKind = Literal["changed_outside", "pending", "missing", "unmanaged"]
+KINDS: tuple[DriftKind, ...] = ("changed_outside", "missing", "unmanaged", "pending")
+KIND_LABELS: Mapping[str, str] = {
+    "changed_outside": "changed outside",
+    "missing": "missing",
+    "unmanaged": "unmanaged",
+    "pending": "pending",
+}
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    kind: DriftKind
+    address: str
+    app_id: str
+    resource: str
+    field: str | None = None
+    expected: Any = None  # what the manifests say
+    live: Any = None  # what the server has
+    last_applied: Any = None  # what this tool applied last (None when never)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "address": self.address,
+            "app_id": self.app_id,
+            "resource": self.resource,
+        }
+        if self.field is not None:
+            out["field"] = self.field
+        out.update(expected=self.expected, live=self.live, last_applied=self.last_applied)
+        return out
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    endpoint: str
+    items: tuple[DriftItem, ...]
+    warnings: tuple[PlanProblem, ...] = ()
+    errors: tuple[PlanProblem, ...] = ()
+    apps_checked: int = 0
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.items
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {kind: 0 for kind in KINDS}
+        for item in self.items:
+            counts[item.kind] += 1
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": 1,
+            "endpoint": self.endpoint,
+            "in_sync": self.in_sync,
+            "apps_checked": self.apps_checked,
+            "summary": self.summary,
+            "items": [item.as_dict() for item in self.items],
+            "warnings": [str(w) for w in self.warnings],
+            "errors": [str(e) for e in self.errors],
+        }
+
+
+@dataclass
+class _Classifier:
+    state: State
+    items: list[DriftItem] = field(default_factory=list)
+
+    def record(self, app_id: str) -> AppRecord | None:
+        return self.state.app(app_id)
+
+    def add(self, kind: DriftKind, change: Change, **kw: Any) -> None:
+        self.items.append(
+            DriftItem(
+                kind=kind,
+                address=change.address,
+                app_id=change.app_id,
+                resource=change.resource,
+                **kw,
+            )
+        )
+
+    def change(self, change: Change) -> None:
+        handler = getattr(self, f"_{change.resource}", None)
+        assert handler is not None, change.resource
+        handler(change, self.record(change.app_id))
+
+    # --- per resource ------------------------------------------------------------------
+
+    def _miniapp(self, change: Change, record: AppRecord | None) -> None:
+        if change.action == "create":
+            kind: DriftKind = "missing" if change.reason == DELETED_OUTSIDE else "pending"
+            self.add(kind, change, expected=change.after, live=None,
+                     last_applied=_app_last(record))
+            return
+        if change.action == "delete":
+            self.add("pending", change, expected=None, live=change.before,
+                     last_applied=_app_last(record))
+            return
+        for name, expected in (change.after or {}).items():
+            live = (change.before or {}).get(name)
+            # images compare upload ids: same id applied, different URL live = outside
+            last = _last_field(record, name)
+            kind = "changed_outside" if last == expected else "pending"
+            self.add(kind, change, field=name, expected=expected, live=live, last_applied=last)
+
+    def _attribute(self, change: Change, record: AppRecord | None) -> None:
+        applied = (record.attributes or {}) if record else {}
+        key = change.key or ""
+        last = applied.get(key)
+        expected = (change.after or {}).get("value")
+        live = (change.before or {}).get("value")
+        if change.action == "create":
+            kind: DriftKind = "missing" if key in applied else "pending"
+        elif change.action == "delete":
+            kind = "pending" if key in applied else "unmanaged"
+        else:
+            kind = "changed_outside" if last == expected else "pending"
+        self.add(kind, change, field="value", expected=expected, live=live, last_applied=last)
+
+    def _location(self, change: Change, record: AppRecord | None) -> None:
+        applied = (record.locations or {}) if record else {}
+        known = applied.get(change.key or "")
+        last = known.geo_point if known else None
+        expected = (change.after or {}).get("geo_point")
+        live = (change.before or {}).get("geo_point")
+        if change.action == "create":
+            kind: DriftKind = "missing" if known else "pending"
+        elif change.action == "delete":
+            applied_here = known is not None and known.id == change.target_id
+            kind = "pending" if applied_here else "unmanaged"
+        else:
+            kind = "changed_outside" if last == expected else "pending"
+        self.add(kind, change, field="geo_point", expected=expected, live=live, last_applied=last)
+
+    def _version(self, change: Change, record: AppRecord | None) -> None:
+        version = record.versions.get(change.version_code or "") if record else None
+        if change.action == "create":
+            kind: DriftKind = "missing" if change.reason == DELETED_OUTSIDE else "pending"
+            self.add(kind, change, expected=change.after, live=None, last_applied=None)
+            return
+        for name, expected in (change.after or {}).items():
+            live = (change.before or {}).get(name)
+            last: Any = None
+            if version is not None:
+                ref = version.objects.get(name)
+                last = ref.object_id if ref else version.fields.get(name)
+            kind = "changed_outside" if last == expected else "pending"
+            self.add(kind, change, field=name, expected=expected, live=live, last_applied=last)
+
+    def _compatibility(self, change: Change, record: AppRecord | None) -> None:
+        # Not readable from the API: only the manifest can differ from the state.
+        self.add("pending", change, expected=change.after, live=None, last_applied=change.before)
+
+    def _status(self, change: Change, record: AppRecord | None) -> None:
+        self.add(
+            "pending",
+            change,
+            field="status",
+            expected=(change.after or {}).get("status"),
+            live=None,  # the API does not return it
+            last_applied=(change.before or {}).get("status"),
+        )
+
+
+def _app_last(record: AppRecord | None) -> dict[str, Any] | None:
+    return dict(record.fields) if record else None
+
+
+def _last_field(record: AppRecord | None, name: str) -> Any:
+    if record is None:
+        return None
+    if name in record.objects:
+        return record.objects[name].object_id
+    return record.fields.get(name)
+
+
+def classify(plan: Plan, state: State) -> DriftReport:
+    """Every planned change, explained against the last-applied state."""
+    classifier = _Classifier(state)
+    for change in plan.changes:
+        classifier.change(change)
+    # Status steps of one version are one difference, not three.
+    items: list[DriftItem] = []
+    seen_status: set[str] = set()
+    for item in classifier.items:
+        if item.resource == "status":
+            version_address = item.address.rsplit(".status[", 1)[0]
+            if version_address in seen_status:
+                continue
+            seen_status.add(version_address)
+            final = _final_status(plan, version_address)
+            item = DriftItem(
+                kind=item.kind,
+                address=f"{version_address}.status",
+                app_id=item.app_id,
+                resource="status",
+                field="status",
+                expected=final,
+                live=None,
+                last_applied=item.last_applied,
+            )
+        items.append(item)
+    return DriftReport(
+        endpoint=plan.endpoint,
+        items=tuple(items),
+        warnings=plan.warnings,
+        errors=plan.errors,
+        apps_checked=len(plan.apps),
+    )
+
+
+def _final_status(plan: Plan, version_address: str) -> Any:
+    steps = [c for c in plan.changes if c.address.startswith(version_address + ".status[")]
+    return (steps[-1].after or {}).get("status") if steps else None
