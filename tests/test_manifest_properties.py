@@ -149,7 +149,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("roundtrip")
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(app=mini_apps())
 def test_render_then_load_gives_the_same_app(workdir: Path, app: MiniApp) -> None:
     file = workdir / "app.yaml"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import typer
+
 try:  # typer >= 0.24 vendors click; older releases use the click package itself.
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover
@@ -19,28 +21,31 @@ from reconciler.cli import (  # noqa: F401  (imported to register their commands
     state_cmd,
     validate_cmd,
 )
-from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
+from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
+
+_NO_ARGS = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script passes it to sys.exit)."""
     command = typer_main_command()
     try:
         result = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
     except click_exceptions.UsageError as exc:
         # click exits 2 on usage errors; 2 means "changes/drift" to our pipelines.
         exc.show()
-        if isinstance(exc, getattr(click_exceptions, "NoArgsIsHelpError", ())):
-            return 0
-        return EXIT_USAGE
-    except click_exceptions.Exit as exc:
-        return exc.exit_code
-    except click_exceptions.Abort:
-        print("Aborted.", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_OK if isinstance(exc, _NO_ARGS) else EXIT_USAGE
     except click_exceptions.ClickException as exc:
         exc.show()
         return EXIT_USAGE
-    return result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        return EXIT_ERROR
+    except SystemExit as exc:  # typer's own exits (a closed pipe: `reconciler ... | head`)
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    return result if isinstance(result, int) else EXIT_OK
 
 
 def typer_main_command() -> Any:

@@ -47,8 +47,19 @@ SPEC_STRINGS = (
 )
 SPEC_KEYS = ("ensure", *SPEC_STRINGS, "attributes", "locations", "versions")
 LOCATION_KEYS = ("name", "geo_point")
+# In the documented order, which render_manifest writes.
+VERSION_KEYS = (
+    "code",
+    "platform_id",
+    "metadata",
+    "integrated_security",
+    "main_name",
+    "main_type",
+    "service_url",
+    "compatibility",
+    "status",
+)
 VERSION_STRINGS = ("code", "platform_id", "metadata", "main_name", "main_type", "service_url")
-VERSION_KEYS = (*VERSION_STRINGS, "integrated_security", "compatibility", "status")
 ENSURE_VALUES = ("present", "absent")
 # What the API needs to create a mini app / a version: required in every manifest.
 REQUIRED_FOR_PRESENT = ("name", "superapp_id", "type")
@@ -100,10 +111,10 @@ class DocumentChecker:
         data: dict[str, Any] = {}
         metadata = self._section(top, "metadata", root)
         if metadata is not None:
-            data.update(self._metadata(metadata[0], metadata[1]))
+            data.update(self._metadata(*metadata))
         spec = self._section(top, "spec", root)
         if spec is not None:
-            data["spec"] = self._spec(spec[0], spec[1], data.get("protect"))
+            data["spec"] = self._spec(*spec, data.get("protect"))
         # The model checks what was readable even after other issues: one run reports all.
         app = self._validate_model(data)
         return None if self.issues else app
@@ -442,5 +453,5 @@ def _unknown_key(key: str, allowed: Sequence[str], loc: Loc) -> str:
 
 
 def _not_a_mapping(node: Node) -> str:
-    kind = "a list" if isinstance(node, SequenceNode) else describe_node(node)
-    return f"a manifest document must be a mapping (apiVersion, kind, metadata, spec), not {kind}"
+    shape = describe_node(node)
+    return f"a manifest document must be a mapping (apiVersion, kind, metadata, spec), not {shape}"

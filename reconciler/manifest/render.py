@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.manifest.document import SPEC_STRINGS, VERSION_KEYS
 from reconciler.manifest.nodes import escape_references
 from reconciler.model import API_VERSION, KIND, Location, MiniApp, Version
 
@@ -87,17 +88,7 @@ def _spec(app: MiniApp) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if spec.ensure != "present":
         out["ensure"] = spec.ensure
-    for field in (
-        "name",
-        "description",
-        "superapp_id",
-        "organization_id",
-        "type",
-        "keywords",
-        "icon",
-        "card",
-        "banner",
-    ):
+    for field in SPEC_STRINGS:
         value = getattr(spec, field)
         if value is not None:
             out[field] = escape_references(value)
@@ -115,15 +106,16 @@ def _location(location: Location) -> dict[str, Any]:
 
 
 def _version(version: Version) -> dict[str, Any]:
-    out: dict[str, Any] = {"code": _Quoted(escape_references(version.code))}
-    for field in ("platform_id", "metadata", "integrated_security", "main_name", "main_type"):
+    out: dict[str, Any] = {}
+    for field in VERSION_KEYS:
         value = getattr(version, field)
-        if value is not None:
-            out[field] = escape_references(value) if isinstance(value, str) else value
-    if version.service_url is not None:
-        out["service_url"] = escape_references(version.service_url)
-    if version.compatibility is not None:
-        out["compatibility"] = _Flow(version.compatibility)
-    if version.status is not None:
-        out["status"] = version.status
+        if value is None:
+            continue
+        if field == "code":
+            value = _Quoted(escape_references(value))
+        elif field == "compatibility":
+            value = _Flow(value)
+        elif isinstance(value, str):
+            value = escape_references(value)
+        out[field] = value
     return out

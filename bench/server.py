@@ -1,0 +1,67 @@
+"""The sandbox as a REAL server in its own process (its own interpreter, GIL and event loop),
+started with the CLI exactly as a user would: ``reconciler sandbox serve``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TOKEN = "bench-token"
+
+
+@dataclass
+class SandboxServer:
+    process: subprocess.Popen[str]
+    base_url: str  # http://127.0.0.1:PORT/api
+    db: Path
+    token: str = TOKEN
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.process.kill()
+                self.process.wait(10)
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_sandbox(
+    db: Path, *, latency_ms: float = 0, rate_limit: float | None = None
+) -> SandboxServer:
+    """Start ``reconciler sandbox serve --port 0`` and wait for its ``export`` line."""
+    cmd = [
+        sys.executable, "-m", "reconciler.cli.main", "sandbox", "serve",
+        "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--token", TOKEN,
+        "--latency-ms", str(latency_ms),
+    ]
+    if rate_limit is not None:
+        cmd += ["--rate-limit", str(rate_limit)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # uvicorn logs every request at info level on stderr: discard it (it would fill a pipe).
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.match(r"export MAC_BASE_URL=(\S+)", line)
+        if match:
+            # The socket is bound and listening before this line is printed.
+            return SandboxServer(process, match.group(1), db)
+    process.kill()
+    raise RuntimeError(f"the sandbox did not start: {' '.join(cmd)}")
