@@ -21,7 +21,6 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from reconciler.model import (
-    APP_FIELDS,
     APP_IMAGE_FIELDS,
     VERSION_FIELDS,
     VERSION_OBJECT_FIELDS,

@@ -70,7 +70,7 @@ class DriftReport:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {kind: 0 for kind in KINDS}
+        counts: dict[str, int] = {kind: 0 for kind in KINDS}
         for item in self.items:
             counts[item.kind] += 1
         return counts

@@ -64,8 +64,8 @@ def import_app(live: LiveApp, labels: dict[str, str] | None = None) -> Imported:
         spec=MiniAppSpec(
             **fields,
             attributes=dict(spec.attributes or {}),
-            locations=locations,
-            versions=versions or None,
+            locations=tuple(locations),
+            versions=tuple(versions) or None,
         ),
     )
     record = AppRecord(

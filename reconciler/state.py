@@ -190,7 +190,8 @@ class FileStateStore:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise StateError(f"state file {self.path} is invalid at {where}: {first['msg']}") from exc
+            message = f"state file {self.path} is invalid at {where}: {first['msg']}"
+            raise StateError(message) from exc
 
     def _replay_journal(self, state: State) -> int:
         try:
@@ -209,7 +210,9 @@ class FileStateStore:
                 if number == len(lines):
                     break  # a torn last line from a crash mid-append: the write it described
                     # had not been confirmed yet, so dropping it loses nothing recorded
-                raise StateError(f"state journal {self.journal_path} line {number} is corrupt")
+                raise StateError(
+                    f"state journal {self.journal_path} line {number} is corrupt"
+                ) from None
             if record is None:
                 state.apps.pop(app_id, None)
             else:

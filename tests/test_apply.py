@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from reconciler.model import MiniApp, MiniAppSpec
 from reconciler.state import UNKNOWN
 from tests.fixtures_pipeline import Fault, Mac
@@ -83,7 +81,7 @@ async def test_edits_converge(mac: Mac) -> None:
              "status": "in_review"},
         ],
     )
-    plan, result, writes = await mac.apply([edited])
+    plan, result, _ = await mac.apply([edited])
     assert result.ok
     kinds = {(c.resource, c.action) for c in plan.changes}
     assert {("miniapp", "update"), ("attribute", "update"), ("attribute", "delete"),
@@ -97,7 +95,7 @@ async def test_edits_converge(mac: Mac) -> None:
 
 async def test_failed_change_skips_only_its_dependents(mac: Mac) -> None:
     mac.faults.append(Fault("POST", r"/miniapps/[^/]+/versions$", "500"))
-    plan, result, _ = await mac.apply([app()])
+    _, result, _ = await mac.apply([app()])
     outcomes = {r.change.address: r.outcome for r in result.results}
     version_addr = f"miniapp[{APP}].version[1.0.0]"
     assert outcomes[version_addr] == "failed"

@@ -9,7 +9,7 @@ import pytest
 from reconciler.diff import PlanOptions, build_plan, field_changes, status_path
 from reconciler.model import LiveApp, Location, MiniApp, MiniAppSpec, Version
 from reconciler.plan import Plan, order_changes
-from reconciler.state import UNKNOWN, AppRecord, LocationRecord, ObjectRef, State, VersionRecord
+from reconciler.state import UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
 
 APP = "com.genexus.verdant.coffeemuffins"
 ICON = "gxupload:" + "a" * 32
@@ -462,7 +462,9 @@ def test_orphans_need_prune_and_respect_protection() -> None:
 
 def test_prune_never_reaches_outside_the_selection() -> None:
     other = "com.genexus.other"
-    state = State(apps={APP: AppRecord(labels={"team": "a"}), other: AppRecord(labels={"team": "b"})})
+    state = State(
+        apps={APP: AppRecord(labels={"team": "a"}), other: AppRecord(labels={"team": "b"})}
+    )
     in_scope = lambda _id, rec: rec.labels.get("team") == "a"  # noqa: E731
     plan = build_plan(
         [], {APP: live(), other: live()}, state, endpoint="e",

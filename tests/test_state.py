@@ -38,7 +38,7 @@ def test_serial_increments_and_lineage_stays(tmp_path: Path) -> None:
 def test_refuses_another_endpoint(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path / "state.json")
     store.save(store.load(ENDPOINT))
-    with pytest.raises(StateError, match="was made for endpoint https://mac.example.com/api"):
+    with pytest.raises(StateError, match=r"was made for endpoint https://mac\.example\.com/api"):
         store.load("https://other.example.com/api")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ChangeResult
     from reconciler.model import MiniApp
     from reconciler.plan import Change, Plan
+    from reconciler.state import State
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -183,7 +185,7 @@ def _run(
     return result, interrupted, the_plan
 
 
-def _same_state(saved: Plan, current: Any) -> bool:
+def _same_state(saved: Plan, current: State) -> bool:
     if saved.state_serial != current.serial:
         return False
     if current.serial == 0:
@@ -199,7 +201,7 @@ def _confirm() -> bool:
             "refusing to apply without confirmation: stdin is not a terminal. Review the plan"
             " and pass --auto-approve (CI), or run interactively."
         )
-    answer = typer.prompt(
+    answer: str = typer.prompt(
         "Do you want to perform these actions? Only 'yes' will be accepted", default=""
     )
     if answer.strip() != "yes":
@@ -226,10 +228,9 @@ def _sigterm_as_interrupt() -> None:
     def handler(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    try:
+    # ValueError: not the main thread (tests calling main() from a thread)
+    with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (tests calling main() from a thread)
-        pass
 
 
 class _Progress:

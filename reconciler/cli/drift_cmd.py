@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -22,6 +23,9 @@ from reconciler.cli.common import (
     state_store,
     use_color,
 )
+
+if TYPE_CHECKING:
+    from reconciler.drift import DriftReport
 
 
 @app.command()
@@ -52,7 +56,7 @@ def drift(
         err(f"Endpoint: {where.display}")
         current_state = state_store(state, where.sandbox_db is not None).load(where.identity)
 
-        async def run():  # type: ignore[no-untyped-def]
+        async def run() -> DriftReport:
             from reconciler.drift import classify
             from reconciler.pipeline import make_plan
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,6 +17,9 @@ from reconciler.cli.common import (
     resolve_target,
     state_store,
 )
+
+if TYPE_CHECKING:
+    from reconciler.fetch import LiveState
 
 
 @app.command("import")
@@ -54,7 +58,7 @@ def import_(
             raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
         store = state_store(state, where.sandbox_db is not None)
 
-        async def run():  # type: ignore[no-untyped-def]
+        async def run() -> LiveState:
             from reconciler.fetch import FetchRequest, fetch_live
 
             requests = [
