@@ -10,6 +10,8 @@ version create is marked unknown and left to the user to adopt.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,7 +26,13 @@ from reconciler.client import (
 )
 from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
 from reconciler.fetch import FetchRequest, fetch_live
-from reconciler.model import APP_IMAGE_FIELDS, VERSION_OBJECT_FIELDS, MiniApp
+from reconciler.model import (
+    APP_IMAGE_FIELDS,
+    VERSION_OBJECT_FIELDS,
+    MiniApp,
+    file_source,
+    object_key,
+)
 from reconciler.plan import Change, Plan
 from reconciler.state import (
     UNKNOWN,
@@ -220,6 +228,28 @@ class Executor:
                 record.labels = dict(app.labels)
                 self._commit(app_id)
 
+    # --- uploads -----------------------------------------------------------------------------
+
+    async def _uploaded(
+        self, payload: Mapping[str, Any], fields: Sequence[str]
+    ) -> dict[str, Any]:
+        """The body to send: each file-sourced object uploaded now, right before use, since an
+        upload id expires minutes after the upload. The file must still be what was planned."""
+        body = dict(payload)
+        for name in fields:
+            source = file_source(body[name]) if isinstance(body.get(name), str) else None
+            if source is None:
+                continue
+            path, digest = source
+            try:
+                content = await asyncio.to_thread(_read_bytes, path)
+            except OSError as exc:
+                raise _Failed(f"cannot read {path} for {name}: {exc.strerror or exc}") from exc
+            if hashlib.sha256(content).hexdigest() != digest:
+                raise _Failed(f"{path} changed since the plan was made; run plan again")
+            body[name] = await self.client.upload_object(os.path.basename(path), content)
+        return body
+
     # --- dispatch ----------------------------------------------------------------------------
 
     async def _execute(self, change: Change) -> None:
@@ -232,20 +262,22 @@ class Executor:
     async def _miniapp_create(self, change: Change) -> None:
         payload = dict(change.payload or {})
         app_id = change.app_id
+        body = await self._uploaded(payload, APP_IMAGE_FIELDS)
         try:
-            await self.client.create_miniapp(MiniAppCreate(**payload))
+            await self.client.create_miniapp(MiniAppCreate(**body))
         except AmbiguousWriteError:
             # The id is ours: read it back. A second create is safe because the server
             # refuses a duplicate id.
             if await self.client.get_miniapp(app_id) is None:
-                await self.client.create_miniapp(MiniAppCreate(**payload))
+                await self.client.create_miniapp(MiniAppCreate(**body))
         record = self._record(app_id)
         fields = {k: v for k, v in payload.items() if k != "id"}
         await self._store_app_fields(app_id, record, fields)
 
     async def _miniapp_update(self, change: Change) -> None:
         payload = dict(change.payload or {})
-        await self.client.update_miniapp(change.app_id, MiniAppUpdate(**payload))
+        body = await self._uploaded(payload, APP_IMAGE_FIELDS)
+        await self.client.update_miniapp(change.app_id, MiniAppUpdate(**body))
         record = self._record(change.app_id)
         await self._store_app_fields(change.app_id, record, payload)
 
@@ -260,9 +292,9 @@ class Executor:
             # The server answers upload ids as URLs: remember both, so that the next plan
             # compares ids with ids and drift compares URLs with URLs.
             live = await self.client.get_miniapp(app_id)
-            for name, object_id in images.items():
+            for name, value in images.items():
                 url = getattr(live, name, None) if live is not None else None
-                record.objects[name] = ObjectRef(object_id=object_id, url=url)
+                record.objects[name] = ObjectRef(object_id=object_key(value), url=url)
         self._commit(app_id)
 
     async def _miniapp_delete(self, change: Change) -> None:
@@ -356,7 +388,8 @@ class Executor:
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN)
         self._commit(app_id)
         try:
-            created = await self.client.create_version(app_id, VersionCreate(**payload))
+            body = await self._uploaded(payload, VERSION_OBJECT_FIELDS)
+            created = await self.client.create_version(app_id, VersionCreate(**body))
         except AmbiguousWriteError as exc:
             raise _Failed(
                 f"{exc}. The API cannot list versions, so it is not retried: find the version's"
@@ -378,7 +411,8 @@ class Executor:
         payload = dict(change.payload or {})
         assert change.version_code is not None
         version_id = self._version_id(change)
-        await self.client.update_version(change.app_id, version_id, VersionUpdate(**payload))
+        body = await self._uploaded(payload, VERSION_OBJECT_FIELDS)
+        await self.client.update_version(change.app_id, version_id, VersionUpdate(**body))
         record = self._record(change.app_id)
         version = record.versions.setdefault(change.version_code, VersionRecord(id=version_id))
         await self._store_version_fields(change.app_id, version, payload)
@@ -392,9 +426,9 @@ class Executor:
                 version.fields[name] = value
         if objects and version.id is not None:
             live = await self.client.get_version(app_id, version.id)
-            for name, object_id in objects.items():
+            for name, value in objects.items():
                 url = getattr(live, name, None) if live is not None else None
-                version.objects[name] = ObjectRef(object_id=object_id, url=url)
+                version.objects[name] = ObjectRef(object_id=object_key(value), url=url)
         self._commit(app_id)
 
     def _version_id(self, change: Change) -> int:
@@ -452,3 +486,8 @@ class Executor:
             raise
         version.status = target
         self._commit(change.app_id)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()

@@ -27,6 +27,7 @@ from reconciler.model import (
     LiveApp,
     MiniApp,
     Version,
+    object_key,
 )
 from reconciler.plan import (
     STATUS_STEPS,
@@ -625,8 +626,8 @@ def _object_unchanged(
     desired: str, live_value: str | None, last: ObjectRef | None
 ) -> tuple[bool, bool]:
     """(unchanged, changed_outside) for an upload-id field read back as a URL."""
-    if last is None or last.object_id != desired:
-        return False, False  # never applied, or the manifest points at a new upload
+    if last is None or last.object_id != object_key(desired):
+        return False, False  # never applied, or the manifest points at new content
     if last.url is not None and live_value != last.url:
         return False, True  # same manifest value, but someone replaced the file outside
     return True, False

@@ -48,6 +48,9 @@ VERSION_FIELDS: tuple[str, ...] = (
 VERSION_OBJECT_FIELDS: tuple[str, ...] = ("metadata",)
 
 GXUPLOAD_RE = re.compile(r"^gxupload:[0-9a-f]{32}$")
+# A file apply uploads right before use (upload ids expire minutes after the upload). The
+# loader resolves `file:PATH` against the manifest and pins the content: `#sha256=<hex>`.
+FILE_SOURCE_RE = re.compile(r"^file:(?P<path>.+)#sha256=(?P<digest>[0-9a-f]{64})$")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _WKT_POINT_RE = re.compile(
     rf"^\s*(?:SRID=\d+\s*;\s*)?POINT\s*\(\s*({_NUMBER})\s+({_NUMBER})\s*\)\s*$", re.IGNORECASE
@@ -99,6 +102,28 @@ def normalize_keywords(value: str) -> str:
     return " ".join(value.split())
 
 
+def check_object_value(value: str) -> str:
+    """An image or version metadata: an upload id, or a file the loader resolved."""
+    if GXUPLOAD_RE.match(value) or FILE_SOURCE_RE.match(value):
+        return value
+    raise ValueError(
+        f"must be an upload object id (gxupload:<32 hex>) or file:PATH, not {value!r}"
+    )
+
+
+def object_key(value: str) -> str:
+    """What the state remembers for an object value: the upload id, or the file's digest
+    (an upload id made from a file is ephemeral; the content is what was applied)."""
+    match = FILE_SOURCE_RE.match(value)
+    return f"sha256:{match['digest']}" if match else value
+
+
+def file_source(value: str) -> tuple[str, str] | None:
+    """(path, sha256) of a file-sourced object value, else None."""
+    match = FILE_SOURCE_RE.match(value)
+    return (match["path"], match["digest"]) if match else None
+
+
 def _check_app_id(value: str) -> str:
     problem = app_id_problem(value)
     if problem:
@@ -145,6 +170,11 @@ class Version(Frozen):
     @classmethod
     def _main_type(cls, value: str | None) -> str | None:
         return None if value is None else normalize_main_type(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: str | None) -> str | None:
+        return None if value is None else check_object_value(value)
 
     @field_validator("service_url")
     @classmethod
@@ -195,6 +225,11 @@ class MiniAppSpec(Frozen):
     @classmethod
     def _keywords(cls, value: str | None) -> str | None:
         return None if value is None else normalize_keywords(value)
+
+    @field_validator("icon", "card", "banner")
+    @classmethod
+    def _images(cls, value: str | None) -> str | None:
+        return None if value is None else check_object_value(value)
 
     @field_validator("attributes")
     @classmethod

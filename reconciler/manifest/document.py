@@ -9,8 +9,11 @@ its errors are mapped back to the node that holds the value.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,7 +33,7 @@ from reconciler.manifest.nodes import (
     read_string,
     substitute,
 )
-from reconciler.model import API_VERSION, KIND, STATUSES, MiniApp
+from reconciler.model import API_VERSION, GXUPLOAD_RE, KIND, STATUSES, MiniApp
 
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
 METADATA_KEYS = ("id", "labels", "protect")
@@ -67,6 +70,9 @@ REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
 _LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
 MISSING = "required field is missing"
+# Image fields and a version's metadata: upload ids, or files apply uploads right before use.
+OBJECT_FIELDS = ("icon", "card", "banner", "metadata")
+MAX_OBJECT_BYTES = 50 * 1024 * 1024
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
 
 Entries = dict[str, tuple[ScalarNode, Node]]
@@ -194,6 +200,8 @@ class DocumentChecker:
                 value_node = entries[key][1]
                 if key == "superapp_id":
                     value = self._id(value_node, loc)
+                elif key in OBJECT_FIELDS:
+                    value = self._object(value_node, loc)
                 else:
                     value = self._string(value_node, loc)
                 if value is not None:
@@ -288,7 +296,11 @@ class DocumentChecker:
                 self.report((*loc, key), at, MISSING)
         for key in strings:
             if key in entries:
-                value = self._string(entries[key][1], (*loc, key))
+                node = entries[key][1]
+                if key in OBJECT_FIELDS:
+                    value = self._object(node, (*loc, key))
+                else:
+                    value = self._string(node, (*loc, key))
                 if value is not None:
                     data[key] = value
         return data
@@ -333,6 +345,33 @@ class DocumentChecker:
         report = self._reporter(loc, node)
         text = read_string(node, report)
         return None if text is None else substitute(text, self.env, report)
+
+    def _object(self, node: Node, loc: Loc) -> str | None:
+        """``gxupload:<hex>`` as it is, or ``file:PATH`` (relative to this manifest) resolved
+        and pinned to its content, so the plan can tell when the file changes."""
+        value = self._string(node, loc)
+        if value is None or GXUPLOAD_RE.match(value):
+            return value
+        if not value.startswith("file:") or not value[5:].strip():
+            self.report(
+                loc,
+                pos_of(node),
+                f"must be an upload object id (gxupload:<32 hex>) or file:PATH of an image to"
+                f" upload (relative to this manifest), not {value!r}",
+            )
+            return None
+        path = Path(self.file).parent / value[5:].strip()
+        try:
+            if path.stat().st_size > MAX_OBJECT_BYTES:
+                self.report(loc, pos_of(node), f"{path} is larger than {MAX_OBJECT_BYTES} bytes")
+                return None
+            content = path.read_bytes()
+        except OSError as exc:
+            self.report(loc, pos_of(node), f"cannot read {path}: {exc.strerror or exc}")
+            return None
+        digest = hashlib.sha256(content).hexdigest()
+        shown = os.path.relpath(path) if not path.is_absolute() else str(path)
+        return f"file:{shown}#sha256={digest}"
 
     def _id(self, node: Node, loc: Loc) -> str | None:
         value = self._string(node, loc)

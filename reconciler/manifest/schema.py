@@ -53,6 +53,7 @@ def _any_case(*words: str) -> list[dict[str, Any]]:
 
 
 _APP_ID: dict[str, Any] = {"pattern": APP_ID_PATTERN, "maxLength": MAX_ID_LENGTH}
+_OBJECT: dict[str, Any] = {"pattern": r"^(gxupload:[0-9a-f]{32}|file:.+)$"}
 
 _SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -119,9 +120,21 @@ _SCHEMA: dict[str, Any] = {
                 "organization_id": _string("Organization that owns the mini app."),
                 "type": _checked("Native or Web (any case).", *_any_case("Native", "Web")),
                 "keywords": _string("Search keywords, one space-separated string."),
-                "icon": _string("Icon image: an upload object id `gxupload:<32 hex>`."),
-                "card": _string("Card image: an upload object id `gxupload:<32 hex>`."),
-                "banner": _string("Banner image: an upload object id `gxupload:<32 hex>`."),
+                "icon": _checked(
+                    "Icon image: `file:PATH` (relative to the manifest; apply uploads it right"
+                    " before use) or an upload object id `gxupload:<32 hex>`.",
+                    _OBJECT,
+                ),
+                "card": _checked(
+                    "Card image: `file:PATH` (relative to the manifest; apply uploads it right"
+                    " before use) or an upload object id `gxupload:<32 hex>`.",
+                    _OBJECT,
+                ),
+                "banner": _checked(
+                    "Banner image: `file:PATH` (relative to the manifest; apply uploads it right"
+                    " before use) or an upload object id `gxupload:<32 hex>`.",
+                    _OBJECT,
+                ),
                 "attributes": {
                     "type": "object",
                     "description": (
@@ -174,7 +187,11 @@ _SCHEMA: dict[str, Any] = {
                     'Version code, unique within the mini app. Quote it: "1.10".', minLength=1
                 ),
                 "platform_id": _string("Platform of the version.", examples=["iOS", "Android"]),
-                "metadata": _string("Version metadata: an upload object id `gxupload:<32 hex>`."),
+                "metadata": _checked(
+                    "Version metadata: `file:PATH` (relative to the manifest; apply uploads it"
+                    " right before use) or an upload object id `gxupload:<32 hex>`.",
+                    _OBJECT,
+                ),
                 "integrated_security": {
                     "type": "boolean",
                     "description": "Whether the mini app uses the Super App's integrated security.",
