@@ -435,3 +435,28 @@ async def test_untrusted_certificate_is_refused_and_not_retried(
         assert c.stats.reads == 1
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
     assert served == []  # no request was ever answered over the untrusted channel
+
+
+# --- 404: "absent" only when the API itself says so ------------------------------------
+
+
+async def test_documented_404_means_absent(
+    mock: respx.MockRouter, client: MiniAppCenterClient
+) -> None:
+    body = {"errors": [{"code": 404, "message": "mini app not found"}]}
+    mock.get(f"/miniapps/{APP}").mock(return_value=httpx.Response(404, json=body))
+    mock.get(f"/miniapps/{APP}/versions/7").mock(return_value=httpx.Response(404, json=body))
+    assert await client.get_miniapp(APP) is None
+    assert await client.get_version(APP, 7) is None
+
+
+@pytest.mark.parametrize("body", ["<html>Not Found</html>", "", '{"detail": "Not Found"}'])
+async def test_foreign_404_is_a_wrong_endpoint_not_an_absent_app(
+    mock: respx.MockRouter, client: MiniAppCenterClient, body: str
+) -> None:
+    # A mistyped MAC_BASE_URL must not turn a plan into "create the whole fleet".
+    mock.get(f"/miniapps/{APP}").mock(return_value=httpx.Response(404, text=body))
+    with pytest.raises(ApiError) as info:
+        await client.get_miniapp(APP)
+    assert info.value.status == 404
+    assert "check MAC_BASE_URL" in str(info.value)

@@ -188,6 +188,16 @@ def _error_items(content: bytes) -> list[ApiErrorItem] | None:
     return items
 
 
+def _wrong_endpoint(method: str, path: str, response: httpx.Response) -> ApiError:
+    error = api_error(method, path, response)
+    error.text = (
+        "404 without the Mini App Center's error body: check MAC_BASE_URL (the docs'"
+        " $BASE_URL, ending in /api) and MAC_API_VERSION. " + error.text
+    ).strip()
+    error.errors = []
+    return error
+
+
 def api_error(method: str, path: str, response: httpx.Response) -> ApiError:
     """Map a non-2xx answer to :class:`ApiError`; nothing from it may carry the token."""
     status = response.status_code
@@ -378,7 +388,13 @@ class ApiSession:
                 if 200 <= status < 300:
                     return response
                 if status == 404 and missing_ok:
-                    return None
+                    await response.aread()
+                    if _error_items(response.content) is not None:
+                        return None
+                    # A 404 without the API's error body is not "this app does not exist":
+                    # most likely the base URL is wrong, and a plan must not read it as
+                    # "create everything".
+                    raise _wrong_endpoint(method, shown, response)
                 if status == 404 and method == "DELETE" and outcome_unknown:
                     # An earlier attempt may have deleted it and lost the answer.
                     log.debug("%s %s: 404 after an unanswered attempt: done", method, shown)
