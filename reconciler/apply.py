@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from reconciler.client import (
     LocationBody,
     MiniAppCenterClient,
@@ -172,6 +174,12 @@ class Executor:
             except ReconcilerError as exc:
                 blocked.add(change.address)
                 self._report(ChangeResult(change, "failed", str(exc)))
+                continue
+            except (ValidationError, KeyError, TypeError) as exc:
+                # A saved plan edited by hand, or from another version: fail this change only.
+                blocked.add(change.address)
+                message = f"the plan's payload for this change is invalid: {exc}"
+                self._report(ChangeResult(change, "failed", message))
                 continue
             self._report(ChangeResult(change, "applied"))
 

@@ -224,3 +224,33 @@ def test_demo_fleet_quick_start(
     assert run(capsys, "apply", "fleet", "--sandbox", "--auto-approve")[0] == 0
     code, out, _ = run(capsys, "plan", "fleet", "--sandbox", "--detailed-exitcode")
     assert code == 0, out
+
+
+def test_an_unexpected_bug_is_a_clear_message_not_a_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.pipeline
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reconciler.pipeline, "make_plan", broken)
+    monkeypatch.delenv("RECONCILER_DEBUG", raising=False)
+    code, _, err = run(capsys, "plan", "manifests", "--sandbox")
+    assert code == 1
+    assert "Internal error: RuntimeError: boom" in err
+    assert "Traceback" not in err
+
+
+def test_a_hand_edited_saved_plan_fails_only_the_bad_change(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
+    plan = json.loads((workdir / "plan.json").read_text())
+    attribute = next(c for c in plan["changes"] if c["resource"] == "attribute")
+    attribute["payload"] = {"field": "COUNTRY"}  # value removed by hand
+    (workdir / "plan.json").write_text(json.dumps(plan))
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 3
+    assert "payload for this change is invalid" in out
+    assert "5 applied, 1 failed" in out

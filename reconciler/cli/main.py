@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -45,6 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except SystemExit as exc:  # typer's own exits (a closed pipe: `reconciler ... | head`)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    except Exception as exc:  # a bug of ours: say so plainly, never a bare traceback
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        print(
+            f"Internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in miniapp-reconciler; rerun with RECONCILER_DEBUG=1 for the"
+            " traceback and report it. Every completed write is recorded in the state.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return result if isinstance(result, int) else EXIT_OK
 
 
