@@ -49,19 +49,18 @@ def start_sandbox(
     if rate_limit is not None:
         cmd += ["--rate-limit", str(rate_limit)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # uvicorn logs every request at info level on stderr: discard it (it would fill a pipe).
-    process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    assert process.stdout is not None
+    # uvicorn writes one access-log line per request to stdout: into a file, never a pipe
+    # (a full pipe would block the server mid-benchmark).
+    log_path = db.with_suffix(".log")
+    log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    log.close()  # the child has its own descriptor
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.match(r"export MAC_BASE_URL=(\S+)", line)
+    while time.monotonic() < deadline and process.poll() is None:
+        match = re.search(r"export MAC_BASE_URL=(\S+)", log_path.read_text(encoding="utf-8"))
         if match:
             # The socket is bound and listening before this line is printed.
             return SandboxServer(process, match.group(1), db)
+        time.sleep(0.02)
     process.kill()
     raise RuntimeError(f"the sandbox did not start: {' '.join(cmd)}")

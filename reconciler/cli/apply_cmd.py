@@ -99,8 +99,8 @@ def apply(
                 where, store, current_state, saved, desired, request, selectors, auto_approve,
                 machine,
             )
-    if the_plan is None:
-        raise typer.Exit(EXIT_OK)
+    if the_plan is None:  # the user did not type "yes": nothing applied, as Terraform
+        raise typer.Exit(EXIT_ERROR)
     summary = result.as_dict()
     if machine:
         typer.echo(json.dumps({"plan": the_plan.as_dict(), "apply": summary}, indent=2))
@@ -202,7 +202,9 @@ def _confirm() -> bool:
             " and pass --auto-approve (CI), or run interactively."
         )
     answer: str = typer.prompt(
-        "Do you want to perform these actions? Only 'yes' will be accepted", default=""
+        "Do you want to perform these actions? Only 'yes' will be accepted",
+        default="",
+        show_default=False,
     )
     if answer.strip() != "yes":
         err("Apply cancelled; nothing was changed.")
