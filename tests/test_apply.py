@@ -215,3 +215,26 @@ async def test_protection_is_remembered_and_lifted_only_by_an_applied_manifest(m
     assert writes == 0 and mac.state().apps[APP].protect is False
     _, result, _ = await mac.apply([gone])
     assert result.ok and mac.sandbox.count_apps() == 0
+
+
+async def test_plan_reads_each_needed_resource_exactly_once(mac: Mac) -> None:
+    from reconciler.pipeline import make_plan
+    from tests.fixtures_pipeline import IDENTITY
+
+    desired = [app(), app(OTHER, name="Tea", locations=None)]
+    await mac.apply(desired)
+    async with mac.client() as client:
+        plan = await make_plan(client, desired, mac.state(), identity=IDENTITY)
+        requests = dict(client.stats.by_request)
+        assert client.stats.writes == 0
+    assert plan.changes == ()
+    vid = version_id(mac)
+    other_vid = version_id(mac, OTHER)
+    assert requests == {
+        f"GET /api/v1/miniapps/{APP}": 1,
+        f"GET /api/v1/miniapps/{APP}/locations": 1,
+        f"GET /api/v1/miniapps/{APP}/versions/{vid}": 1,
+        f"GET /api/v1/miniapps/{OTHER}": 1,
+        # OTHER does not manage locations: they are not read
+        f"GET /api/v1/miniapps/{OTHER}/versions/{other_vid}": 1,
+    }
