@@ -115,6 +115,9 @@ class StateStore(Protocol):
 
     def record(self, app_id: str, record: AppRecord | None) -> None: ...
 
+    @property
+    def dirty(self) -> bool: ...
+
     def lock(self, operation: str) -> contextlib.AbstractContextManager[LockInfo]: ...
 
     def unlock(self, lock_id: str) -> LockInfo: ...
@@ -137,6 +140,7 @@ class FileStateStore:
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._journal: Any = None
+        self.dirty = False  # records written, or a journal replayed, since the last save
 
     def describe(self) -> str:
         return str(self.path)
@@ -157,6 +161,7 @@ class FileStateStore:
             # Unsaved journal entries mean a write happened since the last save: the state
             # is not the one a saved plan saw.
             state.serial += 1
+            self.dirty = True
         return state
 
     def read(self) -> State:
@@ -240,6 +245,7 @@ class FileStateStore:
         self._close_journal()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.journal_path)
+        self.dirty = False
 
     def record(self, app_id: str, record: AppRecord | None) -> None:
         """Append one app's new record to the journal and fsync: durable before we go on."""
@@ -253,6 +259,7 @@ class FileStateStore:
         self._journal.write(line + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
+        self.dirty = True
 
     def _close_journal(self) -> None:
         if self._journal is not None:

@@ -254,3 +254,54 @@ def test_a_hand_edited_saved_plan_fails_only_the_bad_change(
     assert code == 3
     assert "payload for this change is invalid" in out
     assert "5 applied, 1 failed" in out
+
+
+def test_the_token_never_goes_through_a_manifest(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-t0ken-value-123"
+    monkeypatch.setenv("MAC_API_TOKEN", secret)
+    manifest = workdir / "manifests" / "app.yaml"
+    original = manifest.read_text()
+    manifest.write_text(original.replace("name: Coffee", "name: ${MAC_API_TOKEN}"))
+    code, out, err = run(capsys, "plan", "manifests", "--sandbox")
+    assert code == 1 and "must never be written into a manifest" in out
+    assert secret not in out + err
+    # pasted literally: refused as well, without echoing it
+    manifest.write_text(original.replace("name: Coffee", f"name: {secret}"))
+    code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--format", "json")
+    assert code == 1 and "contains the value of MAC_API_TOKEN" in out
+    assert secret not in out + err
+
+
+def test_a_no_op_apply_leaves_the_state_and_saved_plans_alone(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    state_file = workdir / ".reconciler" / "sandbox-state.json"
+    before = state_file.read_bytes()
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    assert state_file.read_bytes() == before  # no serial bump: the saved plan stays valid
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0, out
+
+
+def test_saved_plans_are_not_narrowed_at_apply_time(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
+    assert run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--target", "x.y")[0] == 64
+    assert run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--prune")[0] == 64
+    # --max-deletes is re-checked against the saved plan
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    write_app(workdir, "Coffee")
+    (workdir / "manifests" / "app.yaml").write_text(
+        (workdir / "manifests" / "app.yaml").read_text().replace(
+            "  attributes:\n    COUNTRY: Uruguay\n", "  attributes: {}\n"
+        )
+    )
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve",
+                       "--max-deletes", "0")
+    assert code == 1 and "more than --max-deletes 0" in err

@@ -68,6 +68,12 @@ def apply(
         raise typer.BadParameter("give manifest paths or --plan FILE, not both")
     if plan_file is None and not paths:
         raise typer.BadParameter("give manifest paths, or --plan FILE", param_hint="PATHS")
+    if plan_file is not None and (select or target or prune):
+        # A saved plan is applied exactly as reviewed: narrowing belongs to `plan`.
+        raise typer.BadParameter(
+            "--select, --target and --prune shape a plan; pass them to `reconciler plan`",
+            param_hint="--plan",
+        )
     machine = format == "json"
     _sigterm_as_interrupt()
 
@@ -84,6 +90,11 @@ def apply(
         if saved is not None and saved.endpoint != where.identity:
             raise PlanError(
                 f"the saved plan was made for {saved.endpoint}, not {where.identity}"
+            )
+        if saved is not None and max_deletes is not None and saved.delete_count > max_deletes:
+            raise PlanError(
+                f"the saved plan deletes {saved.delete_count} object(s), more than"
+                f" --max-deletes {max_deletes}; refusing it"
             )
         store = state_store(state, where.sandbox_db is not None)
         with store.lock("apply"):
@@ -180,8 +191,10 @@ def _run(
         result.interrupted = True
         the_plan = saved or (executor.plan if executor is not None else None)
     finally:
-        # Fold the journal into the state file whatever happened (it is durable already).
-        store.save(current_state)
+        # Fold the journal into the state file whatever happened (it is durable already);
+        # a run that recorded nothing leaves the file, its serial and saved plans alone.
+        if store.dirty:
+            store.save(current_state)
     return result, interrupted, the_plan
 
 

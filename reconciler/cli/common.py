@@ -34,14 +34,14 @@ SandboxDbOpt = typer.Option(
     None,
     "--sandbox-db",
     envvar="MAC_SANDBOX_DB",
-    help=f"SQLite file of the embedded sandbox [default: {DEFAULT_SANDBOX_DB}].",
+    help=f"SQLite file of the embedded sandbox (default: {DEFAULT_SANDBOX_DB}).",
 )
 StateOpt = typer.Option(
     None,
     "--state",
     envvar="RECONCILER_STATE",
-    help="State file [default: .reconciler/state.json; .reconciler/sandbox-state.json with"
-    " --sandbox].",
+    help="State file (default: .reconciler/state.json; .reconciler/sandbox-state.json with"
+    " --sandbox).",
 )
 ParallelismOpt = typer.Option(16, "--parallelism", min=1, max=256, help="Concurrent requests.")
 SelectOpt = typer.Option(
@@ -149,8 +149,27 @@ def load_desired(
 
     selectors = parse_selectors(list(select))
     loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ))
+    _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
     return [item.app for item in chosen], selectors
+
+
+def _refuse_secrets(loaded: Sequence[LoadedApp]) -> None:
+    """Defence in depth: a manifest value equal to (or holding) the API token would be
+    printed in plans, PR comments and the state. Refuse before anything is shown."""
+    from reconciler.errors import ManifestError, ManifestIssue
+
+    token = os.environ.get("MAC_API_TOKEN", "")
+    if len(token) < 8:  # too short to search for without false alarms
+        return
+    issues = [
+        ManifestIssue(item.file, item.line, 1, "", "contains the value of MAC_API_TOKEN;"
+                      " the API token must never be written into a manifest")
+        for item in loaded
+        if token in item.app.model_dump_json()
+    ]
+    if issues:
+        raise ManifestError(issues)
 
 
 def in_scope_filter(selectors: dict[str, str], targets: Sequence[str]) -> Any:

@@ -34,7 +34,7 @@ import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Final
@@ -262,6 +262,81 @@ class _Budget:
         self._slept += delay
 
 
+class _Lanes(httpx.AsyncBaseTransport):
+    """The default transport: ``size`` single-connection transports ("lanes"), each carrying
+    one request at a time; a request takes an idle lane (most recently used first, so that
+    kept-alive connections are reused) and gives it back when its response is closed.
+
+    Why not httpx's own pool: httpcore 1.0 hands the same idle connection to every request
+    that enters the pool in the same pass (encode/httpcore#822, #1035); all but one bounce
+    with ``ConnectionNotAvailable`` and re-run an O(connections^2) assignment pass. With 16
+    requests in flight that was ~10 bounces per request and about half of the client's CPU,
+    enough to keep a plan from reaching the network floor. A lane's pool holds one
+    connection and never sees a second request, so nothing bounces.
+    """
+
+    def __init__(self, size: int, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self._make = make
+        self._size = max(1, size)
+        self._idle: list[httpx.AsyncBaseTransport] = []
+        self._created: list[httpx.AsyncBaseTransport] = []
+        self._free = asyncio.Semaphore(self._size)
+
+    async def _take(self, request: httpx.Request) -> httpx.AsyncBaseTransport:
+        timeouts = request.extensions.get("timeout") or {}
+        wait = timeouts.get("pool")
+        try:
+            async with asyncio.timeout(wait):
+                await self._free.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection", request=request) from None
+        if self._idle:
+            return self._idle.pop()
+        lane = self._make()  # lazily: a small run opens few connections
+        self._created.append(lane)
+        return lane
+
+    def _give_back(self, lane: httpx.AsyncBaseTransport) -> None:
+        self._idle.append(lane)
+        self._free.release()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        lane = await self._take(request)
+        try:
+            response = await lane.handle_async_request(request)
+        except BaseException:
+            self._give_back(lane)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _LaneStream(response.stream, lambda: self._give_back(lane))
+        return response
+
+    async def aclose(self) -> None:
+        lanes, self._created, self._idle = self._created, [], []
+        for lane in lanes:
+            await lane.aclose()
+
+
+class _LaneStream(httpx.AsyncByteStream):
+    """A response body that gives its lane back once closed (exactly once)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
 class ApiSession:
     """One shared ``httpx.AsyncClient`` (one connection pool) and the call loop around it."""
 
@@ -285,6 +360,16 @@ class ApiSession:
         self._token = secret
         self._closed = False
         loopback = is_loopback(httpx.URL(endpoint.base_url).host)
+        if transport is None:
+            transport = _Lanes(
+                max_connections,
+                functools.partial(
+                    httpx.AsyncHTTPTransport,
+                    verify=tls_context(),  # always verifying; see _tls_context
+                    trust_env=not loopback,
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                ),
+            )
         self._http = httpx.AsyncClient(
             auth=ApiKeyAuth(secret),
             headers={"Accept": JSON, "User-Agent": USER_AGENT},

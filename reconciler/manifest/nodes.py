@@ -143,6 +143,9 @@ def _implicit_reading(node: ScalarNode) -> str | None:
     return f"a YAML {kind}"
 
 
+SECRET_VARIABLES = frozenset({"MAC_API_TOKEN"})
+
+
 def substitute(text: str, env: Mapping[str, str], report: Report) -> str:
     """Expand ``${VAR}`` and ``${VAR:-default}`` from ``env``; ``$${`` is a literal ``${``.
 
@@ -162,6 +165,10 @@ def substitute(text: str, env: Mapping[str, str], report: Report) -> str:
             report(f"invalid variable reference {whole!r}: use ${{NAME}} or ${{NAME:-default}}")
             return whole
         name, default = parsed.group(1), parsed.group(2)
+        if name in SECRET_VARIABLES:
+            # Manifest values end up in plans, PR comments and state files.
+            report(f"{whole}: the API token must never be written into a manifest")
+            return whole
         value = env.get(name)
         if default is not None and not value:
             return default
