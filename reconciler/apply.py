@@ -31,7 +31,6 @@ from reconciler.fetch import FetchRequest, fetch_live
 from reconciler.model import (
     APP_IMAGE_FIELDS,
     VERSION_OBJECT_FIELDS,
-    MiniApp,
     file_source,
     object_key,
 )
@@ -122,16 +121,23 @@ class Executor:
         state: State,
         plan: Plan,
         *,
-        desired: Sequence[MiniApp] = (),
         options: ApplyOptions | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.state = state
         self.plan = plan
-        self.desired = {app.id: app for app in desired}
         self.options = options or ApplyOptions()
         self.result = ApplyResult()
+        self._stop = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    def request_stop(self) -> None:
+        """Start no new change; the writes in flight finish and are recorded."""
+        self._stop = True
 
     async def run(self) -> ApplyResult:
         semaphore = asyncio.Semaphore(max(1, self.options.parallelism))
@@ -153,16 +159,23 @@ class Executor:
         return self.result
 
     async def _run_app(self, app_id: str, changes: list[Change]) -> None:
-        blocked: set[str] = set()
+        applied: set[str] = set()
+        if self._stop:
+            self._skip_all(changes)
+            return
         if self.options.verify_fingerprints:
             problem = await self._stale(app_id, changes)
             if problem:
                 for change in changes:
                     self._report(ChangeResult(change, "failed", problem))
                 return
-        for change in changes:
-            if blocked.intersection(change.depends_on):
-                blocked.add(change.address)
+        for index, change in enumerate(changes):
+            if self._stop:
+                self._skip_all(changes[index:])
+                return
+            if not applied.issuperset(change.depends_on):
+                # Run only after everything it depends on was applied (not merely "not
+                # failed"): a status step never runs before its version is right.
                 self._report(
                     ChangeResult(change, "skipped", "skipped: a change it depends on failed")
                 )
@@ -172,16 +185,20 @@ class Executor:
             try:
                 await self._execute(change)
             except ReconcilerError as exc:
-                blocked.add(change.address)
                 self._report(ChangeResult(change, "failed", str(exc)))
                 continue
             except (ValidationError, KeyError, TypeError) as exc:
                 # A saved plan edited by hand, or from another version: fail this change only.
-                blocked.add(change.address)
                 message = f"the plan's payload for this change is invalid: {exc}"
                 self._report(ChangeResult(change, "failed", message))
                 continue
+            applied.add(change.address)
             self._report(ChangeResult(change, "applied"))
+
+    def _skip_all(self, changes: Sequence[Change]) -> None:
+        self.result.interrupted = True
+        for change in changes:
+            self._report(ChangeResult(change, "skipped", "not started: the run was interrupted"))
 
     def _report(self, result: ChangeResult) -> None:
         self.result.results.append(result)
@@ -213,10 +230,10 @@ class Executor:
     def _record(self, app_id: str) -> AppRecord:
         record = self.state.apps.get(app_id)
         if record is None:
-            desired = self.desired.get(app_id)
+            meta = self.plan.app_meta.get(app_id)
             record = AppRecord(
-                protect=desired.protect if desired else False,
-                labels=dict(desired.labels) if desired else {},
+                protect=meta.protect if meta else False,
+                labels=dict(meta.labels) if meta else {},
             )
             self.state.apps[app_id] = record
         return record
@@ -225,15 +242,16 @@ class Executor:
         self.store.record(app_id, self.state.apps.get(app_id))
 
     def _remember_metadata(self) -> None:
-        """Labels and protection live only in the state: refresh them for every desired app
-        the server has (this is how an applied `protect: false` lifts a protection)."""
-        for app_id, app in self.desired.items():
+        """Labels and protection live only in the state: refresh them for every app the plan
+        keeps (this is how an applied `protect: false` lifts a protection). They travel in
+        the plan, so `apply --plan` records them too."""
+        for app_id, meta in self.plan.app_meta.items():
             record = self.state.apps.get(app_id)
-            if record is None or app.absent:
+            if record is None:
                 continue
-            if record.protect != app.protect or record.labels != app.labels:
-                record.protect = app.protect
-                record.labels = dict(app.labels)
+            if record.protect != meta.protect or record.labels != meta.labels:
+                record.protect = meta.protect
+                record.labels = dict(meta.labels)
                 self._commit(app_id)
 
     # --- uploads -----------------------------------------------------------------------------
@@ -391,12 +409,12 @@ class Executor:
         code = payload["code"]
         app_id = change.app_id
         record = self._record(app_id)
-        # Intent first: if we die between the POST and the record below, the next plan knows
-        # the create may have happened and will not create a second version with this code.
+        body = await self._uploaded(payload, VERSION_OBJECT_FIELDS)  # no version POST yet
+        # Intent right before the POST: if we die between the POST and the record below, the
+        # next plan knows the create may have happened and will not create a second version.
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN)
         self._commit(app_id)
         try:
-            body = await self._uploaded(payload, VERSION_OBJECT_FIELDS)
             created = await self.client.create_version(app_id, VersionCreate(**body))
         except AmbiguousWriteError as exc:
             raise _Failed(

@@ -14,7 +14,7 @@ No I/O here. Rules (see README "How the plan is computed"):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from reconciler.model import (
 )
 from reconciler.plan import (
     STATUS_STEPS,
+    AppMeta,
     Change,
     FieldChange,
     Plan,
@@ -47,6 +48,9 @@ DELETED_OUTSIDE = "deleted outside since the last apply"
 class PlanOptions:
     prune: bool = False
     max_deletes: int | None = None
+    # Every app id the manifests declare, before --select/--target narrowed them: an app
+    # outside the selection is not an orphan, whatever labels the state remembers.
+    declared: frozenset[str] = frozenset()
     # Narrowing (--select / --target): which apps known only to the state are in scope.
     in_scope: Callable[[str, AppRecord], bool] = field(default=lambda _id, _rec: True)
 
@@ -74,11 +78,11 @@ def build_plan(
         warnings.extend(diff.warnings)
         errors.extend(diff.errors)
 
-    desired_ids = {app.id for app in desired}
+    declared = {app.id for app in desired} | options.declared
     orphans = [
         app_id
         for app_id, record in sorted(state.apps.items())
-        if app_id not in desired_ids and options.in_scope(app_id, record)
+        if app_id not in declared and options.in_scope(app_id, record)
     ]
     unpruned: list[str] = []
     for app_id in orphans:
@@ -121,6 +125,11 @@ def build_plan(
         state_serial=state.serial,
         fingerprints=dict(fingerprints or {}),
         apps=tuple(apps),
+        app_meta={
+            app.id: AppMeta(protect=app.protect, labels=dict(app.labels))
+            for app in desired
+            if not app.absent
+        },
     )
 
 
@@ -465,9 +474,11 @@ class _AppDiff:
             self._create_version(version, address, reason)
             return
         assert record is not None
-        self._update_version(version, live_version, record, address)
-        self._compatibility(version, record.compatibility, created=False)
-        self._status(version, record.status, created=False)
+        updated = self._update_version(version, live_version, record, address)
+        # Compatibilities and review steps wait for the version's own update: a reviewer
+        # must never review the old content.
+        self._compatibility(version, record.compatibility, created=updated)
+        self._status(version, record.status, created=updated)
 
     def _version_fields(self, version: Version) -> dict[str, Any]:
         return {f: v for f in VERSION_FIELDS if (v := getattr(version, f)) is not None}
@@ -494,7 +505,8 @@ class _AppDiff:
 
     def _update_version(
         self, version: Version, live: Version, record: VersionRecord, address: str
-    ) -> None:
+    ) -> bool:
+        """Plan the version's field update; True when there is one."""
         desired = self._version_fields(version)
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
@@ -511,7 +523,7 @@ class _AppDiff:
             before[name] = live_value
             after[name] = value
         if not after:
-            return
+            return False
         payload = {
             name: value
             for name, value in desired.items()
@@ -534,10 +546,12 @@ class _AppDiff:
                 reason=CHANGED_OUTSIDE if outside else None,
             )
         )
+        return True
 
     def _compatibility(
         self, version: Version, recorded: list[int] | None, *, created: bool
     ) -> None:
+        """``created``: the version is created or updated by this plan (wait for it)."""
         if version.compatibility is None:
             return
         desired = set(version.compatibility)
@@ -573,11 +587,14 @@ class _AppDiff:
             return
         address = version_address(self.app.id, version.code)
         if current is None or current == UNKNOWN:
-            self.warnings.append(
+            # An error, not a warning: a green pipeline must mean live = git, and nobody can
+            # tell whether this version is where the manifest wants it.
+            self.errors.append(
                 PlanProblem(
                     f"review status is unknown to the state (the API does not return it), so"
-                    f" no step towards '{version.status}' is planned. Record it with"
-                    f" `reconciler state set-status {self.app.id} {version.code} STATUS`.",
+                    f" no step towards '{version.status}' can be planned. Check it in the"
+                    f" Mini App Center and record it with `reconciler state set-status"
+                    f" {self.app.id} {version.code} STATUS`.",
                     app_id=self.app.id,
                     address=address,
                 )
@@ -632,6 +649,3 @@ def _object_unchanged(
         return False, True  # same manifest value, but someone replaced the file outside
     return True, False
 
-
-def desired_ids(apps: Iterable[MiniApp]) -> set[str]:
-    return {app.id for app in apps}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.diff import DELETED_OUTSIDE
+from reconciler.model import object_key
 from reconciler.plan import Change, Plan, PlanProblem
 from reconciler.state import AppRecord, State
 
@@ -128,7 +129,7 @@ class _Classifier:
             live = (change.before or {}).get(name)
             # images compare upload ids: same id applied, different URL live = outside
             last = _last_field(record, name)
-            kind = "changed_outside" if last == expected else "pending"
+            kind = "changed_outside" if last == _applied_form(expected) else "pending"
             self.add(kind, change, field=name, expected=expected, live=live, last_applied=last)
 
     def _attribute(self, change: Change, record: AppRecord | None) -> None:
@@ -172,7 +173,7 @@ class _Classifier:
             if version is not None:
                 ref = version.objects.get(name)
                 last = ref.object_id if ref else version.fields.get(name)
-            kind = "changed_outside" if last == expected else "pending"
+            kind = "changed_outside" if last == _applied_form(expected) else "pending"
             self.add(kind, change, field=name, expected=expected, live=live, last_applied=last)
 
     def _compatibility(self, change: Change, record: AppRecord | None) -> None:
@@ -192,6 +193,11 @@ class _Classifier:
 
 def _app_last(record: AppRecord | None) -> dict[str, Any] | None:
     return dict(record.fields) if record else None
+
+
+def _applied_form(value: Any) -> Any:
+    """A manifest value as the state records it (a file is remembered by its digest)."""
+    return object_key(value) if isinstance(value, str) else value
 
 
 def _last_field(record: AppRecord | None, name: str) -> Any:

@@ -22,15 +22,17 @@ async def read_live(
     state: State,
     *,
     in_scope: Callable[[str, AppRecord], bool] = everything,
+    declared: frozenset[str] = frozenset(),
     parallelism: int = 16,
     all_locations: bool = False,
 ) -> LiveState:
-    """Read what the manifests reference, plus state-only apps in scope (prune candidates)."""
-    desired_ids = {app.id for app in desired}
+    """Read what the manifests reference, plus apps only the state knows (prune candidates)
+    in scope. ``declared``: every id the manifests declare, before any narrowing."""
+    known = {app.id for app in desired} | declared
     orphans = [
         app_id
         for app_id, record in state.apps.items()
-        if app_id not in desired_ids and in_scope(app_id, record)
+        if app_id not in known and in_scope(app_id, record)
     ]
     requests = requests_for(desired, state, orphans, all_locations=all_locations)
     return await fetch_live(client, requests, parallelism=parallelism)
@@ -45,14 +47,19 @@ async def make_plan(
     prune: bool = False,
     max_deletes: int | None = None,
     in_scope: Callable[[str, AppRecord], bool] = everything,
+    declared: frozenset[str] = frozenset(),
     parallelism: int = 16,
 ) -> Plan:
-    live = await read_live(client, desired, state, in_scope=in_scope, parallelism=parallelism)
+    live = await read_live(
+        client, desired, state, in_scope=in_scope, declared=declared, parallelism=parallelism
+    )
     return build_plan(
         desired,
         live.apps,
         state,
         endpoint=identity,
-        options=PlanOptions(prune=prune, max_deletes=max_deletes, in_scope=in_scope),
+        options=PlanOptions(
+            prune=prune, max_deletes=max_deletes, in_scope=in_scope, declared=declared
+        ),
         fingerprints=live.fingerprints,
     )

@@ -141,6 +141,15 @@ class PlanProblem:
 
 
 @dataclass(frozen=True)
+class AppMeta:
+    protect: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"protect": self.protect, "labels": dict(self.labels)}
+
+
+@dataclass(frozen=True)
 class Plan:
     endpoint: str
     changes: tuple[Change, ...]
@@ -151,6 +160,9 @@ class Plan:
     state_serial: int | None = None
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     apps: tuple[str, ...] = ()  # every app the plan looked at, in order
+    # Labels and protection of each app the manifests keep: they live only in the state,
+    # and a saved plan must carry them (apply --plan has no manifests).
+    app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -188,6 +200,7 @@ class Plan:
             "state": {"lineage": self.state_lineage, "serial": self.state_serial},
             "fingerprints": dict(sorted(self.fingerprints.items())),
             "apps": list(self.apps),
+            "app_meta": {k: v.as_dict() for k, v in self.app_meta.items()},
         }
 
     @classmethod
@@ -208,21 +221,41 @@ class Plan:
             state_serial=state.get("serial"),
             fingerprints=dict(data.get("fingerprints", {})),
             apps=tuple(data.get("apps", ())),
+            app_meta={
+                app_id: AppMeta(bool(meta.get("protect")), dict(meta.get("labels") or {}))
+                for app_id, meta in (data.get("app_meta") or {}).items()
+            },
         )
 
 
 def order_changes(changes: Iterable[Change]) -> list[Change]:
     """Deterministic dependency order for the changes of ONE app.
 
-    Creates and updates by ascending level, then deletes by descending level. Inside a level
-    the diff's own order is kept (it emits natural keys sorted), so the sort is stable.
+    Creates and updates by ascending level, then deletes by descending level; inside a level
+    the diff's own order is kept (it emits natural keys sorted). Then every change is moved
+    after what it ``depends_on`` (a status step after a compatibility delete of its version),
+    keeping that order otherwise: a stable topological sort.
     """
     items = list(changes)
     writes = [c for c in items if c.action != "delete"]
     deletes = [c for c in items if c.action == "delete"]
     writes.sort(key=lambda c: c.level)
     deletes.sort(key=lambda c: -c.level)
-    return writes + deletes
+    ordered = writes + deletes
+    present = {c.address for c in ordered}
+    done: set[str] = set()
+    out: list[Change] = []
+    pending = ordered
+    while pending:
+        ready = [c for c in pending if all(d in done or d not in present for d in c.depends_on)]
+        if not ready:  # a cycle cannot come from the diff; keep the level order rather than loop
+            out.extend(pending)
+            break
+        first = ready[0]
+        out.append(first)
+        done.add(first.address)
+        pending = [c for c in pending if c is not first]
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -158,17 +158,17 @@ class FileStateStore:
             )
         replayed = self._replay_journal(state)
         if replayed:
-            # Unsaved journal entries mean a write happened since the last save: the state
-            # is not the one a saved plan saw.
-            state.serial += 1
+            # Unsaved journal entries mean writes happened since the last save: the state is
+            # not the one a saved plan saw. One serial step per entry, so a plan saved after
+            # one crash is still stale after a second.
+            state.serial += replayed
             self.dirty = True
         return state
 
     def read(self) -> State:
         """The state whatever endpoint it was made for (for `reconciler state ...`)."""
         state = self._read_base()
-        if self._replay_journal(state):
-            state.serial += 1
+        state.serial += self._replay_journal(state)
         return state
 
     def _read_base(self) -> State:
@@ -211,17 +211,18 @@ class FileStateStore:
                 entry = json.loads(line)
                 app_id = entry["app"]
                 record = entry["record"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+                parsed = None if record is None else AppRecord.model_validate(record)
+            except (json.JSONDecodeError, KeyError, TypeError, ValidationError):
                 if number == len(lines):
                     break  # a torn last line from a crash mid-append: the write it described
                     # had not been confirmed yet, so dropping it loses nothing recorded
                 raise StateError(
                     f"state journal {self.journal_path} line {number} is corrupt"
                 ) from None
-            if record is None:
+            if parsed is None:
                 state.apps.pop(app_id, None)
             else:
-                state.apps[app_id] = AppRecord.model_validate(record)
+                state.apps[app_id] = parsed
             count += 1
         return count
 
@@ -251,6 +252,7 @@ class FileStateStore:
         """Append one app's new record to the journal and fsync: durable before we go on."""
         if self._journal is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(self.journal_path)
             self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
         line = json.dumps(
             {"app": app_id, "record": record.model_dump(mode="json") if record else None},
@@ -315,6 +317,20 @@ class FileStateStore:
         if holder is None:
             raise StateError(f"removed an unreadable lock file {self.lock_path}")
         return holder
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """A crash mid-append leaves a last line without its newline; appending after it would
+    glue the next record onto it. Cut it off: that write was never confirmed."""
+    try:
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except FileNotFoundError:
+        return
 
 
 def _fsync_dir(directory: Path) -> None:

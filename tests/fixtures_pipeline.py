@@ -26,7 +26,10 @@ from reconciler.state import FileStateStore, State
 TOKEN = "pipeline-token"
 IDENTITY = "sandbox:test"
 
-FaultMode = Literal["500", "ambiguous", "timeout_after", "drop_before"]
+# 400: a definite refusal; 500 on a create: ambiguous (may come after the commit);
+# ambiguous: the write happens, then 502; timeout_after: the write happens, the answer is lost;
+# drop_before: the connection fails before anything is sent.
+FaultMode = Literal["400", "500", "ambiguous", "timeout_after", "drop_before"]
 
 
 async def instant_sleep(_delay: float) -> None:
@@ -62,9 +65,9 @@ class FaultTransport(httpx.AsyncBaseTransport):
         fault.times -= 1
         if fault.mode == "drop_before":
             raise httpx.ConnectError("injected: connection refused", request=request)
-        if fault.mode == "500":
+        if fault.mode in ("500", "400"):
             return httpx.Response(
-                500, json={"errors": [{"code": 999, "message": "injected failure"}]}
+                int(fault.mode), json={"errors": [{"code": 999, "message": "injected failure"}]}
             )
         response = await self.inner.handle_async_request(request)  # the write happens
         await response.aread()
@@ -125,7 +128,6 @@ class Mac:
                     store,
                     state,
                     plan,
-                    desired=desired,
                     options=ApplyOptions(parallelism=4, on_result=on_result),
                 )
                 try:

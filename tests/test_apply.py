@@ -94,7 +94,7 @@ async def test_edits_converge(mac: Mac) -> None:
 
 
 async def test_failed_change_skips_only_its_dependents(mac: Mac) -> None:
-    mac.faults.append(Fault("POST", r"/miniapps/[^/]+/versions$", "500"))
+    mac.faults.append(Fault("POST", r"/miniapps/[^/]+/versions$", "400"))
     _, result, _ = await mac.apply([app()])
     outcomes = {r.change.address: r.outcome for r in result.results}
     version_addr = f"miniapp[{APP}].version[1.0.0]"
@@ -173,7 +173,7 @@ async def test_ambiguous_status_step_becomes_unknown_with_instructions(mac: Mac)
     assert "set-status" in (failed[0].message or "")
     assert mac.state().apps[APP].versions["1.0.0"].status == UNKNOWN
     plan = await mac.plan([app()])
-    assert any("set-status" in w.message for w in plan.warnings)
+    assert any("set-status" in e.message for e in plan.errors)
 
 
 async def test_retryable_faults_are_retried_transparently(mac: Mac) -> None:
@@ -238,3 +238,62 @@ async def test_plan_reads_each_needed_resource_exactly_once(mac: Mac) -> None:
         # OTHER does not manage locations: they are not read
         f"GET /api/v1/miniapps/{OTHER}/versions/{other_vid}": 1,
     }
+
+
+# --- regressions from review -----------------------------------------------------------
+
+
+async def test_status_waits_for_a_compatibility_delete(mac: Mac) -> None:
+    first = app(versions=[{"code": "1.0.0", "platform_id": "iOS", "main_name": "s",
+                           "main_type": "Panel", "compatibility": [1, 2],
+                           "status": "pending"}])
+    await mac.apply([first])
+    second = app(versions=[{"code": "1.0.0", "platform_id": "iOS", "main_name": "s",
+                            "main_type": "Panel", "compatibility": [1], "status": "ready"}])
+    mac.faults.append(Fault("POST", r"/compatibility/delete$", "400"))
+    _, result, _ = await mac.apply([second])
+    outcomes = [(r.change.resource, r.change.action, r.outcome) for r in result.results]
+    assert ("compatibility", "delete", "failed") in outcomes
+    assert all(o == "skipped" for res, _, o in outcomes if res == "status")
+    assert mac.sandbox.version_status(APP, version_id(mac)) == "pending"
+
+
+async def test_status_waits_for_its_version_update(mac: Mac) -> None:
+    first = app(versions=[{"code": "1.0.0", "platform_id": "iOS", "main_name": "s",
+                           "main_type": "Panel", "status": "pending"}])
+    await mac.apply([first])
+    second = app(versions=[{"code": "1.0.0", "platform_id": "iOS", "main_name": "new",
+                            "main_type": "Panel", "status": "waiting_for_review"}])
+    mac.faults.append(Fault("PUT", r"/versions/\d+$", "400"))
+    _, result, _ = await mac.apply([second])
+    outcomes = {r.change.resource: r.outcome for r in result.results}
+    assert outcomes == {"version": "failed", "status": "skipped"}
+    assert mac.sandbox.version_status(APP, version_id(mac)) == "pending"
+
+
+async def test_server_fault_on_a_version_create_is_ambiguous(mac: Mac) -> None:
+    mac.faults.append(Fault("POST", r"/versions$", "500"))
+    _, result, _ = await mac.apply([app()])
+    failed = [r for r in result.results if r.outcome == "failed"]
+    assert [r.change.resource for r in failed] == ["version"]
+    assert mac.state().apps[APP].versions["1.0.0"].create_outcome == UNKNOWN
+
+
+async def test_an_ambiguous_upload_is_not_an_unknown_version(
+    mac: Mac, tmp_path: Any
+) -> None:
+    import hashlib
+
+    content = b"metadata bytes"
+    path = tmp_path / "meta.json"
+    path.write_bytes(content)
+    source = f"file:{path}#sha256={hashlib.sha256(content).hexdigest()}"
+    desired = app(versions=[{"code": "1.0.0", "platform_id": "iOS", "main_name": "s",
+                             "main_type": "Panel", "metadata": source}])
+    mac.faults.append(Fault("POST", r"/gxobject$", "ambiguous"))
+    _, result, _ = await mac.apply([desired])
+    assert [r.change.resource for r in result.results if r.outcome == "failed"] == ["version"]
+    # no version POST was sent: nothing to adopt, the next apply simply creates it
+    assert "1.0.0" not in mac.state().apps[APP].versions
+    _, again, _ = await mac.apply([desired])
+    assert again.ok and mac.sandbox.count_versions(APP) == 1

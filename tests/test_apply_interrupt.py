@@ -62,7 +62,9 @@ def _apply_and_kill(fleet: Path, env: dict[str, str], sig: int) -> int:
             proc.wait()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"]
+)
 def test_killed_apply_resumes_without_duplicates(
     sig: int, tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
 ) -> None:
@@ -73,9 +75,13 @@ def test_killed_apply_resumes_without_duplicates(
     env = _env(server, state)
 
     code = _apply_and_kill(fleet, env, sig)
-    if sig == signal.SIGINT:
-        assert code == 130  # stopped cleanly: state saved, lock released
+    graceful = sig != signal.SIGKILL
+    if graceful:
+        # Ctrl-C / a CI cancellation: no new change starts, the writes in flight finish and
+        # are recorded, the state is saved and the lock released.
+        assert code == 130
         assert not state.with_name("state.json.lock").exists()
+        assert not state.with_name("state.json.journal").exists()
     else:
         assert code == -signal.SIGKILL
         lock = json.loads(state.with_name("state.json.lock").read_text())
@@ -88,9 +94,11 @@ def test_killed_apply_resumes_without_duplicates(
         subprocess.run(_reconciler("state", "unlock", lock["id"]), env=env, check=True,
                        capture_output=True, timeout=60)
 
-    # Whatever was in flight: an interrupted version create is the one case the API cannot
-    # settle by itself (versions cannot be listed). Adopt it as a user would.
-    _adopt_unknown_versions(env, state, server)
+    # After a kill -9, a version create in flight is the one case the API cannot settle by
+    # itself (versions cannot be listed): adopt it as a user would. A graceful stop leaves none.
+    adopted = _adopt_unknown_versions(env, state, server)
+    if graceful:
+        assert adopted == 0
 
     final = subprocess.run(
         _reconciler("apply", str(fleet), "--auto-approve"), env=env, capture_output=True,
@@ -118,7 +126,7 @@ def test_killed_apply_resumes_without_duplicates(
             assert version["id"] is not None
 
 
-def _adopt_unknown_versions(env: dict[str, str], state: Path, server: RunningSandbox) -> None:
+def _adopt_unknown_versions(env: dict[str, str], state: Path, server: RunningSandbox) -> int:
     data = json.loads(state.read_text()) if state.exists() else {"apps": {}}
     journal = state.with_name("state.json.journal")
     if journal.exists():  # SIGKILL: not folded yet; `state show` reads through it
@@ -129,15 +137,25 @@ def _adopt_unknown_versions(env: dict[str, str], state: Path, server: RunningSan
                     data["apps"].pop(entry["app"], None)
                 else:
                     data["apps"][entry["app"]] = entry["record"]
+    adopted = 0
     for app_id, record in data["apps"].items():
         for code, version in record["versions"].items():
+            if version.get("status") == "unknown" and version.get("id"):
+                # a status step was in flight: check it "in the backoffice" and record it
+                adopted += 1
+                truth = server.store.version_status(app_id, version["id"])
+                subprocess.run(_reconciler("state", "set-status", app_id, code, truth),
+                               env=env, check=True, capture_output=True, timeout=60)
+                continue
             if version.get("create_outcome") != "unknown":
                 continue
+            adopted += 1
             server_id = _server_version_id(server, app_id, code)
             args = ("adopt-version", app_id, code, str(server_id)) if server_id else (
                 "rm", app_id, "--version", code)
             subprocess.run(_reconciler("state", *args), env=env, check=True,
                            capture_output=True, timeout=60)
+    return adopted
 
 
 def _server_version_id(server: RunningSandbox, app_id: str, code: str) -> int | None:

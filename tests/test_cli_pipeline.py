@@ -305,3 +305,83 @@ def test_saved_plans_are_not_narrowed_at_apply_time(
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve",
                        "--max-deletes", "0")
     assert code == 1 and "more than --max-deletes 0" in err
+
+
+OTHER_YAML = """\
+apiVersion: miniappcenter/v1
+kind: MiniApp
+metadata:
+  id: com.genexus.verdant.other
+  labels: {team: {team}}
+  protect: {protect}
+spec:
+  name: Other
+  superapp_id: com.genexus.verdantbank
+  type: Web
+"""
+
+
+def write_other(root: Path, team: str = "cafe", protect: str = "false") -> None:
+    (root / "manifests" / "other.yaml").write_text(
+        OTHER_YAML.replace("{team}", team).replace("{protect}", protect)
+    )
+
+
+def test_narrowed_prune_never_deletes_an_app_still_in_the_manifests(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_other(workdir, team="cafe")
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    write_other(workdir, team="bakery")  # a PR that only relabels it
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--select", "team=cafe",
+                       "--prune", "--detailed-exitcode")
+    assert code == 0, out
+    assert "DELETE" not in out
+
+
+def test_saved_plans_carry_protection(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_other(workdir, protect="true")
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "p1.json")[0] == 0
+    assert run(capsys, "apply", "--plan", "p1.json", "--sandbox", "--auto-approve")[0] == 0
+    code, out, _ = run(capsys, "state", "show", "com.genexus.verdant.other", "--sandbox")
+    assert json.loads(out)["protect"] is True
+    (workdir / "manifests" / "other.yaml").unlink()
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--prune", "--out", "p2.json")
+    assert code == 1 and "protected" in out
+    code, _, err = run(capsys, "apply", "--plan", "p2.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "the plan has errors" in err
+
+
+def test_json_is_printed_whatever_the_exit_code(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a plan with errors (unreachable status) still prints its JSON
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    manifest = workdir / "manifests" / "app.yaml"
+    manifest.write_text(manifest.read_text().replace("waiting_for_review", "pending"))
+    code, out, _ = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve",
+                       "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["apply"] is None and "cannot go from" in data["plan"]["errors"][0]
+    # manifest errors: JSON on stdout, the text on stderr
+    (workdir / "manifests" / "bad.yaml").write_text("apiVersion: miniappcenter/v1\nkind: X\n")
+    code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--format", "json")
+    assert code == 1
+    assert json.loads(out)["errors"][0]["file"].endswith("bad.yaml")
+    assert "bad.yaml:2" in err
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "not json", '{"format_version": 1}', None])
+def test_bad_plan_files_are_clear_errors(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    if content is None:
+        (workdir / "plan.json").mkdir()
+    else:
+        (workdir / "plan.json").write_text(content)
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1
+    assert "plan file plan.json" in err and "Internal error" not in err

@@ -391,12 +391,23 @@ async def test_write_that_never_connects_ends_in_transport_error_not_ambiguous(
     assert route.call_count == 5
 
 
-async def test_write_answered_500_is_an_api_error_not_retried(
+async def test_create_answered_500_is_ambiguous_and_not_retried(
     mock: respx.MockRouter, client: MiniAppCenterClient, fake_time: FakeTime
 ) -> None:
+    # A server fault may come after the commit: the caller must re-read, not assume failure.
     route = mock.post("/miniapps").mock(return_value=httpx.Response(500, text="oops"))
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(AmbiguousWriteError, match="HTTP 500"):
         await client.create_miniapp(MiniAppCreate(id=APP))
+    assert route.call_count == 1
+    assert fake_time.sleeps == []
+
+
+async def test_update_answered_500_is_an_api_error_not_retried(
+    mock: respx.MockRouter, client: MiniAppCenterClient, fake_time: FakeTime
+) -> None:
+    route = mock.put(f"/miniapps/{APP}").mock(return_value=httpx.Response(500, text="oops"))
+    with pytest.raises(ApiError) as info:
+        await client.update_miniapp(APP, MiniAppUpdate(name="x"))
     assert info.value.status == 500
     assert route.call_count == 1
     assert fake_time.sleeps == []

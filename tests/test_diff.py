@@ -337,12 +337,17 @@ def test_version_update_compat_and_status_against_state() -> None:
     )
     plan = plan_of(app, current, state_with(record))
     got = [(c.resource, c.action, c.key) for c in plan.changes]
+    # the status step waits for the version update and both compatibility changes (the
+    # delete included, although deletes otherwise run last)
     assert got == [
         ("version", "update", "1.0"),
         ("compatibility", "create", "3"),
-        ("status", "update", "ready"),
         ("compatibility", "delete", "1"),
+        ("status", "update", "ready"),
     ]
+    version_addr = f"miniapp[{APP}].version[1.0]"
+    assert all(version_addr in c.depends_on for c in plan.changes[1:])
+    assert {c.address for c in plan.changes[1:3]} <= set(plan.changes[3].depends_on)
     assert plan.changes[0].target_id == 5
     assert plan.changes[0].after == {"main_name": "t"}
 
@@ -395,14 +400,15 @@ def test_unknown_version_create_outcome_is_an_error_and_never_recreated() -> Non
     assert "adopt-version" in plan.errors[0].message
 
 
-def test_unknown_status_warns_and_plans_no_step() -> None:
+def test_unknown_status_is_an_error_and_plans_no_step() -> None:
     app = desired(versions=[_version(status="ready")])
     current = live(versions={"1.0": (5, {"platform_id": "iOS", "main_name": "s",
                                          "main_type": "Panel"})})
     record = AppRecord(versions={"1.0": VersionRecord(id=5, status=UNKNOWN)})
     plan = plan_of(app, current, state_with(record))
+    # an error, not a warning: nobody can tell whether live matches the manifest
     assert plan.changes == ()
-    assert "set-status" in plan.warnings[0].message
+    assert "set-status" in plan.errors[0].message
 
 
 @pytest.mark.parametrize(

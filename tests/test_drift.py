@@ -261,8 +261,25 @@ def test_import_round_trip(fleet: Path, capsys: pytest.CaptureFixture[str]) -> N
     plan = json.loads(capsys.readouterr().out)
     assert code == 0, plan["changes"]
     assert plan["changes"] == []
-    # refuses to overwrite, and a wrong version id is a clear error
+    # refuses to overwrite a manifest, or a record the state already keeps (its version ids
+    # and protection would be lost)
     assert main(["import", app_id, "--out", "imported", "--sandbox"]) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert main(["import", app_id, "--out", "other", "--sandbox"]) == 1
+    assert "already managed" in capsys.readouterr().err
+    # a wrong version id is a clear error
+    assert main(["state", "rm", app_id, "--sandbox"]) == 0
     assert main(["import", app_id, "--out", "other", "--version", "1.0=999",
                  "--sandbox"]) == 1
     assert "1.0=999" in capsys.readouterr().err
+
+
+def test_a_file_sourced_image_replaced_outside_is_changed_outside() -> None:
+    digest = "d" * 64
+    record = AppRecord(objects={"icon": ObjectRef(object_id=f"sha256:{digest}", url="http://x/a")})
+    the_change = change("miniapp", "update", before={"icon": "http://x/other"},
+                        after={"icon": f"file:icons/a.png#sha256={digest}"},
+                        reason=CHANGED_OUTSIDE)
+    report = classify(Plan(endpoint="e", changes=(the_change,), apps=(APP,)),
+                      State(apps={APP: record}))
+    assert [(i.kind, i.field) for i in report.items] == [("changed_outside", "icon")]

@@ -53,10 +53,10 @@ def test_journal_replays_unsaved_records_and_changes_serial(tmp_path: Path) -> N
     fresh = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
     assert set(fresh.apps) == {"com.a.b"}
     assert fresh.version_id("com.a.b", "1.0") == 7
-    assert fresh.serial == 2  # a saved plan made at serial 1 is now stale
+    assert fresh.serial == 4  # one step per replayed entry: a plan saved at 1 is stale
     store.save(fresh)
     assert not store.journal_path.exists()
-    assert FileStateStore(tmp_path / "state.json").load(ENDPOINT).serial == 3
+    assert FileStateStore(tmp_path / "state.json").load(ENDPOINT).serial == 5
 
 
 def test_torn_last_journal_line_is_dropped_but_earlier_corruption_is_an_error(
@@ -118,3 +118,26 @@ def test_unlock_needs_the_right_id(tmp_path: Path) -> None:
     assert not store.lock_path.exists()
     with pytest.raises(StateError, match="not locked"):
         store.unlock(info.id)
+
+
+def test_appending_after_a_torn_line_does_not_glue_records(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    store.record("com.a.b", AppRecord())
+    store._close_journal()
+    with open(store.journal_path, "a") as handle:
+        handle.write('{"app": "com.a.c", "rec')  # first crash, mid-append
+    # the next run (under the lock) appends a confirmed write
+    again = FileStateStore(tmp_path / "state.json")
+    again.record("com.a.d", AppRecord(versions={"1": VersionRecord(id=42)}))
+    loaded = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
+    assert set(loaded.apps) == {"com.a.b", "com.a.d"}
+    assert loaded.version_id("com.a.d", "1") == 42
+
+
+def test_an_invalid_journal_record_is_a_clear_error(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    store.journal_path.write_text(
+        '{"app": "x", "record": {"bogus": 1}}\n{"app": "y", "record": null}\n'
+    )
+    with pytest.raises(StateError, match="line 1 is corrupt"):
+        store.load(ENDPOINT)

@@ -6,6 +6,8 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +33,10 @@ from reconciler.cli.common import (
 from reconciler.cli.plan_cmd import PlanRequest, compute_plan
 
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyResult, ChangeResult
-    from reconciler.model import MiniApp
+    from reconciler.apply import ApplyResult, ChangeResult, Executor
+    from reconciler.cli.common import Desired, Target
     from reconciler.plan import Change, Plan
-    from reconciler.state import State
+    from reconciler.state import FileStateStore, State
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
@@ -75,16 +77,14 @@ def apply(
             param_hint="--plan",
         )
     machine = format == "json"
-    _sigterm_as_interrupt()
 
-    with handled_errors():
-        desired: list[MiniApp] = []
-        selectors: dict[str, str] = {}
+    with handled_errors(machine=machine):
+        desired: Desired | None = None
         saved: Plan | None = None
         if plan_file is not None:
             saved = _read_plan(plan_file)
         else:
-            desired, selectors = load_desired(paths, select, target)
+            desired = load_desired(paths, select, target)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         if saved is not None and saved.endpoint != where.identity:
@@ -105,65 +105,82 @@ def apply(
                     f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
                     " --out` again; a saved plan is never re-planned silently."
                 )
-            request = PlanRequest(paths or [], select, target, prune, max_deletes, parallelism)
-            result, interrupted, the_plan = _run(
-                where, store, current_state, saved, desired, request, selectors, auto_approve,
-                machine,
-            )
-    if the_plan is None:  # the user did not type "yes": nothing applied, as Terraform
-        raise typer.Exit(EXIT_ERROR)
-    summary = result.as_dict()
+            request = PlanRequest(target, prune, max_deletes, parallelism)
+            outcome = _run(where, store, current_state, saved, desired, request, auto_approve,
+                           machine)
+
+    summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
     if machine:
-        typer.echo(json.dumps({"plan": the_plan.as_dict(), "apply": summary}, indent=2))
-    else:
+        plan_json = outcome.plan.as_dict() if outcome.plan is not None else None
+        typer.echo(json.dumps({"plan": plan_json, "apply": summary}, indent=2))
+    elif summary is not None:
         typer.echo(render_apply_result(summary, color=use_color()), nl=False)
-    if interrupted:
+    if outcome.interrupted:
         err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
         raise typer.Exit(EXIT_INTERRUPTED)
+    if outcome.plan is not None and outcome.plan.errors:
+        err("Error: the plan has errors (above); nothing was applied.")
+        raise typer.Exit(EXIT_ERROR)
+    if not outcome.approved:  # the user did not type "yes": nothing applied, as Terraform
+        raise typer.Exit(EXIT_ERROR)
+    result = outcome.result
     if result.failed or result.skipped:
         raise typer.Exit(EXIT_PARTIAL if result.applied else EXIT_ERROR)
     raise typer.Exit(EXIT_OK)
 
 
+@dataclass
+class _Outcome:
+    plan: Plan | None = None
+    result: ApplyResult = field(default_factory=lambda: _empty_result())
+    approved: bool = False
+    interrupted: bool = False
+
+
+def _empty_result() -> ApplyResult:
+    from reconciler.apply import ApplyResult
+
+    return ApplyResult()
+
+
 def _run(
-    where: Any,
-    store: Any,
-    current_state: Any,
+    where: Target,
+    store: FileStateStore,
+    current_state: State,
     saved: Plan | None,
-    desired: list[MiniApp],
+    desired: Desired | None,
     request: PlanRequest,
-    selectors: dict[str, str],
     auto_approve: bool,
     machine: bool,
-) -> tuple[ApplyResult, bool, Plan | None]:
+) -> _Outcome:
     import asyncio
 
-    from reconciler.apply import ApplyOptions, ApplyResult, Executor
+    from reconciler.apply import ApplyOptions, Executor
     from reconciler.render import render
 
     progress = _Progress(machine)
+    outcome = _Outcome(plan=saved)
     executor: Executor | None = None
 
-    async def run() -> tuple[ApplyResult, Plan | None]:
+    async def run() -> None:
         nonlocal executor
+        _graceful_signals(lambda: executor)
         async with where.client(request.parallelism) as client:
-            the_plan = saved
-            if the_plan is None:
-                the_plan = await compute_plan(
-                    client, desired, current_state, request, selectors, where.identity
+            if outcome.plan is None:
+                assert desired is not None
+                outcome.plan = await compute_plan(
+                    client, desired, current_state, request, where.identity
                 )
+            the_plan = outcome.plan
             if not machine or the_plan.errors:
                 typer.echo(render(the_plan, "text", color=use_color()), nl=False, err=machine)
             if the_plan.errors:
-                from reconciler.errors import PlanError
-
-                raise PlanError("the plan has errors; nothing was applied")
+                return
             executor = Executor(
                 client,
                 store,
                 current_state,
                 the_plan,
-                desired=desired,
                 options=ApplyOptions(
                     parallelism=request.parallelism,
                     verify_fingerprints=saved is not None,
@@ -171,31 +188,51 @@ def _run(
                     on_start=progress.start,
                 ),
             )
-            if not the_plan.has_changes:
-                await executor.run()  # records labels/protection, writes nothing
-                return executor.result, the_plan
-            if not auto_approve and not _confirm():
-                return ApplyResult(), None
+            if the_plan.has_changes and not auto_approve and not _confirm():
+                return
+            outcome.approved = True
             progress.begin(len(the_plan.changes))
             try:
-                return await executor.run(), the_plan
+                # With no changes this only records labels and protection: no API write.
+                outcome.result = await executor.run()
             finally:
                 progress.end()
 
-    interrupted = False
     try:
-        result, the_plan = asyncio.run(run())
-    except KeyboardInterrupt:
-        interrupted = True
-        result = executor.result if executor is not None else ApplyResult()
-        result.interrupted = True
-        the_plan = saved or (executor.plan if executor is not None else None)
+        asyncio.run(run())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        outcome.interrupted = True
+        if executor is not None:
+            outcome.result = executor.result
     finally:
         # Fold the journal into the state file whatever happened (it is durable already);
         # a run that recorded nothing leaves the file, its serial and saved plans alone.
         if store.dirty:
             store.save(current_state)
-    return result, interrupted, the_plan
+    outcome.interrupted = outcome.interrupted or outcome.result.interrupted
+    return outcome
+
+
+def _graceful_signals(current: Callable[[], Executor | None]) -> None:
+    """First Ctrl-C / SIGTERM (a CI cancellation): start no new change, let the writes in
+    flight finish and be recorded. A second one aborts at once."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        executor = current()
+        if executor is not None and not executor.stopping:
+            err("Stopping: finishing the writes in flight (press Ctrl-C again to abort).")
+            executor.request_stop()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on some platforms: Ctrl-C then aborts at once.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal)
 
 
 def _same_state(saved: Plan, current: State) -> bool:
@@ -230,22 +267,19 @@ def _read_plan(path: Path) -> Plan:
     from reconciler.plan import Plan
 
     try:
-        return Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlanError(f"plan file {path} does not exist") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise PlanError(f"plan file {path} is not a valid saved plan: {exc}") from None
-
-
-def _sigterm_as_interrupt() -> None:
-    """CI runners cancel jobs with SIGTERM: stop like Ctrl-C, recording what was done."""
-
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    # ValueError: not the main thread (tests calling main() from a thread)
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, handler)
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PlanError(f"plan file {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PlanError(f"plan file {path} is not a saved plan (expected a JSON object)")
+    try:
+        return Plan.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PlanError(f"plan file {path} is not a valid saved plan: {exc!r}") from None
 
 
 class _Progress:

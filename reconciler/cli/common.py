@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +74,7 @@ class Target:
     """Where the commands talk to, and with which credentials."""
 
     endpoint: Endpoint
-    token: str
+    token: str = field(repr=False)
     identity: str  # what the state file is bound to
     display: str  # what we tell the user (never the token)
     sandbox_db: Path | None = None
@@ -138,12 +138,17 @@ def state_store(state: Path | None, target_is_sandbox: bool) -> FileStateStore:
     return FileStateStore(default_state_path())
 
 
-def load_desired(
-    paths: Sequence[Path], select: Sequence[str], target: Sequence[str]
-) -> tuple[list[MiniApp], dict[str, str]]:
+@dataclass(frozen=True)
+class Desired:
+    apps: list[MiniApp]  # after --select / --target
+    selectors: dict[str, str]
+    declared: frozenset[str]  # every id the manifests declare, before narrowing
+
+
+def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[str]) -> Desired:
     """Load + validate every manifest (all errors at once), then narrow by --select/--target.
 
-    Returns the selected apps and the parsed selectors (to narrow state-only apps alike).
+    The declared ids travel along: an app outside the selection is never a prune candidate.
     """
     from reconciler.manifest import load_manifests, parse_selectors, select_apps
 
@@ -151,7 +156,11 @@ def load_desired(
     loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ))
     _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
-    return [item.app for item in chosen], selectors
+    return Desired(
+        apps=[item.app for item in chosen],
+        selectors=selectors,
+        declared=frozenset(item.app.id for item in loaded),
+    )
 
 
 def _refuse_secrets(loaded: Sequence[LoadedApp]) -> None:
@@ -184,17 +193,27 @@ def in_scope_filter(selectors: dict[str, str], targets: Sequence[str]) -> Any:
 
 
 @contextmanager
-def handled_errors() -> Iterator[None]:
-    """Turn our errors into a clear message and exit 1: never a traceback."""
+def handled_errors(*, machine: bool = False) -> Iterator[None]:
+    """Turn our errors into a clear message and exit 1: never a traceback.
+
+    ``machine``: the command was asked for JSON, which is printed whatever the exit code, so
+    stdout gets ``{"errors": [...]}`` and the human text goes to stderr.
+    """
+    import json
+
     from reconciler.errors import ManifestError, ReconcilerError
 
     try:
         yield
     except ManifestError as exc:
         for issue in exc.issues:
-            typer.echo(str(issue))
+            typer.echo(str(issue), err=machine)
+        if machine:
+            typer.echo(json.dumps({"errors": [i.as_dict() for i in exc.issues]}, indent=2))
         err(f"{len(exc.issues)} manifest error(s); nothing was sent to the API.")
         raise typer.Exit(1) from None
     except ReconcilerError as exc:
         err(f"Error: {exc}")
+        if machine:
+            typer.echo(json.dumps({"errors": [{"message": str(exc)}]}, indent=2))
         raise typer.Exit(1) from None

@@ -50,8 +50,8 @@ def drift(
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
-    with handled_errors():
-        desired, selectors = load_desired(paths, select, target)
+    with handled_errors(machine=format == "json"):
+        desired = load_desired(paths, select, target)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         current_state = state_store(state, where.sandbox_db is not None).load(where.identity)
@@ -63,10 +63,11 @@ def drift(
             async with where.client(parallelism) as client:
                 plan = await make_plan(
                     client,
-                    desired,
+                    desired.apps,
                     current_state,
                     identity=where.identity,
-                    in_scope=in_scope_filter(selectors, target),
+                    in_scope=in_scope_filter(desired.selectors, target),
+                    declared=desired.declared,
                     parallelism=parallelism,
                 )
             return classify(plan, current_state)

@@ -70,6 +70,13 @@ def import_(
 
         with store.lock("import"):
             current = store.load(where.identity)
+            managed = [app_id for app_id in app_ids if app_id in current.apps]
+            if managed:
+                # Re-importing would drop version ids and protection the state keeps.
+                raise ConfigError(
+                    f"already managed: {', '.join(managed)}. Its manifest is the source of"
+                    " truth; to adopt it again, first `reconciler state rm` it"
+                )
             live = asyncio.run(run())
             from reconciler.importer import import_app
 

@@ -29,16 +29,14 @@ from reconciler.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.cli.common import Desired
     from reconciler.client import MiniAppCenterClient
-    from reconciler.model import MiniApp
     from reconciler.plan import Plan
     from reconciler.state import State
 
 
 @dataclass(frozen=True)
 class PlanRequest:
-    paths: Sequence[Path]
-    select: Sequence[str]
     target: Sequence[str]
     prune: bool
     max_deletes: int | None
@@ -47,10 +45,9 @@ class PlanRequest:
 
 async def compute_plan(
     client: MiniAppCenterClient,
-    desired: Sequence[MiniApp],
+    desired: Desired,
     state: State,
     request: PlanRequest,
-    selectors: dict[str, str],
     identity: str,
 ) -> Plan:
     """Fetch what the plan needs and diff it: shared by plan and apply."""
@@ -58,12 +55,13 @@ async def compute_plan(
 
     return await make_plan(
         client,
-        desired,
+        desired.apps,
         state,
         identity=identity,
         prune=request.prune,
         max_deletes=request.max_deletes,
-        in_scope=in_scope_filter(selectors, request.target),
+        in_scope=in_scope_filter(desired.selectors, request.target),
+        declared=desired.declared,
         parallelism=request.parallelism,
     )
 
@@ -92,9 +90,9 @@ def plan(
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
-    request = PlanRequest(paths, select, target, prune, max_deletes, parallelism)
-    with handled_errors():
-        desired, selectors = load_desired(paths, select, target)
+    request = PlanRequest(target, prune, max_deletes, parallelism)
+    with handled_errors(machine=format == "json"):
+        desired = load_desired(paths, select, target)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
@@ -102,9 +100,7 @@ def plan(
 
         async def run() -> Plan:
             async with where.client(parallelism) as client:
-                return await compute_plan(
-                    client, desired, current_state, request, selectors, where.identity
-                )
+                return await compute_plan(client, desired, current_state, request, where.identity)
 
         result = asyncio.run(run())
     if out is not None:

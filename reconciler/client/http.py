@@ -557,6 +557,13 @@ class ApiSession:
     ) -> _Failure:
         status = response.status_code
         error = api_error(method, path, response)
+        if status >= 500 and not idempotent:
+            # Any server fault on a create or a status step may come after the write was
+            # done (commit, then crash): the caller must re-read, never assume it failed.
+            return _Failure(
+                AmbiguousWriteError(method, path, f"HTTP {status}: {error.detail}"),
+                retryable=False,
+            )
         if status not in RETRY_STATUSES:
             return _Failure(error, retryable=False)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
