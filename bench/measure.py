@@ -1,9 +1,19 @@
-"""The measurements themselves. Each function is importable (tests/test_bench_smoke.py runs
-them at N=5 against the in-process sandbox) and returns plain dicts of figures."""
+"""The measurements. Each function returns plain dicts of figures, and is importable:
+``tests/test_bench_smoke.py`` runs them at N=5 with no latency so that this file cannot rot.
+
+Wall times are ``time.perf_counter``; CPU times ``time.process_time`` (this process only).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
+from bench.server import start_sandbox
 from reconciler.apply import ApplyOptions, Executor
 from reconciler.client import Endpoint, MiniAppCenterClient
 from reconciler.model import MiniApp
@@ -19,6 +31,8 @@ from reconciler.state import FileStateStore
 
 IDENTITY = "bench"
 ClientFactory = Callable[[int], MiniAppCenterClient]
+# A converged plan needs two round trips at least: the app, then its locations and versions.
+PLAN_DEPTH = 2
 
 
 def http_client_factory(base_url: str, token: str) -> ClientFactory:
@@ -32,29 +46,35 @@ def http_client_factory(base_url: str, token: str) -> ClientFactory:
     return make
 
 
+def network_floor(requests: int, parallelism: int, latency_s: float, depth: int = 1) -> float:
+    """The least wall time ``requests`` can take with ``parallelism`` in flight, each waiting
+    ``latency_s``, when some chain needs ``depth`` of them one after another."""
+    return max(math.ceil(requests / max(parallelism, 1)), depth) * latency_s
+
+
 def _redundant(by_request: dict[str, int]) -> dict[str, int]:
     return {key: count for key, count in by_request.items() if count != 1}
+
+
+# --- plan and apply through the real pipeline ------------------------------------------------
 
 
 async def apply_fleet(
     make_client: ClientFactory, apps: list[MiniApp], state_path: Path, parallelism: int
 ) -> dict[str, Any]:
-    """`reconciler apply --auto-approve` of ``apps``: plan, then execute; timed separately."""
+    """What `reconciler apply --auto-approve` does: plan, execute, save; timed per phase."""
     store = FileStateStore(state_path)
     with store.lock("apply"):
         state = store.load(IDENTITY)
         async with make_client(parallelism) as client:
             start = time.perf_counter()
-            plan = await make_plan(
-                client, apps, state, identity=IDENTITY, parallelism=parallelism
-            )
+            plan = await make_plan(client, apps, state, identity=IDENTITY, parallelism=parallelism)
             planned = time.perf_counter()
             plan_reads = client.stats.reads
             assert not plan.errors, [str(e) for e in plan.errors[:3]]
             writes_before, reads_before = client.stats.writes, client.stats.reads
             executor = Executor(
-                client, store, state, plan, desired=apps,
-                options=ApplyOptions(parallelism=parallelism),
+                client, store, state, plan, options=ApplyOptions(parallelism=parallelism)
             )
             result = await executor.run()
             executed = time.perf_counter()
@@ -62,7 +82,7 @@ async def apply_fleet(
             saved = time.perf_counter()
             stats = client.stats
             writes = stats.writes - writes_before
-    longest_chain = max((len(c) for c in plan.changes_by_app().values()), default=0)
+    chains = [len(changes) for changes in plan.changes_by_app().values()]
     return {
         "apps": len(apps),
         "changes": len(plan.changes),
@@ -75,35 +95,38 @@ async def apply_fleet(
         "apply_reads": stats.reads - reads_before,
         "plan_reads": plan_reads,
         "retries": stats.retries,
-        "longest_chain": longest_chain,
+        "longest_chain": max(chains, default=0),
         "plan_s": planned - start,
         "execute_s": executed - planned,
         "save_s": saved - executed,
-        "total_s": saved - start,
+        "wall_s": saved - start,
     }
 
 
 async def plan_converged(
     make_client: ClientFactory, apps: list[MiniApp], state_path: Path, parallelism: int
 ) -> dict[str, Any]:
-    """`reconciler plan` of an already applied fleet: must find nothing, read each once."""
+    """`reconciler plan` of an applied fleet: must find nothing and read each resource once."""
     state = FileStateStore(state_path).load(IDENTITY)
     async with make_client(parallelism) as client:
+        cpu = time.process_time()
         start = time.perf_counter()
         plan = await make_plan(client, apps, state, identity=IDENTITY, parallelism=parallelism)
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         stats = client.stats
         by_request = dict(stats.by_request)
     return {
         "apps": len(apps),
         "wall_s": wall,
+        "client_cpu_s": cpu,
         "changes": len(plan.changes),
         "errors": len(plan.errors),
         "requests": stats.reads + stats.writes,
         "reads": stats.reads,
         "writes": stats.writes,
         "retries": stats.retries,
-        "distinct_requests": len(by_request),
+        "distinct_reads": len(by_request),
         "redundant": _redundant(by_request),
         "no_resource_read_twice": all(count == 1 for count in by_request.values()),
         "read_paths": [key.split(" ", 1)[1] for key in by_request if key.startswith("GET ")],
@@ -111,21 +134,208 @@ async def plan_converged(
 
 
 def sequential_reads(
-    base_url: str, token: str, paths: list[str], *, transport: httpx.BaseTransport | None = None
+    base_url: str, token: str, paths: list[str], *, cap: int | None = None
 ) -> dict[str, Any]:
-    """The baseline: the same GETs, one after another, with a plain httpx.Client (keep-alive)."""
+    """The baseline: the same GETs one after another with a plain ``httpx.Client``
+    (keep-alive, no retries). With ``cap``, an evenly spaced sample of ``cap`` of them is
+    timed and the total extrapolated (every read costs the same latency)."""
+    sample = paths
+    if cap is not None and len(paths) > cap:
+        step = len(paths) / cap
+        sample = [paths[int(i * step)] for i in range(cap)]
+    origin = httpx.URL(base_url).copy_with(path="/", query=None)
     headers = {"APIKey-Auth": token, "Accept": "application/json"}
-    root = base_url.rstrip("/") + "/v1"
     statuses: dict[int, int] = {}
-    with httpx.Client(headers=headers, timeout=30, transport=transport) as client:
+    with httpx.Client(base_url=str(origin), headers=headers, timeout=30) as client:
         start = time.perf_counter()
-        for path in paths:
-            # The stats key is the path under the endpoint root (/miniapps/...).
-            response = client.get(root + path.removeprefix("/api/v1"))
+        for path in sample:
+            response = client.get(path)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         wall = time.perf_counter() - start
-    return {"requests": len(paths), "wall_s": wall, "statuses": statuses}
+    return {
+        "requests": len(paths),
+        "timed": len(sample),
+        "timed_s": wall,
+        "wall_s": wall * len(paths) / max(len(sample), 1),
+        "extrapolated": len(sample) < len(paths),
+        "statuses": statuses,
+    }
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+def measure_size(
+    n: int,
+    *,
+    latency_ms: float,
+    parallelism: int,
+    workdir: Path,
+    seq_cap: int | None = None,
+) -> dict[str, Any]:
+    """One fleet size against a fresh sandbox server (own process): apply a fresh fleet,
+    plan it converged, then the same reads sequentially."""
+    latency = latency_ms / 1000
+    apps = make_fleet(n)
+    state_path = workdir / "state.json"
+    with start_sandbox(workdir / "sandbox.db", latency_ms=latency_ms) as server:
+        make_client = http_client_factory(server.base_url, server.token)
+        applied = asyncio.run(apply_fleet(make_client, apps, state_path, parallelism))
+        planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism))
+        paths = planned.pop("read_paths")
+        sequential = sequential_reads(server.base_url, server.token, paths, cap=seq_cap)
+    plan_floor = network_floor(planned["reads"], parallelism, latency, PLAN_DEPTH)
+    apply_floor = network_floor(
+        applied["plan_reads"], parallelism, latency, 1
+    ) + network_floor(applied["writes"], parallelism, latency, applied["longest_chain"])
+    return {
+        "n": n,
+        "latency_ms": latency_ms,
+        "parallelism": parallelism,
+        "apply": applied | {"floor_s": apply_floor},
+        "plan": planned | {"floor_s": plan_floor},
+        "sequential": sequential,
+        "ratios": {
+            "plan_vs_floor": planned["wall_s"] / plan_floor if plan_floor else None,
+            "sequential_vs_plan": sequential["wall_s"] / planned["wall_s"],
+            "apply_vs_floor": applied["wall_s"] / apply_floor if apply_floor else None,
+        },
+    }
+
+
+# --- a rate-limited server ---------------------------------------------------------------
+
+
+def measure_rate_limited(
+    n: int, *, rate: float, latency_ms: float, parallelism: int, workdir: Path
+) -> dict[str, Any]:
+    """Plan ``n`` converged apps against ``--rate-limit rate``: every 429 must be absorbed
+    (shared backoff), and the wall time stay near requests / rate."""
+    apps = make_fleet(n)
+    state_path = workdir / "state.json"
+    db = workdir / "sandbox.db"
+    with start_sandbox(db, latency_ms=0) as server:  # seed it fast, without the limit
+        seeded = asyncio.run(
+            apply_fleet(http_client_factory(server.base_url, server.token), apps, state_path, 16)
+        )
+    assert seeded["one_write_per_change"], seeded
+    with start_sandbox(db, latency_ms=latency_ms, rate_limit=rate) as server:
+        error = None
+        try:
+            planned = asyncio.run(
+                plan_converged(
+                    http_client_factory(server.base_url, server.token), apps, state_path,
+                    parallelism,
+                )
+            )
+        except Exception as exc:  # reported, not raised: "zero failed requests" is the check
+            error = f"{type(exc).__name__}: {exc}"
+            planned = {}
+    planned.pop("read_paths", None)
+    reads = planned.get("distinct_reads", 0)
+    floor = reads / rate
+    burst_floor = max(reads - max(1.0, rate), 0) / rate  # the token bucket starts full
+    return {
+        "n": n,
+        "rate": rate,
+        "latency_ms": latency_ms,
+        "parallelism": parallelism,
+        "error": error,
+        "failed_requests": 0 if error is None else 1,
+        "plan": planned,
+        "throttled_429": planned.get("retries"),
+        "floor_s": floor,
+        "burst_floor_s": burst_floor,
+        "ratio": planned["wall_s"] / floor if error is None and floor else None,
+        "burst_ratio": (
+            planned["wall_s"] / burst_floor if error is None and burst_floor else None
+        ),
+    }
+
+
+# --- the pure diff -------------------------------------------------------------------------
+
+
+def measure_diff(n: int, repeat: int = 3) -> dict[str, Any]:
+    """CPU time of ``build_plan`` alone (no I/O) for ``n`` apps: converged, and with every
+    10th app changed. Best of ``repeat``."""
+    from reconciler.diff import build_plan
+
+    apps = make_fleet(n)
+    state = converged_state(apps)
+    live = live_from(apps, state)
+    changed = with_changes(apps)
+    out: dict[str, Any] = {"n": n}
+    for name, desired in (("converged", apps), ("changed", changed)):
+        times = []
+        for _ in range(repeat):
+            start = time.process_time()
+            plan = build_plan(desired, live, state, endpoint=IDENTITY)  # type: ignore[arg-type]
+            times.append(time.process_time() - start)
+        out[name] = {"cpu_s": min(times), "changes": len(plan.changes), "summary": plan.summary}
+    return out
+
+
+# --- start-up ------------------------------------------------------------------------------
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "reconciler.cli.main"]
+
+
+def _best_wall(cmd: list[str], repeat: int, *, expect: int = 0) -> tuple[float, str]:
+    best = math.inf
+    output = ""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode != expect:
+            raise RuntimeError(f"{cmd} exited {done.returncode}: {done.stderr[-500:]}")
+        best = min(best, elapsed)
+        output = done.stdout + done.stderr
+    return best, output
+
+
+def import_offenders(top: int = 8) -> list[dict[str, Any]]:
+    """``python -X importtime`` of ``--help``: the top-level imports by cumulative time."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "reconciler.cli.main", "--help"],
+        capture_output=True, text=True, check=True,
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)", line)
+        if match and not match.group(3):  # top level only: cumulative includes children
+            rows.append({"module": match.group(4), "cumulative_ms": int(match.group(2)) / 1000,
+                         "self_ms": int(match.group(1)) / 1000})
+    own = sum(r["cumulative_ms"] for r in rows if r["module"].startswith("reconciler"))
+    rows.sort(key=lambda r: -r["cumulative_ms"])
+    return rows[:top] + [{"module": "(all reconciler.* modules)", "cumulative_ms": own,
+                          "self_ms": None}]
+
+
+def measure_startup(files: int, workdir: Path, repeat: int = 5) -> dict[str, Any]:
+    help_s, _ = _best_wall([*_cli(), "--help"], repeat)
+    folder = workdir / "manifests"
+    write_manifests(make_fleet(files), folder)
+    validate_s, output = _best_wall([*_cli(), "validate", str(folder)], max(1, repeat // 2))
+    return {
+        "help_s": help_s,
+        "validate_files": files,
+        "validate_s": validate_s,
+        "validate_output": output.strip().splitlines()[-1] if output.strip() else "",
+        "import_offenders": import_offenders(),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (``ru_maxrss``, KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def scratch(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{prefix}-", dir=os.environ.get("TMPDIR")))
