@@ -298,43 +298,22 @@ class _AppDiff:
         )
 
     def _update_app(self, live: LiveApp) -> None:
-        desired = self.app.spec.app_fields()
-        current = live.app.spec
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        outside = False
-        for name, value in desired.items():
-            live_value = getattr(current, name)
-            if name in APP_IMAGE_FIELDS:
-                last = self.record.objects.get(name) if self.record else None
-                same, drifted = _object_unchanged(value, live_value, last)
-                outside = outside or drifted
-                if same:
-                    continue
-            elif live_value == value:
-                continue
-            before[name] = live_value
-            after[name] = value
-        if not after:
+        objects = self.record.objects if self.record else {}
+        update = _FieldUpdate.of(self.app.spec.app_fields(), live.app.spec, APP_IMAGE_FIELDS,
+                                 objects)
+        if update is None:
             return
-        # Send every managed plain field (a PUT may replace the whole record) but upload ids
-        # only when they change: they expire minutes after the upload.
-        payload = {
-            name: value
-            for name, value in desired.items()
-            if name not in APP_IMAGE_FIELDS or name in after
-        }
         self.changes.append(
             Change(
                 address=self.app_addr,
                 resource="miniapp",
                 action="update",
                 app_id=self.app.id,
-                before=before,
-                after=after,
-                payload=payload,
-                fields=field_changes(before, after),
-                reason=CHANGED_OUTSIDE if outside else None,
+                before=update.before,
+                after=update.after,
+                payload=update.payload,
+                fields=field_changes(update.before, update.after),
+                reason=CHANGED_OUTSIDE if update.outside else None,
             )
         )
 
@@ -507,28 +486,10 @@ class _AppDiff:
         self, version: Version, live: Version, record: VersionRecord, address: str
     ) -> bool:
         """Plan the version's field update; True when there is one."""
-        desired = self._version_fields(version)
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        outside = False
-        for name, value in desired.items():
-            live_value = getattr(live, name)
-            if name in VERSION_OBJECT_FIELDS:
-                same, drifted = _object_unchanged(value, live_value, record.objects.get(name))
-                outside = outside or drifted
-                if same:
-                    continue
-            elif live_value == value:
-                continue
-            before[name] = live_value
-            after[name] = value
-        if not after:
+        update = _FieldUpdate.of(self._version_fields(version), live, VERSION_OBJECT_FIELDS,
+                                 record.objects)
+        if update is None:
             return False
-        payload = {
-            name: value
-            for name, value in desired.items()
-            if name not in VERSION_OBJECT_FIELDS or name in after
-        }
         self.changes.append(
             Change(
                 address=address,
@@ -538,12 +499,12 @@ class _AppDiff:
                 key=version.code,
                 version_code=version.code,
                 target_id=record.id,
-                before=before,
-                after=after,
-                payload=payload,
-                fields=field_changes(before, after),
+                before=update.before,
+                after=update.after,
+                payload=update.payload,
+                fields=field_changes(update.before, update.after),
                 depends_on=self._deps(),
-                reason=CHANGED_OUTSIDE if outside else None,
+                reason=CHANGED_OUTSIDE if update.outside else None,
             )
         )
         return True
@@ -637,6 +598,49 @@ class _AppDiff:
             )
             previous = (step_addr,)
             status = target
+
+
+@dataclass(frozen=True)
+class _FieldUpdate:
+    """The managed fields of one record that differ from live, and the PUT body to send."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    payload: dict[str, Any]
+    outside: bool  # an object field was replaced outside since the last apply
+
+    @classmethod
+    def of(
+        cls,
+        desired: Mapping[str, Any],
+        live: Any,
+        object_fields: Sequence[str],
+        applied_objects: Mapping[str, ObjectRef],
+    ) -> _FieldUpdate | None:
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        outside = False
+        for name, value in desired.items():
+            live_value = getattr(live, name)
+            if name in object_fields:
+                same, drifted = _object_unchanged(value, live_value, applied_objects.get(name))
+                outside = outside or drifted
+                if same:
+                    continue
+            elif live_value == value:
+                continue
+            before[name] = live_value
+            after[name] = value
+        if not after:
+            return None
+        # Send every managed plain field (a PUT may replace the whole record) but object
+        # fields only when they change: an upload id expires minutes after the upload.
+        payload = {
+            name: value
+            for name, value in desired.items()
+            if name not in object_fields or name in after
+        }
+        return cls(before, after, payload, outside)
 
 
 def _object_unchanged(

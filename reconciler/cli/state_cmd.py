@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors, state_store
+
+if TYPE_CHECKING:
+    from reconciler.state import FileStateStore, State
 
 state_app = typer.Typer(
     help="Inspect and repair the state file (what was last applied). Never calls the API.",
@@ -17,8 +23,19 @@ state_app = typer.Typer(
 app.add_typer(state_app, name="state")
 
 
-def _store(state: Path | None, sandbox: bool):  # type: ignore[no-untyped-def]
+def _store(state: Path | None, sandbox: bool) -> FileStateStore:
     return state_store(state, sandbox)
+
+
+@contextmanager
+def _editing(state: Path | None, sandbox: bool, operation: str) -> Iterator[State]:
+    """The state under the lock; saved when the block ends without error."""
+    with handled_errors():
+        store = _store(state, sandbox)
+        with store.lock(operation):
+            current = store.read()
+            yield current
+            store.save(current)
 
 
 @state_app.command("list")
@@ -54,22 +71,18 @@ def rm(
     """Forget an app (or one version) WITHOUT deleting it from the API."""
     from reconciler.errors import StateError
 
-    with handled_errors():
-        store = _store(state, sandbox)
-        with store.lock("state rm"):
-            current = store.read()
-            record = current.app(app_id)
-            if record is None:
-                raise StateError(f"{app_id} is not in the state")
-            if version is None:
-                del current.apps[app_id]
-                what = app_id
-            else:
-                if version not in record.versions:
-                    raise StateError(f"{app_id} has no version {version} in the state")
-                del record.versions[version]
-                what = f"{app_id} version {version}"
-            store.save(current)
+    with _editing(state, sandbox, "state rm") as current:
+        record = current.app(app_id)
+        if record is None:
+            raise StateError(f"{app_id} is not in the state")
+        if version is None:
+            del current.apps[app_id]
+            what = app_id
+        else:
+            if version not in record.versions:
+                raise StateError(f"{app_id} has no version {version} in the state")
+            del record.versions[version]
+            what = f"{app_id} version {version}"
     err(f"Forgot {what} (nothing was deleted from the Mini App Center).")
 
 
@@ -96,13 +109,9 @@ def adopt_version(
     from reconciler.state import AppRecord, VersionRecord
 
     _check_status(status)
-    with handled_errors():
-        store = _store(state, sandbox)
-        with store.lock("state adopt-version"):
-            current = store.read()
-            record = current.apps.setdefault(app_id, AppRecord())
-            record.versions[code] = VersionRecord(id=version_id, status=status)
-            store.save(current)
+    with _editing(state, sandbox, "state adopt-version") as current:
+        record = current.apps.setdefault(app_id, AppRecord())
+        record.versions[code] = VersionRecord(id=version_id, status=status)
     err(f"Adopted {app_id} version {code} as id {version_id}.")
 
 
@@ -118,15 +127,11 @@ def set_status(
     from reconciler.errors import StateError
 
     _check_status(status)
-    with handled_errors():
-        store = _store(state, sandbox)
-        with store.lock("state set-status"):
-            current = store.read()
-            record = current.app(app_id)
-            if record is None or code not in record.versions:
-                raise StateError(f"{app_id} version {code} is not in the state")
-            record.versions[code].status = status
-            store.save(current)
+    with _editing(state, sandbox, "state set-status") as current:
+        record = current.app(app_id)
+        if record is None or code not in record.versions:
+            raise StateError(f"{app_id} version {code} is not in the state")
+        record.versions[code].status = status
     err(f"Recorded {app_id} version {code} as {status}.")
 
 
