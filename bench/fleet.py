@@ -104,8 +104,13 @@ def converged_state(apps: list[MiniApp]) -> State:
         for version in spec.versions or ():
             fields = {
                 k: v
-                for k in ("platform_id", "integrated_security", "main_name", "main_type",
-                          "service_url")
+                for k in (
+                    "platform_id",
+                    "integrated_security",
+                    "main_name",
+                    "main_type",
+                    "service_url",
+                )
                 if (v := getattr(version, k)) is not None
             }
             versions[version.code] = VersionRecord(
@@ -141,10 +146,16 @@ def live_from(apps: list[MiniApp], state: State) -> dict[str, object]:
                 {"field": k, "value": v} for k, v in (spec.attributes or {}).items()
             ],
         )
-        locations = [
-            LocationData(id=record.locations[loc.name].id, name=loc.name, geo_point=loc.geo_point)
-            for loc in spec.locations or ()
-        ] if record.locations is not None else None
+        locations = (
+            [
+                LocationData(
+                    id=record.locations[loc.name].id, name=loc.name, geo_point=loc.geo_point
+                )
+                for loc in spec.locations or ()
+            ]
+            if record.locations is not None
+            else None
+        )
         versions = {}
         for version in spec.versions or ():
             vid = record.versions[version.code].id

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,9 +180,9 @@ def measure_size(
         paths = planned.pop("read_paths")
         sequential = sequential_reads(server.base_url, server.token, paths, cap=seq_cap)
     plan_floor = network_floor(planned["reads"], parallelism, latency, PLAN_DEPTH)
-    apply_floor = network_floor(
-        applied["plan_reads"], parallelism, latency, 1
-    ) + network_floor(applied["writes"], parallelism, latency, applied["longest_chain"])
+    apply_floor = network_floor(applied["plan_reads"], parallelism, latency, 1) + network_floor(
+        applied["writes"], parallelism, latency, applied["longest_chain"]
+    )
     return {
         "n": n,
         "latency_ms": latency_ms,
@@ -221,7 +219,9 @@ def measure_rate_limited(
         try:
             planned = asyncio.run(
                 plan_converged(
-                    http_client_factory(server.base_url, server.token), apps, state_path,
+                    http_client_factory(server.base_url, server.token),
+                    apps,
+                    state_path,
                     parallelism,
                 )
             )
@@ -244,9 +244,7 @@ def measure_rate_limited(
         "floor_s": floor,
         "burst_floor_s": burst_floor,
         "ratio": planned["wall_s"] / floor if error is None and floor else None,
-        "burst_ratio": (
-            planned["wall_s"] / burst_floor if error is None and burst_floor else None
-        ),
+        "burst_ratio": (planned["wall_s"] / burst_floor if error is None and burst_floor else None),
     }
 
 
@@ -298,18 +296,25 @@ def import_offenders(top: int = 8) -> list[dict[str, Any]]:
     """``python -X importtime`` of ``--help``: the top-level imports by cumulative time."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "reconciler.cli.main", "--help"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = []
     for line in done.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)", line)
         if match and not match.group(3):  # top level only: cumulative includes children
-            rows.append({"module": match.group(4), "cumulative_ms": int(match.group(2)) / 1000,
-                         "self_ms": int(match.group(1)) / 1000})
+            rows.append(
+                {
+                    "module": match.group(4),
+                    "cumulative_ms": int(match.group(2)) / 1000,
+                    "self_ms": int(match.group(1)) / 1000,
+                }
+            )
     own = sum(r["cumulative_ms"] for r in rows if r["module"].startswith("reconciler"))
     rows.sort(key=lambda r: -r["cumulative_ms"])
-    return rows[:top] + [{"module": "(all reconciler.* modules)", "cumulative_ms": own,
-                          "self_ms": None}]
+    total = {"module": "(all reconciler.* modules)", "cumulative_ms": own, "self_ms": None}
+    return [*rows[:top], total]
 
 
 def measure_startup(files: int, workdir: Path, repeat: int = 5) -> dict[str, Any]:
@@ -333,9 +338,5 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def scratch(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{prefix}-", dir=os.environ.get("TMPDIR")))
+    return Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{prefix}-"))

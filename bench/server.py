@@ -42,9 +42,21 @@ def start_sandbox(
 ) -> SandboxServer:
     """Start ``reconciler sandbox serve --port 0`` and wait for its ``export`` line."""
     cmd = [
-        sys.executable, "-m", "reconciler.cli.main", "sandbox", "serve",
-        "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--token", TOKEN,
-        "--latency-ms", str(latency_ms),
+        sys.executable,
+        "-m",
+        "reconciler.cli.main",
+        "sandbox",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--token",
+        TOKEN,
+        "--latency-ms",
+        str(latency_ms),
     ]
     if rate_limit is not None:
         cmd += ["--rate-limit", str(rate_limit)]

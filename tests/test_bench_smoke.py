@@ -1,0 +1,101 @@
+"""The benchmark suite must not rot: its fleet generator and measurement functions run here at
+N=5 with no latency. Only structural results are asserted (one write per change, no resource
+read twice, a converged plan finds nothing), never timings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from bench import measure
+from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
+from bench.run import checks, report
+from reconciler.client import Endpoint, MiniAppCenterClient
+from reconciler.diff import build_plan
+from reconciler.manifest import load_manifests
+from reconciler.sandbox import SandboxConfig, create_app
+
+TOKEN = "bench-smoke-token"
+
+
+def test_fleet_shape_and_manifests_round_trip(tmp_path: Path) -> None:
+    apps = make_fleet(5)
+    assert len({app.id for app in apps}) == 5
+    for app in apps:
+        assert len(app.spec.attributes or {}) == 2
+        assert len(app.spec.locations or ()) == 2
+        assert 1 <= len(app.spec.versions or ()) <= 2
+    assert make_fleet(5) == apps  # deterministic
+    write_manifests(apps, tmp_path)
+    loaded = sorted((item.app for item in load_manifests([tmp_path], {})), key=lambda a: a.id)
+    assert loaded == apps
+
+
+def test_pure_diff_on_synthetic_live_state() -> None:
+    apps = make_fleet(5)
+    state = converged_state(apps)
+    live = live_from(apps, state)
+    assert build_plan(apps, live, state, endpoint="bench").changes == ()  # type: ignore[arg-type]
+    changed = build_plan(with_changes(apps), live, state, endpoint="bench")  # type: ignore[arg-type]
+    assert changed.changes and not changed.errors
+    figures = measure.measure_diff(5, repeat=1)
+    assert figures["converged"]["changes"] == 0
+    assert figures["changed"]["changes"] == len(changed.changes)
+
+
+def test_apply_then_plan_in_process(tmp_path: Path) -> None:
+    app = create_app(SandboxConfig(db_path=tmp_path / "sandbox.db", token=TOKEN))
+
+    def make_client(parallelism: int) -> MiniAppCenterClient:
+        return MiniAppCenterClient(
+            Endpoint(base_url="http://127.0.0.1/api"),
+            TOKEN,
+            transport=httpx.ASGITransport(app=app),
+            max_connections=parallelism,
+        )
+
+    apps = make_fleet(5)
+    state_path = tmp_path / "state.json"
+    try:
+        applied = asyncio.run(measure.apply_fleet(make_client, apps, state_path, 4))
+        planned = asyncio.run(measure.plan_converged(make_client, apps, state_path, 4))
+    finally:
+        app.state.store.close()
+    assert applied["changes"] > 0
+    assert applied["writes"] == applied["changes"]
+    assert applied["one_write_per_change"]
+    assert planned["changes"] == 0 and planned["errors"] == 0
+    assert planned["writes"] == 0
+    assert planned["no_resource_read_twice"] and not planned["redundant"]
+    # One app GET each, its locations, and every version it has.
+    versions = sum(len(a.spec.versions or ()) for a in apps)
+    assert planned["reads"] == 2 * len(apps) + versions
+
+
+def test_one_size_against_a_real_server_and_the_report(tmp_path: Path) -> None:
+    row = measure.measure_size(5, latency_ms=0, parallelism=4, workdir=tmp_path, seq_cap=None)
+    row["peak_rss_mb"] = measure.peak_rss_mb()
+    assert row["apply"]["one_write_per_change"]
+    assert row["plan"]["changes"] == 0
+    assert row["plan"]["no_resource_read_twice"]
+    assert row["sequential"]["requests"] == row["plan"]["reads"]
+    assert row["sequential"]["statuses"] == {200: row["plan"]["reads"]}
+    results = {
+        "machine": {
+            "date": "today",
+            "nproc": 2,
+            "python": "3",
+            "platform": "p",
+            "httpx": "x",
+            "httpcore": "y",
+            "commit": "",
+        },
+        "config": {"latency_ms": 0, "parallelism": 4, "seq_cap": None, "command": "smoke"},
+        "sizes": [row],
+        "total_s": 1.0,
+    }
+    text = report(results)
+    assert "| 5 |" in text
+    assert all(met for _, _, met, invariant in checks(results) if invariant)
