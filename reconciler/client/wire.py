@@ -98,17 +98,8 @@ class MiniAppUpdate(RequestBody):
     banner: str | None = None
 
 
-class MiniAppCreate(RequestBody):
-    id: str
-    organization_id: str | None = None
-    name: str | None = None
-    description: str | None = None
-    superapp_id: str | None = None
-    type: str | None = None
-    keywords: str | None = None
-    icon: str | None = None
-    card: str | None = None
-    banner: str | None = None
+class MiniAppCreate(MiniAppUpdate):
+    id: str  # chosen by the client (reverse-DNS)
 
 
 class AttributeBody(RequestBody):
@@ -130,14 +121,8 @@ class VersionUpdate(RequestBody):
     service_url: str | None = None
 
 
-class VersionCreate(RequestBody):
+class VersionCreate(VersionUpdate):
     code: str
-    platform_id: str | None = None
-    metadata: str | None = None
-    integrated_security: bool | None = None
-    main_name: str | None = None
-    main_type: str | None = None
-    service_url: str | None = None
 
 
 class CompatibilityBody(RequestBody):
