@@ -164,12 +164,17 @@ class Executor:
             self._skip_all(changes)
             return
         if self.options.verify_fingerprints:
-            problem = await self._stale(app_id, changes)
+            try:
+                problem = await self._stale(app_id, changes)
+            except Exception as exc:  # one app's failed re-read must not stop the others
+                problem = f"could not re-read the live objects to check the saved plan: {exc}"
             if problem:
                 for change in changes:
                     self._report(ChangeResult(change, "failed", problem))
                 return
         for index, change in enumerate(changes):
+            # Yield to the loop: an in-process sandbox never does, and a Ctrl-C must be seen.
+            await asyncio.sleep(0)
             if self._stop:
                 self._skip_all(changes[index:])
                 return
@@ -187,9 +192,15 @@ class Executor:
             except ReconcilerError as exc:
                 self._report(ChangeResult(change, "failed", str(exc)))
                 continue
-            except (ValidationError, KeyError, TypeError) as exc:
+            except (ValidationError, KeyError, TypeError, ValueError) as exc:
                 # A saved plan edited by hand, or from another version: fail this change only.
                 message = f"the plan's payload for this change is invalid: {exc}"
+                self._report(ChangeResult(change, "failed", message))
+                continue
+            except Exception as exc:
+                # A bug of ours must not cancel the other apps' writes in flight (the task
+                # group would): fail this change, report it, go on.
+                message = f"internal error: {type(exc).__name__}: {exc} (please report it)"
                 self._report(ChangeResult(change, "failed", message))
                 continue
             applied.add(change.address)

@@ -7,6 +7,7 @@ deletes.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -242,19 +243,29 @@ def order_changes(changes: Iterable[Change]) -> list[Change]:
     writes.sort(key=lambda c: c.level)
     deletes.sort(key=lambda c: -c.level)
     ordered = writes + deletes
-    present = {c.address for c in ordered}
-    done: set[str] = set()
+    # Kahn's algorithm, always taking the ready change that comes first in level order.
+    position = {c.address: i for i, c in enumerate(ordered)}
+    waiting_on = [0] * len(ordered)
+    unblocks: dict[int, list[int]] = {}
+    for i, change in enumerate(ordered):
+        for dependency in set(change.depends_on):
+            j = position.get(dependency)
+            if j is not None:
+                waiting_on[i] += 1
+                unblocks.setdefault(j, []).append(i)
+    ready = [i for i, count in enumerate(waiting_on) if count == 0]
+    heapq.heapify(ready)
     out: list[Change] = []
-    pending = ordered
-    while pending:
-        ready = [c for c in pending if all(d in done or d not in present for d in c.depends_on)]
-        if not ready:  # a cycle cannot come from the diff; keep the level order rather than loop
-            out.extend(pending)
-            break
-        first = ready[0]
-        out.append(first)
-        done.add(first.address)
-        pending = [c for c in pending if c is not first]
+    while ready:
+        i = heapq.heappop(ready)
+        out.append(ordered[i])
+        for k in unblocks.get(i, ()):
+            waiting_on[k] -= 1
+            if waiting_on[k] == 0:
+                heapq.heappush(ready, k)
+    if len(out) < len(ordered):  # a cycle cannot come from the diff; keep level order
+        emitted = {id(c) for c in out}
+        out.extend(c for c in ordered if id(c) not in emitted)
     return out
 
 

@@ -115,6 +115,8 @@ class StateStore(Protocol):
 
     def record(self, app_id: str, record: AppRecord | None) -> None: ...
 
+    def ensure_base(self, state: State) -> None: ...
+
     @property
     def dirty(self) -> bool: ...
 
@@ -248,6 +250,12 @@ class FileStateStore:
             os.unlink(self.journal_path)
         self.dirty = False
 
+    def ensure_base(self, state: State) -> None:
+        """Write the state file once before the first journal entry of a brand-new state, so
+        that its lineage survives a crash (a saved plan made afterwards stays applicable)."""
+        if not self.path.exists():
+            self.save(state)
+
     def record(self, app_id: str, record: AppRecord | None) -> None:
         """Append one app's new record to the journal and fsync: durable before we go on."""
         if self._journal is None:
@@ -321,16 +329,33 @@ class FileStateStore:
 
 def _drop_torn_tail(path: Path) -> None:
     """A crash mid-append leaves a last line without its newline; appending after it would
-    glue the next record onto it. Cut it off: that write was never confirmed."""
+    glue the next record onto it. A torn line is cut off (that write was never confirmed);
+    a complete one (only its newline missing, replay already accepted it) is terminated."""
     try:
         with open(path, "rb+") as handle:
             data = handle.read()
-            if data and not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
-                handle.flush()
-                os.fsync(handle.fileno())
+            if not data or data.endswith(b"\n"):
+                return
+            start = data.rfind(b"\n") + 1
+            if _complete_entry(data[start:]):
+                handle.write(b"\n")
+            else:
+                handle.truncate(start)
+            handle.flush()
+            os.fsync(handle.fileno())
     except FileNotFoundError:
         return
+
+
+def _complete_entry(line: bytes) -> bool:
+    try:
+        entry = json.loads(line)
+        record = entry["record"]
+        if record is not None:
+            AppRecord.model_validate(record)
+        return isinstance(entry["app"], str)
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -165,3 +165,42 @@ def _server_version_id(server: RunningSandbox, app_id: str, code: str) -> int | 
             "SELECT id FROM versions WHERE app_id = ? AND code = ?", (app_id, code)
         ).fetchone()
     return int(row[0]) if row else None
+
+
+def test_ctrl_c_stops_an_in_process_sandbox_apply(tmp_path: Path) -> None:
+    """The in-process sandbox never yields to the event loop by itself: the executor does,
+    between changes, so a Ctrl-C is seen while the apply runs, not after it."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    for i in range(150):
+        (fleet / f"app{i}.yaml").write_text(
+            "apiVersion: miniappcenter/v1\nkind: MiniApp\n"
+            f"metadata: {{id: com.bench.app{i}}}\n"
+            "spec:\n  name: App\n  superapp_id: com.bench.super\n  type: Web\n"
+            "  attributes: {A: '1', B: '2'}\n"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAC_", "RECONCILER_"))}
+    stdout = (tmp_path / "stdout.txt").open("w")  # a file: a full pipe would block the plan
+    proc = subprocess.Popen(
+        _reconciler("apply", "fleet", "--sandbox", "--auto-approve", "--parallelism", "2"),
+        cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    applied = 0
+    for line in proc.stderr:
+        if line.startswith("applied"):
+            applied += 1
+            if applied == APPLIED_BEFORE_KILL:
+                proc.send_signal(signal.SIGINT)
+                break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    stdout.close()
+    out = (tmp_path / "stdout.txt").read_text()
+    assert "Apply interrupted" in out
+    assert "skipped" in rest  # most of the 450 changes never started
+    final = subprocess.run(
+        _reconciler("apply", "fleet", "--sandbox", "--auto-approve"), cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert final.returncode == 0, final.stderr

@@ -385,3 +385,70 @@ def test_bad_plan_files_are_clear_errors(
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
     assert code == 1
     assert "plan file plan.json" in err and "Internal error" not in err
+
+
+def test_one_bad_change_never_cancels_the_other_apps(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_other(workdir)
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
+    plan = json.loads((workdir / "plan.json").read_text())
+    compat = next(c for c in plan["changes"] if c["resource"] == "compatibility")
+    compat["payload"] = {"superapp_version": "one"}  # int() raises ValueError
+    (workdir / "plan.json").write_text(json.dumps(plan))
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 3, out
+    assert "Internal error" not in out
+    code, out, _ = run(capsys, "state", "show", "com.genexus.verdant.other", "--sandbox")
+    assert code == 0  # the other app was applied
+
+
+def test_interrupted_outside_the_run_exits_130_and_releases_the_lock(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.state import FileStateStore as Store
+
+    def interrupted(self: Store, endpoint: str) -> None:
+        raise KeyboardInterrupt  # SIGTERM / Ctrl-C while the lock is held
+
+    monkeypatch.setattr(Store, "load", interrupted)
+    code, _, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 130 and "Interrupted" in err
+    assert not (workdir / ".reconciler" / "sandbox-state.json.lock").exists()
+
+
+def test_ctrl_c_at_the_prompt_writes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.cli.apply_cmd as apply_cmd
+
+    def pressed_ctrl_c() -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(apply_cmd, "_confirm", pressed_ctrl_c)
+    code, _, _ = run(capsys, "apply", "manifests", "--sandbox")
+    assert code == 130
+    assert run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")[0] == 2
+    assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
+
+
+def test_adopting_an_interrupted_create_records_it_as_pending(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.state import AppRecord, VersionRecord
+
+    store = FileStateStore(workdir / ".reconciler" / "sandbox-state.json")
+    state = store.read()
+    state.apps["com.genexus.verdant.coffeemuffins"] = AppRecord(
+        versions={"1.0.0": VersionRecord(create_outcome="unknown")}
+    )
+    store.save(state)
+    code, _, err = run(capsys, "state", "adopt-version", "com.genexus.verdant.coffeemuffins",
+                       "1.0.0", "7", "--sandbox")
+    assert code == 0 and "status pending" in err
+    record = json.loads(run(capsys, "state", "show", "com.genexus.verdant.coffeemuffins",
+                            "--sandbox")[1])
+    assert record["versions"]["1.0.0"] == {
+        "id": 7, "fields": {}, "objects": {}, "compatibility": None, "status": "pending",
+        "create_outcome": None,
+    }

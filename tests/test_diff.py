@@ -522,3 +522,18 @@ def test_field_changes_uses_paths() -> None:
     got = field_changes({"a": 1, "b": [1, 2]}, {"a": 2, "b": [1, 2], "c": "x"})
     assert [(f.path, f.before, f.after) for f in got] == [("a", 1, 2), ("c", None, "x")]
     assert field_changes({"a": 1}, {"a": 1}) == ()
+
+
+def test_ordering_a_large_app_is_linear_and_keeps_dependencies() -> None:
+    from reconciler.plan import Change as PlanChange
+
+    app_change = PlanChange(address="a", resource="miniapp", action="create", app_id="x",
+                            before=None, after={})
+    locations = [
+        PlanChange(address=f"a.location[{i}]", resource="location", action="create",
+                   app_id="x", before=None, after={}, depends_on=("a",))
+        for i in range(6000)
+    ]
+    ordered = order_changes([*reversed(locations), app_change])
+    assert ordered[0] is app_change
+    assert ordered[1:] == list(reversed(locations))  # stable inside a level

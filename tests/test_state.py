@@ -141,3 +141,34 @@ def test_an_invalid_journal_record_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(StateError, match="line 1 is corrupt"):
         store.load(ENDPOINT)
+
+
+def test_a_complete_last_line_without_newline_is_kept_not_cut(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    store.record("com.a.b", AppRecord(labels={"v": "1"}))
+    store.record("com.a.b", AppRecord(labels={"v": "2"}))
+    store._close_journal()
+    data = store.journal_path.read_bytes()
+    store.journal_path.write_bytes(data[:-1])  # killed between the line and its newline
+    assert FileStateStore(tmp_path / "state.json").load(ENDPOINT).apps["com.a.b"].labels == {
+        "v": "2"
+    }
+    again = FileStateStore(tmp_path / "state.json")
+    again.record("com.a.c", AppRecord())  # the next run appends
+    loaded = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
+    assert loaded.apps["com.a.b"].labels == {"v": "2"} and "com.a.c" in loaded.apps
+
+
+def test_the_lineage_survives_a_crash_of_the_first_apply(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    state = store.load(ENDPOINT)
+    store.ensure_base(state)  # what apply does before its first write
+    store.record("com.a.b", AppRecord())
+    # killed here: two later loads agree on lineage and serial (a saved plan stays valid)
+    first = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
+    second = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
+    assert (first.lineage, first.serial) == (second.lineage, second.serial) == (
+        state.lineage, 2
+    )
+    store.ensure_base(first)  # exists: not written again
+    assert FileStateStore(tmp_path / "state.json").load(ENDPOINT).serial == 2

@@ -6,7 +6,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,8 +77,9 @@ def apply(
             param_hint="--plan",
         )
     machine = format == "json"
+    _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
-    with handled_errors(machine=machine):
+    with handled_errors(machine=machine), _interrupt_exits_130():
         desired: Desired | None = None
         saved: Plan | None = None
         if plan_file is not None:
@@ -162,20 +163,14 @@ def _run(
     outcome = _Outcome(plan=saved)
     executor: Executor | None = None
 
-    async def run() -> None:
-        nonlocal executor
-        _graceful_signals(lambda: executor)
+    async def make() -> Plan:
+        assert desired is not None
         async with where.client(request.parallelism) as client:
-            if outcome.plan is None:
-                assert desired is not None
-                outcome.plan = await compute_plan(
-                    client, desired, current_state, request, where.identity
-                )
-            the_plan = outcome.plan
-            if not machine or the_plan.errors:
-                typer.echo(render(the_plan, "text", color=use_color()), nl=False, err=machine)
-            if the_plan.errors:
-                return
+            return await compute_plan(client, desired, current_state, request, where.identity)
+
+    async def execute(the_plan: Plan) -> None:
+        nonlocal executor
+        async with where.client(request.parallelism) as client:
             executor = Executor(
                 client,
                 store,
@@ -188,9 +183,7 @@ def _run(
                     on_start=progress.start,
                 ),
             )
-            if the_plan.has_changes and not auto_approve and not _confirm():
-                return
-            outcome.approved = True
+            _graceful_signals(lambda: executor)
             progress.begin(len(the_plan.changes))
             try:
                 # With no changes this only records labels and protection: no API write.
@@ -199,12 +192,27 @@ def _run(
                 progress.end()
 
     try:
-        asyncio.run(run())
+        # Planning and the confirmation run outside the writes' event loop: a Ctrl-C there
+        # simply stops (nothing was written).
+        if outcome.plan is None:
+            outcome.plan = asyncio.run(make())
+        the_plan = outcome.plan
+        asks = the_plan.has_changes and not auto_approve
+        if not machine or the_plan.errors or asks:
+            # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
+            typer.echo(render(the_plan, "text", color=use_color()), nl=False, err=machine)
+        if the_plan.errors or (asks and not _confirm()):
+            return outcome
+        outcome.approved = True
+        if the_plan.has_changes:
+            store.ensure_base(current_state)
+        asyncio.run(execute(the_plan))
     except (KeyboardInterrupt, asyncio.CancelledError):
         outcome.interrupted = True
         if executor is not None:
             outcome.result = executor.result
     finally:
+        _sigterm_as_interrupt()  # closing a loop resets it to the default (kill)
         # Fold the journal into the state file whatever happened (it is durable already);
         # a run that recorded nothing leaves the file, its serial and saved plans alone.
         if store.dirty:
@@ -214,25 +222,47 @@ def _run(
 
 
 def _graceful_signals(current: Callable[[], Executor | None]) -> None:
-    """First Ctrl-C / SIGTERM (a CI cancellation): start no new change, let the writes in
-    flight finish and be recorded. A second one aborts at once."""
+    """While changes run: Ctrl-C or SIGTERM (a CI cancellation) starts no new change and lets
+    the writes in flight finish and be recorded. Only a second Ctrl-C, a person insisting,
+    aborts at once; SIGTERM never does (runners send it after SIGINT, and a write cut off
+    mid-flight is exactly what graceful stopping avoids)."""
     import asyncio
 
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
 
-    def on_signal() -> None:
+    def on_signal(sig: int) -> None:
         executor = current()
         if executor is not None and not executor.stopping:
             err("Stopping: finishing the writes in flight (press Ctrl-C again to abort).")
             executor.request_stop()
-        elif main_task is not None:
+        elif sig == signal.SIGINT and main_task is not None:
             main_task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Not available off the main thread or on some platforms: Ctrl-C then aborts at once.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # ValueError: not the main thread (tests calling main() from a thread)
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _interrupt_exits_130() -> Iterator[None]:
+    """Ctrl-C or SIGTERM before or after the run (loading, the lock, the final save): the lock
+    is released by its context manager and every recorded write is in the journal."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _same_state(saved: Plan, current: State) -> bool:
@@ -255,6 +285,7 @@ def _confirm() -> bool:
         "Do you want to perform these actions? Only 'yes' will be accepted",
         default="",
         show_default=False,
+        err=True,  # stdout may be JSON or piped
     )
     if answer.strip() != "yes":
         err("Apply cancelled; nothing was changed.")

@@ -106,13 +106,17 @@ def adopt_version(
     sandbox: bool = SandboxOpt,
 ) -> None:
     """Bind a version code to an existing server id (after an interrupted or outside create)."""
-    from reconciler.state import AppRecord, VersionRecord
+    from reconciler.state import UNKNOWN, AppRecord, VersionRecord
 
     _check_status(status)
     with _editing(state, sandbox, "state adopt-version") as current:
         record = current.apps.setdefault(app_id, AppRecord())
+        previous = record.versions.get(code)
+        if status is None and previous is not None and previous.create_outcome == UNKNOWN:
+            status = "pending"  # what an interrupted create left: new versions start pending
         record.versions[code] = VersionRecord(id=version_id, status=status)
-    err(f"Adopted {app_id} version {code} as id {version_id}.")
+    shown = f" (status {status})" if status else " (status unknown: see `state set-status`)"
+    err(f"Adopted {app_id} version {code} as id {version_id}{shown}.")
 
 
 @state_app.command("set-status")
