@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -13,16 +14,21 @@ try:  # typer >= 0.24 vendors click; older releases use the click package itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from reconciler.cli import (  # noqa: F401  (imported to register their commands)
-    apply_cmd,
-    drift_cmd,
-    import_cmd,
-    plan_cmd,
-    sandbox_cmd,
-    state_cmd,
-    validate_cmd,
-)
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
+
+# Each module registers its commands on `app` when imported; `--help` lists them in this
+# order, the order of the pipeline.
+COMMAND_MODULES = (
+    "validate_cmd",  # validate, schema
+    "plan_cmd",
+    "apply_cmd",
+    "drift_cmd",
+    "import_cmd",
+    "state_cmd",
+    "sandbox_cmd",
+)
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"reconciler.cli.{_module}")
 
 _NO_ARGS = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
