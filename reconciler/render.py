@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -81,9 +81,7 @@ def render_json(plan: Plan) -> str:
 
 
 def render_text(plan: Plan, *, color: bool) -> str:
-    def paint(text: str, style: str) -> str:
-        return f"{_STYLE[style]}{text}{_RESET}" if color else text
-
+    paint = _painter(color)
     out = [f"Endpoint: {_clean(_safe_endpoint(plan.endpoint))}", ""]
     if not plan.changes:
         out.append(NO_CHANGES)
@@ -176,9 +174,7 @@ def render_markdown(
 def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
     """``result`` has the shape of ``ApplyResult.as_dict()`` (taken as data: no import)."""
 
-    def paint(text: str, style: str) -> str:
-        return f"{_STYLE[style]}{text}{_RESET}" if color else text
-
+    paint = _painter(color)
     counts = result.get("summary", {})
     applied, failed, skipped = (int(counts.get(k, 0)) for k in ("applied", "failed", "skipped"))
     interrupted = bool(result.get("interrupted", False))
@@ -204,6 +200,16 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
 
 
 # --- lines shared by text and Markdown -----------------------------------------------------
+
+
+def _painter(color: bool) -> Callable[[str, str], str]:
+    """``paint(text, style)``: ANSI colour on a terminal, the text unchanged otherwise."""
+
+    def paint(text: str, style: str) -> str:
+        return f"{_STYLE[style]}{text}{_RESET}" if color else text
+
+    return paint
+
 
 
 def _summary_line(plan: Plan) -> str:
@@ -376,9 +382,7 @@ def _drift_summary(report: DriftReport) -> str:
 
 
 def _drift_text(report: DriftReport, *, color: bool) -> str:
-    def paint(text: str, style: str) -> str:
-        return f"{_STYLE[style]}{text}{_RESET}" if color else text
-
+    paint = _painter(color)
     out = [f"Endpoint: {_clean(_safe_endpoint(report.endpoint))}", ""]
     if report.in_sync:
         out.append(paint(f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", "ok"))
