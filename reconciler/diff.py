@@ -78,12 +78,7 @@ def build_plan(
         warnings.extend(diff.warnings)
         errors.extend(diff.errors)
 
-    declared = {app.id for app in desired} | options.declared
-    orphans = [
-        app_id
-        for app_id, record in sorted(state.apps.items())
-        if app_id not in declared and options.in_scope(app_id, record)
-    ]
+    orphans = orphan_ids(desired, state, options.declared, options.in_scope)
     unpruned: list[str] = []
     for app_id in orphans:
         record = state.apps[app_id]
@@ -131,6 +126,22 @@ def build_plan(
             if not app.absent
         },
     )
+
+
+def orphan_ids(
+    desired: Sequence[MiniApp],
+    state: State,
+    declared: frozenset[str],
+    in_scope: Callable[[str, AppRecord], bool],
+) -> list[str]:
+    """Apps the state manages that no manifest declares (``declared``: every id before any
+    narrowing) and that are in scope: the prune candidates, sorted."""
+    known = {app.id for app in desired} | declared
+    return [
+        app_id
+        for app_id, record in sorted(state.apps.items())
+        if app_id not in known and in_scope(app_id, record)
+    ]
 
 
 # --- addresses ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from reconciler.client import MiniAppCenterClient
-from reconciler.diff import PlanOptions, build_plan
+from reconciler.diff import PlanOptions, build_plan, orphan_ids
 from reconciler.fetch import LiveState, fetch_live, requests_for
 from reconciler.model import MiniApp
 from reconciler.plan import Plan
@@ -28,12 +28,7 @@ async def read_live(
 ) -> LiveState:
     """Read what the manifests reference, plus apps only the state knows (prune candidates)
     in scope. ``declared``: every id the manifests declare, before any narrowing."""
-    known = {app.id for app in desired} | declared
-    orphans = [
-        app_id
-        for app_id, record in state.apps.items()
-        if app_id not in known and in_scope(app_id, record)
-    ]
+    orphans = orphan_ids(desired, state, declared, in_scope)
     requests = requests_for(desired, state, orphans, all_locations=all_locations)
     return await fetch_live(client, requests, parallelism=parallelism)
 

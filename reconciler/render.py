@@ -94,10 +94,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
                     out.append(paint(text, line.action) if line.kind == "change" else text)
             out.append("")
         out.append(paint(_summary_line(plan), "bold"))
-    if plan.warnings or plan.errors:
-        out.append("")
-    out.extend(f"{paint('Warning:', 'warning')} {_clean(str(w))}" for w in plan.warnings)
-    out.extend(f"{paint('Error:', 'error')} {_clean(str(e))}" for e in plan.errors)
+    out.extend(_problem_lines(plan.warnings, plan.errors, paint))
     return "\n".join(out) + "\n"
 
 
@@ -200,6 +197,21 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
 
 
 # --- lines shared by text and Markdown -----------------------------------------------------
+
+
+def _problem_lines(
+    warnings: Sequence[PlanProblem],
+    errors: Sequence[PlanProblem],
+    paint: Callable[[str, str], str],
+) -> list[str]:
+    """The closing block of a text report: a blank line, then warnings, then errors."""
+    if not warnings and not errors:
+        return []
+    return [
+        "",
+        *(f"{paint('Warning:', 'warning')} {_clean(str(w))}" for w in warnings),
+        *(f"{paint('Error:', 'error')} {_clean(str(e))}" for e in errors),
+    ]
 
 
 def _painter(color: bool) -> Callable[[str, str], str]:
@@ -401,10 +413,7 @@ def _drift_text(report: DriftReport, *, color: bool) -> str:
                 out.append(f"      last applied:        {_value(item.last_applied)}")
             out.append("")
         out.append(paint(_drift_summary(report), "bold"))
-    if report.warnings or report.errors:
-        out.append("")
-    out.extend(f"{paint('Warning:', 'warning')} {_clean(str(w))}" for w in report.warnings)
-    out.extend(f"{paint('Error:', 'error')} {_clean(str(e))}" for e in report.errors)
+    out.extend(_problem_lines(report.warnings, report.errors, paint))
     return "\n".join(out) + "\n"
 
 
