@@ -3,8 +3,10 @@
 Apply reads only the plan (never re-plans). Each successful write is recorded in the state
 journal before the next one starts, so a crash or Ctrl-C loses nothing. Creates are never
 repeated blindly: an ambiguous create (timeout, 5xx, dropped connection) is resolved by
-re-reading (mini apps by id, locations by name); versions cannot be listed, so an ambiguous
-version create is marked unknown and left to the user to adopt.
+re-reading (mini apps by id, locations by name, versions by reading the ids above the mark
+the state keeps: reconciler/recover.py). An ambiguous review step is re-sent: the server
+refuses a step that already happened. Apps the plan marks stuck are skipped, named, and the
+others applied.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,8 +36,11 @@ from reconciler.model import (
     file_source,
     object_key,
 )
-from reconciler.plan import Change, Plan
+from reconciler.plan import LEARN_STATUS, Change, Learned, Plan
+from reconciler.recover import DEFAULT_PROBE_WINDOW, ProbeResult, probe_versions
+from reconciler.review import STATUSES, after_step, describe_unknown, probe_step, status_path
 from reconciler.state import (
+    EXISTS,
     UNKNOWN,
     AppRecord,
     LocationRecord,
@@ -53,6 +58,7 @@ class ChangeResult:
     change: Change
     outcome: Outcome
     message: str | None = None
+    stuck: bool = False  # skipped because its whole app is stuck (the plan says why)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +70,8 @@ class ChangeResult:
         }
         if self.message:
             out["message"] = self.message
+        if self.stuck:
+            out["stuck"] = True
         return out
 
 
@@ -71,6 +79,10 @@ class ChangeResult:
 class ApplyResult:
     results: list[ChangeResult] = field(default_factory=list)
     interrupted: bool = False
+    # Apps skipped whole because the plan could not be made for them (app -> why).
+    stuck: dict[str, str] = field(default_factory=dict)
+    adopted: int = 0  # apps and versions recorded from what was learnt by reading
+    probe_reads: int = 0  # version reads spent looking for unknown versions during apply
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)
@@ -89,18 +101,38 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.skipped == 0 and not self.interrupted
+        return (
+            self.failed == 0 and self.skipped == 0 and not self.interrupted and not self.stuck
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "summary": {"applied": self.applied, "failed": self.failed, "skipped": self.skipped},
+            "summary": {
+                "applied": self.applied,
+                "failed": self.failed,
+                "skipped": self.skipped,
+                "adopted": self.adopted,
+                "stuck_apps": len(self.stuck),
+                "probe_reads": self.probe_reads,
+            },
             "interrupted": self.interrupted,
+            "stuck_apps": [
+                {"app_id": app_id, "reason": reason} for app_id, reason in self.stuck.items()
+            ],
             "results": [r.as_dict() for r in self.results],
         }
 
 
 class _Failed(ReconcilerError):
     """A change that failed; its message is shown in the summary."""
+
+
+# How often an unanswered review step is re-sent within one run before it is left to the next.
+STEP_RESENDS = 3
+# Bound on the steps one status change may send while learning an unknown status.
+MAX_LEARNING_STEPS = 12
+# A refusal by the review flow (a step from the wrong status) or of a duplicate version code.
+_REFUSAL_STATUSES = (400, 409, 422)
 
 
 @dataclass
@@ -111,6 +143,7 @@ class ApplyOptions:
     verify_fingerprints: bool = False
     on_result: Callable[[ChangeResult], None] | None = None
     on_start: Callable[[Change], None] | None = None
+    probe_window: int = DEFAULT_PROBE_WINDOW
 
 
 class Executor:
@@ -142,11 +175,20 @@ class Executor:
     async def run(self) -> ApplyResult:
         semaphore = asyncio.Semaphore(max(1, self.options.parallelism))
         by_app = self.plan.changes_by_app()
+        # Facts learnt by reading go into the state first (no API write): adoptions, and how
+        # far a version probe read. A stuck app's too: the next run starts from them.
+        self._record_learned()
+        stuck = self.plan.stuck_apps
 
         async def one(app_id: str, changes: list[Change]) -> None:
+            if app_id in stuck:
+                self._skip_stuck(app_id, changes, "; ".join(e.message for e in stuck[app_id]))
+                return
             async with semaphore:
                 await self._run_app(app_id, changes)
 
+        for app_id in stuck:
+            by_app.setdefault(app_id, [])
         try:
             async with asyncio.TaskGroup() as group:
                 for app_id, changes in by_app.items():
@@ -188,7 +230,7 @@ class Executor:
             if self.options.on_start:
                 self.options.on_start(change)
             try:
-                await self._execute(change)
+                note = await self._execute(change)
             except ReconcilerError as exc:
                 self._report(ChangeResult(change, "failed", str(exc)))
                 continue
@@ -204,7 +246,14 @@ class Executor:
                 self._report(ChangeResult(change, "failed", message))
                 continue
             applied.add(change.address)
-            self._report(ChangeResult(change, "applied"))
+            self._report(ChangeResult(change, "applied", note))
+
+    def _skip_stuck(self, app_id: str, changes: Sequence[Change], why: str) -> None:
+        self.result.stuck[app_id] = why
+        for change in changes:
+            self._report(
+                ChangeResult(change, "skipped", f"skipped: {app_id} is stuck: {why}", stuck=True)
+            )
 
     def _skip_all(self, changes: Sequence[Change]) -> None:
         self.result.interrupted = True
@@ -289,11 +338,36 @@ class Executor:
 
     # --- dispatch ----------------------------------------------------------------------------
 
-    async def _execute(self, change: Change) -> None:
+    async def _execute(self, change: Change) -> str | None:
+        """Run one change; returns a note for the summary (how an ambiguity was resolved)."""
         handler = getattr(self, f"_{change.resource}_{change.action}", None)
         if handler is None:  # pragma: no cover - the diff only emits known pairs
             raise _Failed(f"no handler for {change.resource} {change.action}")
-        await handler(change)
+        note: str | None = await handler(change)
+        return note
+
+    # --- facts learnt by reading -------------------------------------------------------------
+
+    def _record_learned(self) -> None:
+        touched: set[str] = set()
+        for item in self.plan.learned:
+            self._learn(item)
+            touched.add(item.app_id)
+            self.result.adopted += int(item.adopts)
+        for app_id in sorted(touched):
+            self._commit(app_id)
+
+    def _learn(self, item: Learned) -> None:
+        record = self._record(item.app_id)
+        if item.code is None:
+            return  # the app itself: recorded as managed by _record
+        if item.version_id is not None:
+            record.versions[item.code] = _adopted_version(item.version_id, fresh=item.fresh)
+            self.state.note_version_id(item.version_id)
+            return
+        known = record.versions.get(item.code)
+        if known is not None and known.create_outcome is not None and item.probed is not None:
+            known.probed_to = max(known.probed_to or 0, item.probed[1])
 
     # mini app
     async def _miniapp_create(self, change: Change) -> None:
@@ -415,34 +489,162 @@ class Executor:
         self._commit(change.app_id)
 
     # versions
-    async def _version_create(self, change: Change) -> None:
+    async def _version_create(self, change: Change) -> str | None:
         payload = dict(change.payload or {})
         code = payload["code"]
         app_id = change.app_id
         record = self._record(app_id)
         body = await self._uploaded(payload, VERSION_OBJECT_FIELDS)  # no version POST yet
         # Intent right before the POST: if we die between the POST and the record below, the
-        # next plan knows the create may have happened and will not create a second version.
-        record.versions[code] = VersionRecord(create_outcome=UNKNOWN)
+        # next plan knows the create may have happened and looks for it above this mark
+        # rather than creating a second version.
+        previous = record.versions.get(code)
+        # A code the server refuses as a duplicate exists at an id not yet read: above where
+        # an earlier probe for it stopped, or anywhere when nothing was read for it.
+        read_up_to = previous.probed_to if previous and previous.create_outcome else None
+        mark = self.state.version_mark()
+        record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
+        self._commit(app_id)
+        try:
+            created = await self.client.create_version(app_id, VersionCreate(**body))
+        except AmbiguousWriteError as exc:
+            return await self._find_created_version(app_id, code, body, payload, mark, str(exc))
+        except ApiError as exc:
+            if _duplicate_refusal(exc):
+                return await self._adopt_existing_version(
+                    app_id, code, payload, exc, read_up_to or 0
+                )
+            del record.versions[code]  # a definite refusal: nothing was created
+            self._commit(app_id)
+            raise
+        except ReconcilerError:
+            del record.versions[code]
+            self._commit(app_id)
+            raise
+        await self._created_version(app_id, code, created.id, payload)
+        return None
+
+    async def _created_version(
+        self, app_id: str, code: str, version_id: int, payload: Mapping[str, Any]
+    ) -> None:
+        fields = {k: v for k, v in payload.items() if k != "code"}
+        version = VersionRecord(id=version_id, compatibility=[], status="pending")
+        self._record(app_id).versions[code] = version
+        self.state.note_version_id(version_id)
+        await self._store_version_fields(app_id, version, fields)
+
+    async def _probe(
+        self, app_id: str, code: str, payload: Mapping[str, Any], after: int
+    ) -> ProbeResult:
+        result = await probe_versions(
+            self.client,
+            app_id,
+            {code: {k: v for k, v in payload.items() if k != "code"}},
+            after=after,
+            window=self.options.probe_window,
+            skip_ids=self.state.recorded_version_ids(),
+            parallelism=self.options.parallelism,
+        )
+        self.result.probe_reads += result.reads
+        return result
+
+    async def _find_created_version(
+        self,
+        app_id: str,
+        code: str,
+        body: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        mark: int,
+        why: str,
+    ) -> str | None:
+        """The create went unanswered: read the ids above the mark taken just before it.
+        Found: adopted. Not found: it did not land, so it is sent once more; the server
+        refuses a code it already has, so even a late landing cannot make a duplicate."""
+        result = await self._probe(app_id, code, payload, mark)
+        found = result.found.get(code)
+        record = self._record(app_id)
+        if found is not None:
+            return await self._found_after_no_answer(app_id, code, payload, found, result, why)
+        read = f"reading version ids {result.first}-{result.last} ({result.reads} reads)"
+        # The ids read were free, not necessarily taken: a second send may land on any id
+        # above the mark as it is now, so a probe for it starts there again.
+        record.versions[code] = VersionRecord(
+            create_outcome=UNKNOWN, probe_from=self.state.version_mark()
+        )
         self._commit(app_id)
         try:
             created = await self.client.create_version(app_id, VersionCreate(**body))
         except AmbiguousWriteError as exc:
             raise _Failed(
-                f"{exc}. The API cannot list versions, so it is not retried: find the version's"
-                f" id in the Mini App Center and run `reconciler state adopt-version {app_id}"
-                f" {code} ID`, or `reconciler state rm {app_id} --version {code}` if it was"
-                " not created"
+                f"{why}; {read} did not find it, and sending it again got no answer either"
+                f" ({exc.reason}): the next run looks for it again"
             ) from exc
-        except ReconcilerError:
-            # A definite refusal: nothing was created.
+        except ApiError as exc:
+            if _duplicate_refusal(exc):
+                return await self._adopt_existing_version(app_id, code, payload, exc, result.last)
             del record.versions[code]
             self._commit(app_id)
             raise
-        fields = {k: v for k, v in payload.items() if k != "code"}
-        version = VersionRecord(id=created.id, compatibility=[], status="pending")
-        record.versions[code] = version
-        await self._store_version_fields(app_id, version, fields)
+        await self._created_version(app_id, code, created.id, payload)
+        return f"no answer; {read} did not find it, so it was sent again: id {created.id}"
+
+    async def _found_after_no_answer(
+        self,
+        app_id: str,
+        code: str,
+        payload: Mapping[str, Any],
+        found: Any,
+        result: ProbeResult,
+        why: str,
+    ) -> str | None:
+        record = self._record(app_id)
+        fresh = _sent_fields_match(found, code, payload)
+        record.versions[code] = _adopted_version(found.id, fresh=fresh)
+        self.state.note_version_id(found.id)
+        if fresh:
+            fields = {k: v for k, v in payload.items() if k != "code"}
+            await self._store_version_fields(app_id, record.versions[code], fields)
+            return f"no answer; found it by reading: id {found.id} ({result.reads} reads)"
+        self._commit(app_id)
+        raise _Failed(
+            f"{why}. Reading found version {code} at id {found.id} ({result.reads} reads), but"
+            " with other fields than this create sent: adopted; its changes are planned on the"
+            " next run"
+        )
+
+    async def _adopt_existing_version(
+        self,
+        app_id: str,
+        code: str,
+        payload: Mapping[str, Any],
+        refusal: ApiError,
+        after: int,
+    ) -> str | None:
+        """The server refused the code as a duplicate: the version exists (made outside, or
+        before the state was lost). Find it by reading and adopt it; what it needs is planned
+        by the next run, since this plan assumed a brand-new version."""
+        result = await self._probe(app_id, code, payload, after)
+        found = result.found.get(code)
+        record = self._record(app_id)
+        if found is None:
+            record.versions[code] = VersionRecord(
+                create_outcome=EXISTS, probe_from=after, probed_to=result.last
+            )
+            self._commit(app_id)
+            raise _Failed(
+                f"{refusal.detail or refusal}: the version exists, but reading version ids"
+                f" {result.first}-{result.last} ({result.reads} reads) did not find it; the"
+                f" next run reads on from id {result.last + 1} (or widen now with"
+                f" --probe-window {max(self.options.probe_window * 8, 2048)})"
+            )
+        record.versions[code] = _adopted_version(found.id, fresh=False)
+        self.state.note_version_id(found.id)
+        self._commit(app_id)
+        raise _Failed(
+            f"version {code} already exists on the server (refused as a duplicate): found it"
+            f" by reading at id {found.id} ({result.reads} reads) and adopted it; its fields,"
+            " compatibility and status are planned on the next run"
+        )
 
     async def _version_update(self, change: Change) -> None:
         payload = dict(change.payload or {})
@@ -499,30 +701,143 @@ class Executor:
         self._commit(change.app_id)
 
     # review status steps
-    async def _status_update(self, change: Change) -> None:
+    async def _status_update(self, change: Change) -> str | None:
         version_id = self._version_id(change)
-        assert change.version_code is not None and change.step is not None
+        assert change.version_code is not None
+        if change.key == LEARN_STATUS:
+            return await self._learn_status(change, version_id)
+        step = change.step or ""
+        if step not in _STEP_CALLS:
+            raise _Failed(f"unknown review step {step!r}")
         version = self._record(change.app_id).versions[change.version_code]
-        previous = version.status
-        target = (change.after or {}).get("status")
-        # Not readable back: mark unknown while the step is in flight.
+        source = str((change.before or {}).get("status"))
+        target = str((change.after or {}).get("status"))
+        # Not readable back: while the step is in flight it is "source or target".
         version.status = UNKNOWN
+        version.status_candidates = [source, target]
         self._commit(change.app_id)
-        step = getattr(self.client, change.step)
-        try:
-            await step(change.app_id, version_id)
-        except AmbiguousWriteError as exc:
-            raise _Failed(
-                f"{exc}. The API does not return review status; check it in the Mini App"
-                f" Center and record it with `reconciler state set-status {change.app_id}"
-                f" {change.version_code} STATUS`"
-            ) from exc
-        except ReconcilerError:
-            version.status = previous
+        outcome = await self._send_step(change.app_id, version_id, step)
+        resends = 0
+        while outcome == "unknown" and resends < STEP_RESENDS:
+            # Re-send the same step: accepted means the first had not landed; refused by the
+            # review flow means it had (no step is accepted from its own target).
+            resends += 1
+            outcome = await self._send_step(change.app_id, version_id, step)
+        if outcome == "unknown":
             self._commit(change.app_id)
-            raise
+            raise _Failed(
+                f"{step}: no answer after {1 + resends} attempts; the status is '{source}' or"
+                f" '{target}', and the next run learns which by re-sending the step"
+            )
+        if outcome == "refused" and resends == 0:
+            # Refused at the first send: the version was not where the state said (changed
+            # outside). Remember what the refusal tells; the next run learns the rest.
+            version.status_candidates = sorted(
+                after_step(STATUSES, step, "refused"), key=STATUSES.index
+            )
+            self._commit(change.app_id)
+            raise _Failed(
+                f"{step} was refused: the version is not in '{source}' (changed outside?);"
+                " its status is learnt on the next run"
+            )
         version.status = target
+        version.status_candidates = None
         self._commit(change.app_id)
+        return f"no answer at first; re-sent {resends}x and settled" if resends else None
+
+    async def _send_step(self, app_id: str, version_id: int, step: str) -> str:
+        """``accepted``, ``refused`` (by the review flow: a step from the wrong status, which
+        changes nothing) or ``unknown`` (no answer)."""
+        try:
+            await _STEP_CALLS[step](self.client, app_id, version_id)
+        except AmbiguousWriteError:
+            return "unknown"
+        except ApiError as exc:
+            if exc.status in _REFUSAL_STATUSES:
+                return "refused"
+            raise
+        return "accepted"
+
+    async def _learn_status(self, change: Change, version_id: int) -> str | None:
+        """Learn an unknown status by steps the server refuses when they do not apply, never
+        moving the version away from ``desired`` (review.py), then take it there."""
+        assert change.version_code is not None
+        app_id, code = change.app_id, change.version_code
+        version = self._record(app_id).versions[code]
+        desired = str((change.after or {}).get("status"))
+        candidates = frozenset(version.status_candidates or STATUSES)
+        sent: list[str] = []
+        for _ in range(MAX_LEARNING_STEPS):
+            if len(candidates) == 1:
+                (current,) = candidates
+                path = status_path(current, desired)
+                if path is None:
+                    self._set_status(app_id, version, candidates)
+                    raise _Failed(
+                        f"review status is '{current}' (learnt by {len(sent)} step(s)), and"
+                        f" cannot go to '{desired}'. Publish a new version instead."
+                    )
+                if not path:
+                    self._set_status(app_id, version, candidates)
+                    steps = ", ".join(sent) or "none accepted"
+                    return f"status learnt and set: {current} (steps sent: {steps})"
+                step = path[0][0]
+            else:
+                next_step = probe_step(candidates, desired)
+                if next_step is None:
+                    self._set_status(app_id, version, candidates)
+                    raise _Failed(describe_unknown(candidates, desired, app_id, code))
+                step = next_step
+            outcome = await self._send_step(app_id, version_id, step)
+            sent.append(f"{step}:{outcome}")
+            candidates = after_step(candidates, step, outcome)
+            if not candidates:  # refused from the one status it had to be in: moved outside
+                candidates = frozenset(STATUSES)
+            self._set_status(app_id, version, candidates)
+        raise _Failed(
+            f"review status still one of {', '.join(sorted(candidates))} after"
+            f" {MAX_LEARNING_STEPS} steps (the server kept not answering); the next run goes on"
+        )
+
+    def _set_status(self, app_id: str, version: VersionRecord, candidates: frozenset[str]) -> None:
+        if len(candidates) == 1:
+            (version.status,) = candidates
+            version.status_candidates = None
+        else:
+            version.status = UNKNOWN
+            version.status_candidates = sorted(candidates, key=STATUSES.index)
+        self._commit(app_id)
+
+
+_STEP_CALLS: Mapping[str, Callable[[MiniAppCenterClient, str, int], Awaitable[None]]] = {
+    "send_to_review": MiniAppCenterClient.send_to_review,
+    "in_review": MiniAppCenterClient.in_review,
+    "ready": MiniAppCenterClient.ready,
+    "rejected": MiniAppCenterClient.rejected,
+}
+
+
+def _adopted_version(version_id: int, *, fresh: bool) -> VersionRecord:
+    """A version found by reading. ``fresh``: our own unanswered create (brand new: pending,
+    no compatibility yet); otherwise its status and compatibilities are unknown."""
+    if fresh:
+        return VersionRecord(id=version_id, compatibility=[], status="pending")
+    return VersionRecord(id=version_id, status=UNKNOWN)
+
+
+def _sent_fields_match(found: Any, code: str, payload: Mapping[str, Any]) -> bool:
+    from reconciler.recover import matches
+
+    return matches(found, code, {k: v for k, v in payload.items() if k != "code"})
+
+
+def _duplicate_refusal(exc: ApiError) -> bool:
+    """A create refused because the code is taken. The API's error codes are not published:
+    a 409, or a 400 whose message says so (the sandbox: "already has a version with code")."""
+    if exc.status == 409:
+        return True
+    text = (exc.detail or "").lower()
+    return exc.status == 400 and any(w in text for w in ("duplicate", "already", "exists"))
 
 
 def _read_bytes(path: str) -> bytes:

@@ -13,7 +13,6 @@ No I/O here. Rules (see README "How the plan is computed"):
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,23 +21,28 @@ from deepdiff import DeepDiff
 
 from reconciler.model import (
     APP_IMAGE_FIELDS,
-    VERSION_FIELDS,
     VERSION_OBJECT_FIELDS,
     LiveApp,
     MiniApp,
+    ProbeMiss,
     Version,
     object_key,
+    version_fields,
 )
 from reconciler.plan import (
-    STATUS_STEPS,
+    LEARN_STATUS,
     AppMeta,
     Change,
     FieldChange,
+    Learned,
     Plan,
     PlanProblem,
     order_changes,
 )
-from reconciler.state import UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
+from reconciler.review import STATUSES, describe_unknown, probe_step, status_path
+from reconciler.state import EXISTS, UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
+
+__all__ = ["PlanOptions", "build_plan", "field_changes", "orphan_ids", "status_path"]
 
 CHANGED_OUTSIDE = "changed outside since the last apply"
 DELETED_OUTSIDE = "deleted outside since the last apply"
@@ -53,6 +57,12 @@ class PlanOptions:
     declared: frozenset[str] = frozenset()
     # Narrowing (--select / --target): which apps known only to the state are in scope.
     in_scope: Callable[[str, AppRecord], bool] = field(default=lambda _id, _rec: True)
+    # Said first among the warnings (e.g. "no state file was found at PATH").
+    notices: tuple[str, ...] = ()
+    # Shown in messages that tell how to widen a version probe.
+    probe_window: int = 256
+    # What the user sets to choose the endpoint (named when it may be the wrong one).
+    endpoint_setting: str = "MAC_BASE_URL"
 
 
 def build_plan(
@@ -66,17 +76,20 @@ def build_plan(
 ) -> Plan:
     options = options or PlanOptions()
     changes: list[Change] = []
-    warnings: list[PlanProblem] = []
+    warnings: list[PlanProblem] = [PlanProblem(text) for text in options.notices]
     errors: list[PlanProblem] = []
+    learned: list[Learned] = []
     apps: list[str] = []
 
     for app in desired:
         apps.append(app.id)
-        diff = _AppDiff(app, live.get(app.id), state.app(app.id))
+        diff = _AppDiff(app, live.get(app.id), state.app(app.id), options.probe_window)
         diff.run()
         changes.extend(order_changes(diff.changes))
         warnings.extend(diff.warnings)
         errors.extend(diff.errors)
+        learned.extend(diff.learned)
+    warnings.extend(_first_contact(desired, live, state, endpoint, options.endpoint_setting))
 
     orphans = orphan_ids(desired, state, options.declared, options.in_scope)
     unpruned: list[str] = []
@@ -125,7 +138,32 @@ def build_plan(
             for app in desired
             if not app.absent
         },
+        learned=tuple(learned),
     )
+
+
+def _first_contact(
+    desired: Sequence[MiniApp],
+    live: Mapping[str, LiveApp | None],
+    state: State,
+    endpoint: str,
+    setting: str,
+) -> list[PlanProblem]:
+    """A state that never recorded this endpoint, and not one declared app there: either a
+    first apply, or a base URL that points somewhere else (a plan to create the whole fleet
+    must not look like a normal plan)."""
+    present = [app.id for app in desired if not app.absent]
+    if state.apps or state.serial or not present:
+        return []
+    if any(live.get(app_id) is not None for app_id in present):
+        return []
+    return [
+        PlanProblem(
+            f"none of the {len(present)} declared mini app(s) exists at {endpoint}, and the"
+            " state has never recorded this endpoint: this is either a first apply, or"
+            f" {setting} points at the wrong server. Check it before applying."
+        )
+    ]
 
 
 def orphan_ids(
@@ -169,29 +207,6 @@ def compatibility_address(app_id: str, code: str, superapp_version: int) -> str:
 
 def status_address(app_id: str, code: str, step: str) -> str:
     return f"{version_address(app_id, code)}.status[{step}]"
-
-
-# --- status ------------------------------------------------------------------------------
-
-
-def status_path(current: str, desired: str) -> list[tuple[str, str]] | None:
-    """Shortest list of (step, resulting status) from ``current`` to ``desired``; None when
-    the API's state machine cannot get there (ready -> pending, for instance)."""
-    if current == desired:
-        return []
-    queue: deque[tuple[str, list[tuple[str, str]]]] = deque([(current, [])])
-    seen = {current}
-    while queue:
-        status, path = queue.popleft()
-        for (source, step), target in STATUS_STEPS.items():
-            if source != status or target in seen:
-                continue
-            next_path = [*path, (step, target)]
-            if target == desired:
-                return next_path
-            seen.add(target)
-            queue.append((target, next_path))
-    return None
 
 
 # --- field-level differences -------------------------------------------------------------
@@ -259,13 +274,17 @@ def _app_delete(app_id: str, live: LiveApp | None, *, reason: str | None = None)
 class _AppDiff:
     """Collects the changes, warnings and errors of one desired app."""
 
-    def __init__(self, app: MiniApp, live: LiveApp | None, record: AppRecord | None) -> None:
+    def __init__(
+        self, app: MiniApp, live: LiveApp | None, record: AppRecord | None, probe_window: int
+    ) -> None:
         self.app = app
         self.live = live
         self.record = record
+        self.probe_window = probe_window
         self.changes: list[Change] = []
         self.warnings: list[PlanProblem] = []
         self.errors: list[PlanProblem] = []
+        self.learned: list[Learned] = []
         self.app_addr = app_address(app.id)
         self.creating_app = False
 
@@ -276,6 +295,10 @@ class _AppDiff:
         if self.live is None:
             self._create_app()
         else:
+            if self.record is None:
+                # On the server, unknown to the state (a lost state file, or made outside):
+                # adopted, then compared like any managed app.
+                self.learned.append(Learned(self.app.id))
             self._update_app(self.live)
         self._attributes()
         self._locations()
@@ -441,17 +464,18 @@ class _AppDiff:
 
     def _version(self, version: Version, record: VersionRecord | None) -> None:
         address = version_address(self.app.id, version.code)
+        if record is not None and record.create_outcome is not None and self.live is None:
+            record = None  # the app is gone, and so is anything its unanswered create made
+        record = self._recovered(version, record, address)
+        if record is not None and record.create_outcome == EXISTS:
+            return  # the server has it, the probe did not find it: an app error says so
         if record is not None and record.create_outcome == UNKNOWN:
-            self.errors.append(
-                PlanProblem(
-                    "an interrupted apply left the creation of this version unknown, and the"
-                    " API cannot list versions, so it is not created again. Find its id in the"
-                    " Mini App Center, then run `reconciler state adopt-version"
-                    f" {self.app.id} {version.code} ID` (or `reconciler state rm {self.app.id}"
-                    f" --version {version.code}` if it was not created)",
-                    app_id=self.app.id,
-                    address=address,
-                )
+            # Not found above the mark taken before the unanswered create: it did not land.
+            # Creating again is safe: a second create of a code is refused as a duplicate,
+            # and apply then finds and adopts it.
+            self._create_version(
+                version, address, "an earlier create got no answer, and reading the version"
+                " ids above it did not find it: created again",
             )
             return
         live_version = None
@@ -468,13 +492,56 @@ class _AppDiff:
         # Compatibilities and review steps wait for the version's own update: a reviewer
         # must never review the old content.
         self._compatibility(version, record.compatibility, created=updated)
-        self._status(version, record.status, created=updated)
+        self._status(version, record, created=updated)
 
-    def _version_fields(self, version: Version) -> dict[str, Any]:
-        return {f: v for f in VERSION_FIELDS if (v := getattr(version, f)) is not None}
+    def _recovered(
+        self, version: Version, record: VersionRecord | None, address: str
+    ) -> VersionRecord | None:
+        """The record to plan with, once what the probe learnt is taken into account.
+
+        A version the state did not know (a lost state) or whose create went unanswered is
+        looked for by reading before the plan is made (reconciler/recover.py). Found: it is
+        adopted (``Learned``), and planned from what that tells. Not found after an unanswered
+        create: it did not land, and is created again. Not found although the server said the
+        code exists: this app is stuck for this run (the next run reads on).
+        """
+        live = self.live
+        if live is None:
+            return record
+        outcome = record.create_outcome if record is not None else None
+        found = live.recovered.get(version.code)
+        if found is not None:
+            # Our own unanswered create, found with every field we sent: it is brand new.
+            fresh = outcome == UNKNOWN and found.exact
+            self.learned.append(
+                Learned(self.app.id, version.code, found.id, fresh, found.probed, found.reads)
+            )
+            if fresh:
+                return VersionRecord(id=found.id, compatibility=[], status="pending")
+            return VersionRecord(id=found.id, status=UNKNOWN)
+        if outcome is None:
+            return record
+        missed = live.not_found.get(version.code) or ProbeMiss((0, 0), 0)
+        first, last = missed.probed
+        self.learned.append(
+            Learned(self.app.id, version.code, None, False, missed.probed, missed.reads)
+        )
+        if outcome == EXISTS:
+            self.errors.append(
+                PlanProblem(
+                    "the server refused this version's code as a duplicate, so it exists, but"
+                    f" reading version ids {first}-{last} ({missed.reads} reads) did not find"
+                    f" it. The next run reads on from id {last + 1}; or widen the search now"
+                    f" with `reconciler apply --probe-window {max(self.probe_window * 8, 2048)}`",
+                    app_id=self.app.id,
+                    address=address,
+                    scope="app",
+                )
+            )
+        return record
 
     def _create_version(self, version: Version, address: str, reason: str | None) -> None:
-        fields = self._version_fields(version)
+        fields = version_fields(version)
         self.changes.append(
             Change(
                 address=address,
@@ -491,13 +558,14 @@ class _AppDiff:
             )
         )
         self._compatibility(version, None, created=True)
-        self._status(version, "pending", created=True)
+        if version.status is not None:
+            self._status_steps(version, "pending", version.status, address, created=True)
 
     def _update_version(
         self, version: Version, live: Version, record: VersionRecord, address: str
     ) -> bool:
         """Plan the version's field update; True when there is one."""
-        update = _FieldUpdate.of(self._version_fields(version), live, VERSION_OBJECT_FIELDS,
+        update = _FieldUpdate.of(version_fields(version), live, VERSION_OBJECT_FIELDS,
                                  record.objects)
         if update is None:
             return False
@@ -554,41 +622,79 @@ class _AppDiff:
             depends_on=deps,
         )
 
-    def _status(self, version: Version, current: str | None, *, created: bool) -> None:
+    def _status(self, version: Version, record: VersionRecord, *, created: bool) -> None:
         if version.status is None:
             return
+        current = record.status
         address = version_address(self.app.id, version.code)
         if current is None or current == UNKNOWN:
-            # An error, not a warning: a green pipeline must mean live = git, and nobody can
-            # tell whether this version is where the manifest wants it.
+            candidates = record.status_candidates or list(STATUSES)
+            if len(set(candidates)) > 1:
+                self._learn_status(version, version.status, candidates, address, created)
+                return
+            current = candidates[0]
+        self._status_steps(version, current, version.status, address, created=created)
+
+    def _learn_status(
+        self, version: Version, desired: str, candidates: Sequence[str], address: str,
+        created: bool,
+    ) -> None:
+        """Unknown status: one change that learns it by steps the server refuses when they do
+        not apply (reconciler/review.py), then takes it to ``desired``; or, when no such step
+        can tell the remaining statuses apart, an error for this app only."""
+        if probe_step(candidates, desired) is None:
             self.errors.append(
                 PlanProblem(
-                    f"review status is unknown to the state (the API does not return it), so"
-                    f" no step towards '{version.status}' can be planned. Check it in the"
-                    f" Mini App Center and record it with `reconciler state set-status"
-                    f" {self.app.id} {version.code} STATUS`.",
+                    describe_unknown(candidates, desired, self.app.id, version.code),
                     app_id=self.app.id,
                     address=address,
+                    scope="app",
                 )
             )
             return
-        path = status_path(current, version.status)
-        if path is None:
-            self.errors.append(
-                PlanProblem(
-                    f"review status cannot go from '{current}' to '{version.status}' (the API's"
-                    " review flow is pending -> waiting_for_review -> in_review -> ready or"
-                    " rejected; rejected -> waiting_for_review). Publish a new version instead.",
-                    app_id=self.app.id,
-                    address=address,
-                )
+        compat_addrs = self._compat_addresses(version)
+        ordered = sorted(set(candidates), key=STATUSES.index)
+        self.changes.append(
+            Change(
+                address=f"{address}.status",
+                resource="status",
+                action="update",
+                app_id=self.app.id,
+                key=LEARN_STATUS,
+                version_code=version.code,
+                before={"status": UNKNOWN, "candidates": ordered},
+                after={"status": desired},
+                reason="review status unknown to the state: learnt by steps the server"
+                " refuses when they do not apply, never moving the version away from"
+                f" '{desired}'",
+                depends_on=self._deps(*((address,) if created else ()), *compat_addrs),
             )
-            return
-        compat_addrs = tuple(
+        )
+
+    def _compat_addresses(self, version: Version) -> tuple[str, ...]:
+        return tuple(
             c.address
             for c in self.changes
             if c.resource == "compatibility" and c.version_code == version.code
         )
+
+    def _status_steps(
+        self, version: Version, current: str, desired: str, address: str, *, created: bool
+    ) -> None:
+        path = status_path(current, desired)
+        if path is None:
+            self.errors.append(
+                PlanProblem(
+                    f"review status cannot go from '{current}' to '{desired}' (the API's"
+                    " review flow is pending -> waiting_for_review -> in_review -> ready or"
+                    " rejected; rejected -> waiting_for_review). Publish a new version instead.",
+                    app_id=self.app.id,
+                    address=address,
+                    scope="app",
+                )
+            )
+            return
+        compat_addrs = self._compat_addresses(version)
         previous: tuple[str, ...] = (address,) if created else ()
         status = current
         for step, target in path:

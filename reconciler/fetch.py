@@ -189,19 +189,7 @@ def live_app(
             missing.append(code)
             continue
         version_ids[code] = version.id
-        version_models.append(
-            Version.model_construct(
-                code=code,
-                platform_id=version.platform_id,
-                metadata=version.metadata,
-                integrated_security=version.integrated_security,
-                main_name=version.main_name,
-                main_type=_lenient(normalize_main_type, version.main_type),
-                service_url=version.service_url,
-                compatibility=None,
-                status=None,
-            )
-        )
+        version_models.append(live_version(code, version))
     spec = MiniAppSpec.model_construct(
         ensure="present",
         **values,
@@ -216,4 +204,19 @@ def live_app(
         version_ids=version_ids,
         locations_read=locations is not None,
         missing_versions=tuple(missing),
+    )
+
+
+def live_version(code: str, version: Any) -> Version:
+    """A version as the API answered it, normalised like a manifest's."""
+    return Version.model_construct(
+        code=code,
+        platform_id=version.platform_id,
+        metadata=version.metadata,
+        integrated_security=version.integrated_security,
+        main_name=version.main_name,
+        main_type=_lenient(normalize_main_type, version.main_type),
+        service_url=version.service_url,
+        compatibility=None,
+        status=None,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -297,6 +298,23 @@ def is_object_id(value: str) -> bool:
     return bool(GXUPLOAD_RE.match(value))
 
 
+def version_fields(version: Version) -> dict[str, Any]:
+    """The managed fields of a version (besides its code), as sent to the API."""
+    return {f: v for f in VERSION_FIELDS if (v := getattr(version, f)) is not None}
+
+
+@dataclass(frozen=True)
+class ProbeMiss:
+    probed: tuple[int, int]  # (first, last) version id read
+    reads: int
+
+
+@dataclass(frozen=True)
+class ProbeHit(ProbeMiss):
+    id: int
+    exact: bool  # code and every sent field matched (not only the code)
+
+
 class LiveApp(BaseModel):
     """A mini app as the API returned it, in the same shape as a desired one.
 
@@ -313,3 +331,7 @@ class LiveApp(BaseModel):
     version_ids: dict[str, int] = Field(default_factory=dict)
     locations_read: bool = False
     missing_versions: tuple[str, ...] = ()  # codes whose recorded id answered 404
+    # Versions the state did not know, looked for by reading ids (reconciler/recover.py):
+    # found (also in ``version_ids`` and ``app``), or not found in the ids read.
+    recovered: dict[str, ProbeHit] = Field(default_factory=dict)
+    not_found: dict[str, ProbeMiss] = Field(default_factory=dict)

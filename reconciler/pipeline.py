@@ -9,6 +9,7 @@ from reconciler.diff import PlanOptions, build_plan, orphan_ids
 from reconciler.fetch import LiveState, fetch_live, requests_for
 from reconciler.model import MiniApp
 from reconciler.plan import Plan
+from reconciler.recover import DEFAULT_PROBE_WINDOW, recover_unknown_versions
 from reconciler.state import AppRecord, State
 
 
@@ -25,12 +26,18 @@ async def read_live(
     declared: frozenset[str] = frozenset(),
     parallelism: int = 16,
     all_locations: bool = False,
+    probe_window: int = DEFAULT_PROBE_WINDOW,
 ) -> LiveState:
     """Read what the manifests reference, plus apps only the state knows (prune candidates)
-    in scope. ``declared``: every id the manifests declare, before any narrowing."""
+    in scope, then look for the versions the state cannot place (recover.py).
+    ``declared``: every id the manifests declare, before any narrowing."""
     orphans = orphan_ids(desired, state, declared, in_scope)
     requests = requests_for(desired, state, orphans, all_locations=all_locations)
-    return await fetch_live(client, requests, parallelism=parallelism)
+    live = await fetch_live(client, requests, parallelism=parallelism)
+    await recover_unknown_versions(
+        client, desired, state, live, window=probe_window, parallelism=parallelism
+    )
+    return live
 
 
 async def make_plan(
@@ -44,9 +51,13 @@ async def make_plan(
     in_scope: Callable[[str, AppRecord], bool] = everything,
     declared: frozenset[str] = frozenset(),
     parallelism: int = 16,
+    probe_window: int = DEFAULT_PROBE_WINDOW,
+    notices: tuple[str, ...] = (),
+    endpoint_setting: str = "MAC_BASE_URL",
 ) -> Plan:
     live = await read_live(
-        client, desired, state, in_scope=in_scope, declared=declared, parallelism=parallelism
+        client, desired, state, in_scope=in_scope, declared=declared, parallelism=parallelism,
+        probe_window=probe_window,
     )
     return build_plan(
         desired,
@@ -54,7 +65,8 @@ async def make_plan(
         state,
         endpoint=identity,
         options=PlanOptions(
-            prune=prune, max_deletes=max_deletes, in_scope=in_scope, declared=declared
+            prune=prune, max_deletes=max_deletes, in_scope=in_scope, declared=declared,
+            notices=notices, probe_window=probe_window, endpoint_setting=endpoint_setting,
         ),
         fingerprints=live.fingerprints,
     )

@@ -30,6 +30,9 @@ LEVELS: Mapping[str, int] = {
     "status": 4,
 }
 
+# The key of the one status change that learns an unknown review status (review.py).
+LEARN_STATUS = "learn"
+
 # Review status steps: (from, step endpoint) -> to. The API's own state machine.
 STATUS_STEPS: Mapping[tuple[str, str], str] = {
     ("pending", "send_to_review"): "waiting_for_review",
@@ -116,6 +119,11 @@ class Change:
         )
 
 
+# What an error stops: "app" skips that app's changes and lets apply go on with the others
+# (exit 3); "fleet" refuses the whole plan before any write (delete budget, protection).
+Scope = Literal["app", "fleet"]
+
+
 @dataclass(frozen=True)
 class PlanProblem:
     """Something that makes the plan unappliable (errors) or worth a look (warnings)."""
@@ -123,22 +131,70 @@ class PlanProblem:
     message: str
     app_id: str | None = None
     address: str | None = None
+    scope: Scope = "fleet"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, error: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"message": self.message}
         if self.app_id is not None:
             out["app_id"] = self.app_id
         if self.address is not None:
             out["address"] = self.address
+        if error:  # what an error stops; a warning stops nothing
+            out["scope"] = self.scope
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlanProblem:
-        return cls(data["message"], data.get("app_id"), data.get("address"))
+        scope = data.get("scope", "fleet")
+        if scope not in ("app", "fleet"):
+            raise ValueError(f"unknown problem scope {scope!r}")
+        return cls(data["message"], data.get("app_id"), data.get("address"), scope)
 
     def __str__(self) -> str:
         where = self.address or self.app_id
         return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass(frozen=True)
+class Learned:
+    """A fact about the server learnt by reading, which apply records in the state without
+    any API write: an app or version to adopt, or how far a probe for a version has read."""
+
+    app_id: str
+    code: str | None = None  # None: the mini app itself
+    version_id: int | None = None  # the version found (None: not found in the ids read)
+    fresh: bool = False  # our own unanswered create: status pending, no compatibility yet
+    probed: tuple[int, int] | None = None  # (first, last) version id read
+    reads: int = 0
+
+    @property
+    def adopts(self) -> bool:
+        return self.code is None or self.version_id is not None
+
+    @property
+    def address(self) -> str:
+        app = f"miniapp[{self.app_id}]"
+        return app if self.code is None else f"{app}.version[{self.code}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"address": self.address, "app_id": self.app_id}
+        if self.code is not None:
+            out.update(code=self.code, version_id=self.version_id, fresh=self.fresh)
+        if self.probed is not None:
+            out.update(probed=list(self.probed), reads=self.reads)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Learned:
+        probed = data.get("probed")
+        return cls(
+            app_id=data["app_id"],
+            code=data.get("code"),
+            version_id=data.get("version_id"),
+            fresh=bool(data.get("fresh", False)),
+            probed=(int(probed[0]), int(probed[1])) if probed is not None else None,
+            reads=int(data.get("reads", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -164,17 +220,42 @@ class Plan:
     # Labels and protection of each app the manifests keep: they live only in the state,
     # and a saved plan must carry them (apply --plan has no manifests).
     app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
+    learned: tuple[Learned, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {action: 0 for action in ACTIONS}
         for change in self.changes:
             counts[change.action] += 1
+        if self.adoptions:  # only then: the documented three keys stay as they were
+            counts["adopt"] = len(self.adoptions)
         return counts
 
     @property
+    def adoptions(self) -> tuple[Learned, ...]:
+        return tuple(item for item in self.learned if item.adopts)
+
+    @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        """Writes to make, or adoptions to record (the state is then what changes)."""
+        return bool(self.changes) or bool(self.adoptions)
+
+    @property
+    def fleet_errors(self) -> tuple[PlanProblem, ...]:
+        return tuple(e for e in self.errors if e.scope == "fleet")
+
+    @property
+    def stuck_apps(self) -> dict[str, list[PlanProblem]]:
+        """Apps whose changes apply skips (app-scoped errors), with why."""
+        out: dict[str, list[PlanProblem]] = {}
+        for error in self.errors:
+            if error.scope == "app" and error.app_id is not None:
+                out.setdefault(error.app_id, []).append(error)
+        return out
+
+    @property
+    def probe_reads(self) -> int:
+        return sum(item.reads for item in self.learned)
 
     @property
     def delete_count(self) -> int:
@@ -196,12 +277,13 @@ class Plan:
             "errors": [str(e) for e in self.errors],
             "details": {
                 "warnings": [w.as_dict() for w in self.warnings],
-                "errors": [e.as_dict() for e in self.errors],
+                "errors": [e.as_dict(error=True) for e in self.errors],
             },
             "state": {"lineage": self.state_lineage, "serial": self.state_serial},
             "fingerprints": dict(sorted(self.fingerprints.items())),
             "apps": list(self.apps),
             "app_meta": {k: v.as_dict() for k, v in self.app_meta.items()},
+            "learned": [item.as_dict() for item in self.learned],
         }
 
     @classmethod
@@ -226,6 +308,7 @@ class Plan:
                 app_id: AppMeta(bool(meta.get("protect")), dict(meta.get("labels") or {}))
                 for app_id, meta in (data.get("app_meta") or {}).items()
             },
+            learned=tuple(Learned.from_dict(item) for item in data.get("learned", ())),
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.drift import KIND_LABELS, DriftItem, DriftReport
-from reconciler.plan import ACTIONS, SYMBOLS, Change, Plan, PlanProblem
+from reconciler.plan import ACTIONS, SYMBOLS, Change, Learned, Plan, PlanProblem
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
@@ -83,19 +83,50 @@ def render_json(plan: Plan) -> str:
 def render_text(plan: Plan, *, color: bool) -> str:
     paint = _painter(color)
     out = [f"Endpoint: {_clean(_safe_endpoint(plan.endpoint))}", ""]
-    if not plan.changes:
+    if not plan.has_changes:
         out.append(NO_CHANGES)
     else:
-        for app_id, changes in plan.changes_by_app().items():
+        adoptions = _adoptions_by_app(plan)
+        changes_by_app = plan.changes_by_app()
+        for app_id in dict.fromkeys([*adoptions, *changes_by_app]):
             out.append(paint(f"# miniapp[{_clean(app_id)}]", "bold"))
-            for change in changes:
+            out += [paint(_adopt_line(item), "update") for item in adoptions.get(app_id, ())]
+            for change in changes_by_app.get(app_id, ()):
                 for line in _change_lines(change):
                     text = _text_line(line)
                     out.append(paint(text, line.action) if line.kind == "change" else text)
             out.append("")
         out.append(paint(_summary_line(plan), "bold"))
     out.extend(_problem_lines(plan.warnings, plan.errors, paint))
+    if plan.stuck_apps:
+        out.append(_stuck_line(plan))
     return "\n".join(out) + "\n"
+
+
+def _adoptions_by_app(plan: Plan) -> dict[str, list[Learned]]:
+    out: dict[str, list[Learned]] = {}
+    for item in plan.adoptions:
+        out.setdefault(item.app_id, []).append(item)
+    return out
+
+
+def _adopt_line(item: Learned) -> str:
+    """``= miniapp[x]`` adopted: on the server, unknown to the state (nothing is written)."""
+    if item.code is None:
+        return f"  = {_clean(item.address)}: adopt (exists on the server, unknown to the state)"
+    how = "our unanswered create" if item.fresh else "exists on the server"
+    return (
+        f"  = {_clean(item.address)}: adopt id {item.version_id} ({how}; found by reading"
+        f" {item.reads} version id(s))"
+    )
+
+
+def _stuck_line(plan: Plan) -> str:
+    stuck = ", ".join(_clean(app_id) for app_id in plan.stuck_apps)
+    return (
+        f"Stuck: {stuck}. Apply skips these mini apps (errors above) and applies the others;"
+        " it then exits 3."
+    )
 
 
 def render_markdown(
@@ -113,9 +144,7 @@ def render_markdown(
         "",
         f"Endpoint: {_code(_safe_endpoint(plan.endpoint))}",
         "",
-        "| To create | To update | To delete |",
-        "|---:|---:|---:|",
-        f"| {summary['create']} | {summary['update']} | {summary['delete']} |",
+        *_md_summary_table(summary),
         "",
     ]
     deletes = [c for c in plan.changes if c.action == "delete"]
@@ -127,9 +156,17 @@ def render_markdown(
             _capped(items, _CAUTION_MAX_ITEMS, max_chars // 4, "delete(s)"),
         )
     if plan.errors:
+        if plan.fleet_errors:
+            title = f"**{len(plan.errors)} error(s): this plan cannot be applied.**"
+        else:
+            stuck = ", ".join(_code(app_id) for app_id in plan.stuck_apps)
+            title = (
+                f"**{len(plan.errors)} error(s): stuck mini app(s) {stuck} are skipped by"
+                " apply; the others are applied.**"
+            )
         head += _alert(
             "WARNING",
-            f"**{len(plan.errors)} error(s): this plan cannot be applied.**",
+            title,
             _capped(
                 [_md_problem(e) for e in plan.errors],
                 _PROBLEM_MAX_ITEMS,
@@ -148,9 +185,18 @@ def render_markdown(
                 "warning(s)",
             ),
         )
+    if plan.adoptions:
+        items = [_code(item.address) + f": {_md(_adopt_line(item).split(': ', 1)[1])}"
+                 for item in plan.adoptions]
+        head += _alert(
+            "NOTE",
+            f"**{len(plan.adoptions)} adoption(s)**: on the server, unknown to the state;"
+            " apply records them (no API write).",
+            _capped(items, _PROBLEM_MAX_ITEMS, max_chars // 8, "adoption(s)"),
+        )
     body = "\n".join(head) + "\n"
     if not plan.changes:
-        return body + NO_CHANGES + "\n"
+        return body + (NO_CHANGES + "\n" if not plan.adoptions else "")
 
     sections = [_md_section(app_id, changes) for app_id, changes in plan.changes_by_app().items()]
     hint = full_plan_hint or DEFAULT_FULL_PLAN_HINT
@@ -168,6 +214,16 @@ def render_markdown(
     return body
 
 
+def _md_summary_table(summary: Mapping[str, int]) -> list[str]:
+    columns = [("To adopt", "adopt")] if summary.get("adopt") else []
+    columns += [("To create", "create"), ("To update", "update"), ("To delete", "delete")]
+    return [
+        "| " + " | ".join(title for title, _ in columns) + " |",
+        "|" + "---:|" * len(columns),
+        "| " + " | ".join(str(summary.get(key, 0)) for _, key in columns) + " |",
+    ]
+
+
 def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
     """``result`` has the shape of ``ApplyResult.as_dict()`` (taken as data: no import)."""
 
@@ -177,11 +233,24 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
     interrupted = bool(result.get("interrupted", False))
     verb = "Apply interrupted" if interrupted else "Apply complete"
     style = "error" if failed or interrupted else ("warning" if skipped else "ok")
-    out = [paint(f"{verb}: {applied} applied, {failed} failed, {skipped} skipped.", style)]
+    adopted, probe_reads = int(counts.get("adopted", 0)), int(counts.get("probe_reads", 0))
+    extra = f", {adopted} adopted" if adopted else ""
+    line = f"{verb}: {applied} applied, {failed} failed, {skipped} skipped{extra}."
+    if probe_reads:
+        line += f" ({probe_reads} version read(s) spent finding unknown versions.)"
+    out = [paint(line, style)]
+    stuck_apps: Sequence[Mapping[str, Any]] = result.get("stuck_apps", ())
+    if stuck_apps:
+        out += ["", paint("Stuck (skipped whole; the other apps were applied):", "warning")]
+        out += [
+            f"  {_clean(str(row.get('app_id', '?')))}: {_clean(str(row.get('reason', '')))}"
+            for row in stuck_apps
+        ]
     rows: Sequence[Mapping[str, Any]] = result.get("results", ())
     sections = (("failed", "Failed:", "error"), ("skipped", "Skipped:", "warning"))
     for outcome, title, row_style in sections:
-        picked = [r for r in rows if r.get("outcome") == outcome]
+        # A stuck app's changes are summed up by its line above, not listed one by one.
+        picked = [r for r in rows if r.get("outcome") == outcome and not r.get("stuck")]
         if not picked:
             continue
         out += ["", paint(title, row_style)]
@@ -191,7 +260,7 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
             if row.get("message"):
                 line += f": {_clean(str(row['message']))}"
             out.append(paint(line, row_style) if outcome == "failed" else line)
-    if failed or skipped or interrupted:
+    if failed or skipped or interrupted or stuck_apps:
         out += ["", RETRY_HINT]
     return "\n".join(out) + "\n"
 
@@ -226,7 +295,14 @@ def _painter(color: bool) -> Callable[[str, str], str]:
 
 def _summary_line(plan: Plan) -> str:
     s = plan.summary
-    return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete."
+    adopt = f"{s['adopt']} to adopt, " if s.get("adopt") else ""
+    line = (
+        f"Plan: {adopt}{s['create']} to create, {s['update']} to update,"
+        f" {s['delete']} to delete."
+    )
+    if plan.probe_reads:
+        line += f" ({plan.probe_reads} version read(s) spent finding unknown versions.)"
+    return line
 
 
 def _change_lines(change: Change) -> list[_Line]:

@@ -36,6 +36,7 @@ from reconciler.errors import LockError, StateError
 STATE_FORMAT_VERSION = 1
 DEFAULT_STATE_DIR = ".reconciler"
 UNKNOWN = "unknown"  # a status or version whose outcome an interrupted write left unknown
+EXISTS = "exists"  # a version the server said exists (duplicate code) at an id not yet found
 
 
 class _Record(BaseModel):
@@ -60,7 +61,15 @@ class VersionRecord(_Record):
     objects: dict[str, ObjectRef] = Field(default_factory=dict)
     compatibility: list[int] | None = None
     status: str | None = None  # a review status, UNKNOWN, or None when never known
-    create_outcome: Literal["unknown"] | None = None
+    # With status UNKNOWN: the statuses it may be in (None: any). An ambiguous step from A
+    # to B leaves [A, B]; refused probe steps narrow it further.
+    status_candidates: list[str] | None = None
+    create_outcome: Literal["unknown", "exists"] | None = None
+    # With a create_outcome: version ids above ``probe_from`` may be ours (the highest id
+    # the server had answered when the create was sent; 0 for "exists"); ids up to
+    # ``probed_to`` were already read without finding it, so the next probe goes on there.
+    probe_from: int | None = None
+    probed_to: int | None = None
 
 
 class AppRecord(_Record):
@@ -78,10 +87,29 @@ class State(_Record):
     lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
     serial: int = 0
     endpoint: str | None = None
+    # The highest version id this endpoint has ever answered (creates and reads). Version ids
+    # are assigned in sequence and cannot be listed: an unknown create is looked for above it.
+    version_id_mark: int = 0
     apps: dict[str, AppRecord] = Field(default_factory=dict)
 
     def app(self, app_id: str) -> AppRecord | None:
         return self.apps.get(app_id)
+
+    def version_mark(self) -> int:
+        """The stored mark, or any recorded id above it (journal entries replayed after a
+        crash carry the ids; the mark itself is folded in at the next save)."""
+        return max([self.version_id_mark, *self.recorded_version_ids()])
+
+    def note_version_id(self, version_id: int) -> None:
+        self.version_id_mark = max(self.version_id_mark, version_id)
+
+    def recorded_version_ids(self) -> set[int]:
+        return {
+            version.id
+            for record in self.apps.values()
+            for version in record.versions.values()
+            if version.id is not None
+        }
 
     def version_id(self, app_id: str, code: str) -> int | None:
         record = self.apps.get(app_id)
@@ -126,6 +154,8 @@ class StateStore(Protocol):
 
     def describe(self) -> str: ...
 
+    def exists(self) -> bool: ...
+
 
 def default_state_path(env: dict[str, str] | None = None, cwd: Path | None = None) -> Path:
     env = env if env is not None else dict(os.environ)
@@ -146,6 +176,10 @@ class FileStateStore:
 
     def describe(self) -> str:
         return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether any state was ever saved here (a lost file must be said, never silent)."""
+        return self.path.exists() or self.journal_path.exists()
 
     # --- load / save ---------------------------------------------------------------------
 

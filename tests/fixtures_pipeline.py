@@ -121,14 +121,17 @@ class Mac:
             state = store.load(IDENTITY)
             async with self.client() as client:
                 plan = await make_plan(client, desired, state, identity=IDENTITY, **options)
-                assert not plan.errors, [str(e) for e in plan.errors]
+                assert not plan.fleet_errors, [str(e) for e in plan.fleet_errors]
                 before = client.stats.writes
                 executor = Executor(
                     client,
                     store,
                     state,
                     plan,
-                    options=ApplyOptions(parallelism=4, on_result=on_result),
+                    options=ApplyOptions(
+                        parallelism=4, on_result=on_result,
+                        probe_window=options.get("probe_window", 256),
+                    ),
                 )
                 try:
                     result = await executor.run()

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from reconciler.apply import STEP_RESENDS
 from reconciler.model import MiniApp, MiniAppSpec
+from reconciler.plan import LEARN_STATUS
 from reconciler.state import UNKNOWN
 from tests.fixtures_pipeline import Fault, Mac
 
@@ -138,42 +142,143 @@ async def test_ambiguous_location_create_is_matched_by_name(mac: Mac) -> None:
     assert (await mac.plan([app()])).changes == ()
 
 
-async def test_ambiguous_version_create_is_never_repeated_and_can_be_adopted(mac: Mac) -> None:
-    mac.faults.append(Fault("POST", r"/versions$", "ambiguous"))
+@pytest.mark.parametrize("mode", ["ambiguous", "timeout_after"])
+async def test_ambiguous_version_create_is_found_by_reading_in_the_same_run(
+    mac: Mac, mode: str
+) -> None:
+    mac.faults.append(Fault("POST", r"/versions$", mode))  # the write happens, no answer
+    _, result, _ = await mac.apply([app()])
+    assert result.ok, [(r.change.address, r.message) for r in result.results]
+    created = next(r for r in result.results if r.change.resource == "version")
+    assert "found it by reading: id 1 (1 reads)" in (created.message or "")
+    assert result.probe_reads == 1  # stops at the first match
+    record = mac.state().apps[APP].versions["1.0.0"]
+    assert record.create_outcome is None and record.id == 1
+    # never created twice, and the version went all the way (its steps ran after it)
+    assert mac.sandbox.count_versions(APP) == 1
+    assert mac.sandbox.version_status(APP, 1) == "ready"
+    assert (await mac.plan([app()])).changes == ()
+
+
+async def test_unanswered_version_create_that_did_not_land_is_sent_again(mac: Mac) -> None:
+    # 500 before the write: the probe finds nothing above the mark, so it did not land; it is
+    # sent once more (a late landing would be refused as a duplicate code, never doubled).
+    mac.faults.append(Fault("POST", r"/versions$", "500"))
+    _, result, _ = await mac.apply([app()])
+    assert result.ok, [(r.change.address, r.message) for r in result.results]
+    created = next(r for r in result.results if r.change.resource == "version")
+    assert "did not find it, so it was sent again" in (created.message or "")
+    assert mac.sandbox.count_versions(APP) == 1
+    assert (await mac.plan([app()])).changes == ()
+
+
+async def test_create_without_answer_twice_is_resolved_by_the_next_plan(mac: Mac) -> None:
+    # Both sends unanswered, the second one landed: the next plan finds it by reading (never
+    # a second version), above where the first probe stopped.
+    mac.faults.extend(
+        [Fault("POST", r"/versions$", "500"), Fault("POST", r"/versions$", "ambiguous")]
+    )
     _, result, _ = await mac.apply([app()])
     failed = [r for r in result.results if r.outcome == "failed"]
     assert [r.change.resource for r in failed] == ["version"]
-    assert "state adopt-version" in (failed[0].message or "")
-    assert mac.state().apps[APP].versions["1.0.0"].create_outcome == UNKNOWN
-    # the next plan refuses to create it again
+    assert "the next run looks for it again" in (failed[0].message or "")
+    intent = mac.state().apps[APP].versions["1.0.0"]
+    assert intent.create_outcome == UNKNOWN and intent.probe_from == 0
+    assert intent.probed_to is None  # the ids read before the second send prove nothing
     plan = await mac.plan([app()])
-    assert not any(c.resource == "version" and c.action == "create" for c in plan.changes)
-    assert any("adopt-version" in e.message for e in plan.errors)
+    assert not plan.errors
+    [adopt] = plan.adoptions
+    assert adopt.version_id == 1 and adopt.fresh and adopt.reads == 1
+    _, again, _ = await mac.apply([app()])
+    assert again.ok
     assert mac.sandbox.count_versions(APP) == 1
-    # adopt it (as `reconciler state adopt-version` does) and converge
+    assert (await mac.plan([app()])).changes == ()
+
+
+async def test_version_that_exists_beyond_the_probe_window_makes_only_its_app_stuck(
+    mac: Mac,
+) -> None:
+    other = app(OTHER, name="Tea", icon=None)
+    await mac.apply([other])  # version id 1
+    await mac.apply([app()])  # version id 2
     store = mac.store
     state = store.read()
-    from reconciler.state import VersionRecord
-
-    server_id = 1  # the first version the sandbox ever created
-    state.apps[APP].versions["1.0.0"] = VersionRecord(id=server_id, status="pending")
+    del state.apps[APP].versions["1.0.0"]  # the state forgets it
     store.save(state)
-    _, adopted, _ = await mac.apply([app()])
-    assert adopted.ok
+    # window 1: reads id 1 only (recorded for OTHER: skipped), so id 2 is never reached
+    _, result, _ = await mac.apply([app(), other], probe_window=1)
+    failed = [r for r in result.results if r.outcome == "failed"]
+    assert [r.change.address for r in failed] == [f"miniapp[{APP}].version[1.0.0]"]
+    record = mac.state().apps[APP].versions["1.0.0"]
+    assert record.create_outcome == "exists" and record.probed_to == 1
+    plan = await mac.plan([app(), other], probe_window=1)
+    assert plan.stuck_apps == {} and [a.version_id for a in plan.adoptions] == [2]
+    # ... and had the next window also missed, only this app would be stuck:
+    state = store.read()
+    state.apps[APP].versions["1.0.0"] = record.model_copy(update={"probed_to": 5})
+    store.save(state)
+    plan = await mac.plan([app(), other], probe_window=3)
+    assert list(plan.stuck_apps) == [APP]
+    [error] = plan.errors
+    assert error.scope == "app" and "--probe-window" in error.message
+    assert "reading version ids 6-8 (3 reads)" in error.message
+    _, stuck, writes = await mac.apply([app(), other.model_copy()], probe_window=3)
+    assert stuck.stuck == {APP: error.message} and writes == 0
+    assert mac.sandbox.count_versions(APP) == 1
+
+
+async def test_duplicate_code_refusal_means_it_exists_and_is_adopted(mac: Mac) -> None:
+    await mac.apply([app()])
+    vid = version_id(mac)
+    # the state forgets the version (as after `state rm --version`, or a lost record)
+    store = mac.store
+    state = store.read()
+    del state.apps[APP].versions["1.0.0"]
+    state.version_id_mark = 0
+    store.save(state)
+    _, result, _ = await mac.apply([app()])
+    failed = [r for r in result.results if r.outcome == "failed"]
+    assert [r.change.resource for r in failed] == ["version"]
+    assert "already exists" in (failed[0].message or "") and f"id {vid}" in failed[0].message
+    assert mac.state().apps[APP].versions["1.0.0"].id == vid
+    # the next run converges without a person: status learnt by refused steps
+    _, again, _ = await mac.apply([app()])
+    assert again.ok, [(r.change.address, r.message) for r in again.results]
     assert (await mac.plan([app()])).changes == ()
     assert mac.sandbox.count_versions(APP) == 1
-    assert mac.sandbox.version_status(APP, server_id) == "ready"
 
 
-async def test_ambiguous_status_step_becomes_unknown_with_instructions(mac: Mac) -> None:
-    mac.faults.append(Fault("POST", r"/in_review$", "ambiguous"))
+@pytest.mark.parametrize("mode", ["ambiguous", "timeout_after", "500"])
+async def test_ambiguous_status_step_is_re_sent_and_settles(mac: Mac, mode: str) -> None:
+    mac.faults.append(Fault("POST", r"/in_review$", mode))
+    _, result, _ = await mac.apply([app()])
+    assert result.ok, [(r.change.address, r.message) for r in result.results]
+    step = next(r for r in result.results if r.change.step == "in_review")
+    assert "re-sent" in (step.message or "")
+    vid = version_id(mac)
+    assert mac.state().apps[APP].versions["1.0.0"].status == "ready"
+    assert mac.sandbox.version_status(APP, vid) == "ready"
+    assert (await mac.plan([app()])).changes == ()
+
+
+async def test_status_step_without_answer_is_learnt_on_the_next_run(mac: Mac) -> None:
+    mac.faults.append(Fault("POST", r"/in_review$", "ambiguous", times=1 + STEP_RESENDS))
     _, result, _ = await mac.apply([app()])
     failed = [r for r in result.results if r.outcome == "failed"]
     assert [r.change.step for r in failed] == ["in_review"]
-    assert "set-status" in (failed[0].message or "")
-    assert mac.state().apps[APP].versions["1.0.0"].status == UNKNOWN
+    record = mac.state().apps[APP].versions["1.0.0"]
+    assert record.status == UNKNOWN
+    assert record.status_candidates == ["waiting_for_review", "in_review"]
     plan = await mac.plan([app()])
-    assert any("set-status" in e.message for e in plan.errors)
+    assert not plan.errors
+    learn = [c for c in plan.changes if c.key == LEARN_STATUS]
+    assert len(learn) == 1 and learn[0].before == {
+        "status": UNKNOWN, "candidates": ["waiting_for_review", "in_review"]
+    }
+    _, again, _ = await mac.apply([app()])
+    assert again.ok
+    assert mac.sandbox.version_status(APP, version_id(mac)) == "ready"
+    assert (await mac.plan([app()])).changes == ()
 
 
 async def test_retryable_faults_are_retried_transparently(mac: Mac) -> None:
@@ -272,11 +377,16 @@ async def test_status_waits_for_its_version_update(mac: Mac) -> None:
 
 
 async def test_server_fault_on_a_version_create_is_ambiguous(mac: Mac) -> None:
+    # A 500 may come after the commit (D16): never a blind second POST; read first.
     mac.faults.append(Fault("POST", r"/versions$", "500"))
     _, result, _ = await mac.apply([app()])
-    failed = [r for r in result.results if r.outcome == "failed"]
-    assert [r.change.resource for r in failed] == ["version"]
-    assert mac.state().apps[APP].versions["1.0.0"].create_outcome == UNKNOWN
+    assert result.ok
+    sent = [t for t in mac.transports[-1].sent if "/versions" in t[1]]
+    posts = [i for i, (method, path) in enumerate(sent) if method == "POST"
+             and path.endswith("/versions")]
+    assert len(posts) == 2
+    between = sent[posts[0] + 1 : posts[1]]
+    assert between and all(method == "GET" for method, _ in between)
 
 
 async def test_an_ambiguous_upload_is_not_an_unknown_version(

@@ -88,7 +88,11 @@ def test_plan_json_contract(workdir: Path, capsys: pytest.CaptureFixture[str]) -
         "app_id": "com.genexus.verdant.coffeemuffins",
     }
     assert first["before"] is None and first["after"]["name"] == "Coffee"
-    assert data["warnings"] == []
+    # a first run says so: no state file yet, and nothing declared exists there
+    assert [w.split(":")[0] for w in data["warnings"]] == [
+        "no state file was found at " + str(workdir / ".reconciler/sandbox-state.json"),
+        "none of the 1 declared mini app(s) exists at sandbox",
+    ]
 
 
 def test_markdown_plan(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -357,15 +361,26 @@ def test_saved_plans_carry_protection(
 def test_json_is_printed_whatever_the_exit_code(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # a plan with errors (unreachable status) still prints its JSON
+    # a plan with an app error (unreachable status): that app is stuck, exit 3, JSON printed
     assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
     manifest = workdir / "manifests" / "app.yaml"
     manifest.write_text(manifest.read_text().replace("waiting_for_review", "pending"))
     code, out, _ = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve",
                        "--format", "json")
-    assert code == 1
+    assert code == 3
     data = json.loads(out)
-    assert data["apply"] is None and "cannot go from" in data["plan"]["errors"][0]
+    assert "cannot go from" in data["plan"]["errors"][0]
+    assert data["plan"]["details"]["errors"][0]["scope"] == "app"
+    assert data["apply"]["stuck_apps"] == [
+        {"app_id": "com.genexus.verdant.coffeemuffins",
+         "reason": data["plan"]["details"]["errors"][0]["message"]}
+    ]
+    # a fleet-wide error (delete budget) stops everything: exit 1, nothing applied
+    manifest.write_text(manifest.read_text().replace("spec:\n", "spec:\n  ensure: absent\n"))
+    code, out, _ = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve",
+                       "--format", "json", "--max-deletes", "0")
+    assert code == 1
+    assert json.loads(out)["apply"] is None
     # manifest errors: JSON on stdout, the text on stderr
     (workdir / "manifests" / "bad.yaml").write_text("apiVersion: miniappcenter/v1\nkind: X\n")
     code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--format", "json")
@@ -450,5 +465,6 @@ def test_adopting_an_interrupted_create_records_it_as_pending(
                             "--sandbox")[1])
     assert record["versions"]["1.0.0"] == {
         "id": 7, "fields": {}, "objects": {}, "compatibility": None, "status": "pending",
-        "create_outcome": None,
+        "status_candidates": None, "create_outcome": None, "probe_from": None,
+        "probed_to": None,
     }

@@ -7,8 +7,17 @@ from typing import Any
 import pytest
 
 from reconciler.diff import PlanOptions, build_plan, field_changes, status_path
-from reconciler.model import LiveApp, Location, MiniApp, MiniAppSpec, Version
-from reconciler.plan import Plan, order_changes
+from reconciler.model import (
+    LiveApp,
+    Location,
+    MiniApp,
+    MiniAppSpec,
+    ProbeHit,
+    ProbeMiss,
+    Version,
+)
+from reconciler.plan import LEARN_STATUS, Plan, order_changes
+from reconciler.review import STATUSES
 from reconciler.state import UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
 
 APP = "com.genexus.verdant.coffeemuffins"
@@ -392,23 +401,127 @@ def test_unreachable_status_is_a_plan_error_not_a_crash() -> None:
     assert error.address == f"miniapp[{APP}].version[1.0]"
 
 
-def test_unknown_version_create_outcome_is_an_error_and_never_recreated() -> None:
-    app = desired(versions=[_version()])
-    record = AppRecord(versions={"1.0": VersionRecord(create_outcome=UNKNOWN)})
-    plan = plan_of(app, live(), state_with(record))
-    assert plan.changes == ()
-    assert "adopt-version" in plan.errors[0].message
-
-
-def test_unknown_status_is_an_error_and_plans_no_step() -> None:
-    app = desired(versions=[_version(status="ready")])
+def test_unreachable_status_only_makes_its_app_stuck() -> None:
+    app = desired(versions=[_version(status="pending")])
     current = live(versions={"1.0": (5, {"platform_id": "iOS", "main_name": "s",
                                          "main_type": "Panel"})})
-    record = AppRecord(versions={"1.0": VersionRecord(id=5, status=UNKNOWN)})
+    record = AppRecord(versions={"1.0": VersionRecord(id=5, status="ready")})
     plan = plan_of(app, current, state_with(record))
-    # an error, not a warning: nobody can tell whether live matches the manifest
+    assert plan.errors[0].scope == "app" and list(plan.stuck_apps) == [APP]
+    assert plan.fleet_errors == ()
+
+
+def _with_probe(current: LiveApp, code: str, hit: ProbeHit | None, miss: ProbeMiss) -> LiveApp:
+    """``current`` as recover.py leaves it after a probe for ``code``."""
+    if hit is None:
+        return current.model_copy(update={"not_found": {code: miss}})
+    fields = {"platform_id": "iOS", "main_name": "s", "main_type": "Panel"}
+    spec = current.app.spec.model_copy(
+        update={"versions": (Version.model_construct(code=code, compatibility=None,
+                                                      status=None, metadata=None,
+                                                      integrated_security=None,
+                                                      service_url=None, **fields),)}
+    )
+    return current.model_copy(
+        update={"app": current.app.model_copy(update={"spec": spec}),
+                "version_ids": {code: hit.id}, "recovered": {code: hit}}
+    )
+
+
+def test_unanswered_create_found_exactly_is_adopted_as_a_fresh_pending_version() -> None:
+    app = desired(versions=[_version(status="waiting_for_review", compatibility=[3])])
+    record = AppRecord(versions={"1.0": VersionRecord(create_outcome=UNKNOWN, probe_from=40)})
+    current = _with_probe(live(), "1.0", ProbeHit((41, 41), 1, 41, True), ProbeMiss((0, 0), 0))
+    plan = plan_of(app, current, state_with(record))
+    assert plan.errors == ()
+    (learned,) = plan.learned
+    assert (learned.code, learned.version_id, learned.fresh, learned.reads) == ("1.0", 41, True, 1)
+    assert plan.summary["adopt"] == 1 and plan.has_changes
+    # brand new: compatibility and the steps from pending are planned, no version create
+    assert addresses(plan) == [
+        ("create", f"miniapp[{APP}].version[1.0].compatibility[3]"),
+        ("update", f"miniapp[{APP}].version[1.0].status[send_to_review]"),
+    ]
+
+
+def test_unanswered_create_not_found_above_the_mark_is_created_again() -> None:
+    app = desired(versions=[_version()])
+    record = AppRecord(versions={"1.0": VersionRecord(create_outcome=UNKNOWN, probe_from=7)})
+    current = _with_probe(live(), "1.0", None, ProbeMiss((8, 263), 256))
+    plan = plan_of(app, current, state_with(record))
+    assert plan.errors == ()
+    (change,) = plan.changes
+    assert (change.resource, change.action) == ("version", "create")
+    assert "created again" in (change.reason or "")
+    (learned,) = plan.learned  # how far it read, recorded by apply
+    assert learned.probed == (8, 263) and not learned.adopts
+
+
+def test_version_the_server_says_exists_but_not_found_makes_only_its_app_stuck() -> None:
+    app = desired(versions=[_version()])
+    record = AppRecord(
+        versions={"1.0": VersionRecord(create_outcome="exists", probe_from=0, probed_to=256)}
+    )
+    current = _with_probe(live(), "1.0", None, ProbeMiss((257, 512), 256))
+    plan = plan_of(app, current, state_with(record), probe_window=256)
     assert plan.changes == ()
-    assert "set-status" in plan.errors[0].message
+    (error,) = plan.errors
+    assert error.scope == "app" and error.app_id == APP
+    assert "reading version ids 257-512 (256 reads)" in error.message
+    assert "next run reads on from id 513" in error.message
+    assert "--probe-window 2048" in error.message
+    assert "adopt-version" not in error.message  # never a request for an id nobody can see
+
+
+def test_app_unknown_to_the_state_is_adopted_with_its_found_versions() -> None:
+    app = desired(versions=[_version(status="ready")])
+    current = _with_probe(live(), "1.0", ProbeHit((1, 16), 16, 9, True), ProbeMiss((0, 0), 0))
+    plan = plan_of(app, current, State())  # a lost state file
+    assert [(item.code, item.version_id, item.fresh) for item in plan.learned] == [
+        (None, None, False), ("1.0", 9, False),
+    ]
+    # its status is unknown: one change learns it (by steps the server refuses)
+    (learn,) = [c for c in plan.changes if c.resource == "status"]
+    assert learn.key == LEARN_STATUS and learn.after == {"status": "ready"}
+    assert learn.before == {"status": UNKNOWN, "candidates": list(STATUSES)}
+
+
+@pytest.mark.parametrize(
+    ("candidates", "desired_status", "planned"),
+    [
+        (None, "ready", "learn"),  # ready can always be learnt
+        (None, "pending", "stuck"),  # no step is safe: every one could leave pending
+        (["pending", "rejected", "ready"], "rejected", "stuck"),
+        (["waiting_for_review", "in_review"], "ready", "learn"),
+        (["in_review"], "ready", "steps"),  # one candidate: the status is known
+    ],
+)
+def test_unknown_status_is_learnt_or_named_for_its_app_only(
+    candidates: list[str] | None, desired_status: str, planned: str
+) -> None:
+    app = desired(versions=[_version(status=desired_status)])
+    current = live(versions={"1.0": (5, {"platform_id": "iOS", "main_name": "s",
+                                         "main_type": "Panel"})})
+    record = AppRecord(versions={"1.0": VersionRecord(
+        id=5, status=UNKNOWN, status_candidates=candidates, compatibility=[])})
+    plan = plan_of(app, current, state_with(record))
+    if planned == "stuck":
+        (error,) = plan.errors
+        assert error.scope == "app" and plan.changes == ()
+        assert "state set-status" in error.message and "one of" in error.message
+    elif planned == "learn":
+        assert plan.errors == () and [c.key for c in plan.changes] == [LEARN_STATUS]
+    else:
+        assert plan.errors == () and [c.step for c in plan.changes] == ["ready"]
+
+
+def test_first_contact_warns_that_the_endpoint_may_be_wrong() -> None:
+    plan = plan_of(desired(), None, State())
+    assert any("MAC_BASE_URL points at the wrong server" in w.message for w in plan.warnings)
+    # an app that exists there, or a state that knows the endpoint: no such warning
+    assert not any("wrong server" in w.message for w in plan_of(desired(), live()).warnings)
+    known = state_with(AppRecord())
+    assert not any("wrong server" in w.message for w in plan_of(desired(), None, known).warnings)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
     MaxDeletesOpt,
     ParallelismOpt,
+    ProbeWindowOpt,
     PruneOpt,
     SandboxDbOpt,
     SandboxOpt,
@@ -27,6 +28,7 @@ from reconciler.cli.common import (
     handled_errors,
     load_desired,
     resolve_target,
+    state_notices,
     state_store,
     use_color,
 )
@@ -56,6 +58,7 @@ def apply(
     prune: bool = PruneOpt,
     max_deletes: int | None = MaxDeletesOpt,
     parallelism: int = ParallelismOpt,
+    probe_window: int = ProbeWindowOpt,
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
@@ -98,6 +101,10 @@ def apply(
                 f" --max-deletes {max_deletes}; refusing it"
             )
         store = state_store(state, where.sandbox_db is not None)
+        notices = state_notices(store)
+        if saved is None:
+            for notice in notices:
+                err(f"Warning: {notice}")
         with store.lock("apply"):
             current_state = store.load(where.identity)
             if saved is not None and not _same_state(saved, current_state):
@@ -106,7 +113,9 @@ def apply(
                     f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
                     " --out` again; a saved plan is never re-planned silently."
                 )
-            request = PlanRequest(target, prune, max_deletes, parallelism)
+            request = PlanRequest(
+                target, prune, max_deletes, parallelism, probe_window, notices, where.setting
+            )
             outcome = _run(where, store, current_state, saved, desired, request, auto_approve,
                            machine)
 
@@ -119,14 +128,19 @@ def apply(
     if outcome.interrupted:
         err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if outcome.plan is not None and outcome.plan.errors:
-        err("Error: the plan has errors (above); nothing was applied.")
+    if outcome.plan is not None and outcome.plan.fleet_errors:
+        err("Error: the plan has errors that concern the whole fleet (above); nothing was"
+            " applied.")
         raise typer.Exit(EXIT_ERROR)
     if not outcome.approved:  # the user did not type "yes": nothing applied, as Terraform
         raise typer.Exit(EXIT_ERROR)
     result = outcome.result
+    if result.stuck:
+        # One stuck app never holds the fleet: the others were applied; it is named above.
+        err(f"Not applied: {len(result.stuck)} stuck mini app(s): {', '.join(result.stuck)}")
+        raise typer.Exit(EXIT_PARTIAL)
     if result.failed or result.skipped:
-        raise typer.Exit(EXIT_PARTIAL if result.applied else EXIT_ERROR)
+        raise typer.Exit(EXIT_PARTIAL if result.applied or result.adopted else EXIT_ERROR)
     raise typer.Exit(EXIT_OK)
 
 
@@ -178,6 +192,7 @@ def _run(
                 the_plan,
                 options=ApplyOptions(
                     parallelism=request.parallelism,
+                    probe_window=request.probe_window,
                     verify_fingerprints=saved is not None,
                     on_result=progress.result,
                     on_start=progress.start,
@@ -201,10 +216,10 @@ def _run(
         if not machine or the_plan.errors or asks:
             # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
             typer.echo(render(the_plan, "text", color=use_color()), nl=False, err=machine)
-        if the_plan.errors or (asks and not _confirm()):
+        if the_plan.fleet_errors or (asks and not _confirm()):
             return outcome
         outcome.approved = True
-        if the_plan.has_changes:
+        if the_plan.has_changes or the_plan.learned:
             store.ensure_base(current_state)
         asyncio.run(execute(the_plan))
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -54,6 +54,14 @@ PruneOpt = typer.Option(
 MaxDeletesOpt = typer.Option(
     None, "--max-deletes", min=0, help="Refuse a plan with more deletes than N."
 )
+ProbeWindowOpt = typer.Option(
+    256,
+    "--probe-window",
+    min=1,
+    max=1_000_000,
+    help="Version ids read, at most, to find one version the state cannot place (an"
+    " unanswered create, a lost state); the next run reads on from where this one stopped.",
+)
 
 
 def err(message: str) -> None:
@@ -78,6 +86,11 @@ class Target:
     identity: str  # what the state file is bound to
     display: str  # what we tell the user (never the token)
     sandbox_db: Path | None = None
+
+    @property
+    def setting(self) -> str:
+        """What the user sets to choose this endpoint (named when it may be wrong)."""
+        return "--sandbox-db" if self.sandbox_db is not None else "MAC_BASE_URL"
 
     def client(self, parallelism: int) -> MiniAppCenterClient:
         from reconciler.client import MiniAppCenterClient
@@ -136,6 +149,18 @@ def state_store(state: Path | None, target_is_sandbox: bool) -> FileStateStore:
     if target_is_sandbox:
         return FileStateStore(Path.cwd() / DEFAULT_STATE_DIR / "sandbox-state.json")
     return FileStateStore(default_state_path())
+
+
+def state_notices(store: FileStateStore) -> tuple[str, ...]:
+    """A missing state file is said, never silent: a deleted CI cache or a mistyped
+    RECONCILER_STATE must not look like a normal run."""
+    if store.exists():
+        return ()
+    return (
+        f"no state file was found at {store.describe()}: starting from the API. Mini apps that"
+        " exist there are adopted, and their versions found by reading (a first run, or a"
+        " lost state file: check --state / RECONCILER_STATE if you expected one)",
+    )
 
 
 @dataclass(frozen=True)

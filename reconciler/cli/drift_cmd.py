@@ -10,6 +10,7 @@ import typer
 from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
     ParallelismOpt,
+    ProbeWindowOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
@@ -20,6 +21,7 @@ from reconciler.cli.common import (
     in_scope_filter,
     load_desired,
     resolve_target,
+    state_notices,
     state_store,
     use_color,
 )
@@ -36,6 +38,7 @@ def drift(
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
     parallelism: int = ParallelismOpt,
+    probe_window: int = ProbeWindowOpt,
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
@@ -54,7 +57,8 @@ def drift(
         desired = load_desired(paths, select, target)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
-        current_state = state_store(state, where.sandbox_db is not None).load(where.identity)
+        store = state_store(state, where.sandbox_db is not None)
+        current_state = store.load(where.identity)
 
         async def run() -> DriftReport:
             from reconciler.drift import classify
@@ -69,6 +73,9 @@ def drift(
                     in_scope=in_scope_filter(desired.selectors, target),
                     declared=desired.declared,
                     parallelism=parallelism,
+                    probe_window=probe_window,
+                    notices=state_notices(store),
+                    endpoint_setting=where.setting,
                 )
             return classify(plan, current_state)
 

@@ -13,6 +13,7 @@ from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
     MaxDeletesOpt,
     ParallelismOpt,
+    ProbeWindowOpt,
     PruneOpt,
     SandboxDbOpt,
     SandboxOpt,
@@ -24,6 +25,7 @@ from reconciler.cli.common import (
     in_scope_filter,
     load_desired,
     resolve_target,
+    state_notices,
     state_store,
     use_color,
 )
@@ -41,6 +43,9 @@ class PlanRequest:
     prune: bool
     max_deletes: int | None
     parallelism: int
+    probe_window: int = 256
+    notices: tuple[str, ...] = ()
+    endpoint_setting: str = "MAC_BASE_URL"
 
 
 async def compute_plan(
@@ -63,6 +68,9 @@ async def compute_plan(
         in_scope=in_scope_filter(desired.selectors, request.target),
         declared=desired.declared,
         parallelism=request.parallelism,
+        probe_window=request.probe_window,
+        notices=request.notices,
+        endpoint_setting=request.endpoint_setting,
     )
 
 
@@ -79,6 +87,7 @@ def plan(
     prune: bool = PruneOpt,
     max_deletes: int | None = MaxDeletesOpt,
     parallelism: int = ParallelismOpt,
+    probe_window: int = ProbeWindowOpt,
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
@@ -90,13 +99,16 @@ def plan(
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
-    request = PlanRequest(target, prune, max_deletes, parallelism)
     with handled_errors(machine=format == "json"):
         desired = load_desired(paths, select, target)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
         current_state = store.load(where.identity)
+        request = PlanRequest(
+            target, prune, max_deletes, parallelism, probe_window, state_notices(store),
+            where.setting,
+        )
 
         async def run() -> Plan:
             async with where.client(parallelism) as client:
