@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.client import MiniAppCenterClient, VersionData
+from reconciler.errors import ReconcilerError
 from reconciler.fetch import LiveState, live_version
 from reconciler.model import (
     VERSION_OBJECT_FIELDS,
@@ -152,9 +153,12 @@ async def recover_unknown_versions(
 
     # Each probe sends `parallelism` reads at a time; the client's pool (one lane per slot)
     # bounds what is in flight across apps.
-    async with asyncio.TaskGroup() as group:
-        for app_id, after, wanted in jobs:
-            group.create_task(one(app_id, after, wanted))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for app_id, after, wanted in jobs:
+                group.create_task(one(app_id, after, wanted))
+    except* ReconcilerError as failures:
+        raise failures.exceptions[0] from None
 
 
 def with_probe_result(

@@ -28,8 +28,13 @@ IDENTITY = "sandbox:test"
 
 # 400: a definite refusal; 500 on a create: ambiguous (may come after the commit);
 # ambiguous: the write happens, then 502; timeout_after: the write happens, the answer is lost;
-# drop_before: the connection fails before anything is sent.
-FaultMode = Literal["400", "500", "ambiguous", "timeout_after", "drop_before"]
+# drop_before: the connection fails before anything is sent; kill_after: the write happens,
+# then the process "dies" (SimulatedKill, which nothing in the tool catches).
+FaultMode = Literal["400", "500", "ambiguous", "timeout_after", "drop_before", "kill_after"]
+
+
+class SimulatedKill(BaseException):
+    """kill -9 right after a write reached the server: nothing after it runs or is saved."""
 
 
 async def instant_sleep(_delay: float) -> None:
@@ -71,6 +76,8 @@ class FaultTransport(httpx.AsyncBaseTransport):
             )
         response = await self.inner.handle_async_request(request)  # the write happens
         await response.aread()
+        if fault.mode == "kill_after":
+            raise SimulatedKill(f"{request.method} {request.url.path}")
         if fault.mode == "timeout_after":
             raise httpx.ReadTimeout("injected: response lost", request=request)
         return httpx.Response(502, text="Bad Gateway")
