@@ -27,7 +27,7 @@ from reconciler.model import MiniApp, MiniAppSpec
 from reconciler.pipeline import make_plan
 from reconciler.plan import Plan
 from reconciler.sandbox import SandboxConfig, SandboxStore, create_app
-from reconciler.state import UNKNOWN, FileStateStore
+from reconciler.state import FileStateStore
 from tests.fixtures_pipeline import IDENTITY, TOKEN, Fault, Mac, SimulatedKill
 
 APP_IDS = ("com.test.alpha", "com.test.beta", "com.test.gamma")
