@@ -81,6 +81,9 @@ class ApplyResult:
     interrupted: bool = False
     # Apps skipped whole because the plan could not be made for them (app -> why).
     stuck: dict[str, str] = field(default_factory=dict)
+    # What the plan could not settle and apply did not touch (a review status no read or
+    # refused step can tell): everything else was applied.
+    unresolved: list[str] = field(default_factory=list)
     adopted: int = 0  # apps and versions recorded from what was learnt by reading
     probe_reads: int = 0  # version reads spent looking for unknown versions during apply
 
@@ -102,7 +105,11 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return (
-            self.failed == 0 and self.skipped == 0 and not self.interrupted and not self.stuck
+            self.failed == 0
+            and self.skipped == 0
+            and not self.interrupted
+            and not self.stuck
+            and not self.unresolved
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,9 +120,11 @@ class ApplyResult:
                 "skipped": self.skipped,
                 "adopted": self.adopted,
                 "stuck_apps": len(self.stuck),
+                "unresolved": len(self.unresolved),
                 "probe_reads": self.probe_reads,
             },
             "interrupted": self.interrupted,
+            "unresolved": list(self.unresolved),
             "stuck_apps": [
                 {"app_id": app_id, "reason": reason} for app_id, reason in self.stuck.items()
             ],
@@ -179,6 +188,7 @@ class Executor:
         # far a version probe read. A stuck app's too: the next run starts from them.
         self._record_learned()
         stuck = self.plan.stuck_apps
+        self.result.unresolved = [str(problem) for problem in self.plan.unresolved]
 
         async def one(app_id: str, changes: list[Change]) -> None:
             if app_id in stuck:

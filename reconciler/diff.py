@@ -641,14 +641,15 @@ class _AppDiff:
     ) -> None:
         """Unknown status: one change that learns it by steps the server refuses when they do
         not apply (reconciler/review.py), then takes it to ``desired``; or, when no such step
-        can tell the remaining statuses apart, an error for this app only."""
+        can tell the remaining statuses apart, an error for this version's status only."""
         if probe_step(candidates, desired) is None:
+            # Only this version's status waits for a person; the rest of the app applies.
             self.errors.append(
                 PlanProblem(
                     describe_unknown(candidates, desired, self.app.id, version.code),
                     app_id=self.app.id,
                     address=address,
-                    scope="app",
+                    scope="version",
                 )
             )
             return

@@ -119,9 +119,11 @@ class Change:
         )
 
 
-# What an error stops: "app" skips that app's changes and lets apply go on with the others
-# (exit 3); "fleet" refuses the whole plan before any write (delete budget, protection).
-Scope = Literal["app", "fleet"]
+# What an error stops: "fleet" refuses the whole plan before any write (delete budget,
+# protection); "app" skips that app's changes and lets apply go on with the others; "version"
+# stops nothing but the one thing it names (a review status no read or refused step can tell):
+# apply does the rest. Apply exits 3 for the last two, naming them; plan exits 1 for all.
+Scope = Literal["fleet", "app", "version"]
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class PlanProblem:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlanProblem:
         scope = data.get("scope", "fleet")
-        if scope not in ("app", "fleet"):
+        if scope not in ("app", "fleet", "version"):
             raise ValueError(f"unknown problem scope {scope!r}")
         return cls(data["message"], data.get("app_id"), data.get("address"), scope)
 
@@ -252,6 +254,11 @@ class Plan:
             if error.scope == "app" and error.app_id is not None:
                 out.setdefault(error.app_id, []).append(error)
         return out
+
+    @property
+    def unresolved(self) -> tuple[PlanProblem, ...]:
+        """Errors that stop only what they name; apply does everything else."""
+        return tuple(e for e in self.errors if e.scope == "version")
 
     @property
     def probe_reads(self) -> int:

@@ -158,6 +158,11 @@ def render_markdown(
     if plan.errors:
         if plan.fleet_errors:
             title = f"**{len(plan.errors)} error(s): this plan cannot be applied.**"
+        elif not plan.stuck_apps:
+            title = (
+                f"**{len(plan.errors)} error(s) that stop only what they name; apply does the"
+                " rest.**"
+            )
         else:
             stuck = ", ".join(_code(app_id) for app_id in plan.stuck_apps)
             title = (
@@ -240,6 +245,10 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
         line += f" ({probe_reads} version read(s) spent finding unknown versions.)"
     out = [paint(line, style)]
     stuck_apps: Sequence[Mapping[str, Any]] = result.get("stuck_apps", ())
+    unresolved: Sequence[str] = result.get("unresolved", ())
+    if unresolved:
+        out += ["", paint("Unresolved (everything else was applied):", "warning")]
+        out += [f"  {_clean(str(item))}" for item in unresolved]
     if stuck_apps:
         out += ["", paint("Stuck (skipped whole; the other apps were applied):", "warning")]
         out += [
@@ -260,7 +269,7 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
             if row.get("message"):
                 line += f": {_clean(str(row['message']))}"
             out.append(paint(line, row_style) if outcome == "failed" else line)
-    if failed or skipped or interrupted or stuck_apps:
+    if failed or skipped or interrupted or stuck_apps or unresolved:
         out += ["", RETRY_HINT]
     return "\n".join(out) + "\n"
 

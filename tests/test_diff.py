@@ -507,7 +507,8 @@ def test_unknown_status_is_learnt_or_named_for_its_app_only(
     plan = plan_of(app, current, state_with(record))
     if planned == "stuck":
         (error,) = plan.errors
-        assert error.scope == "app" and plan.changes == ()
+        assert error.scope == "version" and plan.changes == ()
+        assert plan.stuck_apps == {}  # the rest of the app is still applied
         assert "state set-status" in error.message and "one of" in error.message
     elif planned == "learn":
         assert plan.errors == () and [c.key for c in plan.changes] == [LEARN_STATUS]

@@ -140,7 +140,7 @@ async def test_unknown_status_is_learnt_against_the_sandbox(
     assert live_status == current
     follow_up = await mac.plan([_app(desired)])
     (error,) = follow_up.errors
-    assert error.scope == "app" and error.app_id == APP
+    assert error.scope == "version" and error.app_id == APP
     named = error.message.split("one of ")[1].split(", and no step")[0].split(", ")
     assert set(named) == expected and current in named
     assert f"state set-status {APP} 1.0 STATUS" in error.message

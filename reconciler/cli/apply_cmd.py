@@ -135,9 +135,10 @@ def apply(
     if not outcome.approved:  # the user did not type "yes": nothing applied, as Terraform
         raise typer.Exit(EXIT_ERROR)
     result = outcome.result
-    if result.stuck:
+    if result.stuck or result.unresolved:
         # One stuck app never holds the fleet: the others were applied; it is named above.
-        err(f"Not applied: {len(result.stuck)} stuck mini app(s): {', '.join(result.stuck)}")
+        if result.stuck:
+            err(f"Not applied: {len(result.stuck)} stuck mini app(s): {', '.join(result.stuck)}")
         raise typer.Exit(EXIT_PARTIAL)
     if result.failed or result.skipped:
         raise typer.Exit(EXIT_PARTIAL if result.applied or result.adopted else EXIT_ERROR)
