@@ -86,9 +86,11 @@ def join_stopping_servers() -> None:
 
 
 @contextmanager
-def run_sandbox(config: SandboxConfig, *, wait_on_exit: bool = True) -> Iterator[RunningSandbox]:
-    """Serve ``config`` on 127.0.0.1 in a thread until the block exits."""
-    server, sock = make_server(config, "127.0.0.1", 0, log_level="warning", access_log=False)
+def run_sandbox(
+    config: SandboxConfig, *, wait_on_exit: bool = True, port: int = 0
+) -> Iterator[RunningSandbox]:
+    """Serve ``config`` on 127.0.0.1 (``port``: 0 for a free one) until the block exits."""
+    server, sock = make_server(config, "127.0.0.1", port, log_level="warning", access_log=False)
     port = sock.getsockname()[1]
     app = cast(Starlette, server.config.app)
     thread = threading.Thread(
@@ -126,12 +128,13 @@ def sandbox_config(tmp_path: Path) -> SandboxConfig:
 def sandbox_server_factory(
     sandbox_config: SandboxConfig,
 ) -> Iterator[Callable[..., RunningSandbox]]:
-    """``factory(latency_ms=200, ...)``: start a server with those config overrides."""
+    """``factory(latency_ms=200, ...)``: start a server with those config overrides
+    (``port=N`` to serve where a stopped one served: the same endpoint, restarted)."""
     with ExitStack() as stack:
 
-        def start(**overrides: Any) -> RunningSandbox:
+        def start(*, port: int = 0, **overrides: Any) -> RunningSandbox:
             config = dataclasses.replace(sandbox_config, **overrides)
-            return stack.enter_context(run_sandbox(config, wait_on_exit=False))
+            return stack.enter_context(run_sandbox(config, wait_on_exit=False, port=port))
 
         yield start
 

@@ -59,6 +59,9 @@ def drift(
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
         current_state = store.load(where.identity)
+        notices = state_notices(store)
+        for notice in notices:
+            err(f"Warning: {notice}")
 
         async def run() -> DriftReport:
             from reconciler.drift import classify
@@ -74,7 +77,7 @@ def drift(
                     declared=desired.declared,
                     parallelism=parallelism,
                     probe_window=probe_window,
-                    notices=state_notices(store),
+                    notices=notices,
                     endpoint_setting=where.setting,
                 )
             return classify(plan, current_state)

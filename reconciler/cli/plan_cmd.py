@@ -105,9 +105,11 @@ def plan(
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
         current_state = store.load(where.identity)
+        notices = state_notices(store)
+        for notice in notices:
+            err(f"Warning: {notice}")
         request = PlanRequest(
-            target, prune, max_deletes, parallelism, probe_window, state_notices(store),
-            where.setting,
+            target, prune, max_deletes, parallelism, probe_window, notices, where.setting
         )
 
         async def run() -> Plan:
