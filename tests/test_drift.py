@@ -158,7 +158,11 @@ def test_drift_classifies_outside_changes(
     teatime, sweet = "com.genexus.verdant.teatime", "com.genexus.verdant.sweetcorner"
 
     async def rename(client: Any) -> None:
-        await client.update_miniapp(teatime, MiniAppUpdate(name="Renamed outside"))
+        live = await client.get_miniapp(teatime)
+        renamed = MiniAppUpdate(
+            name="Renamed outside", superapp_id=live.superapp_id, type=live.type
+        )
+        await client.update_miniapp(teatime, renamed)
 
     async def stray(client: Any) -> None:
         await client.set_attribute(teatime, "STRAY", "x")

@@ -72,7 +72,14 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    v.check_json_content_type(request.headers.get("content-type"))
     return v.parse_json_object(await _body(request, MAX_JSON_BODY))
+
+
+async def _no_body(request: Request) -> None:
+    """The status steps are documented without a body: one sent is a client mistake."""
+    if await _body(request, MAX_JSON_BODY):
+        raise bad_request(ErrorCode.BODY_NOT_EXPECTED, "this endpoint takes no request body")
 
 
 def _object_url(request: Request, stored: str | None) -> str | None:
@@ -224,6 +231,7 @@ async def delete_compatibility(request: Request) -> Response:
 
 def _status_step(step: str) -> Endpoint:
     async def endpoint(request: Request) -> Response:
+        await _no_body(request)
         _store(request).step_version(_app_id(request), _version_id(request), step)
         return Response(status_code=NO_CONTENT)
 
