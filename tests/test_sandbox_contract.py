@@ -285,7 +285,8 @@ def test_delete_miniapp_cascades(client: httpx.Client, sandbox_server: RunningSa
 
 def test_attribute_docs_sample_upsert_and_delete(client: httpx.Client) -> None:
     make_app(client)
-    created = client.post(f"/miniapps/{APP_ID}/attributes", content=DOCS_ATTRIBUTE, headers=JSON_TYPE)
+    url = f"/miniapps/{APP_ID}/attributes"
+    created = client.post(url, content=DOCS_ATTRIBUTE, headers=JSON_TYPE)
     assert created.status_code == 201
     assert created.content == b""
     attributes = client.get(f"/miniapps/{APP_ID}").json()["data"]["additional_attributes"]
