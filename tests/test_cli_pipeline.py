@@ -414,7 +414,24 @@ def test_interrupted_outside_the_run_exits_130_and_releases_the_lock(
     monkeypatch.setattr(Store, "load", interrupted)
     code, _, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
     assert code == 130 and "Interrupted" in err
+    assert "nothing was written" in err and "completed write" not in err
     assert not (workdir / ".reconciler" / "sandbox-state.json.lock").exists()
+
+
+def test_ctrl_c_while_planning_says_nothing_was_written(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.cli.apply_cmd as apply_cmd
+
+    async def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the live state is being read
+
+    monkeypatch.setattr(apply_cmd, "compute_plan", interrupted)
+    code, out, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 130
+    assert "Interrupted before any write: nothing was written" in err
+    assert "every completed write is recorded" not in err + out
+    assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
 
 
 def test_ctrl_c_at_the_prompt_writes_nothing(
@@ -426,8 +443,9 @@ def test_ctrl_c_at_the_prompt_writes_nothing(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(apply_cmd, "_confirm", pressed_ctrl_c)
-    code, _, _ = run(capsys, "apply", "manifests", "--sandbox")
+    code, _, err = run(capsys, "apply", "manifests", "--sandbox")
     assert code == 130
+    assert "nothing was written" in err and "completed write" not in err
     assert run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")[0] == 2
     assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
 

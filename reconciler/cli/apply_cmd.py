@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from reconciler.state import FileStateStore, State
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+INTERRUPTED_BEFORE_WRITES = (
+    "Interrupted before any write: nothing was written to the API or the state."
+)
+INTERRUPTED_DURING_WRITES = (
+    "Interrupted: every completed write is recorded; run `reconciler apply` again."
+)
 
 
 @app.command()
@@ -79,7 +85,8 @@ def apply(
     machine = format == "json"
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
-    with handled_errors(machine=machine), _interrupt_exits_130():
+    writing = False  # set once the run may write: until then an interrupt wrote nothing
+    with handled_errors(machine=machine), _interrupt_exits_130(lambda: writing):
         desired: Desired | None = None
         saved: Plan | None = None
         if plan_file is not None:
@@ -107,6 +114,7 @@ def apply(
                     " --out` again; a saved plan is never re-planned silently."
                 )
             request = PlanRequest(target, prune, max_deletes, parallelism)
+            writing = True
             outcome = _run(where, store, current_state, saved, desired, request, auto_approve,
                            machine)
 
@@ -117,7 +125,8 @@ def apply(
     elif summary is not None:
         typer.echo(render_apply_result(summary, color=use_color()), nl=False)
     if outcome.interrupted:
-        err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
+        # Not approved: stopped while planning or at the prompt, before any write.
+        err(INTERRUPTED_DURING_WRITES if outcome.approved else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.plan is not None and outcome.plan.errors:
         err("Error: the plan has errors (above); nothing was applied.")
@@ -255,13 +264,13 @@ def _sigterm_as_interrupt() -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_exits_130() -> Iterator[None]:
+def _interrupt_exits_130(writing: Callable[[], bool]) -> Iterator[None]:
     """Ctrl-C or SIGTERM before or after the run (loading, the lock, the final save): the lock
     is released by its context manager and every recorded write is in the journal."""
     try:
         yield
     except KeyboardInterrupt:
-        err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
+        err(INTERRUPTED_DURING_WRITES if writing() else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
