@@ -59,6 +59,26 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("plan", "manifests"),
+        ("plan", "manifests", "--format", "json"),
+        ("drift", "manifests"),
+        ("drift", "manifests", "--format", "json"),
+        ("apply", "manifests", "--auto-approve"),
+        ("apply", "manifests", "--auto-approve", "--format", "json"),
+    ],
+)
+def test_the_endpoint_is_said_once_on_stderr(
+    workdir: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *args, "--sandbox")
+    assert code in (0, 2), err
+    assert err.count("Endpoint: embedded sandbox") == 1, err
+    assert "Endpoint:" not in out  # stdout is the plan, report or JSON only
+
+
 def test_plan_apply_plan_cycle(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
     assert code == 2
