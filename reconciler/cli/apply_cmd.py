@@ -16,6 +16,7 @@ import typer
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
     MaxDeletesOpt,
+    NoColorOpt,
     ParallelismOpt,
     PruneOpt,
     SandboxDbOpt,
@@ -65,6 +66,7 @@ def apply(
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
+    no_color: bool = NoColorOpt,
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
     from reconciler.errors import PlanError
@@ -116,14 +118,14 @@ def apply(
             request = PlanRequest(target, prune, max_deletes, parallelism)
             writing = True
             outcome = _run(where, store, current_state, saved, desired, request, auto_approve,
-                           machine)
+                           machine, use_color(no_color))
 
     summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
     if machine:
         plan_json = outcome.plan.as_dict() if outcome.plan is not None else None
         typer.echo(json.dumps({"plan": plan_json, "apply": summary}, indent=2))
     elif summary is not None:
-        typer.echo(render_apply_result(summary, color=use_color()), nl=False)
+        typer.echo(render_apply_result(summary, color=use_color(no_color)), nl=False)
     if outcome.interrupted:
         # Not approved: stopped while planning or at the prompt, before any write.
         err(INTERRUPTED_DURING_WRITES if outcome.approved else INTERRUPTED_BEFORE_WRITES)
@@ -162,6 +164,7 @@ def _run(
     request: PlanRequest,
     auto_approve: bool,
     machine: bool,
+    color: bool,
 ) -> _Outcome:
     import asyncio
 
@@ -209,7 +212,7 @@ def _run(
         asks = the_plan.has_changes and not auto_approve
         if not machine or the_plan.errors or asks:
             # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
-            typer.echo(render(the_plan, "text", color=use_color()), nl=False, err=machine)
+            typer.echo(render(the_plan, "text", color=color), nl=False, err=machine)
         if the_plan.errors or (asks and not _confirm()):
             return outcome
         outcome.approved = True

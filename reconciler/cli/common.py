@@ -54,6 +54,7 @@ PruneOpt = typer.Option(
 MaxDeletesOpt = typer.Option(
     None, "--max-deletes", min=0, help="Refuse a plan with more deletes than N."
 )
+NoColorOpt = typer.Option(False, "--no-color", help="Plain text: no colour (like NO_COLOR=1).")
 
 
 def err(message: str) -> None:
@@ -65,8 +66,12 @@ def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
 
 
-def use_color() -> bool:
-    return stdout_is_tty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+def use_color(no_color: bool = False) -> bool:
+    """Colour only on a terminal, unless --no-color, NO_COLOR (https://no-color.org) or a dumb
+    terminal says otherwise."""
+    if no_color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    return stdout_is_tty()
 
 
 @dataclass(frozen=True)
