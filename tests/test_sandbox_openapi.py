@@ -189,15 +189,21 @@ def test_a_request_outside_the_description_is_caught() -> None:
 
 # --- generated invalid bodies -----------------------------------------------------------------
 
+# Any character, lone surrogates included (JSON can spell them as escapes); any integer size.
+TEXT = st.text(st.characters(exclude_categories=()), max_size=20)
+# Values a store or driver chokes on, drawn often rather than hoped for.
+HOSTILE = st.sampled_from(
+    ["\ud800", "a\udfffb", "\x00", "", " ", 2**31, 2**63, 2**64, -(2**63) - 1, 1e308]
+)
 JSON_VALUES = st.recursive(
-    st.none()
+    HOSTILE
+    | st.none()
     | st.booleans()
     | st.integers()
+    | st.integers(min_value=2**31 - 2, max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+    | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=6,
 )
 
@@ -217,7 +223,7 @@ def invalid_bodies(draw: st.DrawFn, operation_id: str) -> Any:
         elif kind == "set":
             body[draw(st.sampled_from(known))] = draw(JSON_VALUES)
         else:
-            body[draw(st.text(min_size=1, max_size=12))] = draw(JSON_VALUES)
+            body[draw(TEXT.filter(bool))] = draw(JSON_VALUES)
     return body
 
 
@@ -275,8 +281,56 @@ def test_every_body_the_description_forbids_is_refused_and_changes_nothing(
     op: Operation = by_id(operation_id)
     body = data.draw(invalid_bodies(operation_id).filter(lambda b: not op.validator().is_valid(b)))
     before = sandbox_server.store.dump()
-    _assert_refused(client.request(op.method, paths[operation_id], json=body))
+    _assert_refused(_send(client, op.method, paths[operation_id], body))
     assert sandbox_server.store.dump() == before
+
+
+def _send(client: httpx.Client, method: str, path: str, body: Any) -> httpx.Response:
+    # ensure_ascii: a lone surrogate travels as a \ud800 escape (it has no UTF-8 form)
+    content = json.dumps(body).encode("ascii")
+    return client.request(method, path, content=content, headers={"Content-Type": JSON})
+
+
+@pytest.mark.parametrize("operation_id", JSON_OPERATIONS)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_body_makes_the_sandbox_fail(
+    prepared: tuple[httpx.Client, dict[str, str]], operation_id: str, data: st.DataObject
+) -> None:
+    """Valid or not under the description, a body gets a 2xx or a 4xx error list, never a
+    5xx (the strings and integers the description allows include some a store cannot take)."""
+    client, paths = prepared
+    op = by_id(operation_id)
+    body = data.draw(invalid_bodies(operation_id))
+    response = _send(client, op.method, paths[operation_id], body)
+    if response.status_code >= 300:
+        _assert_refused(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("GET", "/versions/{big}", None),
+        ("PUT", "/versions/{big}", VALID_BODIES["update_version"]),
+        ("POST", "/versions/{big}/ready", None),
+        ("POST", "/versions/{big}/compatibility", {"superapp_version": 1}),
+        ("PUT", "/locations/{big}", VALID_BODIES["update_location"]),
+        ("DELETE", "/locations/{big}", None),
+    ],
+)
+def test_an_id_too_large_to_exist_is_not_found(
+    prepared: tuple[httpx.Client, dict[str, str]],
+    method: str,
+    suffix: str,
+    body: dict[str, Any] | None,
+) -> None:
+    client, _ = prepared
+    path = f"/miniapps/{APP_ID}" + suffix.format(big=2**64)
+    response = client.request(method, path, json=body)
+    assert response.status_code == 404, response.text
+    _assert_refused(response)
 
 
 @pytest.mark.parametrize("operation_id", JSON_OPERATIONS)
@@ -316,3 +370,35 @@ def test_the_valid_bodies_are_accepted(
     op = by_id(operation_id)
     response = client.request(op.method, paths[operation_id], json=VALID_BODIES[operation_id])
     assert response.status_code in (201, 204), response.text
+
+
+@pytest.mark.parametrize("operation_id", JSON_OPERATIONS)
+def test_a_lone_surrogate_is_refused_everywhere(
+    prepared: tuple[httpx.Client, dict[str, str]],
+    sandbox_server: RunningSandbox,
+    operation_id: str,
+) -> None:
+    client, paths = prepared
+    op = by_id(operation_id)
+    body = dict(VALID_BODIES[operation_id])
+    # the first text member; the compatibility bodies have none: a key then carries it
+    texts = [k for k, v in body.items() if isinstance(v, str)]
+    body[texts[0] if texts else "\ud800"] = "\ud800"
+    before = sandbox_server.store.dump()
+    response = _send(client, op.method, paths[operation_id], body)
+    assert response.status_code == 400, response.text
+    _assert_refused(response)
+    assert sandbox_server.store.dump() == before
+
+
+@pytest.mark.parametrize("value", [2**31, 2**63, 2**64])
+def test_a_superapp_version_beyond_int_is_refused(
+    prepared: tuple[httpx.Client, dict[str, str]], sandbox_server: RunningSandbox, value: int
+) -> None:
+    client, paths = prepared
+    before = sandbox_server.store.dump()
+    for operation_id in ("add_compatibility", "delete_compatibility"):
+        response = client.post(paths[operation_id], json={"superapp_version": value})
+        assert response.status_code == 400, response.text
+        _assert_refused(response)
+    assert sandbox_server.store.dump() == before

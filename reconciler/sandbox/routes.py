@@ -51,8 +51,22 @@ def _app_id(request: Request) -> str:
     return cast(str, request.path_params["app_id"])
 
 
+# Ids are SQLite integers; a larger one in a URL names nothing (not a 500 from the driver).
+MAX_STORED_ID = 2**63 - 1
+
+
 def _version_id(request: Request) -> int:
-    return cast(int, request.path_params["version_id"])
+    version_id = cast(int, request.path_params["version_id"])
+    if version_id > MAX_STORED_ID:
+        raise not_found(ErrorCode.VERSION_NOT_FOUND, f"version {version_id} not found")
+    return version_id
+
+
+def _location_id(request: Request) -> int:
+    location_id = cast(int, request.path_params["location_id"])
+    if location_id > MAX_STORED_ID:
+        raise not_found(ErrorCode.LOCATION_NOT_FOUND, f"location {location_id} not found")
+    return location_id
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -170,13 +184,13 @@ async def create_location(request: Request) -> Response:
 
 async def update_location(request: Request) -> Response:
     values = v.location_update(await _json(request))
-    location_id = cast(int, request.path_params["location_id"])
+    location_id = _location_id(request)
     _store(request).update_location(_app_id(request), location_id, values)
     return Response(status_code=NO_CONTENT)
 
 
 async def delete_location(request: Request) -> Response:
-    location_id = cast(int, request.path_params["location_id"])
+    location_id = _location_id(request)
     _store(request).delete_location(_app_id(request), location_id)
     return Response(status_code=NO_CONTENT)
 

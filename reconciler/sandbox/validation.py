@@ -31,6 +31,7 @@ APP_TYPES = frozenset({"native", "web"})
 MAIN_TYPES = frozenset({"panel", "menu"})
 MAX_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 10_000
+MAX_INT = 2**31 - 1  # the docs type these ids "int"
 
 Checker = Callable[[str, Any], Problem | None]
 
@@ -112,6 +113,8 @@ def _positive_int(label: str, value: Any) -> Problem | None:
         return (ErrorCode.FIELD_TYPE, f"{label} must be an integer")
     if value <= 0:
         return (ErrorCode.INVALID_SUPERAPP_VERSION, f"{label} must be a positive integer")
+    if value > MAX_INT:
+        return (ErrorCode.INVALID_SUPERAPP_VERSION, f"{label} must be at most {MAX_INT}")
     return None
 
 
@@ -272,7 +275,27 @@ def parse_json_object(raw: bytes, *, what: str = "request body") -> dict[str, An
         raise bad_request(ErrorCode.BODY_NOT_JSON, f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise bad_request(ErrorCode.BODY_NOT_OBJECT, f"{what} must be a JSON object")
+    if _has_lone_surrogate(body):
+        # JSON escapes can spell "\ud800", which is no Unicode text (and no UTF-8 to store).
+        raise bad_request(
+            ErrorCode.BODY_NOT_JSON, f"{what} holds a lone surrogate escape: not valid Unicode"
+        )
     return body
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]  # iterative: a deeply nested body must not exhaust the Python stack
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= char <= "\udfff" for char in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def check_json_content_type(value: str | None) -> None:
