@@ -402,3 +402,50 @@ def test_a_superapp_version_beyond_int_is_refused(
         assert response.status_code == 400, response.text
         _assert_refused(response)
     assert sandbox_server.store.dump() == before
+
+
+STEP_OPERATIONS = ["send_to_review", "in_review", "rejected", "ready"]
+
+
+@pytest.mark.parametrize("operation_id", STEP_OPERATIONS)
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(min_size=1, max_size=64), content_type=st.sampled_from([JSON, None]))
+def test_status_steps_refuse_any_body(
+    prepared: tuple[httpx.Client, dict[str, str]],
+    sandbox_server: RunningSandbox,
+    operation_id: str,
+    raw: bytes,
+    content_type: str | None,
+) -> None:
+    """The steps are documented without a body: a body is refused before the state machine
+    runs, whatever the version's status (send_to_review would be legal here)."""
+    client, paths = prepared
+    path = paths["update_version"] + "/" + operation_id
+    assert by_id(operation_id).body_types == ()
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    before = sandbox_server.store.dump()
+    response = client.post(path, content=raw, headers=headers)
+    assert response.status_code == 400, response.text
+    _assert_refused(response)
+    assert sandbox_server.store.dump() == before
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(filename=st.sampled_from([None, ""]), raw=st.binary(max_size=16))
+def test_an_upload_object_without_name_or_bytes_is_refused(
+    prepared: tuple[httpx.Client, dict[str, str]],
+    sandbox_server: RunningSandbox,
+    filename: str | None,
+    raw: bytes,
+) -> None:
+    client, _ = prepared
+    headers = {} if filename is None else {"x-gx-filename": filename}
+    before = sandbox_server.store.dump()
+    response = client.post("/gxobject", content=raw, headers=headers)
+    assert response.status_code == 400, response.text
+    _assert_refused(response)
+    assert sandbox_server.store.dump() == before
