@@ -84,6 +84,32 @@ def test_the_description_covers_exactly_the_sandbox_routes() -> None:
     )
 
 
+def test_the_description_is_valid_openapi() -> None:
+    from openapi_spec_validator import validate
+
+    validate(spec())  # raises, naming the first problem
+
+
+def test_the_docs_samples_are_valid_under_the_description() -> None:
+    """Written from the docs: their cURL bodies are what it must accept."""
+    from tests import test_sandbox_contract as docs
+
+    samples = {
+        "create_miniapp": docs.DOCS_CREATE_MINIAPP,
+        "update_miniapp": docs.DOCS_UPDATE_MINIAPP,
+        "set_attribute": docs.DOCS_ATTRIBUTE,
+        "create_location": docs.DOCS_LOCATION,
+        "update_location": docs.DOCS_LOCATION,
+        "create_version": docs.DOCS_VERSION,  # no code: the server assigns one
+        "update_version": docs.DOCS_VERSION,
+        "add_compatibility": docs.DOCS_COMPATIBILITY,
+        "delete_compatibility": docs.DOCS_COMPATIBILITY,
+    }
+    for operation_id, raw in samples.items():
+        errors = [e.message for e in by_id(operation_id).validator().iter_errors(json.loads(raw))]
+        assert errors == [], operation_id
+
+
 def test_the_valid_bodies_are_valid() -> None:
     for operation_id, body in VALID_BODIES.items():
         errors = [e.message for e in by_id(operation_id).validator().iter_errors(body)]
