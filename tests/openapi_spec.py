@@ -89,3 +89,35 @@ def _validator(operation_id: str) -> Draft202012Validator:
     assert schema is not None and set(schema) == {"$ref"}, "bodies name a component schema"
     # Every "#/components/..." reference then resolves inside the whole document.
     return Draft202012Validator({"$ref": SPEC_URI + schema["$ref"]}, registry=registry)
+
+
+def response_validator(operation_id: str, status: int) -> Draft202012Validator:
+    """The JSON schema of ``operation_id``'s answer with ``status`` (which must have one)."""
+    op = by_id(operation_id)
+    item = spec()["paths"][op.template][op.method.lower()]["responses"][str(status)]
+    if "$ref" in item:  # a shared response, e.g. the error list
+        item = spec()["components"]["responses"][item["$ref"].rsplit("/", 1)[1]]
+    schema = item["content"][JSON]["schema"]
+    registry: Registry[Any] = Registry().with_resource(
+        SPEC_URI, Resource.from_contents(spec(), default_specification=DRAFT202012)
+    )
+    # Inline schemas may hold "#/components/..." references: resolve them in the document.
+    return Draft202012Validator(
+        {"$id": SPEC_URI + "/response", **_rebased(schema)}, registry=registry
+    )
+
+
+def _rebased(schema: Any) -> Any:
+    """``schema`` with every local reference made absolute (it is moved out of the document)."""
+    if isinstance(schema, dict):
+        return {
+            k: (
+                SPEC_URI + v
+                if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _rebased(v)
+            )
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_rebased(v) for v in schema]
+    return schema

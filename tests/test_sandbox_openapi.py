@@ -23,7 +23,15 @@ from reconciler.model import Location, MiniApp
 from reconciler.sandbox.routes import PREFIX, ROUTES
 from tests.fixtures_pipeline import Mac
 from tests.fixtures_sandbox import RunningSandbox
-from tests.openapi_spec import JSON, Operation, by_id, operation, operations, spec
+from tests.openapi_spec import (
+    JSON,
+    Operation,
+    by_id,
+    operation,
+    operations,
+    response_validator,
+    spec,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 FLEET = REPO / "manifests"
@@ -475,3 +483,25 @@ def test_an_upload_object_without_name_or_bytes_is_refused(
     assert response.status_code == 400, response.text
     _assert_refused(response)
     assert sandbox_server.store.dump() == before
+
+
+def test_the_sandbox_answers_as_described(
+    prepared: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    """Reads and creates answer the documented shapes; errors answer the error list."""
+    client, paths = prepared
+    answers = [
+        ("get_miniapp", 200, client.get(f"/miniapps/{APP_ID}")),
+        ("list_locations", 200, client.get(f"/miniapps/{APP_ID}/locations")),
+        ("get_version", 200, client.get(paths["update_version"])),
+        ("create_location", 201, client.post(paths["create_location"],
+                                             json=VALID_BODIES["create_location"])),
+        ("create_version", 201, client.post(paths["create_version"],
+                                            json=VALID_BODIES["create_version"])),
+        ("get_miniapp", 404, client.get("/miniapps/com.example.nothing")),
+        ("update_miniapp", 400, client.put(paths["update_miniapp"], json={})),
+    ]  # fmt: skip
+    for operation_id, status, response in answers:
+        assert response.status_code == status, (operation_id, response.text)
+        errors = list(response_validator(operation_id, status).iter_errors(response.json()))
+        assert errors == [], (operation_id, [e.message for e in errors])
