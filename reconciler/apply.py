@@ -12,6 +12,7 @@ others applied.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -172,6 +173,14 @@ class Executor:
         self.options = options or ApplyOptions()
         self.result = ApplyResult()
         self._stop = False
+        # Per version, the status its planned steps end at, and the versions whose status
+        # was settled by learning in this run (adopted by a create: see _adopt_found).
+        self._status_goals = {
+            (c.app_id, c.version_code or ""): str((c.after or {}).get("status"))
+            for c in plan.changes
+            if c.resource == "status"
+        }
+        self._settled: set[tuple[str, str]] = set()
 
     @property
     def stopping(self) -> bool:
@@ -522,7 +531,7 @@ class Executor:
         except ApiError as exc:
             if _duplicate_refusal(exc):
                 return await self._adopt_existing_version(
-                    app_id, code, payload, exc, read_up_to or 0
+                    app_id, code, body, exc, read_up_to or 0
                 )
             del record.versions[code]  # a definite refusal: nothing was created
             self._commit(app_id)
@@ -574,7 +583,7 @@ class Executor:
         found = result.found.get(code)
         record = self._record(app_id)
         if found is not None:
-            return await self._found_after_no_answer(app_id, code, payload, found, result, why)
+            return await self._found_after_no_answer(app_id, code, body, found, result)
         read = f"reading version ids {result.first}-{result.last} ({result.reads} reads)"
         # The ids read were free, not necessarily taken: a second send may land on any id
         # above the mark as it is now, so a probe for it starts there again.
@@ -591,7 +600,7 @@ class Executor:
             ) from exc
         except ApiError as exc:
             if _duplicate_refusal(exc):
-                return await self._adopt_existing_version(app_id, code, payload, exc, result.last)
+                return await self._adopt_existing_version(app_id, code, body, exc, result.last)
             del record.versions[code]
             self._commit(app_id)
             raise
@@ -602,38 +611,31 @@ class Executor:
         self,
         app_id: str,
         code: str,
-        payload: Mapping[str, Any],
+        body: Mapping[str, Any],
         found: Any,
         result: ProbeResult,
-        why: str,
     ) -> str | None:
-        record = self._record(app_id)
-        fresh = _sent_fields_match(found, code, payload)
-        record.versions[code] = _adopted_version(found.id, fresh=fresh)
-        self.state.note_version_id(found.id)
-        if fresh:
-            fields = {k: v for k, v in payload.items() if k != "code"}
+        if _sent_fields_match(found, code, body):
+            # Ours, brand new: pending, no compatibility yet; the plan goes on as planned.
+            record = self._record(app_id)
+            record.versions[code] = _adopted_version(found.id, fresh=True)
+            self.state.note_version_id(found.id)
+            fields = {k: v for k, v in body.items() if k != "code"}
             await self._store_version_fields(app_id, record.versions[code], fields)
             return f"no answer; found it by reading: id {found.id} ({result.reads} reads)"
-        self._commit(app_id)
-        raise _Failed(
-            f"{why}. Reading found version {code} at id {found.id} ({result.reads} reads), but"
-            " with other fields than this create sent: adopted; its changes are planned on the"
-            " next run"
-        )
+        return await self._adopt_found(app_id, code, body, found.id, result, "no answer, and")
 
     async def _adopt_existing_version(
         self,
         app_id: str,
         code: str,
-        payload: Mapping[str, Any],
+        body: Mapping[str, Any],
         refusal: ApiError,
         after: int,
     ) -> str | None:
         """The server refused the code as a duplicate: the version exists (made outside, or
-        before the state was lost). Find it by reading and adopt it; what it needs is planned
-        by the next run, since this plan assumed a brand-new version."""
-        result = await self._probe(app_id, code, payload, after)
+        before the state was lost). Find it by reading and adopt it."""
+        result = await self._probe(app_id, code, body, after)
         found = result.found.get(code)
         record = self._record(app_id)
         if found is None:
@@ -647,13 +649,35 @@ class Executor:
                 f" next run reads on from id {result.last + 1} (or widen now with"
                 f" --probe-window {max(self.options.probe_window * 8, 2048)})"
             )
-        record.versions[code] = _adopted_version(found.id, fresh=False)
-        self.state.note_version_id(found.id)
+        return await self._adopt_found(
+            app_id, code, body, found.id, result, "refused as a duplicate code:"
+        )
+
+    async def _adopt_found(
+        self,
+        app_id: str,
+        code: str,
+        body: Mapping[str, Any],
+        version_id: int,
+        result: ProbeResult,
+        how: str,
+    ) -> str:
+        """A version that existed before this create (made outside, or before the state was
+        lost): adopt it, then make it what the create would have made. Its fields are sent
+        (a PUT is idempotent); its compatibilities are added by the plan's next changes
+        (idempotent too); its review status is unknown, so this version's status steps in
+        this plan are replaced by learning it (see _status_update)."""
+        record = self._record(app_id)
+        version = _adopted_version(version_id, fresh=False)
+        record.versions[code] = version
+        self.state.note_version_id(version_id)
         self._commit(app_id)
-        raise _Failed(
-            f"version {code} already exists on the server (refused as a duplicate): found it"
-            f" by reading at id {found.id} ({result.reads} reads) and adopted it; its fields,"
-            " compatibility and status are planned on the next run"
+        fields = {k: v for k, v in body.items() if k != "code"}
+        await self.client.update_version(app_id, version_id, VersionUpdate(**fields))
+        await self._store_version_fields(app_id, version, fields)
+        return (
+            f"{how} it already existed; found it by reading at id {version_id}"
+            f" ({result.reads} reads), adopted it and sent its fields"
         )
 
     async def _version_update(self, change: Change) -> None:
@@ -720,6 +744,10 @@ class Executor:
         if step not in _STEP_CALLS:
             raise _Failed(f"unknown review step {step!r}")
         version = self._record(change.app_id).versions[change.version_code]
+        if version.status == UNKNOWN or (change.app_id, change.version_code) in self._settled:
+            # Adopted during this run (its create found it existed): the steps were planned
+            # for a brand-new version, so learn where it is and take it to the plan's goal.
+            return await self._settle_adopted_status(change, version_id)
         source = str((change.before or {}).get("status"))
         target = str((change.after or {}).get("status"))
         # Not readable back: while the step is in flight it is "source or target".
@@ -754,6 +782,15 @@ class Executor:
         version.status_candidates = None
         self._commit(change.app_id)
         return f"no answer at first; re-sent {resends}x and settled" if resends else None
+
+    async def _settle_adopted_status(self, change: Change, version_id: int) -> str | None:
+        key = (change.app_id, change.version_code or "")
+        if key in self._settled:
+            return "settled with the version's first status change"
+        self._settled.add(key)
+        goal = self._status_goals.get(key, str((change.after or {}).get("status")))
+        learning = dataclasses.replace(change, key=LEARN_STATUS, after={"status": goal})
+        return await self._learn_status(learning, version_id)
 
     async def _send_step(self, app_id: str, version_id: int, step: str) -> str:
         """``accepted``, ``refused`` (by the review flow: a step from the wrong status, which

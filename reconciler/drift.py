@@ -6,7 +6,8 @@ for each difference *why* it exists:
 - ``changed_outside``: live differs from what was last applied, the manifest did not change
   (someone renamed the app in the backoffice);
 - ``pending``: the manifest changed and was not applied yet;
-- ``missing``: something applied before is gone from the server (deleted outside);
+- ``missing``: something applied before is gone from the server (deleted outside, itself or
+  with its app);
 - ``unmanaged``: a live attribute or location of a managed app that no manifest declares.
 
 It never writes to the API or to the state.
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from reconciler.diff import DELETED_OUTSIDE
 from reconciler.model import object_key
 from reconciler.plan import Change, Plan, PlanProblem
-from reconciler.state import AppRecord, State
+from reconciler.state import AppRecord, State, VersionRecord
 
 DriftKind = Literal["changed_outside", "pending", "missing", "unmanaged"]
 KINDS: tuple[DriftKind, ...] = ("changed_outside", "missing", "unmanaged", "pending")
@@ -92,6 +93,9 @@ class DriftReport:
 @dataclass
 class _Classifier:
     state: State
+    # Apps deleted outside: whatever the state knew of them went with them, so recreating
+    # it is "missing", not "pending" (only what the manifest added since is pending).
+    gone: frozenset[str] = frozenset()
     items: list[DriftItem] = field(default_factory=list)
 
     def record(self, app_id: str) -> AppRecord | None:
@@ -161,10 +165,18 @@ class _Classifier:
             kind = "changed_outside" if last == expected else "pending"
         self.add(kind, change, field="geo_point", expected=expected, live=live, last_applied=last)
 
+    def _applied_version(self, change: Change, record: AppRecord | None) -> VersionRecord | None:
+        """The version as last applied, when its app was deleted outside since."""
+        if change.app_id not in self.gone or record is None:
+            return None
+        version = record.versions.get(change.version_code or "")
+        return version if version is not None and version.id is not None else None
+
     def _version(self, change: Change, record: AppRecord | None) -> None:
         version = record.versions.get(change.version_code or "") if record else None
         if change.action == "create":
-            kind: DriftKind = "missing" if change.reason == DELETED_OUTSIDE else "pending"
+            gone = change.reason == DELETED_OUTSIDE or self._applied_version(change, record)
+            kind: DriftKind = "missing" if gone else "pending"
             self.add(kind, change, expected=change.after, live=None, last_applied=None)
             return
         for name, expected in (change.after or {}).items():
@@ -177,12 +189,20 @@ class _Classifier:
             self.add(kind, change, field=name, expected=expected, live=live, last_applied=last)
 
     def _compatibility(self, change: Change, record: AppRecord | None) -> None:
-        # Not readable from the API: only the manifest can differ from the state.
-        self.add("pending", change, expected=change.after, live=None, last_applied=change.before)
+        # Not readable from the API: only the manifest can differ from the state, unless the
+        # app was deleted outside with the compatibilities applied to its versions.
+        version = self._applied_version(change, record)
+        wanted = (change.after or {}).get("superapp_version")
+        applied = version is not None and wanted in (version.compatibility or ())
+        kind: DriftKind = "missing" if change.action == "create" and applied else "pending"
+        self.add(kind, change, expected=change.after, live=None, last_applied=change.before)
 
     def _status(self, change: Change, record: AppRecord | None) -> None:
+        # A version gone with its app lost the status applied to it: stepping it again is
+        # repairing, not a manifest change.
+        version = self._applied_version(change, record)
         self.add(
-            "pending",
+            "missing" if version is not None and version.status is not None else "pending",
             change,
             field="status",
             expected=(change.after or {}).get("status"),
@@ -210,7 +230,12 @@ def _last_field(record: AppRecord | None, name: str) -> Any:
 
 def classify(plan: Plan, state: State) -> DriftReport:
     """Every planned change, explained against the last-applied state."""
-    classifier = _Classifier(state)
+    gone = frozenset(
+        c.app_id
+        for c in plan.changes
+        if c.resource == "miniapp" and c.action == "create" and c.reason == DELETED_OUTSIDE
+    )
+    classifier = _Classifier(state, gone)
     for change in plan.changes:
         classifier.change(change)
     # Status steps of one version are one difference, not three.

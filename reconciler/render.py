@@ -82,7 +82,9 @@ def render_json(plan: Plan) -> str:
 
 def render_text(plan: Plan, *, color: bool) -> str:
     paint = _painter(color)
-    out = [f"Endpoint: {_clean(_safe_endpoint(plan.endpoint))}", ""]
+    # No "Endpoint:" line: the command says it once on stderr (D21); JSON and Markdown carry
+    # it as part of the document.
+    out: list[str] = []
     if not plan.has_changes:
         out.append(NO_CHANGES)
     else:
@@ -480,7 +482,7 @@ def _drift_summary(report: DriftReport) -> str:
 
 def _drift_text(report: DriftReport, *, color: bool) -> str:
     paint = _painter(color)
-    out = [f"Endpoint: {_clean(_safe_endpoint(report.endpoint))}", ""]
+    out: list[str] = []  # the endpoint is said on stderr, as for plans
     if report.in_sync:
         out.append(paint(f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", "ok"))
     else:

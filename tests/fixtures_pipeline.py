@@ -61,9 +61,11 @@ class FaultTransport(httpx.AsyncBaseTransport):
     inner: httpx.AsyncBaseTransport
     faults: list[Fault] = field(default_factory=list)
     sent: list[tuple[str, str]] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)  # whole, bodies included
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append((request.method, request.url.path))
+        self.requests.append(request)
         fault = next((f for f in self.faults if f.matches(request)), None)
         if fault is None:
             return await self.inner.handle_async_request(request)

@@ -59,6 +59,26 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("plan", "manifests"),
+        ("plan", "manifests", "--format", "json"),
+        ("drift", "manifests"),
+        ("drift", "manifests", "--format", "json"),
+        ("apply", "manifests", "--auto-approve"),
+        ("apply", "manifests", "--auto-approve", "--format", "json"),
+    ],
+)
+def test_the_endpoint_is_said_once_on_stderr(
+    workdir: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *args, "--sandbox")
+    assert code in (0, 2), err
+    assert err.count("Endpoint: embedded sandbox") == 1, err
+    assert "Endpoint:" not in out  # stdout is the plan, report or JSON only
+
+
 def test_plan_apply_plan_cycle(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
     assert code == 2
@@ -429,7 +449,24 @@ def test_interrupted_outside_the_run_exits_130_and_releases_the_lock(
     monkeypatch.setattr(Store, "load", interrupted)
     code, _, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
     assert code == 130 and "Interrupted" in err
+    assert "nothing was written" in err and "completed write" not in err
     assert not (workdir / ".reconciler" / "sandbox-state.json.lock").exists()
+
+
+def test_ctrl_c_while_planning_says_nothing_was_written(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.cli.apply_cmd as apply_cmd
+
+    async def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the live state is being read
+
+    monkeypatch.setattr(apply_cmd, "compute_plan", interrupted)
+    code, out, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 130
+    assert "Interrupted before any write: nothing was written" in err
+    assert "every completed write is recorded" not in err + out
+    assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
 
 
 def test_ctrl_c_at_the_prompt_writes_nothing(
@@ -441,8 +478,9 @@ def test_ctrl_c_at_the_prompt_writes_nothing(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(apply_cmd, "_confirm", pressed_ctrl_c)
-    code, _, _ = run(capsys, "apply", "manifests", "--sandbox")
+    code, _, err = run(capsys, "apply", "manifests", "--sandbox")
     assert code == 130
+    assert "nothing was written" in err and "completed write" not in err
     assert run(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")[0] == 2
     assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
 

@@ -91,6 +91,38 @@ def test_classification(the_change: Change, expected: list[tuple[Any, ...]]) -> 
     assert got == expected
 
 
+def test_an_app_deleted_outside_takes_only_what_was_applied() -> None:
+    """What the state knew of a deleted app is missing; what the manifest added since is not."""
+    record = RECORD.model_copy(
+        update={"versions": {"1.0": VersionRecord(id=5, compatibility=[3], status="ready")}}
+    )
+    changes = (
+        change("miniapp", "create", after={"name": "Coffee"}, reason=DELETED_OUTSIDE),
+        change("version", "create", address="v1.0", version_code="1.0", after={"code": "1.0"}),
+        change("version", "create", address="v2.0", version_code="2.0", after={"code": "2.0"}),
+        change("compatibility", "create", address="c3", version_code="1.0",
+               after={"superapp_version": 3}),
+        change("compatibility", "create", address="c4", version_code="1.0",
+               after={"superapp_version": 4}),
+        change("status", "update", address=f"miniapp[{APP}].version[1.0].status[ready]",
+               version_code="1.0", step="ready", before={"status": "in_review"},
+               after={"status": "ready"}),
+        change("status", "update", address=f"miniapp[{APP}].version[2.0].status[ready]",
+               version_code="2.0", step="ready", before={"status": "in_review"},
+               after={"status": "ready"}),
+    )
+    report = classify(Plan(endpoint="e", changes=changes, apps=(APP,)), State(apps={APP: record}))
+    assert [(i.address, i.kind) for i in report.items] == [
+        (f"miniapp[{APP}].miniapp", "missing"),
+        ("v1.0", "missing"),
+        ("v2.0", "pending"),  # added to the manifest after the last apply
+        ("c3", "missing"),
+        ("c4", "pending"),
+        (f"miniapp[{APP}].version[1.0].status", "missing"),
+        (f"miniapp[{APP}].version[2.0].status", "pending"),
+    ]
+
+
 def test_status_steps_are_one_difference() -> None:
     steps = [
         change("status", "update", address=f"miniapp[{APP}].version[1.0].status[{step}]",
@@ -158,7 +190,11 @@ def test_drift_classifies_outside_changes(
     teatime, sweet = "com.genexus.verdant.teatime", "com.genexus.verdant.sweetcorner"
 
     async def rename(client: Any) -> None:
-        await client.update_miniapp(teatime, MiniAppUpdate(name="Renamed outside"))
+        live = await client.get_miniapp(teatime)
+        renamed = MiniAppUpdate(
+            name="Renamed outside", superapp_id=live.superapp_id, type=live.type
+        )
+        await client.update_miniapp(teatime, renamed)
 
     async def stray(client: Any) -> None:
         await client.set_attribute(teatime, "STRAY", "x")
@@ -205,6 +241,9 @@ def test_drift_reports_a_deleted_app_as_missing(
     kinds = {(i["kind"], i["resource"]) for i in report["items"]
              if i["app_id"] == "com.genexus.verdant.splitbill"}
     assert ("missing", "miniapp") in kinds
+    # Everything the app held was applied before and went with it: missing, not pending.
+    assert {kind for kind, _ in kinds} == {"missing"}, sorted(kinds)
+    assert {resource for _, resource in kinds} >= {"miniapp", "version", "compatibility"}
 
 
 def test_drift_pending_when_manifest_changed(

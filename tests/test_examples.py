@@ -33,6 +33,7 @@ GITHUB = sorted((EXAMPLES / "github").glob("*.yml"))
 GITLAB = EXAMPLES / "gitlab" / ".gitlab-ci.yml"
 CI_FILES = [*GITHUB, GITLAB]
 README = EXAMPLES / "README.md"
+MAIN_README = REPO / "README.md"
 HOOKS = REPO / ".pre-commit-hooks.yaml"
 PLAN_MARKER = "<!-- miniapp-reconciler plan -->"
 DRIFT_MARKER = "<!-- miniapp-reconciler drift -->"
@@ -270,13 +271,18 @@ def _first_line(node: yaml.ScalarNode) -> int:
 
 def script_blocks(path: Path) -> Iterator[tuple[int, str]]:
     """(first line, shell text) of each run:/script: block of a workflow or GitLab CI file,
-    or of each ```sh block of a Markdown file."""
+    or of each ```sh / ```bash block of a Markdown file, and of the ``$ `` lines of its
+    ```console blocks (the rest of those is output; it is blanked to keep line numbers)."""
     if path.suffix == ".md":
         lines = path.read_text(encoding="utf-8").splitlines()
         fences = [i for i, line in enumerate(lines) if line.startswith("```")]
         for start, end in zip(fences[::2], fences[1::2], strict=True):
-            if lines[start] == "```sh":
-                yield start + 2, "\n".join(lines[start + 1 : end])
+            body = lines[start + 1 : end]
+            if lines[start] in ("```sh", "```bash"):
+                yield start + 2, "\n".join(body)
+            elif lines[start] == "```console":
+                prompts = [x[2:] if x.startswith("$ ") else "" for x in body]
+                yield start + 2, "\n".join(prompts)
         return
     root = yaml.compose(path.read_text(encoding="utf-8"))
     if path.name == ".gitlab-ci.yml":
@@ -372,7 +378,9 @@ def is_registered(name: str) -> bool:
     return name in typer_main_command().commands
 
 
-ALL_INVOCATIONS = [inv for path in [*CI_FILES, README] for inv in invocations(path)]
+ALL_INVOCATIONS = [
+    inv for path in [*CI_FILES, README, MAIN_README] for inv in invocations(path)
+]
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -665,3 +673,31 @@ def test_github_saved_plan_applies_once_then_is_stale(
     assert code == 0, out + err
     code, _, err = run(capsys, steps.apply_saved)  # what apply.yml warns about
     assert code == 1 and "stale" in err
+
+
+# --- the main README's per-command options table ----------------------------------------------
+
+
+def _readme_options_table() -> dict[str, set[str]]:
+    rows: dict[str, set[str]] = {}
+    text = MAIN_README.read_text(encoding="utf-8")
+    table = text.split("| command | options |", 1)[1].split("\n\n", 1)[0]
+    for line in table.splitlines()[2:]:
+        command = re.match(r"^\| `([a-z-]+)` \|", line)
+        assert command, line
+        rows[command.group(1)] = set(re.findall(r"`(--[a-z-]+)", line))
+    return rows
+
+
+def test_readme_lists_each_commands_options_exactly() -> None:
+    """README's options table is the CLI's: no option shown where it does not exist."""
+    rows = _readme_options_table()
+    commands = typer_main_command().commands
+    assert set(rows) == {"validate", "plan", "apply", "drift", "import"}
+    for name, shown in rows.items():
+        real = {o for o in _option_names(commands[name]) if o.startswith("--")} - {"--help"}
+        assert shown == real, (name, sorted(shown ^ real))
+    # the issue's case: `apply` has neither Markdown nor --out
+    assert "--out" not in rows["apply"]
+    apply_row = next(x for x in MAIN_README.read_text().splitlines() if x.startswith("| `apply`"))
+    assert "markdown" not in apply_row

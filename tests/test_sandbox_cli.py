@@ -172,7 +172,39 @@ def test_serve_subprocess(tmp_path: Path) -> None:
             proc.wait()
     for reader in readers:
         reader.join(5)
+    # stdout is the two export lines only (`eval "$(reconciler sandbox serve ...)"`-safe);
+    # the access log goes to stderr.
+    assert list(out.queue) == []
+    assert any('"POST /api/v1/miniapps HTTP/1.1" 201' in line for line in err.queue)
     logged = "".join(list(out.queue) + list(err.queue))
     assert token not in logged  # printed once, in the export line, and never logged
     with SandboxStore(db) as store:  # the data is on disk
         assert store.count_apps() == 1
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = main(["sandbox", "serve", "--port", str(port), "--db", str(tmp_path / "s.db")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""  # no export lines for a server that is not running
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert "--port" in line
+    assert "Internal error" not in captured.err and "Traceback" not in captured.err
+
+
+def test_an_unknown_host_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["sandbox", "serve", "--host", "no-such-host.invalid", "--allow-remote",
+            "--db", str(tmp_path / "s.db")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: cannot listen on no-such-host.invalid:8080: ")
+    assert "Internal error" not in err

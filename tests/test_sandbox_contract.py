@@ -1,7 +1,8 @@
 """Contract tests of every sandbox endpoint over real loopback HTTP with plain httpx.
 
-The docs' cURL samples are the cases: same paths, same bodies (sent as raw bytes without a
-Content-Type, as ``curl -d`` does), expected status and body shapes.
+The docs' cURL samples are the cases: same paths, same bodies (sent as raw bytes), expected
+status and body shapes. JSON is sent with ``Content-Type: application/json`` (api-notes: the
+samples' ``curl -d`` sends a form type; the sandbox is as strict as a real server may be).
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ MINIMAL_APP: dict[str, Any] = {
     "type": "Native",
 }
 MINIMAL_VERSION: dict[str, Any] = {"platform_id": "iOS", "main_name": "start", "main_type": "Panel"}
+# What every PUT of a mini app must carry (the create's required fields less the id).
+APP_UPDATE: dict[str, Any] = {k: v for k, v in MINIMAL_APP.items() if k != "id"}
+LOCATION: dict[str, Any] = {"name": "a", "geo_point": "POINT(1 2)"}
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -126,7 +131,7 @@ def object_url(server: RunningSandbox, hex_id: str) -> str:
 def test_create_and_get_miniapp_docs_sample(
     client: httpx.Client, sandbox_server: RunningSandbox
 ) -> None:
-    created = client.post("/miniapps", content=DOCS_CREATE_MINIAPP)
+    created = client.post("/miniapps", content=DOCS_CREATE_MINIAPP, headers=JSON_TYPE)
     assert created.status_code == 201
     assert created.content == b""
 
@@ -153,7 +158,7 @@ def test_create_and_get_miniapp_docs_sample(
 
 def test_update_miniapp_docs_sample(client: httpx.Client, sandbox_server: RunningSandbox) -> None:
     make_app(client, description="old", keywords="old words")
-    updated = client.put(f"/miniapps/{APP_ID}", content=DOCS_UPDATE_MINIAPP)
+    updated = client.put(f"/miniapps/{APP_ID}", content=DOCS_UPDATE_MINIAPP, headers=JSON_TYPE)
     assert updated.status_code == 204
     assert updated.content == b""
     data = client.get(f"/miniapps/{APP_ID}").json()["data"]
@@ -164,26 +169,41 @@ def test_update_miniapp_docs_sample(client: httpx.Client, sandbox_server: Runnin
     assert data["card"] == object_url(sandbox_server, CARD_ID)
 
 
-def test_update_miniapp_changes_only_given_fields(client: httpx.Client) -> None:
+def test_update_miniapp_keeps_optional_fields_left_out(client: httpx.Client) -> None:
     make_app(client, description="keep me", keywords="a b", icon=f"gxupload:{ICON_ID}")
-    assert client.put(f"/miniapps/{APP_ID}", json={"name": "Renamed"}).status_code == 204
+    response = client.put(f"/miniapps/{APP_ID}", json={**APP_UPDATE, "name": "Renamed"})
+    assert response.status_code == 204
     data = client.get(f"/miniapps/{APP_ID}").json()["data"]
     assert data["name"] == "Renamed"
     assert data["description"] == "keep me"
     assert data["keywords"] == "a b"
     assert data["icon"].endswith(ICON_ID)
     assert data["type"] == "Native"
-    # An empty body changes nothing and is still a 204.
-    assert client.put(f"/miniapps/{APP_ID}", json={}).status_code == 204
-    assert client.get(f"/miniapps/{APP_ID}").json()["data"] == data
 
 
-def test_update_miniapp_null_unsets_an_optional_field(client: httpx.Client) -> None:
+@pytest.mark.parametrize("missing", ["name", "superapp_id", "type"])
+def test_update_miniapp_requires_what_create_requires(client: httpx.Client, missing: str) -> None:
+    # The docs do not say whether PUT replaces or merges: without these a replacing server
+    # would blank the record, so the strict sandbox refuses (the reconciler always sends them).
+    make_app(client, description="d")
+    before = client.get(f"/miniapps/{APP_ID}").json()
+    body = {k: v for k, v in APP_UPDATE.items() if k != missing}
+    assert_error(client.put(f"/miniapps/{APP_ID}", json=body), 400, ErrorCode.FIELD_REQUIRED)
+    assert_error(client.put(f"/miniapps/{APP_ID}", json={}), 400, ErrorCode.FIELD_REQUIRED)
+    assert client.get(f"/miniapps/{APP_ID}").json() == before
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["organization_id", "name", "description", "superapp_id", "type", "keywords", "icon",
+     "card", "banner"],
+)  # fmt: skip
+def test_update_miniapp_refuses_null(client: httpx.Client, field: str) -> None:
     make_app(client, icon=f"gxupload:{ICON_ID}", description="d")
-    response = client.put(f"/miniapps/{APP_ID}", json={"icon": None, "description": None})
-    assert response.status_code == 204
-    data = client.get(f"/miniapps/{APP_ID}").json()["data"]
-    assert data["icon"] is None and data["description"] is None
+    before = client.get(f"/miniapps/{APP_ID}").json()
+    response = client.put(f"/miniapps/{APP_ID}", json={**APP_UPDATE, field: None})
+    assert_error(response, 400, ErrorCode.FIELD_TYPE)
+    assert client.get(f"/miniapps/{APP_ID}").json() == before
 
 
 def test_organization_id_as_given(client: httpx.Client) -> None:
@@ -205,11 +225,20 @@ def test_type_accepted_in_any_case_and_returned_as_sent(
     assert client.get(f"/miniapps/{APP_ID}").json()["data"]["type"] == app_type
 
 
-def test_unknown_json_fields_are_ignored(client: httpx.Client) -> None:
-    make_app(client, colour="blue", additional_attributes="ignored here")
-    data = client.get(f"/miniapps/{APP_ID}").json()["data"]
-    assert "colour" not in data
-    assert data["additional_attributes"] == []
+def test_unknown_json_fields_are_refused(
+    client: httpx.Client, sandbox_server: RunningSandbox
+) -> None:
+    response = client.post("/miniapps", json={**MINIMAL_APP, "colour": "blue"})
+    assert_error(response, 400, ErrorCode.FIELD_UNKNOWN)
+    assert "'colour'" in response.text
+    # What GET answers is not what PUT takes: additional_attributes have their own endpoint.
+    response = client.post("/miniapps", json={**MINIMAL_APP, "additional_attributes": []})
+    assert_error(response, 400, ErrorCode.FIELD_UNKNOWN)
+    assert sandbox_server.store.count_apps() == 0
+    make_app(client)
+    # The id lives in the URL: in a PUT body it is unknown, not silently ignored.
+    response = client.put(f"/miniapps/{APP_ID}", json={**APP_UPDATE, "id": OTHER_APP_ID})
+    assert_error(response, 400, ErrorCode.FIELD_UNKNOWN)
 
 
 def test_delete_miniapp(client: httpx.Client, sandbox_server: RunningSandbox) -> None:
@@ -236,7 +265,7 @@ def test_delete_miniapp_cascades(client: httpx.Client, sandbox_server: RunningSa
     assert client.get(f"/miniapps/{APP_ID}").json()["data"]["additional_attributes"] == []
     assert client.get(f"/miniapps/{APP_ID}/locations").json() == {"data": []}
     assert_error(
-        client.put(f"/miniapps/{APP_ID}/locations/{location_id}", json={"name": "x"}),
+        client.put(f"/miniapps/{APP_ID}/locations/{location_id}", json=LOCATION),
         404,
         ErrorCode.LOCATION_NOT_FOUND,
     )
@@ -256,7 +285,8 @@ def test_delete_miniapp_cascades(client: httpx.Client, sandbox_server: RunningSa
 
 def test_attribute_docs_sample_upsert_and_delete(client: httpx.Client) -> None:
     make_app(client)
-    created = client.post(f"/miniapps/{APP_ID}/attributes", content=DOCS_ATTRIBUTE)
+    url = f"/miniapps/{APP_ID}/attributes"
+    created = client.post(url, content=DOCS_ATTRIBUTE, headers=JSON_TYPE)
     assert created.status_code == 201
     assert created.content == b""
     attributes = client.get(f"/miniapps/{APP_ID}").json()["data"]["additional_attributes"]
@@ -283,7 +313,7 @@ def test_attribute_docs_sample_upsert_and_delete(client: httpx.Client) -> None:
 
 def test_attribute_on_unknown_app_is_404(client: httpx.Client) -> None:
     assert_error(
-        client.post(f"/miniapps/{APP_ID}/attributes", content=DOCS_ATTRIBUTE),
+        client.post(f"/miniapps/{APP_ID}/attributes", content=DOCS_ATTRIBUTE, headers=JSON_TYPE),
         404,
         ErrorCode.APP_NOT_FOUND,
     )
@@ -297,7 +327,7 @@ def test_attribute_on_unknown_app_is_404(client: httpx.Client) -> None:
 
 def test_locations_docs_samples(client: httpx.Client) -> None:
     make_app(client)
-    created = client.post(f"/miniapps/{APP_ID}/locations", content=DOCS_LOCATION)
+    created = client.post(f"/miniapps/{APP_ID}/locations", content=DOCS_LOCATION, headers=JSON_TYPE)
     assert created.status_code == 201
     body = created.json()
     assert set(body) == {"data"} and set(body["data"]) == {"id"}
@@ -321,6 +351,7 @@ def test_locations_docs_samples(client: httpx.Client) -> None:
         content=DOCS_LOCATION.replace("Central", "Centro").replace(
             "POINT(-56.163740158081055 -34.92478600243492)", "POINT(-56.2 -34.9)"
         ),
+        headers=JSON_TYPE,
     )
     assert updated.status_code == 204
     assert updated.content == b""
@@ -339,20 +370,23 @@ def test_locations_docs_samples(client: httpx.Client) -> None:
     )
 
 
-def test_location_update_is_partial(client: httpx.Client) -> None:
+def test_location_update_needs_the_whole_location(client: httpx.Client) -> None:
     make_app(client)
     location_id = make_location(client)
-    assert client.put(f"/miniapps/{APP_ID}/locations/{location_id}", json={}).status_code == 204
     url = f"/miniapps/{APP_ID}/locations/{location_id}"
-    assert client.put(url, json={"name": "North"}).status_code == 204
-    assert client.get(f"/miniapps/{APP_ID}/locations").json()["data"] == [
-        {"id": location_id, "name": "North", "geo_point": "POINT(1 2)"}
-    ]
-    assert client.put(url, json={"geo_point": "POINT (3 4)"}).status_code == 204
+    listed = [{"id": location_id, "name": "Central", "geo_point": "POINT(1 2)"}]
+    for body in ({}, {"name": "North"}, {"geo_point": "POINT (3 4)"}):
+        assert_error(client.put(url, json=body), 400, ErrorCode.FIELD_REQUIRED)
+    assert client.get(f"/miniapps/{APP_ID}/locations").json()["data"] == listed
+    assert client.put(url, json={"name": "North", "geo_point": "POINT (3 4)"}).status_code == 204
     assert client.get(f"/miniapps/{APP_ID}/locations").json()["data"] == [
         {"id": location_id, "name": "North", "geo_point": "POINT (3 4)"}
     ]
-    assert_error(client.put(url, json={"geo_point": "POINT(3)"}), 400, ErrorCode.INVALID_GEO_POINT)
+    assert_error(
+        client.put(url, json={"name": "North", "geo_point": "POINT(3)"}),
+        400,
+        ErrorCode.INVALID_GEO_POINT,
+    )
 
 
 def test_location_ids_are_one_global_sequence(client: httpx.Client) -> None:
@@ -371,7 +405,7 @@ def test_location_of_another_app_is_404(client: httpx.Client) -> None:
     make_app(client, OTHER_APP_ID)
     location_id = make_location(client, OTHER_APP_ID)
     url = f"/miniapps/{APP_ID}/locations/{location_id}"
-    assert_error(client.put(url, json={"name": "x"}), 404, ErrorCode.LOCATION_NOT_FOUND)
+    assert_error(client.put(url, json=LOCATION), 404, ErrorCode.LOCATION_NOT_FOUND)
     assert_error(client.delete(url), 404, ErrorCode.LOCATION_NOT_FOUND)
     assert len(client.get(f"/miniapps/{OTHER_APP_ID}/locations").json()["data"]) == 1
 
@@ -423,7 +457,7 @@ def test_geo_point_rejected(client: httpx.Client, geo_point: Any, code: ErrorCod
 
 def test_version_docs_samples(client: httpx.Client, sandbox_server: RunningSandbox) -> None:
     make_app(client)
-    created = client.post(f"/miniapps/{APP_ID}/versions", content=DOCS_VERSION)
+    created = client.post(f"/miniapps/{APP_ID}/versions", content=DOCS_VERSION, headers=JSON_TYPE)
     assert created.status_code == 201
     body = created.json()
     assert set(body) == {"data"} and set(body["data"]) == {"id", "code"}
@@ -450,6 +484,7 @@ def test_version_docs_samples(client: httpx.Client, sandbox_server: RunningSandb
     updated = client.put(
         f"/miniapps/{APP_ID}/versions/{version_id}",
         content=DOCS_VERSION.replace('"iOS"', '"Android"').replace("true", "false"),
+        headers=JSON_TYPE,
     )
     assert updated.status_code == 204
     assert updated.content == b""
@@ -466,7 +501,11 @@ def test_version_codes_given_or_assigned(client: httpx.Client) -> None:
     assert make_version(client)["code"] == "2"  # next free, skipping the taken "1"
     assert make_version(client, code="1.0.0")["code"] == "1.0.0"
     assert make_version(client, code="")["code"] == "3"  # empty = let the server choose
-    assert make_version(client, code=None)["code"] == "4"
+    assert_error(  # null is not a string: leave the code out instead
+        client.post(f"/miniapps/{APP_ID}/versions", json={**MINIMAL_VERSION, "code": None}),
+        400,
+        ErrorCode.FIELD_TYPE,
+    )
     # Codes are per app: another app starts at "1" and may reuse "1.0.0".
     assert make_version(client, OTHER_APP_ID)["code"] == "1"
     assert make_version(client, OTHER_APP_ID, code="1.0.0")["code"] == "1.0.0"
@@ -491,16 +530,23 @@ def test_version_ids_are_one_global_sequence(client: httpx.Client) -> None:
     assert ids == [ids[0], ids[0] + 1, ids[0] + 2]
 
 
-def test_version_update_is_partial(client: httpx.Client) -> None:
+def test_version_update_keeps_optional_fields_left_out(client: httpx.Client) -> None:
     make_app(client)
-    version = make_version(client, code="7", metadata=f"gxupload:{METADATA_ID}")
+    version = make_version(
+        client, code="7", metadata=f"gxupload:{METADATA_ID}", integrated_security=True
+    )
     url = f"/miniapps/{APP_ID}/versions/{version['id']}"
     before = client.get(url).json()["data"]
-    assert client.put(url, json={"main_name": "other", "code": "ignored"}).status_code == 204
+    assert client.put(url, json={**MINIMAL_VERSION, "main_name": "other"}).status_code == 204
     after = client.get(url).json()["data"]
     assert after == {**before, "main_name": "other"}
-    assert client.put(url, json={"main_type": "menu"}).status_code == 204
-    assert client.get(url).json()["data"]["main_type"] == "menu"
+    # The code is fixed at creation: not a field of the PUT body.
+    response = client.put(url, json={**MINIMAL_VERSION, "code": "8"})
+    assert_error(response, 400, ErrorCode.FIELD_UNKNOWN)
+    for missing in MINIMAL_VERSION:
+        body = {k: v for k, v in MINIMAL_VERSION.items() if k != missing}
+        assert_error(client.put(url, json=body), 400, ErrorCode.FIELD_REQUIRED)
+    assert client.get(url).json()["data"] == after
 
 
 def test_version_of_another_app_is_404(client: httpx.Client) -> None:
@@ -509,7 +555,7 @@ def test_version_of_another_app_is_404(client: httpx.Client) -> None:
     version_id = make_version(client, OTHER_APP_ID)["id"]
     base = f"/miniapps/{APP_ID}/versions/{version_id}"
     assert_error(client.get(base), 404, ErrorCode.VERSION_NOT_FOUND)
-    assert_error(client.put(base, json={"main_name": "x"}), 404, ErrorCode.VERSION_NOT_FOUND)
+    assert_error(client.put(base, json=MINIMAL_VERSION), 404, ErrorCode.VERSION_NOT_FOUND)
     assert_error(
         client.post(base + "/compatibility", json={"superapp_version": 1}),
         404,
@@ -522,13 +568,13 @@ def test_compatibility_docs_samples(client: httpx.Client, sandbox_server: Runnin
     make_app(client)
     version_id = make_version(client)["id"]
     base = f"/miniapps/{APP_ID}/versions/{version_id}/compatibility"
-    added = client.post(base, content=DOCS_COMPATIBILITY)
+    added = client.post(base, content=DOCS_COMPATIBILITY, headers=JSON_TYPE)
     assert added.status_code == 204
     assert added.content == b""
     assert sandbox_server.store.compatibilities(APP_ID, version_id) == {1}
     # The docs' sample uses PUT for delete; the endpoint table says POST, and POST it is.
-    assert_error(client.put(base + "/delete", content=DOCS_COMPATIBILITY), 405)
-    removed = client.post(base + "/delete", content=DOCS_COMPATIBILITY)
+    assert_error(client.put(base + "/delete", content=DOCS_COMPATIBILITY, headers=JSON_TYPE), 405)
+    removed = client.post(base + "/delete", content=DOCS_COMPATIBILITY, headers=JSON_TYPE)
     assert removed.status_code == 204
     assert removed.content == b""
     assert sandbox_server.store.compatibilities(APP_ID, version_id) == set()
@@ -662,17 +708,17 @@ def test_token_header_name_is_case_insensitive(sandbox_server: RunningSandbox) -
     ("method", "path", "body"),
     [
         ("GET", f"/miniapps/{APP_ID}", None),
-        ("PUT", f"/miniapps/{APP_ID}", {"name": "x"}),
+        ("PUT", f"/miniapps/{APP_ID}", APP_UPDATE),
         ("DELETE", f"/miniapps/{APP_ID}", None),
         ("POST", f"/miniapps/{APP_ID}/attributes", {"field": "A", "value": "b"}),
         ("DELETE", f"/miniapps/{APP_ID}/attributes/A", None),
         ("GET", f"/miniapps/{APP_ID}/locations", None),
         ("POST", f"/miniapps/{APP_ID}/locations", {"name": "a", "geo_point": "POINT(1 2)"}),
-        ("PUT", f"/miniapps/{APP_ID}/locations/1", {"name": "a"}),
+        ("PUT", f"/miniapps/{APP_ID}/locations/1", LOCATION),
         ("DELETE", f"/miniapps/{APP_ID}/locations/1", None),
         ("POST", f"/miniapps/{APP_ID}/versions", MINIMAL_VERSION),
         ("GET", f"/miniapps/{APP_ID}/versions/1", None),
-        ("PUT", f"/miniapps/{APP_ID}/versions/1", {"main_name": "x"}),
+        ("PUT", f"/miniapps/{APP_ID}/versions/1", MINIMAL_VERSION),
         ("POST", f"/miniapps/{APP_ID}/versions/1/compatibility", {"superapp_version": 1}),
         ("POST", f"/miniapps/{APP_ID}/versions/1/compatibility/delete", {"superapp_version": 1}),
         ("POST", f"/miniapps/{APP_ID}/versions/1/send_to_review", None),
@@ -689,7 +735,7 @@ def test_unknown_miniapp_is_404(
 def test_unknown_location_and_version_are_404(client: httpx.Client) -> None:
     make_app(client)
     assert_error(
-        client.put(f"/miniapps/{APP_ID}/locations/999", json={"name": "a"}),
+        client.put(f"/miniapps/{APP_ID}/locations/999", json=LOCATION),
         404,
         ErrorCode.LOCATION_NOT_FOUND,
     )
@@ -698,7 +744,7 @@ def test_unknown_location_and_version_are_404(client: httpx.Client) -> None:
     )
     for method, suffix, body in [
         ("GET", "", None),
-        ("PUT", "", {"main_name": "x"}),
+        ("PUT", "", MINIMAL_VERSION),
         ("POST", "/compatibility", {"superapp_version": 1}),
         ("POST", "/compatibility/delete", {"superapp_version": 1}),
         ("POST", "/in_review", None),
@@ -750,7 +796,8 @@ def test_body_must_be_a_json_object(client: httpx.Client, raw: bytes, code: Erro
         ("POST", f"{base}/versions/{version_id}/compatibility"),
         ("POST", f"{base}/versions/{version_id}/compatibility/delete"),
     ]:
-        assert_error(client.request(method, path, content=raw), 400, code)
+        response = client.request(method, path, content=raw, headers=JSON_TYPE)
+        assert_error(response, 400, code)
 
 
 @pytest.mark.parametrize("missing", ["id", "name", "superapp_id", "type"])
@@ -826,7 +873,8 @@ def test_miniapp_update_invalid_field_changes_nothing(
 ) -> None:
     make_app(client)
     before = client.get(f"/miniapps/{APP_ID}").json()
-    response = client.put(f"/miniapps/{APP_ID}", json={"description": "new", field: value})
+    body = {**APP_UPDATE, "description": "new", field: value}
+    response = client.put(f"/miniapps/{APP_ID}", json=body)
     assert_error(response, 400, code)
     assert client.get(f"/miniapps/{APP_ID}").json() == before
 
@@ -872,9 +920,8 @@ def test_location_invalid(client: httpx.Client, body: dict[str, Any], code: Erro
     make_app(client)
     assert_error(client.post(f"/miniapps/{APP_ID}/locations", json=body), 400, code)
     location_id = make_location(client)
-    if code is not ErrorCode.FIELD_REQUIRED:  # PUT requires nothing but validates what is given
-        response = client.put(f"/miniapps/{APP_ID}/locations/{location_id}", json=body)
-        assert_error(response, 400, code)
+    response = client.put(f"/miniapps/{APP_ID}/locations/{location_id}", json=body)
+    assert_error(response, 400, code)
 
 
 @pytest.mark.parametrize(
@@ -903,11 +950,11 @@ def test_version_invalid_field(
         del body[field]
     assert_error(client.post(f"/miniapps/{APP_ID}/versions", json=body), 400, code)
     assert sandbox_server.store.count_versions(APP_ID) == 0
-    if code is not ErrorCode.FIELD_REQUIRED and field != "code":
+    if field != "code":  # the code is not a field of the PUT body
         version_id = make_version(client)["id"]
         url = f"/miniapps/{APP_ID}/versions/{version_id}"
         before = client.get(url).json()
-        assert_error(client.put(url, json={field: value}), 400, code)
+        assert_error(client.put(url, json=body), 400, code)
         assert client.get(url).json() == before
 
 
@@ -940,6 +987,43 @@ def test_compatibility_invalid(
     assert_error(client.post(base, json=body), 400, code)
     assert_error(client.post(base + "/delete", json=body), 400, code)
     assert sandbox_server.store.compatibilities(APP_ID, version_id) == set()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "application/jsonx", "json"],
+)
+def test_json_bodies_need_the_json_content_type(
+    client: httpx.Client, sandbox_server: RunningSandbox, content_type: str | None
+) -> None:
+    """``curl -d`` (the docs' samples) sends a form type: a real server may refuse it."""
+    make_app(client)
+    version_id = make_version(client)["id"]
+    base = f"/miniapps/{APP_ID}"
+    before = sandbox_server.store.dump()
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    for method, path, body in [
+        ("POST", "/miniapps", {**MINIMAL_APP, "id": OTHER_APP_ID}),
+        ("PUT", base, APP_UPDATE),
+        ("POST", base + "/attributes", {"field": "A", "value": "b"}),
+        ("POST", base + "/locations", LOCATION),
+        ("POST", base + "/versions", MINIMAL_VERSION),
+        ("PUT", f"{base}/versions/{version_id}", MINIMAL_VERSION),
+        ("POST", f"{base}/versions/{version_id}/compatibility", {"superapp_version": 1}),
+        ("POST", f"{base}/versions/{version_id}/compatibility/delete", {"superapp_version": 1}),
+    ]:
+        response = client.request(method, path, content=json.dumps(body), headers=headers)
+        assert_error(response, 400, ErrorCode.BODY_WRONG_CONTENT_TYPE)
+    assert sandbox_server.store.dump() == before
+
+
+def test_status_steps_take_no_body(client: httpx.Client, sandbox_server: RunningSandbox) -> None:
+    make_app(client)
+    version_id = make_version(client)["id"]
+    url = f"/miniapps/{APP_ID}/versions/{version_id}/send_to_review"
+    assert_error(client.post(url, json={"status": "ready"}), 400, ErrorCode.BODY_NOT_EXPECTED)
+    assert sandbox_server.store.version_status(APP_ID, version_id) == "pending"
+    assert client.post(url).status_code == 204
 
 
 def test_json_sent_with_content_type_works_too(client: httpx.Client) -> None:

@@ -64,7 +64,8 @@ async def test_data_survives_a_restart(sandbox_config: SandboxConfig) -> None:
         object_id = (
             await c.post("/gxobject", content=b"img", headers={"x-gx-filename": "i.png"})
         ).json()["object_id"]
-        await c.put(f"/miniapps/{APP_ID}", json={"icon": object_id})
+        update = {k: APP_BODY[k] for k in ("name", "superapp_id", "type")}
+        await c.put(f"/miniapps/{APP_ID}", json={**update, "icon": object_id})
         before = (await c.get(f"/miniapps/{APP_ID}")).json()
     first.state.store.close()
 

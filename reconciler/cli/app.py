@@ -7,7 +7,11 @@ starts fast.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer import _click
+from typer.core import TyperArgument
 
 from reconciler import __version__
 
@@ -16,6 +20,8 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2  # plan --detailed-exitcode: changes; drift: drift found
 EXIT_PARTIAL = 3  # apply: some changes applied, some failed
 EXIT_USAGE = 64  # EX_USAGE from sysexits.h, so that 2 always means "changes / drift"
+
+HELP_OPTION_NAMES = ["-h", "--help"]
 
 
 def _version_callback(value: bool) -> None:
@@ -31,7 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
 
 
@@ -46,3 +52,137 @@ def _root(
     ),
 ) -> None:
     """Keep GeneXus Mini App Center mini apps equal to YAML manifests."""
+
+
+# --- help for people -----------------------------------------------------------------------
+# typer's help shows Python types where it has no metavar (`<bool>`, `<list[str]>`,
+# `{paths}...`), which reads as "--detailed-exitcode takes a value". `tidy_help` gives every
+# parameter a placeholder a person understands, and every command the environment variables
+# and exit codes it uses (epilog). Done once on the assembled command tree, so the command
+# modules keep plain typer declarations.
+
+# By option string; anything not listed gets its own name in capitals.
+_OPTION_METAVARS: dict[str, str] = {
+    "--out": "PATH",
+    "--plan": "FILE",
+    "--state": "FILE",
+    "--sandbox-db": "FILE",
+    "--db": "FILE",
+    "--select": "KEY=VALUE",
+    "--label": "KEY=VALUE",
+    "--target": "APP_ID",
+    "--parallelism": "N",
+    "--max-deletes": "N",
+    "--seed": "N",
+    "--port": "PORT",
+    "--latency-ms": "MS",
+    "--fail-rate": "RATE",
+    "--ambiguous-rate": "RATE",
+    "--rate-limit": "PER_SECOND",
+    "--token": "TOKEN",
+}
+# By argument name; a repeatable argument reads NAME...
+_ARGUMENT_METAVARS: dict[str, str] = {"paths": "PATH", "app_ids": "APP_ID"}
+
+_ENV_API = """\
+Environment:
+  MAC_BASE_URL       API base URL as the docs give it, e.g. https://host/api
+  MAC_API_TOKEN      API token, sent as APIKey-Auth (never printed)
+  MAC_API_VERSION    API version path segment (default v1)
+  RECONCILER_STATE   state file (like --state)
+  MAC_SANDBOX_DB     embedded sandbox database (like --sandbox-db)"""
+_ENV_COLOR = """\
+  NO_COLOR           set: no colour (like --no-color)"""
+_ENV_DEBUG = """\
+  RECONCILER_DEBUG   set: show the traceback of an internal error"""
+_ENV_MANIFESTS = """\
+Environment:
+  ${VAR} and ${VAR:-default} in manifests are read from the environment.
+  RECONCILER_DEBUG   set: show the traceback of an internal error"""
+
+
+def _exits(*rows: str) -> str:
+    return "Exit codes:\n" + "\n".join(f"  {row}" for row in (*rows, "64  usage error"))
+
+
+_API_COMMAND = f"{_ENV_API}\n{_ENV_DEBUG}"
+_PRINTING_API_COMMAND = f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}"
+
+EPILOGS: dict[str, str] = {
+    "": f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}\n\n"
+    + _exits(
+        "0   success; no changes; in sync",
+        "1   error (nothing applied, or the check could not run)",
+        "2   changes (plan --detailed-exitcode) or drift found",
+        "3   apply: some changes applied, some failed",
+        "130 apply interrupted (Ctrl-C, SIGTERM)",
+    )
+    + "\n\nRun `reconciler COMMAND --help` for each command's own.",
+    "validate": f"{_ENV_MANIFESTS}\n\n" + _exits("0   valid", "1   invalid"),
+    "schema": _exits("0   printed"),
+    "plan": f"{_PRINTING_API_COMMAND}\n\n"
+    + _exits(
+        "0   no changes (or any plan, without --detailed-exitcode)",
+        "2   changes (with --detailed-exitcode)",
+        "1   error (the plan has errors, or it could not be made)",
+    ),
+    "apply": f"{_PRINTING_API_COMMAND}\n\n"
+    + _exits(
+        "0   all changes applied",
+        "3   partly applied: some changes failed",
+        "1   error before any write (nothing applied)",
+        "130 interrupted; every completed write is recorded",
+    ),
+    "drift": f"{_PRINTING_API_COMMAND}\n\n"
+    + _exits("0   in sync", "2   drift found", "1   could not check"),
+    "import": f"{_API_COMMAND}\n\n" + _exits("0   imported", "1   error"),
+    "sandbox serve": """\
+Environment:
+  MAC_API_TOKEN      the token clients must send (when --token is not given)
+  MAC_SANDBOX_DB     the database (when --db is not given)
+
+"""
+    + _exits("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
+}
+for _name in ("list", "show", "rm", "unlock", "adopt-version", "set-status"):
+    EPILOGS[f"state {_name}"] = f"{_API_COMMAND}\n\n" + _exits("0   done", "1   error")
+
+
+def tidy_help(command: Any, path: str = "") -> None:
+    """Placeholders, flags and epilogs for ``command`` and every subcommand (in place)."""
+    if command.epilog is None and path in EPILOGS:
+        command.epilog = EPILOGS[path]
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            if param.metavar is None:
+                name = _ARGUMENT_METAVARS.get(param.name or "", (param.name or "").upper())
+                param.metavar = name + ("..." if param.nargs != 1 else "")
+            param.__class__ = _Argument
+        elif getattr(param, "is_flag", False):
+            param.metavar = ""  # a flag takes no value: show none
+        elif param.metavar is None:
+            long_name = next((o for o in param.opts if o.startswith("--")), "")
+            param.metavar = _OPTION_METAVARS.get(long_name, (param.name or "").upper())
+    _tidy_help_option(command)
+    for name, sub in getattr(command, "commands", {}).items():
+        tidy_help(sub, f"{path} {name}".strip())
+
+
+def _tidy_help_option(command: Any) -> None:
+    """``--help`` is a flag too. click builds it on demand and caches it on the command, so
+    build it now (with the app's option names) and hide its placeholder."""
+    context = _click.Context(command, help_option_names=HELP_OPTION_NAMES)
+    help_option = command.get_help_option(context)
+    if help_option is not None:
+        help_option.metavar = ""
+
+
+class _Argument(TyperArgument):
+    """An argument shown by its metavar alone: no Python type column, no braces."""
+
+    def display_type_rich(self, ctx: _click.Context) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: _click.Context) -> list[str]:
+        name = self.metavar or (self.name or "").upper()
+        return [name if self.required else f"[{name}]"]

@@ -16,6 +16,7 @@ import typer
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
     MaxDeletesOpt,
+    NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
     PruneOpt,
@@ -41,6 +42,12 @@ if TYPE_CHECKING:
     from reconciler.state import FileStateStore, State
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+INTERRUPTED_BEFORE_WRITES = (
+    "Interrupted before any write: nothing was written to the API or the state."
+)
+INTERRUPTED_DURING_WRITES = (
+    "Interrupted: every completed write is recorded; run `reconciler apply` again."
+)
 
 
 @app.command()
@@ -62,6 +69,7 @@ def apply(
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
+    no_color: bool = NoColorOpt,
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
     from reconciler.errors import PlanError
@@ -82,7 +90,8 @@ def apply(
     machine = format == "json"
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
-    with handled_errors(machine=machine), _interrupt_exits_130():
+    writing = False  # set once the run may write: until then an interrupt wrote nothing
+    with handled_errors(machine=machine), _interrupt_exits_130(lambda: writing):
         desired: Desired | None = None
         saved: Plan | None = None
         if plan_file is not None:
@@ -116,17 +125,19 @@ def apply(
             request = PlanRequest(
                 target, prune, max_deletes, parallelism, probe_window, notices, where.setting
             )
+            writing = True
             outcome = _run(where, store, current_state, saved, desired, request, auto_approve,
-                           machine)
+                           machine, use_color(no_color))
 
     summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
     if machine:
         plan_json = outcome.plan.as_dict() if outcome.plan is not None else None
         typer.echo(json.dumps({"plan": plan_json, "apply": summary}, indent=2))
     elif summary is not None:
-        typer.echo(render_apply_result(summary, color=use_color()), nl=False)
+        typer.echo(render_apply_result(summary, color=use_color(no_color)), nl=False)
     if outcome.interrupted:
-        err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
+        # Not approved: stopped while planning or at the prompt, before any write.
+        err(INTERRUPTED_DURING_WRITES if outcome.approved else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.plan is not None and outcome.plan.fleet_errors:
         err("Error: the plan has errors that concern the whole fleet (above); nothing was"
@@ -168,6 +179,7 @@ def _run(
     request: PlanRequest,
     auto_approve: bool,
     machine: bool,
+    color: bool,
 ) -> _Outcome:
     import asyncio
 
@@ -216,7 +228,7 @@ def _run(
         asks = the_plan.has_changes and not auto_approve
         if not machine or the_plan.errors or asks:
             # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
-            typer.echo(render(the_plan, "text", color=use_color()), nl=False, err=machine)
+            typer.echo(render(the_plan, "text", color=color), nl=False, err=machine)
         if the_plan.fleet_errors or (asks and not _confirm()):
             return outcome
         outcome.approved = True
@@ -271,13 +283,13 @@ def _sigterm_as_interrupt() -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_exits_130() -> Iterator[None]:
+def _interrupt_exits_130(writing: Callable[[], bool]) -> Iterator[None]:
     """Ctrl-C or SIGTERM before or after the run (loading, the lock, the final save): the lock
     is released by its context manager and every recorded write is in the journal."""
     try:
         yield
     except KeyboardInterrupt:
-        err("Interrupted: every completed write is recorded; run `reconciler apply` again.")
+        err(INTERRUPTED_DURING_WRITES if writing() else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 

@@ -59,9 +59,11 @@ ProbeWindowOpt = typer.Option(
     "--probe-window",
     min=1,
     max=1_000_000,
+    metavar="N",
     help="Version ids read, at most, to find one version the state cannot place (an"
     " unanswered create, a lost state); the next run reads on from where this one stopped.",
 )
+NoColorOpt = typer.Option(False, "--no-color", help="Plain text: no colour (like NO_COLOR=1).")
 
 
 def err(message: str) -> None:
@@ -73,8 +75,12 @@ def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
 
 
-def use_color() -> bool:
-    return stdout_is_tty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+def use_color(no_color: bool = False) -> bool:
+    """Colour only on a terminal, unless --no-color, NO_COLOR (https://no-color.org) or a dumb
+    terminal says otherwise."""
+    if no_color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    return stdout_is_tty()
 
 
 @dataclass(frozen=True)

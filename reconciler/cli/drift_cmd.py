@@ -9,6 +9,7 @@ import typer
 
 from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
+    NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
     SandboxDbOpt,
@@ -42,6 +43,7 @@ def drift(
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
+    no_color: bool = NoColorOpt,
 ) -> None:
     """Detect changes made outside the tool. Exit 0 in sync, 2 drift, 1 could not check.
 
@@ -87,7 +89,7 @@ def drift(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_drift(report, "json", color=False), encoding="utf-8")
         err(f"Saved the drift report to {out}")
-    color = use_color() and format == "text"
+    color = use_color(no_color) and format == "text"
     typer.echo(render_drift(report, format, color=color), nl=False)  # type: ignore[arg-type]
     if report.errors:
         raise typer.Exit(EXIT_ERROR)

@@ -14,7 +14,7 @@ try:  # typer >= 0.24 vendors click; older releases use the click package itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
+from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app, tidy_help
 
 # Each module registers its commands on `app` when imported; `--help` lists them in this
 # order, the order of the pipeline.
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 def typer_main_command() -> Any:
     import typer.main
 
-    return typer.main.get_command(app)
+    command = typer.main.get_command(app)
+    tidy_help(command)
+    return command
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import typer
 from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
     MaxDeletesOpt,
+    NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
     PruneOpt,
@@ -91,6 +92,7 @@ def plan(
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
+    no_color: bool = NoColorOpt,
 ) -> None:
     """Show the create, update and delete calls that make live = manifests. Writes nothing."""
     import asyncio
@@ -121,7 +123,7 @@ def plan(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(result, "json", color=False), encoding="utf-8")
         err(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")
-    typer.echo(render(result, format, color=use_color() and format == "text"), nl=False)  # type: ignore[arg-type]
+    typer.echo(render(result, format, color=use_color(no_color) and format == "text"), nl=False)  # type: ignore[arg-type]
     if result.errors:
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and result.has_changes:

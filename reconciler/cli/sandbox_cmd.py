@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from reconciler.cli.app import EXIT_USAGE, app
+from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
 
@@ -78,6 +78,7 @@ def serve_command(
         raise typer.Exit(EXIT_USAGE)
 
     from reconciler.sandbox import SandboxConfig, serve
+    from reconciler.sandbox.server import ListenError
 
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,4 +91,10 @@ def serve_command(
         seed=seed,
         rate_limit=rate_limit,
     )
-    serve(config, host=host, port=port)
+    try:
+        serve(config, host=host, port=port)
+    except ListenError as exc:
+        # Nothing was served and no export line printed: a plain error, not a crash.
+        hint = "pick another --port (0: any free port)" if port else "check --host"
+        typer.echo(f"Error: {exc}; {hint}.", err=True)
+        raise typer.Exit(EXIT_ERROR) from None

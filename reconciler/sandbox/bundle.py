@@ -186,15 +186,15 @@ def parse_miniapp_bundle(data: bytes) -> MiniAppBundle:
     for name in IMAGE_FIELDS:
         if name in doc:
             resolved[name] = _collect(problems, partial(bundle.file_reference, name, doc[name]))
-    values = _collect(problems, partial(v.miniapp_create, resolved, allow_urls=True))
+    values = _collect(problems, partial(v.miniapp_create, resolved, allow_urls=True, strict=False))
     attributes: list[tuple[str, str]] = []
     for prefix, item in _items(problems, doc, "additional_attributes"):
-        pair = _collect(problems, partial(v.attribute, item, prefix=prefix))
+        pair = _collect(problems, partial(v.attribute, item, prefix=prefix, strict=False))
         if pair is not None:
             attributes.append(pair)
     locations: list[dict[str, Any]] = []
     for prefix, item in _items(problems, doc, "locations"):
-        location = _collect(problems, partial(v.location_create, item, prefix=prefix))
+        location = _collect(problems, partial(v.location_create, item, prefix=prefix, strict=False))
         if location is not None:
             locations.append(location)
     if problems or values is None:
@@ -226,11 +226,11 @@ def parse_version_bundle(data: bytes) -> VersionBundle:
         resolved["metadata"] = _collect(
             problems, partial(bundle.file_reference, "metadata", doc["metadata"])
         )
-    values = _collect(problems, partial(v.version_create, resolved, allow_urls=True))
+    values = _collect(problems, partial(v.version_create, resolved, allow_urls=True, strict=False))
     compatibilities: list[int] = []
     for prefix, item in _items(problems, doc, "compatibilities"):
         version = _collect(
-            problems, partial(v.superapp_version, item, name="version", prefix=prefix)
+            problems, partial(v.superapp_version, item, name="version", prefix=prefix, strict=False)
         )
         if version is not None:
             compatibilities.append(version)

@@ -51,8 +51,22 @@ def _app_id(request: Request) -> str:
     return cast(str, request.path_params["app_id"])
 
 
+# Ids are SQLite integers; a larger one in a URL names nothing (not a 500 from the driver).
+MAX_STORED_ID = 2**63 - 1
+
+
 def _version_id(request: Request) -> int:
-    return cast(int, request.path_params["version_id"])
+    version_id = cast(int, request.path_params["version_id"])
+    if version_id > MAX_STORED_ID:
+        raise not_found(ErrorCode.VERSION_NOT_FOUND, f"version {version_id} not found")
+    return version_id
+
+
+def _location_id(request: Request) -> int:
+    location_id = cast(int, request.path_params["location_id"])
+    if location_id > MAX_STORED_ID:
+        raise not_found(ErrorCode.LOCATION_NOT_FOUND, f"location {location_id} not found")
+    return location_id
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -72,7 +86,14 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    v.check_json_content_type(request.headers.get("content-type"))
     return v.parse_json_object(await _body(request, MAX_JSON_BODY))
+
+
+async def _no_body(request: Request) -> None:
+    """The status steps are documented without a body: one sent is a client mistake."""
+    if await _body(request, MAX_JSON_BODY):
+        raise bad_request(ErrorCode.BODY_NOT_EXPECTED, "this endpoint takes no request body")
 
 
 def _object_url(request: Request, stored: str | None) -> str | None:
@@ -163,13 +184,13 @@ async def create_location(request: Request) -> Response:
 
 async def update_location(request: Request) -> Response:
     values = v.location_update(await _json(request))
-    location_id = cast(int, request.path_params["location_id"])
+    location_id = _location_id(request)
     _store(request).update_location(_app_id(request), location_id, values)
     return Response(status_code=NO_CONTENT)
 
 
 async def delete_location(request: Request) -> Response:
-    location_id = cast(int, request.path_params["location_id"])
+    location_id = _location_id(request)
     _store(request).delete_location(_app_id(request), location_id)
     return Response(status_code=NO_CONTENT)
 
@@ -224,6 +245,7 @@ async def delete_compatibility(request: Request) -> Response:
 
 def _status_step(step: str) -> Endpoint:
     async def endpoint(request: Request) -> Response:
+        await _no_body(request)
         _store(request).step_version(_app_id(request), _version_id(request), step)
         return Response(status_code=NO_CONTENT)
 

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import shlex
 import socket
+from typing import Any
 
 import uvicorn
 
 from reconciler.sandbox.app import create_app
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.faults import DroppedConnection
+
+
+class ListenError(OSError):
+    """The server cannot listen on host:port (busy port, unknown host, no permission)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
+        self.host, self.port, self.reason = host, port, reason
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the access log on stderr like everything else it logs.
+
+    stdout carries only the two ``export`` lines, so that it can be captured or eval'ed.
+    """
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
 
 
 class _DroppedConnectionLogFilter(logging.Filter):
@@ -50,6 +70,7 @@ def make_server(
         port=port,
         log_level=log_level,
         access_log=access_log,
+        log_config=_log_config(),
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
@@ -61,19 +82,26 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
     # Not uvicorn's Config.bind_socket: its socket has proto 0, so asyncio never sets
     # TCP_NODELAY on accepted connections, and Nagle plus delayed ACKs add ~40 ms to every
     # request on a kept-alive connection. getaddrinfo gives proto=IPPROTO_TCP.
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
-    )[0]
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:  # socket.gaierror: an unknown host
+        raise ListenError(host, port, _reason(exc)) from exc
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(backlog)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ListenError(host, port, _reason(exc)) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
 
 
 def base_url(host: str, port: int) -> str:

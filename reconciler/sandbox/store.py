@@ -466,3 +466,13 @@ class SandboxStore:
                     "SELECT COUNT(*) FROM versions WHERE app_id = ?", (app_id,)
                 ).fetchone()[0]
             )
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, in a stable order: "nothing changed" is one comparison."""
+        tables = ("miniapps", "attributes", "locations", "versions", "compatibilities", "objects")
+        with self._tx(write=False) as conn:
+            return {
+                # Table names come from the tuple above, never from a request.
+                table: [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+                for table in tables
+            }

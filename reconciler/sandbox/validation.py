@@ -31,6 +31,7 @@ APP_TYPES = frozenset({"native", "web"})
 MAIN_TYPES = frozenset({"panel", "menu"})
 MAX_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 10_000
+MAX_INT = 2**31 - 1  # the docs type these ids "int"
 
 Checker = Callable[[str, Any], Problem | None]
 
@@ -112,6 +113,8 @@ def _positive_int(label: str, value: Any) -> Problem | None:
         return (ErrorCode.FIELD_TYPE, f"{label} must be an integer")
     if value <= 0:
         return (ErrorCode.INVALID_SUPERAPP_VERSION, f"{label} must be a positive integer")
+    if value > MAX_INT:
+        return (ErrorCode.INVALID_SUPERAPP_VERSION, f"{label} must be at most {MAX_INT}")
     return None
 
 
@@ -153,24 +156,37 @@ class Field:
     name: str
     check: Checker
     required: bool = False
-    # Optional fields accept null (meaning "unset") so that what GET returns can be PUT back.
+    # Only bundles (a file format whose docs use empty values) may leave an optional field
+    # null; a JSON request body never may: the docs type every field as a string, number or
+    # boolean, and null would silently clear what a PUT means to keep.
     nullable: bool = False
 
 
 def _fields_problems(
-    body: Mapping[str, Any], fields: tuple[Field, ...], *, partial: bool, prefix: str
+    body: Mapping[str, Any], fields: tuple[Field, ...], *, prefix: str, strict: bool
 ) -> tuple[dict[str, Any], list[Problem]]:
     values: dict[str, Any] = {}
     problems: list[Problem] = []
+    if strict:
+        known = {field.name for field in fields}
+        for name in body:
+            if name not in known:
+                problems.append(
+                    (
+                        ErrorCode.FIELD_UNKNOWN,
+                        f"{prefix}{_shown(name)} is not a field of this request"
+                        f" (expected: {', '.join(sorted(known))})",
+                    )
+                )
     for field in fields:
         label = prefix + field.name
         if field.name not in body:
-            if field.required and not partial:
+            if field.required:
                 problems.append((ErrorCode.FIELD_REQUIRED, f"{label} is required"))
             continue
         value = body[field.name]
         if value is None:
-            if field.nullable:
+            if field.nullable and not strict:
                 values[field.name] = None
             else:
                 problems.append((ErrorCode.FIELD_TYPE, f"{label} must not be null"))
@@ -183,10 +199,15 @@ def _fields_problems(
     return values, problems
 
 
+def _shown(name: str, limit: int = 64) -> str:
+    """An unknown key as quoted in an error: bounded, so a huge key cannot flood the answer."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
 def _validated(
-    body: Mapping[str, Any], fields: tuple[Field, ...], *, partial: bool, prefix: str = ""
+    body: Mapping[str, Any], fields: tuple[Field, ...], *, prefix: str = "", strict: bool = True
 ) -> dict[str, Any]:
-    values, problems = _fields_problems(body, fields, partial=partial, prefix=prefix)
+    values, problems = _fields_problems(body, fields, prefix=prefix, strict=strict)
     if problems:
         raise ApiError(400, problems)
     return values
@@ -224,7 +245,7 @@ _ATTRIBUTE_FIELDS = (
 
 def _version_fields(*, allow_urls: bool) -> tuple[Field, ...]:
     return (
-        # Absent, null or "" code: the server assigns one (the docs' own sample sends none).
+        # Absent or "" code: the server assigns one (the docs' own sample sends none).
         Field("code", _text(max_length=MAX_ID_LENGTH), nullable=True),
         Field("platform_id", _text(max_length=MAX_ID_LENGTH, allow_empty=False), required=True),
         Field("metadata", _object_ref(allow_url=allow_urls), nullable=True),
@@ -243,7 +264,7 @@ VERSION_COLUMNS = tuple(f.name for f in _version_fields(allow_urls=False))
 
 
 def parse_json_object(raw: bytes, *, what: str = "request body") -> dict[str, Any]:
-    """``raw`` as a JSON object, or 400 (no Content-Type needed: the docs' samples send none)."""
+    """``raw`` as a JSON object, or 400."""
 
     def reject_constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
@@ -254,38 +275,84 @@ def parse_json_object(raw: bytes, *, what: str = "request body") -> dict[str, An
         raise bad_request(ErrorCode.BODY_NOT_JSON, f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise bad_request(ErrorCode.BODY_NOT_OBJECT, f"{what} must be a JSON object")
+    if _has_lone_surrogate(body):
+        # JSON escapes can spell "\ud800", which is no Unicode text (and no UTF-8 to store).
+        raise bad_request(
+            ErrorCode.BODY_NOT_JSON, f"{what} holds a lone surrogate escape: not valid Unicode"
+        )
     return body
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]  # iterative: a deeply nested body must not exhaust the Python stack
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= char <= "\udfff" for char in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def check_json_content_type(value: str | None) -> None:
+    """A JSON body must say so (api-notes: the docs' ``curl -d`` samples send a form type)."""
+    media_type = (value or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        shown = "none" if not value else repr(value[:100])
+        raise bad_request(
+            ErrorCode.BODY_WRONG_CONTENT_TYPE,
+            f"a JSON request body needs 'Content-Type: application/json' (got {shown})",
+        )
+
+
+# ``strict`` (every JSON request body): unknown fields and nulls are refused. Bundles pass
+# strict=False: their documents carry extra members (locations, compatibilities, status)
+# and their docs use empty values for "none".
+#
+# PUT bodies require what the create requires (less the id or code, which live in the URL):
+# the docs do not say whether PUT replaces or merges, and a body without them would blank
+# the record on a replacing server (D3/D4: the reconciler always sends them). Optional
+# fields may be left out and then keep their value.
+
+
 def miniapp_create(
-    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = ""
+    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = "", strict: bool = True
 ) -> dict[str, Any]:
-    return _validated(body, _miniapp_fields(allow_urls=allow_urls), partial=False, prefix=prefix)
+    fields = _miniapp_fields(allow_urls=allow_urls)
+    return _validated(body, fields, prefix=prefix, strict=strict)
 
 
 def miniapp_update(body: Mapping[str, Any]) -> dict[str, Any]:
-    # The id lives in the URL; an id in the body is ignored like any unknown field.
     fields = tuple(f for f in _miniapp_fields(allow_urls=False) if f.name != "id")
-    return _validated(body, fields, partial=True)
+    return _validated(body, fields)
 
 
-def attribute(body: Mapping[str, Any], *, prefix: str = "") -> tuple[str, str]:
-    values = _validated(body, _ATTRIBUTE_FIELDS, partial=False, prefix=prefix)
+def attribute(
+    body: Mapping[str, Any], *, prefix: str = "", strict: bool = True
+) -> tuple[str, str]:
+    values = _validated(body, _ATTRIBUTE_FIELDS, prefix=prefix, strict=strict)
     return values["field"], values["value"]
 
 
-def location_create(body: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
-    return _validated(body, _LOCATION_FIELDS, partial=False, prefix=prefix)
+def location_create(
+    body: Mapping[str, Any], *, prefix: str = "", strict: bool = True
+) -> dict[str, Any]:
+    return _validated(body, _LOCATION_FIELDS, prefix=prefix, strict=strict)
 
 
 def location_update(body: Mapping[str, Any]) -> dict[str, Any]:
-    return _validated(body, _LOCATION_FIELDS, partial=True)
+    return _validated(body, _LOCATION_FIELDS)
 
 
 def version_create(
-    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = ""
+    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = "", strict: bool = True
 ) -> dict[str, Any]:
-    values = _validated(body, _version_fields(allow_urls=allow_urls), partial=False, prefix=prefix)
+    fields = _version_fields(allow_urls=allow_urls)
+    values = _validated(body, fields, prefix=prefix, strict=strict)
     if not values.get("code"):
         values["code"] = None
     return values
@@ -294,15 +361,18 @@ def version_create(
 def version_update(body: Mapping[str, Any]) -> dict[str, Any]:
     # The docs' PUT body has no code: a version's code is fixed at creation.
     fields = tuple(f for f in _version_fields(allow_urls=False) if f.name != "code")
-    return _validated(body, fields, partial=True)
+    return _validated(body, fields)
 
 
 def superapp_version(
-    body: Mapping[str, Any], *, name: str = "superapp_version", prefix: str = ""
+    body: Mapping[str, Any],
+    *,
+    name: str = "superapp_version",
+    prefix: str = "",
+    strict: bool = True,
 ) -> int:
-    values = _validated(
-        body, (Field(name, _positive_int, required=True),), partial=False, prefix=prefix
-    )
+    fields = (Field(name, _positive_int, required=True),)
+    values = _validated(body, fields, prefix=prefix, strict=strict)
     version: int = values[name]
     return version
 
