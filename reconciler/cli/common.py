@@ -18,6 +18,7 @@ import typer
 
 if TYPE_CHECKING:
     from reconciler.client import Endpoint, MiniAppCenterClient
+    from reconciler.client.config import ClientLimits
     from reconciler.manifest import LoadedApp
     from reconciler.model import MiniApp
     from reconciler.state import FileStateStore
@@ -78,10 +79,10 @@ class Target:
     identity: str  # what the state file is bound to
     display: str  # what we tell the user (never the token)
     sandbox_db: Path | None = None
+    limits: ClientLimits | None = None  # MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES
 
     def client(self, parallelism: int) -> MiniAppCenterClient:
         from reconciler.client import MiniAppCenterClient
-
         transport = None
         if self.sandbox_db is not None:
             import httpx
@@ -95,12 +96,16 @@ class Target:
             self.token,
             transport=transport,
             max_connections=max(parallelism, 1),
+            limits=self.limits,
         )
 
 
 def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
     from reconciler.client import Endpoint, check_endpoint_security, endpoint_from_env
+    from reconciler.client.config import limits_from_env
     from reconciler.errors import ConfigError
+
+    limits = limits_from_env(os.environ)  # checked before anything runs
 
     if sandbox:
         db = (sandbox_db or Path(DEFAULT_SANDBOX_DB)).resolve()
@@ -111,6 +116,7 @@ def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
             identity=f"sandbox:{db}",
             display=f"embedded sandbox (in-process, {db})",
             sandbox_db=db,
+            limits=limits,
         )
     env = dict(os.environ)
     if not env.get("MAC_BASE_URL"):
@@ -124,7 +130,11 @@ def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
     if not token:
         raise ConfigError("MAC_API_TOKEN is not set: the Mini App Center needs an API token")
     return Target(
-        endpoint=endpoint, token=token, identity=endpoint.base_url, display=endpoint.display
+        endpoint=endpoint,
+        token=token,
+        identity=endpoint.base_url,
+        display=endpoint.display,
+        limits=limits,
     )
 
 
