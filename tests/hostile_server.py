@@ -25,6 +25,7 @@ Mode = Literal[
     "garbage_status",  # not an HTTP status line
     "endless_headers",  # header lines that never end
     "close_mid_body",  # Content-Length: 1000, 10 bytes, then close
+    "endless_informational",  # "103 Early Hints" interim answers, never the real one
     "nesting_bomb",  # a 200 whose JSON body is 100,000 nested arrays
     "ok",  # a well-formed small JSON answer (the control)
 ]
@@ -94,6 +95,11 @@ class HostileServer:
         body = b'{"data": {"id": "com.example.shop", "name": "Shop"}}'
         head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
         await self._send(writer, head.encode() + b"\r\n\r\n" + body)
+
+    async def _endless_informational(self, writer: asyncio.StreamWriter) -> None:
+        while self.bytes_sent < self.max_bytes:
+            await self._send(writer, b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+            await asyncio.sleep(self.drip_interval)
 
     async def _nesting_bomb(self, writer: asyncio.StreamWriter) -> None:
         body = b"[" * 100_000 + b"]" * 100_000

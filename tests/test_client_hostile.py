@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from reconciler.cli.main import main
@@ -77,6 +78,7 @@ READ_EXPECTATIONS: dict[str, tuple[type[ReconcilerError], str]] = {
     "endless_headers": (TransportError, "no valid HTTP answer"),
     "close_mid_body": (TransportError, "no complete answer"),
     "nesting_bomb": (ApiError, "unexpected response body"),
+    "endless_informational": (TransportError, "too slow"),
 }
 
 
@@ -230,3 +232,43 @@ def test_plan_against_a_hostile_server_exits_1_with_a_clear_message(
     assert "Error:" in err and "Internal error" not in err and TOKEN not in out + err
     assert len(out + err) < 5000
     assert not os.path.exists(tmp_path / "state.json")
+
+
+# --- a write cut before it left is retried; after, it is ambiguous -------------------------
+
+
+class Stuck(httpx.AsyncBaseTransport):
+    """Reports progress through httpcore's trace events, then never answers."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        await request.extensions["trace"](self.event, {})
+        await asyncio.sleep(3600)  # cut by the per-request deadline
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("event", "kind", "calls"),
+    [
+        ("connection.connect_tcp.started", TransportError, 3),  # never left: retried
+        ("http11.send_request_headers.started", AmbiguousWriteError, 1),  # maybe sent
+    ],
+)
+async def test_a_write_cut_by_the_deadline_is_retried_only_if_it_never_left(
+    event: str, kind: type[ReconcilerError], calls: int
+) -> None:
+    transport = Stuck(event)
+    async with MiniAppCenterClient(
+        Endpoint("https://mac.example.test/api"),
+        TOKEN,
+        transport=transport,
+        retry=RetryPolicy(max_attempts=3, sleep=_no_sleep),
+        limits=ClientLimits(request_deadline=0.2),
+    ) as client:
+        with pytest.raises(kind, match="too slow"):
+            await client.create_miniapp(MiniAppCreate(id=APP, name="Shop"))
+    assert transport.calls == calls

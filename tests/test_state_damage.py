@@ -153,8 +153,10 @@ READING = [
     ("state", "rm", APP, "--sandbox"),
     ("state", "set-status", APP, "1.0.0", "in_review", "--sandbox"),
     ("state", "adopt-version", APP, "9.9.9", "77", "--sandbox"),
+    ("import", "com.genexus.verdant.other", "--out", "imported", "--sandbox"),
 ]
-LOCKING = [c for c in READING if c[0] == "apply" or c[1] in ("rm", "set-status", "adopt-version")]
+WRITERS = ("apply", "import", "rm", "set-status", "adopt-version")
+LOCKING = [c for c in READING if c[0] in WRITERS or c[1] in WRITERS]
 
 
 # --- fixtures --------------------------------------------------------------------------------
