@@ -253,6 +253,28 @@ class FileStateStore:
     def save(self, state: State) -> None:
         state.serial += 1
         payload = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+        try:
+            self._replace(payload)
+        except OSError as exc:
+            state.serial -= 1
+            kept = (
+                f"; {self.journal_path.name} still holds this run's writes"
+                if self.journal_path.exists()
+                else ""
+            )
+            raise StateError(
+                f"cannot write the state file {self.path}: {_why(exc)}. The previous file is"
+                f" unchanged{kept}; free space or fix permissions, then run again"
+            ) from None
+        _fsync_dir(self.path.parent)
+        # The journal is folded into the file we just wrote.
+        self._close_journal()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal_path)
+        self.dirty = False
+
+    def _replace(self, payload: str) -> None:
+        """Write ``payload`` to a temp file, fsync, rename over the state: all or nothing."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
@@ -265,12 +287,6 @@ class FileStateStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.path.parent)
-        # The journal is folded into the file we just wrote.
-        self._close_journal()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.journal_path)
-        self.dirty = False
 
     def ensure_base(self, state: State) -> None:
         """Write the state file once before the first journal entry of a brand-new state, so
@@ -280,17 +296,24 @@ class FileStateStore:
 
     def record(self, app_id: str, record: AppRecord | None) -> None:
         """Append one app's new record to the journal and fsync: durable before we go on."""
-        if self._journal is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            _drop_torn_tail(self.journal_path)
-            self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
         line = json.dumps(
             {"app": app_id, "record": record.model_dump(mode="json") if record else None},
             separators=(",", ":"),
         )
-        self._journal.write(line + "\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        try:
+            if self._journal is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _drop_torn_tail(self.journal_path)
+                self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+            self._journal.write(line + "\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as exc:
+            raise StateError(
+                f"cannot record a completed write of {app_id} in the state journal"
+                f" {self.journal_path}: {_why(exc)}; check that app in the Mini App Center"
+                " before the next apply"
+            ) from None
         self.dirty = True
 
     def _close_journal(self) -> None:
@@ -316,8 +339,8 @@ class FileStateStore:
         except FileExistsError:
             try:
                 holder = self.read_lock()
-            except _Unreadable as exc:
-                raise LockError(self._lock_problem(exc.problem)) from None
+            except StateError as exc:
+                raise LockError(str(exc)) from None
             detail = holder.describe() if holder else "an unreadable lock file"
             raise LockError(
                 f"the state {self.path} is locked ({self.lock_path}): {detail}. If no other run"
@@ -345,9 +368,12 @@ class FileStateStore:
 
     def read_lock(self) -> LockInfo | None:
         """Who holds the lock; None when unlocked or when the lock file's content is not a
-        lock record. Raises :class:`_Unreadable` when the lock path is not a regular file
-        (a directory, a FIFO) or cannot be read: never deleted by us, never waited on."""
-        raw = _read_regular(self.lock_path, MAX_LOCK_BYTES, too_big_is_error=False)
+        lock record. StateError when the lock path is not a regular file (a directory, a
+        FIFO) or cannot be read: such a path is never removed by us, nor waited on."""
+        try:
+            raw = _read_regular(self.lock_path, MAX_LOCK_BYTES, too_big_is_error=False)
+        except _Unreadable as exc:
+            raise StateError(self._lock_problem(exc.problem)) from None
         if raw is None:
             return None
         try:
@@ -356,10 +382,7 @@ class FileStateStore:
             return None
 
     def unlock(self, lock_id: str) -> LockInfo:
-        try:
-            holder = self.read_lock()
-        except _Unreadable as exc:
-            raise StateError(self._lock_problem(exc.problem)) from None
+        holder = self.read_lock()
         if not self.lock_path.exists():
             raise StateError(f"the state {self.path} is not locked")
         if holder is not None and holder.id != lock_id:

@@ -441,3 +441,40 @@ def test_any_lock_file_content_is_a_lock_error(tmp_path: Path, content: bytes) -
         pass
     assert "state.json.lock" in str(caught.value) or "held by" in str(caught.value)
     assert store.lock_path.read_bytes() == content
+
+
+# --- writing fails cleanly too ---------------------------------------------------------------
+
+
+def test_a_failed_save_is_a_state_error_and_leaves_both_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    state = store.load(IDENTITY)
+    store.save(state)
+    store.record("com.a.b", AppRecord())
+    before = (store.path.read_bytes(), store.journal_path.read_bytes())
+
+    def full(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(StateError) as caught:
+        store.save(state)
+    message = str(caught.value)
+    assert "no space left on device" in message and "state.json.journal still holds" in message
+    assert state.serial == 1  # unchanged by the failed save
+    assert (store.path.read_bytes(), store.journal_path.read_bytes()) == before
+
+
+def test_a_failed_journal_append_is_a_state_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+
+    def broken(_fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(StateError, match=r"cannot record a completed write of com\.a\.b"):
+        store.record("com.a.b", AppRecord())

@@ -15,6 +15,13 @@ Retry rules (the reason for each is the question "could the server have acted on
   obtain a connection at all (connect error, connect timeout, pool timeout), where the
   request never left this process.
 
+Hostile or broken servers (see :mod:`reconciler.client.body` and ``ClientLimits``): every
+attempt runs under one wall-clock deadline from send to the last byte of the answer
+(``MAC_REQUEST_DEADLINE``; httpx's own timeouts are per read and a dripping server never trips
+them), and bodies are streamed and capped after decompression (``MAC_MAX_RESPONSE_BYTES`` for
+a 2xx, a 64 KiB excerpt of any other). A deadline hit counts as a timeout above: retried for
+idempotent calls within ``deadline``, ambiguous for a write that may have been sent.
+
 Shared pacing: a 429 (or any answer carrying ``Retry-After``) slows the whole client, not
 only the request that got it. The client keeps one monotonic "paused until" instant; every
 attempt of every call awaits it before it is sent, so N concurrent tasks back off together
