@@ -199,8 +199,10 @@ class FileStateStore:
             data = _parse_json(raw)
         except _Unreadable as exc:
             raise self._base_error(exc.problem) from None
-        if not isinstance(data, dict) or data.get("format_version") != STATE_FORMAT_VERSION:
-            version = data.get("format_version") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise self._base_error("is not a state record (a JSON object was expected)")
+        if data.get("format_version") != STATE_FORMAT_VERSION:
+            version = data.get("format_version")
             raise StateError(
                 f"state file {self.path} has format_version {_shown(version)}; this"
                 f" reconciler reads {STATE_FORMAT_VERSION}. Nothing was changed. Use the"
@@ -209,6 +211,8 @@ class FileStateStore:
         try:
             state = State.model_validate(data)
             _check_app_ids(state.apps)
+            for app_id, record in state.apps.items():
+                _check_server_ids(f"apps.{app_id}", data["apps"][app_id], record)
         except (ValidationError, _Unreadable) as exc:
             raise self._base_error(_invalid(exc)) from None
         return state
@@ -502,16 +506,37 @@ def _parse_entry(line: bytes) -> tuple[str, AppRecord | None]:
     if not isinstance(app_id, str) or app_id_problem(app_id):
         raise _Unreadable(f"app {_shown(app_id)} is not a valid mini app id")
     record = entry["record"]
+    if record is None:
+        return app_id, None
     try:
-        return app_id, None if record is None else AppRecord.model_validate(record)
+        parsed = AppRecord.model_validate(record)
     except ValidationError as exc:
         raise _Unreadable(_invalid(exc)) from None
+    _check_server_ids("record", record, parsed)
+    return app_id, parsed
 
 
 def _check_app_ids(apps: dict[str, AppRecord]) -> None:
     for app_id in apps:
         if app_id_problem(app_id):
             raise _Unreadable(f"has {_shown(app_id)} under apps, which is not a mini app id")
+
+
+def _check_server_ids(where: str, raw: dict[str, Any], record: AppRecord) -> None:
+    """Version and location ids go into URLs and pick what a write touches: validation
+    coerces ``true`` or ``"7"`` to an int and accepts 0 or -3, so the JSON value itself must
+    be a positive integer. ``raw`` is the JSON object ``record`` was validated from."""
+    found: list[tuple[str, object]] = [
+        (f"versions.{code}.id", raw["versions"][code].get("id")) for code in record.versions
+    ]
+    found += [(f"locations.{name}.id", raw["locations"][name]["id"])
+              for name in record.locations or {}]  # fmt: skip
+    for path, value in found:
+        if value is not None and (type(value) is not int or value <= 0):
+            raise _Unreadable(
+                f"is invalid at {_printable(where + '.' + path)}: a server id must be a"
+                f" positive integer, not {_shown(value)}"
+            )
 
 
 def _invalid(exc: ValidationError | _Unreadable) -> str:

@@ -61,6 +61,21 @@ def _version_id_text(path: Path) -> None:
     path.write_text(json.dumps(data))
 
 
+def _version_id(value: object) -> Damage:
+    def damage(path: Path) -> None:
+        data = json.loads(path.read_text())
+        data["apps"][APP]["versions"]["1.0.0"]["id"] = value
+        path.write_text(json.dumps(data))
+
+    return damage
+
+
+def _location_id_bool(path: Path) -> None:
+    data = json.loads(path.read_text())
+    data["apps"][APP]["locations"]["Central"]["id"] = True
+    path.write_text(json.dumps(data))
+
+
 def _bad_app_id(path: Path) -> None:
     path.write_text('{"format_version": 1, "apps": {"../../x\\u0000": {}}}\n')
 
@@ -98,12 +113,18 @@ STATE_DAMAGES: dict[str, Damage] = {
     "huge-int": _huge_int,
     "apps-list": _apps_list,
     "version-id-text": _version_id_text,
+    "version-id-true": _version_id(True),
+    "version-id-zero": _version_id(0),
+    "version-id-negative": _version_id(-3),
+    "version-id-numeric-text": _version_id("7"),
+    "location-id-true": _location_id_bool,
     "bad-app-id": _bad_app_id,
     "huge-format-version": _huge_format_version,
     "directory": _directory,
     "fifo": _fifo,
     "huge": _huge,
     "empty": _empty,
+    "a-list": lambda p: p.write_text("[1, 2]"),
 }
 
 
@@ -127,6 +148,12 @@ JOURNAL_DAMAGES: dict[str, Damage] = {
     "record-a-list": _journal_line('{"app": "com.a.b", "record": []}'),
     "version-id-text": _journal_line(
         '{"app": "com.a.b", "record": {"versions": {"1": {"id": "x"}}}}'
+    ),
+    "version-id-true": _journal_line(
+        '{"app": "com.a.b", "record": {"versions": {"1": {"id": true}}}}'
+    ),
+    "location-id-zero": _journal_line(
+        '{"app": "com.a.b", "record": {"locations": {"a": {"id": 0, "geo_point": "P"}}}}'
     ),
     "huge-int": _journal_line('{"app": "com.a.b", "record": null, "n": ' + "9" * 5000 + "}"),
     "corrupt-last-line": lambda p: p.write_bytes(p.read_bytes()[:-3] + b"#}\n"),
