@@ -24,6 +24,7 @@ Mode = Literal[
     "gzip_bomb_error",  # the same bomb in a 400 answer
     "garbage_status",  # not an HTTP status line
     "endless_headers",  # header lines that never end
+    "long_status",  # a 40 KB invalid status line of terminal escape sequences
     "close_mid_body",  # Content-Length: 1000, 10 bytes, then close
     "endless_informational",  # "103 Early Hints" interim answers, never the real one
     "nesting_bomb",  # a 200 whose JSON body is 100,000 nested arrays
@@ -162,6 +163,9 @@ class HostileServer:
 
     async def _garbage_status(self, writer: asyncio.StreamWriter) -> None:
         await self._send(writer, b"HTTP/1.1 OK-ish \x00\xff\r\nwhat: ever\r\n\r\n{}")
+
+    async def _long_status(self, writer: asyncio.StreamWriter) -> None:
+        await self._send(writer, b"HTTP/1.1 \x1b[2J" + b"\x1b[2J" * 10_000 + b"\r\n\r\n{}")
 
     async def _endless_headers(self, writer: asyncio.StreamWriter) -> None:
         await self._send(writer, b"HTTP/1.1 200 OK\r\n")

@@ -687,7 +687,8 @@ class ApiSession:
         idempotent: bool,
         progress: _Progress | None = None,
     ) -> _Failure:
-        detail = redact(str(exc)) or type(exc).__name__
+        # bounded and cleaned: h11 quotes up to 100 KiB of what the server sent
+        detail = _clean(_bounded(redact(str(exc)))) or type(exc).__name__
         log.debug("%s %s -> %s: %s", method, path, type(exc).__name__, detail)
         tls = _ssl_failure(exc)
         if tls is not None:
@@ -703,7 +704,7 @@ class ApiSession:
             if isinstance(exc, httpx.RemoteProtocolError) and not (
                 progress is not None and progress.answered
             ):
-                reason = f"no valid HTTP answer ({type(exc).__name__}: {_bounded(detail)})"
+                reason = f"no valid HTTP answer ({type(exc).__name__}: {detail})"
             if idempotent:
                 return _Failure(
                     TransportError(method, path, reason), retryable=True, outcome_unknown=True
