@@ -2,9 +2,9 @@
 
 httpx reads a whole body into memory and inflates ``Content-Encoding: gzip`` in one go per
 network chunk (a 64 KiB chunk of a gzip bomb is ~64 MB inflated). Here the raw bytes are
-streamed and inflated with ``max_length``, so that at most ``limit + 1`` decoded bytes ever
-exist, and reading stops as soon as the limit is passed: the rest is never read (the
-connection is closed, not drained).
+streamed and inflated with ``max_length``, so that at most ``limit + 1`` decoded bytes are
+ever kept (the final copy into ``bytes`` doubles that briefly), and reading stops as soon as
+the limit is passed: the rest is never read (the connection is closed, not drained).
 
 Only the codings this client asks for (``Accept-Encoding: gzip, deflate``) are accepted, one
 at a time; anything else is refused rather than guessed.
