@@ -23,6 +23,7 @@ import getpass
 import json
 import os
 import socket
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -32,11 +33,17 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import LockError, StateError
+from reconciler.ids import app_id_problem
 
 STATE_FORMAT_VERSION = 1
 DEFAULT_STATE_DIR = ".reconciler"
 UNKNOWN = "unknown"  # a status or version whose outcome an interrupted write left unknown
 EXISTS = "exists"  # a version the server said exists (duplicate code) at an id not yet found
+# Bounds on what a damaged file can make us read: a real state of a few thousand apps is a
+# few MB, a record a few levels deep.
+MAX_STATE_BYTES = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+MAX_LOCK_BYTES = 64 * 1024
 
 
 class _Record(BaseModel):
@@ -189,8 +196,9 @@ class FileStateStore:
             state.endpoint = endpoint
         elif state.endpoint != endpoint:
             raise StateError(
-                f"state file {self.path} was made for endpoint {state.endpoint}, not {endpoint};"
-                " use one state file per endpoint (--state PATH or RECONCILER_STATE)"
+                f"state file {self.path} was made for endpoint {_printable(state.endpoint)}, not"
+                f" {endpoint}; use one state file per endpoint (--state PATH or"
+                " RECONCILER_STATE)"
             )
         replayed = self._replay_journal(state)
         if replayed:
@@ -207,54 +215,72 @@ class FileStateStore:
         state.serial += self._replay_journal(state)
         return state
 
+    def _base_error(self, problem: str) -> StateError:
+        return StateError(
+            f"state file {self.path} {problem}. Nothing was changed. Restore it from a backup"
+            " (or the reconciler-state branch in GitOps), or move it aside and adopt the"
+            " apps again with `reconciler import`"
+        )
+
     def _read_base(self) -> State:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            raw = _read_regular(self.path, MAX_STATE_BYTES)
+        except _Unreadable as exc:
+            raise self._base_error(exc.problem) from None
+        if raw is None:
             return State()
-        except OSError as exc:
-            raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = _parse_json(raw)
+        except _Unreadable as exc:
+            raise self._base_error(exc.problem) from None
+        if not isinstance(data, dict):
+            raise self._base_error("is not a state record (a JSON object was expected)")
+        if data.get("format_version") != STATE_FORMAT_VERSION:
+            version = data.get("format_version")
             raise StateError(
-                f"state file {self.path} is not valid JSON (line {exc.lineno}): {exc.msg}"
-            ) from exc
-        if not isinstance(data, dict) or data.get("format_version") != STATE_FORMAT_VERSION:
-            version = data.get("format_version") if isinstance(data, dict) else None
-            raise StateError(
-                f"state file {self.path} has format_version {version!r}; this reconciler"
-                f" reads {STATE_FORMAT_VERSION}"
+                f"state file {self.path} has format_version {_shown(version)}; this"
+                f" reconciler reads {STATE_FORMAT_VERSION}. Nothing was changed. Use the"
+                " reconciler version that wrote it, or restore a backup"
             )
         try:
-            return State.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            message = f"state file {self.path} is invalid at {where}: {first['msg']}"
-            raise StateError(message) from exc
+            state = State.model_validate(data)
+            _check_app_ids(state.apps)
+            for app_id, record in state.apps.items():
+                _check_server_ids(f"apps.{app_id}", data["apps"][app_id], record)
+        except (ValidationError, _Unreadable) as exc:
+            raise self._base_error(_invalid(exc)) from None
+        return state
+
+    def _journal_error(self, problem: str) -> StateError:
+        return StateError(
+            f"state journal {self.journal_path} {problem}. It holds the writes an interrupted"
+            f" apply made after {self.path.name} was last saved; nothing was overwritten. Fix"
+            " or delete the bad line by hand (deleting forgets those writes: check them in the"
+            " Mini App Center, then `reconciler import` or `reconciler state adopt-version`),"
+            " or restore both files from a backup"
+        )
 
     def _replay_journal(self, state: State) -> int:
         try:
-            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
+            raw = _read_regular(self.journal_path, MAX_STATE_BYTES)
+        except _Unreadable as exc:
+            raise self._journal_error(exc.problem) from None
+        if raw is None:
             return 0
+        lines = raw.split(b"\n")
         count = 0
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
-                app_id = entry["app"]
-                record = entry["record"]
-                parsed = None if record is None else AppRecord.model_validate(record)
-            except (json.JSONDecodeError, KeyError, TypeError, ValidationError):
+                app_id, parsed = _parse_entry(line)
+            except _Unreadable as exc:
                 if number == len(lines):
-                    break  # a torn last line from a crash mid-append: the write it described
-                    # had not been confirmed yet, so dropping it loses nothing recorded
-                raise StateError(
-                    f"state journal {self.journal_path} line {number} is corrupt"
-                ) from None
+                    # Not newline-terminated: a torn last line from a crash mid-append. The
+                    # record it held was not yet durable, so dropping it loses nothing
+                    # recorded. A terminated line was fully written: damage, not a tear.
+                    break
+                raise self._journal_error(f"line {number} is corrupt: {exc.problem}") from None
             if parsed is None:
                 state.apps.pop(app_id, None)
             else:
@@ -265,6 +291,28 @@ class FileStateStore:
     def save(self, state: State) -> None:
         state.serial += 1
         payload = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+        try:
+            self._replace(payload)
+        except OSError as exc:
+            state.serial -= 1
+            kept = (
+                f"; {self.journal_path.name} still holds this run's writes"
+                if self.journal_path.exists()
+                else ""
+            )
+            raise StateError(
+                f"cannot write the state file {self.path}: {_why(exc)}. The previous file is"
+                f" unchanged{kept}; free space or fix permissions, then run again"
+            ) from None
+        _fsync_dir(self.path.parent)
+        # The journal is folded into the file we just wrote.
+        self._close_journal()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal_path)
+        self.dirty = False
+
+    def _replace(self, payload: str) -> None:
+        """Write ``payload`` to a temp file, fsync, rename over the state: all or nothing."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
@@ -277,12 +325,6 @@ class FileStateStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.path.parent)
-        # The journal is folded into the file we just wrote.
-        self._close_journal()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.journal_path)
-        self.dirty = False
 
     def ensure_base(self, state: State) -> None:
         """Write the state file once before the first journal entry of a brand-new state, so
@@ -292,17 +334,24 @@ class FileStateStore:
 
     def record(self, app_id: str, record: AppRecord | None) -> None:
         """Append one app's new record to the journal and fsync: durable before we go on."""
-        if self._journal is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            _drop_torn_tail(self.journal_path)
-            self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
         line = json.dumps(
             {"app": app_id, "record": record.model_dump(mode="json") if record else None},
             separators=(",", ":"),
         )
-        self._journal.write(line + "\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        try:
+            if self._journal is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _drop_torn_tail(self.journal_path)
+                self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
+            self._journal.write(line + "\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as exc:
+            raise StateError(
+                f"cannot record a completed write of {app_id} in the state journal"
+                f" {self.journal_path}: {_why(exc)}; check that app in the Mini App Center"
+                " before the next apply"
+            ) from None
         self.dirty = True
 
     def _close_journal(self) -> None:
@@ -326,11 +375,19 @@ class FileStateStore:
         try:
             fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            holder = self.read_lock()
+            try:
+                holder = self.read_lock()
+            except StateError as exc:
+                raise LockError(str(exc)) from None
             detail = holder.describe() if holder else "an unreadable lock file"
             raise LockError(
-                f"the state {self.path} is locked: {detail}. If no other run is active, remove"
-                f" it with: reconciler state unlock {holder.id if holder else '<ID>'}"
+                f"the state {self.path} is locked ({self.lock_path}): {detail}. If no other run"
+                " is active, remove it with: reconciler state unlock"
+                f" {holder.id if holder else '<ID>'}"
+            ) from None
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the lock file {self.lock_path}: {_why(exc)}"
             ) from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(info.model_dump_json(indent=2) + "\n")
@@ -341,10 +398,25 @@ class FileStateStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.lock_path)
 
+    def _lock_problem(self, problem: str) -> str:
+        return (
+            f"the state {self.path} cannot be locked: its lock file {self.lock_path} {problem}."
+            " If no other run is active, remove it by hand; nothing was changed"
+        )
+
     def read_lock(self) -> LockInfo | None:
+        """Who holds the lock; None when unlocked or when the lock file's content is not a
+        lock record. StateError when the lock path is not a regular file (a directory, a
+        FIFO) or cannot be read: such a path is never removed by us, nor waited on."""
         try:
-            return LockInfo.model_validate_json(self.lock_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValidationError, OSError):
+            raw = _read_regular(self.lock_path, MAX_LOCK_BYTES, too_big_is_error=False)
+        except _Unreadable as exc:
+            raise StateError(self._lock_problem(exc.problem)) from None
+        if raw is None:
+            return None
+        try:
+            return LockInfo.model_validate_json(raw)
+        except ValidationError:
             return None
 
     def unlock(self, lock_id: str) -> LockInfo:
@@ -355,10 +427,174 @@ class FileStateStore:
             raise StateError(
                 f"lock id mismatch: the state is held by {holder.describe()}; pass that id"
             )
-        os.unlink(self.lock_path)
+        try:
+            os.unlink(self.lock_path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StateError(f"cannot remove the lock file {self.lock_path}: {_why(exc)}") from None
         if holder is None:
             raise StateError(f"removed an unreadable lock file {self.lock_path}")
         return holder
+
+
+class _Unreadable(Exception):
+    """What is wrong with a state, journal or lock file (worded to follow its name)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied; fix its permissions (chmod/chown) or run as its owner"
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def _read_regular(path: Path, limit: int, *, too_big_is_error: bool = True) -> bytes | None:
+    """The bytes of ``path``, None when it does not exist; :class:`_Unreadable` when it is
+    not a regular file, cannot be read, or is larger than ``limit``.
+
+    Opened non-blocking and checked with fstat on the open descriptor: a FIFO in its place
+    would otherwise block the open forever, and /dev/zero would never end.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise _Unreadable("is a directory, not a file") from None
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read: {_why(exc)}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _Unreadable("is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("is not a regular file (a FIFO, socket or device)")
+        if info.st_size > limit and too_big_is_error:
+            raise _Unreadable(
+                f"is {info.st_size:,} bytes, more than the {limit:,} a state file may have"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            if not too_big_is_error:
+                return b""  # not a lock record: treated as unreadable content
+            raise _Unreadable(f"is more than the {limit:,} bytes a state file may have")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read: {_why(exc)}") from None
+    finally:
+        os.close(fd)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Strict UTF-8 JSON whose nesting stays within :data:`MAX_JSON_DEPTH`."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"is not UTF-8 text (bad byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Unreadable(f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise _Unreadable("is not a state record: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's int-string limit
+        raise _Unreadable(f"is not valid JSON ({_shown(str(exc), 80)})") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise _Unreadable(f"is not a state record: JSON nested deeper than {MAX_JSON_DEPTH}")
+    return data
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth, iteratively (a deep value must not overflow the stack here either)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        if isinstance(value, dict):
+            stack.extend((v, level + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, level + 1) for v in value)
+    return deepest
+
+
+def _parse_entry(line: bytes) -> tuple[str, AppRecord | None]:
+    """One journal line: ``{"app": <id>, "record": <AppRecord or null>}``."""
+    entry = _parse_json(line)
+    if not isinstance(entry, dict) or "app" not in entry or "record" not in entry:
+        raise _Unreadable('not an {"app": ..., "record": ...} entry')
+    app_id = entry["app"]
+    if not isinstance(app_id, str) or app_id_problem(app_id):
+        raise _Unreadable(f"app {_shown(app_id)} is not a valid mini app id")
+    record = entry["record"]
+    if record is None:
+        return app_id, None
+    try:
+        parsed = AppRecord.model_validate(record)
+    except ValidationError as exc:
+        raise _Unreadable(_invalid(exc)) from None
+    _check_server_ids("record", record, parsed)
+    return app_id, parsed
+
+
+def _check_app_ids(apps: dict[str, AppRecord]) -> None:
+    for app_id in apps:
+        if app_id_problem(app_id):
+            raise _Unreadable(f"has {_shown(app_id)} under apps, which is not a mini app id")
+
+
+def _check_server_ids(where: str, raw: dict[str, Any], record: AppRecord) -> None:
+    """Version and location ids go into URLs and pick what a write touches: validation
+    coerces ``true`` or ``"7"`` to an int and accepts 0 or -3, so the JSON value itself must
+    be a positive integer. ``raw`` is the JSON object ``record`` was validated from."""
+    found: list[tuple[str, object]] = [
+        (f"versions.{code}.id", raw["versions"][code].get("id")) for code in record.versions
+    ]
+    found += [(f"locations.{name}.id", raw["locations"][name]["id"])
+              for name in record.locations or {}]  # fmt: skip
+    for path, value in found:
+        if value is not None and (type(value) is not int or value <= 0):
+            raise _Unreadable(
+                f"is invalid at {_printable(where + '.' + path)}: a server id must be a"
+                f" positive integer, not {_shown(value)}"
+            )
+
+
+def _invalid(exc: ValidationError | _Unreadable) -> str:
+    if isinstance(exc, _Unreadable):
+        return exc.problem
+    errors = exc.errors()
+    first = errors[0]
+    where = _printable(".".join(str(p) for p in first["loc"]))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"is invalid at {where}: {first['msg']}{more}"
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value from a damaged file, safe to print: escaped (repr), and bounded."""
+    return _bounded(repr(value), limit)
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """Text from a damaged file, without quotes: non-ASCII and control characters escaped."""
+    return _bounded(ascii(text)[1:-1], limit)
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "...(truncated)"
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -383,13 +619,10 @@ def _drop_torn_tail(path: Path) -> None:
 
 def _complete_entry(line: bytes) -> bool:
     try:
-        entry = json.loads(line)
-        record = entry["record"]
-        if record is not None:
-            AppRecord.model_validate(record)
-        return isinstance(entry["app"], str)
-    except (ValueError, KeyError, TypeError, ValidationError):
+        _parse_entry(line)
+    except _Unreadable:
         return False
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -18,6 +18,7 @@ import typer
 
 if TYPE_CHECKING:
     from reconciler.client import Endpoint, MiniAppCenterClient
+    from reconciler.client.config import ClientLimits
     from reconciler.manifest import LoadedApp
     from reconciler.model import MiniApp
     from reconciler.state import FileStateStore
@@ -92,6 +93,7 @@ class Target:
     identity: str  # what the state file is bound to
     display: str  # what we tell the user (never the token)
     sandbox_db: Path | None = None
+    limits: ClientLimits | None = None  # MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES
 
     @property
     def setting(self) -> str:
@@ -100,7 +102,6 @@ class Target:
 
     def client(self, parallelism: int) -> MiniAppCenterClient:
         from reconciler.client import MiniAppCenterClient
-
         transport = None
         if self.sandbox_db is not None:
             import httpx
@@ -114,12 +115,16 @@ class Target:
             self.token,
             transport=transport,
             max_connections=max(parallelism, 1),
+            limits=self.limits,
         )
 
 
 def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
     from reconciler.client import Endpoint, check_endpoint_security, endpoint_from_env
+    from reconciler.client.config import limits_from_env
     from reconciler.errors import ConfigError
+
+    limits = limits_from_env(os.environ)  # checked before anything runs
 
     if sandbox:
         db = (sandbox_db or Path(DEFAULT_SANDBOX_DB)).resolve()
@@ -130,6 +135,7 @@ def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
             identity=f"sandbox:{db}",
             display=f"embedded sandbox (in-process, {db})",
             sandbox_db=db,
+            limits=limits,
         )
     env = dict(os.environ)
     if not env.get("MAC_BASE_URL"):
@@ -143,7 +149,11 @@ def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
     if not token:
         raise ConfigError("MAC_API_TOKEN is not set: the Mini App Center needs an API token")
     return Target(
-        endpoint=endpoint, token=token, identity=endpoint.base_url, display=endpoint.display
+        endpoint=endpoint,
+        token=token,
+        identity=endpoint.base_url,
+        display=endpoint.display,
+        limits=limits,
     )
 
 

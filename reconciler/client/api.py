@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from reconciler.client.config import Endpoint
+from reconciler.client.config import ClientLimits, Endpoint
 from reconciler.client.http import (
     JSON,
     OCTET_STREAM,
@@ -109,6 +109,7 @@ class MiniAppCenterClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 32,
+        limits: ClientLimits | None = None,
     ) -> None:
         self._session = ApiSession(
             endpoint,
@@ -117,6 +118,7 @@ class MiniAppCenterClient:
             timeout=timeout,
             retry=retry,
             max_connections=max_connections,
+            limits=limits,
         )
         self.endpoint: Endpoint = endpoint
 
@@ -203,7 +205,7 @@ class MiniAppCenterClient:
                     raise ValueError(f"no {key!r} member")
                 payload = payload[key]
             return model.model_validate(payload)
-        except (ValueError, ValidationError) as e:
+        except (ValueError, ValidationError, RecursionError) as e:
             request = response.request
             method = request.method
             path = url_path(request.url)
@@ -225,7 +227,7 @@ class MiniAppCenterClient:
             if not isinstance(items, list):
                 raise ValueError("'data' is not a list")
             return [model.model_validate(item) for item in items]
-        except (ValueError, KeyError, ValidationError) as e:
+        except (ValueError, KeyError, ValidationError, RecursionError) as e:
             request = response.request
             path = url_path(request.url)
             raise ApiError(
@@ -374,7 +376,7 @@ class MiniAppCenterClient:
         )
         try:
             payload: Any = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         nested = isinstance(payload, dict) and "object_id" not in payload and "data" in payload
         return self._parse(response, UploadedObject, key="data" if nested else None).object_id

@@ -145,3 +145,57 @@ def token_from_env(env: Mapping[str, str]) -> str:
             " (or pass --sandbox to use the embedded local sandbox)"
         )
     return check_token(token)
+
+
+# --- limits against hostile or broken servers ---------------------------------------------
+
+REQUEST_DEADLINE_ENV = "MAC_REQUEST_DEADLINE"
+MAX_RESPONSE_BYTES_ENV = "MAC_MAX_RESPONSE_BYTES"
+DEFAULT_REQUEST_DEADLINE = 120.0
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one HTTP request may cost, whatever the server does.
+
+    ``request_deadline``: wall-clock seconds from sending a request to the last byte of its
+    answer (httpx's timeouts are per read, so a server dripping a byte a second never trips
+    them). ``max_response_bytes``: the largest answer kept, counted after decompression.
+    """
+
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __post_init__(self) -> None:
+        if not (self.request_deadline > 0 and self.request_deadline != float("inf")):
+            raise ConfigError(f"{REQUEST_DEADLINE_ENV} must be a positive number of seconds")
+        if self.max_response_bytes < 1:
+            raise ConfigError(f"{MAX_RESPONSE_BYTES_ENV} must be a positive number of bytes")
+
+
+def limits_from_env(env: Mapping[str, str]) -> ClientLimits:
+    """``MAC_REQUEST_DEADLINE`` (seconds) and ``MAC_MAX_RESPONSE_BYTES`` (bytes), or the
+    defaults; ConfigError naming the variable when one is not a positive number."""
+    deadline = DEFAULT_REQUEST_DEADLINE
+    size = DEFAULT_MAX_RESPONSE_BYTES
+    text = env.get(REQUEST_DEADLINE_ENV, "").strip()
+    if text:
+        try:
+            deadline = float(text)
+        except ValueError:
+            deadline = -1.0
+        if not (0 < deadline < float("inf")):
+            raise ConfigError(
+                f"{REQUEST_DEADLINE_ENV} must be a positive number of seconds (default"
+                f" {DEFAULT_REQUEST_DEADLINE:g})"
+            )
+    text = env.get(MAX_RESPONSE_BYTES_ENV, "").strip()
+    if text:
+        if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
+            raise ConfigError(
+                f"{MAX_RESPONSE_BYTES_ENV} must be a positive whole number of bytes (default"
+                f" {DEFAULT_MAX_RESPONSE_BYTES})"
+            )
+        size = int(text)
+    return ClientLimits(request_deadline=deadline, max_response_bytes=size)

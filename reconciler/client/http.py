@@ -15,6 +15,13 @@ Retry rules (the reason for each is the question "could the server have acted on
   obtain a connection at all (connect error, connect timeout, pool timeout), where the
   request never left this process.
 
+Hostile or broken servers (see :mod:`reconciler.client.body` and ``ClientLimits``): every
+attempt runs under one wall-clock deadline from send to the last byte of the answer
+(``MAC_REQUEST_DEADLINE``; httpx's own timeouts are per read and a dripping server never trips
+them), and bodies are streamed and capped after decompression (``MAC_MAX_RESPONSE_BYTES`` for
+a 2xx, a 64 KiB excerpt of any other). A deadline hit counts as a timeout above: retried for
+idempotent calls within ``deadline``, ambiguous for a write that may have been sent.
+
 Shared pacing: a 429 (or any answer carrying ``Retry-After``) slows the whole client, not
 only the request that got it. The client keeps one monotonic "paused until" instant; every
 attempt of every call awaits it before it is sent, so N concurrent tasks back off together
@@ -42,7 +49,16 @@ from typing import Final
 import httpx
 
 from reconciler import __version__
-from reconciler.client.config import Endpoint, check_endpoint_security, check_token, is_loopback
+from reconciler.client.body import ACCEPT_ENCODING, BodyError, read_body
+from reconciler.client.config import (
+    MAX_RESPONSE_BYTES_ENV,
+    REQUEST_DEADLINE_ENV,
+    ClientLimits,
+    Endpoint,
+    check_endpoint_security,
+    check_token,
+    is_loopback,
+)
 from reconciler.client.redact import (
     ApiKeyAuth,
     Secret,
@@ -66,6 +82,9 @@ OCTET_STREAM: Final = "application/octet-stream"
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 AMBIGUOUS_STATUSES: Final = frozenset({502, 503, 504})
 MAX_ERROR_TEXT: Final = 2000
+# Of a non-2xx answer only this much (decoded) is read: enough for the documented error JSON
+# and a message excerpt; the rest is never read (the connection is closed instead).
+MAX_ERROR_BODY: Final = 64 * 1024
 
 
 @functools.lru_cache(maxsize=8)
@@ -165,7 +184,7 @@ def _error_items(content: bytes) -> list[ApiErrorItem] | None:
     """The documented ``{"errors": [{"code", "message"}]}`` body, or None for any other."""
     try:
         data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(data, dict):
         return None
@@ -184,7 +203,7 @@ def _error_items(content: bytes) -> list[ApiErrorItem] | None:
         message = entry.get("message")
         if not isinstance(message, str):
             message = json.dumps(message) if message is not None else "(no message)"
-        items.append(ApiErrorItem(code=code, message=redact(message)))
+        items.append(ApiErrorItem(code=code, message=_clean(redact(message))))
     return items
 
 
@@ -219,7 +238,7 @@ def api_error(method: str, path: str, response: httpx.Response) -> ApiError:
         text = f"redirect{target} not followed (redirects are never followed)" + (
             f": {text}" if text.strip() else ""
         )
-    return ApiError(method, path, status, text=redact(text))
+    return ApiError(method, path, status, text=_clean(redact(text)))
 
 
 def _ssl_failure(exc: BaseException) -> BaseException | None:
@@ -240,6 +259,72 @@ class _Failure:
     delay: float | None = None  # from Retry-After
     shared: bool = False  # pause the whole client
     outcome_unknown: bool = False  # the server may have acted on this attempt
+
+
+class _BadBody(Exception):
+    """A 2xx answer whose body is refused (too large, undecodable)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Progress:
+    """How far one attempt got, from httpcore's trace events.
+
+    A write cut by the deadline is retry-safe only if it provably never started sending;
+    transports that emit no trace events (ASGI, mocks) prove nothing, so it stays ambiguous.
+    """
+
+    def __init__(self) -> None:
+        self.traced = False
+        self.sending = False
+        self.answered = False  # the status line and headers were received
+
+    async def __call__(self, name: str, info: Mapping[str, object]) -> None:
+        self.traced = True
+        if name.endswith("send_request_headers.started"):
+            self.sending = True
+
+    @property
+    def maybe_sent(self) -> bool:
+        return self.sending or not self.traced
+
+
+_HOP_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _with_content(response: httpx.Response, content: bytes) -> httpx.Response:
+    """A closed copy of ``response`` holding ``content`` (already decoded)."""
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_HEADERS]
+    extensions = {k: v for k, v in response.extensions.items() if k != "network_stream"}
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=response.request,
+        extensions=extensions,
+    )
+
+
+_CONTROL: Final = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c not in (9, 10)}
+
+
+def _clean(text: str) -> str:
+    """Server text fit for a terminal: control characters (escape sequences, NULs) become
+    '?', so an error body cannot rewrite the screen or hide the rest of the message."""
+    return text.translate(_CONTROL)
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count:,} bytes"
+
+
+def _bounded(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "...(truncated)"
 
 
 class _Budget:
@@ -354,6 +439,7 @@ class ApiSession:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 32,
+        limits: ClientLimits | None = None,
     ) -> None:
         check_endpoint_security(endpoint.base_url)
         secret = Secret(check_token(token))
@@ -361,6 +447,7 @@ class ApiSession:
         self.stats = ClientStats()
         self.retry = retry or RetryPolicy()
         self._timeout = timeout
+        self.limits = limits or ClientLimits()
         self._paused_until = -math.inf
         self._token = secret
         self._closed = False
@@ -377,7 +464,8 @@ class ApiSession:
             )
         self._http = httpx.AsyncClient(
             auth=ApiKeyAuth(secret),
-            headers={"Accept": JSON, "User-Agent": USER_AGENT},
+            # Only the codings read_body can inflate with a bound (never br/zstd).
+            headers={"Accept": JSON, "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             verify=tls_context(),  # always verifying; see _tls_context
@@ -457,9 +545,12 @@ class ApiSession:
             attempt += 1
             await self._wait_pause(budget, covered)
             timeout: httpx.Timeout | None = None
+            deadline = self.limits.request_deadline
             if idempotent:
-                # Cutting an idempotent attempt short costs nothing; a write is never cut.
+                # Cutting an idempotent attempt short costs nothing: it stays within the
+                # call's budget. A write gets the whole per-request deadline.
                 timeout = httpx.Timeout(min(self._timeout, max(budget.remaining(), 1.0)))
+                deadline = min(deadline, max(budget.remaining(), 0.1))
             request = self._http.build_request(
                 method,
                 url,
@@ -467,18 +558,26 @@ class ApiSession:
                 headers=dict(headers or {}),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
+            progress = _Progress()
+            request.extensions["trace"] = progress
             self._count(method, shown, attempt)
             try:
-                response = await self._http.send(request)
+                # Wall clock from send to the last byte: httpx's timeouts are per read, and a
+                # server dripping one byte per read never trips them.
+                async with asyncio.timeout(deadline):
+                    response = await self._receive(request, progress)
+            except TimeoutError:
+                failure = self._too_slow(method, shown, deadline, idempotent, progress)
+            except _BadBody as exc:
+                failure = self._bad_body(method, shown, exc, idempotent)
             except httpx.HTTPError as exc:
-                failure = self._classify_exception(method, shown, exc, idempotent)
+                failure = self._classify_exception(method, shown, exc, idempotent, progress)
             else:
                 status = response.status_code
                 log.debug("%s %s -> %d (attempt %d)", method, shown, status, attempt)
                 if 200 <= status < 300:
                     return response
                 if status == 404 and missing_ok:
-                    await response.aread()
                     if _error_items(response.content) is not None:
                         return None
                     # A 404 without the API's error body is not "this app does not exist":
@@ -507,6 +606,54 @@ class ApiSession:
                 raise self._give_up(failure.error, attempt)
             raise failure.error
 
+    async def _receive(self, request: httpx.Request, progress: _Progress) -> httpx.Response:
+        """Send and read the answer, keeping at most the response cap (decoded) of a 2xx
+        body and :data:`MAX_ERROR_BODY` of any other; the rest is never read."""
+        response = await self._http.send(request, stream=True)
+        progress.answered = True
+        try:
+            ok = 200 <= response.status_code < 300
+            cap = self.limits.max_response_bytes if ok else MAX_ERROR_BODY
+            try:
+                body = await read_body(response, cap)
+            except BodyError as exc:
+                if ok:
+                    raise _BadBody(str(exc)) from None
+                content = b"(undecodable error body)"
+            else:
+                if ok and body.truncated:
+                    raise _BadBody(
+                        f"the answer is larger than {_size(cap)} after decompression (the"
+                        f" response cap; {MAX_RESPONSE_BYTES_ENV} raises it)"
+                    )
+                content = body.content
+        finally:
+            await response.aclose()
+        return _with_content(response, content)
+
+    def _too_slow(
+        self, method: str, path: str, deadline: float, idempotent: bool, progress: _Progress
+    ) -> _Failure:
+        reason = (
+            f"the server was too slow: no complete answer within {deadline:g}s (the per-request"
+            f" deadline; {REQUEST_DEADLINE_ENV} raises it)"
+        )
+        log.debug("%s %s -> %s", method, path, reason)
+        if idempotent:
+            return _Failure(
+                TransportError(method, path, reason), retryable=True, outcome_unknown=True
+            )
+        if not progress.maybe_sent:  # still connecting: the request never left
+            return _Failure(TransportError(method, path, reason), retryable=True)
+        return _Failure(AmbiguousWriteError(method, path, reason), retryable=False)
+
+    def _bad_body(self, method: str, path: str, exc: _BadBody, idempotent: bool) -> _Failure:
+        # A 2xx whose body we refuse: for a read, asking again gets the same; for a write, it
+        # was done, but what it answered (a new id) is lost.
+        if idempotent and method == "GET":
+            return _Failure(TransportError(method, path, exc.reason), retryable=False)
+        return _Failure(AmbiguousWriteError(method, path, exc.reason), retryable=False)
+
     def _count(self, method: str, path: str, attempt: int) -> None:
         stats = self.stats
         if method == "GET":
@@ -533,9 +680,15 @@ class ApiSession:
         return error
 
     def _classify_exception(
-        self, method: str, path: str, exc: httpx.HTTPError, idempotent: bool
+        self,
+        method: str,
+        path: str,
+        exc: httpx.HTTPError,
+        idempotent: bool,
+        progress: _Progress | None = None,
     ) -> _Failure:
-        detail = redact(str(exc)) or type(exc).__name__
+        # bounded and cleaned: h11 quotes up to 100 KiB of what the server sent
+        detail = _clean(_bounded(redact(str(exc)))) or type(exc).__name__
         log.debug("%s %s -> %s: %s", method, path, type(exc).__name__, detail)
         tls = _ssl_failure(exc)
         if tls is not None:
@@ -548,6 +701,10 @@ class ApiSession:
         # Sent (maybe partly, maybe wholly) and no complete answer: the outcome is unknown.
         if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
             reason = f"no complete answer ({type(exc).__name__}: {detail})"
+            if isinstance(exc, httpx.RemoteProtocolError) and not (
+                progress is not None and progress.answered
+            ):
+                reason = f"no valid HTTP answer ({type(exc).__name__}: {detail})"
             if idempotent:
                 return _Failure(
                     TransportError(method, path, reason), retryable=True, outcome_unknown=True
