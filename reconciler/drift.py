@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.diff import DELETED_OUTSIDE
+from reconciler.diff import DELETED_OUTSIDE, version_address
 from reconciler.model import object_key
 from reconciler.plan import Change, Plan, PlanProblem
 from reconciler.state import AppRecord, State, VersionRecord
@@ -238,19 +238,27 @@ def classify(plan: Plan, state: State) -> DriftReport:
     classifier = _Classifier(state, gone)
     for change in plan.changes:
         classifier.change(change)
-    # Status steps of one version are one difference, not three.
+    # Status steps of one version (or the change that learns it) are one difference.
+    version_of = {
+        c.address: (c.app_id, c.version_code or "") for c in plan.changes if c.resource == "status"
+    }
+    finals = {key: None for key in version_of.values()}
+    for change in plan.changes:
+        if change.resource == "status":
+            finals[version_of[change.address]] = (change.after or {}).get("status")
     items: list[DriftItem] = []
-    seen_status: set[str] = set()
+    seen_status: set[tuple[str, str]] = set()
     for item in classifier.items:
-        if item.resource == "status":
-            version_address = item.address.rsplit(".status[", 1)[0]
-            if version_address in seen_status:
+        if item.resource == "status" and item.address in version_of:
+            key = version_of[item.address]
+            if key in seen_status:
                 continue
-            seen_status.add(version_address)
-            final = _final_status(plan, version_address)
+            seen_status.add(key)
+            address = version_address(*key)
+            final = finals[key]
             item = DriftItem(
                 kind=item.kind,
-                address=f"{version_address}.status",
+                address=f"{address}.status",
                 app_id=item.app_id,
                 resource="status",
                 field="status",
@@ -267,7 +275,3 @@ def classify(plan: Plan, state: State) -> DriftReport:
         apps_checked=len(plan.apps),
     )
 
-
-def _final_status(plan: Plan, version_address: str) -> Any:
-    steps = [c for c in plan.changes if c.address.startswith(version_address + ".status[")]
-    return (steps[-1].after or {}).get("status") if steps else None

@@ -135,6 +135,10 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
     assert {c["resource"] for c in data["changes"] if c["action"] == "create"} == {
         "compatibility"
     }
+    drift = _run(env, "drift", str(fleet), "--format", "json")
+    assert f"no state file was found at {state}" in drift.stderr
+    statuses = [i for i in json.loads(drift.stdout)["items"] if i["resource"] == "status"]
+    assert statuses and all(i["address"].endswith(".status") for i in statuses)
     text = _run(env, "plan", str(fleet)).stdout
     assert "= miniapp[com.test.fleet.app00]: adopt" in text
     assert "to adopt" in text and "version read(s) spent finding unknown versions" in text
