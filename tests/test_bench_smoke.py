@@ -99,3 +99,14 @@ def test_one_size_against_a_real_server_and_the_report(tmp_path: Path) -> None:
     text = report(results)
     assert "| 5 |" in text
     assert all(met for _, _, met, invariant in checks(results) if invariant)
+
+
+def test_probe_bench_finds_every_version() -> None:
+    from bench import probe
+
+    row = probe.measure(3, latency_ms=0, parallelism=4, window=64)
+    assert row["versions"] == 5  # apps 0 and 2 have two versions
+    for case in ("unanswered", "lost_state"):
+        assert row[case]["found"] == row["versions"] and row[case]["creates"] == 0
+    assert row["unanswered"]["probe_reads"] == row["versions"]  # one read each
+    assert "reads per recovered version" in probe.report([row], 0, 4, 64)
