@@ -37,8 +37,15 @@ from reconciler.model import (
     file_source,
     object_key,
 )
-from reconciler.plan import LEARN_STATUS, Change, Learned, Plan
-from reconciler.recover import DEFAULT_PROBE_WINDOW, ProbeResult, probe_versions
+from reconciler.plan import (
+    DEFAULT_PROBE_WINDOW,
+    LEARN_STATUS,
+    Change,
+    Learned,
+    Plan,
+    exists_not_found,
+)
+from reconciler.recover import ProbeResult, probe_versions
 from reconciler.review import STATUSES, after_step, describe_unknown, probe_step, status_path
 from reconciler.state import (
     EXISTS,
@@ -644,10 +651,9 @@ class Executor:
             )
             self._commit(app_id)
             raise _Failed(
-                f"{refusal.detail or refusal}: the version exists, but reading version ids"
-                f" {result.first}-{result.last} ({result.reads} reads) did not find it; the"
-                f" next run reads on from id {result.last + 1} (or widen now with"
-                f" --probe-window {max(self.options.probe_window * 8, 2048)})"
+                exists_not_found(
+                    result.first, result.last, result.reads, self.options.probe_window
+                )
             )
         return await self._adopt_found(
             app_id, code, body, found.id, result, "refused as a duplicate code:"

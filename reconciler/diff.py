@@ -30,6 +30,7 @@ from reconciler.model import (
     version_fields,
 )
 from reconciler.plan import (
+    DEFAULT_PROBE_WINDOW,
     LEARN_STATUS,
     AppMeta,
     Change,
@@ -37,6 +38,7 @@ from reconciler.plan import (
     Learned,
     Plan,
     PlanProblem,
+    exists_not_found,
     order_changes,
 )
 from reconciler.review import STATUSES, describe_unknown, probe_step, status_path
@@ -60,7 +62,7 @@ class PlanOptions:
     # Said first among the warnings (e.g. "no state file was found at PATH").
     notices: tuple[str, ...] = ()
     # Shown in messages that tell how to widen a version probe.
-    probe_window: int = 256
+    probe_window: int = DEFAULT_PROBE_WINDOW
     # What the user sets to choose the endpoint (named when it may be the wrong one).
     endpoint_setting: str = "MAC_BASE_URL"
 
@@ -529,10 +531,7 @@ class _AppDiff:
         if outcome == EXISTS:
             self.errors.append(
                 PlanProblem(
-                    "the server refused this version's code as a duplicate, so it exists, but"
-                    f" reading version ids {first}-{last} ({missed.reads} reads) did not find"
-                    f" it. The next run reads on from id {last + 1}; or widen the search now"
-                    f" with `reconciler apply --probe-window {max(self.probe_window * 8, 2048)}`",
+                    exists_not_found(first, last, missed.reads, self.probe_window),
                     app_id=self.app.id,
                     address=address,
                     scope="app",

@@ -33,6 +33,21 @@ LEVELS: Mapping[str, int] = {
 # The key of the one status change that learns an unknown review status (review.py).
 LEARN_STATUS = "learn"
 
+# Version ids read, at most, by one probe in one run (`--probe-window N`): see recover.py.
+DEFAULT_PROBE_WINDOW = 256
+
+
+def exists_not_found(first: int, last: int, reads: int, window: int) -> str:
+    """Why a version the server says exists is still unknown, and the two ways on: both the
+    plan and apply say it the same way."""
+    return (
+        "the server refused this version's code as a duplicate, so it exists, but reading"
+        f" version ids {first}-{last} ({reads} reads) did not find it. The next run reads on"
+        f" from id {last + 1}; or widen the search now with `reconciler apply --probe-window"
+        f" {max(window * 8, 2048)}`"
+    )
+
+
 # Review status steps: (from, step endpoint) -> to. The API's own state machine.
 STATUS_STEPS: Mapping[tuple[str, str], str] = {
     ("pending", "send_to_review"): "waiting_for_review",

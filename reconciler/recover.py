@@ -32,9 +32,8 @@ from reconciler.model import (
     ProbeMiss,
     version_fields,
 )
+from reconciler.plan import DEFAULT_PROBE_WINDOW
 from reconciler.state import State
-
-DEFAULT_PROBE_WINDOW = 256  # reads per probe per run; `--probe-window N` widens it
 
 
 @dataclass

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from reconciler.plan import DEFAULT_PROBE_WINDOW
+
 if TYPE_CHECKING:
     from reconciler.client import Endpoint, MiniAppCenterClient
     from reconciler.client.config import ClientLimits
@@ -56,7 +58,7 @@ MaxDeletesOpt = typer.Option(
     None, "--max-deletes", min=0, help="Refuse a plan with more deletes than N."
 )
 ProbeWindowOpt = typer.Option(
-    256,
+    DEFAULT_PROBE_WINDOW,
     "--probe-window",
     min=1,
     max=1_000_000,

@@ -30,6 +30,7 @@ from reconciler.cli.common import (
     state_store,
     use_color,
 )
+from reconciler.plan import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
     from reconciler.cli.common import Desired
@@ -44,7 +45,7 @@ class PlanRequest:
     prune: bool
     max_deletes: int | None
     parallelism: int
-    probe_window: int = 256
+    probe_window: int = DEFAULT_PROBE_WINDOW
     notices: tuple[str, ...] = ()
     endpoint_setting: str = "MAC_BASE_URL"
 
