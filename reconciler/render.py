@@ -25,6 +25,8 @@ FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
 
 MAX_VALUE_CHARS = 120
 NO_CHANGES = "No changes. Live state matches the manifests."
+# Never say "matches" while something is left unchecked (an error below).
+NO_CHANGES_WITH_ERRORS = "No changes to make, but not everything could be checked: see the errors."
 MARKDOWN_MARKER = "<!-- miniapp-reconciler plan -->"
 MARKDOWN_MAX_CHARS = 60000  # GitHub refuses comments over 65,536 characters
 DEFAULT_FULL_PLAN_HINT = "the JSON plan (`reconciler plan --out plan.json`)"
@@ -86,7 +88,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
     # it as part of the document.
     out: list[str] = []
     if not plan.has_changes:
-        out.append(NO_CHANGES)
+        out.append(NO_CHANGES_WITH_ERRORS if plan.errors else NO_CHANGES)
     else:
         adoptions = _adoptions_by_app(plan)
         changes_by_app = plan.changes_by_app()
@@ -203,7 +205,9 @@ def render_markdown(
         )
     body = "\n".join(head) + "\n"
     if not plan.changes:
-        return body + (NO_CHANGES + "\n" if not plan.adoptions else "")
+        if plan.adoptions:
+            return body
+        return body + (NO_CHANGES_WITH_ERRORS if plan.errors else NO_CHANGES) + "\n"
 
     sections = [_md_section(app_id, changes) for app_id, changes in plan.changes_by_app().items()]
     hint = full_plan_hint or DEFAULT_FULL_PLAN_HINT

@@ -136,6 +136,7 @@ def set_status(
         if record is None or code not in record.versions:
             raise StateError(f"{app_id} version {code} is not in the state")
         record.versions[code].status = status
+        record.versions[code].status_candidates = None  # a person looked: it is known
     err(f"Recorded {app_id} version {code} as {status}.")
 
 
