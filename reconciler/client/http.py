@@ -191,8 +191,8 @@ def _error_items(content: bytes) -> list[ApiErrorItem] | None:
 def _wrong_endpoint(method: str, path: str, response: httpx.Response) -> ApiError:
     error = api_error(method, path, response)
     error.text = (
-        "404 without the Mini App Center's error body: check MAC_BASE_URL (the docs'"
-        " $BASE_URL, ending in /api) and MAC_API_VERSION. " + error.text
+        f"{response.status_code} without the Mini App Center's error body: check MAC_BASE_URL"
+        " (the docs' $BASE_URL, ending in /api) and MAC_API_VERSION. " + error.text
     ).strip()
     error.errors = []
     return error
@@ -477,14 +477,15 @@ class ApiSession:
                 log.debug("%s %s -> %d (attempt %d)", method, shown, status, attempt)
                 if 200 <= status < 300:
                     return response
-                if status == 404 and missing_ok:
+                if status in (404, 405):
                     await response.aread()
-                    if _error_items(response.content) is not None:
-                        return None
-                    # A 404 without the API's error body is not "this app does not exist":
-                    # most likely the base URL is wrong, and a plan must not read it as
-                    # "create everything".
-                    raise _wrong_endpoint(method, shown, response)
+                    if _error_items(response.content) is None:
+                        # Not the API talking but the web server in front of it: the path is
+                        # not the API's, most likely a wrong base URL. Never "absent" (a plan
+                        # would read it as "create everything"), on any call.
+                        raise _wrong_endpoint(method, shown, response)
+                if status == 404 and missing_ok:
+                    return None
                 if status == 404 and method == "DELETE" and outcome_unknown:
                     # An earlier attempt may have deleted it and lost the answer.
                     log.debug("%s %s: 404 after an unanswered attempt: done", method, shown)
