@@ -15,6 +15,7 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_scope,
     err,
     handled_errors,
     in_scope_filter,
@@ -55,6 +56,7 @@ def drift(
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         current_state = state_store(state, where.sandbox_db is not None).load(where.identity)
+        check_scope(desired, current_state)
 
         async def run() -> DriftReport:
             from reconciler.drift import classify

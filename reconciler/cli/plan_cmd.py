@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_scope,
     err,
     handled_errors,
     in_scope_filter,
@@ -97,6 +98,7 @@ def plan(
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
         current_state = store.load(where.identity)
+        check_scope(desired, current_state)
 
         async def run() -> Plan:
             async with where.client(parallelism) as client:
