@@ -42,6 +42,12 @@ def _wrong_urls(server: RunningSandbox) -> dict[str, str]:
 
 
 WRONG = ["without /api", "with /api/v1", "wrong host path"]
+# The likeliest fix, told from the shape of the URL.
+HINTS = {
+    "without /api": "the docs' $BASE_URL ends in /api",
+    "with /api/v1": "MAC_BASE_URL ends in /v1, which the client adds itself; drop it",
+    "wrong host path": "check MAC_BASE_URL (http://127.0.0.1:",
+}
 COMMANDS = [
     ["plan", "--detailed-exitcode"],
     ["plan", "--format", "json"],
@@ -72,6 +78,8 @@ def test_wrong_base_url_is_an_error_naming_it(
     code, out, err = _run(capsys, command[0], str(fleet), *command[1:])
     assert code == 1, (out, err)
     assert "MAC_BASE_URL" in err
+    assert HINTS[which] in err
+    assert len(err.splitlines()) <= 3  # the endpoint line and one error line (+ summary)
     assert "to create" not in out and "Apply complete" not in out
     if "json" in command:
         assert "MAC_BASE_URL" in json.dumps(json.loads(out))

@@ -97,11 +97,17 @@ def _unknown_targets(
     names = ", ".join(f"--target {_shown(t)}" for t in missing[:MAX_LISTED])
     verb = "matches" if len(missing) == 1 else "match"
     message = f"{names} {verb} no mini app {where}"
-    hints = [
-        f"{_shown(t)} -> {close[0]}"
+    closest = {
+        t: close[0]
         for t in missing
         if (close := difflib.get_close_matches(t, list(known), n=1, cutoff=0.6))
-    ]
+    }
+    # One typo: "did you mean X?"; several: say which one each may be.
+    hints = (
+        list(closest.values())
+        if len(missing) == 1
+        else [f"{_shown(t)} -> {c}" for t, c in closest.items()]
+    )
     if hints:
         message += f"; did you mean {_listed(hints)}?"
     if known:
