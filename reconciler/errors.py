@@ -18,6 +18,11 @@ class ConfigError(ReconcilerError):
     """Bad configuration: endpoint, token, flags that contradict each other."""
 
 
+class UsageError(ConfigError):
+    """A malformed command-line value (``--select team``): exit 64, like click's own usage
+    errors, so that a pipeline tells "you called it wrong" from "it found a problem"."""
+
+
 class InvalidIdError(ReconcilerError, ValueError):
     """An id that must not enter a URL (not on the allow-list)."""
 

@@ -466,11 +466,51 @@ async def test_tls_verification_failure_is_not_retried(fake_time: FakeTime) -> N
 async def test_delete_404_after_an_unanswered_attempt_counts_as_done(
     mock: respx.MockRouter, client: MiniAppCenterClient
 ) -> None:
+    absent = {"errors": [{"code": 3001, "message": "mini app not found"}]}
     route = mock.delete(f"/miniapps/{APP}").mock(
-        side_effect=[httpx.ReadTimeout("lost"), httpx.Response(404)]
+        side_effect=[httpx.ReadTimeout("lost"), httpx.Response(404, json=absent)]
     )
     await client.delete_miniapp(APP)
     assert route.call_count == 2
+
+
+async def test_delete_plain_404_after_an_unanswered_attempt_is_a_wrong_endpoint(
+    mock: respx.MockRouter, client: MiniAppCenterClient
+) -> None:
+    # Only the API's own "not found" says the first attempt deleted it; a plain 404 is not
+    # the API talking.
+    mock.delete(f"/miniapps/{APP}").mock(
+        side_effect=[httpx.ReadTimeout("lost"), httpx.Response(404, text="Not Found")]
+    )
+    with pytest.raises(ApiError, match="check MAC_BASE_URL"):
+        await client.delete_miniapp(APP)
+
+
+@pytest.mark.parametrize("status", [404, 405])
+@pytest.mark.parametrize(
+    ("name", "call", "method", "path", "_ok"),
+    IDEMPOTENT + NON_IDEMPOTENT,
+    ids=[c[0] for c in IDEMPOTENT + NON_IDEMPOTENT],
+)
+async def test_plain_404_or_405_on_any_call_names_mac_base_url(
+    mock: respx.MockRouter,
+    client: MiniAppCenterClient,
+    name: str,
+    call: Call,
+    method: str,
+    path: str,
+    _ok: httpx.Response,
+    status: int,
+) -> None:
+    # What a web server answers for a path that is not the API's: a wrong MAC_BASE_URL.
+    route = mock.request(method, path).mock(
+        return_value=httpx.Response(status, text="Not Found")
+    )
+    with pytest.raises(ApiError) as info:
+        await call(client)
+    assert info.value.status == status
+    assert "check MAC_BASE_URL" in str(info.value)
+    assert route.call_count == 1  # never retried
 
 
 async def test_delete_404_on_first_attempt_is_an_error(

@@ -465,7 +465,7 @@ def test_empty_folder_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ManifestError) as caught:
         load_manifests(["empty"], {})
     assert [str(i) for i in caught.value.issues] == [
-        "empty:1:1: folder holds no *.yaml or *.yml files"
+        "empty:1:1: no manifests found in empty: the folder holds no *.yaml or *.yml files"
     ]
 
 

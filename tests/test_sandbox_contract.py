@@ -573,7 +573,9 @@ def test_compatibility_docs_samples(client: httpx.Client, sandbox_server: Runnin
     assert added.content == b""
     assert sandbox_server.store.compatibilities(APP_ID, version_id) == {1}
     # The docs' sample uses PUT for delete; the endpoint table says POST, and POST it is.
-    assert_error(client.put(base + "/delete", content=DOCS_COMPATIBILITY, headers=JSON_TYPE), 405)
+    assert_plain_http_error(
+        client.put(base + "/delete", content=DOCS_COMPATIBILITY, headers=JSON_TYPE), 405
+    )
     removed = client.post(base + "/delete", content=DOCS_COMPATIBILITY, headers=JSON_TYPE)
     assert removed.status_code == 204
     assert removed.content == b""
@@ -753,16 +755,35 @@ def test_unknown_location_and_version_are_404(client: httpx.Client) -> None:
         assert_error(response, 404, ErrorCode.VERSION_NOT_FOUND)
 
 
-def test_unknown_routes_answer_the_error_shape(client: httpx.Client) -> None:
+def assert_plain_http_error(response: httpx.Response, status: int) -> None:
+    """What a web server in front of an API answers for a path or method it does not route:
+    plain text, never the API's ``{"errors": [...]}`` body (which means "the API says so")."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_unknown_routes_answer_like_a_plain_web_server(client: httpx.Client) -> None:
     make_app(client)
-    assert_error(client.get("/nothing"), 404, ErrorCode.ROUTE_NOT_FOUND)
-    assert_error(client.get(f"/miniapps/{APP_ID}/versions/abc"), 404, ErrorCode.ROUTE_NOT_FOUND)
-    assert_error(
-        client.post(f"/miniapps/{APP_ID}/versions/1/approve"), 404, ErrorCode.ROUTE_NOT_FOUND
-    )
+    assert_plain_http_error(client.get("/nothing"), 404)
+    assert_plain_http_error(client.get(f"/miniapps/{APP_ID}/versions/abc"), 404)
+    assert_plain_http_error(client.post(f"/miniapps/{APP_ID}/versions/1/approve"), 404)
     wrong_method = client.patch(f"/miniapps/{APP_ID}", json={})
-    assert_error(wrong_method, 405, ErrorCode.METHOD_NOT_ALLOWED)
+    assert_plain_http_error(wrong_method, 405)
     assert set(wrong_method.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
+    # The API's own routes keep the API's error body: an unknown app is the API saying so.
+    assert_error(client.get("/miniapps/com.genexus.nowhere"), 404, ErrorCode.APP_NOT_FOUND)
+
+
+@pytest.mark.parametrize("prefix", ["/v1", "/api/v1/v1", "/mac/api/v1", "/api/v2"])
+def test_paths_outside_the_api_are_plain_404(sandbox_server: RunningSandbox, prefix: str) -> None:
+    # The URLs a wrong MAC_BASE_URL (or MAC_API_VERSION) produces.
+    root = sandbox_server.base_url.removesuffix("/api")
+    headers = {"APIKey-Auth": sandbox_server.token, "Accept": "application/json"}
+    with http_client(root + prefix, headers=headers) as plain:
+        assert_plain_http_error(plain.get(f"/miniapps/{APP_ID}"), 404)
+        assert_plain_http_error(plain.post("/miniapps", json={"id": APP_ID}), 404)
 
 
 # --- invalid input -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_scope,
     err,
     handled_errors,
     load_desired,
@@ -116,6 +117,8 @@ def apply(
                 err(f"Warning: {notice}")
         with store.lock("apply"):
             current_state = store.load(where.identity)
+            if desired is not None:
+                check_scope(desired, current_state)
             if saved is not None and not _same_state(saved, current_state):
                 raise PlanError(
                     "the saved plan is stale: the state changed since it was made (serial"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from reconciler.client.config import ClientLimits
     from reconciler.manifest import LoadedApp
     from reconciler.model import MiniApp
-    from reconciler.state import FileStateStore
+    from reconciler.state import FileStateStore, State
 
 DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
 SANDBOX_TOKEN = "local-sandbox-token"  # the in-process sandbox is private to this process
@@ -186,6 +186,8 @@ class Desired:
     apps: list[MiniApp]  # after --select / --target
     selectors: dict[str, str]
     declared: frozenset[str]  # every id the manifests declare, before narrowing
+    targets: tuple[str, ...] = ()
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # declared id -> labels
 
 
 def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[str]) -> Desired:
@@ -193,16 +195,38 @@ def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[
 
     The declared ids travel along: an app outside the selection is never a prune candidate.
     """
-    from reconciler.manifest import load_manifests, parse_selectors, select_apps
+    from reconciler.manifest import (
+        load_manifests,
+        parse_selectors,
+        require_manifests,
+        select_apps,
+    )
 
     selectors = parse_selectors(list(select))
     loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ))
+    require_manifests(list(paths), loaded)
     _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
     return Desired(
         apps=[item.app for item in chosen],
         selectors=selectors,
         declared=frozenset(item.app.id for item in loaded),
+        targets=tuple(target),
+        labels={item.app.id: dict(item.app.labels) for item in loaded},
+    )
+
+
+def check_scope(desired: Desired, state: State) -> None:
+    """A ``--select``/``--target`` matching no declared app and no app the state records is
+    an error (exit 1), never a green "No changes". Called once the state is loaded: a target
+    only the state knows (``--target X --prune`` after its manifest was removed) is valid."""
+    from reconciler.manifest import check_selection
+
+    check_selection(
+        desired.selectors,
+        desired.targets,
+        desired.labels,
+        {app_id: record.labels for app_id, record in state.apps.items()},
     )
 
 
@@ -244,10 +268,16 @@ def handled_errors(*, machine: bool = False) -> Iterator[None]:
     """
     import json
 
-    from reconciler.errors import ManifestError, ReconcilerError
+    from reconciler.cli.app import EXIT_USAGE
+    from reconciler.errors import ManifestError, ReconcilerError, UsageError
 
     try:
         yield
+    except UsageError as exc:  # a malformed option value: as click's own usage errors
+        err(f"Error: {exc}")
+        if machine:
+            typer.echo(json.dumps({"errors": [{"message": str(exc)}]}, indent=2))
+        raise typer.Exit(EXIT_USAGE) from None
     except ManifestError as exc:
         for issue in exc.issues:
             typer.echo(str(issue), err=machine)

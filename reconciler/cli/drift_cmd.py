@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_scope,
     err,
     handled_errors,
     in_scope_filter,
@@ -64,6 +65,7 @@ def drift(
         notices = state_notices(store)
         for notice in notices:
             err(f"Warning: {notice}")
+        check_scope(desired, current_state)
 
         async def run() -> DriftReport:
             from reconciler.drift import classify

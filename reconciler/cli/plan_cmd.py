@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_scope,
     err,
     handled_errors,
     in_scope_filter,
@@ -108,6 +109,7 @@ def plan(
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
         current_state = store.load(where.identity)
+        check_scope(desired, current_state)
         notices = state_notices(store)
         for notice in notices:
             err(f"Warning: {notice}")

@@ -38,7 +38,13 @@ def validate(
 ) -> None:
     """Load and validate manifests; report every error as file:line:col: path: message."""
     from reconciler.errors import ConfigError, ManifestError
-    from reconciler.manifest import load_manifest_files, parse_selectors, select_apps
+    from reconciler.manifest import (
+        check_selection,
+        load_manifest_files,
+        parse_selectors,
+        require_manifests,
+        select_apps,
+    )
 
     try:
         selectors = parse_selectors(select)
@@ -47,6 +53,7 @@ def validate(
         raise typer.Exit(EXIT_USAGE) from None
     try:
         loaded, files = load_manifest_files(paths, dict(os.environ))
+        require_manifests(paths, loaded)
     except ManifestError as exc:
         issues = exc.issues
         if format is ValidateFormat.json:
@@ -56,6 +63,13 @@ def validate(
                 typer.echo(str(issue))
             bad_files = len({issue.file for issue in issues})
             err(f"{_plural(len(issues), 'error')} in {_plural(bad_files, 'file')}")
+        raise typer.Exit(EXIT_ERROR) from None
+    try:  # no state here: a selection must match a declared app
+        check_selection(selectors, target, {item.app.id: item.app.labels for item in loaded})
+    except ConfigError as exc:
+        err(f"Error: {exc}")
+        if format is ValidateFormat.json:
+            _print_json(valid=False, apps=0, errors=[{"message": str(exc)}])
         raise typer.Exit(EXIT_ERROR) from None
     count = len(select_apps(loaded, selectors, target))
     if format is ValidateFormat.json:

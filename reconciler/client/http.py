@@ -207,14 +207,35 @@ def _error_items(content: bytes) -> list[ApiErrorItem] | None:
     return items
 
 
-def _wrong_endpoint(method: str, path: str, response: httpx.Response) -> ApiError:
+def _wrong_endpoint(
+    method: str, path: str, response: httpx.Response, endpoint: Endpoint
+) -> ApiError:
     error = api_error(method, path, response)
     error.text = (
-        "404 without the Mini App Center's error body: check MAC_BASE_URL (the docs'"
-        " $BASE_URL, ending in /api) and MAC_API_VERSION. " + error.text
+        f"{response.status_code} without the Mini App Center's error body, so this is not the"
+        f" API answering: {_base_url_hint(endpoint)}. " + error.text
     ).strip()
     error.errors = []
     return error
+
+
+def _base_url_hint(endpoint: Endpoint) -> str:
+    """The likeliest fix, from the shape of the configured URL (never its query or secrets)."""
+    base_path = url_path(httpx.URL(endpoint.base_url)).rstrip("/")
+    if base_path.endswith(f"/{endpoint.api_version}"):
+        return (
+            f"MAC_BASE_URL ends in /{endpoint.api_version}, which the client adds itself;"
+            f" drop it (the docs' $BASE_URL ends in /api)"
+        )
+    if not base_path.endswith("/api"):
+        return (
+            f"check MAC_BASE_URL ({endpoint.display}): the docs' $BASE_URL ends in /api,"
+            " e.g. https://host/api"
+        )
+    return (
+        f"check MAC_BASE_URL ({endpoint.display}; the docs' $BASE_URL, ending in /api) and"
+        f" MAC_API_VERSION ({endpoint.api_version})"
+    )
 
 
 def api_error(method: str, path: str, response: httpx.Response) -> ApiError:
@@ -577,13 +598,15 @@ class ApiSession:
                 log.debug("%s %s -> %d (attempt %d)", method, shown, status, attempt)
                 if 200 <= status < 300:
                     return response
+                if status in (404, 405):
+                    await response.aread()
+                    if _error_items(response.content) is None:
+                        # Not the API talking but the web server in front of it: the path is
+                        # not the API's, most likely a wrong base URL. Never "absent" (a plan
+                        # would read it as "create everything"), on any call.
+                        raise _wrong_endpoint(method, shown, response, self.endpoint)
                 if status == 404 and missing_ok:
-                    if _error_items(response.content) is not None:
-                        return None
-                    # A 404 without the API's error body is not "this app does not exist":
-                    # most likely the base URL is wrong, and a plan must not read it as
-                    # "create everything".
-                    raise _wrong_endpoint(method, shown, response)
+                    return None
                 if status == 404 and method == "DELETE" and outcome_unknown:
                     # An earlier attempt may have deleted it and lost the answer.
                     log.debug("%s %s: 404 after an unanswered attempt: done", method, shown)

@@ -16,6 +16,7 @@ from reconciler.manifest.nodes import NULL_TAG, Pos, pos_of
 from reconciler.model import MiniApp
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+MAX_PATHS_LISTED = 20  # "no manifests found" names at most this many of the given paths
 # The pure-Python loader, not libyaml's CSafeLoader: that one is about 7x faster but
 # recurses in C, and a deeply nested document crashes the interpreter (segfault) instead of
 # raising RecursionError.
@@ -78,6 +79,26 @@ def load_manifest_files(
     return apps, files
 
 
+def require_manifests(paths: Sequence[str | Path], loaded: Sequence[LoadedApp]) -> None:
+    """Refuse paths that hold no manifest at all (YAML files of only comments or empty
+    documents): validating or planning nothing must not look like a success.
+
+    The loader itself accepts such a file among others (a commented-out app is fine); only
+    a whole command line that declares nothing is an error.
+    """
+    if loaded:
+        return
+    issues = [
+        _file_issue(
+            str(path),
+            f"no manifests found in {path}: its YAML holds only comments or empty documents"
+            " (a manifest starts with apiVersion: miniappcenter/v1 and kind: MiniApp)",
+        )
+        for path in list(dict.fromkeys(str(p) for p in paths))[:MAX_PATHS_LISTED]
+    ]
+    raise ManifestError(issues)
+
+
 def _manifest_files(paths: Sequence[str | Path], issues: list[ManifestIssue]) -> Iterator[str]:
     seen: set[Path] = set()
     for given in paths:
@@ -85,7 +106,13 @@ def _manifest_files(paths: Sequence[str | Path], issues: list[ManifestIssue]) ->
         if path.is_dir():
             found = sorted(_walk(path), key=lambda p: p.relative_to(path).parts)
             if not found:
-                issues.append(_file_issue(str(path), "folder holds no *.yaml or *.yml files"))
+                issues.append(
+                    _file_issue(
+                        str(path),
+                        f"no manifests found in {path}: the folder holds no *.yaml or *.yml"
+                        " files",
+                    )
+                )
         elif path.exists():
             found = [path]
         else:

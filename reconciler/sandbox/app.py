@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from reconciler.sandbox.auth import ApiKeyAuthMiddleware
 from reconciler.sandbox.config import SandboxConfig
@@ -21,22 +21,20 @@ from reconciler.sandbox.store import SandboxStore
 
 logger = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: ErrorCode.ROUTE_NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
-
-
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    # Unmatched paths and methods get the API's error shape too, not Starlette's plain text.
+    # A path or method that is not the API's is answered the way the web server in front of
+    # a real API answers it: plain text, without the API's ``{"errors": [...]}`` body (as
+    # Starlette's default). The client reads only a 404 with that body as "absent", so a
+    # wrong MAC_BASE_URL against the sandbox fails as it would against a real host.
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL)
-    message = f"{exc.detail}: {request.method} {request.url.path}"
-    return JSONResponse(
-        error_body([(code, message)]), status_code=exc.status_code, headers=exc.headers
-    )
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

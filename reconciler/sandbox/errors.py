@@ -16,8 +16,7 @@ class ErrorCode(IntEnum):
     # 1xxx: authentication and routing
     AUTH_MISSING = 1001
     AUTH_INVALID = 1002
-    ROUTE_NOT_FOUND = 1003
-    METHOD_NOT_ALLOWED = 1004
+    # 1003, 1004: retired (paths and methods that are not the API's get a plain-text 404/405)
     BODY_TOO_LARGE = 1005
     # 2xxx: malformed input
     BODY_NOT_JSON = 2001
