@@ -144,6 +144,8 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
     assert "to adopt" in text and "version read(s) spent finding unknown versions" in text
 
     applied = _run(env, "apply", str(fleet), "--auto-approve", "--format", "json")
+    assert f"no state file was found at {state}" in applied.stderr
+    assert any(w.startswith("no state file") for w in json.loads(applied.stdout)["plan"]["warnings"])
     result = json.loads(applied.stdout)["apply"]
     assert _duplicates(tmp_path / "sandbox.db") == []
     # Statuses were learnt by steps the server refuses; those no such step can tell apart
