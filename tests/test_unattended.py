@@ -145,8 +145,9 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
 
     applied = _run(env, "apply", str(fleet), "--auto-approve", "--format", "json")
     assert f"no state file was found at {state}" in applied.stderr
-    assert any(w.startswith("no state file") for w in json.loads(applied.stdout)["plan"]["warnings"])
-    result = json.loads(applied.stdout)["apply"]
+    output = json.loads(applied.stdout)
+    assert any(w.startswith("no state file") for w in output["plan"]["warnings"])
+    result = output["apply"]
     assert _duplicates(tmp_path / "sandbox.db") == []
     # Statuses were learnt by steps the server refuses; those no such step can tell apart
     # (a version that should stay pending, say) are named, for that version only: exit 3.
