@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from reconciler.model import (
     object_key,
 )
 from reconciler.plan import Change, Plan
+from reconciler.plan_check import unshown_writes
 from reconciler.state import (
     UNKNOWN,
     AppRecord,
@@ -234,7 +235,7 @@ class Executor:
                     f"{key} changed since the plan was made; the saved plan is stale: run"
                     " `reconciler plan` again"
                 )
-        return None
+        return unshown_writes(changes, live.apps.get(app_id))
 
     # --- state bookkeeping -----------------------------------------------------------------
 
@@ -290,10 +291,14 @@ class Executor:
     # --- dispatch ----------------------------------------------------------------------------
 
     async def _execute(self, change: Change) -> None:
-        handler = getattr(self, f"_{change.resource}_{change.action}", None)
-        if handler is None:  # pragma: no cover - the diff only emits known pairs
-            raise _Failed(f"no handler for {change.resource} {change.action}")
-        await handler(change)
+        # One lookup in a closed table: nothing from the plan ever names a callable.
+        handler = DISPATCH.get((change.resource, change.action, change.step))
+        if handler is None:
+            raise _Failed(
+                f"no operation for {change.resource} {change.action}"
+                + (f" step {change.step!r}" if change.step is not None else "")
+            )
+        await handler(self, change)
 
     # mini app
     async def _miniapp_create(self, change: Change) -> None:
@@ -352,8 +357,6 @@ class Executor:
             record.attributes = {}
         record.attributes[payload["field"]] = payload["value"]
         self._commit(change.app_id)
-
-    _attribute_update = _attribute_create
 
     async def _attribute_delete(self, change: Change) -> None:
         assert change.key is not None
@@ -498,8 +501,22 @@ class Executor:
         version.compatibility = sorted(current)
         self._commit(change.app_id)
 
-    # review status steps
-    async def _status_update(self, change: Change) -> None:
+    # review status steps: one method per step, each calling its own endpoint
+    async def _status_send_to_review(self, change: Change) -> None:
+        await self._status_step(change, self.client.send_to_review)
+
+    async def _status_in_review(self, change: Change) -> None:
+        await self._status_step(change, self.client.in_review)
+
+    async def _status_ready(self, change: Change) -> None:
+        await self._status_step(change, self.client.ready)
+
+    async def _status_rejected(self, change: Change) -> None:
+        await self._status_step(change, self.client.rejected)
+
+    async def _status_step(
+        self, change: Change, step: Callable[[str, int], Awaitable[None]]
+    ) -> None:
         version_id = self._version_id(change)
         assert change.version_code is not None and change.step is not None
         version = self._record(change.app_id).versions[change.version_code]
@@ -508,7 +525,6 @@ class Executor:
         # Not readable back: mark unknown while the step is in flight.
         version.status = UNKNOWN
         self._commit(change.app_id)
-        step = getattr(self.client, change.step)
         try:
             await step(change.app_id, version_id)
         except AmbiguousWriteError as exc:
@@ -523,6 +539,31 @@ class Executor:
             raise
         version.status = target
         self._commit(change.app_id)
+
+
+_Handler = Callable[[Executor, Change], Awaitable[None]]
+
+# (resource, action, step) -> the one method that performs it. Closed: exactly the keys of
+# plan.OPERATIONS (a test pins it); anything else cannot be executed.
+DISPATCH: Mapping[tuple[str, str, str | None], _Handler] = {
+    ("miniapp", "create", None): Executor._miniapp_create,
+    ("miniapp", "update", None): Executor._miniapp_update,
+    ("miniapp", "delete", None): Executor._miniapp_delete,
+    ("attribute", "create", None): Executor._attribute_create,
+    ("attribute", "update", None): Executor._attribute_create,  # POST sets: same call
+    ("attribute", "delete", None): Executor._attribute_delete,
+    ("location", "create", None): Executor._location_create,
+    ("location", "update", None): Executor._location_update,
+    ("location", "delete", None): Executor._location_delete,
+    ("version", "create", None): Executor._version_create,
+    ("version", "update", None): Executor._version_update,
+    ("compatibility", "create", None): Executor._compatibility_create,
+    ("compatibility", "delete", None): Executor._compatibility_delete,
+    ("status", "update", "send_to_review"): Executor._status_send_to_review,
+    ("status", "update", "in_review"): Executor._status_in_review,
+    ("status", "update", "ready"): Executor._status_ready,
+    ("status", "update", "rejected"): Executor._status_rejected,
+}
 
 
 def _read_bytes(path: str) -> bytes:
