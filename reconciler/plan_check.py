@@ -47,10 +47,10 @@ from reconciler.model import (
     APP_IMAGE_FIELDS,
     FILE_SOURCE_RE,
     GXUPLOAD_RE,
-    LiveApp,
     STATUSES,
     VERSION_FIELDS,
     VERSION_OBJECT_FIELDS,
+    LiveApp,
     normalize_geo_point,
 )
 from reconciler.plan import FORMAT_VERSION, OPERATIONS, STATUS_STEPS, Change, Plan
@@ -308,17 +308,22 @@ def _plan_level_problem(plan: Plan, parsed: _PlanFile) -> str | None:
 def _change_problem(plan: Plan, change: Change) -> str | None:
     operation = (change.resource, change.action, change.step)
     if operation not in OPERATIONS:
+        if change.resource == "status":
+            steps = ", ".join(sorted({s for _, _, s in OPERATIONS if s}))
+            return f"a status change is an update whose step is one of {steps}; this one is not"
         step = "" if change.step is None else " with a step"
-        return (
-            f"{change.resource} {change.action}{step} is not an operation apply performs"
-            + (f" (step must be one of {', '.join(sorted({s for _, _, s in OPERATIONS if s}))})"
-               if change.resource == "status" else "")
-        )
+        return f"{change.resource} {change.action}{step} is not an operation apply performs"
     problem = app_id_problem(change.app_id)
     if problem:
         return f"app_id is invalid: it {problem}"
     if change.app_id not in plan.apps:
         return "its app is not in the plan's apps"
+    if change.app_id not in plan.app_meta and (change.resource, change.action) != (
+        "miniapp", "delete"
+    ):
+        # Only an app the manifests keep gets writes, and its labels and protection are
+        # recorded with them.
+        return "its app has no app_meta (labels and protection) in the plan"
     for text, what in ((change.key, "key"), (change.version_code, "version_code"),
                        (change.reason, "reason")):
         if text is not None and not _printable(text):
@@ -612,9 +617,9 @@ def _state_problem(
     change: Change, state: State, first_step: bool, created: set[tuple[str, str | None]]
 ) -> str | None:
     record = state.apps.get(change.app_id)
-    if change.resource == "miniapp" and change.action == "delete":
-        if record is not None and record.protect:
-            return "deletes a mini app the state records as protected (protect: true)"
+    deletes_app = change.resource == "miniapp" and change.action == "delete"
+    if deletes_app and record is not None and record.protect:
+        return "deletes a mini app the state records as protected (protect: true)"
     if record is None:
         return None
     if change.resource == "location" and change.target_id is not None and record.locations:
@@ -623,9 +628,11 @@ def _state_problem(
                 return "target_id is the id of another location in the state"
     if change.resource == "status" and first_step and change.version_code is not None:
         version = record.versions.get(change.version_code)
-        if version is not None and (change.app_id, change.version_code) not in created:
-            if version.status != (change.before or {}).get("status"):
-                return "status step does not start from the status the state records"
+        known = version is not None and (change.app_id, change.version_code) not in created
+        if known and version is not None and version.status != (change.before or {}).get(
+            "status"
+        ):
+            return "status step does not start from the status the state records"
     return None
 
 
