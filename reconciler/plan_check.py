@@ -179,6 +179,22 @@ class _PlanFile(_Strict):
 # --- entry points ------------------------------------------------------------------------
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object with the same key twice."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: refuse duplicate keys (which one wins depends on the
+    reader, so the reviewed file and the applied one could differ)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+
 def load_saved_plan(data: object, source: str) -> Plan:
     """The plan in ``data`` (parsed JSON), or :class:`PlanError` naming the first problem."""
     if not isinstance(data, dict):

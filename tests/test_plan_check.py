@@ -431,6 +431,19 @@ def test_a_huge_integer_literal_is_a_clear_error(
     assert code == 1 and "plan file plan.json" in err and "Internal error" not in err
 
 
+def test_a_key_given_twice_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    """`{"step": "send_to_review", "step": "delete_location"}`: a viewer may show either."""
+    text = json.dumps(saved_plan(capsys))
+    text = text.replace('"step": "send_to_review"',
+                        '"step": "send_to_review", "step": "send_to_review"', 1)
+    Path("plan.json").write_text(text)
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "same key twice" in err and requests_log == []
+
+
 # --- generated tampering ------------------------------------------------------------------
 
 

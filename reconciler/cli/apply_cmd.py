@@ -302,7 +302,12 @@ def _read_plan(path: Path) -> Plan:
     """Read and validate a saved plan WHOLE (see reconciler.plan_check): a tampered or
     damaged file is refused here, before the endpoint, the lock or any request."""
     from reconciler.errors import PlanError
-    from reconciler.plan_check import MAX_PLAN_BYTES, load_saved_plan
+    from reconciler.plan_check import (
+        MAX_PLAN_BYTES,
+        DuplicateKeyError,
+        load_saved_plan,
+        unique_keys,
+    )
 
     try:
         with path.open("rb") as handle:
@@ -314,7 +319,11 @@ def _read_plan(path: Path) -> Plan:
     if len(raw) > MAX_PLAN_BYTES:
         raise PlanError(f"plan file {path} is larger than {MAX_PLAN_BYTES} bytes; refusing it")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
+    except DuplicateKeyError:
+        # Viewers disagree on which of two equal keys wins: a reviewer could see the other.
+        raise PlanError(f"plan file {path} has an object with the same key twice; refusing"
+                        " it") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         # The position only: the message must not quote the file.
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
