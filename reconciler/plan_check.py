@@ -41,7 +41,12 @@ from reconciler.diff import (
     version_address,
 )
 from reconciler.errors import PlanError
-from reconciler.ids import app_id_problem, attribute_field_problem
+from reconciler.ids import (
+    app_id_problem,
+    attribute_field_problem,
+    location_name_problem,
+    version_code_problem,
+)
 from reconciler.model import (
     APP_FIELDS,
     APP_IMAGE_FIELDS,
@@ -660,18 +665,13 @@ def _printable(text: str) -> bool:
 
 
 def _name_ok(text: str) -> bool:
-    return 0 < len(text) <= MAX_NAME and _printable(text)
+    return location_name_problem(text) is None
 
 
 def _version_code_ok(text: str) -> bool:
-    """A version code never enters a URL, but is part of addresses and messages: printable,
-    no path separators, no `.`/`..` segments."""
-    return (
-        _name_ok(text)
-        and "/" not in text
-        and "\\" not in text
-        and text not in (".", "..")
-    )
+    """A version code never enters a URL, but is part of addresses and messages (the rule
+    manifests are validated with)."""
+    return version_code_problem(text) is None
 
 
 # --- against the live objects (apply, once the fingerprints matched) ---------------------

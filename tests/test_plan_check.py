@@ -579,3 +579,21 @@ def test_any_mutation_of_a_saved_plan_is_refused_or_changes_nothing(
     state = (folder / "sandbox-state.json").read_text()
     assert json.dumps(json.loads(state)["apps"], sort_keys=True) == pristine.applied_state, (
         path, how, value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('code: "1.0.0"', 'code: "../1.0.0"', "spec.versions[0].code: must not contain '/'"),
+        ("name: Central", 'name: "Cen\\ttral"', "spec.locations[0].name: must not contain"),
+    ],
+)
+def test_manifests_follow_the_rules_saved_plans_are_checked_with(
+    workdir: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str,
+) -> None:
+    """`plan --out` never writes a plan that `apply --plan` would refuse: the manifest is
+    refused first, at its line."""
+    manifest = workdir / "manifests" / "app.yaml"
+    manifest.write_text(manifest.read_text().replace(old, new))
+    code, out, _ = run(capsys, "validate", "manifests")
+    assert code == 1 and "app.yaml:" in out and message in out, out
