@@ -274,12 +274,16 @@ def _safe_address(data: Mapping[str, Any], index: int) -> str | None:
     change = changes[index]
     address = change.get("address") if isinstance(change, dict) else None
     if isinstance(address, str) and len(address) <= 4 * MAX_NAME and _printable(address):
-        return address
+        return address if len(address) <= 200 else address[:200] + "..."
     return None
 
 
 def _where(index: int, change: Change) -> str:
-    return f"change {index} ({change.address})"
+    # The address comes from the file: shown only when printable, and cut short.
+    address = change.address if _printable(change.address) else "address not printable"
+    if len(address) > 200:
+        address = address[:200] + "..."
+    return f"change {index} ({address})"
 
 
 # --- whole-plan consistency --------------------------------------------------------------
