@@ -444,6 +444,18 @@ def test_a_key_given_twice_is_refused(
     assert code == 1 and "same key twice" in err and requests_log == []
 
 
+def test_an_address_with_terminal_escapes_is_never_printed(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    plan = saved_plan(capsys)
+    plan["changes"][1]["address"] = "\x1b[2J\x1b]0;pwned\x07" + plan["changes"][1]["address"]
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "change 1 (address not printable)" in err, err
+    assert "\x1b" not in err and "pwned" not in err and requests_log == []
+
+
 # --- generated tampering ------------------------------------------------------------------
 
 
