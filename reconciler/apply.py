@@ -45,6 +45,7 @@ from reconciler.plan import (
     Plan,
     exists_not_found,
 )
+from reconciler.plan_check import unshown_writes
 from reconciler.recover import ProbeResult, probe_versions
 from reconciler.review import STATUSES, after_step, describe_unknown, probe_step, status_path
 from reconciler.state import (
@@ -309,7 +310,7 @@ class Executor:
                     f"{key} changed since the plan was made; the saved plan is stale: run"
                     " `reconciler plan` again"
                 )
-        return None
+        return unshown_writes(changes, live.apps.get(app_id))
 
     # --- state bookkeeping -----------------------------------------------------------------
 
@@ -365,12 +366,15 @@ class Executor:
     # --- dispatch ----------------------------------------------------------------------------
 
     async def _execute(self, change: Change) -> str | None:
-        """Run one change; returns a note for the summary (how an ambiguity was resolved)."""
-        handler = getattr(self, f"_{change.resource}_{change.action}", None)
-        if handler is None:  # pragma: no cover - the diff only emits known pairs
-            raise _Failed(f"no handler for {change.resource} {change.action}")
-        note: str | None = await handler(change)
-        return note
+        """Run one change; returns a note for the summary (how an ambiguity was resolved).
+        One lookup in a closed table: nothing from the plan ever names a callable."""
+        handler = DISPATCH.get((change.resource, change.action, change.step))
+        if handler is None:
+            raise _Failed(
+                f"no operation for {change.resource} {change.action}"
+                + (f" step {change.step!r}" if change.step is not None else "")
+            )
+        return await handler(self, change)
 
     # --- facts learnt by reading -------------------------------------------------------------
 
@@ -452,8 +456,6 @@ class Executor:
             record.attributes = {}
         record.attributes[payload["field"]] = payload["value"]
         self._commit(change.app_id)
-
-    _attribute_update = _attribute_create
 
     async def _attribute_delete(self, change: Change) -> None:
         assert change.key is not None
@@ -891,6 +893,31 @@ def _duplicate_refusal(exc: ApiError) -> bool:
         return True
     text = (exc.detail or "").lower()
     return exc.status == 400 and any(w in text for w in ("duplicate", "already", "exists"))
+
+
+_Handler = Callable[[Executor, Change], Awaitable[str | None]]
+
+# (resource, action, step) -> the one method that performs it. Closed: exactly the keys of
+# plan.OPERATIONS (a test pins it); anything else cannot be executed.
+DISPATCH: Mapping[tuple[str, str, str | None], _Handler] = {
+    ("miniapp", "create", None): Executor._miniapp_create,
+    ("miniapp", "update", None): Executor._miniapp_update,
+    ("miniapp", "delete", None): Executor._miniapp_delete,
+    ("attribute", "create", None): Executor._attribute_create,
+    ("attribute", "update", None): Executor._attribute_create,  # POST sets: same call
+    ("attribute", "delete", None): Executor._attribute_delete,
+    ("location", "create", None): Executor._location_create,
+    ("location", "update", None): Executor._location_update,
+    ("location", "delete", None): Executor._location_delete,
+    ("version", "create", None): Executor._version_create,
+    ("version", "update", None): Executor._version_update,
+    ("compatibility", "create", None): Executor._compatibility_create,
+    ("compatibility", "delete", None): Executor._compatibility_delete,
+    # Each review step goes to its one endpoint through _STEP_CALLS (a closed table too);
+    # step None is the change that learns an unknown status (key "learn").
+    **{("status", "update", step): Executor._status_update for step in _STEP_CALLS},
+    ("status", "update", None): Executor._status_update,
+}
 
 
 def _read_bytes(path: str) -> bytes:

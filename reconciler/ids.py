@@ -8,6 +8,7 @@ allow-lists first (in the manifest, and again in the client), then percent-encod
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from reconciler.errors import InvalidIdError
 
@@ -43,6 +44,32 @@ def attribute_field_problem(value: str) -> str | None:
         return f"must be at most {MAX_ID_LENGTH} characters"
     if not _FIELD_RE.fullmatch(value):
         return "must start with a letter or '_' and contain only letters, digits, '_' or '-'"
+    return None
+
+
+def _unprintable(value: str) -> bool:
+    # Control characters, surrogates, private-use and unassigned code points.
+    return any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in value)
+
+
+def location_name_problem(value: str) -> str | None:
+    """Location names travel in bodies, not URLs, but key addresses, plans and messages."""
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"must be at most {MAX_ID_LENGTH} characters"
+    if _unprintable(value):
+        return "must not contain control or unassigned characters"
+    return None
+
+
+def version_code_problem(value: str) -> str | None:
+    """A version code: printable text, no path separators, not `.` or `..`."""
+    problem = location_name_problem(value)
+    if problem:
+        return problem
+    if "/" in value or "\\" in value or value in (".", ".."):
+        return "must not contain '/' or '\\', nor be '.' or '..'"
     return None
 
 

@@ -15,7 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from reconciler.ids import app_id_problem, attribute_field_problem
+from reconciler.ids import (
+    app_id_problem,
+    attribute_field_problem,
+    location_name_problem,
+    version_code_problem,
+)
 
 API_VERSION = "miniappcenter/v1"
 KIND = "MiniApp"
@@ -155,6 +160,15 @@ class Location(Frozen):
     def _geo(cls, value: str) -> str:
         return normalize_geo_point(value)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # The same rule `apply --plan` checks saved plans against.
+        problem = location_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class Version(Frozen):
     code: str = Field(min_length=1)
@@ -166,6 +180,15 @@ class Version(Frozen):
     service_url: str | None = None
     compatibility: tuple[int, ...] | None = None
     status: Status | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        # The same rule `apply --plan` checks saved plans against.
+        problem = version_code_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("main_type")
     @classmethod

@@ -56,6 +56,30 @@ STATUS_STEPS: Mapping[tuple[str, str], str] = {
     ("in_review", "ready"): "ready",
     ("in_review", "rejected"): "rejected",
 }
+STEPS: tuple[str, ...] = ("send_to_review", "in_review", "ready", "rejected")
+
+# The closed vocabulary of writes: (resource, action, step). Apply maps each to exactly one
+# client operation (``reconciler.apply.DISPATCH``); a saved plan naming anything else is
+# refused before any write. Versions are never deleted (the API cannot).
+OPERATIONS: frozenset[tuple[str, str, str | None]] = frozenset(
+    {
+        ("miniapp", "create", None),
+        ("miniapp", "update", None),
+        ("miniapp", "delete", None),
+        ("attribute", "create", None),
+        ("attribute", "update", None),
+        ("attribute", "delete", None),
+        ("location", "create", None),
+        ("location", "update", None),
+        ("location", "delete", None),
+        ("version", "create", None),
+        ("version", "update", None),
+        ("compatibility", "create", None),
+        ("compatibility", "delete", None),
+        *(("status", "update", step) for step in STEPS),
+        ("status", "update", None),  # key "learn": learn an unknown status (review.py)
+    }
+)
 
 
 @dataclass(frozen=True)

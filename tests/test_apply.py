@@ -410,3 +410,73 @@ async def test_an_ambiguous_upload_is_not_an_unknown_version(
     assert "1.0.0" not in mac.state().apps[APP].versions
     _, again, _ = await mac.apply([desired])
     assert again.ok and mac.sandbox.count_versions(APP) == 1
+
+
+# --- the dispatch is a closed table (issue 11 §1) -----------------------------------------
+
+
+def test_the_dispatch_table_is_exactly_the_plan_vocabulary() -> None:
+    from reconciler.apply import DISPATCH
+    from reconciler.plan import OPERATIONS
+
+    from reconciler.apply import _STEP_CALLS
+    from reconciler.client import MiniAppCenterClient
+
+    assert set(DISPATCH) == OPERATIONS
+    # the four review steps call four different endpoints, each its own, through a closed
+    # table keyed by the step (never a name looked up on the client)
+    steps = {step for resource, _, step in OPERATIONS if resource == "status" and step}
+    assert set(_STEP_CALLS) == steps
+    assert {name: call.__name__ for name, call in _STEP_CALLS.items()} == {s: s for s in steps}
+    assert len(set(_STEP_CALLS.values())) == 4
+    assert all(getattr(MiniAppCenterClient, s) is _STEP_CALLS[s] for s in steps)
+
+
+async def _run_plan(mac: Mac, plan: Any) -> tuple[Any, int]:
+    from reconciler.apply import Executor
+
+    store = mac.store
+    with store.lock("apply"):
+        state = store.load("sandbox:test")
+        async with mac.client() as client:
+            executor = Executor(client, store, state, plan)
+            result = await executor.run()
+            writes = client.stats.writes
+        store.save(state)
+    return result, writes
+
+
+async def test_a_status_step_naming_another_operation_is_never_executed(mac: Mac) -> None:
+    """Even if a plan reached the executor unvalidated: a step is looked up in the table,
+    never resolved as a client method (`delete_location` was, before)."""
+    import dataclasses
+
+    plan = await mac.plan([app()])
+    forged = tuple(
+        dataclasses.replace(c, step="delete_location") if c.resource == "status" else c
+        for c in plan.changes
+    )
+    result, _ = await _run_plan(mac, dataclasses.replace(plan, changes=forged))
+    failed = [r for r in result.results if r.outcome == "failed"]
+    assert failed and all(r.change.resource == "status" for r in failed)
+    assert all("no operation for status update" in (r.message or "") for r in failed)
+    assert [loc["name"] for loc in mac.sandbox.list_locations(APP)] == ["Central", "Pocitos"]
+
+
+async def test_a_bad_payload_fails_only_its_change(mac: Mac) -> None:
+    """The executor's own isolation (an in-process plan: saved plans never get here)."""
+    import dataclasses
+
+    plan = await mac.plan([app(), app(OTHER, name="Tea Time", icon=None)])
+    broken = tuple(
+        dataclasses.replace(c, payload={"superapp_version": "one"})
+        if c.resource == "compatibility" and c.app_id == APP
+        else c
+        for c in plan.changes
+    )
+    result, _ = await _run_plan(mac, dataclasses.replace(plan, changes=broken))
+    by_app = {r.change.app_id for r in result.results if r.outcome == "applied"}
+    assert OTHER in by_app
+    failed = [r for r in result.results if r.outcome == "failed"]
+    assert failed and all(r.change.resource == "compatibility" for r in failed)
+    assert all("payload for this change is invalid" in (r.message or "") for r in failed)

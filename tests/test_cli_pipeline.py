@@ -266,18 +266,24 @@ def test_an_unexpected_bug_is_a_clear_message_not_a_traceback(
     assert "Traceback" not in err
 
 
-def test_a_hand_edited_saved_plan_fails_only_the_bad_change(
+def test_a_hand_edited_saved_plan_is_refused_whole(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Was: the bad change failed alone and the others were applied (exit 3). A saved plan is
+    # now validated whole before any write (issue 11 §1); the executor-level isolation is
+    # kept in test_apply.py::test_a_bad_payload_fails_only_its_change.
     assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
     plan = json.loads((workdir / "plan.json").read_text())
-    attribute = next(c for c in plan["changes"] if c["resource"] == "attribute")
+    index, attribute = next(
+        (i, c) for i, c in enumerate(plan["changes"]) if c["resource"] == "attribute"
+    )
     attribute["payload"] = {"field": "COUNTRY"}  # value removed by hand
     (workdir / "plan.json").write_text(json.dumps(plan))
-    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
-    assert code == 3
-    assert "payload for this change is invalid" in out
-    assert "5 applied, 1 failed" in out
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1
+    assert f"change {index} ({attribute['address']})" in err and "payload" in err
+    assert "applied" not in out
+    assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
 
 
 def test_the_token_never_goes_through_a_manifest(
@@ -422,20 +428,21 @@ def test_bad_plan_files_are_clear_errors(
     assert "plan file plan.json" in err and "Internal error" not in err
 
 
-def test_one_bad_change_never_cancels_the_other_apps(
+def test_a_saved_plan_with_one_bad_change_writes_nothing(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Was: the other app was applied (exit 3). Now the whole saved plan is refused first.
     write_other(workdir)
     assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
     plan = json.loads((workdir / "plan.json").read_text())
     compat = next(c for c in plan["changes"] if c["resource"] == "compatibility")
-    compat["payload"] = {"superapp_version": "one"}  # int() raises ValueError
+    compat["payload"] = {"superapp_version": "one"}
     (workdir / "plan.json").write_text(json.dumps(plan))
-    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
-    assert code == 3, out
-    assert "Internal error" not in out
-    code, out, _ = run(capsys, "state", "show", "com.genexus.verdant.other", "--sandbox")
-    assert code == 0  # the other app was applied
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1, err
+    assert compat["address"] in err and "Internal error" not in err
+    code, _, _ = run(capsys, "state", "show", "com.genexus.verdant.other", "--sandbox")
+    assert code == 1  # nothing was applied, not even the other app
 
 
 def test_interrupted_outside_the_run_exits_130_and_releases_the_lock(

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.ids import APP_ID_PATTERN, ATTRIBUTE_FIELD_PATTERN
+from reconciler.ids import (
+    APP_ID_PATTERN,
+    ATTRIBUTE_FIELD_PATTERN,
+    location_name_problem,
+    version_code_problem,
+)
 from reconciler.manifest import load_manifests, render_manifest
 from reconciler.manifest.document import LABEL_KEY_PATTERN
 from reconciler.model import (
@@ -26,6 +31,14 @@ from reconciler.model import (
 
 longitudes = st.floats(min_value=-180, max_value=180, allow_nan=False)
 latitudes = st.floats(min_value=-90, max_value=90, allow_nan=False)
+def _location_name_ok(text: str) -> bool:
+    return location_name_problem(text) is None
+
+
+def _version_code_ok(text: str) -> bool:
+    return version_code_problem(text) is None
+
+
 spaces = st.text(alphabet=" \t", max_size=3)
 
 
@@ -86,14 +99,16 @@ def optional(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
 
 
 locations = st.lists(
-    st.builds(Location, name=st.text(min_size=1, max_size=15), geo_point=points),
+    st.builds(Location, name=st.text(min_size=1, max_size=15).filter(_location_name_ok),
+              geo_point=points),
     max_size=3,
     unique_by=lambda location: location.name,
 )
 versions = st.lists(
     st.builds(
         Version,
-        code=st.text(min_size=1, max_size=10) | st.sampled_from(["1.10", "1.0.0", "2", "NO"]),
+        code=st.text(min_size=1, max_size=10).filter(_version_code_ok)
+        | st.sampled_from(["1.10", "1.0.0", "2", "NO"]),
         platform_id=texts | st.sampled_from(["iOS", "Android", "yes", "0x10"]),
         metadata=optional(object_ids),
         integrated_security=optional(st.booleans()),

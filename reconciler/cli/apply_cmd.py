@@ -74,6 +74,7 @@ def apply(
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
     from reconciler.errors import PlanError
+    from reconciler.plan_check import check_against_state
     from reconciler.render import render_apply_result
 
     if format not in ("text", "json"):
@@ -125,6 +126,10 @@ def apply(
                     f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
                     " --out` again; a saved plan is never re-planned silently."
                 )
+            if saved is not None and plan_file is not None and not saved.fleet_errors:
+                # Protection recorded in the state, status chains, location ids. (A plan
+                # with fleet errors is never executed: it is shown with its errors below.)
+                check_against_state(saved, current_state, str(plan_file))
             request = PlanRequest(
                 target, prune, max_deletes, parallelism, probe_window, notices, where.setting
             )
@@ -325,23 +330,39 @@ def _confirm() -> bool:
 
 
 def _read_plan(path: Path) -> Plan:
+    """Read and validate a saved plan WHOLE (see reconciler.plan_check): a tampered or
+    damaged file is refused here, before the endpoint, the lock or any request."""
     from reconciler.errors import PlanError
-    from reconciler.plan import Plan
+    from reconciler.plan_check import (
+        MAX_PLAN_BYTES,
+        DuplicateKeyError,
+        load_saved_plan,
+        unique_keys,
+    )
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
     except FileNotFoundError:
         raise PlanError(f"plan file {path} does not exist") from None
     except OSError as exc:
         raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PlanError(f"plan file {path} is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise PlanError(f"plan file {path} is not a saved plan (expected a JSON object)")
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(f"plan file {path} is larger than {MAX_PLAN_BYTES} bytes; refusing it")
     try:
-        return Plan.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PlanError(f"plan file {path} is not a valid saved plan: {exc!r}") from None
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
+    except DuplicateKeyError:
+        # Viewers disagree on which of two equal keys wins: a reviewer could see the other.
+        raise PlanError(f"plan file {path} has an object with the same key twice; refusing"
+                        " it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # The position only: the message must not quote the file.
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise PlanError(f"plan file {path} is not JSON{where}") from None
+    except (ValueError, RecursionError):  # huge integers, nesting bombs
+        raise PlanError(f"plan file {path} is not a valid saved plan (a value is too large"
+                        " or nested too deep)") from None
+    return load_saved_plan(data, str(path))
 
 
 class _Progress:

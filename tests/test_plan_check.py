@@ -1,0 +1,611 @@
+"""Saved plans are data, never code (issue 11 §1): `apply --plan` refuses a tampered plan
+whole, naming the first bad change, exit 1, before any request. Real saved plans come from
+`reconciler plan --out` against the embedded sandbox; every request the sandbox receives is
+logged, so "nothing written" is measured, not assumed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from reconciler.cli.main import main
+from tests.test_cli_pipeline import APP_YAML, write_app, write_other
+
+APP = "com.genexus.verdant.coffeemuffins"
+OTHER = "com.genexus.verdant.other"
+
+Plan = dict[str, Any]
+
+
+@pytest.fixture
+def requests_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every request the embedded sandbox receives, as (method, path)."""
+    log: list[tuple[str, str]] = []
+    original = httpx.ASGITransport.handle_async_request
+
+    async def logged(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
+        log.append((request.method, request.url.path))
+        return await original(self, request)
+
+    monkeypatch.setattr(httpx.ASGITransport, "handle_async_request", logged)
+    return log
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "manifests").mkdir()
+    write_app(tmp_path, "Coffee")
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def saved_plan(capsys: pytest.CaptureFixture[str], name: str = "plan.json") -> Plan:
+    assert run(capsys, "plan", "manifests", "--sandbox", "--out", name)[0] == 0
+    data: Plan = json.loads(Path(name).read_text())
+    return data
+
+
+def writes(log: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [entry for entry in log if entry[0] != "GET"]
+
+
+def index_of(plan: Plan, predicate: Callable[[dict[str, Any]], bool]) -> int:
+    return next(i for i, c in enumerate(plan["changes"]) if predicate(c))
+
+
+def status_index(plan: Plan) -> int:
+    return index_of(plan, lambda c: c["resource"] == "status")
+
+
+def resummarize(plan: Plan) -> None:
+    counts = {"create": 0, "update": 0, "delete": 0}
+    for change in plan["changes"]:
+        counts[change["action"]] += 1
+    plan["summary"] = counts
+
+
+# --- the hand-made cases ------------------------------------------------------------------
+
+
+def rename_step_to_delete_location(plan: Plan) -> int:
+    i = status_index(plan)
+    plan["changes"][i]["step"] = "delete_location"
+    return i
+
+
+def rename_step_consistently(plan: Plan) -> int:
+    """Step, key and address all say delete_location: still not an operation."""
+    i = status_index(plan)
+    change = plan["changes"][i]
+    change["step"] = change["key"] = "delete_location"
+    change["address"] = change["address"].replace("send_to_review", "delete_location")
+    return i
+
+
+def skip_review_steps(plan: Plan) -> int:
+    i = status_index(plan)
+    change = plan["changes"][i]
+    change["step"] = change["key"] = "ready"
+    change["address"] = change["address"].replace("send_to_review", "ready")
+    change["after"] = {"status": "ready"}
+    return i
+
+
+def status_after_lies(plan: Plan) -> int:
+    i = status_index(plan)
+    plan["changes"][i]["after"] = {"status": "ready"}
+    return i
+
+
+def append_app_delete(plan: Plan) -> int:
+    plan["changes"].append({
+        "address": f"miniapp[{APP}]", "resource": "miniapp", "action": "delete",
+        "app_id": APP, "before": None, "after": None,
+    })
+    resummarize(plan)
+    return len(plan["changes"]) - 1
+
+
+def append_delete_of_an_app_outside_the_plan(plan: Plan) -> int:
+    plan["changes"].append({
+        "address": f"miniapp[{OTHER}]", "resource": "miniapp", "action": "delete",
+        "app_id": OTHER, "before": None, "after": None,
+    })
+    resummarize(plan)
+    return len(plan["changes"]) - 1
+
+
+def append_delete_without_resummarizing(plan: Plan) -> int | None:
+    plan["changes"].append({
+        "address": f"miniapp[{APP}].attribute[COUNTRY]", "resource": "attribute",
+        "action": "delete", "app_id": APP, "key": "COUNTRY", "before": {"value": "Uruguay"},
+        "after": None,
+    })
+    return None  # the summary is checked first: a plan-level error
+
+
+def duplicate_a_change(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "location")
+    plan["changes"].insert(i + 1, copy.deepcopy(plan["changes"][i]))
+    resummarize(plan)
+    return i + 1
+
+
+def key_without_address(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "attribute")
+    plan["changes"][i]["key"] = "CITY"
+    return i
+
+
+def address_of_another_app(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "location")
+    plan["changes"][i]["address"] = plan["changes"][i]["address"].replace(APP, OTHER)
+    return i
+
+
+def location_payload_renamed(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "location")
+    plan["changes"][i]["payload"]["name"] = "Elsewhere"
+    return i
+
+
+def compatibility_payload_differs(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "compatibility")
+    plan["changes"][i]["payload"] = {"superapp_version": 99}
+    return i
+
+
+def app_id_traversal(plan: Plan) -> int:
+    plan["changes"][0]["app_id"] = "../../admin"
+    return 0
+
+
+def version_code_traversal(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "version")
+    change = plan["changes"][i]
+    change["key"] = change["version_code"] = change["payload"]["code"] = "../1.0.0"
+    change["after"]["code"] = "../1.0.0"
+    change["address"] = f"miniapp[{APP}].version[../1.0.0]"
+    return i
+
+
+def attribute_key_traversal(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "attribute")
+    change = plan["changes"][i]
+    change["key"] = change["payload"]["field"] = "../x"
+    change["address"] = f"miniapp[{APP}].attribute[../x]"
+    return i
+
+
+def file_path_absolute(plan: Plan) -> int:
+    change = plan["changes"][0]
+    change["payload"]["icon"] = "file:/etc/passwd#sha256=" + "0" * 64
+    change["after"]["icon"] = change["payload"]["icon"]
+    return 0
+
+
+def target_id_is_text(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "location")
+    plan["changes"][i]["target_id"] = "7"
+    return i
+
+
+def key_is_a_number(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "attribute")
+    plan["changes"][i]["key"] = 5
+    return i
+
+
+def depends_on_is_text(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "version")
+    plan["changes"][i]["depends_on"] = f"miniapp[{APP}]"
+    return i
+
+
+def depends_on_unknown(plan: Plan) -> int:
+    i = status_index(plan)
+    plan["changes"][i]["depends_on"] = ["miniapp[com.x.y]"]
+    return i
+
+
+def before_is_text(plan: Plan) -> int:
+    i = status_index(plan)
+    plan["changes"][i]["before"] = "pending"
+    return i
+
+
+def unknown_field_in_a_change(plan: Plan) -> int:
+    plan["changes"][1]["exec"] = "rm -rf /"
+    return 1
+
+
+def unknown_top_level_field(plan: Plan) -> None:
+    plan["hooks"] = ["curl evil"]
+
+
+def huge_target_id(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "location")
+    plan["changes"][i]["target_id"] = 10**30
+    return i
+
+
+def huge_string(plan: Plan) -> int:
+    change = plan["changes"][0]
+    change["payload"]["name"] = change["after"]["name"] = "x" * 5_000_000
+    return 0
+
+
+def deep_nesting(plan: Plan) -> int:
+    value: Any = "x"
+    for _ in range(50):
+        value = [value]
+    plan["changes"][0]["after"]["name"] = value
+    return 0
+
+
+def summary_lies(plan: Plan) -> None:
+    plan["summary"]["delete"] = 0
+    plan["summary"]["create"] += 1
+
+
+def future_format(plan: Plan) -> None:
+    plan["format_version"] = 2
+
+
+def boolean_as_id(plan: Plan) -> int:
+    i = index_of(plan, lambda c: c["resource"] == "location")
+    plan["changes"][i]["target_id"] = True
+    return i
+
+
+CASES: dict[str, Callable[[Plan], int | None]] = {
+    f.__name__: f
+    for f in (
+        rename_step_to_delete_location, rename_step_consistently, skip_review_steps,
+        status_after_lies, append_app_delete, append_delete_of_an_app_outside_the_plan,
+        append_delete_without_resummarizing, duplicate_a_change, key_without_address,
+        address_of_another_app, location_payload_renamed, compatibility_payload_differs,
+        app_id_traversal, version_code_traversal, attribute_key_traversal, file_path_absolute,
+        target_id_is_text, key_is_a_number, depends_on_is_text, depends_on_unknown,
+        before_is_text, unknown_field_in_a_change, unknown_top_level_field, huge_target_id,
+        huge_string, deep_nesting, summary_lies, future_format, boolean_as_id,
+    )
+}
+
+
+def assert_refused(
+    capsys: pytest.CaptureFixture[str], log: list[tuple[str, str]], workdir: Path,
+    expected_change: int | None, plan: Plan,
+) -> str:
+    Path("plan.json").write_text(json.dumps(plan))
+    log.clear()
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1, err
+    assert writes(log) == [] and log == []  # refused before any request at all
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "plan file plan.json" in errors[0], err
+    assert "Traceback" not in err and "Internal error" not in err
+    assert len(err) < 2_000 and out == ""
+    if expected_change is not None:
+        address = plan["changes"][expected_change]["address"]
+        shown = address if isinstance(address, str) and len(address) < 1000 else ""
+        assert f"change {expected_change} ({shown}" in errors[0], errors[0]
+    assert not (workdir / ".reconciler" / "sandbox-state.json").exists()
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_tampered_saved_plan_is_refused_whole(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+    case: str,
+) -> None:
+    plan = saved_plan(capsys)
+    expected = CASES[case](plan)
+    message = assert_refused(capsys, requests_log, workdir, expected, plan)
+    assert "xxxxxxxxxx" not in message and "rm -rf" not in message  # values never echoed
+    # the untouched plan still applies: the refusal was the tampering, not the plan
+    log_before = len(requests_log)
+    saved_plan(capsys)
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0 and "6 applied" in out
+    assert writes(requests_log[log_before:])
+
+
+def test_a_delete_of_an_app_protected_in_the_state_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    """The plan's own meta says nothing; the state remembers `protect: true`."""
+    write_other(workdir, protect="true")
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    plan = saved_plan(capsys)
+    assert plan["changes"] == []
+    plan["app_meta"].pop(OTHER)
+    plan["changes"].append({
+        "address": f"miniapp[{OTHER}]", "resource": "miniapp", "action": "delete",
+        "app_id": OTHER, "before": None, "after": None,
+    })
+    resummarize(plan)
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and f"change 0 (miniapp[{OTHER}])" in err and "protected" in err, err
+    assert requests_log == []
+    assert run(capsys, "state", "show", OTHER, "--sandbox")[0] == 0
+
+
+def test_a_status_step_that_does_not_start_where_the_state_says_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    (workdir / "manifests" / "app.yaml").write_text(
+        APP_YAML.replace("{name}", "Coffee").replace("waiting_for_review", "ready")
+    )
+    plan = saved_plan(capsys)
+    steps = [c for c in plan["changes"] if c["resource"] == "status"]
+    assert [c["step"] for c in steps] == ["in_review", "ready"]
+    # forge a chain that starts from in_review (skipping the in_review step)
+    plan["changes"] = [c for c in plan["changes"] if c.get("step") != "in_review"]
+    ready = next(c for c in plan["changes"] if c.get("step") == "ready")
+    ready.pop("depends_on", None)
+    resummarize(plan)
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "status the state records" in err, err
+    assert writes(requests_log) == []
+
+
+def test_a_payload_field_the_plan_does_not_show_is_refused_at_apply(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    """An update PUTs every managed field; one the plan does not show changing must be what
+    the server already has (checked against the re-read live app, before its first write)."""
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    write_app(workdir, "Coffee 2")
+    plan = saved_plan(capsys)
+    i = index_of(plan, lambda c: c["resource"] == "miniapp")
+    assert plan["changes"][i]["after"] == {"name": "Coffee 2"}
+    plan["changes"][i]["payload"]["type"] = "Web"  # not shown in the plan
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, out, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1, out
+    assert "payload changes type, which the plan does not show changing" in out
+    assert writes(requests_log) == []
+
+
+def test_max_deletes_is_rechecked_before_any_request(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    (workdir / "manifests" / "app.yaml").write_text(
+        APP_YAML.replace("{name}", "Coffee").replace("    COUNTRY: Uruguay\n", "    {}\n")
+        .replace("  attributes:\n    {}\n", "  attributes: {}\n")
+    )
+    plan = saved_plan(capsys)
+    assert plan["summary"]["delete"] == 1
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve",
+                       "--max-deletes", "0")
+    assert code == 1 and "more than --max-deletes 0" in err
+    assert requests_log == []
+
+
+def test_a_plan_file_too_large_is_refused_without_parsing(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reconciler.plan_check as plan_check
+
+    monkeypatch.setattr(plan_check, "MAX_PLAN_BYTES", 1000)
+    saved_plan(capsys)
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "larger than 1000 bytes" in err
+
+
+def test_a_huge_integer_literal_is_a_clear_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = json.dumps(saved_plan(capsys)).replace('"format_version": 1', '"format_version": '
+                                                  + "9" * 5000, 1)
+    Path("plan.json").write_text(text)
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "plan file plan.json" in err and "Internal error" not in err
+
+
+def test_a_key_given_twice_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    """`{"step": "send_to_review", "step": "delete_location"}`: a viewer may show either."""
+    text = json.dumps(saved_plan(capsys))
+    text = text.replace('"step": "send_to_review"',
+                        '"step": "send_to_review", "step": "send_to_review"', 1)
+    Path("plan.json").write_text(text)
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "same key twice" in err and requests_log == []
+
+
+def test_an_address_with_terminal_escapes_is_never_printed(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    plan = saved_plan(capsys)
+    plan["changes"][1]["address"] = "\x1b[2J\x1b]0;pwned\x07" + plan["changes"][1]["address"]
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "change 1 (address not printable)" in err, err
+    assert "\x1b" not in err and "pwned" not in err and requests_log == []
+
+
+# --- generated tampering ------------------------------------------------------------------
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path to a value inside the plan (dict keys and list indexes)."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _paths(inner, (*prefix, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _paths(inner, (*prefix, index))
+
+
+REPLACEMENTS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from([
+        "delete_location", "delete_miniapp", "ready", "in_review", "rejected", "send_to_review",
+        "../..", "com.genexus.verdant.other", "miniapp[com.genexus.verdant.other]", "delete",
+        "create", "update", "miniapp", "location", "status", "version", "compatibility",
+        "attribute", "COUNTRY", "Central", "1.0.0", "2", "pending", "waiting_for_review",
+        "__class__", "file:/etc/passwd#sha256=" + "0" * 64,
+    ]),
+    st.lists(st.integers(0, 5), max_size=3), st.dictionaries(st.text(max_size=5),
+                                                             st.integers(), max_size=2),
+)
+
+
+def _mutate(plan: Plan, path: tuple[Any, ...], how: str, value: Any) -> Plan:
+    mutated = copy.deepcopy(plan)
+    if not path:
+        return mutated
+    parent: Any = mutated
+    for part in path[:-1]:
+        parent = parent[part]
+    last = path[-1]
+    if how == "delete":
+        del parent[last]
+    elif how == "add" and isinstance(parent[last], dict):
+        parent[last]["injected"] = value
+    else:
+        parent[last] = value
+    return mutated
+
+
+def _dump(db: Path) -> list[str]:
+    connection = sqlite3.connect(db)
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
+EDITED_YAML = (
+    APP_YAML.replace("{name}", "Coffee 2")
+    .replace("COUNTRY: Uruguay", "CITY: Montevideo")
+    .replace("POINT(-56.16 -34.92)", "POINT(-56 -34)")
+    .replace("compatibility: [1]", "compatibility: [2]")
+    .replace("main_name: start", "main_name: begin")
+    .replace("waiting_for_review", "ready")
+)
+
+
+@dataclass
+class Pristine:
+    plan: Plan
+    files: dict[str, bytes]  # .reconciler/* as the plan was made against them
+    applied: list[str]  # the sandbox after applying the untouched plan
+    applied_state: str
+
+
+@pytest.fixture(params=["fresh", "edited"])
+def pristine(
+    request: pytest.FixtureRequest, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> Pristine:
+    """A real saved plan (creates only; or updates, deletes and two review steps against an
+    applied app), the sandbox and state it was made against, and what applying the untouched
+    plan makes of them."""
+    if request.param == "edited":
+        assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+        (workdir / "manifests" / "app.yaml").write_text(EDITED_YAML)
+    plan = saved_plan(capsys)
+    if request.param == "edited":
+        assert {c["action"] for c in plan["changes"]} == {"create", "update", "delete"}
+    folder = workdir / ".reconciler"
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    code, _, _ = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0
+    state = (folder / "sandbox-state.json").read_text()
+    return Pristine(plan, files, _dump(folder / "sandbox.db"),
+                    json.dumps(json.loads(state)["apps"], sort_keys=True))
+
+
+@settings(max_examples=int(os.environ.get("PLAN_FUZZ_EXAMPLES", "120")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutation_of_a_saved_plan_is_refused_or_changes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+    pristine: Pristine, data: st.DataObject,
+) -> None:
+    plan = pristine.plan
+    # app_meta's values (labels, protect) are the manifests' word with nothing in the plan
+    # or the state to check them against (a lifted protection looks exactly like this):
+    # see docs/decisions.md. Removing an app's entry is checked.
+    paths = [p for p in _paths(plan) if p and not (p[0] == "app_meta" and len(p) > 2)]
+    path = data.draw(st.sampled_from(paths), label="path")
+    how = data.draw(st.sampled_from(["replace", "delete", "add"]), label="how")
+    value = data.draw(REPLACEMENTS, label="value")
+    mutated = _mutate(plan, path, how, value)
+    # reset the sandbox and the state to what the plan was made against
+    folder = workdir / ".reconciler"
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    for name, content in pristine.files.items():
+        (folder / name).write_bytes(content)
+    db = folder / "sandbox.db"
+    before = _dump(db)
+    Path("plan.json").write_text(json.dumps(mutated))
+    requests_log.clear()
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert "Traceback" not in err and "Internal error" not in err + out
+    event(f"exit {code}")
+    if code == 1:
+        assert writes(requests_log) == [], (path, how, err)
+        assert _dump(db) == before
+        # one line, or (refused at apply, per app) one line per change
+        assert len(err) < 2_000 + 400 * len(plan["changes"])
+        return
+    # accepted: it must mean exactly what the original meant
+    assert code == 0, (path, how, value, out, err)
+    assert _dump(db) == pristine.applied, (path, how, value)
+    state = (folder / "sandbox-state.json").read_text()
+    assert json.dumps(json.loads(state)["apps"], sort_keys=True) == pristine.applied_state, (
+        path, how, value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('code: "1.0.0"', 'code: "../1.0.0"', "spec.versions[0].code: must not contain '/'"),
+        ("name: Central", 'name: "Cen\\ttral"', "spec.locations[0].name: must not contain"),
+    ],
+)
+def test_manifests_follow_the_rules_saved_plans_are_checked_with(
+    workdir: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str,
+) -> None:
+    """`plan --out` never writes a plan that `apply --plan` would refuse: the manifest is
+    refused first, at its line."""
+    manifest = workdir / "manifests" / "app.yaml"
+    manifest.write_text(manifest.read_text().replace(old, new))
+    code, out, _ = run(capsys, "validate", "manifests")
+    assert code == 1 and "app.yaml:" in out and message in out, out
