@@ -30,7 +30,7 @@ from reconciler.client import (
     VersionUpdate,
 )
 from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
-from reconciler.fetch import FetchRequest, fetch_live
+from reconciler.fetch import FetchRequest, fetch_live, fingerprint
 from reconciler.model import (
     APP_IMAGE_FIELDS,
     VERSION_OBJECT_FIELDS,
@@ -202,12 +202,18 @@ class Executor:
         semaphore = asyncio.Semaphore(max(1, self.options.parallelism))
         by_app = self.plan.changes_by_app()
         # Facts learnt by reading go into the state first (no API write): adoptions, and how
-        # far a version probe read. A stuck app's too: the next run starts from them.
-        self._record_learned()
+        # far a version probe read. A stuck app's too: the next run starts from them. From a
+        # saved plan, each adopted version is read back first: an edited id is never recorded.
+        stale = await self._stale_adoptions() if self.options.verify_fingerprints else {}
+        self._record_learned(skip=set(stale))
         stuck = self.plan.stuck_apps
         self.result.unresolved = [str(problem) for problem in self.plan.unresolved]
 
         async def one(app_id: str, changes: list[Change]) -> None:
+            if app_id in stale:
+                for change in changes:
+                    self._report(ChangeResult(change, "failed", stale[app_id]))
+                return
             if app_id in stuck:
                 self._skip_stuck(app_id, changes, "; ".join(e.message for e in stuck[app_id]))
                 return
@@ -378,9 +384,26 @@ class Executor:
 
     # --- facts learnt by reading -------------------------------------------------------------
 
-    def _record_learned(self) -> None:
+    async def _stale_adoptions(self) -> dict[str, str]:
+        """Apps whose adopted versions no longer read as the plan saw them (app -> why)."""
+        stale: dict[str, str] = {}
+        for item in self.plan.learned:
+            if item.version_id is None or item.code is None:
+                continue
+            data = await self.client.get_version(item.app_id, item.version_id)
+            planned = self.plan.fingerprints.get(item.address)
+            if data is None or data.code != item.code or fingerprint(data) != planned:
+                stale[item.app_id] = (
+                    f"{item.address} (id {item.version_id}) does not read as it did when the"
+                    " plan was made; the saved plan is stale: run `reconciler plan` again"
+                )
+        return stale
+
+    def _record_learned(self, skip: set[str]) -> None:
         touched: set[str] = set()
         for item in self.plan.learned:
+            if item.app_id in skip:
+                continue
             self._learn(item)
             touched.add(item.app_id)
             self.result.adopted += int(item.adopts)

@@ -650,6 +650,9 @@ def _learned_problem(plan: Plan, item: Learned) -> str | None:
         return "probed is not a range of ids"
     if item.fresh and item.version_id is None:
         return "fresh is said only of a version found"
+    if item.version_id is not None and f"{item.address}" not in plan.fingerprints:
+        # apply reads the adopted version back and compares, before recording it
+        return "an adopted version has no fingerprint of what was read"
     return None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from reconciler.client import MiniAppCenterClient, VersionData
 from reconciler.errors import ReconcilerError
-from reconciler.fetch import LiveState, live_version
+from reconciler.fetch import LiveState, fingerprint, live_version
 from reconciler.model import (
     VERSION_OBJECT_FIELDS,
     LiveApp,
@@ -149,6 +149,9 @@ async def recover_unknown_versions(
         current = live.apps[app_id]
         assert current is not None
         live.apps[app_id] = with_probe_result(current, wanted, result)
+        for code, found in result.found.items():
+            # A saved plan's adoption is checked against this before apply records it.
+            live.fingerprints[f"miniapp[{app_id}].version[{code}]"] = fingerprint(found)
 
     # Each probe sends `parallelism` reads at a time; the client's pool (one lane per slot)
     # bounds what is in flight across apps.

@@ -164,3 +164,43 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
     assert follow["changes"] == [] and follow["learned"] == []
     assert len(follow["errors"]) == len(named)
     assert all(e["scope"] == "version" for e in follow["details"]["errors"])
+
+
+def test_a_saved_plan_after_a_lost_state_is_checked_then_applied(
+    tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
+) -> None:
+    fleet = _fleet(tmp_path, apps=2)
+    state = tmp_path / "state.json"
+    server = sandbox_server_factory()
+    env = _env(server, state)
+    assert _run(env, "apply", str(fleet), "--auto-approve").returncode == 0
+    state.unlink()
+    saved = tmp_path / "plan.json"
+    _run(env, "plan", str(fleet), "--out", str(saved))
+    plan = json.loads(saved.read_text())
+    adopted = [item for item in plan["learned"] if item.get("version_id")]
+    assert adopted and all(item["address"] in plan["fingerprints"] for item in adopted)
+
+    # An adoption edited to point at another version is refused before anything is recorded.
+    tampered = json.loads(saved.read_text())
+    first, second = [i for i, item in enumerate(tampered["learned"]) if item.get("version_id")][:2]
+    tampered["learned"][first]["version_id"] = tampered["learned"][second]["version_id"]
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    refused = _run(env, "apply", "--plan", str(tmp_path / "tampered.json"), "--auto-approve",
+                   "--format", "json")
+    assert refused.returncode in (1, 3), refused.stderr
+    result = json.loads(refused.stdout)["apply"]
+    app_id = tampered["learned"][first]["app_id"]
+    failed = {r["app_id"] for r in result["results"] if r["outcome"] == "failed"}
+    assert app_id in failed and "does not read as it did" in refused.stdout
+    recorded = json.loads(state.read_text())["apps"].get(app_id, {}).get("versions", {})
+    code = tampered["learned"][first]["code"]
+    assert recorded.get(code, {}).get("id") != tampered["learned"][first]["version_id"]
+
+    # The untouched plan (made again: the state changed) applies: adoptions recorded first,
+    # statuses learnt, nothing created twice.
+    _run(env, "plan", str(fleet), "--out", str(saved))
+    applied = _run(env, "apply", "--plan", str(saved), "--auto-approve", "--format", "json")
+    assert applied.returncode in (0, 3), applied.stderr
+    assert json.loads(applied.stdout)["apply"]["summary"]["adopted"] >= 1
+    assert _duplicates(tmp_path / "sandbox.db") == []
