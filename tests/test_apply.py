@@ -416,11 +416,9 @@ async def test_an_ambiguous_upload_is_not_an_unknown_version(
 
 
 def test_the_dispatch_table_is_exactly_the_plan_vocabulary() -> None:
-    from reconciler.apply import DISPATCH
-    from reconciler.plan import OPERATIONS
-
-    from reconciler.apply import _STEP_CALLS
+    from reconciler.apply import _STEP_CALLS, DISPATCH
     from reconciler.client import MiniAppCenterClient
+    from reconciler.plan import OPERATIONS
 
     assert set(DISPATCH) == OPERATIONS
     # the four review steps call four different endpoints, each its own, through a closed
