@@ -51,6 +51,13 @@ TargetOpt = typer.Option([], "--target", help="Only this app id (repeatable).")
 PruneOpt = typer.Option(
     False, "--prune", help="Delete apps recorded in the state that no manifest declares."
 )
+RootOpt = typer.Option(
+    [],
+    "--root",
+    metavar="DIR",
+    help="Also allow manifests and their file: paths under DIR (repeatable). By default only"
+    " the git work tree holding the paths given (else their folders) is readable.",
+)
 MaxDeletesOpt = typer.Option(
     None, "--max-deletes", min=0, help="Refuse a plan with more deletes than N."
 )
@@ -145,7 +152,12 @@ class Desired:
     declared: frozenset[str]  # every id the manifests declare, before narrowing
 
 
-def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[str]) -> Desired:
+def load_desired(
+    paths: Sequence[Path],
+    select: Sequence[str],
+    target: Sequence[str],
+    roots: Sequence[Path] = (),
+) -> Desired:
     """Load + validate every manifest (all errors at once), then narrow by --select/--target.
 
     The declared ids travel along: an app outside the selection is never a prune candidate.
@@ -153,7 +165,7 @@ def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[
     from reconciler.manifest import load_manifests, parse_selectors, select_apps
 
     selectors = parse_selectors(list(select))
-    loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ))
+    loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ), list(roots))
     _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
     return Desired(
@@ -208,9 +220,14 @@ def handled_errors(*, machine: bool = False) -> Iterator[None]:
     except ManifestError as exc:
         for issue in exc.issues:
             typer.echo(str(issue), err=machine)
+        if exc.omitted:
+            typer.echo(exc.more_line, err=machine)
         if machine:
-            typer.echo(json.dumps({"errors": [i.as_dict() for i in exc.issues]}, indent=2))
-        err(f"{len(exc.issues)} manifest error(s); nothing was sent to the API.")
+            document: dict[str, object] = {"errors": [i.as_dict() for i in exc.issues]}
+            if exc.omitted:
+                document["omitted_errors"] = exc.omitted
+            typer.echo(json.dumps(document, indent=2))
+        err(f"{exc.total} manifest error(s); nothing was sent to the API.")
         raise typer.Exit(1) from None
     except ReconcilerError as exc:
         err(f"Error: {exc}")

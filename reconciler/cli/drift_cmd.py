@@ -10,6 +10,7 @@ import typer
 from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
     ParallelismOpt,
+    RootOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
@@ -35,6 +36,7 @@ def drift(
     out: Path | None = typer.Option(None, "--out", help="Also save the report as JSON here."),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
+    root: list[Path] = RootOpt,
     parallelism: int = ParallelismOpt,
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
@@ -51,7 +53,7 @@ def drift(
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     with handled_errors(machine=format == "json"):
-        desired = load_desired(paths, select, target)
+        desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         current_state = state_store(state, where.sandbox_db is not None).load(where.identity)

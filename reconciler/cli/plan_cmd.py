@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     MaxDeletesOpt,
     ParallelismOpt,
     PruneOpt,
+    RootOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
@@ -76,6 +77,7 @@ def plan(
     ),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
+    root: list[Path] = RootOpt,
     prune: bool = PruneOpt,
     max_deletes: int | None = MaxDeletesOpt,
     parallelism: int = ParallelismOpt,
@@ -92,7 +94,7 @@ def plan(
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     request = PlanRequest(target, prune, max_deletes, parallelism)
     with handled_errors(machine=format == "json"):
-        desired = load_desired(paths, select, target)
+        desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
