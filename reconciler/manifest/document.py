@@ -82,6 +82,12 @@ OBJECT_FIELDS = ("icon", "card", "banner", "metadata")
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
 
 Entries = dict[str, tuple[ScalarNode, Node]]
+# Past this many issues in a document, the rest are only counted (see loader's caps).
+_SUGGESTIONS = 200
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_NOT_A_MANIFEST = (
+    f"not a manifest: a document starts with apiVersion: {API_VERSION} and kind: {KIND}"
+)
 
 
 class DocumentChecker:
@@ -120,6 +126,14 @@ class DocumentChecker:
     def check(self, root: Node) -> MiniApp | None:
         if not isinstance(root, MappingNode):
             self.report((), pos_of(root), _not_a_mapping(root))
+            return None
+        if not any(
+            isinstance(key, ScalarNode) and key.value in ("apiVersion", "kind")
+            for key, _ in root.value
+        ):
+            # Not a manifest at all (a .env, a password file picked up as *.yaml): its keys
+            # are its content, so none is echoed.
+            self.report((), pos_of(root), _NOT_A_MANIFEST)
             return None
         top = self._mapping(root, (), TOP_KEYS)
         # `|`, not `or`: both headers are checked, so both problems are reported.
@@ -351,7 +365,9 @@ class DocumentChecker:
                 )
                 continue
             if allowed is not None and key not in allowed:
-                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc))
+                # "did you mean" costs difflib per key: only while the issues can be shown.
+                suggest = len(self.issues) < _SUGGESTIONS
+                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc, suggest))
                 continue
             entries[key] = (key_node, value_node)
             self._value_pos[key_loc] = pos_of(value_node)
@@ -360,7 +376,17 @@ class DocumentChecker:
     def _string(self, node: Node, loc: Loc) -> str | None:
         report = self._reporter(loc, node)
         text = read_string(node, report)
-        return None if text is None else substitute(text, self.env, report)
+        if text is None or "$" not in text:
+            return text  # a surrogate written in the YAML was refused by the screen
+        value = substitute(text, self.env, report)
+        match = _SURROGATE_RE.search(value)
+        if match:  # os.environ holds undecodable bytes as lone surrogates
+            report(
+                f"contains U+{ord(match.group()):04X}, a lone surrogate, after substituting"
+                " the environment; the variable holds bytes that are not UTF-8"
+            )
+            return None
+        return value
 
     def _object(self, node: Node, loc: Loc) -> str | None:
         """``gxupload:<hex>`` as it is, or ``file:PATH`` (relative to this manifest) resolved
@@ -517,13 +543,15 @@ def _suggestion(value: str, allowed: Sequence[str]) -> str:
     return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
-def _unknown_key(key: str, allowed: Sequence[str], loc: Loc) -> str:
+def _unknown_key(key: str, allowed: Sequence[str], loc: Loc, suggest: bool = True) -> str:
     # Only between the document's sections, where keys are often put one level off.
     for section, keys in _SECTION_KEYS.items() if len(loc) <= 1 else ():
         if key in keys and section != display_path(loc):
             place = f"under {section}" if section else "at the top level"
             return f"unknown key {shown(key)}; it belongs {place}"
-    hint = _suggestion(key, allowed) or f"; expected one of {', '.join(allowed)}"
+    hint = (_suggestion(key, allowed) if suggest else "") or (
+        f"; expected one of {', '.join(allowed)}"
+    )
     return f"unknown key {shown(key)}{hint}"
 
 
