@@ -115,7 +115,8 @@ def test_unknown_keys_are_capped_per_file_with_the_rest_counted(
     assert lines[-1] == f"... and {100_000 - loader.MAX_ERRORS_PER_FILE} more errors"
     assert all(ISSUE_LINE.match(line) for line in lines[:-1])
     assert err.strip() == "100000 errors in 1 file"
-    Path("m.yaml").write_text(BASE + "".join(f"  k{i}: 1\n" for i in range(2_000)), encoding="utf-8")
+    fewer = "".join(f"  k{i}: 1\n" for i in range(2_000))
+    Path("m.yaml").write_text(BASE + fewer, encoding="utf-8")
     code, out, _ = validate(capsys, "m.yaml", "--format", "json")
     document = json.loads(out)
     assert len(document["errors"]) == loader.MAX_ERRORS_PER_FILE
