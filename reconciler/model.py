@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -198,7 +199,8 @@ class Version(Frozen):
         for item in value:
             if item <= 0:
                 raise ValueError(f"Super App version ids are positive integers, not {item}")
-        duplicates = sorted({v for v in value if value.count(v) > 1})
+        # Counter, not list.count: a 100k-long list must not be quadratic.
+        duplicates = sorted(v for v, n in Counter(value).items() if n > 1)
         if duplicates:
             raise ValueError(f"duplicate Super App version ids: {duplicates}")
         return tuple(sorted(value))

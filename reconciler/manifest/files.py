@@ -22,9 +22,11 @@ import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-# Pure-Python PyYAML reads about 0.5 MB/s: 2 MiB is a few seconds at worst, and some 7,000
+# Pure-Python PyYAML reads about 0.5 MB/s: 1 MiB is a few seconds at worst, and some 3,500
 # mini apps in a single file. Larger inventories split into files (folders are read whole).
-MAX_MANIFEST_BYTES = 2 * 1024 * 1024
+MAX_MANIFEST_BYTES = 1024 * 1024
+# Each document costs a check of its own: tiny documents (`---\na: 1\n`) must not multiply it.
+MAX_DOCUMENTS = 5_000
 # Images and version metadata bundles; apply holds each in memory while it uploads it.
 MAX_OBJECT_BYTES = 50 * 1024 * 1024
 # Their files report st_size 0 (or lie) and may stream forever or reveal the process.

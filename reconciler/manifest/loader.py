@@ -14,6 +14,7 @@ from yaml.nodes import Node, ScalarNode
 from reconciler.errors import ManifestError, ManifestIssue
 from reconciler.manifest.document import DocumentChecker
 from reconciler.manifest.files import (
+    MAX_DOCUMENTS,
     MAX_MANIFEST_BYTES,
     FileRefused,
     confined,
@@ -171,7 +172,12 @@ def _documents(file: str, real: Path, issues: list[ManifestIssue]) -> Iterator[N
     if text is None:
         return
     try:
-        for root in yaml.compose_all(text, Loader=_LOADER):
+        for count, root in enumerate(yaml.compose_all(text, Loader=_LOADER), start=1):
+            if count > MAX_DOCUMENTS:
+                line = pos_of(root).line
+                message = f"more than {MAX_DOCUMENTS} documents in one file; split it into files"
+                issues.append(_file_issue(file, message, line))
+                return
             if isinstance(root, ScalarNode) and root.tag == NULL_TAG and not root.value:
                 continue  # an empty document (`---` followed by nothing)
             yield root
