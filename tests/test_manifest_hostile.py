@@ -373,3 +373,14 @@ def test_anything_that_loads_can_be_written_out(value: str) -> None:
             return
     for item in apps:
         item.app.model_dump_json().encode("utf-8")
+
+
+def test_too_many_documents_in_one_file_are_refused(here: Path) -> None:
+    """Each document is checked on its own: 5,001 tiny ones would multiply the work."""
+    from reconciler.manifest.files import MAX_DOCUMENTS
+
+    text = "---\n" * MAX_DOCUMENTS + "---\na: 1\n"
+    assert issues(text) == [
+        f"m.yaml:{MAX_DOCUMENTS + 2}:1: more than {MAX_DOCUMENTS} documents in one file;"
+        " split it into files"
+    ]
