@@ -944,5 +944,12 @@ DISPATCH: Mapping[tuple[str, str, str | None], _Handler] = {
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+    # Same rules as when the plan was made: a regular file, capped, a FIFO cannot hang.
+    from pathlib import Path
+
+    from reconciler.manifest.files import MAX_OBJECT_BYTES, FileRefused, read_regular_file
+
+    try:
+        return read_regular_file(Path(path), MAX_OBJECT_BYTES, "file")
+    except FileRefused as exc:
+        raise OSError(str(exc)) from None

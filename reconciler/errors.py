@@ -52,13 +52,32 @@ class ManifestIssue:
 
 
 class ManifestError(ReconcilerError):
-    """The manifests are invalid; carries every issue found, not only the first."""
+    """The manifests are invalid; carries the issues found, not only the first.
 
-    def __init__(self, issues: list[ManifestIssue]) -> None:
+    ``omitted``: how many more were found but not kept (the loader caps what it reports so
+    that a hostile file cannot flood a terminal or a PR comment).
+    """
+
+    def __init__(self, issues: list[ManifestIssue], omitted: int = 0) -> None:
         self.issues = list(issues)
-        count = len(self.issues)
+        self.omitted = omitted
+        count = len(self.issues) + omitted
         head = f"{count} manifest error{'s' if count != 1 else ''}"
-        super().__init__(head + "".join(f"\n  {issue}" for issue in self.issues))
+        lines = [f"\n  {issue}" for issue in self.issues]
+        if omitted:
+            lines.append(f"\n  {self.more_line}")
+        super().__init__(head + "".join(lines))
+
+    @property
+    def total(self) -> int:
+        return len(self.issues) + self.omitted
+
+    @property
+    def more_line(self) -> str:
+        """The line printed after the issues when some were left out ("" when none were)."""
+        if not self.omitted:
+            return ""
+        return f"... and {self.omitted} more error{'s' if self.omitted != 1 else ''}"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import re
 import unicodedata
 
 from reconciler.errors import InvalidIdError
+from reconciler.secrets import shown
 
 # Reverse-DNS: at least two labels, each starting with a letter or digit; letters, digits,
 # '_' and '-' inside a label. Matches com.genexus.verdant.coffeemuffins.
@@ -76,19 +77,19 @@ def version_code_problem(value: str) -> str | None:
 def check_app_id(value: str) -> str:
     problem = app_id_problem(value)
     if problem:
-        raise InvalidIdError(f"invalid mini app id {value!r}: {problem}")
+        raise InvalidIdError(f"invalid mini app id {shown(value)}: {problem}")
     return value
 
 
 def check_attribute_field(value: str) -> str:
     problem = attribute_field_problem(value)
     if problem:
-        raise InvalidIdError(f"invalid attribute field {value!r}: {problem}")
+        raise InvalidIdError(f"invalid attribute field {shown(value)}: {problem}")
     return value
 
 
 def check_int_id(value: object, what: str) -> int:
     # bool is an int subclass; True must not become id 1.
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidIdError(f"invalid {what} {value!r}: must be a positive integer")
+        raise InvalidIdError(f"invalid {what} {shown(value)}: must be a positive integer")
     return value

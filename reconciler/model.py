@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from reconciler.ids import (
     location_name_problem,
     version_code_problem,
 )
+from reconciler.secrets import shown
 
 API_VERSION = "miniappcenter/v1"
 KIND = "MiniApp"
@@ -53,6 +55,7 @@ VERSION_FIELDS: tuple[str, ...] = (
 )
 VERSION_OBJECT_FIELDS: tuple[str, ...] = ("metadata",)
 
+# Use fullmatch: "$" also matches before a trailing newline ("gxupload:...\n" is not an id).
 GXUPLOAD_RE = re.compile(r"^gxupload:[0-9a-f]{32}$")
 # A file apply uploads right before use (upload ids expire minutes after the upload). The
 # loader resolves `file:PATH` against the manifest and pins the content: `#sha256=<hex>`.
@@ -70,14 +73,14 @@ def normalize_type(value: str) -> str:
     """``native``/``NATIVE`` -> ``Native``; ``web``/``WEB`` -> ``Web``."""
     canonical = {"native": "Native", "web": "Web"}.get(value.strip().lower())
     if canonical is None:
-        raise ValueError(f"type must be Native or Web (any case), not {value!r}")
+        raise ValueError(f"type must be Native or Web (any case), not {shown(value)}")
     return canonical
 
 
 def normalize_main_type(value: str) -> str:
     canonical = {"panel": "Panel", "menu": "Menu"}.get(value.strip().lower())
     if canonical is None:
-        raise ValueError(f"main_type must be Panel or Menu, not {value!r}")
+        raise ValueError(f"main_type must be Panel or Menu, not {shown(value)}")
     return canonical
 
 
@@ -92,10 +95,10 @@ def normalize_geo_point(value: str) -> str:
     """WKT ``POINT(lon lat)`` in one spelling: no extra spaces, shortest exact float repr."""
     match = _WKT_POINT_RE.match(value)
     if not match:
-        raise ValueError(f"geo_point must be WKT 'POINT(lon lat)', not {value!r}")
+        raise ValueError(f"geo_point must be WKT 'POINT(lon lat)', not {shown(value)}")
     lon, lat = float(match.group(1)), float(match.group(2))
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise ValueError(f"geo_point coordinates must be finite numbers: {value!r}")
+        raise ValueError(f"geo_point coordinates must be finite numbers: {shown(value)}")
     if not -180 <= lon <= 180:
         raise ValueError(f"geo_point longitude {lon} is outside [-180, 180]")
     if not -90 <= lat <= 90:
@@ -110,23 +113,23 @@ def normalize_keywords(value: str) -> str:
 
 def check_object_value(value: str) -> str:
     """An image or version metadata: an upload id, or a file the loader resolved."""
-    if GXUPLOAD_RE.match(value) or FILE_SOURCE_RE.match(value):
+    if GXUPLOAD_RE.fullmatch(value) or FILE_SOURCE_RE.fullmatch(value):
         return value
     raise ValueError(
-        f"must be an upload object id (gxupload:<32 hex>) or file:PATH, not {value!r}"
+        f"must be an upload object id (gxupload:<32 hex>) or file:PATH, not {shown(value)}"
     )
 
 
 def object_key(value: str) -> str:
     """What the state remembers for an object value: the upload id, or the file's digest
     (an upload id made from a file is ephemeral; the content is what was applied)."""
-    match = FILE_SOURCE_RE.match(value)
+    match = FILE_SOURCE_RE.fullmatch(value)
     return f"sha256:{match['digest']}" if match else value
 
 
 def file_source(value: str) -> tuple[str, str] | None:
     """(path, sha256) of a file-sourced object value, else None."""
-    match = FILE_SOURCE_RE.match(value)
+    match = FILE_SOURCE_RE.fullmatch(value)
     return (match["path"], match["digest"]) if match else None
 
 
@@ -138,8 +141,9 @@ def _check_app_id(value: str) -> str:
 
 
 def _check_service_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
-        raise ValueError(f"service_url must be an http(s) URL, not {value!r}")
+    # fullmatch: with match, "$" also matches before a trailing newline.
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise ValueError(f"service_url must be an http(s) URL, not {shown(value)}")
     return value
 
 
@@ -219,7 +223,8 @@ class Version(Frozen):
         for item in value:
             if item <= 0:
                 raise ValueError(f"Super App version ids are positive integers, not {item}")
-        duplicates = sorted({v for v in value if value.count(v) > 1})
+        # Counter, not list.count: a 100k-long list must not be quadratic.
+        duplicates = sorted(v for v, n in Counter(value).items() if n > 1)
         if duplicates:
             raise ValueError(f"duplicate Super App version ids: {duplicates}")
         return tuple(sorted(value))
@@ -263,7 +268,7 @@ class MiniAppSpec(Frozen):
         for field_name in value:
             problem = attribute_field_problem(field_name)
             if problem:
-                raise ValueError(f"attribute {field_name!r}: {problem}")
+                raise ValueError(f"attribute {shown(field_name)}: {problem}")
         return dict(sorted(value.items()))
 
     @field_validator("locations", "versions", mode="before")
@@ -294,7 +299,7 @@ def _reject_duplicates(keys: list[str], what: str) -> None:
     seen: set[str] = set()
     for key in keys:
         if key in seen:
-            raise ValueError(f"duplicate {what} {key!r}")
+            raise ValueError(f"duplicate {what} {shown(key)}")
         seen.add(key)
 
 
@@ -318,7 +323,7 @@ class MiniApp(Frozen):
 
 
 def is_object_id(value: str) -> bool:
-    return bool(GXUPLOAD_RE.match(value))
+    return bool(GXUPLOAD_RE.fullmatch(value))
 
 
 def version_fields(version: Version) -> dict[str, Any]:

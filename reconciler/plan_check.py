@@ -239,7 +239,7 @@ def load_saved_plan(data: object, source: str) -> Plan:
         parsed = _PlanFile.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_schema_message(source, data, exc)) from None
-    plan = Plan.from_dict(parsed.model_dump(exclude_none=True))
+    plan = Plan.from_dict(_without_absent_optionals(parsed.model_dump()))
     problem = _first_problem(plan, parsed)
     if problem is not None:
         raise PlanError(f"plan file {source}: {problem}{_REFUSED}")
@@ -339,7 +339,7 @@ def _first_problem(plan: Plan, parsed: _PlanFile) -> str | None:
 
 
 def _plan_level_problem(plan: Plan, parsed: _PlanFile) -> str | None:
-    if parsed.summary.model_dump(exclude_none=True) != plan.summary:
+    if parsed.summary.model_dump(exclude_none=True) != plan.summary:  # adopt: only if any
         return "summary does not match the counts of its changes"
     for index, item in enumerate(plan.learned):
         problem = _learned_problem(plan, item)
@@ -637,6 +637,17 @@ def _check_compatibility(plan: Plan, change: Change) -> str | None:
     if side != record:
         return "before/after does not match the key"
     return None
+
+
+def _without_absent_optionals(data: dict[str, Any]) -> dict[str, Any]:
+    """The model's dump with the keys that are absent when empty taken out again (a
+    ``None`` elsewhere, e.g. a field change's ``before``, is a value and stays)."""
+    if data["summary"].get("adopt") is None:
+        data["summary"].pop("adopt", None)
+    for problem in (*data["details"]["warnings"], *data["details"]["errors"]):
+        if problem.get("scope") is None:
+            problem.pop("scope", None)
+    return data
 
 
 def _learned_problem(plan: Plan, item: Learned) -> str | None:

@@ -20,6 +20,7 @@ from reconciler.cli.common import (
     ParallelismOpt,
     ProbeWindowOpt,
     PruneOpt,
+    RootOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
@@ -63,6 +64,7 @@ def apply(
     format: str = typer.Option("text", "--format", help="text | json"),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
+    root: list[Path] = RootOpt,
     prune: bool = PruneOpt,
     max_deletes: int | None = MaxDeletesOpt,
     parallelism: int = ParallelismOpt,
@@ -99,7 +101,7 @@ def apply(
         if plan_file is not None:
             saved = _read_plan(plan_file)
         else:
-            desired = load_desired(paths, select, target)
+            desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         if saved is not None and saved.endpoint != where.identity:

@@ -54,6 +54,13 @@ TargetOpt = typer.Option([], "--target", help="Only this app id (repeatable).")
 PruneOpt = typer.Option(
     False, "--prune", help="Delete apps recorded in the state that no manifest declares."
 )
+RootOpt = typer.Option(
+    [],
+    "--root",
+    metavar="DIR",
+    help="Also allow manifests and their file: paths under DIR (repeatable). By default only"
+    " the git work tree holding the paths given (else their folders) is readable.",
+)
 MaxDeletesOpt = typer.Option(
     None, "--max-deletes", min=0, help="Refuse a plan with more deletes than N."
 )
@@ -190,7 +197,12 @@ class Desired:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # declared id -> labels
 
 
-def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[str]) -> Desired:
+def load_desired(
+    paths: Sequence[Path],
+    select: Sequence[str],
+    target: Sequence[str],
+    roots: Sequence[Path] = (),
+) -> Desired:
     """Load + validate every manifest (all errors at once), then narrow by --select/--target.
 
     The declared ids travel along: an app outside the selection is never a prune candidate.
@@ -203,7 +215,7 @@ def load_desired(paths: Sequence[Path], select: Sequence[str], target: Sequence[
     )
 
     selectors = parse_selectors(list(select))
-    loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ))
+    loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ), list(roots))
     require_manifests(list(paths), loaded)
     _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
@@ -281,9 +293,14 @@ def handled_errors(*, machine: bool = False) -> Iterator[None]:
     except ManifestError as exc:
         for issue in exc.issues:
             typer.echo(str(issue), err=machine)
+        if exc.omitted:
+            typer.echo(exc.more_line, err=machine)
         if machine:
-            typer.echo(json.dumps({"errors": [i.as_dict() for i in exc.issues]}, indent=2))
-        err(f"{len(exc.issues)} manifest error(s); nothing was sent to the API.")
+            document: dict[str, object] = {"errors": [i.as_dict() for i in exc.issues]}
+            if exc.omitted:
+                document["omitted_errors"] = exc.omitted
+            typer.echo(json.dumps(document, indent=2))
+        err(f"{exc.total} manifest error(s); nothing was sent to the API.")
         raise typer.Exit(1) from None
     except ReconcilerError as exc:
         err(f"Error: {exc}")

@@ -12,6 +12,7 @@ from reconciler.cli.common import (
     NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
+    RootOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
@@ -39,6 +40,7 @@ def drift(
     out: Path | None = typer.Option(None, "--out", help="Also save the report as JSON here."),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
+    root: list[Path] = RootOpt,
     parallelism: int = ParallelismOpt,
     probe_window: int = ProbeWindowOpt,
     state: Path | None = StateOpt,
@@ -57,7 +59,7 @@ def drift(
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     with handled_errors(machine=format == "json"):
-        desired = load_desired(paths, select, target)
+        desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)

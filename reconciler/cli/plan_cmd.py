@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     ParallelismOpt,
     ProbeWindowOpt,
     PruneOpt,
+    RootOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
@@ -87,6 +88,7 @@ def plan(
     ),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
+    root: list[Path] = RootOpt,
     prune: bool = PruneOpt,
     max_deletes: int | None = MaxDeletesOpt,
     parallelism: int = ParallelismOpt,
@@ -104,7 +106,7 @@ def plan(
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     with handled_errors(machine=format == "json"):
-        desired = load_desired(paths, select, target)
+        desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
-from reconciler.cli.common import SelectOpt, TargetOpt, err
+from reconciler.cli.common import RootOpt, SelectOpt, TargetOpt, err
 
 
 class ValidateFormat(StrEnum):
@@ -35,6 +35,7 @@ def validate(
     ),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
+    root: list[Path] = RootOpt,
 ) -> None:
     """Load and validate manifests; report every error as file:line:col: path: message."""
     from reconciler.errors import ConfigError, ManifestError
@@ -52,17 +53,20 @@ def validate(
         err(f"Error: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     try:
-        loaded, files = load_manifest_files(paths, dict(os.environ))
+        loaded, files = load_manifest_files(paths, dict(os.environ), root)
         require_manifests(paths, loaded)
     except ManifestError as exc:
         issues = exc.issues
         if format is ValidateFormat.json:
-            _print_json(valid=False, apps=0, errors=[issue.as_dict() for issue in issues])
+            errors = [issue.as_dict() for issue in issues]
+            _print_json(valid=False, apps=0, errors=errors, omitted=exc.omitted)
         else:
             for issue in issues:
                 typer.echo(str(issue))
+            if exc.omitted:
+                typer.echo(exc.more_line)
             bad_files = len({issue.file for issue in issues})
-            err(f"{_plural(len(issues), 'error')} in {_plural(bad_files, 'file')}")
+            err(f"{_plural(exc.total, 'error')} in {_plural(bad_files, 'file')}")
         raise typer.Exit(EXIT_ERROR) from None
     try:  # no state here: a selection must match a declared app
         check_selection(selectors, target, {item.app.id: item.app.labels for item in loaded})
@@ -79,8 +83,13 @@ def validate(
     raise typer.Exit(EXIT_OK)
 
 
-def _print_json(*, valid: bool, apps: int, errors: list[dict[str, object]]) -> None:
-    typer.echo(json.dumps({"valid": valid, "apps": apps, "errors": errors}, indent=2))
+def _print_json(
+    *, valid: bool, apps: int, errors: list[dict[str, object]], omitted: int = 0
+) -> None:
+    document: dict[str, object] = {"valid": valid, "apps": apps, "errors": errors}
+    if omitted:  # errors found beyond the caps, not listed
+        document["omitted_errors"] = omitted
+    typer.echo(json.dumps(document, indent=2))
 
 
 @app.command()

@@ -19,13 +19,13 @@ Facts this relies on (checked against httpx 0.28 / httpcore 1.0):
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Generator, Iterable
 from typing import Final
 
 import httpx
 
-MASK: Final = "***"
+from reconciler.secrets import MASK, live_secrets, register_secret, unregister_secret
+from reconciler.secrets import redact as _redact
 
 # Every logger httpx/httpcore write to (httpcore names one per module; see their sources).
 LOGGER_NAMES: Final = (
@@ -59,50 +59,16 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-def _variants(token: str) -> set[str]:
-    # The token as it can appear in a message: plain, inside a str repr, inside a bytes repr
-    # (httpcore logs header tuples as bytes).
-    return {token, repr(token)[1:-1], repr(token.encode("utf-8", "replace"))[2:-1]}
-
-
-class _Registry:
-    """Tokens of the clients currently open (reference-counted: two clients, one token)."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
-
-    def add(self, token: str) -> None:
-        self._counts[token] += 1
-
-    def remove(self, token: str) -> None:
-        self._counts[token] -= 1
-        if self._counts[token] <= 0:
-            del self._counts[token]
-
-    def tokens(self) -> list[str]:
-        return list(self._counts)
-
-
-_registry = _Registry()
-
-
 def redact(text: str, tokens: Iterable[str] | None = None) -> str:
     """``text`` with every occurrence of a live token (or of ``tokens``) replaced by ``***``."""
-    for token in _registry.tokens() if tokens is None else tokens:
-        if not token:
-            continue
-        # Longest first: a variant may contain another one.
-        for variant in sorted(_variants(token), key=len, reverse=True):
-            if variant in text:
-                text = text.replace(variant, MASK)
-    return text
+    return _redact(text, tokens)
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites (never drops) a log record whose message contains a live token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _registry.tokens():
+        if not live_secrets():
             return True
         try:
             message = record.getMessage()
@@ -138,11 +104,11 @@ def install_log_redaction() -> None:
 
 def register_token(token: str) -> None:
     install_log_redaction()
-    _registry.add(token)
+    register_secret(token)
 
 
 def unregister_token(token: str) -> None:
-    _registry.remove(token)
+    unregister_secret(token)
 
 
 class ApiKeyAuth(httpx.Auth):

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +21,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestIssue
 from reconciler.ids import app_id_problem, attribute_field_problem
+from reconciler.manifest.files import (
+    MAX_OBJECT_BYTES,
+    FileRefused,
+    confined,
+    read_regular_file,
+)
 from reconciler.manifest.nodes import (
     MERGE_TAG,
     Loc,
@@ -34,6 +40,7 @@ from reconciler.manifest.nodes import (
     substitute,
 )
 from reconciler.model import API_VERSION, GXUPLOAD_RE, KIND, STATUSES, MiniApp
+from reconciler.secrets import shown
 
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
 METADATA_KEYS = ("id", "labels", "protect")
@@ -72,18 +79,31 @@ _LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
 MISSING = "required field is missing"
 # Image fields and a version's metadata: upload ids, or files apply uploads right before use.
 OBJECT_FIELDS = ("icon", "card", "banner", "metadata")
-MAX_OBJECT_BYTES = 50 * 1024 * 1024
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
 
 Entries = dict[str, tuple[ScalarNode, Node]]
+# Past this many issues in a document, the rest are only counted (see loader's caps).
+_SUGGESTIONS = 200
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_NOT_A_MANIFEST = (
+    f"not a manifest: a document starts with apiVersion: {API_VERSION} and kind: {KIND}"
+)
 
 
 class DocumentChecker:
     """Validates one document; collects issues instead of stopping at the first."""
 
-    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, file: str, env: Mapping[str, str], roots: Sequence[Path] | None = None
+    ) -> None:
         self.file = file
         self.env = env
+        # Where `file:` paths may point; by default the manifest's own folder.
+        self.roots = (
+            tuple(roots)
+            if roots is not None
+            else (Path(os.path.realpath(Path(file).absolute().parent)),)
+        )
         self.issues: list[ManifestIssue] = []
         self.app_id: str | None = None  # known even when the rest of the document is invalid
         self.app_id_pos: Pos | None = None
@@ -106,6 +126,14 @@ class DocumentChecker:
     def check(self, root: Node) -> MiniApp | None:
         if not isinstance(root, MappingNode):
             self.report((), pos_of(root), _not_a_mapping(root))
+            return None
+        if not any(
+            isinstance(key, ScalarNode) and key.value in ("apiVersion", "kind")
+            for key, _ in root.value
+        ):
+            # Not a manifest at all (a .env, a password file picked up as *.yaml): its keys
+            # are its content, so none is echoed.
+            self.report((), pos_of(root), _NOT_A_MANIFEST)
             return None
         top = self._mapping(root, (), TOP_KEYS)
         # `|`, not `or`: both headers are checked, so both problems are reported.
@@ -133,7 +161,9 @@ class DocumentChecker:
         node = top[key][1]
         value = self._string(node, (key,))
         if value is not None and value != expected:
-            self.report((key,), pos_of(node), f"unsupported {key} {value!r}; supported: {expected}")
+            self.report(
+                (key,), pos_of(node), f"unsupported {key} {shown(value)}; supported: {expected}"
+            )
             return True
         return False
 
@@ -256,7 +286,7 @@ class DocumentChecker:
                     self.report(
                         (*item_loc, key),
                         key_pos,
-                        f"duplicate {what} {natural_key!r}"
+                        f"duplicate {what} {shown(natural_key)}"
                         f" (first at line {first_line[natural_key]})",
                     )
                     continue
@@ -330,12 +360,14 @@ class DocumentChecker:
                 self.report(
                     key_loc,
                     pos_of(key_node),
-                    f"duplicate key {key!r}: already defined at line {first.line};"
+                    f"duplicate key {shown(key)}: already defined at line {first.line};"
                     " YAML would silently keep only the last one",
                 )
                 continue
             if allowed is not None and key not in allowed:
-                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc))
+                # "did you mean" costs difflib per key: only while the issues can be shown.
+                suggest = len(self.issues) < _SUGGESTIONS
+                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc, suggest))
                 continue
             entries[key] = (key_node, value_node)
             self._value_pos[key_loc] = pos_of(value_node)
@@ -344,34 +376,56 @@ class DocumentChecker:
     def _string(self, node: Node, loc: Loc) -> str | None:
         report = self._reporter(loc, node)
         text = read_string(node, report)
-        return None if text is None else substitute(text, self.env, report)
+        if text is None or "$" not in text:
+            return text  # a surrogate written in the YAML was refused by the screen
+        value = substitute(text, self.env, report)
+        match = _SURROGATE_RE.search(value)
+        if match:  # os.environ holds undecodable bytes as lone surrogates
+            report(
+                f"contains U+{ord(match.group()):04X}, a lone surrogate, after substituting"
+                " the environment; the variable holds bytes that are not UTF-8"
+            )
+            return None
+        return value
 
     def _object(self, node: Node, loc: Loc) -> str | None:
         """``gxupload:<hex>`` as it is, or ``file:PATH`` (relative to this manifest) resolved
-        and pinned to its content, so the plan can tell when the file changes."""
+        and pinned to its content, so the plan can tell when the file changes. The file must
+        stay inside the roots (see :mod:`reconciler.manifest.files`)."""
         value = self._string(node, loc)
-        if value is None or GXUPLOAD_RE.match(value):
+        if value is None or GXUPLOAD_RE.fullmatch(value):
             return value
-        if not value.startswith("file:") or not value[5:].strip():
+        relative = value[5:].strip() if value.startswith("file:") else ""
+        if not relative or "\x00" in relative:
             self.report(
                 loc,
                 pos_of(node),
                 f"must be an upload object id (gxupload:<32 hex>) or file:PATH of an image to"
-                f" upload (relative to this manifest), not {value!r}",
+                f" upload (relative to this manifest), not {shown(value)}",
             )
             return None
-        path = Path(self.file).parent / value[5:].strip()
+        if PurePath(relative).is_absolute() or relative.startswith("~"):
+            self.report(
+                loc,
+                pos_of(node),
+                f"file:{shown(relative)[1:-1]} is an absolute path; write a path relative to"
+                " this manifest, inside the repository",
+            )
+            return None
+        path = Path(self.file).parent / relative
         try:
-            if path.stat().st_size > MAX_OBJECT_BYTES:
-                self.report(loc, pos_of(node), f"{path} is larger than {MAX_OBJECT_BYTES} bytes")
-                return None
-            content = path.read_bytes()
-        except OSError as exc:
-            self.report(loc, pos_of(node), f"cannot read {path}: {exc.strerror or exc}")
+            real = confined(path, self.roots, "file")
+        except FileRefused as exc:
+            self.report(loc, pos_of(node), str(exc))
+            return None
+        try:
+            content = read_regular_file(real, MAX_OBJECT_BYTES, "file")
+        except FileRefused as exc:  # named as written, not by its resolved path
+            self.report(loc, pos_of(node), str(exc).replace(f"file {real}", f"file {path}", 1))
             return None
         digest = hashlib.sha256(content).hexdigest()
-        shown = os.path.relpath(path) if not path.is_absolute() else str(path)
-        return f"file:{shown}#sha256={digest}"
+        # The resolved path: what apply re-reads is the file that was checked here.
+        return f"file:{os.path.relpath(real)}#sha256={digest}"
 
     def _id(self, node: Node, loc: Loc) -> str | None:
         value = self._string(node, loc)
@@ -379,7 +433,7 @@ class DocumentChecker:
             return None
         problem = app_id_problem(value)
         if problem:
-            self.report(loc, pos_of(node), f"invalid id {value!r}: {problem}")
+            self.report(loc, pos_of(node), f"invalid id {shown(value)}: {problem}")
             return None
         return value
 
@@ -388,7 +442,9 @@ class DocumentChecker:
         if value is None or value in allowed:
             return value
         hint = _suggestion(value, allowed)
-        self.report(loc, pos_of(node), f"must be one of {', '.join(allowed)}, not {value!r}{hint}")
+        self.report(
+            loc, pos_of(node), f"must be one of {', '.join(allowed)}, not {shown(value)}{hint}"
+        )
         return None
 
     def _string_map(
@@ -405,7 +461,9 @@ class DocumentChecker:
         for key, (key_node, value_node) in self._mapping(node, loc, None).items():
             problem = key_problem(key)
             if problem:
-                self.report((*loc, key), pos_of(key_node), f"invalid name {key!r}: {problem}")
+                self.report(
+                    (*loc, key), pos_of(key_node), f"invalid name {shown(key)}: {problem}"
+                )
                 continue
             value = self._string(value_node, (*loc, key))
             if value is not None:
@@ -417,6 +475,7 @@ class DocumentChecker:
             self.report(loc, pos_of(node), f"must be a list of integers, not {describe_node(node)}")
             return None
         values: list[int] = []
+        seen: set[int] = set()  # a list would make a long list quadratic
         for index, item in enumerate(node.value):
             item_loc = (*loc, index)
             value = read_int(item, self._reporter(item_loc, item))
@@ -428,9 +487,10 @@ class DocumentChecker:
                     pos_of(item),
                     f"Super App version ids are positive integers, not {value}",
                 )
-            elif value in values:
+            elif value in seen:
                 self.report(item_loc, pos_of(item), f"duplicate Super App version id {value}")
             else:
+                seen.add(value)
                 values.append(value)
             self._value_pos[item_loc] = pos_of(item)
         return values
@@ -477,20 +537,26 @@ def _suggestion(value: str, allowed: Sequence[str]) -> str:
     by_lower = {option.lower(): option for option in allowed}
     if value.lower() in by_lower:
         return f"; did you mean {by_lower[value.lower()]!r}?"
+    if len(value) > 100:  # difflib is quadratic in the length; no field name is that long
+        return ""
     close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
     return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
-def _unknown_key(key: str, allowed: Sequence[str], loc: Loc) -> str:
+def _unknown_key(key: str, allowed: Sequence[str], loc: Loc, suggest: bool = True) -> str:
     # Only between the document's sections, where keys are often put one level off.
     for section, keys in _SECTION_KEYS.items() if len(loc) <= 1 else ():
         if key in keys and section != display_path(loc):
             place = f"under {section}" if section else "at the top level"
-            return f"unknown key {key!r}; it belongs {place}"
-    hint = _suggestion(key, allowed) or f"; expected one of {', '.join(allowed)}"
-    return f"unknown key {key!r}{hint}"
+            return f"unknown key {shown(key)}; it belongs {place}"
+    hint = (_suggestion(key, allowed) if suggest else "") or (
+        f"; expected one of {', '.join(allowed)}"
+    )
+    return f"unknown key {shown(key)}{hint}"
 
 
 def _not_a_mapping(node: Node) -> str:
-    shape = describe_node(node)
+    # The value is not shown: a file that is not a manifest at all (a .env, a password file
+    # named *.yaml) is one plain scalar, and its content must not reach a log or PR comment.
+    shape = "a list" if isinstance(node, SequenceNode) else "a single value"
     return f"a manifest document must be a mapping (apiVersion, kind, metadata, spec), not {shape}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -12,8 +13,18 @@ from yaml.nodes import Node, ScalarNode
 
 from reconciler.errors import ManifestError, ManifestIssue
 from reconciler.manifest.document import DocumentChecker
+from reconciler.manifest.files import (
+    MAX_DOCUMENTS,
+    MAX_MANIFEST_BYTES,
+    FileRefused,
+    confined,
+    find_roots,
+    read_regular_file,
+)
 from reconciler.manifest.nodes import NULL_TAG, Pos, pos_of
+from reconciler.manifest.screen import screen
 from reconciler.model import MiniApp
+from reconciler.secrets import bounded, secrets_registered
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_PATHS_LISTED = 20  # "no manifests found" names at most this many of the given paths
@@ -21,6 +32,12 @@ MAX_PATHS_LISTED = 20  # "no manifests found" names at most this many of the giv
 # recurses in C, and a deeply nested document crashes the interpreter (segfault) instead of
 # raising RecursionError.
 _LOADER = yaml.SafeLoader
+# Output stays small whatever the input: the first errors of each file (by position), and
+# of the run, then "... and N more".
+MAX_ERRORS_PER_FILE = 50
+MAX_ERRORS_TOTAL = 200
+MAX_MESSAGE_CHARS = 500
+MAX_PATH_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -32,27 +49,46 @@ class LoadedApp:
     line: int
 
 
-def load_manifests(paths: Sequence[str | Path], env: Mapping[str, str]) -> list[LoadedApp]:
+def load_manifests(
+    paths: Sequence[str | Path], env: Mapping[str, str], roots: Sequence[str | Path] = ()
+) -> list[LoadedApp]:
     """Load and validate every manifest under ``paths``, in a deterministic order.
 
     Files are read as given; folders recursively (``*.yaml``, ``*.yml``, hidden entries
-    skipped, sorted). Raises :class:`ManifestError` carrying every issue found.
+    skipped, sorted). Every file read must lie inside the root of ``paths`` or one of
+    ``roots`` (see :mod:`reconciler.manifest.files`). Raises :class:`ManifestError`
+    carrying the issues found (bounded: see :data:`MAX_ERRORS_PER_FILE`).
     """
-    return load_manifest_files(paths, env)[0]
+    return load_manifest_files(paths, env, roots)[0]
 
 
 def load_manifest_files(
-    paths: Sequence[str | Path], env: Mapping[str, str]
+    paths: Sequence[str | Path], env: Mapping[str, str], roots: Sequence[str | Path] = ()
 ) -> tuple[list[LoadedApp], list[str]]:
     """Like :func:`load_manifests`, also answering which files were read."""
+    # The token is masked in every message, even before any client holds it.
+    with secrets_registered(env.get("MAC_API_TOKEN", "")):
+        return _load(paths, env, find_roots(paths, roots))
+
+
+def _load(
+    paths: Sequence[str | Path], env: Mapping[str, str], roots: tuple[Path, ...]
+) -> tuple[list[LoadedApp], list[str]]:
     issues: list[ManifestIssue] = []
-    files = list(_manifest_files(paths, issues))
+    omitted = 0
+    files: list[str] = []
     apps: list[LoadedApp] = []
     first_place: dict[str, tuple[str, Pos]] = {}
-    for file in files:
+    # Listed first: problems with the paths themselves come before those inside files.
+    for file, real in list(_manifest_files(paths, roots, issues)):
+        files.append(file)
         file_issues: list[ManifestIssue] = []
-        for root in _documents(file, file_issues):
-            checker = DocumentChecker(file, env)
+        for root in _documents(file, real, file_issues):
+            problems = screen(root)
+            if problems:  # nothing below can be read safely: report these alone
+                file_issues.extend(_file_issue(file, m, p.line, p.column) for p, m in problems)
+                continue
+            checker = DocumentChecker(file, env, roots)
             app = checker.check(root)
             file_issues.extend(checker.issues)
             if checker.app_id is not None and checker.app_id_pos is not None:
@@ -73,9 +109,12 @@ def load_manifest_files(
                 first_place[checker.app_id] = (file, here)
             if app is not None:
                 apps.append(LoadedApp(app, file, pos_of(root).line))
-        issues.extend(sorted(file_issues, key=lambda issue: (issue.line, issue.column)))
-    if issues:
-        raise ManifestError(issues)
+        file_issues.sort(key=lambda issue: (issue.line, issue.column))
+        room = max(0, min(MAX_ERRORS_PER_FILE, MAX_ERRORS_TOTAL - len(issues)))
+        omitted += max(0, len(file_issues) - room)
+        issues.extend(_bounded_issue(issue) for issue in file_issues[:room])
+    if issues or omitted:
+        raise ManifestError(issues, omitted=omitted)
     return apps, files
 
 
@@ -99,7 +138,20 @@ def require_manifests(paths: Sequence[str | Path], loaded: Sequence[LoadedApp]) 
     raise ManifestError(issues)
 
 
-def _manifest_files(paths: Sequence[str | Path], issues: list[ManifestIssue]) -> Iterator[str]:
+def _bounded_issue(issue: ManifestIssue) -> ManifestIssue:
+    """The last guard: secrets masked and lengths capped, whatever built the message."""
+    return replace(
+        issue,
+        file=bounded(issue.file, MAX_PATH_CHARS),
+        path=bounded(issue.path, MAX_PATH_CHARS),
+        message=bounded(issue.message, MAX_MESSAGE_CHARS),
+    )
+
+
+def _manifest_files(
+    paths: Sequence[str | Path], roots: tuple[Path, ...], issues: list[ManifestIssue]
+) -> Iterator[tuple[str, Path]]:
+    """(path as shown, resolved path inside a root) of each manifest file, once each."""
     seen: set[Path] = set()
     for given in paths:
         path = Path(given)
@@ -113,16 +165,20 @@ def _manifest_files(paths: Sequence[str | Path], issues: list[ManifestIssue]) ->
                         " files",
                     )
                 )
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             found = [path]
         else:
             issues.append(_file_issue(str(given), "no such file or folder"))
             continue
         for file in found:
-            key = file.resolve()
-            if key not in seen:  # a file named twice (itself and via its folder) is read once
-                seen.add(key)
-                yield str(file)
+            try:
+                real = confined(file, roots, "manifest")
+            except FileRefused as exc:
+                issues.append(_file_issue(str(file), str(exc)))
+                continue
+            if real not in seen:  # a file named twice (itself and via its folder) is read once
+                seen.add(real)
+                yield str(file), real
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -137,13 +193,18 @@ def _file_issue(file: str, message: str, line: int = 1, column: int = 1) -> Mani
     return ManifestIssue(file, line, column, "", message)
 
 
-def _documents(file: str, issues: list[ManifestIssue]) -> Iterator[Node]:
+def _documents(file: str, real: Path, issues: list[ManifestIssue]) -> Iterator[Node]:
     """The non-empty documents of one file, as composed nodes (no Python objects built)."""
-    text = _read_text(file, issues)
+    text = _read_text(file, real, issues)
     if text is None:
         return
     try:
-        for root in yaml.compose_all(text, Loader=_LOADER):
+        for count, root in enumerate(yaml.compose_all(text, Loader=_LOADER), start=1):
+            if count > MAX_DOCUMENTS:
+                line = pos_of(root).line
+                message = f"more than {MAX_DOCUMENTS} documents in one file; split it into files"
+                issues.append(_file_issue(file, message, line))
+                return
             if isinstance(root, ScalarNode) and root.tag == NULL_TAG and not root.value:
                 continue  # an empty document (`---` followed by nothing)
             yield root
@@ -161,9 +222,9 @@ def _documents(file: str, issues: list[ManifestIssue]) -> Iterator[Node]:
 
 
 def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> ManifestIssue:
-    problem = exc.problem or exc.context or "invalid YAML"
+    problem = _without_source(exc.problem or exc.context or "invalid YAML")
     if exc.problem and exc.context and exc.context_mark is not None:
-        problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        problem += f" ({_without_source(exc.context)} at line {exc.context_mark.line + 1})"
     mark = exc.problem_mark or exc.context_mark
     if mark is None:
         return _file_issue(file, f"YAML syntax error: {problem}")
@@ -173,11 +234,29 @@ def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> ManifestIs
     return _file_issue(file, f"YAML syntax error: {problem}", mark.line + 1, mark.column + 1)
 
 
-def _read_text(file: str, issues: list[ManifestIssue]) -> str | None:
+# PyYAML quotes pieces of the source in its problems (alias and anchor names, tag handles,
+# the characters it stopped at). The file may be anything (a symlinked secret): keep a quoted
+# single character or token name like '<block end>', drop anything longer.
+_QUOTED_RE = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+_SHORT_QUOTED_RE = re.compile(r"'(\\[xuU]?[0-9a-fA-F]{0,8}|\\.|.)'|'<[a-z ]+>'")
+
+
+def _without_source(problem: str) -> str:
+    def keep_or_drop(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return text if _SHORT_QUOTED_RE.fullmatch(text) else "(text omitted)"
+
+    return _QUOTED_RE.sub(keep_or_drop, problem)
+
+
+def _read_text(file: str, real: Path, issues: list[ManifestIssue]) -> str | None:
     try:
-        data = Path(file).read_bytes()
-    except OSError as exc:
-        issues.append(_file_issue(file, f"cannot read file: {exc.strerror or exc}"))
+        data = read_regular_file(real, MAX_MANIFEST_BYTES, "manifest")
+    except FileRefused as exc:
+        message = str(exc).replace(f"manifest {real}", "the manifest", 1)
+        if real != Path(os.path.abspath(file)):
+            message += f" (it is a link to {real})"
+        issues.append(_file_issue(file, message))
         return None
     try:
         return data.decode("utf-8-sig")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.secrets import clipped, shown
+
 Loc = tuple[str | int, ...]
 
 TAG = "tag:yaml.org,2002:"
@@ -31,6 +33,11 @@ _BOOL_SPELLINGS.update({"false": False, "False": False, "FALSE": False})
 # `$${` is an escaped `${`; `${...}` a reference; a lone `${` is unterminated.
 _REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _REFERENCE_BODY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+# Integers this tool reads are ids; beyond this many digits no id exists, and Python refuses
+# to convert past 4,300 digits (the int-string limit) anyway.
+MAX_INT_DIGITS = 18
+# A number is only constructed (for the "YAML reads 1.10 as 1.1" hint) when it is short.
+_MAX_NUMBER_TEXT = 40
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +68,7 @@ def describe_node(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    return f"the value {node.value!r}"
+    return f"the value {shown(node.value)}"
 
 
 Report = Callable[[str], None]
@@ -89,6 +96,9 @@ def read_string(node: Node, report: Report) -> str | None:
     if reading is None:
         report(f"unsupported YAML tag {node.tag!r}; write a plain string")
         return None
+    if len(text) > _MAX_NUMBER_TEXT:
+        report(f"must be a string, but YAML reads {clipped(text)} as {reading}; quote it")
+        return None
     report(f"must be a string, but YAML reads {text} as {reading}; quote it: {json.dumps(text)}")
     return None
 
@@ -99,7 +109,7 @@ def read_bool(node: Node, report: Report) -> bool | None:
         if value is not None:
             return value
         # yes/no/on/off: booleans to PyYAML (YAML 1.1), strings to YAML 1.2 tools and editors.
-        report(f"write true or false, not {node.value}")
+        report(f"write true or false, not {clipped(str(node.value))}")
         return None
     report(f"must be true or false, not {_what(node)}")
     return None
@@ -109,9 +119,13 @@ def read_int(node: Node, report: Report) -> int | None:
     if isinstance(node, ScalarNode) and node.tag == INT_TAG:
         text = str(node.value)
         if _DECIMAL_INT_RE.fullmatch(text):
+            if len(text.lstrip("+-")) > MAX_INT_DIGITS:
+                report(f"the integer is too large ({len(text)} digits); ids have at most"
+                       f" {MAX_INT_DIGITS}")
+                return None
             return int(text)
         # 010 is octal 8, 1_000 and 1:30 (sexagesimal 90) are YAML 1.1 quirks.
-        report(f"write a plain decimal integer, not {text}")
+        report(f"write a plain decimal integer, not {clipped(text)}")
         return None
     report(f"must be an integer, not {_what(node)}")
     return None
@@ -119,7 +133,7 @@ def read_int(node: Node, report: Report) -> int | None:
 
 def _what(node: Node) -> str:
     if isinstance(node, ScalarNode) and node.tag == STR_TAG:
-        return f"the string {json.dumps(node.value)}"
+        return f"the string {json.dumps(clipped(str(node.value)))}"
     if isinstance(node, ScalarNode) and node.tag == NULL_TAG:
         return "an empty value (null)"
     return describe_node(node)
@@ -130,6 +144,8 @@ def _implicit_reading(node: ScalarNode) -> str | None:
     kind = node.tag.removeprefix(TAG)
     if kind not in ("int", "float", "bool", "timestamp", "value", "merge", "binary"):
         return None
+    if kind in ("int", "float") and len(str(node.value)) > _MAX_NUMBER_TEXT:
+        return "a number"  # not constructed: a huge one costs time and cannot be printed
     try:
         value = yaml.constructor.SafeConstructor().construct_object(node)
     except (yaml.YAMLError, ValueError, TypeError):
@@ -137,7 +153,7 @@ def _implicit_reading(node: ScalarNode) -> str | None:
     if kind == "bool" and isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if kind in ("int", "float") and value is not None:
-        return f"the number {value!r}"
+        return f"the number {shown(value)}"
     if kind == "timestamp":
         return "a date"
     return f"a YAML {kind}"
@@ -162,19 +178,32 @@ def substitute(text: str, env: Mapping[str, str], report: Report) -> str:
             return whole
         parsed = _REFERENCE_BODY_RE.fullmatch(body)
         if parsed is None:
-            report(f"invalid variable reference {whole!r}: use ${{NAME}} or ${{NAME:-default}}")
+            report(
+                f"invalid variable reference {shown(whole)}: use ${{NAME}} or ${{NAME:-default}}"
+            )
             return whole
         name, default = parsed.group(1), parsed.group(2)
+        if len(name) > 60:
+            report(f"variable name {shown(name)} is too long (at most 60 characters)")
+            return whole
+        if default is not None and "${" in default:
+            # The reference ends at the first "}", so ${A:-${B}} would read as the default
+            # "${B" and a stray "}": refused rather than silently wrong.
+            report(
+                f"nested variable references are not supported (${{{name}:-${{...}}}});"
+                f" give {name} a literal default, or set it in the environment"
+            )
+            return whole
         if name in SECRET_VARIABLES:
             # Manifest values end up in plans, PR comments and state files.
-            report(f"{whole}: the API token must never be written into a manifest")
+            report(f"{clipped(whole)}: the API token must never be written into a manifest")
             return whole
         value = env.get(name)
         if default is not None and not value:
             return default
         if value is None:
             report(
-                f"environment variable {name} is not set (referenced as {whole});"
+                f"environment variable {name} is not set (referenced as {clipped(whole)});"
                 f" set it, or give a default: ${{{name}:-default}}"
             )
             return whole

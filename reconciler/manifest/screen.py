@@ -1,0 +1,120 @@
+"""A first look at a composed document, before any field is read: what no field may hold.
+
+* **Tags**: only YAML's own (``!!str``, ``!!int``, ``!!map``, ...). ``!!python/object``, a
+  custom ``!Thing`` or ``!!set`` mean something to some loader and nothing here; refused on
+  scalars, mappings and lists alike, wherever they are.
+* **Lone surrogates** (``"\\ud800"`` in a double-quoted string) are not Unicode: no file, JSON
+  document or HTTP body can carry them.
+* **Alias expansion**: the walk reads an aliased node once per reference. A document whose
+  aliases add more than :data:`MAX_ALIAS_EXPANSION` values (a fan-out, a "billion laughs")
+  or refer to themselves is refused with one message, so work and output stay bounded.
+
+Each node is visited once (a graph walk with a visited set), so this is linear in the text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.manifest.nodes import TAG, Pos, pos_of
+
+SCALAR_TAGS = frozenset(
+    TAG + kind
+    for kind in ("str", "int", "float", "bool", "null", "timestamp", "merge", "value", "binary")
+)
+MAPPING_TAG = TAG + "map"
+SEQUENCE_TAG = TAG + "seq"
+MAX_ALIAS_EXPANSION = 10_000
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def screen(root: Node) -> list[tuple[Pos, str]]:
+    """Problems that make the document unreadable, with their places; [] when none."""
+    problems: list[tuple[Pos, str]] = []
+    distinct, expanded = 0, _expanded_size(root)
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        distinct += 1
+        problem = _node_problem(node)
+        if problem:
+            problems.append((pos_of(node), problem))
+        if isinstance(node, MappingNode):
+            for key, value in reversed(node.value):
+                stack.extend((value, key))
+        elif isinstance(node, SequenceNode):
+            stack.extend(reversed(node.value))
+    if expanded is None:
+        problems.append((pos_of(root), "an alias refers to a node that contains it (a loop);"
+                         " write the value out"))
+    elif expanded - distinct > MAX_ALIAS_EXPANSION:
+        problems.append((
+            pos_of(root),
+            f"aliases (*name) expand this document by {expanded - distinct} values, more than"
+            f" the limit of {MAX_ALIAS_EXPANSION}; write the values out or use fewer aliases",
+        ))
+    return sorted(problems, key=lambda problem: problem[0])
+
+
+def _node_problem(node: Node) -> str | None:
+    if isinstance(node, ScalarNode):
+        if node.tag not in SCALAR_TAGS:
+            return f"unsupported YAML tag {_tag(node.tag)}; remove it and write a plain value"
+        match = _SURROGATE_RE.search(str(node.value))
+        if match:
+            code = ord(match.group())
+            return (
+                f"contains U+{code:04X}, a lone surrogate (from a \\u escape), which is not"
+                " valid Unicode; remove it"
+            )
+        return None
+    expected = MAPPING_TAG if isinstance(node, MappingNode) else SEQUENCE_TAG
+    if node.tag != expected:
+        shape = "a mapping" if isinstance(node, MappingNode) else "a list"
+        return f"unsupported YAML tag {_tag(node.tag)} on {shape}; remove it"
+    return None
+
+
+def _tag(tag: str) -> str:
+    short = "!!" + tag.removeprefix(TAG) if tag.startswith(TAG) else tag
+    return repr(short) if len(short) <= 60 else repr(short[:59] + "…")
+
+
+def _expanded_size(root: Node) -> int | None:
+    """How many nodes the tree has with every alias written out; None for a loop."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(child)] for child in _children(node))
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return None
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                return None
+            if id(child) not in size:
+                stack.append((child, False))
+    return size[id(root)]
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
