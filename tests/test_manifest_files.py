@@ -16,20 +16,11 @@ from reconciler.cli.main import main
 from reconciler.errors import ManifestError
 from reconciler.manifest import document, files, load_manifests, loader
 from reconciler.manifest.files import find_roots
+from tests.test_manifest_errors import BASE
 
 SECRET = "s3cr3t-Do-Not-Print-0123456789"
 
-APP = """\
-apiVersion: miniappcenter/v1
-kind: MiniApp
-metadata:
-  id: com.example.shop
-spec:
-  name: Shop
-  superapp_id: com.example.superapp
-  type: Native
-  icon: {icon}
-"""
+APP = BASE + "  icon: {icon}\n"  # the error tests' minimal manifest, with an image file
 
 
 @pytest.fixture

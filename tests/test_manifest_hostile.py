@@ -22,27 +22,13 @@ from reconciler.errors import ManifestError
 from reconciler.manifest import load_manifests, loader
 from reconciler.manifest.screen import MAX_ALIAS_EXPANSION
 from reconciler.secrets import register_secret, unregister_secret
+from tests import test_manifest_errors as manifest_errors
 
 TOKEN = "tok-Very-Secret-Token-0123456789abcdef"
 HEX = "fe4602263a224b68a6cdd8c5533e5700"
 
-BASE = """\
-apiVersion: miniappcenter/v1
-kind: MiniApp
-metadata:
-  id: com.example.shop
-spec:
-  name: Shop
-  superapp_id: com.example.superapp
-  type: Native
-"""
-VERSION = """\
-  versions:
-    - code: "1.0"
-      platform_id: iOS
-      main_name: Start
-      main_type: Panel
-"""
+# The same minimal manifest (and version block) the error tests use, line numbers included.
+BASE, VERSION = manifest_errors.BASE, manifest_errors.VERSION
 ISSUE_LINE = re.compile(r"^[^\n]+:\d+:\d+: .+$")
 
 
