@@ -386,11 +386,16 @@ class Executor:
 
     async def _stale_adoptions(self) -> dict[str, str]:
         """Apps whose adopted versions no longer read as the plan saw them (app -> why)."""
+        adopted = [
+            item for item in self.plan.learned
+            if item.version_id is not None and item.code is not None
+        ]
+        # Concurrently: the client's pool (one lane per --parallelism slot) bounds it.
+        answers = await asyncio.gather(
+            *(self.client.get_version(item.app_id, item.version_id or 0) for item in adopted)
+        )
         stale: dict[str, str] = {}
-        for item in self.plan.learned:
-            if item.version_id is None or item.code is None:
-                continue
-            data = await self.client.get_version(item.app_id, item.version_id)
+        for item, data in zip(adopted, answers, strict=True):
             planned = self.plan.fingerprints.get(item.address)
             if data is None or data.code != item.code or fingerprint(data) != planned:
                 stale[item.app_id] = (
