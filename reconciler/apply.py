@@ -555,9 +555,10 @@ class Executor:
         # next plan knows the create may have happened and looks for it above this mark
         # rather than creating a second version.
         previous = record.versions.get(code)
-        # A code the server refuses as a duplicate exists at an id not yet read: above where
-        # an earlier probe for it stopped, or anywhere when nothing was read for it.
-        read_up_to = previous.probed_to if previous and previous.create_outcome else None
+        # A duplicate refusal after an earlier unanswered create: that create landed above
+        # the mark recorded with it (not necessarily above where a probe read: a slow server
+        # may have committed it after the probe read its id as free).
+        earlier_mark = previous.probe_from if previous and previous.create_outcome else None
         mark = self.state.version_mark()
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
         self._commit(app_id)
@@ -568,7 +569,7 @@ class Executor:
         except ApiError as exc:
             if _duplicate_refusal(exc):
                 return await self._adopt_existing_version(
-                    app_id, code, body, exc, read_up_to or 0
+                    app_id, code, body, exc, earlier_mark or 0
                 )
             del record.versions[code]  # a definite refusal: nothing was created
             self._commit(app_id)
@@ -637,7 +638,8 @@ class Executor:
             ) from exc
         except ApiError as exc:
             if _duplicate_refusal(exc):
-                return await self._adopt_existing_version(app_id, code, body, exc, result.last)
+                # Our first send landed after all (a late commit): above the same mark.
+                return await self._adopt_existing_version(app_id, code, body, exc, mark)
             del record.versions[code]
             self._commit(app_id)
             raise

@@ -30,7 +30,11 @@ IDENTITY = "sandbox:test"
 # ambiguous: the write happens, then 502; timeout_after: the write happens, the answer is lost;
 # drop_before: the connection fails before anything is sent; kill_after: the write happens,
 # then the process "dies" (SimulatedKill, which nothing in the tool catches).
-FaultMode = Literal["400", "500", "ambiguous", "timeout_after", "drop_before", "kill_after"]
+# late_commit: no answer, and the server commits the write only just before the next POST
+# (a slow server still working after the client gave up).
+FaultMode = Literal[
+    "400", "500", "ambiguous", "timeout_after", "drop_before", "kill_after", "late_commit"
+]
 
 
 class SimulatedKill(BaseException):
@@ -62,16 +66,26 @@ class FaultTransport(httpx.AsyncBaseTransport):
     faults: list[Fault] = field(default_factory=list)
     sent: list[tuple[str, str]] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)  # whole, bodies included
+    late: list[httpx.Request] = field(default_factory=list)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append((request.method, request.url.path))
         self.requests.append(request)
+        if request.method == "POST":
+            while self.late:  # the slow server commits what it was still working on
+                await (await self.inner.handle_async_request(self.late.pop(0))).aread()
         fault = next((f for f in self.faults if f.matches(request)), None)
         if fault is None:
             return await self.inner.handle_async_request(request)
         fault.times -= 1
         if fault.mode == "drop_before":
             raise httpx.ConnectError("injected: connection refused", request=request)
+        if fault.mode == "late_commit":
+            self.late.append(
+                httpx.Request(request.method, request.url, headers=request.headers,
+                              content=await request.aread())
+            )
+            raise httpx.ReadTimeout("injected: no answer yet", request=request)
         if fault.mode in ("500", "400"):
             return httpx.Response(
                 int(fault.mode), json={"errors": [{"code": 999, "message": "injected failure"}]}

@@ -172,6 +172,20 @@ async def test_unanswered_version_create_that_did_not_land_is_sent_again(mac: Ma
     assert (await mac.plan([app()])).changes == ()
 
 
+async def test_a_late_commit_found_after_the_probe_is_adopted_not_doubled(mac: Mac) -> None:
+    # The first create times out and the server commits it only after the probe read its id
+    # as free; the second send is refused as a duplicate: it is looked for above the mark
+    # taken before the FIRST send (where it is), not above where the probe stopped.
+    mac.faults.append(Fault("POST", r"/versions$", "late_commit"))
+    _, result, _ = await mac.apply([app()])
+    assert result.ok, [(r.change.address, r.message) for r in result.results]
+    created = next(r for r in result.results if r.change.resource == "version")
+    assert "refused as a duplicate code: it already existed" in (created.message or "")
+    assert mac.sandbox.count_versions(APP) == 1
+    assert mac.state().apps[APP].versions["1.0.0"].id == 1
+    assert (await mac.plan([app()])).changes == ()
+
+
 async def test_create_without_answer_twice_is_resolved_by_the_next_plan(mac: Mac) -> None:
     # Both sends unanswered, the second one landed: the next plan finds it by reading (never
     # a second version), above where the first probe stopped.
