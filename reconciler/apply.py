@@ -392,10 +392,16 @@ class Executor:
         ]
         # Concurrently: the client's pool (one lane per --parallelism slot) bounds it.
         answers = await asyncio.gather(
-            *(self.client.get_version(item.app_id, item.version_id or 0) for item in adopted)
+            *(self.client.get_version(item.app_id, item.version_id or 0) for item in adopted),
+            return_exceptions=True,  # one app's failed read stops that app, not the fleet
         )
         stale: dict[str, str] = {}
         for item, data in zip(adopted, answers, strict=True):
+            if isinstance(data, ReconcilerError):
+                stale[item.app_id] = f"could not read {item.address} back to check it: {data}"
+                continue
+            if isinstance(data, BaseException):
+                raise data
             planned = self.plan.fingerprints.get(item.address)
             if data is None or data.code != item.code or fingerprint(data) != planned:
                 stale[item.app_id] = (
@@ -559,7 +565,10 @@ class Executor:
         # the mark recorded with it (not necessarily above where a probe read: a slow server
         # may have committed it after the probe read its id as free).
         earlier_mark = previous.probe_from if previous and previous.create_outcome else None
+        # The lowest mark of every send of this code so far: any of them may land late.
         mark = self.state.version_mark()
+        if earlier_mark is not None:
+            mark = min(mark, earlier_mark)
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
         self._commit(app_id)
         try:
@@ -591,7 +600,8 @@ class Executor:
         await self._store_version_fields(app_id, version, fields)
 
     async def _probe(
-        self, app_id: str, code: str, payload: Mapping[str, Any], after: int
+        self, app_id: str, code: str, payload: Mapping[str, Any], after: int,
+        *, exact_only: bool = False,
     ) -> ProbeResult:
         result = await probe_versions(
             self.client,
@@ -601,6 +611,7 @@ class Executor:
             window=self.options.probe_window,
             skip_ids=self.state.recorded_version_ids(),
             parallelism=self.options.parallelism,
+            exact_only=exact_only,
         )
         self.result.probe_reads += result.reads
         return result
@@ -617,17 +628,17 @@ class Executor:
         """The create went unanswered: read the ids above the mark taken just before it.
         Found: adopted. Not found: it did not land, so it is sent once more; the server
         refuses a code it already has, so even a late landing cannot make a duplicate."""
-        result = await self._probe(app_id, code, payload, mark)
+        # Only an exact match is ours (a same-code one may be another app's on a server that
+        # does not scope ids); a real same-code version shows as a duplicate refusal below.
+        result = await self._probe(app_id, code, payload, mark, exact_only=True)
         found = result.found.get(code)
         record = self._record(app_id)
         if found is not None:
             return await self._found_after_no_answer(app_id, code, body, found, result)
         read = f"reading version ids {result.first}-{result.last} ({result.reads} reads)"
-        # The ids read were free, not necessarily taken: a second send may land on any id
-        # above the mark as it is now, so a probe for it starts there again.
-        record.versions[code] = VersionRecord(
-            create_outcome=UNKNOWN, probe_from=self.state.version_mark()
-        )
+        # The ids read were free then, which proves little: this send, or a late commit of the
+        # first, may land on any id above the first send's mark, so a probe starts there again.
+        record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
         self._commit(app_id)
         try:
             created = await self.client.create_version(app_id, VersionCreate(**body))

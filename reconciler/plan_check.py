@@ -263,6 +263,27 @@ def check_against_state(plan: Plan, state: State, source: str) -> None:
         problem = _state_problem(change, state, change.address in first_steps, created)
         if problem is not None:
             raise PlanError(f"plan file {source}: {_where(index, change)}: {problem}{_REFUSED}")
+    for index, item in enumerate(plan.learned):
+        problem = _learned_state_problem(item, state)
+        if problem is not None:
+            raise PlanError(f"plan file {source}: learned fact {index}: {problem}{_REFUSED}")
+
+
+def _learned_state_problem(item: Learned, state: State) -> str | None:
+    """An adoption must fit what the state knows: "fresh" (brand new, pending: its steps run
+    without learning) only for our own unanswered create, and never an id the state already
+    records for another version."""
+    if item.version_id is None or item.code is None:
+        return None
+    record = state.apps.get(item.app_id)
+    known = record.versions.get(item.code) if record is not None else None
+    if item.fresh and (known is None or known.create_outcome != UNKNOWN):
+        return "fresh is said of a version the state records no unanswered create for"
+    for app_id, other in state.apps.items():
+        for code, version in other.versions.items():
+            if version.id == item.version_id and (app_id, code) != (item.app_id, item.code):
+                return "adopts an id the state records for another version"
+    return None
 
 
 _REFUSED = "; the saved plan is refused and nothing was written (make it again with `plan --out`)"

@@ -33,7 +33,7 @@ from reconciler.model import (
     version_fields,
 )
 from reconciler.plan import DEFAULT_PROBE_WINDOW
-from reconciler.state import State
+from reconciler.state import UNKNOWN, State
 
 
 @dataclass
@@ -69,10 +69,14 @@ async def probe_versions(
     window: int,
     skip_ids: Collection[int] = (),
     parallelism: int = 16,
+    exact_only: bool = False,
 ) -> ProbeResult:
     """Read ids ``after+1`` .. ``after+window`` (minus ``skip_ids``) of ``app_id`` until every
     code in ``wanted`` (code -> the fields sent) is found exactly; then, for codes without an
-    exact match, the first version with that code."""
+    exact match, the first version with that code, unless ``exact_only``: after our own
+    unanswered create, a same-code version with other fields may be another app's (a server
+    that does not scope version ids by app); not found, the create is sent again and a
+    duplicate refusal says whether the code really exists in this app."""
     result = ProbeResult(first=after + 1, last=after)
     exact: dict[str, VersionData] = {}
     same_code: dict[str, VersionData] = {}
@@ -100,7 +104,8 @@ async def probe_versions(
                 exact[code] = version
             elif code not in same_code:
                 same_code[code] = version
-    result.found = {**{c: v for c, v in same_code.items() if c not in exact}, **exact}
+    fallback = {} if exact_only else {c: v for c, v in same_code.items() if c not in exact}
+    result.found = {**fallback, **exact}
     return result
 
 
@@ -123,28 +128,33 @@ async def recover_unknown_versions(
       where the last probe stopped.
     """
     skip = state.recorded_version_ids()
-    jobs: list[tuple[str, int, dict[str, dict[str, Any]]]] = []
+    jobs: list[tuple[str, int, dict[str, dict[str, Any]], bool]] = []
     for app in desired:
         live_app = live.apps.get(app.id)
         if app.absent or app.spec.versions is None or live_app is None:
             continue
         record = state.app(app.id)
-        groups: dict[int, dict[str, dict[str, Any]]] = {}
+        # (where to start, exact matches only) -> the codes looked for there
+        groups: dict[tuple[int, bool], dict[str, dict[str, Any]]] = {}
         for version in app.spec.versions:
             known = record.versions.get(version.code) if record is not None else None
             if record is None:
-                after = 0
+                key = (0, False)
             elif known is not None and known.create_outcome is not None:
+                # Our own unanswered create: only an exact match is ours (probe_versions).
                 after = max(known.probe_from or 0, known.probed_to or 0)
+                key = (after, known.create_outcome == UNKNOWN)
             else:
                 continue
-            groups.setdefault(after, {})[version.code] = version_fields(version)
-        jobs.extend((app.id, after, wanted) for after, wanted in groups.items())
+            groups.setdefault(key, {})[version.code] = version_fields(version)
+        jobs.extend((app.id, after, wanted, exact) for (after, exact), wanted in groups.items())
 
-    async def one(app_id: str, after: int, wanted: dict[str, dict[str, Any]]) -> None:
+    async def one(
+        app_id: str, after: int, wanted: dict[str, dict[str, Any]], exact_only: bool
+    ) -> None:
         result = await probe_versions(
             client, app_id, wanted, after=after, window=window, skip_ids=skip,
-            parallelism=parallelism,
+            parallelism=parallelism, exact_only=exact_only,
         )
         current = live.apps[app_id]
         assert current is not None
@@ -157,8 +167,8 @@ async def recover_unknown_versions(
     # bounds what is in flight across apps.
     try:
         async with asyncio.TaskGroup() as group:
-            for app_id, after, wanted in jobs:
-                group.create_task(one(app_id, after, wanted))
+            for app_id, after, wanted, exact_only in jobs:
+                group.create_task(one(app_id, after, wanted, exact_only))
     except* ReconcilerError as failures:
         raise failures.exceptions[0] from None
 

@@ -204,3 +204,34 @@ def test_a_saved_plan_after_a_lost_state_is_checked_then_applied(
     assert applied.returncode in (0, 3), applied.stderr
     assert json.loads(applied.stdout)["apply"]["summary"]["adopted"] >= 1
     assert _duplicates(tmp_path / "sandbox.db") == []
+
+
+def test_a_saved_adoption_must_fit_the_state(
+    tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
+) -> None:
+    fleet = _fleet(tmp_path, apps=2)
+    state = tmp_path / "state.json"
+    server = sandbox_server_factory()
+    env = _env(server, state)
+    assert _run(env, "apply", str(fleet), "--auto-approve").returncode == 0
+    kept = json.loads(state.read_text())["apps"]["com.test.fleet.app01"]["versions"]
+    assert _run(env, "state", "rm", "com.test.fleet.app00").returncode == 0
+    saved = tmp_path / "plan.json"
+    _run(env, "plan", str(fleet), "--out", str(saved))
+    plan = json.loads(saved.read_text())
+    index = next(i for i, item in enumerate(plan["learned"]) if item.get("version_id"))
+
+    def refused(edit: Callable[[dict[str, object]], None], reason: str) -> None:
+        tampered = json.loads(saved.read_text())
+        edit(tampered["learned"][index])
+        path = tmp_path / "tampered.json"
+        path.write_text(json.dumps(tampered))
+        run = _run(env, "apply", "--plan", str(path), "--auto-approve")
+        assert run.returncode == 1 and reason in run.stderr, run.stderr
+        assert "com.test.fleet.app00" not in json.loads(state.read_text())["apps"]
+
+    # "fresh" would skip learning the status: only for our own unanswered create
+    refused(lambda item: item.update(fresh=True), "fresh is said of a version")
+    # an id the state records for another app's version
+    other_id = next(iter(kept.values()))["id"]
+    refused(lambda item: item.update(version_id=other_id), "adopts an id the state records")

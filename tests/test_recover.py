@@ -1,0 +1,60 @@
+"""The version probe's matching rules (reconciler/recover.py), with a fake server that does
+NOT scope version ids by app (the real one might not: api-notes), so a read of app A's path
+can answer another app's version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.client import VersionData
+from reconciler.recover import probe_versions
+
+SENT = {"platform_id": "iOS", "main_name": "start", "main_type": "Panel"}
+
+
+class UnscopedServer:
+    """`get_version(app, id)` answers whatever version has that id, whichever app owns it."""
+
+    def __init__(self, versions: dict[int, dict[str, Any]]) -> None:
+        self.versions = versions
+        self.reads: list[int] = []
+
+    async def get_version(self, _app_id: str, version_id: int) -> VersionData | None:
+        self.reads.append(version_id)
+        data = self.versions.get(version_id)
+        return None if data is None else VersionData(id=version_id, **data)
+
+
+async def test_after_an_unanswered_create_only_an_exact_match_is_ours() -> None:
+    # id 6 is app B's 1.0.0 (other fields): never taken for A's unanswered create
+    server = UnscopedServer({6: {"code": "1.0.0", **SENT, "main_name": "b-start"}})
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=5, window=8, exact_only=True  # type: ignore[arg-type]
+    )
+    assert result.found == {} and result.range == (6, 13)
+
+
+async def test_a_same_code_version_is_taken_when_the_code_is_known_to_exist() -> None:
+    server = UnscopedServer({6: {"code": "1.0.0", **SENT, "main_name": "renamed"}})
+    result = await probe_versions(server, "com.a", {"1.0.0": SENT}, after=5, window=8)  # type: ignore[arg-type]
+    assert result.found["1.0.0"].id == 6
+
+
+async def test_exact_beats_same_code_and_stops_at_the_first_match() -> None:
+    server = UnscopedServer({
+        6: {"code": "1.0.0", **SENT, "main_name": "other"},
+        7: {"code": "1.0.0", **SENT},
+    })
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=5, window=256, parallelism=4  # type: ignore[arg-type]
+    )
+    assert result.found["1.0.0"].id == 7
+    assert max(server.reads) <= 9  # batches of 1, 2, 4: it stopped in the batch it matched
+
+
+async def test_ids_the_state_records_elsewhere_are_never_read() -> None:
+    server = UnscopedServer({2: {"code": "1.0.0", **SENT}})
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=0, window=3, skip_ids={2}  # type: ignore[arg-type]
+    )
+    assert 2 not in server.reads and result.found == {} and result.reads == 2
