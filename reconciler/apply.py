@@ -189,6 +189,10 @@ class Executor:
             if c.resource == "status"
         }
         self._settled: set[tuple[str, str]] = set()
+        # The id mark, folded once with every id the state records (a replayed journal's
+        # included); from here on every id this run records is noted as it comes, so a
+        # create reads the mark without walking the whole state.
+        state.note_version_id(state.version_mark())
 
     @property
     def stopping(self) -> bool:
@@ -566,7 +570,7 @@ class Executor:
         # may have committed it after the probe read its id as free).
         earlier_mark = previous.probe_from if previous and previous.create_outcome else None
         # The lowest mark of every send of this code so far: any of them may land late.
-        mark = self.state.version_mark()
+        mark = self.state.version_id_mark
         if earlier_mark is not None:
             mark = min(mark, earlier_mark)
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
@@ -578,7 +582,7 @@ class Executor:
         except ApiError as exc:
             if _duplicate_refusal(exc):
                 return await self._adopt_existing_version(
-                    app_id, code, body, exc, earlier_mark or 0
+                    app_id, code, body, payload, exc, earlier_mark or 0
                 )
             del record.versions[code]  # a definite refusal: nothing was created
             self._commit(app_id)
@@ -593,8 +597,11 @@ class Executor:
     async def _created_version(
         self, app_id: str, code: str, version_id: int, payload: Mapping[str, Any]
     ) -> None:
-        fields = {k: v for k, v in payload.items() if k != "code"}
-        version = VersionRecord(id=version_id, compatibility=[], status="pending")
+        """Record a brand-new version (created, or our unanswered create found by reading).
+        ``payload`` is the plan's, before uploads: file-sourced objects are recorded by
+        content digest, as the next plan compares them."""
+        fields = _without_code(payload)
+        version = _adopted_version(version_id, fresh=True)
         self._record(app_id).versions[code] = version
         self.state.note_version_id(version_id)
         await self._store_version_fields(app_id, version, fields)
@@ -606,7 +613,7 @@ class Executor:
         result = await probe_versions(
             self.client,
             app_id,
-            {code: {k: v for k, v in payload.items() if k != "code"}},
+            {code: _without_code(payload)},
             after=after,
             window=self.options.probe_window,
             skip_ids=self.state.recorded_version_ids(),
@@ -634,7 +641,9 @@ class Executor:
         found = result.found.get(code)
         record = self._record(app_id)
         if found is not None:
-            return await self._found_after_no_answer(app_id, code, body, found, result)
+            # Found by an exact match (exact_only): ours, brand new, the plan goes on.
+            await self._created_version(app_id, code, found.id, payload)
+            return f"no answer; found it by reading: id {found.id} ({result.reads} reads)"
         read = f"reading version ids {result.first}-{result.last} ({result.reads} reads)"
         # The ids read were free then, which proves little: this send, or a late commit of the
         # first, may land on any id above the first send's mark, so a probe starts there again.
@@ -650,36 +659,21 @@ class Executor:
         except ApiError as exc:
             if _duplicate_refusal(exc):
                 # Our first send landed after all (a late commit): above the same mark.
-                return await self._adopt_existing_version(app_id, code, body, exc, mark)
+                return await self._adopt_existing_version(
+                    app_id, code, body, payload, exc, mark
+                )
             del record.versions[code]
             self._commit(app_id)
             raise
         await self._created_version(app_id, code, created.id, payload)
         return f"no answer; {read} did not find it, so it was sent again: id {created.id}"
 
-    async def _found_after_no_answer(
-        self,
-        app_id: str,
-        code: str,
-        body: Mapping[str, Any],
-        found: Any,
-        result: ProbeResult,
-    ) -> str | None:
-        if _sent_fields_match(found, code, body):
-            # Ours, brand new: pending, no compatibility yet; the plan goes on as planned.
-            record = self._record(app_id)
-            record.versions[code] = _adopted_version(found.id, fresh=True)
-            self.state.note_version_id(found.id)
-            fields = {k: v for k, v in body.items() if k != "code"}
-            await self._store_version_fields(app_id, record.versions[code], fields)
-            return f"no answer; found it by reading: id {found.id} ({result.reads} reads)"
-        return await self._adopt_found(app_id, code, body, found.id, result, "no answer, and")
-
     async def _adopt_existing_version(
         self,
         app_id: str,
         code: str,
         body: Mapping[str, Any],
+        payload: Mapping[str, Any],
         refusal: ApiError,
         after: int,
     ) -> str | None:
@@ -698,18 +692,16 @@ class Executor:
                     result.first, result.last, result.reads, self.options.probe_window
                 )
             )
-        return await self._adopt_found(
-            app_id, code, body, found.id, result, "refused as a duplicate code:"
-        )
+        return await self._adopt_found(app_id, code, body, payload, found.id, result)
 
     async def _adopt_found(
         self,
         app_id: str,
         code: str,
         body: Mapping[str, Any],
+        payload: Mapping[str, Any],
         version_id: int,
         result: ProbeResult,
-        how: str,
     ) -> str:
         """A version that existed before this create (made outside, or before the state was
         lost): adopt it, then make it what the create would have made. Its fields are sent
@@ -721,12 +713,11 @@ class Executor:
         record.versions[code] = version
         self.state.note_version_id(version_id)
         self._commit(app_id)
-        fields = {k: v for k, v in body.items() if k != "code"}
-        await self.client.update_version(app_id, version_id, VersionUpdate(**fields))
-        await self._store_version_fields(app_id, version, fields)
+        await self.client.update_version(app_id, version_id, VersionUpdate(**_without_code(body)))
+        await self._store_version_fields(app_id, version, _without_code(payload))
         return (
-            f"{how} it already existed; found it by reading at id {version_id}"
-            f" ({result.reads} reads), adopted it and sent its fields"
+            "refused as a duplicate code: it already existed; found it by reading at id"
+            f" {version_id} ({result.reads} reads), adopted it and sent its fields"
         )
 
     async def _version_update(self, change: Change) -> None:
@@ -921,10 +912,9 @@ def _adopted_version(version_id: int, *, fresh: bool) -> VersionRecord:
     return VersionRecord(id=version_id, status=UNKNOWN)
 
 
-def _sent_fields_match(found: Any, code: str, payload: Mapping[str, Any]) -> bool:
-    from reconciler.recover import matches
-
-    return matches(found, code, {k: v for k, v in payload.items() if k != "code"})
+def _without_code(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A version create's fields without its code (what a PUT and the state record take)."""
+    return {k: v for k, v in payload.items() if k != "code"}
 
 
 def _duplicate_refusal(exc: ApiError) -> bool:

@@ -39,6 +39,7 @@ from reconciler.state import UNKNOWN, State
 @dataclass
 class ProbeResult:
     found: dict[str, VersionData] = field(default_factory=dict)  # code -> the version read
+    exact: set[str] = field(default_factory=set)  # codes found with every sent field
     reads: int = 0
     first: int = 0  # first id read
     last: int = 0  # last id read (the next run starts above it)
@@ -106,6 +107,7 @@ async def probe_versions(
                 same_code[code] = version
     fallback = {} if exact_only else {c: v for c, v in same_code.items() if c not in exact}
     result.found = {**fallback, **exact}
+    result.exact = set(exact)
     return result
 
 
@@ -186,8 +188,7 @@ def with_probe_result(
         if found is None:
             not_found[code] = ProbeMiss(result.range, result.reads)
             continue
-        exact = matches(found, code, wanted[code])
-        recovered[code] = ProbeHit(result.range, result.reads, found.id, exact)
+        recovered[code] = ProbeHit(result.range, result.reads, found.id, code in result.exact)
         version_ids[code] = found.id
         versions = [v for v in versions if v.code != code] + [live_version(code, found)]
     spec = live_app.app.spec.model_copy(update={"versions": tuple(versions)})

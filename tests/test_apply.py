@@ -172,6 +172,27 @@ async def test_unanswered_version_create_that_did_not_land_is_sent_again(mac: Ma
     assert (await mac.plan([app()])).changes == ()
 
 
+async def test_a_found_create_records_its_file_by_content_not_by_upload_id(
+    mac: Mac, tmp_path: Any
+) -> None:
+    # The version found after an unanswered create is recorded like a created one: a
+    # file-sourced metadata by its digest, so the next plan has nothing to re-upload.
+    import hashlib
+
+    content = b"metadata bytes"
+    path = tmp_path / "meta.json"
+    path.write_bytes(content)
+    source = f"file:{path}#sha256={hashlib.sha256(content).hexdigest()}"
+    desired = app(versions=[{"code": "1.0.0", "platform_id": "iOS", "main_name": "s",
+                             "main_type": "Panel", "metadata": source}])
+    mac.faults.append(Fault("POST", r"/versions$", "ambiguous"))
+    _, result, _ = await mac.apply([desired])
+    assert result.ok, [(r.change.address, r.message) for r in result.results]
+    recorded = mac.state().apps[APP].versions["1.0.0"].objects["metadata"].object_id
+    assert recorded.startswith("sha256:")
+    assert (await mac.plan([desired])).changes == ()
+
+
 async def test_a_late_commit_found_after_the_probe_is_adopted_not_doubled(mac: Mac) -> None:
     # The first create times out and the server commits it only after the probe read its id
     # as free; the second send is refused as a duplicate: it is looked for above the mark
