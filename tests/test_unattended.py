@@ -79,6 +79,17 @@ def _duplicates(db: Path) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
+def _applied_fleet(
+    tmp_path: Path, factory: Callable[..., RunningSandbox], apps: int
+) -> tuple[Path, Path, dict[str, str]]:
+    """A fleet of ``apps`` applied to a fresh server: (manifests, state file, environment)."""
+    fleet = _fleet(tmp_path, apps=apps)
+    state = tmp_path / "state.json"
+    env = _env(factory(), state)
+    assert _run(env, "apply", str(fleet), "--auto-approve").returncode == 0
+    return fleet, state, env
+
+
 PERSON = ("state adopt-version", "state set-status", "find the version's id")
 
 
@@ -112,11 +123,7 @@ def test_fleet_converges_under_faults_without_a_person(
 def test_lost_state_is_said_and_apply_adopts_without_duplicates(
     tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
 ) -> None:
-    fleet = _fleet(tmp_path, apps=4)
-    state = tmp_path / "state.json"
-    server = sandbox_server_factory()
-    env = _env(server, state)
-    assert _run(env, "apply", str(fleet), "--auto-approve").returncode == 0
+    fleet, state, env = _applied_fleet(tmp_path, sandbox_server_factory, apps=4)
     versions_before = {
         (app_id, code): record["id"]
         for app_id, app in json.loads(state.read_text())["apps"].items()
@@ -169,11 +176,7 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
 def test_a_saved_plan_after_a_lost_state_is_checked_then_applied(
     tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
 ) -> None:
-    fleet = _fleet(tmp_path, apps=2)
-    state = tmp_path / "state.json"
-    server = sandbox_server_factory()
-    env = _env(server, state)
-    assert _run(env, "apply", str(fleet), "--auto-approve").returncode == 0
+    fleet, state, env = _applied_fleet(tmp_path, sandbox_server_factory, apps=2)
     state.unlink()
     saved = tmp_path / "plan.json"
     _run(env, "plan", str(fleet), "--out", str(saved))
@@ -209,11 +212,7 @@ def test_a_saved_plan_after_a_lost_state_is_checked_then_applied(
 def test_a_saved_adoption_must_fit_the_state(
     tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
 ) -> None:
-    fleet = _fleet(tmp_path, apps=2)
-    state = tmp_path / "state.json"
-    server = sandbox_server_factory()
-    env = _env(server, state)
-    assert _run(env, "apply", str(fleet), "--auto-approve").returncode == 0
+    fleet, state, env = _applied_fleet(tmp_path, sandbox_server_factory, apps=2)
     kept = json.loads(state.read_text())["apps"]["com.test.fleet.app01"]["versions"]
     assert _run(env, "state", "rm", "com.test.fleet.app00").returncode == 0
     saved = tmp_path / "plan.json"
