@@ -430,7 +430,7 @@ class Executor:
         if item.code is None:
             return  # the app itself: recorded as managed by _record
         if item.version_id is not None:
-            record.versions[item.code] = _adopted_version(item.version_id, fresh=item.fresh)
+            record.versions[item.code] = VersionRecord.found(item.version_id, fresh=item.fresh)
             self.state.note_version_id(item.version_id)
             return
         known = record.versions.get(item.code)
@@ -601,7 +601,7 @@ class Executor:
         ``payload`` is the plan's, before uploads: file-sourced objects are recorded by
         content digest, as the next plan compares them."""
         fields = _without_code(payload)
-        version = _adopted_version(version_id, fresh=True)
+        version = VersionRecord.found(version_id, fresh=True)
         self._record(app_id).versions[code] = version
         self.state.note_version_id(version_id)
         await self._store_version_fields(app_id, version, fields)
@@ -709,7 +709,7 @@ class Executor:
         (idempotent too); its review status is unknown, so this version's status steps in
         this plan are replaced by learning it (see _status_update)."""
         record = self._record(app_id)
-        version = _adopted_version(version_id, fresh=False)
+        version = VersionRecord.found(version_id, fresh=False)
         record.versions[code] = version
         self.state.note_version_id(version_id)
         self._commit(app_id)
@@ -902,14 +902,6 @@ _STEP_CALLS: Mapping[str, Callable[[MiniAppCenterClient, str, int], Awaitable[No
     "ready": MiniAppCenterClient.ready,
     "rejected": MiniAppCenterClient.rejected,
 }
-
-
-def _adopted_version(version_id: int, *, fresh: bool) -> VersionRecord:
-    """A version found by reading. ``fresh``: our own unanswered create (brand new: pending,
-    no compatibility yet); otherwise its status and compatibilities are unknown."""
-    if fresh:
-        return VersionRecord(id=version_id, compatibility=[], status="pending")
-    return VersionRecord(id=version_id, status=UNKNOWN)
 
 
 def _without_code(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -518,9 +518,7 @@ class _AppDiff:
             self.learned.append(
                 Learned(self.app.id, version.code, found.id, fresh, found.probed, found.reads)
             )
-            if fresh:
-                return VersionRecord(id=found.id, compatibility=[], status="pending")
-            return VersionRecord(id=found.id, status=UNKNOWN)
+            return VersionRecord.found(found.id, fresh=fresh)
         if outcome is None:
             return record
         missed = live.not_found.get(version.code) or ProbeMiss((0, 0), 0)

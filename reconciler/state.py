@@ -78,6 +78,14 @@ class VersionRecord(_Record):
     probe_from: int | None = None
     probed_to: int | None = None
 
+    @classmethod
+    def found(cls, version_id: int, *, fresh: bool) -> VersionRecord:
+        """A version found by reading. ``fresh``: our own unanswered create (brand new:
+        pending, no compatibility yet); otherwise its status and compatibilities are unknown."""
+        if fresh:
+            return cls(id=version_id, compatibility=[], status="pending")
+        return cls(id=version_id, status=UNKNOWN)
+
 
 class AppRecord(_Record):
     protect: bool = False
