@@ -114,10 +114,7 @@ def apply(
                 f" --max-deletes {max_deletes}; refusing it"
             )
         store = state_store(state, where.sandbox_db is not None)
-        notices = state_notices(store)
-        if saved is None:
-            for notice in notices:
-                err(f"Warning: {notice}")
+        notices = state_notices(store, say=saved is None)
         with store.lock("apply"):
             current_state = store.load(where.identity)
             if desired is not None:

@@ -176,16 +176,20 @@ def state_store(state: Path | None, target_is_sandbox: bool) -> FileStateStore:
     return FileStateStore(default_state_path())
 
 
-def state_notices(store: FileStateStore) -> tuple[str, ...]:
+def state_notices(store: FileStateStore, *, say: bool = True) -> tuple[str, ...]:
     """A missing state file is said, never silent: a deleted CI cache or a mistyped
-    RECONCILER_STATE must not look like a normal run."""
+    RECONCILER_STATE must not look like a normal run. Said on stderr (``say``) and returned
+    for the plan's warnings (JSON, Markdown)."""
     if store.exists():
         return ()
-    return (
+    notices = (
         f"no state file was found at {store.describe()}: starting from the API. Mini apps that"
         " exist there are adopted, and their versions found by reading (a first run, or a"
         " lost state file: check --state / RECONCILER_STATE if you expected one)",
     )
+    for notice in notices if say else ():
+        err(f"Warning: {notice}")
+    return notices
 
 
 @dataclass(frozen=True)

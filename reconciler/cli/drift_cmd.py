@@ -65,8 +65,6 @@ def drift(
         store = state_store(state, where.sandbox_db is not None)
         current_state = store.load(where.identity)
         notices = state_notices(store)
-        for notice in notices:
-            err(f"Warning: {notice}")
         check_scope(desired, current_state)
 
         async def run() -> DriftReport:

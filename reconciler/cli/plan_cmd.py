@@ -113,8 +113,6 @@ def plan(
         current_state = store.load(where.identity)
         check_scope(desired, current_state)
         notices = state_notices(store)
-        for notice in notices:
-            err(f"Warning: {notice}")
         request = PlanRequest(
             target, prune, max_deletes, parallelism, probe_window, notices, where.setting
         )
