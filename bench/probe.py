@@ -49,7 +49,7 @@ async def timed_plan(make_client: Any, apps: list[Any], state: State, parallelis
         "probe_reads": plan.probe_reads,
         "found": len(found),
         "not_found": sum(1 for item in plan.learned if item.code and item.version_id is None),
-        "creates": sum(1 for c in plan.changes if c.resource == "version" and c.action == "create"),
+        "creates": sum(1 for c in plan.changes if c.kind == "version" and c.action == "create"),
     }
 
 

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from reconciler.address import Address
+from reconciler.addresses import locations_address, version_address
 from reconciler.client import (
     LocationBody,
     MiniAppCenterClient,
@@ -71,8 +73,9 @@ class ChangeResult:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "address": self.change.address,
-            "resource": self.change.resource,
+            "provider": self.change.provider,
+            "address": str(self.change.address),
+            "resource": self.change.kind,
             "action": self.change.action,
             "app_id": self.change.app_id,
             "outcome": self.outcome,
@@ -186,7 +189,7 @@ class Executor:
         self._status_goals = {
             (c.app_id, c.version_code or ""): str((c.after or {}).get("status"))
             for c in plan.changes
-            if c.resource == "status"
+            if c.kind == "status"
         }
         self._settled: set[tuple[str, str]] = set()
         # The id mark, folded once with every id the state records (a replayed journal's
@@ -238,7 +241,7 @@ class Executor:
         return self.result
 
     async def _run_app(self, app_id: str, changes: list[Change]) -> None:
-        applied: set[str] = set()
+        applied: set[Address] = set()
         if self._stop:
             self._skip_all(changes)
             return
@@ -303,11 +306,11 @@ class Executor:
             self.options.on_result(result)
 
     async def _stale(self, app_id: str, changes: list[Change]) -> str | None:
-        wants_locations = f"miniapp[{app_id}].locations" in self.plan.fingerprints
+        wants_locations = locations_address(app_id) in self.plan.fingerprints
         versions = {
             code: vid
             for code in {c.version_code for c in changes if c.version_code}
-            if f"miniapp[{app_id}].version[{code}]" in self.plan.fingerprints
+            if version_address(app_id, code) in self.plan.fingerprints
             and (vid := self.state.version_id(app_id, code)) is not None
         }
         live = await fetch_live(
@@ -378,10 +381,10 @@ class Executor:
     async def _execute(self, change: Change) -> str | None:
         """Run one change; returns a note for the summary (how an ambiguity was resolved).
         One lookup in a closed table: nothing from the plan ever names a callable."""
-        handler = DISPATCH.get((change.resource, change.action, change.step))
+        handler = DISPATCH.get((change.kind, change.action, change.step))
         if handler is None:
             raise _Failed(
-                f"no operation for {change.resource} {change.action}"
+                f"no operation for {change.kind} {change.action}"
                 + (f" step {change.step!r}" if change.step is not None else "")
             )
         return await handler(self, change)

@@ -19,6 +19,15 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from reconciler.address import Address
+from reconciler.addresses import (
+    app_address,
+    attribute_address,
+    compatibility_address,
+    location_address,
+    status_address,
+    version_address,
+)
 from reconciler.model import (
     APP_IMAGE_FIELDS,
     VERSION_OBJECT_FIELDS,
@@ -32,6 +41,7 @@ from reconciler.model import (
 from reconciler.plan import (
     DEFAULT_PROBE_WINDOW,
     LEARN_STATUS,
+    PROVIDER,
     AppMeta,
     Change,
     FieldChange,
@@ -74,7 +84,7 @@ def build_plan(
     *,
     endpoint: str,
     options: PlanOptions | None = None,
-    fingerprints: Mapping[str, str] | None = None,
+    fingerprints: Mapping[Address, str] | None = None,
 ) -> Plan:
     options = options or PlanOptions()
     changes: list[Change] = []
@@ -126,7 +136,7 @@ def build_plan(
         )
 
     return Plan(
-        endpoint=endpoint,
+        endpoints={PROVIDER: endpoint},
         changes=tuple(changes),
         warnings=tuple(warnings),
         errors=tuple(errors),
@@ -187,30 +197,6 @@ def orphan_ids(
 # --- addresses ---------------------------------------------------------------------------
 
 
-def app_address(app_id: str) -> str:
-    return f"miniapp[{app_id}]"
-
-
-def attribute_address(app_id: str, field_name: str) -> str:
-    return f"{app_address(app_id)}.attribute[{field_name}]"
-
-
-def location_address(app_id: str, name: str) -> str:
-    return f"{app_address(app_id)}.location[{name}]"
-
-
-def version_address(app_id: str, code: str) -> str:
-    return f"{app_address(app_id)}.version[{code}]"
-
-
-def compatibility_address(app_id: str, code: str, superapp_version: int) -> str:
-    return f"{version_address(app_id, code)}.compatibility[{superapp_version}]"
-
-
-def status_address(app_id: str, code: str, step: str) -> str:
-    return f"{version_address(app_id, code)}.status[{step}]"
-
-
 # --- field-level differences -------------------------------------------------------------
 
 
@@ -251,7 +237,7 @@ def _path(deepdiff_path: str) -> str:
 # --- one app -----------------------------------------------------------------------------
 
 
-def _protect_error(app_id: str, address: str) -> PlanProblem:
+def _protect_error(app_id: str, address: Address) -> PlanProblem:
     return PlanProblem(
         "refusing to delete a protected mini app (protect: true). To delete it, first apply"
         " its manifest with `protect: false`, then delete it.",
@@ -264,7 +250,7 @@ def _app_delete(app_id: str, live: LiveApp | None, *, reason: str | None = None)
     before = live.app.spec.app_fields() if live else None
     return Change(
         address=app_address(app_id),
-        resource="miniapp",
+        kind="miniapp",
         action="delete",
         app_id=app_id,
         before=before,
@@ -323,7 +309,7 @@ class _AppDiff:
         self.changes.append(
             Change(
                 address=self.app_addr,
-                resource="miniapp",
+                kind="miniapp",
                 action="create",
                 app_id=self.app.id,
                 before=None,
@@ -342,7 +328,7 @@ class _AppDiff:
         self.changes.append(
             Change(
                 address=self.app_addr,
-                resource="miniapp",
+                kind="miniapp",
                 action="update",
                 app_id=self.app.id,
                 before=update.before,
@@ -353,7 +339,7 @@ class _AppDiff:
             )
         )
 
-    def _deps(self, *extra: str) -> tuple[str, ...]:
+    def _deps(self, *extra: Address) -> tuple[Address, ...]:
         return ((self.app_addr,) if self.creating_app else ()) + tuple(extra)
 
     # attributes: the whole set when listed
@@ -375,7 +361,7 @@ class _AppDiff:
             self.changes.append(
                 Change(
                     address=address,
-                    resource="attribute",
+                    kind="attribute",
                     action=action,  # type: ignore[arg-type]
                     app_id=self.app.id,
                     key=name,
@@ -405,7 +391,7 @@ class _AppDiff:
             # Duplicate names on the server (made outside): keep the first, delete the rest.
             for extra_id in location_ids[1:]:
                 self._location_change(
-                    "delete", f"{address}#{extra_id}", name, current[name].geo_point, None,
+                    "delete", address.duplicate(extra_id), name, current[name].geo_point, None,
                     extra_id,
                 )
             if name not in wanted:
@@ -421,7 +407,7 @@ class _AppDiff:
     def _location_change(
         self,
         action: str,
-        address: str,
+        address: Address,
         name: str,
         before: str | None,
         after: str | None,
@@ -430,7 +416,7 @@ class _AppDiff:
         self.changes.append(
             Change(
                 address=address,
-                resource="location",
+                kind="location",
                 action=action,  # type: ignore[arg-type]
                 app_id=self.app.id,
                 key=name,
@@ -497,7 +483,7 @@ class _AppDiff:
         self._status(version, record, created=updated)
 
     def _recovered(
-        self, version: Version, record: VersionRecord | None, address: str
+        self, version: Version, record: VersionRecord | None, address: Address
     ) -> VersionRecord | None:
         """The record to plan with, once what the probe learnt is taken into account.
 
@@ -537,12 +523,12 @@ class _AppDiff:
             )
         return record
 
-    def _create_version(self, version: Version, address: str, reason: str | None) -> None:
+    def _create_version(self, version: Version, address: Address, reason: str | None) -> None:
         fields = version_fields(version)
         self.changes.append(
             Change(
                 address=address,
-                resource="version",
+                kind="version",
                 action="create",
                 app_id=self.app.id,
                 key=version.code,
@@ -559,7 +545,7 @@ class _AppDiff:
             self._status_steps(version, "pending", version.status, address, created=True)
 
     def _update_version(
-        self, version: Version, live: Version, record: VersionRecord, address: str
+        self, version: Version, live: Version, record: VersionRecord, address: Address
     ) -> bool:
         """Plan the version's field update; True when there is one."""
         update = _FieldUpdate.of(version_fields(version), live, VERSION_OBJECT_FIELDS,
@@ -569,7 +555,7 @@ class _AppDiff:
         self.changes.append(
             Change(
                 address=address,
-                resource="version",
+                kind="version",
                 action="update",
                 app_id=self.app.id,
                 key=version.code,
@@ -603,12 +589,12 @@ class _AppDiff:
                 self.changes.append(self._compat_change("delete", version, sav, deps))
 
     def _compat_change(
-        self, action: str, version: Version, sav: int, deps: tuple[str, ...]
+        self, action: str, version: Version, sav: int, deps: tuple[Address, ...]
     ) -> Change:
         present = action == "create"
         return Change(
             address=compatibility_address(self.app.id, version.code, sav),
-            resource="compatibility",
+            kind="compatibility",
             action=action,  # type: ignore[arg-type]
             app_id=self.app.id,
             key=str(sav),
@@ -633,7 +619,7 @@ class _AppDiff:
         self._status_steps(version, current, version.status, address, created=created)
 
     def _learn_status(
-        self, version: Version, desired: str, candidates: Sequence[str], address: str,
+        self, version: Version, desired: str, candidates: Sequence[str], address: Address,
         created: bool,
     ) -> None:
         """Unknown status: one change that learns it by steps the server refuses when they do
@@ -654,8 +640,8 @@ class _AppDiff:
         ordered = sorted(set(candidates), key=STATUSES.index)
         self.changes.append(
             Change(
-                address=f"{address}.status",
-                resource="status",
+                address=address.child("status"),
+                kind="status",
                 action="update",
                 app_id=self.app.id,
                 key=LEARN_STATUS,
@@ -669,15 +655,15 @@ class _AppDiff:
             )
         )
 
-    def _compat_addresses(self, version: Version) -> tuple[str, ...]:
+    def _compat_addresses(self, version: Version) -> tuple[Address, ...]:
         return tuple(
             c.address
             for c in self.changes
-            if c.resource == "compatibility" and c.version_code == version.code
+            if c.kind == "compatibility" and c.version_code == version.code
         )
 
     def _status_steps(
-        self, version: Version, current: str, desired: str, address: str, *, created: bool
+        self, version: Version, current: str, desired: str, address: Address, *, created: bool
     ) -> None:
         path = status_path(current, desired)
         if path is None:
@@ -693,14 +679,14 @@ class _AppDiff:
             )
             return
         compat_addrs = self._compat_addresses(version)
-        previous: tuple[str, ...] = (address,) if created else ()
+        previous: tuple[Address, ...] = (address,) if created else ()
         status = current
         for step, target in path:
             step_addr = status_address(self.app.id, version.code, step)
             self.changes.append(
                 Change(
                     address=step_addr,
-                    resource="status",
+                    kind="status",
                     action="update",
                     app_id=self.app.id,
                     key=step,

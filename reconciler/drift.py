@@ -19,9 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.diff import DELETED_OUTSIDE, version_address
+from reconciler.address import Address
+from reconciler.addresses import version_address
+from reconciler.diff import DELETED_OUTSIDE
 from reconciler.model import object_key
-from reconciler.plan import Change, Plan, PlanProblem
+from reconciler.plan import PROVIDER, Change, Plan, PlanProblem
 from reconciler.state import AppRecord, State, VersionRecord
 
 DriftKind = Literal["changed_outside", "pending", "missing", "unmanaged"]
@@ -37,7 +39,7 @@ KIND_LABELS: Mapping[str, str] = {
 @dataclass(frozen=True)
 class DriftItem:
     kind: DriftKind
-    address: str
+    address: Address
     app_id: str
     resource: str
     field: str | None = None
@@ -48,7 +50,7 @@ class DriftItem:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind,
-            "address": self.address,
+            "address": str(self.address),
             "app_id": self.app_id,
             "resource": self.resource,
         }
@@ -107,14 +109,14 @@ class _Classifier:
                 kind=kind,
                 address=change.address,
                 app_id=change.app_id,
-                resource=change.resource,
+                resource=change.kind,
                 **kw,
             )
         )
 
     def change(self, change: Change) -> None:
-        handler = getattr(self, f"_{change.resource}", None)
-        assert handler is not None, change.resource
+        handler = getattr(self, f"_{change.kind}", None)
+        assert handler is not None, change.kind
         handler(change, self.record(change.app_id))
 
     # --- per resource ------------------------------------------------------------------
@@ -233,18 +235,18 @@ def classify(plan: Plan, state: State) -> DriftReport:
     gone = frozenset(
         c.app_id
         for c in plan.changes
-        if c.resource == "miniapp" and c.action == "create" and c.reason == DELETED_OUTSIDE
+        if c.kind == "miniapp" and c.action == "create" and c.reason == DELETED_OUTSIDE
     )
     classifier = _Classifier(state, gone)
     for change in plan.changes:
         classifier.change(change)
     # Status steps of one version (or the change that learns it) are one difference.
     version_of = {
-        c.address: (c.app_id, c.version_code or "") for c in plan.changes if c.resource == "status"
+        c.address: (c.app_id, c.version_code or "") for c in plan.changes if c.kind == "status"
     }
     finals = {key: None for key in version_of.values()}
     for change in plan.changes:
-        if change.resource == "status":
+        if change.kind == "status":
             finals[version_of[change.address]] = (change.after or {}).get("status")
     items: list[DriftItem] = []
     seen_status: set[tuple[str, str]] = set()
@@ -258,7 +260,7 @@ def classify(plan: Plan, state: State) -> DriftReport:
             final = finals[key]
             item = DriftItem(
                 kind=item.kind,
-                address=f"{address}.status",
+                address=address.child("status"),
                 app_id=item.app_id,
                 resource="status",
                 field="status",
@@ -268,7 +270,7 @@ def classify(plan: Plan, state: State) -> DriftReport:
             )
         items.append(item)
     return DriftReport(
-        endpoint=plan.endpoint,
+        endpoint=plan.endpoints[PROVIDER],
         items=tuple(items),
         warnings=plan.warnings,
         errors=plan.errors,

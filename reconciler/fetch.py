@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from reconciler.address import Address
+from reconciler.addresses import app_address, locations_address, version_address
 from reconciler.client import MiniAppCenterClient
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
@@ -47,7 +49,7 @@ class FetchRequest:
 @dataclass
 class LiveState:
     apps: dict[str, LiveApp | None]
-    fingerprints: dict[str, str]
+    fingerprints: dict[Address, str]
 
 
 def requests_for(
@@ -87,7 +89,7 @@ async def fetch_live(
 ) -> LiveState:
     semaphore = asyncio.Semaphore(max(1, parallelism))
     apps: dict[str, LiveApp | None] = {}
-    fingerprints: dict[str, str] = {}
+    fingerprints: dict[Address, str] = {}
 
     async def bounded(call: Callable[[], Awaitable[T]]) -> T:
         async with semaphore:
@@ -96,7 +98,7 @@ async def fetch_live(
     async def one(request: FetchRequest) -> None:
         app_id = request.app_id
         data = await bounded(lambda: client.get_miniapp(app_id))
-        fingerprints[f"miniapp[{app_id}]"] = fingerprint(data)
+        fingerprints[app_address(app_id)] = fingerprint(data)
         if data is None:
             apps[app_id] = None
             if on_app_done:
@@ -110,11 +112,11 @@ async def fetch_live(
         results = await asyncio.gather(*reads)
         locations = results.pop(0) if request.locations else None
         if locations is not None:
-            fingerprints[f"miniapp[{app_id}].locations"] = fingerprint(locations)
+            fingerprints[locations_address(app_id)] = fingerprint(locations)
         versions: dict[str, Any] = {}
         for code, result in zip(request.versions, results, strict=True):
             versions[code] = result
-            fingerprints[f"miniapp[{app_id}].version[{code}]"] = fingerprint(result)
+            fingerprints[version_address(app_id, code)] = fingerprint(result)
         apps[app_id] = live_app(app_id, data, locations, versions)
         if on_app_done:
             on_app_done(app_id)

@@ -12,10 +12,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FORMAT_VERSION = 1
+from reconciler.address import Address, parse_address
+
+# 2: each change names its provider and kind, addresses are parsed into one type, and the
+# plan carries one endpoint per provider. A version-1 plan is refused ("re-run plan").
+FORMAT_VERSION = 2
+PROVIDER = "miniappcenter"  # the Mini App Center provider's name in plans and state
 
 Action = Literal["create", "update", "delete"]
-Resource = Literal["miniapp", "attribute", "location", "version", "compatibility", "status"]
+Kind = Literal["miniapp", "attribute", "location", "version", "compatibility", "status"]
+# Root kind of each provider's addresses (see reconciler.address).
+ROOT_KINDS: Mapping[str, str] = {"miniapp": PROVIDER}
 ACTIONS: tuple[Action, ...] = ("create", "update", "delete")
 SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "delete": "-"}
 
@@ -96,8 +103,8 @@ class FieldChange:
 class Change:
     """One API write. ``payload`` is the exact body apply sends (None when there is none)."""
 
-    address: str
-    resource: Resource
+    address: Address
+    kind: Kind
     action: Action
     app_id: str
     before: Mapping[str, Any] | None
@@ -108,17 +115,22 @@ class Change:
     step: str | None = None  # status endpoint: send_to_review, in_review, ready, rejected
     payload: Mapping[str, Any] | None = None
     fields: tuple[FieldChange, ...] = ()
-    depends_on: tuple[str, ...] = ()
+    depends_on: tuple[Address, ...] = ()
     reason: str | None = None  # e.g. "changed outside since the last apply"
 
     @property
     def level(self) -> int:
-        return LEVELS[self.resource]
+        return LEVELS[self.kind]
+
+    @property
+    def provider(self) -> str:
+        return self.address.provider
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "address": self.address,
-            "resource": self.resource,
+            "provider": self.provider,
+            "kind": self.kind,
+            "address": str(self.address),
             "action": self.action,
             "app_id": self.app_id,
             "before": _plain(self.before),
@@ -133,14 +145,14 @@ class Change:
         if self.payload is not None:
             out["payload"] = _plain(self.payload)
         if self.depends_on:
-            out["depends_on"] = list(self.depends_on)
+            out["depends_on"] = [str(address) for address in self.depends_on]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Change:
         return cls(
-            address=data["address"],
-            resource=data["resource"],
+            address=parse_address(data["address"], ROOT_KINDS),
+            kind=data["kind"],
             action=data["action"],
             app_id=data["app_id"],
             before=data.get("before"),
@@ -153,7 +165,9 @@ class Change:
             fields=tuple(
                 FieldChange(f["path"], f["before"], f["after"]) for f in data.get("fields", ())
             ),
-            depends_on=tuple(data.get("depends_on", ())),
+            depends_on=tuple(
+                parse_address(text, ROOT_KINDS) for text in data.get("depends_on", ())
+            ),
             reason=data.get("reason"),
         )
 
@@ -171,7 +185,7 @@ class PlanProblem:
 
     message: str
     app_id: str | None = None
-    address: str | None = None
+    address: Address | None = None
     scope: Scope = "fleet"
 
     def as_dict(self, *, error: bool = False) -> dict[str, Any]:
@@ -179,7 +193,7 @@ class PlanProblem:
         if self.app_id is not None:
             out["app_id"] = self.app_id
         if self.address is not None:
-            out["address"] = self.address
+            out["address"] = str(self.address)
         if error:  # what an error stops; a warning stops nothing
             out["scope"] = self.scope
         return out
@@ -189,7 +203,13 @@ class PlanProblem:
         scope = data.get("scope", "fleet")
         if scope not in ("app", "fleet", "version"):
             raise ValueError(f"unknown problem scope {scope!r}")
-        return cls(data["message"], data.get("app_id"), data.get("address"), scope)
+        address = data.get("address")
+        return cls(
+            data["message"],
+            data.get("app_id"),
+            parse_address(address, ROOT_KINDS) if address is not None else None,
+            scope,
+        )
 
     def __str__(self) -> str:
         where = self.address or self.app_id
@@ -213,12 +233,12 @@ class Learned:
         return self.code is None or self.version_id is not None
 
     @property
-    def address(self) -> str:
-        app = f"miniapp[{self.app_id}]"
-        return app if self.code is None else f"{app}.version[{self.code}]"
+    def address(self) -> Address:
+        app = Address(PROVIDER, "miniapp", self.app_id)
+        return app if self.code is None else app.child("version", self.code)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"address": self.address, "app_id": self.app_id}
+        out: dict[str, Any] = {"address": str(self.address), "app_id": self.app_id}
         if self.code is not None:
             out.update(code=self.code, version_id=self.version_id, fresh=self.fresh)
         if self.probed is not None:
@@ -249,14 +269,15 @@ class AppMeta:
 
 @dataclass(frozen=True)
 class Plan:
-    endpoint: str
+    endpoints: Mapping[str, str]  # provider -> the endpoint's identity the plan was made for
     changes: tuple[Change, ...]
     warnings: tuple[PlanProblem, ...] = ()
     errors: tuple[PlanProblem, ...] = ()
     # What the plan was made against, so that a saved plan can be refused once stale.
     state_lineage: str | None = None
     state_serial: int | None = None
-    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    # What each resource read as (a hash), by address: apply re-reads to refuse a stale plan.
+    fingerprints: Mapping[Address, str] = field(default_factory=dict)
     apps: tuple[str, ...] = ()  # every app the plan looked at, in order
     # Labels and protection of each app the manifests keep: they live only in the state,
     # and a saved plan must carry them (apply --plan has no manifests).
@@ -316,7 +337,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
-            "endpoint": self.endpoint,
+            "endpoints": dict(sorted(self.endpoints.items())),
             "summary": self.summary,
             "changes": [c.as_dict() for c in self.changes],
             "warnings": [str(w) for w in self.warnings],
@@ -326,7 +347,10 @@ class Plan:
                 "errors": [e.as_dict(error=True) for e in self.errors],
             },
             "state": {"lineage": self.state_lineage, "serial": self.state_serial},
-            "fingerprints": dict(sorted(self.fingerprints.items())),
+            "fingerprints": {
+                str(address): value
+                for address, value in sorted(self.fingerprints.items(), key=lambda i: str(i[0]))
+            },
             "apps": list(self.apps),
             "app_meta": {k: v.as_dict() for k, v in self.app_meta.items()},
             "learned": [item.as_dict() for item in self.learned],
@@ -342,13 +366,16 @@ class Plan:
         details = data.get("details", {})
         state = data.get("state") or {}
         return cls(
-            endpoint=data["endpoint"],
+            endpoints=dict(data["endpoints"]),
             changes=tuple(Change.from_dict(c) for c in data.get("changes", ())),
             warnings=tuple(PlanProblem.from_dict(w) for w in details.get("warnings", ())),
             errors=tuple(PlanProblem.from_dict(e) for e in details.get("errors", ())),
             state_lineage=state.get("lineage"),
             state_serial=state.get("serial"),
-            fingerprints=dict(data.get("fingerprints", {})),
+            fingerprints={
+                parse_address(text, ROOT_KINDS): value
+                for text, value in (data.get("fingerprints") or {}).items()
+            },
             apps=tuple(data.get("apps", ())),
             app_meta={
                 app_id: AppMeta(bool(meta.get("protect")), dict(meta.get("labels") or {}))

@@ -31,15 +31,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.diff import (
+from reconciler.address import Address
+from reconciler.addresses import (
     app_address,
     attribute_address,
     compatibility_address,
-    field_changes,
     location_address,
+    locations_address,
     status_address,
     version_address,
 )
+from reconciler.diff import field_changes
+from reconciler.address import Address, AddressError, parse_address
 from reconciler.errors import PlanError
 from reconciler.ids import (
     app_id_problem,
@@ -62,6 +65,7 @@ from reconciler.plan import (
     FORMAT_VERSION,
     LEARN_STATUS,
     OPERATIONS,
+    ROOT_KINDS,
     STATUS_STEPS,
     Change,
     Learned,
@@ -130,8 +134,9 @@ class _FieldChange(_Strict):
 
 
 class _Change(_Strict):
+    provider: Literal["miniappcenter"]
+    kind: Literal["miniapp", "attribute", "location", "version", "compatibility", "status"]
     address: Annotated[str, Field(min_length=1, max_length=4 * MAX_NAME)]
-    resource: Literal["miniapp", "attribute", "location", "version", "compatibility", "status"]
     action: Literal["create", "update", "delete"]
     app_id: _Name
     before: _Record | None
@@ -189,8 +194,11 @@ class _AppMeta(_Strict):
 
 
 class _PlanFile(_Strict):
-    format_version: Literal[1]
-    endpoint: Annotated[str, Field(min_length=1, max_length=4096)]
+    format_version: Literal[2]
+    endpoints: Annotated[
+        dict[Literal["miniappcenter"], Annotated[str, Field(min_length=1, max_length=4096)]],
+        Field(min_length=1),
+    ]
     summary: _Summary
     changes: Annotated[list[_Change], Field(max_length=MAX_CHANGES)]
     warnings: Annotated[list[_Text], Field(max_length=MAX_CHANGES)]
@@ -231,14 +239,24 @@ def load_saved_plan(data: object, source: str) -> Plan:
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         shown = version if isinstance(version, int) and not isinstance(version, bool) else "?"
+        older = isinstance(version, int) and not isinstance(version, bool) and version < 2
+        why = (
+            " (it was made before plans named each change's provider and kind)"
+            if older
+            else ""
+        )
         raise PlanError(
-            f"plan file {source}: unsupported format_version {shown} (this reconciler reads"
-            f" {FORMAT_VERSION}); make the plan again with this version"
+            f"plan file {source}: unsupported format_version {shown}{why}; this reconciler"
+            f" reads {FORMAT_VERSION}. Nothing was applied: re-run `reconciler plan --out"
+            " FILE` with this version and review it again"
         )
     try:
         parsed = _PlanFile.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_schema_message(source, data, exc)) from None
+    problem = _address_problem(parsed)
+    if problem is not None:
+        raise PlanError(f"plan file {source}: {problem}{_REFUSED}")
     plan = Plan.from_dict(_without_absent_optionals(parsed.model_dump()))
     problem = _first_problem(plan, parsed)
     if problem is not None:
@@ -246,17 +264,41 @@ def load_saved_plan(data: object, source: str) -> Plan:
     return plan
 
 
+def _address_problem(parsed: _PlanFile) -> str | None:
+    """Every address in the file parses, and each change's provider and kind are its own."""
+    for index, change in enumerate(parsed.changes):
+        shown = change.address if _printable(change.address) else "address not printable"
+        where = f"change {index} ({shown[:200]})"
+        try:
+            address = parse_address(change.address, ROOT_KINDS)
+            for dependency in change.depends_on:
+                parse_address(dependency, ROOT_KINDS)
+        except AddressError as exc:
+            return f"{where}: an address is not valid: {exc}"
+        if address.provider != change.provider or address.kind != change.kind:
+            return f"{where}: provider and kind do not match its address"
+    texts = [item.address for item in parsed.learned]
+    texts += [p.address for p in (*parsed.details.warnings, *parsed.details.errors) if p.address]
+    texts += list(parsed.fingerprints)
+    for text in texts:
+        try:
+            parse_address(text, ROOT_KINDS)
+        except AddressError as exc:
+            return f"an address is not valid: {exc}"
+    return None
+
+
 def check_against_state(plan: Plan, state: State, source: str) -> None:
     """Re-check what needs the state (call under the lock, before any write)."""
     created = {
-        (c.app_id, c.key) for c in plan.changes if c.resource == "version" and c.action == "create"
+        (c.app_id, c.key) for c in plan.changes if c.kind == "version" and c.action == "create"
     } | {  # versions the plan adopts: recorded by apply before any step, as fresh or unknown
         (item.app_id, item.code) for item in plan.learned if item.version_id is not None
     }
-    first_steps: set[str] = set()
+    first_steps: set[Address] = set()
     versions: set[tuple[str, str | None]] = set()
     for change in plan.changes:
-        if change.resource == "status" and (change.app_id, change.version_code) not in versions:
+        if change.kind == "status" and (change.app_id, change.version_code) not in versions:
             versions.add((change.app_id, change.version_code))
             first_steps.add(change.address)
     for index, change in enumerate(plan.changes):
@@ -327,7 +369,8 @@ def _safe_address(data: Mapping[str, Any], index: int) -> str | None:
 
 def _where(index: int, change: Change) -> str:
     # The address comes from the file: shown only when printable, and cut short.
-    address = change.address if _printable(change.address) else "address not printable"
+    text = str(change.address)
+    address = text if _printable(text) else "address not printable"
     if len(address) > 200:
         address = address[:200] + "..."
     return f"change {index} ({address})"
@@ -340,7 +383,7 @@ def _first_problem(plan: Plan, parsed: _PlanFile) -> str | None:
     problem = _plan_level_problem(plan, parsed)
     if problem is not None:
         return problem
-    seen: dict[str, Change] = {}
+    seen: dict[Address, Change] = {}
     created_versions: set[tuple[str, str]] = set()
     last_status: dict[tuple[str, str], str] = {}
     for index, change in enumerate(plan.changes):
@@ -354,7 +397,7 @@ def _first_problem(plan: Plan, parsed: _PlanFile) -> str | None:
         if change.address in seen:
             return f"{_where(index, change)}: the same address appears twice"
         seen[change.address] = change
-        if change.resource == "version" and change.action == "create" and change.key:
+        if change.kind == "version" and change.action == "create" and change.key:
             created_versions.add((change.app_id, change.key))
     return None
 
@@ -375,26 +418,36 @@ def _plan_level_problem(plan: Plan, parsed: _PlanFile) -> str | None:
     if not set(plan.app_meta) <= set(plan.apps):
         return "app_meta names an app that is not in apps"
     for key in plan.fingerprints:
-        match = re.fullmatch(r"miniapp\[([^\]]+)\](?:\.locations|\.version\[.+\])?", key)
-        if match is None or app_id_problem(match[1]):
+        app_id = key.root.key or ""
+        if key not in _fingerprinted(app_id, key) or app_id_problem(app_id):
             return "a fingerprint key is not an address of this plan's apps"
     return None
 
 
+def _fingerprinted(app_id: str, key: Address) -> tuple[Address, ...]:
+    """What a plan fingerprints for an app: the app, its location list, one version."""
+    version = key.key_of("version")
+    return (
+        app_address(app_id),
+        locations_address(app_id),
+        *((version_address(app_id, version),) if version is not None else ()),
+    )
+
+
 def _change_problem(plan: Plan, change: Change) -> str | None:
-    operation = (change.resource, change.action, change.step)
+    operation = (change.kind, change.action, change.step)
     if operation not in OPERATIONS:
-        if change.resource == "status":
+        if change.kind == "status":
             steps = ", ".join(sorted({s for _, _, s in OPERATIONS if s}))
             return f"a status change is an update whose step is one of {steps}; this one is not"
         step = "" if change.step is None else " with a step"
-        return f"{change.resource} {change.action}{step} is not an operation apply performs"
+        return f"{change.kind} {change.action}{step} is not an operation apply performs"
     problem = app_id_problem(change.app_id)
     if problem:
         return f"app_id is invalid: it {problem}"
     if change.app_id not in plan.apps:
         return "its app is not in the plan's apps"
-    if change.app_id not in plan.app_meta and (change.resource, change.action) != (
+    if change.app_id not in plan.app_meta and (change.kind, change.action) != (
         "miniapp", "delete"
     ):
         # Only an app the manifests keep gets writes, and its labels and protection are
@@ -410,16 +463,16 @@ def _change_problem(plan: Plan, change: Change) -> str | None:
     # What the rendered plan shows per field is recomputed, as the diff computes it.
     expected = (
         field_changes(change.before or {}, change.after or {})
-        if change.action == "update" and change.resource in ("miniapp", "version", "location")
+        if change.action == "update" and change.kind in ("miniapp", "version", "location")
         else ()
     )
     if change.fields != expected:
         return "fields do not match its before and after"
-    checker = _CHECKS[change.resource]
+    checker = _CHECKS[change.kind]
     return checker(plan, change)
 
 
-def _order_problem(change: Change, seen: Mapping[str, Change]) -> str | None:
+def _order_problem(change: Change, seen: Mapping[Address, Change]) -> str | None:
     for dependency in change.depends_on:
         earlier = seen.get(dependency)
         if earlier is None:
@@ -436,7 +489,7 @@ def _status_chain_problem(
 ) -> str | None:
     """Steps of one version follow each other: each starts where the previous one ended
     (a new version starts at pending)."""
-    if change.resource != "status" or change.version_code is None:
+    if change.kind != "status" or change.version_code is None:
         return None
     version = (change.app_id, change.version_code)
     if change.key == LEARN_STATUS and change.step is None:
@@ -464,7 +517,7 @@ def _no_extras(change: Change, allowed: set[str]) -> str | None:
     }
     extra = sorted(present - allowed)
     if extra:
-        return f"{', '.join(extra)} does not belong to a {change.resource} change"
+        return f"{', '.join(extra)} does not belong to a {change.kind} change"
     missing = sorted(allowed - present - {"target_id"})
     if missing:
         return f"{', '.join(missing)} is missing"
@@ -478,7 +531,7 @@ def _shape(change: Change) -> str | None:
     if change.action == "delete":
         if change.after is not None:
             return "a delete has no after"
-        if change.payload is not None and change.resource != "compatibility":
+        if change.payload is not None and change.kind != "compatibility":
             return "a delete carries no payload"
     return None
 
@@ -591,7 +644,11 @@ def _check_location(plan: Plan, change: Change) -> str | None:
     elif change.target_id is None:
         return f"a location {change.action} needs the target_id of the location"
     # A duplicate location (same name twice on the server) is deleted by id: NAME#ID.
-    duplicate = change.action == "delete" and change.address == f"{address}#{change.target_id}"
+    duplicate = (
+        change.action == "delete"
+        and change.target_id is not None
+        and change.address == address.duplicate(change.target_id)
+    )
     if change.address != address and not duplicate:
         return "address does not match its app_id and key"
     if change.action == "delete":
@@ -682,7 +739,7 @@ def _learned_problem(plan: Plan, item: Learned) -> str | None:
         return "probed is not a range of ids"
     if item.fresh and item.version_id is None:
         return "fresh is said only of a version found"
-    if item.version_id is not None and f"{item.address}" not in plan.fingerprints:
+    if item.version_id is not None and item.address not in plan.fingerprints:
         # apply reads the adopted version back and compares, before recording it
         return "an adopted version has no fingerprint of what was read"
     return None
@@ -696,7 +753,7 @@ def _check_learn_status(change: Change) -> str | None:
     assert change.version_code is not None
     if not _version_code_ok(change.version_code):
         return "version_code is not a valid version code"
-    if change.address != version_address(change.app_id, change.version_code) + ".status":
+    if change.address != version_address(change.app_id, change.version_code).child("status"):
         return "address does not match its app_id and version code"
     if change.payload is not None:
         return "a status change carries no payload"
@@ -762,16 +819,16 @@ def _state_problem(
     change: Change, state: State, first_step: bool, created: set[tuple[str, str | None]]
 ) -> str | None:
     record = state.apps.get(change.app_id)
-    deletes_app = change.resource == "miniapp" and change.action == "delete"
+    deletes_app = change.kind == "miniapp" and change.action == "delete"
     if deletes_app and record is not None and record.protect:
         return "deletes a mini app the state records as protected (protect: true)"
     if record is None:
         return None
-    if change.resource == "location" and change.target_id is not None and record.locations:
+    if change.kind == "location" and change.target_id is not None and record.locations:
         for name, location in record.locations.items():
             if location.id == change.target_id and name != change.key:
                 return "target_id is the id of another location in the state"
-    if change.resource == "status" and first_step and change.version_code is not None:
+    if change.kind == "status" and first_step and change.version_code is not None:
         version = record.versions.get(change.version_code)
         known = version is not None and (change.app_id, change.version_code) not in created
         if known and version is not None and version.status != (change.before or {}).get(
@@ -811,9 +868,9 @@ def unshown_writes(changes: Sequence[Change], live: LiveApp | None) -> str | Non
         if change.action != "update" or change.payload is None:
             continue
         current: Any = None
-        if change.resource == "miniapp":
+        if change.kind == "miniapp":
             current = live.app.spec
-        elif change.resource == "version" and change.version_code is not None:
+        elif change.kind == "version" and change.version_code is not None:
             current = live.app.version(change.version_code)
         if current is None:
             continue

@@ -21,6 +21,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.addresses import version_address
 from reconciler.client import MiniAppCenterClient, VersionData
 from reconciler.errors import ReconcilerError
 from reconciler.fetch import LiveState, fingerprint, live_version
@@ -163,7 +164,7 @@ async def recover_unknown_versions(
         live.apps[app_id] = with_probe_result(current, wanted, result)
         for code, found in result.found.items():
             # A saved plan's adoption is checked against this before apply records it.
-            live.fingerprints[f"miniapp[{app_id}].version[{code}]"] = fingerprint(found)
+            live.fingerprints[version_address(app_id, code)] = fingerprint(found)
 
     # Each probe sends `parallelism` reads at a time; the client's pool (one lane per slot)
     # bounds what is in flight across apps.

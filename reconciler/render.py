@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from reconciler.address import Address
 from reconciler.drift import KIND_LABELS, DriftItem, DriftReport
 from reconciler.plan import ACTIONS, SYMBOLS, Change, Learned, Plan, PlanProblem
 
@@ -146,7 +147,7 @@ def render_markdown(
         MARKDOWN_MARKER,
         "### Mini App Center plan",
         "",
-        f"Endpoint: {_code(_safe_endpoint(plan.endpoint))}",
+        *_endpoint_lines(plan),
         "",
         *_md_summary_table(summary),
         "",
@@ -347,7 +348,7 @@ def _diff_line(line: _Line) -> str:
 
 def _status_step(change: Change) -> tuple[str, str] | None:
     before, after = change.before or {}, change.after or {}
-    if change.resource == "status" and "status" in before and "status" in after:
+    if change.kind == "status" and "status" in before and "status" in after:
         return str(before["status"]), str(after["status"])
     return None
 
@@ -377,8 +378,19 @@ def _shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _clean(text: str) -> str:
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+def _clean(text: str | Address) -> str:
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+
+
+def _endpoint_lines(plan: Plan) -> list[str]:
+    """One line per provider's endpoint (one provider: the plain line it always was)."""
+    if len(plan.endpoints) == 1:
+        (endpoint,) = plan.endpoints.values()
+        return [f"Endpoint: {_code(_safe_endpoint(endpoint))}"]
+    return [
+        f"Endpoint ({_md(provider)}): {_code(_safe_endpoint(endpoint))}"
+        for provider, endpoint in sorted(plan.endpoints.items())
+    ]
 
 
 def _safe_endpoint(endpoint: str) -> str:
@@ -401,7 +413,7 @@ def _md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
 
 
-def _code(text: str) -> str:
+def _code(text: str | Address) -> str:
     """An inline code span that survives backticks in ``text`` (CommonMark rules)."""
     text = _clean(text)
     longest = max((len(run) for run in re.findall("`+", text)), default=0)

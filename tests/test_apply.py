@@ -87,7 +87,7 @@ async def test_edits_converge(mac: Mac) -> None:
     )
     plan, result, _ = await mac.apply([edited])
     assert result.ok
-    kinds = {(c.resource, c.action) for c in plan.changes}
+    kinds = {(c.kind, c.action) for c in plan.changes}
     assert {("miniapp", "update"), ("attribute", "update"), ("attribute", "delete"),
             ("location", "update"), ("location", "delete"), ("version", "update"),
             ("version", "create"), ("compatibility", "create"),
@@ -100,7 +100,7 @@ async def test_edits_converge(mac: Mac) -> None:
 async def test_failed_change_skips_only_its_dependents(mac: Mac) -> None:
     mac.faults.append(Fault("POST", r"/miniapps/[^/]+/versions$", "400"))
     _, result, _ = await mac.apply([app()])
-    outcomes = {r.change.address: r.outcome for r in result.results}
+    outcomes = {str(r.change.address): r.outcome for r in result.results}
     version_addr = f"miniapp[{APP}].version[1.0.0]"
     assert outcomes[version_addr] == "failed"
     dependents = [a for a in outcomes if a.startswith(version_addr + ".")]
@@ -149,7 +149,7 @@ async def test_ambiguous_version_create_is_found_by_reading_in_the_same_run(
     mac.faults.append(Fault("POST", r"/versions$", mode))  # the write happens, no answer
     _, result, _ = await mac.apply([app()])
     assert result.ok, [(r.change.address, r.message) for r in result.results]
-    created = next(r for r in result.results if r.change.resource == "version")
+    created = next(r for r in result.results if r.change.kind == "version")
     assert "found it by reading: id 1 (1 reads)" in (created.message or "")
     assert result.probe_reads == 1  # stops at the first match
     record = mac.state().apps[APP].versions["1.0.0"]
@@ -166,7 +166,7 @@ async def test_unanswered_version_create_that_did_not_land_is_sent_again(mac: Ma
     mac.faults.append(Fault("POST", r"/versions$", "500"))
     _, result, _ = await mac.apply([app()])
     assert result.ok, [(r.change.address, r.message) for r in result.results]
-    created = next(r for r in result.results if r.change.resource == "version")
+    created = next(r for r in result.results if r.change.kind == "version")
     assert "did not find it, so it was sent again" in (created.message or "")
     assert mac.sandbox.count_versions(APP) == 1
     assert (await mac.plan([app()])).changes == ()
@@ -200,7 +200,7 @@ async def test_a_late_commit_found_after_the_probe_is_adopted_not_doubled(mac: M
     mac.faults.append(Fault("POST", r"/versions$", "late_commit"))
     _, result, _ = await mac.apply([app()])
     assert result.ok, [(r.change.address, r.message) for r in result.results]
-    created = next(r for r in result.results if r.change.resource == "version")
+    created = next(r for r in result.results if r.change.kind == "version")
     assert "refused as a duplicate code: it already existed" in (created.message or "")
     assert mac.sandbox.count_versions(APP) == 1
     assert mac.state().apps[APP].versions["1.0.0"].id == 1
@@ -215,7 +215,7 @@ async def test_create_without_answer_twice_is_resolved_by_the_next_plan(mac: Mac
     )
     _, result, _ = await mac.apply([app()])
     failed = [r for r in result.results if r.outcome == "failed"]
-    assert [r.change.resource for r in failed] == ["version"]
+    assert [r.change.kind for r in failed] == ["version"]
     assert "the next run looks for it again" in (failed[0].message or "")
     intent = mac.state().apps[APP].versions["1.0.0"]
     assert intent.create_outcome == UNKNOWN and intent.probe_from == 0
@@ -243,7 +243,7 @@ async def test_version_that_exists_beyond_the_probe_window_makes_only_its_app_st
     # window 1: reads id 1 only (recorded for OTHER: skipped), so id 2 is never reached
     _, result, _ = await mac.apply([app(), other], probe_window=1)
     failed = [r for r in result.results if r.outcome == "failed"]
-    assert [r.change.address for r in failed] == [f"miniapp[{APP}].version[1.0.0]"]
+    assert [str(r.change.address) for r in failed] == [f"miniapp[{APP}].version[1.0.0]"]
     record = mac.state().apps[APP].versions["1.0.0"]
     assert record.create_outcome == "exists" and record.probed_to == 1
     plan = await mac.plan([app(), other], probe_window=1)
@@ -273,12 +273,12 @@ async def test_duplicate_code_refusal_means_it_exists_and_is_adopted(mac: Mac) -
     store.save(state)
     _, result, _ = await mac.apply([app()])
     assert result.ok, [(r.change.address, r.message) for r in result.results]
-    created = next(r for r in result.results if r.change.resource == "version")
+    created = next(r for r in result.results if r.change.kind == "version")
     assert "refused as a duplicate code: it already existed" in (created.message or "")
     assert f"id {vid}" in (created.message or "")
     # Its steps were planned for a new version: the first one learnt the status (ready: the
     # server refused every step), the others were settled with it. No person, one run.
-    steps = [r.message for r in result.results if r.change.resource == "status"]
+    steps = [r.message for r in result.results if r.change.kind == "status"]
     assert steps[0] is not None and steps[0].startswith("status learnt and set: ready")
     assert all(m == "settled with the version's first status change" for m in steps[1:])
     assert mac.state().apps[APP].versions["1.0.0"].id == vid
@@ -338,7 +338,7 @@ async def test_prune_deletes_only_with_flag_and_never_protected(mac: Mac) -> Non
     plan = await mac.plan([app()])
     assert plan.changes == () and "--prune" in plan.warnings[0].message
     pruned, result, _ = await mac.apply([app()], prune=True)
-    assert [c.address for c in pruned.changes] == [f"miniapp[{OTHER}]"]
+    assert [str(c.address) for c in pruned.changes] == [f"miniapp[{OTHER}]"]
     assert result.ok and mac.sandbox.count_apps() == 1
     assert OTHER not in mac.state().apps
 
@@ -395,7 +395,7 @@ async def test_status_waits_for_a_compatibility_delete(mac: Mac) -> None:
                             "main_type": "Panel", "compatibility": [1], "status": "ready"}])
     mac.faults.append(Fault("POST", r"/compatibility/delete$", "400"))
     _, result, _ = await mac.apply([second])
-    outcomes = [(r.change.resource, r.change.action, r.outcome) for r in result.results]
+    outcomes = [(r.change.kind, r.change.action, r.outcome) for r in result.results]
     assert ("compatibility", "delete", "failed") in outcomes
     assert all(o == "skipped" for res, _, o in outcomes if res == "status")
     assert mac.sandbox.version_status(APP, version_id(mac)) == "pending"
@@ -409,7 +409,7 @@ async def test_status_waits_for_its_version_update(mac: Mac) -> None:
                             "main_type": "Panel", "status": "waiting_for_review"}])
     mac.faults.append(Fault("PUT", r"/versions/\d+$", "400"))
     _, result, _ = await mac.apply([second])
-    outcomes = {r.change.resource: r.outcome for r in result.results}
+    outcomes = {r.change.kind: r.outcome for r in result.results}
     assert outcomes == {"version": "failed", "status": "skipped"}
     assert mac.sandbox.version_status(APP, version_id(mac)) == "pending"
 
@@ -440,7 +440,7 @@ async def test_an_ambiguous_upload_is_not_an_unknown_version(
                              "main_type": "Panel", "metadata": source}])
     mac.faults.append(Fault("POST", r"/gxobject$", "ambiguous"))
     _, result, _ = await mac.apply([desired])
-    assert [r.change.resource for r in result.results if r.outcome == "failed"] == ["version"]
+    assert [r.change.kind for r in result.results if r.outcome == "failed"] == ["version"]
     # no version POST was sent: nothing to adopt, the next apply simply creates it
     assert "1.0.0" not in mac.state().apps[APP].versions
     _, again, _ = await mac.apply([desired])
@@ -486,12 +486,12 @@ async def test_a_status_step_naming_another_operation_is_never_executed(mac: Mac
 
     plan = await mac.plan([app()])
     forged = tuple(
-        dataclasses.replace(c, step="delete_location") if c.resource == "status" else c
+        dataclasses.replace(c, step="delete_location") if c.kind == "status" else c
         for c in plan.changes
     )
     result, _ = await _run_plan(mac, dataclasses.replace(plan, changes=forged))
     failed = [r for r in result.results if r.outcome == "failed"]
-    assert failed and all(r.change.resource == "status" for r in failed)
+    assert failed and all(r.change.kind == "status" for r in failed)
     assert all("no operation for status update" in (r.message or "") for r in failed)
     assert [loc["name"] for loc in mac.sandbox.list_locations(APP)] == ["Central", "Pocitos"]
 
@@ -503,7 +503,7 @@ async def test_a_bad_payload_fails_only_its_change(mac: Mac) -> None:
     plan = await mac.plan([app(), app(OTHER, name="Tea Time", icon=None)])
     broken = tuple(
         dataclasses.replace(c, payload={"superapp_version": "one"})
-        if c.resource == "compatibility" and c.app_id == APP
+        if c.kind == "compatibility" and c.app_id == APP
         else c
         for c in plan.changes
     )
@@ -511,5 +511,5 @@ async def test_a_bad_payload_fails_only_its_change(mac: Mac) -> None:
     by_app = {r.change.app_id for r in result.results if r.outcome == "applied"}
     assert OTHER in by_app
     failed = [r for r in result.results if r.outcome == "failed"]
-    assert failed and all(r.change.resource == "compatibility" for r in failed)
+    assert failed and all(r.change.kind == "compatibility" for r in failed)
     assert all("payload for this change is invalid" in (r.message or "") for r in failed)

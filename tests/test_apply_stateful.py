@@ -213,7 +213,7 @@ class ApplyMachine(RuleBasedStateMachine):
         for error in plan.errors:
             assert error.scope == "version" and "state set-status" in error.message, error.message
             assert error.address is not None
-            code = error.address.split(".version[")[1].rstrip("]")
+            code = error.address.key_of("version")
             assert error.app_id is not None
             assert (error.app_id, code) in self.lost, "asked about a status it could know"
             self.lost.discard((error.app_id, code))

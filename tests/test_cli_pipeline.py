@@ -98,12 +98,13 @@ def test_plan_json_contract(workdir: Path, capsys: pytest.CaptureFixture[str]) -
                        "--detailed-exitcode")
     assert code == 2  # JSON is printed whatever the exit code
     data = json.loads(out)
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["summary"] == {"create": 5, "update": 1, "delete": 0}
     first = data["changes"][0]
-    assert {k: first[k] for k in ("address", "resource", "action", "app_id")} == {
+    assert {k: first[k] for k in ("provider", "kind", "address", "action", "app_id")} == {
+        "provider": "miniappcenter",
+        "kind": "miniapp",
         "address": "miniapp[com.genexus.verdant.coffeemuffins]",
-        "resource": "miniapp",
         "action": "create",
         "app_id": "com.genexus.verdant.coffeemuffins",
     }
@@ -275,7 +276,7 @@ def test_a_hand_edited_saved_plan_is_refused_whole(
     assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
     plan = json.loads((workdir / "plan.json").read_text())
     index, attribute = next(
-        (i, c) for i, c in enumerate(plan["changes"]) if c["resource"] == "attribute"
+        (i, c) for i, c in enumerate(plan["changes"]) if c["kind"] == "attribute"
     )
     attribute["payload"] = {"field": "COUNTRY"}  # value removed by hand
     (workdir / "plan.json").write_text(json.dumps(plan))
@@ -435,7 +436,7 @@ def test_a_saved_plan_with_one_bad_change_writes_nothing(
     write_other(workdir)
     assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
     plan = json.loads((workdir / "plan.json").read_text())
-    compat = next(c for c in plan["changes"] if c["resource"] == "compatibility")
+    compat = next(c for c in plan["changes"] if c["kind"] == "compatibility")
     compat["payload"] = {"superapp_version": "one"}
     (workdir / "plan.json").write_text(json.dumps(plan))
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")

@@ -100,7 +100,7 @@ def plan_of(
 
 
 def addresses(plan: Plan) -> list[tuple[str, str]]:
-    return [(c.action, c.address) for c in plan.changes]
+    return [(c.action, str(c.address)) for c in plan.changes]
 
 
 def state_with(record: AppRecord, app_id: str = APP) -> State:
@@ -146,7 +146,7 @@ def test_new_app_is_created_with_all_parts_in_dependency_order() -> None:
         "type": "Native",
     }
     # every part depends on the app create; status steps chain
-    assert all(prefix in c.depends_on for c in plan.changes[1:])
+    assert all(prefix in map(str, c.depends_on) for c in plan.changes[1:])
     steps = plan.changes[-3:]
     assert steps[0].address in steps[1].depends_on
     assert steps[1].address in steps[2].depends_on
@@ -238,7 +238,7 @@ def test_location_wkt_formatting_is_not_a_change() -> None:
 def test_changed_field_is_an_update_with_field_level_diff() -> None:
     plan = plan_of(desired(name="New name", description="d"), live(description="d"))
     (change,) = plan.changes
-    assert (change.action, change.resource) == ("update", "miniapp")
+    assert (change.action, change.kind) == ("update", "miniapp")
     assert change.before == {"name": "Coffee & Muffins"}
     assert change.after == {"name": "New name"}
     assert [(f.path, f.before, f.after) for f in change.fields] == [
@@ -345,7 +345,7 @@ def test_version_update_compat_and_status_against_state() -> None:
         versions={"1.0": VersionRecord(id=5, compatibility=[1, 2], status="in_review")}
     )
     plan = plan_of(app, current, state_with(record))
-    got = [(c.resource, c.action, c.key) for c in plan.changes]
+    got = [(c.kind, c.action, c.key) for c in plan.changes]
     # the status step waits for the version update and both compatibility changes (the
     # delete included, although deletes otherwise run last)
     assert got == [
@@ -355,7 +355,7 @@ def test_version_update_compat_and_status_against_state() -> None:
         ("status", "update", "ready"),
     ]
     version_addr = f"miniapp[{APP}].version[1.0]"
-    assert all(version_addr in c.depends_on for c in plan.changes[1:])
+    assert all(version_addr in map(str, c.depends_on) for c in plan.changes[1:])
     assert {c.address for c in plan.changes[1:3]} <= set(plan.changes[3].depends_on)
     assert plan.changes[0].target_id == 5
     assert plan.changes[0].after == {"main_name": "t"}
@@ -376,7 +376,7 @@ def test_new_code_is_a_new_version() -> None:
     record = AppRecord(versions={"1.0": VersionRecord(id=5, status="pending")})
     current = live(versions={"1.0": (5, {"platform_id": "iOS"})})
     plan = plan_of(app, current, state_with(record))
-    assert [(c.resource, c.action, c.key) for c in plan.changes] == [
+    assert [(c.kind, c.action, c.key) for c in plan.changes] == [
         ("version", "create", "1.1")
     ]
 
@@ -398,7 +398,7 @@ def test_unreachable_status_is_a_plan_error_not_a_crash() -> None:
     assert plan.changes == ()
     (error,) = plan.errors
     assert "cannot go from 'ready' to 'pending'" in error.message
-    assert error.address == f"miniapp[{APP}].version[1.0]"
+    assert str(error.address) == f"miniapp[{APP}].version[1.0]"
 
 
 def test_unreachable_status_only_makes_its_app_stuck() -> None:
@@ -451,7 +451,7 @@ def test_unanswered_create_not_found_above_the_mark_is_created_again() -> None:
     plan = plan_of(app, current, state_with(record))
     assert plan.errors == ()
     (change,) = plan.changes
-    assert (change.resource, change.action) == ("version", "create")
+    assert (change.kind, change.action) == ("version", "create")
     assert "created again" in (change.reason or "")
     (learned,) = plan.learned  # how far it read, recorded by apply
     assert learned.probed == (8, 263) and not learned.adopts
@@ -481,7 +481,7 @@ def test_app_unknown_to_the_state_is_adopted_with_its_found_versions() -> None:
         (None, None, False), ("1.0", 9, False),
     ]
     # its status is unknown: one change learns it (by steps the server refuses)
-    (learn,) = [c for c in plan.changes if c.resource == "status"]
+    (learn,) = [c for c in plan.changes if c.kind == "status"]
     assert learn.key == LEARN_STATUS and learn.after == {"status": "ready"}
     assert learn.before == {"status": UNKNOWN, "candidates": list(STATUSES)}
 
@@ -618,7 +618,7 @@ def test_order_puts_deletes_last_in_reverse_level() -> None:
     )
     record = AppRecord(versions={"1.0": VersionRecord(id=5, compatibility=[4], status="pending")})
     plan = plan_of(app, current, state_with(record))
-    assert [(c.action, c.resource) for c in plan.changes] == [
+    assert [(c.action, c.kind) for c in plan.changes] == [
         ("update", "miniapp"),
         ("delete", "compatibility"),
         ("delete", "attribute"),
@@ -639,13 +639,14 @@ def test_field_changes_uses_paths() -> None:
 
 
 def test_ordering_a_large_app_is_linear_and_keeps_dependencies() -> None:
+    from reconciler.addresses import app_address, location_address
     from reconciler.plan import Change as PlanChange
 
-    app_change = PlanChange(address="a", resource="miniapp", action="create", app_id="x",
-                            before=None, after={})
+    app_change = PlanChange(address=app_address("x"), kind="miniapp", action="create",
+                            app_id="x", before=None, after={})
     locations = [
-        PlanChange(address=f"a.location[{i}]", resource="location", action="create",
-                   app_id="x", before=None, after={}, depends_on=("a",))
+        PlanChange(address=location_address("x", str(i)), kind="location", action="create",
+                   app_id="x", before=None, after={}, depends_on=(app_address("x"),))
         for i in range(6000)
     ]
     ordered = order_changes([*reversed(locations), app_change])

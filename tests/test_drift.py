@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from reconciler.address import parse_address
+from reconciler.addresses import app_address
 from reconciler.cli.common import resolve_target
 from reconciler.cli.main import main
 from reconciler.client import LocationBody, MiniAppUpdate
 from reconciler.diff import CHANGED_OUTSIDE, DELETED_OUTSIDE
 from reconciler.drift import classify
-from reconciler.plan import Change, Plan
+from reconciler.plan import PROVIDER, ROOT_KINDS, Change, Plan
 from reconciler.render import render_drift
 from reconciler.state import AppRecord, LocationRecord, ObjectRef, State, VersionRecord
 
@@ -24,8 +26,10 @@ ICON = "gxupload:" + "a" * 32
 
 
 def change(resource: str, action: str, **kw: Any) -> Change:
-    kw.setdefault("address", f"miniapp[{APP}].{resource}")
-    return Change(resource=resource, action=action, app_id=APP,  # type: ignore[arg-type]
+    kw.setdefault("address", app_address(APP).child(resource))
+    if isinstance(kw["address"], str):
+        kw["address"] = parse_address(kw["address"], ROOT_KINDS)
+    return Change(kind=resource, action=action, app_id=APP,  # type: ignore[arg-type]
                   before=kw.pop("before", None), after=kw.pop("after", None), **kw)
 
 
@@ -85,7 +89,7 @@ RECORD = AppRecord(
     ],
 )
 def test_classification(the_change: Change, expected: list[tuple[Any, ...]]) -> None:
-    plan = Plan(endpoint="e", changes=(the_change,), apps=(APP,))
+    plan = Plan(endpoints={PROVIDER: "e"}, changes=(the_change,), apps=(APP,))
     report = classify(plan, State(apps={APP: RECORD}))
     got = [(i.kind, i.field, i.expected, i.live, i.last_applied) for i in report.items]
     assert got == expected
@@ -98,11 +102,11 @@ def test_an_app_deleted_outside_takes_only_what_was_applied() -> None:
     )
     changes = (
         change("miniapp", "create", after={"name": "Coffee"}, reason=DELETED_OUTSIDE),
-        change("version", "create", address="v1.0", version_code="1.0", after={"code": "1.0"}),
-        change("version", "create", address="v2.0", version_code="2.0", after={"code": "2.0"}),
-        change("compatibility", "create", address="c3", version_code="1.0",
+        change("version", "create", address=f"miniapp[{APP}].version[1.0]", version_code="1.0", after={"code": "1.0"}),
+        change("version", "create", address=f"miniapp[{APP}].version[2.0]", version_code="2.0", after={"code": "2.0"}),
+        change("compatibility", "create", address=f"miniapp[{APP}].version[1.0].compatibility[3]", version_code="1.0",
                after={"superapp_version": 3}),
-        change("compatibility", "create", address="c4", version_code="1.0",
+        change("compatibility", "create", address=f"miniapp[{APP}].version[1.0].compatibility[4]", version_code="1.0",
                after={"superapp_version": 4}),
         change("status", "update", address=f"miniapp[{APP}].version[1.0].status[ready]",
                version_code="1.0", step="ready", before={"status": "in_review"},
@@ -111,13 +115,14 @@ def test_an_app_deleted_outside_takes_only_what_was_applied() -> None:
                version_code="2.0", step="ready", before={"status": "in_review"},
                after={"status": "ready"}),
     )
-    report = classify(Plan(endpoint="e", changes=changes, apps=(APP,)), State(apps={APP: record}))
-    assert [(i.address, i.kind) for i in report.items] == [
+    report = classify(Plan(endpoints={PROVIDER: "e"}, changes=changes, apps=(APP,)),
+                      State(apps={APP: record}))
+    assert [(str(i.address), i.kind) for i in report.items] == [
         (f"miniapp[{APP}].miniapp", "missing"),
-        ("v1.0", "missing"),
-        ("v2.0", "pending"),  # added to the manifest after the last apply
-        ("c3", "missing"),
-        ("c4", "pending"),
+        (f"miniapp[{APP}].version[1.0]", "missing"),
+        (f"miniapp[{APP}].version[2.0]", "pending"),  # added to the manifest after the last apply
+        (f"miniapp[{APP}].version[1.0].compatibility[3]", "missing"),
+        (f"miniapp[{APP}].version[1.0].compatibility[4]", "pending"),
         (f"miniapp[{APP}].version[1.0].status", "missing"),
         (f"miniapp[{APP}].version[2.0].status", "pending"),
     ]
@@ -130,10 +135,10 @@ def test_status_steps_are_one_difference() -> None:
         for step, a, b in [("send_to_review", "pending", "waiting_for_review"),
                            ("in_review", "waiting_for_review", "in_review")]
     ]
-    report = classify(Plan(endpoint="e", changes=tuple(steps), apps=(APP,)),
+    report = classify(Plan(endpoints={PROVIDER: "e"}, changes=tuple(steps), apps=(APP,)),
                       State(apps={APP: RECORD}))
     ((kind, address, expected, last),) = [
-        (i.kind, i.address, i.expected, i.last_applied) for i in report.items
+        (i.kind, str(i.address), i.expected, i.last_applied) for i in report.items
     ]
     assert (kind, address, expected, last) == (
         "pending", f"miniapp[{APP}].version[1.0].status", "in_review", "pending"
@@ -141,7 +146,7 @@ def test_status_steps_are_one_difference() -> None:
 
 
 def test_in_sync_report_renders() -> None:
-    report = classify(Plan(endpoint="e", changes=(), apps=(APP,)), State())
+    report = classify(Plan(endpoints={PROVIDER: "e"}, changes=(), apps=(APP,)), State())
     assert report.in_sync
     assert "In sync" in render_drift(report, "text", color=False)
     assert json.loads(render_drift(report, "json", color=False))["in_sync"] is True
@@ -319,6 +324,6 @@ def test_a_file_sourced_image_replaced_outside_is_changed_outside() -> None:
     the_change = change("miniapp", "update", before={"icon": "http://x/other"},
                         after={"icon": f"file:icons/a.png#sha256={digest}"},
                         reason=CHANGED_OUTSIDE)
-    report = classify(Plan(endpoint="e", changes=(the_change,), apps=(APP,)),
+    report = classify(Plan(endpoints={PROVIDER: "e"}, changes=(the_change,), apps=(APP,)),
                       State(apps={APP: record}))
     assert [(i.kind, i.field) for i in report.items] == [("changed_outside", "icon")]

@@ -614,7 +614,7 @@ def plan_and_apply(fleet: Path, capsys: pytest.CaptureFixture[str], steps: Flow)
     assert code == 2, err  # --detailed-exitcode on a fresh sandbox: changes
     assert out.startswith(PLAN_MARKER)  # how the PR comment / MR note is found again
     saved = json.loads((fleet / "plan.json").read_text(encoding="utf-8"))  # the artifact
-    assert saved["format_version"] == 1 and saved["summary"]["create"] > 0
+    assert saved["format_version"] == 2 and saved["summary"]["create"] > 0
     code, out, err = run(capsys, steps.apply)
     assert code == 0, out + err
     state = fleet / steps.state

@@ -73,7 +73,7 @@ def test_files_are_uploaded_once_and_compared_by_content(
     code, plan = plan_json(capsys)
     changes = plan["changes"]
     assert code == 2 and isinstance(changes, list)
-    assert [(c["resource"], c["action"], list(c["after"])) for c in changes] == [
+    assert [(c["kind"], c["action"], list(c["after"])) for c in changes] == [
         ("miniapp", "update", ["icon"])
     ]
     assert main(["apply", "m", "--sandbox", "--auto-approve"]) == 0

@@ -73,7 +73,7 @@ def index_of(plan: Plan, predicate: Callable[[dict[str, Any]], bool]) -> int:
 
 
 def status_index(plan: Plan) -> int:
-    return index_of(plan, lambda c: c["resource"] == "status")
+    return index_of(plan, lambda c: c["kind"] == "status")
 
 
 def resummarize(plan: Plan) -> None:
@@ -118,7 +118,8 @@ def status_after_lies(plan: Plan) -> int:
 
 def append_app_delete(plan: Plan) -> int:
     plan["changes"].append({
-        "address": f"miniapp[{APP}]", "resource": "miniapp", "action": "delete",
+        "address": f"miniapp[{APP}]", "provider": "miniappcenter", "kind": "miniapp",
+        "action": "delete",
         "app_id": APP, "before": None, "after": None,
     })
     resummarize(plan)
@@ -127,7 +128,7 @@ def append_app_delete(plan: Plan) -> int:
 
 def append_delete_of_an_app_outside_the_plan(plan: Plan) -> int:
     plan["changes"].append({
-        "address": f"miniapp[{OTHER}]", "resource": "miniapp", "action": "delete",
+        "address": f"miniapp[{OTHER}]", "provider": "miniappcenter", "kind": "miniapp", "action": "delete",
         "app_id": OTHER, "before": None, "after": None,
     })
     resummarize(plan)
@@ -136,7 +137,7 @@ def append_delete_of_an_app_outside_the_plan(plan: Plan) -> int:
 
 def append_delete_without_resummarizing(plan: Plan) -> int | None:
     plan["changes"].append({
-        "address": f"miniapp[{APP}].attribute[COUNTRY]", "resource": "attribute",
+        "address": f"miniapp[{APP}].attribute[COUNTRY]", "provider": "miniappcenter", "kind": "attribute",
         "action": "delete", "app_id": APP, "key": "COUNTRY", "before": {"value": "Uruguay"},
         "after": None,
     })
@@ -144,32 +145,32 @@ def append_delete_without_resummarizing(plan: Plan) -> int | None:
 
 
 def duplicate_a_change(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "location")
+    i = index_of(plan, lambda c: c["kind"] == "location")
     plan["changes"].insert(i + 1, copy.deepcopy(plan["changes"][i]))
     resummarize(plan)
     return i + 1
 
 
 def key_without_address(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "attribute")
+    i = index_of(plan, lambda c: c["kind"] == "attribute")
     plan["changes"][i]["key"] = "CITY"
     return i
 
 
 def address_of_another_app(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "location")
+    i = index_of(plan, lambda c: c["kind"] == "location")
     plan["changes"][i]["address"] = plan["changes"][i]["address"].replace(APP, OTHER)
     return i
 
 
 def location_payload_renamed(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "location")
+    i = index_of(plan, lambda c: c["kind"] == "location")
     plan["changes"][i]["payload"]["name"] = "Elsewhere"
     return i
 
 
 def compatibility_payload_differs(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "compatibility")
+    i = index_of(plan, lambda c: c["kind"] == "compatibility")
     plan["changes"][i]["payload"] = {"superapp_version": 99}
     return i
 
@@ -180,7 +181,7 @@ def app_id_traversal(plan: Plan) -> int:
 
 
 def version_code_traversal(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "version")
+    i = index_of(plan, lambda c: c["kind"] == "version")
     change = plan["changes"][i]
     change["key"] = change["version_code"] = change["payload"]["code"] = "../1.0.0"
     change["after"]["code"] = "../1.0.0"
@@ -189,7 +190,7 @@ def version_code_traversal(plan: Plan) -> int:
 
 
 def attribute_key_traversal(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "attribute")
+    i = index_of(plan, lambda c: c["kind"] == "attribute")
     change = plan["changes"][i]
     change["key"] = change["payload"]["field"] = "../x"
     change["address"] = f"miniapp[{APP}].attribute[../x]"
@@ -204,19 +205,19 @@ def file_path_absolute(plan: Plan) -> int:
 
 
 def target_id_is_text(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "location")
+    i = index_of(plan, lambda c: c["kind"] == "location")
     plan["changes"][i]["target_id"] = "7"
     return i
 
 
 def key_is_a_number(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "attribute")
+    i = index_of(plan, lambda c: c["kind"] == "attribute")
     plan["changes"][i]["key"] = 5
     return i
 
 
 def depends_on_is_text(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "version")
+    i = index_of(plan, lambda c: c["kind"] == "version")
     plan["changes"][i]["depends_on"] = f"miniapp[{APP}]"
     return i
 
@@ -243,7 +244,7 @@ def unknown_top_level_field(plan: Plan) -> None:
 
 
 def huge_target_id(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "location")
+    i = index_of(plan, lambda c: c["kind"] == "location")
     plan["changes"][i]["target_id"] = 10**30
     return i
 
@@ -268,11 +269,11 @@ def summary_lies(plan: Plan) -> None:
 
 
 def future_format(plan: Plan) -> None:
-    plan["format_version"] = 2
+    plan["format_version"] = 3
 
 
 def boolean_as_id(plan: Plan) -> int:
-    i = index_of(plan, lambda c: c["resource"] == "location")
+    i = index_of(plan, lambda c: c["kind"] == "location")
     plan["changes"][i]["target_id"] = True
     return i
 
@@ -340,7 +341,7 @@ def test_a_delete_of_an_app_protected_in_the_state_is_refused(
     assert plan["changes"] == []
     plan["app_meta"].pop(OTHER)
     plan["changes"].append({
-        "address": f"miniapp[{OTHER}]", "resource": "miniapp", "action": "delete",
+        "address": f"miniapp[{OTHER}]", "provider": "miniappcenter", "kind": "miniapp", "action": "delete",
         "app_id": OTHER, "before": None, "after": None,
     })
     resummarize(plan)
@@ -360,7 +361,7 @@ def test_a_status_step_that_does_not_start_where_the_state_says_is_refused(
         APP_YAML.replace("{name}", "Coffee").replace("waiting_for_review", "ready")
     )
     plan = saved_plan(capsys)
-    steps = [c for c in plan["changes"] if c["resource"] == "status"]
+    steps = [c for c in plan["changes"] if c["kind"] == "status"]
     assert [c["step"] for c in steps] == ["in_review", "ready"]
     # forge a chain that starts from in_review (skipping the in_review step)
     plan["changes"] = [c for c in plan["changes"] if c.get("step") != "in_review"]
@@ -382,7 +383,7 @@ def test_a_payload_field_the_plan_does_not_show_is_refused_at_apply(
     assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
     write_app(workdir, "Coffee 2")
     plan = saved_plan(capsys)
-    i = index_of(plan, lambda c: c["resource"] == "miniapp")
+    i = index_of(plan, lambda c: c["kind"] == "miniapp")
     assert plan["changes"][i]["after"] == {"name": "Coffee 2"}
     plan["changes"][i]["payload"]["type"] = "Web"  # not shown in the plan
     Path("plan.json").write_text(json.dumps(plan))
@@ -424,7 +425,7 @@ def test_a_plan_file_too_large_is_refused_without_parsing(
 def test_a_huge_integer_literal_is_a_clear_error(
     workdir: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    text = json.dumps(saved_plan(capsys)).replace('"format_version": 1', '"format_version": '
+    text = json.dumps(saved_plan(capsys)).replace('"format_version": 2', '"format_version": '
                                                   + "9" * 5000, 1)
     Path("plan.json").write_text(text)
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")

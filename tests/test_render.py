@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.plan import Change, FieldChange, Plan, PlanProblem
+from reconciler.address import Address, parse_address
+from reconciler.addresses import app_address
+from reconciler.plan import PROVIDER, ROOT_KINDS, Change, FieldChange, Plan, PlanProblem
 from reconciler.render import (
     MARKDOWN_MARKER,
     NO_CHANGES,
@@ -41,6 +43,10 @@ def app(app_id: str = A) -> str:
     return f"miniapp[{app_id}]"
 
 
+def at(address: str) -> Address:
+    return parse_address(address, ROOT_KINDS)
+
+
 def change(
     address: str,
     resource: Any,
@@ -51,11 +57,11 @@ def change(
     app_id: str = A,
     **extra: Any,
 ) -> Change:
-    return Change(address, resource, action, app_id, before, after, **extra)
+    return Change(at(address), resource, action, app_id, before, after, **extra)
 
 
 def plan_of(*changes: Change, **extra: Any) -> Plan:
-    return Plan(endpoint=ENDPOINT, changes=changes, **extra)
+    return Plan(endpoints={PROVIDER: ENDPOINT}, changes=changes, **extra)
 
 
 def change_block(text: str) -> list[str]:
@@ -68,7 +74,7 @@ def change_block(text: str) -> list[str]:
 
 V = f"{app()}.version[1.0.0]"
 GOLDEN_PLAN = Plan(
-    endpoint=ENDPOINT,
+    endpoints={PROVIDER: ENDPOINT},
     changes=(
         change(
             app(),
@@ -188,7 +194,7 @@ GOLDEN_PLAN = Plan(
         PlanProblem(
             "version is no longer in the manifest",
             app_id=B,
-            address=f"{app(B)}.version[0.9.0]",
+            address=at(f"{app(B)}.version[0.9.0]"),
         ),
         PlanProblem("2 mini app(s) recorded in the state are in no manifest"),
     ),
@@ -196,12 +202,12 @@ GOLDEN_PLAN = Plan(
         PlanProblem(
             "refusing to delete a protected mini app (protect: true)",
             app_id="com.genexus.verdant.gone",
-            address=app("com.genexus.verdant.gone"),
+            address=at(app("com.genexus.verdant.gone")),
         ),
     ),
     state_lineage="3f2a",
     state_serial=4,
-    fingerprints={B: "sha256:bb", A: "sha256:aa"},
+    fingerprints={app_address(B): "sha256:bb", app_address(A): "sha256:aa"},
     apps=(A, B, "com.genexus.verdant.gone"),
 )
 
@@ -458,7 +464,7 @@ def test_color_only_adds_ansi_codes() -> None:
 
 
 def test_endpoint_credentials_are_never_shown() -> None:
-    plan = Plan(endpoint="https://user:s3cret@mac.example.com:8443/api", changes=())
+    plan = Plan(endpoints={PROVIDER: "https://user:s3cret@mac.example.com:8443/api"}, changes=())
     for out in (render_text(plan, color=False), render_markdown(plan)):
         assert "s3cret" not in out and "user" not in out
     assert "https://mac.example.com:8443/api" in render_markdown(plan)
@@ -467,8 +473,9 @@ def test_endpoint_credentials_are_never_shown() -> None:
 @settings(max_examples=200, deadline=None)
 @given(key=st.text(max_size=30), value=st.text(max_size=300), address=st.text(max_size=40))
 def test_plain_text_never_contains_control_characters(key: str, value: str, address: str) -> None:
-    item = Change(address, "attribute", "update", address, {key: "x"}, {key: value})
-    text = render_text(plan_of(item, warnings=(PlanProblem(value, address=address),)), color=False)
+    where = app_address(address)
+    item = Change(where, "attribute", "update", address, {key: "x"}, {key: value})
+    text = render_text(plan_of(item, warnings=(PlanProblem(value, address=where),)), color=False)
     assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
 
 

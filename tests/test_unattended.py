@@ -139,7 +139,7 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
     assert {k: v for k, v in adopted.items() if k[1]} == versions_before  # every id found
     assert data["summary"]["adopt"] == 4 + len(versions_before)
     # nothing is created again; compatibilities (unreadable) are re-added: idempotent
-    assert {c["resource"] for c in data["changes"] if c["action"] == "create"} == {
+    assert {c["kind"] for c in data["changes"] if c["action"] == "create"} == {
         "compatibility"
     }
     drift = _run(env, "drift", str(fleet), "--format", "json")

@@ -104,10 +104,11 @@ def apply(
             desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
-        if saved is not None and saved.endpoint != where.identity:
-            raise PlanError(
-                f"the saved plan was made for {saved.endpoint}, not {where.identity}"
-            )
+        from reconciler.plan import PROVIDER
+
+        planned_for = saved.endpoints.get(PROVIDER) if saved is not None else None
+        if saved is not None and planned_for != where.identity:
+            raise PlanError(f"the saved plan was made for {planned_for}, not {where.identity}")
         if saved is not None and max_deletes is not None and saved.delete_count > max_deletes:
             raise PlanError(
                 f"the saved plan deletes {saved.delete_count} object(s), more than"
