@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.address import Address
+from reconciler.address import Address, AddressError, parse_address
 from reconciler.addresses import (
     app_address,
     attribute_address,
@@ -42,7 +42,6 @@ from reconciler.addresses import (
     version_address,
 )
 from reconciler.diff import field_changes
-from reconciler.address import Address, AddressError, parse_address
 from reconciler.errors import PlanError
 from reconciler.ids import (
     app_id_problem,

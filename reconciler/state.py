@@ -5,7 +5,11 @@ and reads image fields back as URLs while writes take upload ids. So the tool re
 managed app ids, version code -> id, last-applied values (object ids and the URLs the server
 answered for them), compatibility sets and review status.
 
-On disk: ``state.json`` (human-readable, versioned, ``lineage`` + ``serial``), written
+On disk (format 2): ``{"format_version": 2, "lineage", "serial", "providers": {PROVIDER:
+{"endpoint", "marks", "resources": {KIND: {NATURAL_KEY: record}}}}}``: each provider's
+endpoint and its resources keyed by kind and natural key, the server ids inside each record.
+A format-1 file (one endpoint, ``apps`` at the top) is read and written as format 2 at the
+next save. ``state.json`` is human-readable, versioned (``lineage`` + ``serial``), written
 atomically (temp file, fsync, rename), plus ``state.json.journal``: one JSON line per app
 record changed during an apply, fsync'd as each write succeeds, so that a crash or Ctrl-C
 loses nothing; loading replays it and the next save folds it in. ``state.json.lock`` is the
@@ -28,14 +32,19 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import LockError, StateError
 from reconciler.ids import app_id_problem
 
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1 is migrated to 2 on the next save
+# The Mini App Center's section of the state, and the kind of its root records.
+MAC_PROVIDER = "miniappcenter"
+MAC_ROOT_KIND = "miniapp"
+VERSION_ID_MARK = "version_id"  # the name of the Mini App Center's version-id mark
 DEFAULT_STATE_DIR = ".reconciler"
 UNKNOWN = "unknown"  # a status or version whose outcome an interrupted write left unknown
 EXISTS = "exists"  # a version the server said exists (duplicate code) at an id not yet found
@@ -97,15 +106,91 @@ class AppRecord(_Record):
     versions: dict[str, VersionRecord] = Field(default_factory=dict)
 
 
+_ProviderName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class ProviderState(_Record):
+    """One provider's section of the state, kept as JSON: its endpoint, its marks (counters
+    the provider keeps, such as the highest id seen) and its records by kind and natural key.
+    The Mini App Center's section is typed (:class:`State` ``apps``); another provider's is
+    kept here whole, so a state written by a reconciler that knows more providers than this
+    one loses nothing when this one saves it."""
+
+    endpoint: str | None = None
+    marks: dict[str, Annotated[int, Field(strict=True, ge=0)]] = Field(default_factory=dict)
+    resources: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+
 class State(_Record):
     format_version: int = STATE_FORMAT_VERSION
     lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
     serial: int = 0
+    # The Mini App Center's section (providers.miniappcenter on disk), typed.
     endpoint: str | None = None
     # The highest version id this endpoint has ever answered (creates and reads). Version ids
     # are assigned in sequence and cannot be listed: an unknown create is looked for above it.
     version_id_mark: int = 0
     apps: dict[str, AppRecord] = Field(default_factory=dict)
+    # Every other provider's section, by provider name.
+    providers: dict[_ProviderName, ProviderState] = Field(default_factory=dict)
+    # The format the file was read in (1: written as 2 at the next save).
+    read_format: int = Field(default=STATE_FORMAT_VERSION, exclude=True)
+
+    def to_file(self) -> dict[str, Any]:
+        """The on-disk layout (format 2)."""
+        mac = {
+            "endpoint": self.endpoint,
+            "marks": {VERSION_ID_MARK: self.version_id_mark},
+            "resources": {
+                MAC_ROOT_KIND: {
+                    app_id: record.model_dump(mode="json") for app_id, record in self.apps.items()
+                }
+            },
+        }
+        others = {name: section.model_dump(mode="json") for name, section in self.providers.items()}
+        return {
+            "format_version": STATE_FORMAT_VERSION,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "providers": {MAC_PROVIDER: mac, **dict(sorted(others.items()))},
+        }
+
+    @classmethod
+    def from_file(cls, data: dict[str, Any]) -> State:
+        """Read either format; raises ValidationError or _Unreadable naming the problem."""
+        if data.get("format_version") == 1:
+            state = cls.model_validate({**data, "format_version": STATE_FORMAT_VERSION})
+            state.read_format = 1
+            return state
+        top = {k: v for k, v in data.items() if k != "providers"}
+        providers = data.get("providers")
+        if not isinstance(providers, dict):
+            raise _Unreadable("has no providers section (a JSON object was expected)")
+        sections = {name: ProviderState.model_validate(raw) for name, raw in providers.items()}
+        mac = sections.pop(MAC_PROVIDER, ProviderState())
+        unknown_kinds = set(mac.resources) - {MAC_ROOT_KIND}
+        if unknown_kinds:
+            raise _Unreadable(
+                f"has resources of kind {_shown(sorted(unknown_kinds)[0])} under"
+                f" providers.{MAC_PROVIDER}; this reconciler knows only {MAC_ROOT_KIND}"
+            )
+        return cls.model_validate(
+            {
+                **top,
+                "endpoint": mac.endpoint,
+                "version_id_mark": mac.marks.get(VERSION_ID_MARK, 0),
+                "apps": mac_records(data),
+                "providers": {
+                    name: section.model_dump(mode="json") for name, section in sections.items()
+                },
+            }
+        )
+
+    def bind(self, provider: str, endpoint: str) -> None:
+        """Record the endpoint another provider's resources live at (first use only)."""
+        section = self.providers.setdefault(provider, ProviderState())
+        if section.endpoint is None:
+            section.endpoint = endpoint
 
     def app(self, app_id: str) -> AppRecord | None:
         return self.apps.get(app_id)
@@ -130,6 +215,14 @@ class State(_Record):
         record = self.apps.get(app_id)
         version = record.versions.get(code) if record else None
         return version.id if version else None
+
+
+def mac_records(data: dict[str, Any]) -> Any:
+    """The Mini App Center's app records as the file has them (either format)."""
+    if data.get("format_version") == 1:
+        return data.get("apps", {})
+    section = data["providers"].get(MAC_PROVIDER) or {}
+    return (section.get("resources") or {}).get(MAC_ROOT_KIND, {})
 
 
 class LockInfo(_Record):
@@ -243,18 +336,20 @@ class FileStateStore:
             raise self._base_error(exc.problem) from None
         if not isinstance(data, dict):
             raise self._base_error("is not a state record (a JSON object was expected)")
-        if data.get("format_version") != STATE_FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_FORMATS:
             version = data.get("format_version")
             raise StateError(
                 f"state file {self.path} has format_version {_shown(version)}; this"
-                f" reconciler reads {STATE_FORMAT_VERSION}. Nothing was changed. Use the"
-                " reconciler version that wrote it, or restore a backup"
+                f" reconciler reads {' and '.join(map(str, READABLE_FORMATS))}. Nothing was"
+                " changed. Use the reconciler version that wrote it, or restore a backup"
             )
         try:
-            state = State.model_validate(data)
+            state = State.from_file(data)
             _check_app_ids(state.apps)
+            raw_apps = mac_records(data)
+            where = "apps" if state.read_format == 1 else f"providers.{MAC_PROVIDER}.resources"
             for app_id, record in state.apps.items():
-                _check_server_ids(f"apps.{app_id}", data["apps"][app_id], record)
+                _check_server_ids(f"{where}.{app_id}", raw_apps[app_id], record)
         except (ValidationError, _Unreadable) as exc:
             raise self._base_error(_invalid(exc)) from None
         return state
@@ -298,7 +393,7 @@ class FileStateStore:
 
     def save(self, state: State) -> None:
         state.serial += 1
-        payload = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+        payload = json.dumps(state.to_file(), indent=2, sort_keys=False) + "\n"
         try:
             self._replace(payload)
         except OSError as exc:
@@ -313,6 +408,7 @@ class FileStateStore:
                 f" unchanged{kept}; free space or fix permissions, then run again"
             ) from None
         _fsync_dir(self.path.parent)
+        state.read_format = STATE_FORMAT_VERSION
         # The journal is folded into the file we just wrote.
         self._close_journal()
         with contextlib.suppress(FileNotFoundError):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.state import mac_records
 from tests.fixtures_sandbox import RunningSandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ def test_killed_apply_resumes_without_duplicates(
     )
     assert json.loads(manifests.stdout)["valid"]
     saved = json.loads(state.read_text())
-    for app_id, record in saved["apps"].items():
+    for app_id, record in mac_records(saved).items():
         assert server.store.count_versions(app_id) == len(record["versions"])
         names = [loc["name"] for loc in server.store.list_locations(app_id)]
         assert len(names) == len(set(names)), names
@@ -138,12 +139,12 @@ def _unknowns(state: Path) -> list[str]:
             if line.strip():
                 entry = json.loads(line)
                 if entry["record"] is None:
-                    data["apps"].pop(entry["app"], None)
+                    mac_records(data).pop(entry["app"], None)
                 else:
-                    data["apps"][entry["app"]] = entry["record"]
+                    mac_records(data)[entry["app"]] = entry["record"]
     return [
         f"{app_id} {code}"
-        for app_id, record in data["apps"].items()
+        for app_id, record in mac_records(data).items()
         for code, version in record["versions"].items()
         if version.get("status") == "unknown" or version.get("create_outcome")
     ]

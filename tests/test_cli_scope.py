@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
+from reconciler.state import mac_records
 
 REPO = Path(__file__).resolve().parent.parent
 TEATIME = "com.genexus.verdant.teatime"
@@ -43,7 +44,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 def nothing_written(workdir: Path) -> bool:
     state = workdir / ".reconciler" / "sandbox-state.json"
-    return not state.exists() or json.loads(state.read_text())["apps"] == {}
+    return not state.exists() or mac_records(json.loads(state.read_text())) == {}
 
 
 # --- a selection matching nothing: exit 1, naming it and what exists -----------------------

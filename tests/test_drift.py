@@ -23,6 +23,8 @@ from reconciler.state import AppRecord, LocationRecord, ObjectRef, State, Versio
 
 APP = "com.genexus.verdant.coffeemuffins"
 ICON = "gxupload:" + "a" * 32
+V1 = f"miniapp[{APP}].version[1.0]"
+V2 = f"miniapp[{APP}].version[2.0]"
 
 
 def change(resource: str, action: str, **kw: Any) -> Change:
@@ -102,11 +104,11 @@ def test_an_app_deleted_outside_takes_only_what_was_applied() -> None:
     )
     changes = (
         change("miniapp", "create", after={"name": "Coffee"}, reason=DELETED_OUTSIDE),
-        change("version", "create", address=f"miniapp[{APP}].version[1.0]", version_code="1.0", after={"code": "1.0"}),
-        change("version", "create", address=f"miniapp[{APP}].version[2.0]", version_code="2.0", after={"code": "2.0"}),
-        change("compatibility", "create", address=f"miniapp[{APP}].version[1.0].compatibility[3]", version_code="1.0",
+        change("version", "create", address=f"{V1}", version_code="1.0", after={"code": "1.0"}),
+        change("version", "create", address=f"{V2}", version_code="2.0", after={"code": "2.0"}),
+        change("compatibility", "create", address=f"{V1}.compatibility[3]", version_code="1.0",
                after={"superapp_version": 3}),
-        change("compatibility", "create", address=f"miniapp[{APP}].version[1.0].compatibility[4]", version_code="1.0",
+        change("compatibility", "create", address=f"{V1}.compatibility[4]", version_code="1.0",
                after={"superapp_version": 4}),
         change("status", "update", address=f"miniapp[{APP}].version[1.0].status[ready]",
                version_code="1.0", step="ready", before={"status": "in_review"},

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from reconciler.cli.main import main, typer_main_command
+from reconciler.state import mac_records
 
 try:  # typer >= 0.24 vendors click
     from typer._click import exceptions as click_exceptions
@@ -618,7 +619,7 @@ def plan_and_apply(fleet: Path, capsys: pytest.CaptureFixture[str], steps: Flow)
     code, out, err = run(capsys, steps.apply)
     assert code == 0, out + err
     state = fleet / steps.state
-    assert json.loads(state.read_text(encoding="utf-8"))["apps"]
+    assert mac_records(json.loads(state.read_text(encoding="utf-8")))
     # what the commit step adds: the state, no journal left, and never a lock
     assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]
     return state

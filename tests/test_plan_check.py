@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli.main import main
+from reconciler.state import mac_records
 from tests.test_cli_pipeline import APP_YAML, write_app, write_other
 
 APP = "com.genexus.verdant.coffeemuffins"
@@ -128,7 +129,8 @@ def append_app_delete(plan: Plan) -> int:
 
 def append_delete_of_an_app_outside_the_plan(plan: Plan) -> int:
     plan["changes"].append({
-        "address": f"miniapp[{OTHER}]", "provider": "miniappcenter", "kind": "miniapp", "action": "delete",
+        "address": f"miniapp[{OTHER}]", "provider": "miniappcenter", "kind": "miniapp",
+        "action": "delete",
         "app_id": OTHER, "before": None, "after": None,
     })
     resummarize(plan)
@@ -137,7 +139,8 @@ def append_delete_of_an_app_outside_the_plan(plan: Plan) -> int:
 
 def append_delete_without_resummarizing(plan: Plan) -> int | None:
     plan["changes"].append({
-        "address": f"miniapp[{APP}].attribute[COUNTRY]", "provider": "miniappcenter", "kind": "attribute",
+        "address": f"miniapp[{APP}].attribute[COUNTRY]", "provider": "miniappcenter",
+        "kind": "attribute",
         "action": "delete", "app_id": APP, "key": "COUNTRY", "before": {"value": "Uruguay"},
         "after": None,
     })
@@ -341,7 +344,8 @@ def test_a_delete_of_an_app_protected_in_the_state_is_refused(
     assert plan["changes"] == []
     plan["app_meta"].pop(OTHER)
     plan["changes"].append({
-        "address": f"miniapp[{OTHER}]", "provider": "miniappcenter", "kind": "miniapp", "action": "delete",
+        "address": f"miniapp[{OTHER}]", "provider": "miniappcenter", "kind": "miniapp",
+        "action": "delete",
         "app_id": OTHER, "before": None, "after": None,
     })
     resummarize(plan)
@@ -548,7 +552,7 @@ def pristine(
     assert code == 0
     state = (folder / "sandbox-state.json").read_text()
     return Pristine(plan, files, _dump(folder / "sandbox.db"),
-                    json.dumps(json.loads(state)["apps"], sort_keys=True))
+                    json.dumps(mac_records(json.loads(state)), sort_keys=True))
 
 
 @settings(max_examples=int(os.environ.get("PLAN_FUZZ_EXAMPLES", "120")), deadline=None,
@@ -590,7 +594,7 @@ def test_any_mutation_of_a_saved_plan_is_refused_or_changes_nothing(
     assert code == 0, (path, how, value, out, err)
     assert _dump(db) == pristine.applied, (path, how, value)
     state = (folder / "sandbox-state.json").read_text()
-    assert json.dumps(json.loads(state)["apps"], sort_keys=True) == pristine.applied_state, (
+    assert json.dumps(mac_records(json.loads(state)), sort_keys=True) == pristine.applied_state, (
         path, how, value)
 
 
@@ -610,3 +614,33 @@ def test_manifests_follow_the_rules_saved_plans_are_checked_with(
     manifest.write_text(manifest.read_text().replace(old, new))
     code, out, _ = run(capsys, "validate", "manifests")
     assert code == 1 and "app.yaml:" in out and message in out, out
+
+
+def test_a_format_1_plan_is_refused_with_re_run_plan(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    """A plan saved by the previous version (format 1: `resource`, one `endpoint`)."""
+    plan = saved_plan(capsys)
+    plan["format_version"] = 1
+    plan["endpoint"] = plan.pop("endpoints")["miniappcenter"]
+    for change in plan["changes"]:
+        del change["provider"]
+        change["resource"] = change.pop("kind")
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and requests_log == []
+    assert "format_version 1" in err and "re-run `reconciler plan --out FILE`" in err
+
+
+def test_a_change_whose_provider_or_kind_is_not_its_address_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    plan = saved_plan(capsys)
+    i = index_of(plan, lambda c: c["kind"] == "attribute")
+    plan["changes"][i]["kind"] = "location"
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and requests_log == []
+    assert f"change {i} (" in err and "provider and kind do not match its address" in err

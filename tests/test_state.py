@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ def test_new_state_is_empty_and_bound_on_first_save(tmp_path: Path) -> None:
     assert state.apps == {} and state.serial == 0
     store.save(state)
     data = json.loads((tmp_path / "s" / "state.json").read_text())
-    assert data["format_version"] == 1
-    assert data["endpoint"] == ENDPOINT
+    assert data["format_version"] == 2
+    assert data["providers"]["miniappcenter"]["endpoint"] == ENDPOINT
     assert data["serial"] == 1
     assert data["lineage"] == state.lineage
 
@@ -172,3 +173,99 @@ def test_the_lineage_survives_a_crash_of_the_first_apply(tmp_path: Path) -> None
     )
     store.ensure_base(first)  # exists: not written again
     assert FileStateStore(tmp_path / "state.json").load(ENDPOINT).serial == 2
+
+
+# --- format 1 -> 2 ---------------------------------------------------------------------------
+
+FIXTURE_V1 = Path(__file__).parent / "fixtures" / "state_v1"
+
+
+def _v1_copy(tmp_path: Path) -> Path:
+    """The committed format-1 state, made by the previous release applying the demo fleet to
+    a sandbox (its database and manifests are committed beside it)."""
+    shutil.copytree(FIXTURE_V1 / "manifests", tmp_path / "manifests")
+    (tmp_path / ".reconciler").mkdir()
+    shutil.copy(FIXTURE_V1 / "sandbox.db", tmp_path / ".reconciler" / "sandbox.db")
+    text = (FIXTURE_V1 / "sandbox-state.json").read_text(encoding="utf-8")
+    state = tmp_path / ".reconciler" / "sandbox-state.json"
+    # The fixture names the sandbox by a placeholder path: bind it to this copy.
+    state.write_text(text.replace("sandbox:FIXTURE", f"sandbox:{tmp_path}"), encoding="utf-8")
+    return state
+
+
+def test_a_format_1_file_is_read_whole_and_written_as_format_2(tmp_path: Path) -> None:
+    path = _v1_copy(tmp_path)
+    v1 = json.loads(path.read_text())
+    store = FileStateStore(path)
+    state = store.load(v1["endpoint"])
+    assert state.read_format == 1
+    assert (state.lineage, state.serial) == (v1["lineage"], v1["serial"])
+    assert state.version_id_mark == v1["version_id_mark"] > 0
+    store.save(state)
+    v2 = json.loads(path.read_text())
+    assert v2["format_version"] == 2 and "apps" not in v2 and "endpoint" not in v2
+    mac = v2["providers"]["miniappcenter"]
+    assert mac["endpoint"] == v1["endpoint"]
+    assert mac["marks"] == {"version_id": v1["version_id_mark"]}
+    assert mac["resources"]["miniapp"] == v1["apps"]  # every record, byte for byte as JSON
+    assert (v2["lineage"], v2["serial"]) == (v1["lineage"], v1["serial"] + 1)
+    again = FileStateStore(path).load(v1["endpoint"])
+    assert again.read_format == 2 and again.apps == state.apps
+
+
+def test_a_format_1_state_plans_clean_and_the_next_apply_migrates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from reconciler.cli.main import main
+
+    path = _v1_copy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "MAC_SANDBOX_DB", "RECONCILER_STATE"):
+        monkeypatch.delenv(var, raising=False)
+    before = path.read_bytes()
+    assert main(["plan", "manifests", "--sandbox", "--detailed-exitcode"]) == 0
+    assert "No changes" in capsys.readouterr().out
+    assert path.read_bytes() == before  # read-only commands never rewrite the state
+    manifest = tmp_path / "manifests" / "cafe" / "bakeries.yaml"
+    manifest.write_text(manifest.read_text().replace("COUNTRY: Uruguay", "COUNTRY: Chile", 1))
+    assert main(["apply", "manifests", "--sandbox", "--auto-approve"]) == 0
+    assert json.loads(path.read_text())["format_version"] == 2
+    assert "was format 1; it is now written as format 2" in capsys.readouterr().err
+    assert main(["plan", "manifests", "--sandbox", "--detailed-exitcode"]) == 0
+    assert "No changes" in capsys.readouterr().out
+
+
+def test_other_providers_sections_are_kept_whole(tmp_path: Path) -> None:
+    """A state written by a reconciler that knows more providers loses nothing here."""
+    path = tmp_path / "state.json"
+    store = FileStateStore(path)
+    state = store.load(ENDPOINT)
+    state.bind("akana", "https://akana.example.com")
+    state.providers["akana"].resources["akana_app"] = {"Payments": {"id": "7b9f.acme"}}
+    store.save(state)
+    data = json.loads(path.read_text())
+    assert data["providers"]["akana"] == {
+        "endpoint": "https://akana.example.com", "marks": {},
+        "resources": {"akana_app": {"Payments": {"id": "7b9f.acme"}}},
+    }
+    again = FileStateStore(path).load(ENDPOINT)
+    store.save(again)
+    assert json.loads(path.read_text())["providers"]["akana"] == data["providers"]["akana"]
+
+
+@pytest.mark.parametrize(
+    ("providers", "message"),
+    [
+        ('"x"', "no providers section"),
+        ('{"miniappcenter": {"resources": {"widget": {}}}}', "resources of kind 'widget'"),
+        ('{"Bad Name": {}}', "invalid at providers"),
+        ('{"miniappcenter": {"marks": {"version_id": "7"}}}', "invalid at"),
+    ],
+)
+def test_a_damaged_format_2_file_is_a_clear_error(
+    tmp_path: Path, providers: str, message: str
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_text('{"format_version": 2, "providers": ' + providers + "}")
+    with pytest.raises(StateError, match=message):
+        FileStateStore(path).load(ENDPOINT)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from reconciler.cli.main import main
 from reconciler.errors import LockError, StateError
-from reconciler.state import MAX_JSON_DEPTH, MAX_STATE_BYTES, AppRecord, FileStateStore
+from reconciler.state import MAX_JSON_DEPTH, MAX_STATE_BYTES, AppRecord, FileStateStore, mac_records
 
 from .test_cli_pipeline import write_app
 
@@ -57,14 +57,14 @@ def _apps_list(path: Path) -> None:
 
 def _version_id_text(path: Path) -> None:
     data = json.loads(path.read_text())
-    data["apps"][APP]["versions"]["1.0.0"]["id"] = "x"
+    mac_records(data)[APP]["versions"]["1.0.0"]["id"] = "x"
     path.write_text(json.dumps(data))
 
 
 def _version_id(value: object) -> Damage:
     def damage(path: Path) -> None:
         data = json.loads(path.read_text())
-        data["apps"][APP]["versions"]["1.0.0"]["id"] = value
+        mac_records(data)[APP]["versions"]["1.0.0"]["id"] = value
         path.write_text(json.dumps(data))
 
     return damage
@@ -72,7 +72,7 @@ def _version_id(value: object) -> Damage:
 
 def _location_id_bool(path: Path) -> None:
     data = json.loads(path.read_text())
-    data["apps"][APP]["locations"]["Central"]["id"] = True
+    mac_records(data)[APP]["locations"]["Central"]["id"] = True
     path.write_text(json.dumps(data))
 
 

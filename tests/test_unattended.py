@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.state import mac_records
 from tests.fixtures_sandbox import RunningSandbox
 
 STATUSES = ("pending", "waiting_for_review", "in_review", "ready")
@@ -126,7 +127,7 @@ def test_lost_state_is_said_and_apply_adopts_without_duplicates(
     fleet, state, env = _applied_fleet(tmp_path, sandbox_server_factory, apps=4)
     versions_before = {
         (app_id, code): record["id"]
-        for app_id, app in json.loads(state.read_text())["apps"].items()
+        for app_id, app in mac_records(json.loads(state.read_text())).items()
         for code, record in app["versions"].items()
     }
     state.unlink()  # a deleted CI cache
@@ -196,7 +197,7 @@ def test_a_saved_plan_after_a_lost_state_is_checked_then_applied(
     app_id = tampered["learned"][first]["app_id"]
     failed = {r["app_id"] for r in result["results"] if r["outcome"] == "failed"}
     assert app_id in failed and "does not read as it did" in refused.stdout
-    recorded = json.loads(state.read_text())["apps"].get(app_id, {}).get("versions", {})
+    recorded = mac_records(json.loads(state.read_text())).get(app_id, {}).get("versions", {})
     code = tampered["learned"][first]["code"]
     assert recorded.get(code, {}).get("id") != tampered["learned"][first]["version_id"]
 
@@ -213,7 +214,7 @@ def test_a_saved_adoption_must_fit_the_state(
     tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
 ) -> None:
     fleet, state, env = _applied_fleet(tmp_path, sandbox_server_factory, apps=2)
-    kept = json.loads(state.read_text())["apps"]["com.test.fleet.app01"]["versions"]
+    kept = mac_records(json.loads(state.read_text()))["com.test.fleet.app01"]["versions"]
     assert _run(env, "state", "rm", "com.test.fleet.app00").returncode == 0
     saved = tmp_path / "plan.json"
     _run(env, "plan", str(fleet), "--out", str(saved))
@@ -227,7 +228,7 @@ def test_a_saved_adoption_must_fit_the_state(
         path.write_text(json.dumps(tampered))
         run = _run(env, "apply", "--plan", str(path), "--auto-approve")
         assert run.returncode == 1 and reason in run.stderr, run.stderr
-        assert "com.test.fleet.app00" not in json.loads(state.read_text())["apps"]
+        assert "com.test.fleet.app00" not in mac_records(json.loads(state.read_text()))
 
     # "fresh" would skip learning the status: only for our own unanswered create
     refused(lambda item: item.update(fresh=True), "fresh is said of a version")

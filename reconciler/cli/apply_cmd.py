@@ -252,7 +252,15 @@ def _run(
         # Fold the journal into the state file whatever happened (it is durable already);
         # a run that recorded nothing leaves the file, its serial and saved plans alone.
         if store.dirty:
+            read_format = current_state.read_format
             store.save(current_state)
+            if read_format != current_state.format_version:
+                err(
+                    f"Note: the state file {store.describe()} was format"
+                    f" {read_format}; it is now written as format"
+                    f" {current_state.format_version} (providers/kinds/keys), which older"
+                    " reconciler versions cannot read"
+                )
     outcome.interrupted = outcome.interrupted or outcome.result.interrupted
     return outcome
 
