@@ -115,9 +115,16 @@ class _Classifier:
         )
 
     def change(self, change: Change) -> None:
-        handler = getattr(self, f"_{change.kind}", None)
-        assert handler is not None, change.kind
-        handler(change, self.record(change.app_id))
+        # A closed table by kind (never a name looked up from plan data).
+        handlers = {
+            "miniapp": self._miniapp,
+            "attribute": self._attribute,
+            "location": self._location,
+            "version": self._version,
+            "compatibility": self._compatibility,
+            "status": self._status,
+        }
+        handlers[change.kind](change, self.record(change.app_id))
 
     # --- per resource ------------------------------------------------------------------
 
