@@ -88,7 +88,9 @@ def run_akana(config: AkanaSandboxConfig) -> Iterator[RunningAkana]:
         target=server.run, kwargs={"sockets": [sock]}, name=f"akana-{port}", daemon=True
     )
     thread.start()
-    running = RunningAkana(akana_base_url("127.0.0.1", port), app.state.store, config, server, thread)
+    running = RunningAkana(
+        akana_base_url("127.0.0.1", port), app.state.store, config, server, thread
+    )
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while not server.started:

@@ -189,9 +189,7 @@ def test_the_session_expires(akana_factory: Any) -> None:
 def test_renew_token_replaces_the_cookie(akana: RunningAkana) -> None:
     with akana.logged_in() as client:
         old = client.cookies[SESSION]
-        json_renew = client.post(
-            "/api/login/renewToken", json={}, headers=csrf_headers(client)
-        )
+        json_renew = client.post("/api/login/renewToken", json={}, headers=csrf_headers(client))
         assert json_renew.status_code == 404  # form content type only
         renewed = client.post(
             "/api/login/renewToken",
