@@ -12,6 +12,7 @@ from reconciler.client.redact import Secret
 from reconciler.errors import AmbiguousWriteError, InvalidIdError
 from reconciler.providers.akana.client import AkanaApiError, AkanaClient, WriteNotDoneError
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
+from reconciler.providers.akana.sandbox import in_process_akana
 from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate, VersionUpdate
 from tests.fixtures_akana import FED, Recorder, RunningAkana, akana_client
 
@@ -192,3 +193,16 @@ async def test_a_create_whose_check_fails_stays_ambiguous(akana: RunningAkana) -
         with pytest.raises(AmbiguousWriteError) as caught:
             await c.create_app(new_app())
     assert "re-reading to check failed too" in str(caught.value)
+
+
+async def test_the_in_process_sandbox_serves_the_client(tmp_path: Any) -> None:
+    sandbox = in_process_akana(tmp_path / "akana.db")
+    config = AkanaConfig(akana_endpoint(sandbox.base_url), sandbox.email, Secret(sandbox.password))
+    try:
+        async with AkanaClient(config, transport=sandbox.transport) as client:
+            app_id = await client.create_app(new_app())
+            await client.add_version(app_id, VersionCreate(name="2.0"))
+            assert [a.app_id for a in await client.list_apps()] == [app_id]
+        assert sandbox.app.state.store.count("logout") == 1
+    finally:
+        sandbox.close()
