@@ -234,7 +234,7 @@ class AkanaSessionAuth(httpx.Auth):
             return
         async with self._lock:
             if self._failure is not None:
-                raise self._failure
+                raise self._failure.with_traceback(None)
             if self._session is None:
                 response = yield self._login_request(request)
                 await response.aread()
@@ -257,7 +257,7 @@ class AkanaSessionAuth(httpx.Auth):
             await response.aread()
             async with self._lock:
                 if self._failure is not None:
-                    raise self._failure
+                    raise self._failure.with_traceback(None)
                 if self._session is None or self._session.generation == used.generation:
                     log.debug("401 on %s %s: logging in again", request.method, request.url.path)
                     self._session = None
