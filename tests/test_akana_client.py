@@ -206,3 +206,29 @@ async def test_the_in_process_sandbox_serves_the_client(tmp_path: Any) -> None:
         assert sandbox.app.state.store.count("logout") == 1
     finally:
         sandbox.close()
+
+
+async def test_null_members_read_as_their_defaults_and_a_bad_answer_is_clear() -> None:
+    answers = iter(
+        [
+            {"Application": [{"AppID": f"a.{FED}", "Name": "A", "Description": None}]},
+            {"Application": [{"AppID": None, "Name": "A"}]},
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/login":
+            return httpx.Response(
+                200, headers={"Set-Cookie": f"AtmoAuthToken_{FED}=TokenID%3Dabcdef0123456789"}
+            )
+        if request.url.path == "/api/login/endsession":
+            return httpx.Response(200)
+        return httpx.Response(200, json=next(answers))
+
+    config = client_config_for("https://akana.example.com")
+    async with AkanaClient(config, transport=httpx.MockTransport(handler)) as client:
+        [app] = await client.list_apps()
+        assert app.description == ""
+        with pytest.raises(AkanaApiError) as caught:
+            await client.list_apps()
+    assert "unexpected answer" in str(caught.value) and "AppList" in str(caught.value)

@@ -6,15 +6,24 @@ request bodies are strict (a field this client does not know is a bug here, not 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Visibility = Literal["Public", "Limited", "Private"]
 
 
 class _Answer(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        # A null member reads as its default (the platform's null/absent habits are not
+        # documented); a required member that is null is still an error.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class _Body(BaseModel):
