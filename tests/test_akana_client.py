@@ -232,3 +232,13 @@ async def test_null_members_read_as_their_defaults_and_a_bad_answer_is_clear() -
         with pytest.raises(AkanaApiError) as caught:
             await client.list_apps()
     assert "unexpected answer" in str(caught.value) and "AppList" in str(caught.value)
+
+
+async def test_reads_ride_out_injected_faults_login_included(akana_factory: Any) -> None:
+    # The sandbox's fault flags: 30% of requests (logins too) answered 503 or dropped.
+    running = akana_factory(fail_rate=0.3, seed=3)
+    async with akana_client(running) as client:
+        for _ in range(10):
+            assert await client.list_apps() == []
+        assert client.stats.retries > 0  # faults were met, and ridden out
+    assert running.store.count("login") >= 1
