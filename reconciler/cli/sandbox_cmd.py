@@ -15,6 +15,9 @@ import typer
 from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
+DEFAULT_AKANA_DB = Path(".reconciler") / "akana-sandbox.db"
+DEFAULT_AKANA_EMAIL = "admin@sandbox.local"
+APIS = ("miniappcenter", "akana")
 
 sandbox_app = typer.Typer(
     help="The local Mini App Center (sandbox): the documented API over HTTP, stored in SQLite.",
@@ -34,13 +37,20 @@ def is_loopback(host: str) -> bool:
 
 @sandbox_app.command("serve")
 def serve_command(
+    api: str = typer.Option(
+        "miniappcenter",
+        "--api",
+        metavar="API",
+        help="Which API to serve: miniappcenter (default) or akana (apps, session login).",
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free port)."),
     db: Path | None = typer.Option(
         None,
         "--db",
         metavar="PATH",
-        help=f"SQLite database (default: $MAC_SANDBOX_DB, else {DEFAULT_DB}).",
+        help=f"SQLite database (default: $MAC_SANDBOX_DB, else {DEFAULT_DB}; with --api akana:"
+        f" $AKANA_SANDBOX_DB, else {DEFAULT_AKANA_DB}).",
     ),
     token: str | None = typer.Option(
         None,
@@ -60,6 +70,9 @@ def serve_command(
     rate_limit: float | None = typer.Option(
         None, "--rate-limit", min=0.001, help="Requests per second; beyond it 429 + Retry-After."
     ),
+    session_seconds: float = typer.Option(
+        1800.0, "--session-seconds", min=1, help="akana: session cookie lifetime (seconds)."
+    ),
     allow_remote: bool = typer.Option(
         False,
         "--allow-remote",
@@ -67,7 +80,11 @@ def serve_command(
         "data would travel in clear to anyone who can reach it.",
     ),
 ) -> None:
-    """Serve the sandbox; prints `export MAC_BASE_URL=...` and `export MAC_API_TOKEN=...`."""
+    """Serve the sandbox; prints `export MAC_BASE_URL=...` and `export MAC_API_TOKEN=...`
+    (with --api akana: `export AKANA_BASE_URL=...`, AKANA_EMAIL and AKANA_PASSWORD)."""
+    if api not in APIS:
+        typer.echo(f"Error: unknown --api {api[:40]!r}: use one of {', '.join(APIS)}.", err=True)
+        raise typer.Exit(EXIT_USAGE)
     if not is_loopback(host) and not allow_remote:
         typer.echo(
             f"Error: refusing to listen on non-loopback host {host!r}: the sandbox serves plain "
@@ -76,6 +93,19 @@ def serve_command(
             err=True,
         )
         raise typer.Exit(EXIT_USAGE)
+
+    if api == "akana":
+        if token is not None:
+            typer.echo(
+                "Error: --token is for the Mini App Center sandbox; the Akana sandbox logs in"
+                " with $AKANA_EMAIL / $AKANA_PASSWORD (made up and printed when unset).",
+                err=True,
+            )
+            raise typer.Exit(EXIT_USAGE)
+        _serve_akana(
+            host, port, db, session_seconds, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit
+        )
+        return
 
     from reconciler.sandbox import SandboxConfig, serve
     from reconciler.sandbox.server import ListenError
@@ -95,6 +125,43 @@ def serve_command(
         serve(config, host=host, port=port)
     except ListenError as exc:
         # Nothing was served and no export line printed: a plain error, not a crash.
+        hint = "pick another --port (0: any free port)" if port else "check --host"
+        typer.echo(f"Error: {exc}; {hint}.", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _serve_akana(
+    host: str,
+    port: int,
+    db: Path | None,
+    session_seconds: float,
+    latency_ms: float,
+    fail_rate: float,
+    ambiguous_rate: float,
+    seed: int | None,
+    rate_limit: float | None,
+) -> None:
+    """The Akana sandbox: one user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
+    from reconciler.providers.akana.sandbox import AkanaSandboxConfig, serve_akana
+    from reconciler.sandbox.server import ListenError
+
+    db_path = db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_AKANA_DB)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    email = os.environ.get("AKANA_EMAIL") or DEFAULT_AKANA_EMAIL
+    password = os.environ.get("AKANA_PASSWORD") or secrets.token_urlsafe(18)
+    config = AkanaSandboxConfig(
+        db_path=db_path,
+        users={email: password},
+        session_seconds=session_seconds,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        ambiguous_rate=ambiguous_rate,
+        seed=seed,
+        rate_limit=rate_limit,
+    )
+    try:
+        serve_akana(config, email, host=host, port=port)
+    except ListenError as exc:
         hint = "pick another --port (0: any free port)" if port else "check --host"
         typer.echo(f"Error: {exc}; {hint}.", err=True)
         raise typer.Exit(EXIT_ERROR) from None

@@ -207,10 +207,17 @@ def _error_items(content: bytes) -> list[ApiErrorItem] | None:
     return items
 
 
+ErrorItemsReader = Callable[[bytes], list[ApiErrorItem] | None]
+
+
 def _wrong_endpoint(
-    method: str, path: str, response: httpx.Response, endpoint: Endpoint
+    method: str,
+    path: str,
+    response: httpx.Response,
+    endpoint: Endpoint,
+    read_items: ErrorItemsReader = _error_items,
 ) -> ApiError:
-    error = api_error(method, path, response)
+    error = api_error(method, path, response, read_items)
     error.text = (
         f"{response.status_code} without the Mini App Center's error body, so this is not the"
         f" API answering: {_base_url_hint(endpoint)}. " + error.text
@@ -238,10 +245,18 @@ def _base_url_hint(endpoint: Endpoint) -> str:
     )
 
 
-def api_error(method: str, path: str, response: httpx.Response) -> ApiError:
-    """Map a non-2xx answer to :class:`ApiError`; nothing from it may carry the token."""
+def api_error(
+    method: str,
+    path: str,
+    response: httpx.Response,
+    read_items: ErrorItemsReader = _error_items,
+) -> ApiError:
+    """Map a non-2xx answer to :class:`ApiError`; nothing from it may carry the token.
+
+    ``read_items`` recognises the API's own error body (default: the Mini App Center's).
+    """
     status = response.status_code
-    items = _error_items(response.content)
+    items = read_items(response.content)
     if items is not None:
         return ApiError(method, path, status, errors=items)
     text = response.text
@@ -449,21 +464,34 @@ class _LaneStream(httpx.AsyncByteStream):
 
 
 class ApiSession:
-    """One shared ``httpx.AsyncClient`` (one connection pool) and the call loop around it."""
+    """One shared ``httpx.AsyncClient`` (one connection pool) and the call loop around it.
+
+    By default it speaks to the Mini App Center: ``token`` goes in ``APIKey-Auth``, answers
+    are JSON, and a 404/405 without the documented error body means a wrong base URL. Another
+    API passes ``token=None`` with its own ``auth`` (an :class:`httpx.Auth`), default
+    ``headers`` (e.g. a vendor ``Accept``) and ``error_items`` (which bodies are the API's own
+    errors: a 404/405 whose body it does not recognise is read as "not the API answering").
+    """
 
     def __init__(
         self,
         endpoint: Endpoint,
-        token: str,
+        token: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 32,
         limits: ClientLimits | None = None,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        error_items: ErrorItemsReader | None = None,
     ) -> None:
         check_endpoint_security(endpoint.base_url)
-        secret = Secret(check_token(token))
+        if (token is None) == (auth is None):
+            raise ValueError("ApiSession needs exactly one of token and auth")
+        secret = Secret(check_token(token)) if token is not None else None
+        self._error_items: ErrorItemsReader = error_items or _error_items
         self.endpoint = endpoint
         self.stats = ClientStats()
         self.retry = retry or RetryPolicy()
@@ -484,9 +512,14 @@ class ApiSession:
                 ),
             )
         self._http = httpx.AsyncClient(
-            auth=ApiKeyAuth(secret),
+            auth=ApiKeyAuth(secret) if secret is not None else auth,
             # Only the codings read_body can inflate with a bound (never br/zstd).
-            headers={"Accept": JSON, "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT},
+            headers={
+                "Accept": JSON,
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "User-Agent": USER_AGENT,
+                **(headers or {}),
+            },
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             verify=tls_context(),  # always verifying; see _tls_context
@@ -498,7 +531,8 @@ class ApiSession:
             # never for loopback, where a proxy would see the token in clear.
             trust_env=not loopback,
         )
-        register_token(secret.reveal())  # last: nothing after it can fail and leak a count
+        if secret is not None:
+            register_token(secret.reveal())  # last: nothing after it can fail and leak a count
 
     async def aclose(self) -> None:
         if self._closed:
@@ -507,7 +541,8 @@ class ApiSession:
         try:
             await self._http.aclose()
         finally:
-            unregister_token(self._token.reveal())
+            if self._token is not None:
+                unregister_token(self._token.reveal())
 
     def __repr__(self) -> str:
         return f"ApiSession(endpoint={self.endpoint.display!r})"
@@ -600,11 +635,13 @@ class ApiSession:
                     return response
                 if status in (404, 405):
                     await response.aread()
-                    if _error_items(response.content) is None:
+                    if self._error_items(response.content) is None:
                         # Not the API talking but the web server in front of it: the path is
                         # not the API's, most likely a wrong base URL. Never "absent" (a plan
                         # would read it as "create everything"), on any call.
-                        raise _wrong_endpoint(method, shown, response, self.endpoint)
+                        raise _wrong_endpoint(
+                            method, shown, response, self.endpoint, self._error_items
+                        )
                 if status == 404 and missing_ok:
                     return None
                 if status == 404 and method == "DELETE" and outcome_unknown:
@@ -741,7 +778,7 @@ class ApiSession:
         self, method: str, path: str, response: httpx.Response, idempotent: bool
     ) -> _Failure:
         status = response.status_code
-        error = api_error(method, path, response)
+        error = api_error(method, path, response, self._error_items)
         if status >= 500 and not idempotent:
             # Any server fault on a create or a status step may come after the write was
             # done (commit, then crash): the caller must re-read, never assume it failed.

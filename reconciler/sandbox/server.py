@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from reconciler.sandbox.app import create_app
 from reconciler.sandbox.config import SandboxConfig
@@ -64,8 +65,22 @@ def make_server(
     Binding here, before ``run``, lets callers learn the real port and print it before
     serving; connections made in between wait in the listen backlog.
     """
+    return make_app_server(
+        create_app(config), host, port, log_level=log_level, access_log=access_log
+    )
+
+
+def make_app_server(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> tuple[uvicorn.Server, socket.socket]:
+    """:func:`make_server` for any ASGI app (the Akana sandbox is served the same way)."""
     uv_config = uvicorn.Config(
-        create_app(config),
+        app,
         host=host,
         port=port,
         log_level=log_level,
