@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.model import Location, MiniApp, MiniAppSpec, Version
+from reconciler.providers.miniappcenter.model import Location, MiniApp, MiniAppSpec, Version
 from reconciler.state import AppRecord, LocationRecord, State, VersionRecord
 
 SUPERAPP = "com.genexus.benchbank"
@@ -133,7 +133,7 @@ def converged_state(apps: list[MiniApp]) -> State:
 def live_from(apps: list[MiniApp], state: State) -> dict[str, object]:
     """Live apps as fetch would build them from the API's answers, for ``apps``."""
     from reconciler.client.wire import LocationData, MiniAppData, VersionData
-    from reconciler.fetch import live_app
+    from reconciler.providers.miniappcenter.fetch import live_app
 
     live: dict[str, object] = {}
     for app in apps:

@@ -23,8 +23,8 @@ from bench.fleet import converged_state, live_from, make_fleet, with_changes, wr
 from bench.server import start_sandbox
 from reconciler.apply import ApplyOptions, Executor
 from reconciler.client import Endpoint, MiniAppCenterClient
-from reconciler.model import MiniApp
 from reconciler.pipeline import make_plan
+from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.state import FileStateStore
 
 IDENTITY = "bench"

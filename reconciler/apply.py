@@ -22,7 +22,6 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from reconciler.address import Address
-from reconciler.addresses import locations_address, version_address
 from reconciler.client import (
     LocationBody,
     MiniAppCenterClient,
@@ -32,13 +31,6 @@ from reconciler.client import (
     VersionUpdate,
 )
 from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
-from reconciler.fetch import FetchRequest, fetch_live, fingerprint
-from reconciler.model import (
-    APP_IMAGE_FIELDS,
-    VERSION_OBJECT_FIELDS,
-    file_source,
-    object_key,
-)
 from reconciler.plan import (
     DEFAULT_PROBE_WINDOW,
     LEARN_STATUS,
@@ -47,9 +39,23 @@ from reconciler.plan import (
     Plan,
     exists_not_found,
 )
-from reconciler.plan_check import unshown_writes
-from reconciler.recover import ProbeResult, probe_versions
-from reconciler.review import STATUSES, after_step, describe_unknown, probe_step, status_path
+from reconciler.providers.miniappcenter.addresses import locations_address, version_address
+from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live, fingerprint
+from reconciler.providers.miniappcenter.model import (
+    APP_IMAGE_FIELDS,
+    VERSION_OBJECT_FIELDS,
+    file_source,
+    object_key,
+)
+from reconciler.providers.miniappcenter.plan_check import unshown_writes
+from reconciler.providers.miniappcenter.recover import ProbeResult, probe_versions
+from reconciler.providers.miniappcenter.review import (
+    STATUSES,
+    after_step,
+    describe_unknown,
+    probe_step,
+    status_path,
+)
 from reconciler.state import (
     EXISTS,
     UNKNOWN,

@@ -20,24 +20,6 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from reconciler.address import Address
-from reconciler.addresses import (
-    app_address,
-    attribute_address,
-    compatibility_address,
-    location_address,
-    status_address,
-    version_address,
-)
-from reconciler.model import (
-    APP_IMAGE_FIELDS,
-    VERSION_OBJECT_FIELDS,
-    LiveApp,
-    MiniApp,
-    ProbeMiss,
-    Version,
-    object_key,
-    version_fields,
-)
 from reconciler.plan import (
     DEFAULT_PROBE_WINDOW,
     LEARN_STATUS,
@@ -51,7 +33,30 @@ from reconciler.plan import (
     exists_not_found,
     order_changes,
 )
-from reconciler.review import STATUSES, describe_unknown, probe_step, status_path
+from reconciler.providers.miniappcenter.addresses import (
+    app_address,
+    attribute_address,
+    compatibility_address,
+    location_address,
+    status_address,
+    version_address,
+)
+from reconciler.providers.miniappcenter.model import (
+    APP_IMAGE_FIELDS,
+    VERSION_OBJECT_FIELDS,
+    LiveApp,
+    MiniApp,
+    ProbeMiss,
+    Version,
+    object_key,
+    version_fields,
+)
+from reconciler.providers.miniappcenter.review import (
+    STATUSES,
+    describe_unknown,
+    probe_step,
+    status_path,
+)
 from reconciler.state import EXISTS, UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
 
 __all__ = ["PlanOptions", "build_plan", "field_changes", "orphan_ids", "status_path"]

@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import LockError, StateError
-from reconciler.ids import app_id_problem
+from reconciler.providers.miniappcenter.ids import app_id_problem
 
 STATE_FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # 1 is migrated to 2 on the next save

@@ -24,8 +24,8 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from reconciler.sandbox import SandboxConfig, SandboxStore, create_app
-from reconciler.sandbox.server import base_url, make_server
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
+from reconciler.providers.miniappcenter.sandbox.server import base_url, make_server
 
 TEST_TOKEN = "test-token"
 TIMEOUT_S = 10.0

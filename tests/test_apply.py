@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from reconciler.apply import STEP_RESENDS
-from reconciler.model import MiniApp, MiniAppSpec
 from reconciler.plan import LEARN_STATUS
+from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 from reconciler.state import UNKNOWN
 from tests.fixtures_pipeline import Fault, Mac
 

@@ -23,10 +23,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from reconciler.apply import ApplyOptions, Executor
 from reconciler.errors import ReconcilerError
-from reconciler.model import MiniApp, MiniAppSpec
 from reconciler.pipeline import make_plan
 from reconciler.plan import Plan
-from reconciler.sandbox import SandboxConfig, SandboxStore, create_app
+from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
 from reconciler.state import FileStateStore
 from tests.fixtures_pipeline import IDENTITY, TOKEN, Fault, Mac, SimulatedKill
 

@@ -15,7 +15,7 @@ from bench.run import checks, report
 from reconciler.client import Endpoint, MiniAppCenterClient
 from reconciler.diff import build_plan
 from reconciler.manifest import load_manifests
-from reconciler.sandbox import SandboxConfig, create_app
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
 
 TOKEN = "bench-smoke-token"
 

@@ -153,7 +153,7 @@ def test_saved_plan_refuses_live_changes_made_after_it(
     write_app(workdir, "Coffee 2")
     assert run(capsys, "plan", "manifests", "--sandbox", "--out", "plan.json")[0] == 0
     # someone renames the app in the backoffice after the plan was reviewed
-    from reconciler.sandbox import SandboxStore
+    from reconciler.providers.miniappcenter.sandbox import SandboxStore
 
     with SandboxStore(workdir / ".reconciler" / "sandbox.db") as store:
         store.update_miniapp("com.genexus.verdant.coffeemuffins", {"name": "Outside"})

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from reconciler.diff import PlanOptions, build_plan, field_changes, status_path
-from reconciler.model import (
+from reconciler.plan import LEARN_STATUS, Plan, order_changes
+from reconciler.providers.miniappcenter.model import (
     LiveApp,
     Location,
     MiniApp,
@@ -16,8 +17,7 @@ from reconciler.model import (
     ProbeMiss,
     Version,
 )
-from reconciler.plan import LEARN_STATUS, Plan, order_changes
-from reconciler.review import STATUSES
+from reconciler.providers.miniappcenter.review import STATUSES
 from reconciler.state import UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
 
 APP = "com.genexus.verdant.coffeemuffins"
@@ -185,7 +185,7 @@ def test_converged_app_has_no_changes() -> None:
 
 
 def _normalised(current: LiveApp) -> LiveApp:
-    from reconciler.fetch import live_app
+    from reconciler.providers.miniappcenter.fetch import live_app
 
     class Obj:
         def __init__(self, **kw: Any) -> None:
@@ -639,8 +639,8 @@ def test_field_changes_uses_paths() -> None:
 
 
 def test_ordering_a_large_app_is_linear_and_keeps_dependencies() -> None:
-    from reconciler.addresses import app_address, location_address
     from reconciler.plan import Change as PlanChange
+    from reconciler.providers.miniappcenter.addresses import app_address, location_address
 
     app_change = PlanChange(address=app_address("x"), kind="miniapp", action="create",
                             app_id="x", before=None, after={})

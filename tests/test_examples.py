@@ -651,7 +651,7 @@ def test_flow_drift_is_clean_after_apply_and_fails_after_an_outside_change(
     assert code == 0, out + err  # in sync: the only code the drift jobs pass on
     assert out.startswith(DRIFT_MARKER)  # drift.md, the run summary
     assert json.loads((fleet / "drift.json").read_text(encoding="utf-8"))["in_sync"] is True
-    from reconciler.sandbox import SandboxStore
+    from reconciler.providers.miniappcenter.sandbox import SandboxStore
 
     with SandboxStore(fleet / ".reconciler" / "sandbox.db") as store:  # a backoffice edit
         store.update_miniapp("com.genexus.verdant.coffeemuffins", {"name": "Edited outside"})

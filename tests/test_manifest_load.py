@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.errors import ConfigError, ManifestError
 from reconciler.manifest import LoadedApp, load_manifests, parse_selectors, select_apps
-from reconciler.model import MiniApp, MiniAppSpec
+from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 
 REPO = Path(__file__).resolve().parent.parent
 FLEET = REPO / "manifests"

@@ -13,7 +13,7 @@ import yaml
 from reconciler.errors import ManifestError
 from reconciler.manifest import load_manifests, manifest_json_schema
 from reconciler.manifest.document import REQUIRED_FOR_PRESENT, REQUIRED_VERSION
-from reconciler.model import Location, MiniApp, MiniAppSpec, Version
+from reconciler.providers.miniappcenter.model import Location, MiniApp, MiniAppSpec, Version
 
 REPO = Path(__file__).resolve().parent.parent
 EXPECTED = json.dumps(manifest_json_schema(), indent=2, sort_keys=False) + "\n"

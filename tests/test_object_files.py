@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.sandbox import SandboxStore
+from reconciler.providers.miniappcenter.sandbox import SandboxStore
 
 MANIFEST = """\
 apiVersion: miniappcenter/v1

@@ -418,7 +418,7 @@ def test_max_deletes_is_rechecked_before_any_request(
 def test_a_plan_file_too_large_is_refused_without_parsing(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import reconciler.plan_check as plan_check
+    import reconciler.providers.miniappcenter.plan_check as plan_check
 
     monkeypatch.setattr(plan_check, "MAX_PLAN_BYTES", 1000)
     saved_plan(capsys)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.client import VersionData
-from reconciler.recover import probe_versions
+from reconciler.providers.miniappcenter.recover import probe_versions
 
 SENT = {"platform_id": "iOS", "main_name": "start", "main_type": "Panel"}
 

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.address import Address, parse_address
-from reconciler.addresses import app_address
 from reconciler.plan import PROVIDER, ROOT_KINDS, Change, FieldChange, Plan, PlanProblem
+from reconciler.providers.miniappcenter.addresses import app_address
 from reconciler.render import (
     MARKDOWN_MARKER,
     NO_CHANGES,

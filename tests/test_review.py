@@ -12,9 +12,9 @@ import itertools
 
 import pytest
 
-from reconciler.model import MiniApp, MiniAppSpec
 from reconciler.plan import LEARN_STATUS
-from reconciler.review import (
+from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
+from reconciler.providers.miniappcenter.review import (
     STATUSES,
     after_step,
     distance,

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import reconciler.sandbox
+import reconciler.providers.miniappcenter.sandbox
 from reconciler.cli.main import main
 from reconciler.cli.sandbox_cmd import is_loopback
-from reconciler.sandbox import SandboxConfig, SandboxStore
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore
 from tests.fixtures_sandbox import http_client
 
 EXPORT_URL = re.compile(r"^export MAC_BASE_URL=(http://127\.0\.0\.1:(\d+)/api)$")
@@ -64,7 +64,7 @@ def captured_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def fake_serve(config: SandboxConfig, host: str = "", port: int = 0) -> None:
         calls.append({"config": config, "host": host, "port": port})
 
-    monkeypatch.setattr(reconciler.sandbox, "serve", fake_serve)
+    monkeypatch.setattr(reconciler.providers.miniappcenter.sandbox, "serve", fake_serve)
     monkeypatch.delenv("MAC_API_TOKEN", raising=False)
     monkeypatch.delenv("MAC_SANDBOX_DB", raising=False)
     return calls

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.sandbox.errors import ErrorCode
+from reconciler.providers.miniappcenter.sandbox.errors import ErrorCode
 from tests.fixtures_sandbox import RunningSandbox, http_client
 
 APP_ID = "com.genexus.verdant.coffeemuffins"

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.manifest import load_manifests
-from reconciler.model import Location, MiniApp
-from reconciler.sandbox.routes import PREFIX, ROUTES
+from reconciler.providers.miniappcenter.model import Location, MiniApp
+from reconciler.providers.miniappcenter.sandbox.routes import PREFIX, ROUTES
 from tests.fixtures_pipeline import Mac
 from tests.fixtures_sandbox import RunningSandbox
 from tests.openapi_spec import (

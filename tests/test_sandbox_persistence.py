@@ -14,9 +14,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reconciler.sandbox import SandboxConfig, SandboxStore, create_app
-from reconciler.sandbox.errors import ErrorCode
-from reconciler.sandbox.store import StoredObject
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
+from reconciler.providers.miniappcenter.sandbox.errors import ErrorCode
+from reconciler.providers.miniappcenter.sandbox.store import StoredObject
 from tests.fixtures_sandbox import TEST_TOKEN, RunningSandbox
 
 APP_ID = "com.genexus.verdant.coffeemuffins"

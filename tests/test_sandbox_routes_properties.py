@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Match
 
-from reconciler.sandbox import SandboxConfig, create_app
-from reconciler.sandbox.routes import ROUTES
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
+from reconciler.providers.miniappcenter.sandbox.routes import ROUTES
 from tests.fixtures_sandbox import TEST_TOKEN
 
 SEGMENTS = st.sampled_from(

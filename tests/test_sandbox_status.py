@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from reconciler.sandbox import SandboxStore
-from reconciler.sandbox.errors import ErrorCode
+from reconciler.providers.miniappcenter.sandbox import SandboxStore
+from reconciler.providers.miniappcenter.sandbox.errors import ErrorCode
 from tests.fixtures_sandbox import TEST_TOKEN
 
 APP_ID = "com.genexus.verdant.coffeemuffins"

@@ -76,7 +76,7 @@ def apply(
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
     from reconciler.errors import PlanError
-    from reconciler.plan_check import check_against_state
+    from reconciler.providers.miniappcenter.plan_check import check_against_state
     from reconciler.render import render_apply_result
 
     if format not in ("text", "json"):
@@ -338,10 +338,10 @@ def _confirm() -> bool:
 
 
 def _read_plan(path: Path) -> Plan:
-    """Read and validate a saved plan WHOLE (see reconciler.plan_check): a tampered or
+    """Read and validate a saved plan WHOLE (see the provider's plan_check): a tampered or
     damaged file is refused here, before the endpoint, the lock or any request."""
     from reconciler.errors import PlanError
-    from reconciler.plan_check import (
+    from reconciler.providers.miniappcenter.plan_check import (
         MAX_PLAN_BYTES,
         DuplicateKeyError,
         load_saved_plan,

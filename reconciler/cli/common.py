@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from reconciler.client import Endpoint, MiniAppCenterClient
     from reconciler.client.config import ClientLimits
     from reconciler.manifest import LoadedApp
-    from reconciler.model import MiniApp
+    from reconciler.providers.miniappcenter.model import MiniApp
     from reconciler.state import FileStateStore, State
 
 DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
@@ -115,7 +115,7 @@ class Target:
         if self.sandbox_db is not None:
             import httpx
 
-            from reconciler.sandbox import SandboxConfig, create_app
+            from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
 
             app = create_app(SandboxConfig(db_path=self.sandbox_db, token=self.token))
             transport = httpx.ASGITransport(app=app)

@@ -30,7 +30,7 @@ from reconciler.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.drift import DriftReport
+    from reconciler.providers.miniappcenter.drift import DriftReport
 
 
 @app.command()
@@ -68,8 +68,8 @@ def drift(
         check_scope(desired, current_state)
 
         async def run() -> DriftReport:
-            from reconciler.drift import classify
             from reconciler.pipeline import make_plan
+            from reconciler.providers.miniappcenter.drift import classify
 
             async with where.client(parallelism) as client:
                 plan = await make_plan(

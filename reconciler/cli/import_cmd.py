@@ -19,7 +19,7 @@ from reconciler.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.fetch import LiveState
+    from reconciler.providers.miniappcenter.fetch import LiveState
 
 
 @app.command("import")
@@ -42,8 +42,8 @@ def import_(
     import asyncio
 
     from reconciler.errors import ConfigError, ReconcilerError
-    from reconciler.ids import check_app_id
     from reconciler.manifest import parse_selectors, render_manifest
+    from reconciler.providers.miniappcenter.ids import check_app_id
 
     with handled_errors():
         for app_id in app_ids:
@@ -59,7 +59,7 @@ def import_(
         store = state_store(state, where.sandbox_db is not None)
 
         async def run() -> LiveState:
-            from reconciler.fetch import FetchRequest, fetch_live
+            from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live
 
             requests = [
                 FetchRequest(app_id, locations=True, versions=versions.get(app_id, {}))
@@ -78,7 +78,7 @@ def import_(
                     " truth; to adopt it again, first `reconciler state rm` it"
                 )
             live = asyncio.run(run())
-            from reconciler.importer import import_app
+            from reconciler.providers.miniappcenter.importer import import_app
 
             results = []
             for app_id in app_ids:

@@ -107,8 +107,8 @@ def serve_command(
         )
         return
 
-    from reconciler.sandbox import SandboxConfig, serve
-    from reconciler.sandbox.server import ListenError
+    from reconciler.providers.miniappcenter.sandbox import SandboxConfig, serve
+    from reconciler.sandbox_kit.server import ListenError
 
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def _serve_akana(
 ) -> None:
     """The Akana sandbox: one user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
     from reconciler.providers.akana.sandbox import AkanaSandboxConfig, serve_akana
-    from reconciler.sandbox.server import ListenError
+    from reconciler.sandbox_kit.server import ListenError
 
     db_path = db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_AKANA_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ def set_status(
 
 
 def _check_status(status: str | None) -> None:
-    from reconciler.model import STATUSES
+    from reconciler.providers.miniappcenter.model import STATUSES
 
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="STATUS")

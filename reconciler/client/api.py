@@ -1,8 +1,9 @@
 """``MiniAppCenterClient``: one method per Mini App Center endpoint.
 
-Every id is checked against the allow-lists in :mod:`reconciler.ids` *before* it enters a
-URL (``..`` would otherwise address another resource: httpx drops dot segments), then
-percent-encoded. Only this module builds URLs.
+Every id is checked against the allow-lists in
+:mod:`reconciler.providers.miniappcenter.ids` *before* it enters a URL (``..`` would
+otherwise address another resource: httpx drops dot segments), then percent-encoded. Only
+this module builds URLs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from reconciler.client.wire import (
     VersionUpdate,
 )
 from reconciler.errors import AmbiguousWriteError, ApiError, InvalidIdError
-from reconciler.ids import check_app_id, check_attribute_field, check_int_id
+from reconciler.providers.miniappcenter.ids import check_app_id, check_attribute_field, check_int_id
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestIssue
-from reconciler.ids import app_id_problem, attribute_field_problem
 from reconciler.manifest.files import (
     MAX_OBJECT_BYTES,
     FileRefused,
@@ -39,7 +38,14 @@ from reconciler.manifest.nodes import (
     read_string,
     substitute,
 )
-from reconciler.model import API_VERSION, GXUPLOAD_RE, KIND, STATUSES, MiniApp
+from reconciler.providers.miniappcenter.ids import app_id_problem, attribute_field_problem
+from reconciler.providers.miniappcenter.model import (
+    API_VERSION,
+    GXUPLOAD_RE,
+    KIND,
+    STATUSES,
+    MiniApp,
+)
 from reconciler.secrets import shown
 
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")

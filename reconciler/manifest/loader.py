@@ -23,7 +23,7 @@ from reconciler.manifest.files import (
 )
 from reconciler.manifest.nodes import NULL_TAG, Pos, pos_of
 from reconciler.manifest.screen import screen
-from reconciler.model import MiniApp
+from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.secrets import bounded, secrets_registered
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")

@@ -9,7 +9,7 @@ import yaml
 
 from reconciler.manifest.document import SPEC_STRINGS, VERSION_KEYS
 from reconciler.manifest.nodes import escape_references
-from reconciler.model import API_VERSION, KIND, Location, MiniApp, Version
+from reconciler.providers.miniappcenter.model import API_VERSION, KIND, Location, MiniApp, Version
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema={}\n"
 

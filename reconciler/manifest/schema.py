@@ -15,14 +15,18 @@ import copy
 import json
 from typing import Any
 
-from reconciler.ids import APP_ID_PATTERN, ATTRIBUTE_FIELD_PATTERN, MAX_ID_LENGTH
 from reconciler.manifest.document import (
     ENSURE_VALUES,
     LABEL_KEY_PATTERN,
     REQUIRED_FOR_PRESENT,
     REQUIRED_VERSION,
 )
-from reconciler.model import API_VERSION, KIND, STATUSES
+from reconciler.providers.miniappcenter.ids import (
+    APP_ID_PATTERN,
+    ATTRIBUTE_FIELD_PATTERN,
+    MAX_ID_LENGTH,
+)
+from reconciler.providers.miniappcenter.model import API_VERSION, KIND, STATUSES
 
 SCHEMA_ID = "urn:miniapp-reconciler:schema:miniapp:v1"
 _NUMBER = r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?"

@@ -9,7 +9,7 @@ from typing import TypeVar
 from reconciler.errors import ConfigError, UsageError
 from reconciler.manifest.document import label_key_problem
 from reconciler.manifest.loader import LoadedApp
-from reconciler.model import MiniApp
+from reconciler.providers.miniappcenter.model import MiniApp
 
 AppT = TypeVar("AppT", LoadedApp, MiniApp)
 

@@ -54,7 +54,7 @@ from reconciler.providers.akana.sandbox.store import (
 
 # The fault injection of the Mini App Center sandbox, reused as is: it acts in front of the
 # server like a gateway (its 502/503/429 bodies are a gateway's, not Akana's).
-from reconciler.sandbox.faults import DroppedConnection, FaultInjectionMiddleware
+from reconciler.sandbox_kit.faults import DroppedConnection, FaultInjectionMiddleware
 
 logger = logging.getLogger(__name__)
 

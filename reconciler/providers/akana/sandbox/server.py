@@ -9,7 +9,7 @@ import uvicorn
 
 from reconciler.providers.akana.sandbox.app import create_akana_app
 from reconciler.providers.akana.sandbox.config import AkanaSandboxConfig
-from reconciler.sandbox.server import make_app_server
+from reconciler.sandbox_kit.server import make_app_server
 
 
 def make_akana_server(

@@ -18,7 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.sandbox.errors import ApiError, ErrorCode, Problem, bad_request
+from reconciler.providers.miniappcenter.sandbox.errors import (
+    ApiError,
+    ErrorCode,
+    Problem,
+    bad_request,
+)
 
 APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+$")
 OBJECT_ID_RE = re.compile(r"^gxupload:([0-9a-f]{32})$")

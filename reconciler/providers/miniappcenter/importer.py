@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model import (
+from reconciler.providers.miniappcenter.model import (
     APP_IMAGE_FIELDS,
     VERSION_FIELDS,
     VERSION_OBJECT_FIELDS,

@@ -7,7 +7,7 @@ import hmac
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reconciler.sandbox.errors import ErrorCode, error_body
+from reconciler.providers.miniappcenter.sandbox.errors import ErrorCode, error_body
 
 HEADER = b"apikey-auth"  # ASGI lower-cases header names
 

@@ -16,11 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reconciler.sandbox import bundle as bundles
-from reconciler.sandbox import status as st
-from reconciler.sandbox import validation as v
-from reconciler.sandbox.errors import ApiError, ErrorCode, bad_request, not_found
-from reconciler.sandbox.store import SandboxStore, StoredObject
+from reconciler.providers.miniappcenter.sandbox import bundle as bundles
+from reconciler.providers.miniappcenter.sandbox import status as st
+from reconciler.providers.miniappcenter.sandbox import validation as v
+from reconciler.providers.miniappcenter.sandbox.errors import (
+    ApiError,
+    ErrorCode,
+    bad_request,
+    not_found,
+)
+from reconciler.providers.miniappcenter.sandbox.store import SandboxStore, StoredObject
 
 PREFIX = "/api/v1"
 MAX_JSON_BODY = 1024 * 1024

@@ -19,10 +19,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from reconciler.sandbox import status as st
-from reconciler.sandbox import validation as v
-from reconciler.sandbox.errors import ApiError, ErrorCode, Problem, bad_request
-from reconciler.sandbox.store import StoredObject
+from reconciler.providers.miniappcenter.sandbox import status as st
+from reconciler.providers.miniappcenter.sandbox import validation as v
+from reconciler.providers.miniappcenter.sandbox.errors import (
+    ApiError,
+    ErrorCode,
+    Problem,
+    bad_request,
+)
+from reconciler.providers.miniappcenter.sandbox.store import StoredObject
 
 MANIFEST_NAME = "MANIFEST.MF"
 BUNDLE_EXTENSION = ".mac"

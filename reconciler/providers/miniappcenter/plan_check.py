@@ -32,34 +32,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.address import Address, AddressError, parse_address
-from reconciler.addresses import (
-    app_address,
-    attribute_address,
-    compatibility_address,
-    location_address,
-    locations_address,
-    status_address,
-    version_address,
-)
 from reconciler.diff import field_changes
 from reconciler.errors import PlanError
-from reconciler.ids import (
-    app_id_problem,
-    attribute_field_problem,
-    location_name_problem,
-    version_code_problem,
-)
-from reconciler.model import (
-    APP_FIELDS,
-    APP_IMAGE_FIELDS,
-    FILE_SOURCE_RE,
-    GXUPLOAD_RE,
-    STATUSES,
-    VERSION_FIELDS,
-    VERSION_OBJECT_FIELDS,
-    LiveApp,
-    normalize_geo_point,
-)
 from reconciler.plan import (
     FORMAT_VERSION,
     LEARN_STATUS,
@@ -69,6 +43,32 @@ from reconciler.plan import (
     Change,
     Learned,
     Plan,
+)
+from reconciler.providers.miniappcenter.addresses import (
+    app_address,
+    attribute_address,
+    compatibility_address,
+    location_address,
+    locations_address,
+    status_address,
+    version_address,
+)
+from reconciler.providers.miniappcenter.ids import (
+    app_id_problem,
+    attribute_field_problem,
+    location_name_problem,
+    version_code_problem,
+)
+from reconciler.providers.miniappcenter.model import (
+    APP_FIELDS,
+    APP_IMAGE_FIELDS,
+    FILE_SOURCE_RE,
+    GXUPLOAD_RE,
+    STATUSES,
+    VERSION_FIELDS,
+    VERSION_OBJECT_FIELDS,
+    LiveApp,
+    normalize_geo_point,
 )
 from reconciler.state import UNKNOWN, State
 

@@ -1,19 +1,17 @@
-"""Running the sandbox over HTTP with uvicorn (``reconciler sandbox serve`` and test fixtures)."""
+"""Serving a sandbox: one uvicorn server on an already listening socket, shared by every
+provider's sandbox (a provider's sandbox never imports another's)."""
 
 from __future__ import annotations
 
 import copy
 import logging
-import shlex
 import socket
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from reconciler.sandbox.app import create_app
-from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.faults import DroppedConnection
+from reconciler.sandbox_kit.faults import DroppedConnection
 
 
 class ListenError(OSError):
@@ -52,24 +50,6 @@ def _install_log_filter() -> None:
         error_logger.addFilter(_DroppedConnectionLogFilter())
 
 
-def make_server(
-    config: SandboxConfig,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    *,
-    log_level: str = "info",
-    access_log: bool = True,
-) -> tuple[uvicorn.Server, socket.socket]:
-    """A uvicorn server and its already listening socket (``port=0`` picks a free port).
-
-    Binding here, before ``run``, lets callers learn the real port and print it before
-    serving; connections made in between wait in the listen backlog.
-    """
-    return make_app_server(
-        create_app(config), host, port, log_level=log_level, access_log=access_log
-    )
-
-
 def make_app_server(
     app: ASGIApp,
     host: str = "127.0.0.1",
@@ -78,7 +58,9 @@ def make_app_server(
     log_level: str = "info",
     access_log: bool = True,
 ) -> tuple[uvicorn.Server, socket.socket]:
-    """:func:`make_server` for any ASGI app (the Akana sandbox is served the same way)."""
+    """A uvicorn server for ``app`` and its already listening socket (``port=0`` picks a free
+    port). Binding here, before ``run``, lets callers learn the real port and print it before
+    serving; connections made in between wait in the listen backlog."""
     uv_config = uvicorn.Config(
         app,
         host=host,
@@ -117,21 +99,3 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
 
 def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
-
-
-def base_url(host: str, port: int) -> str:
-    url_host = f"[{host}]" if ":" in host else host
-    return f"http://{url_host}:{port}/api"
-
-
-def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve until interrupted. First prints the two ``export`` lines a user can paste."""
-    server, sock = make_server(config, host, port)
-    try:
-        actual_port = sock.getsockname()[1]
-        print(f"export MAC_BASE_URL={base_url(host, actual_port)}", flush=True)
-        # Printing the token here is the point: the user asked for a paste-able line.
-        print(f"export MAC_API_TOKEN={shlex.quote(config.token)}", flush=True)
-        server.run(sockets=[sock])
-    finally:
-        sock.close()

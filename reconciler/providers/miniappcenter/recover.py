@@ -21,11 +21,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.addresses import version_address
 from reconciler.client import MiniAppCenterClient, VersionData
 from reconciler.errors import ReconcilerError
-from reconciler.fetch import LiveState, fingerprint, live_version
-from reconciler.model import (
+from reconciler.plan import DEFAULT_PROBE_WINDOW
+from reconciler.providers.miniappcenter.addresses import version_address
+from reconciler.providers.miniappcenter.fetch import LiveState, fingerprint, live_version
+from reconciler.providers.miniappcenter.model import (
     VERSION_OBJECT_FIELDS,
     LiveApp,
     MiniApp,
@@ -33,7 +34,6 @@ from reconciler.model import (
     ProbeMiss,
     version_fields,
 )
-from reconciler.plan import DEFAULT_PROBE_WINDOW
 from reconciler.state import UNKNOWN, State
 
 

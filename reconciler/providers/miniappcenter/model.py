@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from reconciler.ids import (
+from reconciler.providers.miniappcenter.ids import (
     app_id_problem,
     attribute_field_problem,
     location_name_problem,

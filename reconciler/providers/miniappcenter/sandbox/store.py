@@ -17,9 +17,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from reconciler.sandbox import status as st
-from reconciler.sandbox.errors import ApiError, ErrorCode, bad_request, not_found
-from reconciler.sandbox.validation import LOCATION_COLUMNS, MINIAPP_COLUMNS, VERSION_COLUMNS
+from reconciler.providers.miniappcenter.sandbox import status as st
+from reconciler.providers.miniappcenter.sandbox.errors import (
+    ApiError,
+    ErrorCode,
+    bad_request,
+    not_found,
+)
+from reconciler.providers.miniappcenter.sandbox.validation import (
+    LOCATION_COLUMNS,
+    MINIAPP_COLUMNS,
+    VERSION_COLUMNS,
+)
 
 # What a mini app created without organization_id belongs to: the sandbox has one organization.
 DEFAULT_ORGANIZATION_ID = "5a9d6c1e-0000-4000-8000-00000000cafe"

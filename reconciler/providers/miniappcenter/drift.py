@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.address import Address
-from reconciler.addresses import version_address
 from reconciler.diff import DELETED_OUTSIDE
-from reconciler.model import object_key
 from reconciler.plan import PROVIDER, Change, Plan, PlanProblem
+from reconciler.providers.miniappcenter.addresses import version_address
+from reconciler.providers.miniappcenter.model import object_key
 from reconciler.state import AppRecord, State, VersionRecord
 
 DriftKind = Literal["changed_outside", "pending", "missing", "unmanaged"]

@@ -24,7 +24,7 @@ import httpx
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reconciler.sandbox.errors import ErrorCode, error_body
+from reconciler.providers.miniappcenter.sandbox.errors import ErrorCode, error_body
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -12,12 +12,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from reconciler.sandbox.auth import ApiKeyAuthMiddleware
-from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.errors import ApiError, ErrorCode, error_body
-from reconciler.sandbox.faults import DroppedConnection, FaultInjectionMiddleware
-from reconciler.sandbox.routes import ROUTES
-from reconciler.sandbox.store import SandboxStore
+from reconciler.providers.miniappcenter.sandbox.auth import ApiKeyAuthMiddleware
+from reconciler.providers.miniappcenter.sandbox.config import SandboxConfig
+from reconciler.providers.miniappcenter.sandbox.errors import ApiError, ErrorCode, error_body
+from reconciler.providers.miniappcenter.sandbox.routes import ROUTES
+from reconciler.providers.miniappcenter.sandbox.store import SandboxStore
+from reconciler.sandbox_kit.faults import DroppedConnection, FaultInjectionMiddleware
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What every provider's sandbox shares: fault injection and serving."""
