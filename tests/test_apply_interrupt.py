@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.state import FileStateStore
 from tests.fixtures_sandbox import RunningSandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,22 +131,14 @@ def test_killed_apply_resumes_without_duplicates(
 
 
 def _unknowns(state: Path) -> list[str]:
-    """Versions whose create or status the state does not know (journal included)."""
-    data = json.loads(state.read_text()) if state.exists() else {"apps": {}}
-    journal = state.with_name("state.json.journal")
-    if journal.exists():  # SIGKILL: not folded yet
-        for line in journal.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                if entry["record"] is None:
-                    data["apps"].pop(entry["app"], None)
-                else:
-                    data["apps"][entry["app"]] = entry["record"]
+    """Versions whose create or status the state does not know (journal included: after a
+    SIGKILL it is not folded yet, and its lines are per resource, replayed by the store)."""
+    replayed = FileStateStore(state).read()
     return [
         f"{app_id} {code}"
-        for app_id, record in data["apps"].items()
-        for code, version in record["versions"].items()
-        if version.get("status") == "unknown" or version.get("create_outcome")
+        for app_id, record in replayed.apps.items()
+        for code, version in record.versions.items()
+        if version.status == "unknown" or version.create_outcome
     ]
 
 
