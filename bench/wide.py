@@ -115,7 +115,7 @@ def measure_apply(attributes: int, latency_ms: float, parallelism: int) -> dict[
     out["floor_s"] = network_floor(out["plan_reads"], parallelism, latency) + network_floor(
         out["writes"], parallelism, latency, out["critical_path"]
     )
-    out["vs_floor"] = out["wall_s"] / out["floor_s"]
+    out["vs_floor"] = out["wall_s"] / out["floor_s"] if out["floor_s"] else None
     return out
 
 
@@ -133,6 +133,10 @@ def measure_journal(attributes: int, parallelism: int) -> dict[str, int]:
     return sizes
 
 
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def _mb(size: int) -> str:
     return f"{size / 1e6:.2f} MB" if size >= 100_000 else f"{math.ceil(size / 1000)} kB"
 
@@ -148,7 +152,7 @@ def report(applied: dict[str, Any], journals: dict[int, dict[str, int]], attribu
         "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {applied['changes']} | {applied['writes']} | {applied['plan_reads']} |"
         f" {applied['critical_path']} | {applied['wall_s']:.2f} s | {applied['floor_s']:.2f} s |"
-        f" **{applied['vs_floor']:.2f}x** |",
+        f" **{_x(applied['vs_floor'])}** |",
     ]
     if journals:
         out += [
