@@ -11,6 +11,7 @@ write is reported done (and whatever depends on it starts) only after its line w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 
@@ -75,8 +76,15 @@ class GroupCommit:
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         lines, waiters = self._take()
+        try:
+            job = loop.run_in_executor(None, self._write, lines)
+        except RuntimeError:
+            # The loop is shutting down (its executor takes no more work): write them here.
+            self._queued[:0], self._waiters[:0] = lines, waiters
+            with contextlib.suppress(OSError):  # each waiter has the error
+                self.flush()
+            return
         self._busy = True
-        job = loop.run_in_executor(None, self._write, lines)
         job.add_done_callback(functools.partial(self._finished, loop, waiters))
 
     def _finished(

@@ -277,3 +277,36 @@ def test_a_failed_batch_is_an_error_for_each_writer_and_the_next_batch_is_not_gl
     asyncio.run(store.record("com.a.f", AppRecord()))
     store._close_journal()
     assert "com.a.f" in FileStateStore(store.path).load(ENDPOINT).apps
+
+
+def test_records_whose_callers_were_cancelled_still_reach_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while writes wait for their batch: the lines are not withdrawn; what the loop
+    left queued is written when the journal is closed (or folded by a save)."""
+    store = FileStateStore(tmp_path / "state.json")
+    real_fsync = os.fsync
+    release = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        release.wait(5)  # the first batch stays in flight while the rest queue up
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def interrupted() -> None:
+        first = asyncio.create_task(store.record("com.a.first", AppRecord()))
+        await asyncio.sleep(0)
+        queued = [
+            asyncio.create_task(store.record(f"com.a.queued{i}", AppRecord())) for i in range(3)
+        ]
+        await asyncio.sleep(0)
+        for task in (first, *queued):
+            task.cancel()
+        release.set()
+
+    asyncio.run(interrupted())
+    assert store.dirty
+    store._close_journal()
+    replayed = FileStateStore(store.path).load(ENDPOINT)
+    assert set(replayed.apps) == {"com.a.first", "com.a.queued0", "com.a.queued1", "com.a.queued2"}
