@@ -245,9 +245,9 @@ def report(results: dict[str, Any]) -> str:
             if cfg.get("seq_cap")
             else ""
         )
-        + ". Apply floor = plan reads' floor + max(ceil(writes / parallelism), longest per-app"
-        " chain) x latency. Peak RSS = `ru_maxrss` of the measuring process (fleet, apply,"
-        " plan and baseline; the server is another process).",
+        + ". Apply floor = plan reads' floor + max(ceil(writes / parallelism), longest chain of"
+        " one app's writes that wait for one another) x latency. Peak RSS = `ru_maxrss` of the"
+        " measuring process (fleet, apply, plan and baseline; the server is another process).",
         "",
         "| apps | plan reads | plan wall | floor | **plan / floor** | sequential |"
         " **speed-up vs sequential** | read twice | apply wall | changes = writes |"

@@ -1,7 +1,9 @@
-"""Execute a plan: in dependency order inside an app, apps in parallel, every write recorded.
+"""Execute a plan: every write as soon as what it waits for is done (reconciler/schedule.py),
+the writes of all apps sharing the ``--parallelism`` slots, every write recorded.
 
 Apply reads only the plan (never re-plans). Each successful write is recorded in the state
-journal before the next one starts, so a crash or Ctrl-C loses nothing. Creates are never
+journal (durably) before it is reported done and before anything waiting on it starts, so a
+crash or Ctrl-C loses nothing. Creates are never
 repeated blindly: an ambiguous create (timeout, 5xx, dropped connection) is resolved by
 re-reading (mini apps by id, locations by name, versions by reading the ids above the mark
 the state keeps: reconciler/recover.py). An ambiguous review step is re-sent: the server
@@ -56,10 +58,12 @@ from reconciler.providers.miniappcenter.review import (
     probe_step,
     status_path,
 )
+from reconciler.schedule import Slots, write_waits
 from reconciler.state import (
     EXISTS,
     UNKNOWN,
     AppRecord,
+    JournalPath,
     LocationRecord,
     ObjectRef,
     State,
@@ -198,6 +202,8 @@ class Executor:
             if c.kind == "status"
         }
         self._settled: set[tuple[str, str]] = set()
+        # Apps whose record this run made: journaled whole once, then by resource.
+        self._unjournaled: set[str] = set()
         # The id mark, folded once with every id the state records (a replayed journal's
         # included); from here on every id this run records is noted as it comes, so a
         # create reads the mark without walking the whole state.
@@ -212,17 +218,17 @@ class Executor:
         self._stop = True
 
     async def run(self) -> ApplyResult:
-        semaphore = asyncio.Semaphore(max(1, self.options.parallelism))
+        slots = Slots(self.options.parallelism)
         by_app = self.plan.changes_by_app()
         # Facts learnt by reading go into the state first (no API write): adoptions, and how
         # far a version probe read. A stuck app's too: the next run starts from them. From a
         # saved plan, each adopted version is read back first: an edited id is never recorded.
         stale = await self._stale_adoptions() if self.options.verify_fingerprints else {}
-        self._record_learned(skip=set(stale))
+        await self._record_learned(skip=set(stale))
         stuck = self.plan.stuck_apps
         self.result.unresolved = [str(problem) for problem in self.plan.unresolved]
 
-        async def one(app_id: str, changes: list[Change]) -> None:
+        async def one(rank: int, app_id: str, changes: list[Change]) -> None:
             if app_id in stale:
                 for change in changes:
                     self._report(ChangeResult(change, "failed", stale[app_id]))
@@ -230,69 +236,97 @@ class Executor:
             if app_id in stuck:
                 self._skip_stuck(app_id, changes, "; ".join(e.message for e in stuck[app_id]))
                 return
-            async with semaphore:
-                await self._run_app(app_id, changes)
+            await self._run_app(app_id, changes, slots, rank)
 
         for app_id in stuck:
             by_app.setdefault(app_id, [])
         try:
             async with asyncio.TaskGroup() as group:
-                for app_id, changes in by_app.items():
-                    group.create_task(one(app_id, changes))
+                for rank, (app_id, changes) in enumerate(by_app.items()):
+                    group.create_task(one(rank, app_id, changes))
         except asyncio.CancelledError:
             self.result.interrupted = True
             raise
         finally:
-            self._remember_metadata()
+            await self._remember_metadata()
         return self.result
 
-    async def _run_app(self, app_id: str, changes: list[Change]) -> None:
-        applied: set[Address] = set()
+    async def _run_app(
+        self, app_id: str, changes: list[Change], slots: Slots, rank: int
+    ) -> None:
+        """The app's changes, each as soon as what it waits for is done (schedule.py), each
+        holding one of the run's ``--parallelism`` slots while it writes."""
         if self._stop:
             self._skip_all(changes)
             return
         if self.options.verify_fingerprints:
             try:
-                problem = await self._stale(app_id, changes)
+                async with slots.slot((rank, -1)):
+                    problem = await self._stale(app_id, changes)
             except Exception as exc:  # one app's failed re-read must not stop the others
                 problem = f"could not re-read the live objects to check the saved plan: {exc}"
             if problem:
                 for change in changes:
                     self._report(ChangeResult(change, "failed", problem))
                 return
-        for index, change in enumerate(changes):
-            # Yield to the loop: an in-process sandbox never does, and a Ctrl-C must be seen.
-            await asyncio.sleep(0)
-            if self._stop:
-                self._skip_all(changes[index:])
-                return
-            if not applied.issuperset(change.depends_on):
-                # Run only after everything it depends on was applied (not merely "not
-                # failed"): a status step never runs before its version is right.
-                self._report(
-                    ChangeResult(change, "skipped", "skipped: a change it depends on failed")
-                )
-                continue
+        waits = write_waits(changes)
+        finished = [asyncio.Event() for _ in changes]
+        applied: set[Address] = set()
+
+        async def one(index: int) -> None:
+            try:
+                for earlier in waits[index]:
+                    await finished[earlier].wait()
+                if await self._run_change(changes[index], applied, slots, (rank, index)):
+                    applied.add(changes[index].address)
+            finally:
+                finished[index].set()
+
+        if len(changes) == 1:  # most apps of a converged fleet: no task needed
+            await one(0)
+            return
+        async with asyncio.TaskGroup() as group:
+            for index in range(len(changes)):
+                group.create_task(one(index))
+
+    async def _run_change(
+        self, change: Change, applied: set[Address], slots: Slots, rank: tuple[int, int]
+    ) -> bool:
+        """Run one change whose waits are over; True when it was applied."""
+        # Yield to the loop: an in-process sandbox never does, and a Ctrl-C must be seen.
+        await asyncio.sleep(0)
+        if self._stop:
+            self._skip_all([change])
+            return False
+        if not applied.issuperset(change.depends_on):
+            # Run only after everything it depends on was applied (not merely "not
+            # failed"): a status step never runs before its version is right.
+            self._report(ChangeResult(change, "skipped", "skipped: a change it depends on failed"))
+            return False
+        async with slots.slot(rank):
+            if self._stop:  # stopped while it waited for a slot
+                self._skip_all([change])
+                return False
             if self.options.on_start:
                 self.options.on_start(change)
             try:
                 note = await self._execute(change)
             except ReconcilerError as exc:
                 self._report(ChangeResult(change, "failed", str(exc)))
-                continue
+                return False
             except (ValidationError, KeyError, TypeError, ValueError) as exc:
                 # A saved plan edited by hand, or from another version: fail this change only.
                 message = f"the plan's payload for this change is invalid: {exc}"
                 self._report(ChangeResult(change, "failed", message))
-                continue
+                return False
             except Exception as exc:
-                # A bug of ours must not cancel the other apps' writes in flight (the task
-                # group would): fail this change, report it, go on.
+                # A bug of ours must not cancel the other writes in flight (the task group
+                # would): fail this change, report it, go on.
                 message = f"internal error: {type(exc).__name__}: {exc} (please report it)"
                 self._report(ChangeResult(change, "failed", message))
-                continue
-            applied.add(change.address)
-            self._report(ChangeResult(change, "applied", note))
+                return False
+        self._report(ChangeResult(change, "applied", note))
+        return True
 
     def _skip_stuck(self, app_id: str, changes: Sequence[Change], why: str) -> None:
         self.result.stuck[app_id] = why
@@ -342,15 +376,25 @@ class Executor:
                 labels=dict(meta.labels) if meta else {},
             )
             self.state.apps[app_id] = record
+            self._unjournaled.add(app_id)  # its first journal line carries it whole
         return record
 
-    def _commit(self, app_id: str) -> None:
-        self.store.record(app_id, self.state.apps.get(app_id))
+    async def _commit(self, app_id: str, *paths: JournalPath) -> None:
+        """Journal what a write changed, durably, before it is reported done: the parts of
+        the app's record at ``paths`` (one journal line each); the whole record when the app
+        is new to the journal in this run or was removed."""
+        record = self.state.apps.get(app_id)
+        if record is None or app_id in self._unjournaled:
+            self._unjournaled.discard(app_id)
+            await self.store.record(app_id, record)
+        else:
+            await self.store.record(app_id, record, paths)
 
-    def _remember_metadata(self) -> None:
+    async def _remember_metadata(self) -> None:
         """Labels and protection live only in the state: refresh them for every app the plan
         keeps (this is how an applied `protect: false` lifts a protection). They travel in
         the plan, so `apply --plan` records them too."""
+        changed: list[str] = []
         for app_id, meta in self.plan.app_meta.items():
             record = self.state.apps.get(app_id)
             if record is None:
@@ -358,7 +402,8 @@ class Executor:
             if record.protect != meta.protect or record.labels != meta.labels:
                 record.protect = meta.protect
                 record.labels = dict(meta.labels)
-                self._commit(app_id)
+                changed.append(app_id)
+        await asyncio.gather(*(self._commit(a, ("protect",), ("labels",)) for a in changed))
 
     # --- uploads -----------------------------------------------------------------------------
 
@@ -423,16 +468,20 @@ class Executor:
                 )
         return stale
 
-    def _record_learned(self, skip: set[str]) -> None:
-        touched: set[str] = set()
+    async def _record_learned(self, skip: set[str]) -> None:
+        touched: dict[str, set[JournalPath]] = {}
         for item in self.plan.learned:
             if item.app_id in skip:
                 continue
             self._learn(item)
-            touched.add(item.app_id)
+            paths = touched.setdefault(item.app_id, set())
+            if item.code is not None:
+                paths.add(("versions", item.code))
             self.result.adopted += int(item.adopts)
-        for app_id in sorted(touched):
-            self._commit(app_id)
+        # Concurrently: their lines share the group commit's fsyncs.
+        await asyncio.gather(
+            *(self._commit(app_id, *sorted(paths)) for app_id, paths in sorted(touched.items()))
+        )
 
     def _learn(self, item: Learned) -> None:
         record = self._record(item.app_id)
@@ -483,7 +532,7 @@ class Executor:
             for name, value in images.items():
                 url = getattr(live, name, None) if live is not None else None
                 record.objects[name] = ObjectRef(object_id=object_key(value), url=url)
-        self._commit(app_id)
+        await self._commit(app_id, *_app_paths(fields))
 
     async def _miniapp_delete(self, change: Change) -> None:
         try:
@@ -492,7 +541,7 @@ class Executor:
             if exc.status != 404:
                 raise
         self.state.apps.pop(change.app_id, None)
-        self._commit(change.app_id)
+        await self._commit(change.app_id)
 
     # attributes (POST is a set: create and update are the same call)
     async def _attribute_create(self, change: Change) -> None:
@@ -502,7 +551,7 @@ class Executor:
         if record.attributes is None:
             record.attributes = {}
         record.attributes[payload["field"]] = payload["value"]
-        self._commit(change.app_id)
+        await self._commit(change.app_id, ("attributes", payload["field"]))
 
     async def _attribute_delete(self, change: Change) -> None:
         assert change.key is not None
@@ -514,7 +563,7 @@ class Executor:
         record = self._record(change.app_id)
         if record.attributes is not None:
             record.attributes.pop(change.key, None)
-        self._commit(change.app_id)
+        await self._commit(change.app_id, ("attributes", change.key))
 
     # locations
     async def _location_create(self, change: Change) -> None:
@@ -533,21 +582,27 @@ class Executor:
                 location_id = max(loc.id for loc in found)
             else:
                 location_id = await self.client.create_location(change.app_id, body)
-        self._store_location(change.app_id, payload["name"], location_id, payload["geo_point"])
+        await self._store_location(
+            change.app_id, payload["name"], location_id, payload["geo_point"]
+        )
 
     async def _location_update(self, change: Change) -> None:
         payload = change.payload or {}
         assert change.target_id is not None
         body = LocationBody(name=payload["name"], geo_point=payload["geo_point"])
         await self.client.update_location(change.app_id, change.target_id, body)
-        self._store_location(change.app_id, payload["name"], change.target_id, payload["geo_point"])
+        await self._store_location(
+            change.app_id, payload["name"], change.target_id, payload["geo_point"]
+        )
 
-    def _store_location(self, app_id: str, name: str, location_id: int, geo_point: str) -> None:
+    async def _store_location(
+        self, app_id: str, name: str, location_id: int, geo_point: str
+    ) -> None:
         record = self._record(app_id)
         if record.locations is None:
             record.locations = {}
         record.locations[name] = LocationRecord(id=location_id, geo_point=geo_point)
-        self._commit(app_id)
+        await self._commit(app_id, ("locations", name))
 
     async def _location_delete(self, change: Change) -> None:
         assert change.target_id is not None
@@ -561,7 +616,7 @@ class Executor:
             kept = record.locations.get(change.key)
             if kept is not None and kept.id == change.target_id:
                 del record.locations[change.key]
-        self._commit(change.app_id)
+        await self._commit(change.app_id, ("locations", change.key or ""))
 
     # versions
     async def _version_create(self, change: Change) -> str | None:
@@ -583,7 +638,7 @@ class Executor:
         if earlier_mark is not None:
             mark = min(mark, earlier_mark)
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
-        self._commit(app_id)
+        await self._commit(app_id, ("versions", code))
         try:
             created = await self.client.create_version(app_id, VersionCreate(**body))
         except AmbiguousWriteError as exc:
@@ -594,11 +649,11 @@ class Executor:
                     app_id, code, body, payload, exc, earlier_mark or 0
                 )
             del record.versions[code]  # a definite refusal: nothing was created
-            self._commit(app_id)
+            await self._commit(app_id, ("versions", code))
             raise
         except ReconcilerError:
             del record.versions[code]
-            self._commit(app_id)
+            await self._commit(app_id, ("versions", code))
             raise
         await self._created_version(app_id, code, created.id, payload)
         return None
@@ -613,7 +668,7 @@ class Executor:
         version = VersionRecord.found(version_id, fresh=True)
         self._record(app_id).versions[code] = version
         self.state.note_version_id(version_id)
-        await self._store_version_fields(app_id, version, fields)
+        await self._store_version_fields(app_id, code, version, fields)
 
     async def _probe(
         self, app_id: str, code: str, payload: Mapping[str, Any], after: int,
@@ -657,7 +712,7 @@ class Executor:
         # The ids read were free then, which proves little: this send, or a late commit of the
         # first, may land on any id above the first send's mark, so a probe starts there again.
         record.versions[code] = VersionRecord(create_outcome=UNKNOWN, probe_from=mark)
-        self._commit(app_id)
+        await self._commit(app_id, ("versions", code))
         try:
             created = await self.client.create_version(app_id, VersionCreate(**body))
         except AmbiguousWriteError as exc:
@@ -672,7 +727,7 @@ class Executor:
                     app_id, code, body, payload, exc, mark
                 )
             del record.versions[code]
-            self._commit(app_id)
+            await self._commit(app_id, ("versions", code))
             raise
         await self._created_version(app_id, code, created.id, payload)
         return f"no answer; {read} did not find it, so it was sent again: id {created.id}"
@@ -695,7 +750,7 @@ class Executor:
             record.versions[code] = VersionRecord(
                 create_outcome=EXISTS, probe_from=after, probed_to=result.last
             )
-            self._commit(app_id)
+            await self._commit(app_id, ("versions", code))
             raise _Failed(
                 exists_not_found(
                     result.first, result.last, result.reads, self.options.probe_window
@@ -721,9 +776,9 @@ class Executor:
         version = VersionRecord.found(version_id, fresh=False)
         record.versions[code] = version
         self.state.note_version_id(version_id)
-        self._commit(app_id)
+        await self._commit(app_id, ("versions", code))
         await self.client.update_version(app_id, version_id, VersionUpdate(**_without_code(body)))
-        await self._store_version_fields(app_id, version, _without_code(payload))
+        await self._store_version_fields(app_id, code, version, _without_code(payload))
         return (
             "refused as a duplicate code: it already existed; found it by reading at id"
             f" {version_id} ({result.reads} reads), adopted it and sent its fields"
@@ -737,10 +792,12 @@ class Executor:
         await self.client.update_version(change.app_id, version_id, VersionUpdate(**body))
         record = self._record(change.app_id)
         version = record.versions.setdefault(change.version_code, VersionRecord(id=version_id))
-        await self._store_version_fields(change.app_id, version, payload)
+        await self._store_version_fields(
+            change.app_id, change.version_code, version, payload
+        )
 
     async def _store_version_fields(
-        self, app_id: str, version: VersionRecord, fields: Mapping[str, Any]
+        self, app_id: str, code: str, version: VersionRecord, fields: Mapping[str, Any]
     ) -> None:
         objects = {k: v for k, v in fields.items() if k in VERSION_OBJECT_FIELDS}
         for name, value in fields.items():
@@ -751,7 +808,7 @@ class Executor:
             for name, value in objects.items():
                 url = getattr(live, name, None) if live is not None else None
                 version.objects[name] = ObjectRef(object_id=object_key(value), url=url)
-        self._commit(app_id)
+        await self._commit(app_id, ("versions", code))
 
     def _version_id(self, change: Change) -> int:
         assert change.version_code is not None
@@ -781,7 +838,7 @@ class Executor:
         current = set(version.compatibility or [])
         current = current | {superapp_version} if add else current - {superapp_version}
         version.compatibility = sorted(current)
-        self._commit(change.app_id)
+        await self._commit(change.app_id, ("versions", change.version_code))
 
     # review status steps
     async def _status_update(self, change: Change) -> str | None:
@@ -802,7 +859,7 @@ class Executor:
         # Not readable back: while the step is in flight it is "source or target".
         version.status = UNKNOWN
         version.status_candidates = [source, target]
-        self._commit(change.app_id)
+        await self._commit(change.app_id, ("versions", change.version_code))
         outcome = await self._send_step(change.app_id, version_id, step)
         resends = 0
         while outcome == "unknown" and resends < STEP_RESENDS:
@@ -811,7 +868,7 @@ class Executor:
             resends += 1
             outcome = await self._send_step(change.app_id, version_id, step)
         if outcome == "unknown":
-            self._commit(change.app_id)
+            await self._commit(change.app_id, ("versions", change.version_code))
             raise _Failed(
                 f"{step}: no answer after {1 + resends} attempts; the status is '{source}' or"
                 f" '{target}', and the next run learns which by re-sending the step"
@@ -822,14 +879,14 @@ class Executor:
             version.status_candidates = sorted(
                 after_step(STATUSES, step, "refused"), key=STATUSES.index
             )
-            self._commit(change.app_id)
+            await self._commit(change.app_id, ("versions", change.version_code))
             raise _Failed(
                 f"{step} was refused: the version is not in '{source}' (changed outside?);"
                 " its status is learnt on the next run"
             )
         version.status = target
         version.status_candidates = None
-        self._commit(change.app_id)
+        await self._commit(change.app_id, ("versions", change.version_code))
         return f"no answer at first; re-sent {resends}x and settled" if resends else None
 
     async def _settle_adopted_status(self, change: Change, version_id: int) -> str | None:
@@ -868,20 +925,20 @@ class Executor:
                 (current,) = candidates
                 path = status_path(current, desired)
                 if path is None:
-                    self._set_status(app_id, version, candidates)
+                    await self._set_status(app_id, code, version, candidates)
                     raise _Failed(
                         f"review status is '{current}' (learnt by {len(sent)} step(s)), and"
                         f" cannot go to '{desired}'. Publish a new version instead."
                     )
                 if not path:
-                    self._set_status(app_id, version, candidates)
+                    await self._set_status(app_id, code, version, candidates)
                     steps = ", ".join(sent) or "none accepted"
                     return f"status learnt and set: {current} (steps sent: {steps})"
                 step = path[0][0]
             else:
                 next_step = probe_step(candidates, desired)
                 if next_step is None:
-                    self._set_status(app_id, version, candidates)
+                    await self._set_status(app_id, code, version, candidates)
                     raise _Failed(describe_unknown(candidates, desired, app_id, code))
                 step = next_step
             outcome = await self._send_step(app_id, version_id, step)
@@ -889,20 +946,22 @@ class Executor:
             candidates = after_step(candidates, step, outcome)
             if not candidates:  # refused from the one status it had to be in: moved outside
                 candidates = frozenset(STATUSES)
-            self._set_status(app_id, version, candidates)
+            await self._set_status(app_id, code, version, candidates)
         raise _Failed(
             f"review status still one of {', '.join(sorted(candidates))} after"
             f" {MAX_LEARNING_STEPS} steps (the server kept not answering); the next run goes on"
         )
 
-    def _set_status(self, app_id: str, version: VersionRecord, candidates: frozenset[str]) -> None:
+    async def _set_status(
+        self, app_id: str, code: str, version: VersionRecord, candidates: frozenset[str]
+    ) -> None:
         if len(candidates) == 1:
             (version.status,) = candidates
             version.status_candidates = None
         else:
             version.status = UNKNOWN
             version.status_candidates = sorted(candidates, key=STATUSES.index)
-        self._commit(app_id)
+        await self._commit(app_id, ("versions", code))
 
 
 _STEP_CALLS: Mapping[str, Callable[[MiniAppCenterClient, str, int], Awaitable[None]]] = {
@@ -911,6 +970,13 @@ _STEP_CALLS: Mapping[str, Callable[[MiniAppCenterClient, str, int], Awaitable[No
     "ready": MiniAppCenterClient.ready,
     "rejected": MiniAppCenterClient.rejected,
 }
+
+
+def _app_paths(fields: Mapping[str, Any]) -> tuple[JournalPath, ...]:
+    """Where an app write's fields go in its record: plain fields, image objects, or both."""
+    images = any(name in APP_IMAGE_FIELDS for name in fields)
+    plain = any(name not in APP_IMAGE_FIELDS for name in fields)
+    return (("fields",),) * plain + (("objects",),) * images
 
 
 def _without_code(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,12 @@ On disk (format 2): ``{"format_version": 2, "lineage", "serial", "providers": {P
 endpoint and its resources keyed by kind and natural key, the server ids inside each record.
 A format-1 file (one endpoint, ``apps`` at the top) is read and written as format 2 at the
 next save. ``state.json`` is human-readable, versioned (``lineage`` + ``serial``), written
-atomically (temp file, fsync, rename), plus ``state.json.journal``: one JSON line per app
-record changed during an apply, fsync'd as each write succeeds, so that a crash or Ctrl-C
-loses nothing; loading replays it and the next save folds it in. ``state.json.lock`` is the
-exclusive lock of a running apply.
+atomically (temp file, fsync, rename), plus ``state.json.journal``: one JSON line per resource
+changed during an apply (``{"app", "path", "record"}``: the app's record at that path, e.g.
+``["attributes", NAME]``; a line without ``path`` holds the whole app record), fsync'd before
+the write is reported done (group commit off the event loop: reconciler/journal.py), so that
+a crash or Ctrl-C loses nothing; loading replays it and the next save folds it in.
+``state.json.lock`` is the exclusive lock of a running apply.
 
 Everything sits behind :class:`StateStore` (load / save / record / lock) so that a shared store
 (S3, a database) can be added without touching the planner.
@@ -29,14 +31,17 @@ import os
 import socket
 import stat
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_jsonable_python
 
 from reconciler.errors import LockError, StateError
+from reconciler.journal import GroupCommit
 from reconciler.providers.miniappcenter.ids import app_id_problem
 
 STATE_FORMAT_VERSION = 2
@@ -53,6 +58,13 @@ EXISTS = "exists"  # a version the server said exists (duplicate code) at an id 
 MAX_STATE_BYTES = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 MAX_LOCK_BYTES = 64 * 1024
+
+# Where a journal line points in an app's record: () the whole record; (FIELD,) one of the
+# app's own fields; (COLLECTION, KEY) one attribute, location or version. A line holds only
+# what one write changed, so the journal grows with the writes, not with the app's size.
+JournalPath = tuple[str, ...]
+_APP_FIELDS = frozenset({"protect", "labels", "fields", "objects", "attributes", "locations"})
+_COLLECTIONS = frozenset({"attributes", "locations", "versions"})
 
 
 class _Record(BaseModel):
@@ -249,7 +261,9 @@ class StateStore(Protocol):
 
     def save(self, state: State) -> None: ...
 
-    def record(self, app_id: str, record: AppRecord | None) -> None: ...
+    async def record(
+        self, app_id: str, record: AppRecord | None, paths: Sequence[JournalPath] = ()
+    ) -> None: ...
 
     def ensure_base(self, state: State) -> None: ...
 
@@ -280,6 +294,10 @@ class FileStateStore:
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._journal: Any = None
+        # The journal file is appended to by the group commit's worker thread; closing or
+        # folding it (save) waits for a batch in flight.
+        self._journal_lock = threading.RLock()
+        self._group = GroupCommit(self._append_lines)
         self.dirty = False  # records written, or a journal replayed, since the last save
 
     def describe(self) -> str:
@@ -376,7 +394,7 @@ class FileStateStore:
             if not line.strip():
                 continue
             try:
-                app_id, parsed = _parse_entry(line)
+                entry = _parse_entry(line)
             except _Unreadable as exc:
                 if number == len(lines):
                     # Not newline-terminated: a torn last line from a crash mid-append. The
@@ -384,14 +402,17 @@ class FileStateStore:
                     # recorded. A terminated line was fully written: damage, not a tear.
                     break
                 raise self._journal_error(f"line {number} is corrupt: {exc.problem}") from None
-            if parsed is None:
-                state.apps.pop(app_id, None)
-            else:
-                state.apps[app_id] = parsed
+            try:
+                entry.apply(state)
+            except _Unreadable as exc:
+                raise self._journal_error(f"line {number} is corrupt: {exc.problem}") from None
             count += 1
         return count
 
     def save(self, state: State) -> None:
+        # Lines still queued describe writes that happened: into the journal first, so that
+        # it "still holds this run's writes" should the save below fail.
+        self._flush_journal()
         state.serial += 1
         payload = json.dumps(state.to_file(), indent=2, sort_keys=False) + "\n"
         try:
@@ -436,32 +457,67 @@ class FileStateStore:
         if not self.path.exists():
             self.save(state)
 
-    def record(self, app_id: str, record: AppRecord | None) -> None:
-        """Append one app's new record to the journal and fsync: durable before we go on."""
-        line = json.dumps(
-            {"app": app_id, "record": record.model_dump(mode="json") if record else None},
-            separators=(",", ":"),
-        )
+    async def record(
+        self, app_id: str, record: AppRecord | None, paths: Sequence[JournalPath] = ()
+    ) -> None:
+        """Journal what a completed write changed and return once it is durable: the whole
+        record (``paths`` empty, or the app removed), or one line per path in ``paths``
+        holding the record's value there (absent: removed). Lines of concurrent calls share
+        one write and one fsync, made off the event loop (group commit)."""
+        if record is None or not paths:
+            lines = [_line({"app": app_id, "record": _dumped(record)})]
+        else:
+            lines = [
+                _line({"app": app_id, "path": list(path), "record": _value_at(record, path)})
+                for path in paths
+            ]
+        self.dirty = True  # the in-memory state changed: a save folds it whatever happens
         try:
-            if self._journal is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                _drop_torn_tail(self.journal_path)
-                self._journal = open(self.journal_path, "a", encoding="utf-8")  # noqa: SIM115
-            self._journal.write(line + "\n")
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
+            await self._group.append(lines)
         except OSError as exc:
             raise StateError(
                 f"cannot record a completed write of {app_id} in the state journal"
                 f" {self.journal_path}: {_why(exc)}; check that app in the Mini App Center"
                 " before the next apply"
             ) from None
-        self.dirty = True
+
+    def _append_lines(self, lines: Sequence[bytes]) -> None:
+        """One batch: append and fsync (in the group commit's worker thread)."""
+        with self._journal_lock:
+            try:
+                if self._journal is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    _drop_torn_tail(self.journal_path)
+                    self._journal = open(self.journal_path, "ab")  # noqa: SIM115
+                self._journal.write(b"".join(lines))
+                self._journal.flush()
+                os.fsync(self._journal.fileno())
+            except BaseException:
+                # A failed append may have left part of a line: the next open cuts it off
+                # (_drop_torn_tail) rather than gluing the next batch onto it.
+                self._close_file()
+                raise
+
+    def _flush_journal(self) -> None:
+        try:
+            self._group.flush()
+        except OSError as exc:
+            raise StateError(
+                f"cannot record completed writes in the state journal {self.journal_path}:"
+                f" {_why(exc)}; check the apps of this run in the Mini App Center before the"
+                " next apply"
+            ) from None
 
     def _close_journal(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self._flush_journal()
+        self._close_file()
+
+    def _close_file(self) -> None:
+        with self._journal_lock:
+            if self._journal is not None:
+                with contextlib.suppress(OSError):
+                    self._journal.close()
+                self._journal = None
 
     # --- lock ----------------------------------------------------------------------------
 
@@ -635,8 +691,67 @@ def _depth(data: Any) -> int:
     return deepest
 
 
-def _parse_entry(line: bytes) -> tuple[str, AppRecord | None]:
-    """One journal line: ``{"app": <id>, "record": <AppRecord or null>}``."""
+class _Entry:
+    """One replayed journal line: ``value`` goes at ``path`` of the app's record."""
+
+    def __init__(self, app_id: str, path: JournalPath, value: Any) -> None:
+        self.app_id = app_id
+        self.path = path
+        self.value = value
+
+    def apply(self, state: State) -> None:
+        if not self.path:
+            if self.value is None:
+                state.apps.pop(self.app_id, None)
+            else:
+                state.apps[self.app_id] = self.value
+            return
+        record = state.apps.get(self.app_id)
+        if record is None:
+            # The app's first line is always its whole record: a part of an app never seen
+            # means lines were lost or edited.
+            raise _Unreadable(f"app {_shown(self.app_id)} has no earlier record to change")
+        if len(self.path) == 1:
+            setattr(record, self.path[0], self.value)
+            return
+        field, key = self.path
+        collection = getattr(record, field)
+        if self.value is not None:
+            if collection is None:
+                collection = {}
+                setattr(record, field, collection)
+            collection[key] = self.value
+        elif collection is not None:
+            collection.pop(key, None)
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    return (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _dumped(record: AppRecord | None) -> Any:
+    return record.model_dump(mode="json") if record is not None else None
+
+
+def _value_at(record: AppRecord, path: JournalPath) -> Any:
+    """The JSON form of what ``record`` holds at ``path`` (None: nothing there)."""
+    if not _valid_path(path):
+        raise ValueError(f"not a journal path: {path!r}")
+    value = getattr(record, path[0])
+    if len(path) == 2:
+        value = (value or {}).get(path[1])
+    return to_jsonable_python(value)
+
+
+def _valid_path(path: Sequence[object]) -> bool:
+    if len(path) == 1:
+        return path[0] in _APP_FIELDS
+    return len(path) == 2 and path[0] in _COLLECTIONS and isinstance(path[1], str)
+
+
+def _parse_entry(line: bytes) -> _Entry:
+    """One journal line: ``{"app": <id>, "record": <AppRecord or null>}`` (the whole record)
+    or ``{"app": <id>, "path": [...], "record": <the value there, or null>}``."""
     entry = _parse_json(line)
     if not isinstance(entry, dict) or "app" not in entry or "record" not in entry:
         raise _Unreadable('not an {"app": ..., "record": ...} entry')
@@ -644,14 +759,28 @@ def _parse_entry(line: bytes) -> tuple[str, AppRecord | None]:
     if not isinstance(app_id, str) or app_id_problem(app_id):
         raise _Unreadable(f"app {_shown(app_id)} is not a valid mini app id")
     record = entry["record"]
-    if record is None:
-        return app_id, None
+    path = entry.get("path", [])
+    if not isinstance(path, list) or (path and not _valid_path(path)):
+        raise _Unreadable(f"path {_shown(path)} is not a place in an app record")
+    if not path:
+        return _Entry(app_id, (), None if record is None else _parsed_record(record))
+    if len(path) == 2 and record is None:
+        return _Entry(app_id, (path[0], path[1]), None)  # removed
+    # Validated as the part of a record it is: the same rules as a whole record's.
+    raw = {path[0]: record} if len(path) == 1 else {path[0]: {path[1]: record}}
+    value = getattr(_parsed_record(raw), path[0])
+    if len(path) == 2:
+        return _Entry(app_id, (path[0], path[1]), value[path[1]])
+    return _Entry(app_id, (path[0],), value)
+
+
+def _parsed_record(raw: Any) -> AppRecord:
     try:
-        parsed = AppRecord.model_validate(record)
+        parsed = AppRecord.model_validate(raw)
     except ValidationError as exc:
         raise _Unreadable(_invalid(exc)) from None
-    _check_server_ids("record", record, parsed)
-    return app_id, parsed
+    _check_server_ids("record", raw, parsed)
+    return parsed
 
 
 def _check_app_ids(apps: dict[str, AppRecord]) -> None:

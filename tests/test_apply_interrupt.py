@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import mac_records
+from reconciler.state import FileStateStore, mac_records
 from tests.fixtures_sandbox import RunningSandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,22 +131,14 @@ def test_killed_apply_resumes_without_duplicates(
 
 
 def _unknowns(state: Path) -> list[str]:
-    """Versions whose create or status the state does not know (journal included)."""
-    data = json.loads(state.read_text()) if state.exists() else {"apps": {}}
-    journal = state.with_name("state.json.journal")
-    if journal.exists():  # SIGKILL: not folded yet
-        for line in journal.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                if entry["record"] is None:
-                    mac_records(data).pop(entry["app"], None)
-                else:
-                    mac_records(data)[entry["app"]] = entry["record"]
+    """Versions whose create or status the state does not know (journal included: after a
+    SIGKILL it is not folded yet, and its lines are per resource, replayed by the store)."""
+    replayed = FileStateStore(state).read()
     return [
         f"{app_id} {code}"
-        for app_id, record in mac_records(data).items()
-        for code, version in record["versions"].items()
-        if version.get("status") == "unknown" or version.get("create_outcome")
+        for app_id, record in replayed.apps.items()
+        for code, version in record.versions.items()
+        if version.status == "unknown" or version.create_outcome
     ]
 
 

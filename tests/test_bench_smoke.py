@@ -110,3 +110,14 @@ def test_probe_bench_finds_every_version() -> None:
         assert row[case]["found"] == row["versions"] and row[case]["creates"] == 0
     assert row["unanswered"]["probe_reads"] == row["versions"]  # one read each
     assert "reads per recovered version" in probe.report([row], 0, 4, 64)
+
+
+def test_wide_bench_applies_one_write_per_change_and_shrinks_the_journal() -> None:
+    from bench import wide
+
+    applied = wide.measure_apply(30, latency_ms=0, parallelism=4)
+    assert applied["writes"] == applied["changes"] > 30
+    assert applied["critical_path"] == 4  # create, version, compatibility, review step
+    sizes = wide.measure_journal(30, parallelism=4)
+    assert 0 < sizes["per_resource"] < sizes["whole_record"]
+    assert "| 30 |" in wide.report(applied, {30: sizes}, 30, 0, 4)

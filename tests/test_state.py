@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,9 +50,10 @@ def test_journal_replays_unsaved_records_and_changes_serial(tmp_path: Path) -> N
     store = FileStateStore(tmp_path / "state.json")
     state = store.load(ENDPOINT)
     store.save(state)  # serial 1
-    store.record("com.a.b", AppRecord(versions={"1.0": VersionRecord(id=7, status="pending")}))
-    store.record("com.a.c", AppRecord())
-    store.record("com.a.c", None)  # deleted later in the same run
+    recorded = AppRecord(versions={"1.0": VersionRecord(id=7, status="pending")})
+    asyncio.run(store.record("com.a.b", recorded))
+    asyncio.run(store.record("com.a.c", AppRecord()))
+    asyncio.run(store.record("com.a.c", None))  # deleted later in the same run
     # a crash here: nothing saved, only the journal
     fresh = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
     assert set(fresh.apps) == {"com.a.b"}
@@ -64,7 +68,7 @@ def test_torn_last_journal_line_is_dropped_but_earlier_corruption_is_an_error(
     tmp_path: Path,
 ) -> None:
     store = FileStateStore(tmp_path / "state.json")
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     with open(store.journal_path, "a") as handle:
         handle.write('{"app": "com.a.c", "rec')  # killed mid-write
     assert set(store.load(ENDPOINT).apps) == {"com.a.b"}
@@ -123,13 +127,13 @@ def test_unlock_needs_the_right_id(tmp_path: Path) -> None:
 
 def test_appending_after_a_torn_line_does_not_glue_records(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path / "state.json")
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     store._close_journal()
     with open(store.journal_path, "a") as handle:
         handle.write('{"app": "com.a.c", "rec')  # first crash, mid-append
     # the next run (under the lock) appends a confirmed write
     again = FileStateStore(tmp_path / "state.json")
-    again.record("com.a.d", AppRecord(versions={"1": VersionRecord(id=42)}))
+    asyncio.run(again.record("com.a.d", AppRecord(versions={"1": VersionRecord(id=42)})))
     loaded = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
     assert set(loaded.apps) == {"com.a.b", "com.a.d"}
     assert loaded.version_id("com.a.d", "1") == 42
@@ -146,8 +150,8 @@ def test_an_invalid_journal_record_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_complete_last_line_without_newline_is_kept_not_cut(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path / "state.json")
-    store.record("com.a.b", AppRecord(labels={"v": "1"}))
-    store.record("com.a.b", AppRecord(labels={"v": "2"}))
+    asyncio.run(store.record("com.a.b", AppRecord(labels={"v": "1"})))
+    asyncio.run(store.record("com.a.b", AppRecord(labels={"v": "2"})))
     store._close_journal()
     data = store.journal_path.read_bytes()
     store.journal_path.write_bytes(data[:-1])  # killed between the line and its newline
@@ -155,7 +159,7 @@ def test_a_complete_last_line_without_newline_is_kept_not_cut(tmp_path: Path) ->
         "v": "2"
     }
     again = FileStateStore(tmp_path / "state.json")
-    again.record("com.a.c", AppRecord())  # the next run appends
+    asyncio.run(again.record("com.a.c", AppRecord()))  # the next run appends
     loaded = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
     assert loaded.apps["com.a.b"].labels == {"v": "2"} and "com.a.c" in loaded.apps
 
@@ -164,7 +168,7 @@ def test_the_lineage_survives_a_crash_of_the_first_apply(tmp_path: Path) -> None
     store = FileStateStore(tmp_path / "state.json")
     state = store.load(ENDPOINT)
     store.ensure_base(state)  # what apply does before its first write
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     # killed here: two later loads agree on lineage and serial (a saved plan stays valid)
     first = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
     second = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
@@ -269,3 +273,135 @@ def test_a_damaged_format_2_file_is_a_clear_error(
     path.write_text('{"format_version": 2, "providers": ' + providers + "}")
     with pytest.raises(StateError, match=message):
         FileStateStore(path).load(ENDPOINT)
+# --- the journal: group commit, per-resource lines (issue 14) -------------------------------
+
+
+async def test_concurrent_records_share_fsyncs_off_the_loop_and_each_returns_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    loop_thread = threading.get_ident()
+    synced: list[int] = []  # journal size at each fsync
+    threads: set[int] = set()
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.fstat(fd).st_size)
+        threads.add(threading.get_ident())
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    apps = [f"com.a.app{i}" for i in range(200)]
+
+    async def one(app_id: str) -> None:
+        await store.record(app_id, AppRecord(labels={"marker": app_id}))
+        # returned: its line is inside what some fsync covered
+        durable = store.journal_path.read_bytes()[: max(synced, default=0)]
+        assert f'"marker":"{app_id}"'.encode() in durable
+
+    await asyncio.gather(*(one(app_id) for app_id in apps))
+    assert 1 <= len(synced) < len(apps) // 4  # batched: a few fsyncs for 200 lines
+    assert loop_thread not in threads  # never on the event loop's thread
+    store._close_journal()
+    assert set(FileStateStore(store.path).load(ENDPOINT).apps) == set(apps)
+
+
+def test_a_resource_line_holds_only_that_resource_and_replays_onto_the_app(
+    tmp_path: Path,
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    record = AppRecord(
+        labels={"team": "x"},
+        attributes={f"ATTR{i}": str(i) for i in range(100)},
+        versions={"1.0": VersionRecord(id=7, status="pending")},
+    )
+    asyncio.run(store.record("com.a.b", record))
+    whole = store.journal_path.stat().st_size
+    assert record.attributes is not None
+    record.attributes["ATTR5"] = "changed"
+    del record.attributes["ATTR6"]
+    record.versions["1.0"].status = "waiting_for_review"
+    record.fields["name"] = "Coffee"
+    paths = [("attributes", "ATTR5"), ("attributes", "ATTR6"), ("versions", "1.0"), ("fields",)]
+    asyncio.run(store.record("com.a.b", record, paths))
+    store._close_journal()
+    lines = store.journal_path.read_text().splitlines()[1:]
+    assert len(lines) == 4  # one line per changed resource
+    assert json.loads(lines[0]) == {
+        "app": "com.a.b", "path": ["attributes", "ATTR5"], "record": "changed"
+    }
+    assert json.loads(lines[1])["record"] is None  # removed
+    assert "ATTR7" not in "".join(lines)  # the other attributes are not repeated
+    assert store.journal_path.stat().st_size - whole < whole // 4
+    loaded = FileStateStore(store.path).load(ENDPOINT).apps["com.a.b"]
+    assert loaded == record
+
+
+def test_a_resource_line_for_an_app_never_recorded_is_a_clear_error(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    store.journal_path.write_text(
+        '{"app": "com.a.b", "path": ["attributes", "A"], "record": "1"}\n'
+        '{"app": "com.a.c", "record": null}\n'
+    )
+    with pytest.raises(StateError, match=r"line 1 is corrupt: app .com\.a\.b. has no earlier"):
+        store.load(ENDPOINT)
+
+
+def test_a_failed_batch_is_an_error_for_each_writer_and_the_next_batch_is_not_glued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    asyncio.run(store.record("com.a.b", AppRecord()))
+    real_fsync = os.fsync
+
+    def torn(fd: int) -> None:
+        os.write(fd, b'{"app": "com.a.c", "rec')  # a partial line, then the disk fails
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", torn)
+
+    async def two() -> list[BaseException | None]:
+        return await asyncio.gather(
+            store.record("com.a.d", AppRecord()), store.record("com.a.e", AppRecord()),
+            return_exceptions=True,
+        )
+
+    errors = asyncio.run(two())
+    assert all(isinstance(e, StateError) and "input/output error" in str(e) for e in errors)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    asyncio.run(store.record("com.a.f", AppRecord()))
+    store._close_journal()
+    assert "com.a.f" in FileStateStore(store.path).load(ENDPOINT).apps
+
+
+def test_records_whose_callers_were_cancelled_still_reach_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while writes wait for their batch: the lines are not withdrawn; what the loop
+    left queued is written when the journal is closed (or folded by a save)."""
+    store = FileStateStore(tmp_path / "state.json")
+    real_fsync = os.fsync
+    release = threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        release.wait(5)  # the first batch stays in flight while the rest queue up
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def interrupted() -> None:
+        first = asyncio.create_task(store.record("com.a.first", AppRecord()))
+        await asyncio.sleep(0)
+        queued = [
+            asyncio.create_task(store.record(f"com.a.queued{i}", AppRecord())) for i in range(3)
+        ]
+        await asyncio.sleep(0)
+        for task in (first, *queued):
+            task.cancel()
+        release.set()
+
+    asyncio.run(interrupted())
+    assert store.dirty
+    store._close_journal()
+    replayed = FileStateStore(store.path).load(ENDPOINT)
+    assert set(replayed.apps) == {"com.a.first", "com.a.queued0", "com.a.queued1", "com.a.queued2"}

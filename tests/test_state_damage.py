@@ -4,6 +4,7 @@ error, and the failing command changes no file (bytes compared before and after)
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import functools
 import json
@@ -156,6 +157,25 @@ JOURNAL_DAMAGES: dict[str, Damage] = {
         '{"app": "com.a.b", "record": {"locations": {"a": {"id": 0, "geo_point": "P"}}}}'
     ),
     "huge-int": _journal_line('{"app": "com.a.b", "record": null, "n": ' + "9" * 5000 + "}"),
+    # per-resource lines (issue 14): a place no record has, a bad value there, an app the
+    # journal never recorded whole
+    "path-unknown": _journal_line('{"app": "com.a.b", "path": ["bogus"], "record": 1}'),
+    "path-not-a-list": _journal_line('{"app": "com.a.b", "path": "versions", "record": 1}'),
+    "path-too-deep": _journal_line(
+        '{"app": "com.a.b", "path": ["versions", "1", "id"], "record": 1}'
+    ),
+    "path-version-id-text": _journal_line(
+        '{"app": "com.a.b", "path": ["versions", "1"], "record": {"id": "x"}}'
+    ),
+    "path-location-id-zero": _journal_line(
+        '{"app": "com.a.b", "path": ["locations", "a"], "record": {"id": 0, "geo_point": "P"}}'
+    ),
+    "path-protect-null": _journal_line(
+        '{"app": "com.example.other", "path": ["protect"], "record": null}'
+    ),
+    "path-unknown-app": _journal_line(
+        '{"app": "com.a.zzz", "path": ["attributes", "A"], "record": "1"}'
+    ),
     "corrupt-last-line": lambda p: p.write_bytes(p.read_bytes()[:-3] + b"#}\n"),
     "directory": _directory,
     "fifo": _fifo,
@@ -206,8 +226,8 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.chdir(old)
         os.environ.update(saved)
     store = FileStateStore(root / ".reconciler" / "sandbox-state.json")
-    store.record("com.example.other", AppRecord(labels={"team": "x"}))
-    store.record("com.example.third", AppRecord())
+    asyncio.run(store.record("com.example.other", AppRecord(labels={"team": "x"})))
+    asyncio.run(store.record("com.example.third", AppRecord()))
     store._close_journal()
     return root
 
@@ -336,7 +356,7 @@ def test_permission_denied_names_the_file_and_the_fix(
 ) -> None:
     store = FileStateStore(tmp_path / "state.json")
     store.save(store.load(IDENTITY))
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     store._close_journal()
     target = {"state": store.path, "journal": store.journal_path, "lock": store.lock_path}[which]
     target.write_text("{}") if which == "lock" else None
@@ -360,7 +380,7 @@ def test_permission_denied_names_the_file_and_the_fix(
 
 def test_a_torn_unterminated_last_line_is_still_dropped(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path / "state.json")
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     store._close_journal()
     with open(store.journal_path, "ab") as handle:
         handle.write(b'{"app": "com.a.c", "record": {"labels": {"k": "\xc3')  # cut mid-char
@@ -369,7 +389,7 @@ def test_a_torn_unterminated_last_line_is_still_dropped(tmp_path: Path) -> None:
 
 def test_a_terminated_corrupt_last_line_is_an_error_not_silently_dropped(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path / "state.json")
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     store._close_journal()
     with open(store.journal_path, "a") as handle:
         handle.write('{"app": "com.a.c", "record": {"bogus": 1}}\n')  # complete, yet invalid
@@ -402,8 +422,13 @@ def _write_real_files(folder: Path) -> tuple[bytes, bytes]:
         }
     )
     store.save(state)
-    store.record("com.a.c", AppRecord(versions={"2": {"id": None, "create_outcome": "unknown"}}))
-    store.record("com.a.b", None)
+    unknown = AppRecord(versions={"2": {"id": None, "create_outcome": "unknown"}})
+    asyncio.run(store.record("com.a.c", unknown))
+    record = state.apps["com.a.b"]
+    record.versions["1.0"].status = "waiting_for_review"
+    record.attributes = {"COUNTRY": "Uruguay"}
+    asyncio.run(store.record("com.a.b", record, [("versions", "1.0"), ("attributes", "COUNTRY")]))
+    asyncio.run(store.record("com.a.b", None))
     store._close_journal()
     return store.path.read_bytes(), store.journal_path.read_bytes()
 
@@ -479,7 +504,7 @@ def test_a_failed_save_is_a_state_error_and_leaves_both_files(
     store = FileStateStore(tmp_path / "state.json")
     state = store.load(IDENTITY)
     store.save(state)
-    store.record("com.a.b", AppRecord())
+    asyncio.run(store.record("com.a.b", AppRecord()))
     before = (store.path.read_bytes(), store.journal_path.read_bytes())
 
     def full(*_args: object, **_kwargs: object) -> tuple[int, str]:
@@ -504,4 +529,4 @@ def test_a_failed_journal_append_is_a_state_error(
 
     monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(StateError, match=r"cannot record a completed write of com\.a\.b"):
-        store.record("com.a.b", AppRecord())
+        asyncio.run(store.record("com.a.b", AppRecord()))

@@ -19,12 +19,20 @@ import math
 import random
 import time
 from collections.abc import Callable
+from typing import Any, Literal
 
 import httpx
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reconciler.providers.miniappcenter.sandbox.errors import ErrorCode, error_body
+# What an injected fault answers: "unavailable" (503), "ambiguous" (502, the write was done),
+# "rate_limited" (429). Each sandbox words the body the way its API does.
+FaultKind = Literal["unavailable", "ambiguous", "rate_limited"]
+FaultBody = Callable[[FaultKind, str], Any]
+
+
+def plain_fault_body(kind: FaultKind, message: str) -> Any:
+    return {"code": kind, "message": message}
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -66,8 +74,10 @@ class FaultInjectionMiddleware:
         ambiguous_rate: float = 0,
         seed: int | None = None,
         rate_limit: float | None = None,
+        fault_body: FaultBody = plain_fault_body,
     ) -> None:
         self.app = app
+        self.fault_body = fault_body
         self.latency_s = latency_ms / 1000
         self.fail_rate = fail_rate
         self.ambiguous_rate = ambiguous_rate
@@ -98,7 +108,7 @@ class FaultInjectionMiddleware:
                 )
                 raise DroppedConnection("injected fault: connection dropped")
             response = JSONResponse(
-                error_body([(ErrorCode.FAULT_UNAVAILABLE, "service unavailable (injected fault)")]),
+                self.fault_body("unavailable", "service unavailable (injected fault)"),
                 status_code=503,
             )
             await response(scope, receive, send)
@@ -116,24 +126,20 @@ class FaultInjectionMiddleware:
 
         await self.app(scope, receive, discard)
         response = JSONResponse(
-            error_body(
-                [
-                    (
-                        ErrorCode.FAULT_AMBIGUOUS,
-                        "bad gateway (injected fault; the request was processed)",
-                    )
-                ]
+            self.fault_body(
+                "ambiguous", "bad gateway (injected fault; the request was processed)"
             ),
             status_code=502,
         )
         await response(scope, receive, send)
 
-    @staticmethod
-    async def _rate_limited(wait: float, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _rate_limited(
+        self, wait: float, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         retry_after = max(1, math.ceil(wait))
         response = JSONResponse(
-            error_body(
-                [(ErrorCode.RATE_LIMITED, f"rate limit exceeded; retry after {retry_after} s")]
+            self.fault_body(
+                "rate_limited", f"rate limit exceeded; retry after {retry_after} s"
             ),
             status_code=429,
             headers={"Retry-After": str(retry_after)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,9 +18,20 @@ from reconciler.providers.miniappcenter.sandbox.config import SandboxConfig
 from reconciler.providers.miniappcenter.sandbox.errors import ApiError, ErrorCode, error_body
 from reconciler.providers.miniappcenter.sandbox.routes import ROUTES
 from reconciler.providers.miniappcenter.sandbox.store import SandboxStore
-from reconciler.sandbox_kit.faults import DroppedConnection, FaultInjectionMiddleware
+from reconciler.sandbox_kit.faults import DroppedConnection, FaultInjectionMiddleware, FaultKind
 
 logger = logging.getLogger(__name__)
+
+_FAULT_CODES = {
+    "unavailable": ErrorCode.FAULT_UNAVAILABLE,
+    "ambiguous": ErrorCode.FAULT_AMBIGUOUS,
+    "rate_limited": ErrorCode.RATE_LIMITED,
+}
+
+
+def fault_body(kind: FaultKind, message: str) -> Any:
+    """An injected fault answers in the Mini App Center's own error format."""
+    return error_body([(_FAULT_CODES[kind], message)])
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
@@ -68,6 +80,7 @@ def create_app(config: SandboxConfig) -> Starlette:
                 ambiguous_rate=config.ambiguous_rate,
                 seed=config.seed,
                 rate_limit=config.rate_limit,
+                fault_body=fault_body,
             ),
             Middleware(ApiKeyAuthMiddleware, token=config.token),
         ],
