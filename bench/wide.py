@@ -39,8 +39,8 @@ from bench.fleet import make_app  # noqa: E402
 from bench.measure import IDENTITY, http_client_factory, network_floor  # noqa: E402
 from bench.server import TOKEN, start_sandbox  # noqa: E402
 from reconciler.apply import ApplyOptions, Executor  # noqa: E402
+from reconciler.engine.plan import Change  # noqa: E402
 from reconciler.pipeline import make_plan  # noqa: E402
-from reconciler.plan import Change  # noqa: E402
 from reconciler.providers.miniappcenter.model import MiniApp  # noqa: E402
 from reconciler.state import AppRecord, FileStateStore  # noqa: E402
 

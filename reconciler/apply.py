@@ -32,15 +32,8 @@ from reconciler.client import (
     VersionCreate,
     VersionUpdate,
 )
+from reconciler.engine.plan import Change, Plan
 from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
-from reconciler.plan import (
-    DEFAULT_PROBE_WINDOW,
-    LEARN_STATUS,
-    Change,
-    Learned,
-    Plan,
-    exists_not_found,
-)
 from reconciler.providers.miniappcenter.addresses import locations_address, version_address
 from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live, fingerprint
 from reconciler.providers.miniappcenter.model import (
@@ -57,6 +50,13 @@ from reconciler.providers.miniappcenter.review import (
     describe_unknown,
     probe_step,
     status_path,
+)
+from reconciler.providers.miniappcenter.vocabulary import (
+    DEFAULT_PROBE_WINDOW,
+    LEARN_STATUS,
+    Learned,
+    exists_not_found,
+    learned_of,
 )
 from reconciler.schedule import Slots, write_waits
 from reconciler.state import (
@@ -445,7 +445,7 @@ class Executor:
     async def _stale_adoptions(self) -> dict[str, str]:
         """Apps whose adopted versions no longer read as the plan saw them (app -> why)."""
         adopted = [
-            item for item in self.plan.learned
+            item for item in learned_of(self.plan)
             if item.version_id is not None and item.code is not None
         ]
         # Concurrently: the client's pool (one lane per --parallelism slot) bounds it.
@@ -470,7 +470,7 @@ class Executor:
 
     async def _record_learned(self, skip: set[str]) -> None:
         touched: dict[str, set[JournalPath]] = {}
-        for item in self.plan.learned:
+        for item in learned_of(self.plan):
             if item.app_id in skip:
                 continue
             self._learn(item)

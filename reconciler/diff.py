@@ -20,19 +20,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from reconciler.address import Address
-from reconciler.plan import (
-    DEFAULT_PROBE_WINDOW,
-    LEARN_STATUS,
-    PROVIDER,
-    AppMeta,
-    Change,
-    FieldChange,
-    Learned,
-    Plan,
-    PlanProblem,
-    exists_not_found,
-    order_changes,
-)
+from reconciler.engine.plan import AppMeta, Change, FieldChange, Plan, PlanProblem, order_changes
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
     attribute_address,
@@ -56,6 +44,14 @@ from reconciler.providers.miniappcenter.review import (
     describe_unknown,
     probe_step,
     status_path,
+)
+from reconciler.providers.miniappcenter.vocabulary import (
+    DEFAULT_PROBE_WINDOW,
+    LEARN_STATUS,
+    LEVELS,
+    PROVIDER,
+    Learned,
+    exists_not_found,
 )
 from reconciler.state import EXISTS, UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
 
@@ -102,7 +98,7 @@ def build_plan(
         apps.append(app.id)
         diff = _AppDiff(app, live.get(app.id), state.app(app.id), options.probe_window)
         diff.run()
-        changes.extend(order_changes(diff.changes))
+        changes.extend(order_changes(diff.changes, LEVELS))
         warnings.extend(diff.warnings)
         errors.extend(diff.errors)
         learned.extend(diff.learned)

@@ -6,10 +6,11 @@ from collections.abc import Callable, Sequence
 
 from reconciler.client import MiniAppCenterClient
 from reconciler.diff import PlanOptions, build_plan, orphan_ids
-from reconciler.plan import DEFAULT_PROBE_WINDOW, Plan
+from reconciler.engine.plan import Plan
 from reconciler.providers.miniappcenter.fetch import LiveState, fetch_live, requests_for
 from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.providers.miniappcenter.recover import recover_unknown_versions
+from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
 from reconciler.state import AppRecord, State
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.address import Address
-from reconciler.plan import ACTIONS, SYMBOLS, Change, Learned, Plan, PlanProblem
+from reconciler.engine.plan import ACTIONS, SYMBOLS, Change, Fact, Plan, PlanProblem
 from reconciler.providers.miniappcenter.drift import KIND_LABELS, DriftItem, DriftReport
 
 Format = Literal["text", "json", "markdown"]
@@ -108,22 +108,16 @@ def render_text(plan: Plan, *, color: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def _adoptions_by_app(plan: Plan) -> dict[str, list[Learned]]:
-    out: dict[str, list[Learned]] = {}
+def _adoptions_by_app(plan: Plan) -> dict[str, list[Fact]]:
+    out: dict[str, list[Fact]] = {}
     for item in plan.adoptions:
         out.setdefault(item.app_id, []).append(item)
     return out
 
 
-def _adopt_line(item: Learned) -> str:
-    """``= miniapp[x]`` adopted: on the server, unknown to the state (nothing is written)."""
-    if item.code is None:
-        return f"  = {_clean(item.address)}: adopt (exists on the server, unknown to the state)"
-    how = "our unanswered create" if item.fresh else "exists on the server"
-    return (
-        f"  = {_clean(item.address)}: adopt id {item.version_id} ({how}; found by reading"
-        f" {item.reads} version id(s))"
-    )
+def _adopt_line(item: Fact) -> str:
+    """``= miniapp[x]: adopt ...``: on the server, unknown to the state (nothing is written)."""
+    return f"  = {_clean(item.address)}: {_clean(item.describe())}"
 
 
 def _stuck_line(plan: Plan) -> str:

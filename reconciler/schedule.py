@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.address import Address
-from reconciler.plan import Change
+from reconciler.engine.plan import Change
 
 
 @dataclass

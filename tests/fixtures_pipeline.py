@@ -17,8 +17,8 @@ import pytest
 
 from reconciler.apply import ApplyOptions, ApplyResult, Executor
 from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
+from reconciler.engine.plan import Plan
 from reconciler.pipeline import make_plan
-from reconciler.plan import Plan
 from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
 from reconciler.state import FileStateStore, State

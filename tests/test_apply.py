@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from reconciler.apply import STEP_RESENDS
-from reconciler.plan import LEARN_STATUS
 from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
+from reconciler.providers.miniappcenter.vocabulary import LEARN_STATUS
 from reconciler.state import UNKNOWN
 from tests.fixtures_pipeline import Fault, Mac
 
@@ -453,7 +453,7 @@ async def test_an_ambiguous_upload_is_not_an_unknown_version(
 def test_the_dispatch_table_is_exactly_the_plan_vocabulary() -> None:
     from reconciler.apply import _STEP_CALLS, DISPATCH
     from reconciler.client import MiniAppCenterClient
-    from reconciler.plan import OPERATIONS
+    from reconciler.providers.miniappcenter.vocabulary import OPERATIONS
 
     assert set(DISPATCH) == OPERATIONS
     # the four review steps call four different endpoints, each its own, through a closed

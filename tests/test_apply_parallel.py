@@ -13,7 +13,7 @@ import httpx
 
 from reconciler.apply import ApplyOptions, ApplyResult, Executor
 from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
-from reconciler.plan import Plan
+from reconciler.engine.plan import Plan
 from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
 from reconciler.schedule import critical_path, write_waits

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from reconciler.diff import PlanOptions, build_plan, field_changes, status_path
-from reconciler.plan import LEARN_STATUS, Plan, order_changes
+from reconciler.engine.plan import Plan, order_changes
 from reconciler.providers.miniappcenter.model import (
     LiveApp,
     Location,
@@ -18,6 +18,7 @@ from reconciler.providers.miniappcenter.model import (
     Version,
 )
 from reconciler.providers.miniappcenter.review import STATUSES
+from reconciler.providers.miniappcenter.vocabulary import LEARN_STATUS, LEVELS
 from reconciler.state import UNKNOWN, AppRecord, ObjectRef, State, VersionRecord
 
 APP = "com.genexus.verdant.coffeemuffins"
@@ -626,8 +627,8 @@ def test_order_puts_deletes_last_in_reverse_level() -> None:
     ]
     # levels decide the order whatever order the changes come in (stable inside a level,
     # which keeps status steps in sequence)
-    shuffled = order_changes(reversed(plan.changes))
-    assert [(c.action, c.level) for c in shuffled] == [
+    shuffled = order_changes(reversed(plan.changes), LEVELS)
+    assert [(c.action, LEVELS[c.kind]) for c in shuffled] == [
         ("update", 0), ("delete", 3), ("delete", 1), ("delete", 1)
     ]
 
@@ -639,7 +640,7 @@ def test_field_changes_uses_paths() -> None:
 
 
 def test_ordering_a_large_app_is_linear_and_keeps_dependencies() -> None:
-    from reconciler.plan import Change as PlanChange
+    from reconciler.engine.plan import Change as PlanChange
     from reconciler.providers.miniappcenter.addresses import app_address, location_address
 
     app_change = PlanChange(address=app_address("x"), kind="miniapp", action="create",
@@ -649,6 +650,6 @@ def test_ordering_a_large_app_is_linear_and_keeps_dependencies() -> None:
                    app_id="x", before=None, after={}, depends_on=(app_address("x"),))
         for i in range(6000)
     ]
-    ordered = order_changes([*reversed(locations), app_change])
+    ordered = order_changes([*reversed(locations), app_change], LEVELS)
     assert ordered[0] is app_change
     assert ordered[1:] == list(reversed(locations))  # stable inside a level

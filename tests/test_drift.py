@@ -15,9 +15,10 @@ from reconciler.cli.common import resolve_target
 from reconciler.cli.main import main
 from reconciler.client import LocationBody, MiniAppUpdate
 from reconciler.diff import CHANGED_OUTSIDE, DELETED_OUTSIDE
-from reconciler.plan import PROVIDER, ROOT_KINDS, Change, Plan
+from reconciler.engine.plan import Change, Plan
 from reconciler.providers.miniappcenter.addresses import app_address
 from reconciler.providers.miniappcenter.drift import classify
+from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS
 from reconciler.render import render_drift
 from reconciler.state import AppRecord, LocationRecord, ObjectRef, State, VersionRecord
 

@@ -12,7 +12,6 @@ import itertools
 
 import pytest
 
-from reconciler.plan import LEARN_STATUS
 from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 from reconciler.providers.miniappcenter.review import (
     STATUSES,
@@ -22,6 +21,7 @@ from reconciler.providers.miniappcenter.review import (
     status_path,
     undecidable,
 )
+from reconciler.providers.miniappcenter.vocabulary import LEARN_STATUS
 from reconciler.state import UNKNOWN, AppRecord, VersionRecord
 from tests.fixtures_pipeline import Mac
 

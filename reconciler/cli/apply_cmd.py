@@ -40,7 +40,7 @@ from reconciler.cli.plan_cmd import PlanRequest, compute_plan
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, ChangeResult, Executor
     from reconciler.cli.common import Desired, Target
-    from reconciler.plan import Change, Plan
+    from reconciler.engine.plan import Change, Plan
     from reconciler.state import FileStateStore, State
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -104,7 +104,7 @@ def apply(
             desired = load_desired(paths, select, target, root)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
-        from reconciler.plan import PROVIDER
+        from reconciler.providers.miniappcenter.vocabulary import PROVIDER
 
         planned_for = saved.endpoints.get(PROVIDER) if saved is not None else None
         if saved is not None and planned_for != where.identity:
@@ -405,7 +405,7 @@ class _Progress:
             self.bar.advance(self.task)
         if self.machine:
             return
-        from reconciler.plan import SYMBOLS
+        from reconciler.engine.plan import SYMBOLS
 
         change = result.change
         line = f"{result.outcome:8} {SYMBOLS[change.action]} {change.address}"

@@ -32,12 +32,12 @@ from reconciler.cli.common import (
     state_store,
     use_color,
 )
-from reconciler.plan import DEFAULT_PROBE_WINDOW
+from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
     from reconciler.cli.common import Desired
     from reconciler.client import MiniAppCenterClient
-    from reconciler.plan import Plan
+    from reconciler.engine.plan import Plan
     from reconciler.state import State
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.address import Address
-from reconciler.plan import PROVIDER
+from reconciler.providers.miniappcenter.vocabulary import PROVIDER
 
 
 def app_address(app_id: str) -> Address:

@@ -21,9 +21,10 @@ from typing import Any, Literal
 
 from reconciler.address import Address
 from reconciler.diff import DELETED_OUTSIDE
-from reconciler.plan import PROVIDER, Change, Plan, PlanProblem
+from reconciler.engine.plan import Change, Plan, PlanProblem
 from reconciler.providers.miniappcenter.addresses import version_address
 from reconciler.providers.miniappcenter.model import object_key
+from reconciler.providers.miniappcenter.vocabulary import PROVIDER
 from reconciler.state import AppRecord, State, VersionRecord
 
 DriftKind = Literal["changed_outside", "pending", "missing", "unmanaged"]

@@ -5,7 +5,7 @@ a compromised CI step, by another version of the tool). So before the lock, the 
 request, the file is checked against what `plan` itself could have produced:
 
 1. schema: strict types, no unknown keys, bounded sizes (:class:`_PlanFile`);
-2. vocabulary: (resource, action, step) is one of :data:`reconciler.plan.OPERATIONS`;
+2. vocabulary: (resource, action, step) is one of :data:`reconciler.engine.plan.OPERATIONS`;
 3. ids: app ids and attribute fields on the URL allow-lists, positive bounded integer ids,
    version codes and location names printable text;
 4. consistency: every address recomputed from (app_id, resource, key, version_code, step,
@@ -33,17 +33,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from reconciler.address import Address, AddressError, parse_address
 from reconciler.diff import field_changes
+from reconciler.engine.plan import FORMAT_VERSION, Change, Plan
 from reconciler.errors import PlanError
-from reconciler.plan import (
-    FORMAT_VERSION,
-    LEARN_STATUS,
-    OPERATIONS,
-    ROOT_KINDS,
-    STATUS_STEPS,
-    Change,
-    Learned,
-    Plan,
-)
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
     attribute_address,
@@ -69,6 +60,14 @@ from reconciler.providers.miniappcenter.model import (
     VERSION_OBJECT_FIELDS,
     LiveApp,
     normalize_geo_point,
+)
+from reconciler.providers.miniappcenter.vocabulary import (
+    LEARN_STATUS,
+    OPERATIONS,
+    ROOT_KINDS,
+    STATUS_STEPS,
+    Learned,
+    learned_of,
 )
 from reconciler.state import UNKNOWN, State
 
@@ -256,7 +255,11 @@ def load_saved_plan(data: object, source: str) -> Plan:
     problem = _address_problem(parsed)
     if problem is not None:
         raise PlanError(f"plan file {source}: {problem}{_REFUSED}")
-    plan = Plan.from_dict(_without_absent_optionals(parsed.model_dump()))
+    plan = Plan.from_dict(
+        _without_absent_optionals(parsed.model_dump()),
+        root_kinds=ROOT_KINDS,
+        read_fact=Learned.from_dict,
+    )
     problem = _first_problem(plan, parsed)
     if problem is not None:
         raise PlanError(f"plan file {source}: {problem}{_REFUSED}")
@@ -292,7 +295,7 @@ def check_against_state(plan: Plan, state: State, source: str) -> None:
     created = {
         (c.app_id, c.key) for c in plan.changes if c.kind == "version" and c.action == "create"
     } | {  # versions the plan adopts: recorded by apply before any step, as fresh or unknown
-        (item.app_id, item.code) for item in plan.learned if item.version_id is not None
+        (item.app_id, item.code) for item in learned_of(plan) if item.version_id is not None
     }
     first_steps: set[Address] = set()
     versions: set[tuple[str, str | None]] = set()
@@ -304,7 +307,7 @@ def check_against_state(plan: Plan, state: State, source: str) -> None:
         problem = _state_problem(change, state, change.address in first_steps, created)
         if problem is not None:
             raise PlanError(f"plan file {source}: {_where(index, change)}: {problem}{_REFUSED}")
-    for index, item in enumerate(plan.learned):
+    for index, item in enumerate(learned_of(plan)):
         problem = _learned_state_problem(item, state)
         if problem is not None:
             raise PlanError(f"plan file {source}: learned fact {index}: {problem}{_REFUSED}")
@@ -404,7 +407,7 @@ def _first_problem(plan: Plan, parsed: _PlanFile) -> str | None:
 def _plan_level_problem(plan: Plan, parsed: _PlanFile) -> str | None:
     if parsed.summary.model_dump(exclude_none=True) != plan.summary:  # adopt: only if any
         return "summary does not match the counts of its changes"
-    for index, item in enumerate(plan.learned):
+    for index, item in enumerate(learned_of(plan)):
         problem = _learned_problem(plan, item)
         if problem is not None:
             return f"learned fact {index}: {problem}"

@@ -23,7 +23,6 @@ from typing import Any
 
 from reconciler.client import MiniAppCenterClient, VersionData
 from reconciler.errors import ReconcilerError
-from reconciler.plan import DEFAULT_PROBE_WINDOW
 from reconciler.providers.miniappcenter.addresses import version_address
 from reconciler.providers.miniappcenter.fetch import LiveState, fingerprint, live_version
 from reconciler.providers.miniappcenter.model import (
@@ -34,6 +33,7 @@ from reconciler.providers.miniappcenter.model import (
     ProbeMiss,
     version_fields,
 )
+from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
 from reconciler.state import UNKNOWN, State
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Iterable
 
-from reconciler.plan import STATUS_STEPS
+from reconciler.providers.miniappcenter.vocabulary import STATUS_STEPS
 
 STATUSES: tuple[str, ...] = ("pending", "waiting_for_review", "in_review", "rejected", "ready")
 STEPS: tuple[str, ...] = ("send_to_review", "in_review", "ready", "rejected")

@@ -1,93 +1,26 @@
 """The plan: complete, immutable data, made before any write. Apply reads only this.
 
 One action vocabulary (``create``, ``update``, ``delete``) serves the JSON, the text symbols
-(``+ ~ -``) and the apply dispatch. Ordering is declared data (:data:`LEVELS`), reversed for
-deletes.
+(``+ ~ -``) and the apply dispatch. Ordering is declared data (each provider's levels),
+reversed for deletes. Nothing here knows a provider's fields.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from reconciler.address import Address, parse_address
 
 # 2: each change names its provider and kind, addresses are parsed into one type, and the
 # plan carries one endpoint per provider. A version-1 plan is refused ("re-run plan").
 FORMAT_VERSION = 2
-PROVIDER = "miniappcenter"  # the Mini App Center provider's name in plans and state
 
 Action = Literal["create", "update", "delete"]
-Kind = Literal["miniapp", "attribute", "location", "version", "compatibility", "status"]
-# Root kind of each provider's addresses (see reconciler.address).
-ROOT_KINDS: Mapping[str, str] = {"miniapp": PROVIDER}
 ACTIONS: tuple[Action, ...] = ("create", "update", "delete")
 SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "delete": "-"}
-
-# Dependency order inside one app. Creates and updates run by ascending level; deletes by
-# descending level (a version's compatibilities go before its app, the app goes last).
-LEVELS: Mapping[str, int] = {
-    "miniapp": 0,
-    "attribute": 1,
-    "location": 1,
-    "version": 2,
-    "compatibility": 3,
-    "status": 4,
-}
-
-# The key of the one status change that learns an unknown review status (review.py).
-LEARN_STATUS = "learn"
-
-# Version ids read, at most, by one probe in one run (`--probe-window N`): see recover.py.
-DEFAULT_PROBE_WINDOW = 256
-
-
-def exists_not_found(first: int, last: int, reads: int, window: int) -> str:
-    """Why a version the server says exists is still unknown, and the two ways on: both the
-    plan and apply say it the same way."""
-    return (
-        "the server refused this version's code as a duplicate, so it exists, but reading"
-        f" version ids {first}-{last} ({reads} reads) did not find it. The next run reads on"
-        f" from id {last + 1}; or widen the search now with `reconciler apply --probe-window"
-        f" {max(window * 8, 2048)}`"
-    )
-
-
-# Review status steps: (from, step endpoint) -> to. The API's own state machine.
-STATUS_STEPS: Mapping[tuple[str, str], str] = {
-    ("pending", "send_to_review"): "waiting_for_review",
-    ("rejected", "send_to_review"): "waiting_for_review",
-    ("waiting_for_review", "in_review"): "in_review",
-    ("in_review", "ready"): "ready",
-    ("in_review", "rejected"): "rejected",
-}
-STEPS: tuple[str, ...] = ("send_to_review", "in_review", "ready", "rejected")
-
-# The closed vocabulary of writes: (resource, action, step). Apply maps each to exactly one
-# client operation (``reconciler.apply.DISPATCH``); a saved plan naming anything else is
-# refused before any write. Versions are never deleted (the API cannot).
-OPERATIONS: frozenset[tuple[str, str, str | None]] = frozenset(
-    {
-        ("miniapp", "create", None),
-        ("miniapp", "update", None),
-        ("miniapp", "delete", None),
-        ("attribute", "create", None),
-        ("attribute", "update", None),
-        ("attribute", "delete", None),
-        ("location", "create", None),
-        ("location", "update", None),
-        ("location", "delete", None),
-        ("version", "create", None),
-        ("version", "update", None),
-        ("compatibility", "create", None),
-        ("compatibility", "delete", None),
-        *(("status", "update", step) for step in STEPS),
-        ("status", "update", None),  # key "learn": learn an unknown status (review.py)
-    }
-)
-
 
 @dataclass(frozen=True)
 class FieldChange:
@@ -104,7 +37,7 @@ class Change:
     """One API write. ``payload`` is the exact body apply sends (None when there is none)."""
 
     address: Address
-    kind: Kind
+    kind: str  # the resource kind, one of its provider's (the address's own kind)
     action: Action
     app_id: str
     before: Mapping[str, Any] | None
@@ -117,10 +50,6 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     depends_on: tuple[Address, ...] = ()
     reason: str | None = None  # e.g. "changed outside since the last apply"
-
-    @property
-    def level(self) -> int:
-        return LEVELS[self.kind]
 
     @property
     def provider(self) -> str:
@@ -149,9 +78,9 @@ class Change:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+    def from_dict(cls, data: Mapping[str, Any], root_kinds: Mapping[str, str]) -> Change:
         return cls(
-            address=parse_address(data["address"], ROOT_KINDS),
+            address=parse_address(data["address"], root_kinds),
             kind=data["kind"],
             action=data["action"],
             app_id=data["app_id"],
@@ -166,7 +95,7 @@ class Change:
                 FieldChange(f["path"], f["before"], f["after"]) for f in data.get("fields", ())
             ),
             depends_on=tuple(
-                parse_address(text, ROOT_KINDS) for text in data.get("depends_on", ())
+                parse_address(text, root_kinds) for text in data.get("depends_on", ())
             ),
             reason=data.get("reason"),
         )
@@ -199,7 +128,7 @@ class PlanProblem:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PlanProblem:
+    def from_dict(cls, data: Mapping[str, Any], root_kinds: Mapping[str, str]) -> PlanProblem:
         scope = data.get("scope", "fleet")
         if scope not in ("app", "fleet", "version"):
             raise ValueError(f"unknown problem scope {scope!r}")
@@ -207,7 +136,7 @@ class PlanProblem:
         return cls(
             data["message"],
             data.get("app_id"),
-            parse_address(address, ROOT_KINDS) if address is not None else None,
+            parse_address(address, root_kinds) if address is not None else None,
             scope,
         )
 
@@ -216,46 +145,27 @@ class PlanProblem:
         return f"{where}: {self.message}" if where else self.message
 
 
-@dataclass(frozen=True)
-class Learned:
-    """A fact about the server learnt by reading, which apply records in the state without
-    any API write: an app or version to adopt, or how far a probe for a version has read."""
-
-    app_id: str
-    code: str | None = None  # None: the mini app itself
-    version_id: int | None = None  # the version found (None: not found in the ids read)
-    fresh: bool = False  # our own unanswered create: status pending, no compatibility yet
-    probed: tuple[int, int] | None = None  # (first, last) version id read
-    reads: int = 0
+class Fact(Protocol):
+    """A fact about the server a provider learnt by reading, which apply records in the state
+    without any API write (an object to adopt, how far a search has read)."""
 
     @property
-    def adopts(self) -> bool:
-        return self.code is None or self.version_id is not None
+    def address(self) -> Address: ...
 
     @property
-    def address(self) -> Address:
-        app = Address(PROVIDER, "miniapp", self.app_id)
-        return app if self.code is None else app.child("version", self.code)
+    def app_id(self) -> str: ...
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"address": str(self.address), "app_id": self.app_id}
-        if self.code is not None:
-            out.update(code=self.code, version_id=self.version_id, fresh=self.fresh)
-        if self.probed is not None:
-            out.update(probed=list(self.probed), reads=self.reads)
-        return out
+    @property
+    def adopts(self) -> bool: ...
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Learned:
-        probed = data.get("probed")
-        return cls(
-            app_id=data["app_id"],
-            code=data.get("code"),
-            version_id=data.get("version_id"),
-            fresh=bool(data.get("fresh", False)),
-            probed=(int(probed[0]), int(probed[1])) if probed is not None else None,
-            reads=int(data.get("reads", 0)),
-        )
+    @property
+    def reads(self) -> int: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def describe(self) -> str:
+        """What adopting it means, for the plan's ``= address: ...`` line."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -282,7 +192,7 @@ class Plan:
     # Labels and protection of each app the manifests keep: they live only in the state,
     # and a saved plan must carry them (apply --plan has no manifests).
     app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
-    learned: tuple[Learned, ...] = ()
+    learned: tuple[Fact, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -294,7 +204,7 @@ class Plan:
         return counts
 
     @property
-    def adoptions(self) -> tuple[Learned, ...]:
+    def adoptions(self) -> tuple[Fact, ...]:
         return tuple(item for item in self.learned if item.adopts)
 
     @property
@@ -357,7 +267,14 @@ class Plan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        root_kinds: Mapping[str, str],
+        read_fact: Callable[[Mapping[str, Any]], Fact],
+    ) -> Plan:
+        """The plan in ``data`` (already validated whole by the providers' checks)."""
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"unsupported plan format_version {data.get('format_version')!r}"
@@ -367,13 +284,15 @@ class Plan:
         state = data.get("state") or {}
         return cls(
             endpoints=dict(data["endpoints"]),
-            changes=tuple(Change.from_dict(c) for c in data.get("changes", ())),
-            warnings=tuple(PlanProblem.from_dict(w) for w in details.get("warnings", ())),
-            errors=tuple(PlanProblem.from_dict(e) for e in details.get("errors", ())),
+            changes=tuple(Change.from_dict(c, root_kinds) for c in data.get("changes", ())),
+            warnings=tuple(
+                PlanProblem.from_dict(w, root_kinds) for w in details.get("warnings", ())
+            ),
+            errors=tuple(PlanProblem.from_dict(e, root_kinds) for e in details.get("errors", ())),
             state_lineage=state.get("lineage"),
             state_serial=state.get("serial"),
             fingerprints={
-                parse_address(text, ROOT_KINDS): value
+                parse_address(text, root_kinds): value
                 for text, value in (data.get("fingerprints") or {}).items()
             },
             apps=tuple(data.get("apps", ())),
@@ -381,12 +300,13 @@ class Plan:
                 app_id: AppMeta(bool(meta.get("protect")), dict(meta.get("labels") or {}))
                 for app_id, meta in (data.get("app_meta") or {}).items()
             },
-            learned=tuple(Learned.from_dict(item) for item in data.get("learned", ())),
+            learned=tuple(read_fact(item) for item in data.get("learned", ())),
         )
 
 
-def order_changes(changes: Iterable[Change]) -> list[Change]:
-    """Deterministic dependency order for the changes of ONE app.
+def order_changes(changes: Iterable[Change], levels: Mapping[str, int]) -> list[Change]:
+    """Deterministic dependency order for the changes of ONE app; ``levels`` is the
+    provider's dependency level of each kind.
 
     Creates and updates by ascending level, then deletes by descending level; inside a level
     the diff's own order is kept (it emits natural keys sorted). Then every change is moved
@@ -396,8 +316,8 @@ def order_changes(changes: Iterable[Change]) -> list[Change]:
     items = list(changes)
     writes = [c for c in items if c.action != "delete"]
     deletes = [c for c in items if c.action == "delete"]
-    writes.sort(key=lambda c: c.level)
-    deletes.sort(key=lambda c: -c.level)
+    writes.sort(key=lambda c: levels[c.kind])
+    deletes.sort(key=lambda c: -levels[c.kind])
     ordered = writes + deletes
     # Kahn's algorithm, always taking the ready change that comes first in level order.
     position = {c.address: i for i, c in enumerate(ordered)}
