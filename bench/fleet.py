@@ -132,7 +132,11 @@ def converged_state(apps: list[MiniApp]) -> State:
 
 def live_from(apps: list[MiniApp], state: State) -> dict[str, object]:
     """Live apps as fetch would build them from the API's answers, for ``apps``."""
-    from reconciler.client.wire import LocationData, MiniAppData, VersionData
+    from reconciler.providers.miniappcenter.client.wire import (
+        LocationData,
+        MiniAppData,
+        VersionData,
+    )
     from reconciler.providers.miniappcenter.fetch import live_app
 
     live: dict[str, object] = {}

@@ -21,11 +21,11 @@ import httpx
 
 from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
 from bench.server import start_sandbox
-from reconciler.apply import ApplyOptions, Executor
-from reconciler.client import Endpoint, MiniAppCenterClient
-from reconciler.pipeline import make_plan
+from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
+from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
 from reconciler.providers.miniappcenter.model import MiniApp
-from reconciler.schedule import critical_path
+from reconciler.providers.miniappcenter.planning import make_plan
+from reconciler.providers.miniappcenter.schedule import critical_path
 from reconciler.state import FileStateStore
 
 IDENTITY = "bench"
@@ -257,7 +257,7 @@ def measure_rate_limited(
 def measure_diff(n: int, repeat: int = 3) -> dict[str, Any]:
     """CPU time of ``build_plan`` alone (no I/O) for ``n`` apps: converged, and with every
     10th app changed. Best of ``repeat``."""
-    from reconciler.diff import build_plan
+    from reconciler.providers.miniappcenter.diff import build_plan
 
     apps = make_fleet(n)
     state = converged_state(apps)

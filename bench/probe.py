@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from bench.fleet import make_fleet  # noqa: E402
 from bench.measure import IDENTITY, apply_fleet, http_client_factory  # noqa: E402
 from bench.server import TOKEN, start_sandbox  # noqa: E402
-from reconciler.pipeline import make_plan  # noqa: E402
+from reconciler.providers.miniappcenter.planning import make_plan  # noqa: E402
 from reconciler.state import UNKNOWN, FileStateStore, State, VersionRecord  # noqa: E402
 
 

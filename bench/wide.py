@@ -38,16 +38,16 @@ if str(ROOT) not in sys.path:
 from bench.fleet import make_app  # noqa: E402
 from bench.measure import IDENTITY, http_client_factory, network_floor  # noqa: E402
 from bench.server import TOKEN, start_sandbox  # noqa: E402
-from reconciler.apply import ApplyOptions, Executor  # noqa: E402
 from reconciler.engine.plan import Change  # noqa: E402
-from reconciler.pipeline import make_plan  # noqa: E402
+from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor  # noqa: E402
 from reconciler.providers.miniappcenter.model import MiniApp  # noqa: E402
+from reconciler.providers.miniappcenter.planning import make_plan  # noqa: E402
 from reconciler.state import AppRecord, FileStateStore  # noqa: E402
 
 
 def critical_path(changes: Sequence[Change]) -> int:
     try:
-        from reconciler.schedule import critical_path as longest
+        from reconciler.providers.miniappcenter.schedule import critical_path as longest
     except ImportError:  # before issue 14: an app's writes ran one at a time
         return len(changes)
     return longest(changes)

@@ -1,7 +1,7 @@
 """The secrets this process must never print, and the one place that masks them.
 
 Kept free of HTTP so that every layer (manifests, the model, the CLI) can redact: the client
-registers its token here while it is open (:mod:`reconciler.client.redact`), and the
+registers its token here while it is open (:mod:`reconciler.transport.redact`), and the
 manifest loader registers ``MAC_API_TOKEN`` while it reads manifests, before any client
 exists.
 """

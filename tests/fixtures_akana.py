@@ -20,8 +20,6 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from reconciler.client.http import RetryPolicy
-from reconciler.client.redact import Secret
 from reconciler.providers.akana.client import AkanaClient
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.sandbox import (
@@ -30,6 +28,8 @@ from reconciler.providers.akana.sandbox import (
     akana_base_url,
     make_akana_server,
 )
+from reconciler.transport.http import RetryPolicy
+from reconciler.transport.redact import Secret
 from tests.fixtures_sandbox import TIMEOUT_S, _stopping
 
 EMAIL = "admin@acmepaymentscorp.example"

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from reconciler.apply import ApplyOptions, ApplyResult, Executor
-from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
 from reconciler.engine.plan import Plan
-from reconciler.pipeline import make_plan
+from reconciler.providers.miniappcenter.apply import ApplyOptions, ApplyResult, Executor
+from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient, RetryPolicy
 from reconciler.providers.miniappcenter.model import MiniApp
+from reconciler.providers.miniappcenter.planning import make_plan
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
 from reconciler.state import FileStateStore, State
 

@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.client.redact import Secret
 from reconciler.errors import AmbiguousWriteError, InvalidIdError
 from reconciler.providers.akana.client import AkanaApiError, AkanaClient, WriteNotDoneError
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.sandbox import in_process_akana
 from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate, VersionUpdate
+from reconciler.transport.redact import Secret
 from tests.fixtures_akana import FED, Recorder, RunningAkana, akana_client
 
 BUSINESS = "8c7d0ba1-b73f-41ee-9144-b5a90173382d.acmepaymentscorp"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.apply import STEP_RESENDS
+from reconciler.providers.miniappcenter.apply import STEP_RESENDS
 from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 from reconciler.providers.miniappcenter.vocabulary import LEARN_STATUS
 from reconciler.state import UNKNOWN
@@ -361,7 +361,7 @@ async def test_protection_is_remembered_and_lifted_only_by_an_applied_manifest(m
 
 
 async def test_plan_reads_each_needed_resource_exactly_once(mac: Mac) -> None:
-    from reconciler.pipeline import make_plan
+    from reconciler.providers.miniappcenter.planning import make_plan
     from tests.fixtures_pipeline import IDENTITY
 
     desired = [app(), app(OTHER, name="Tea", locations=None)]
@@ -451,8 +451,8 @@ async def test_an_ambiguous_upload_is_not_an_unknown_version(
 
 
 def test_the_dispatch_table_is_exactly_the_plan_vocabulary() -> None:
-    from reconciler.apply import _STEP_CALLS, DISPATCH
-    from reconciler.client import MiniAppCenterClient
+    from reconciler.providers.miniappcenter.apply import _STEP_CALLS, DISPATCH
+    from reconciler.providers.miniappcenter.client import MiniAppCenterClient
     from reconciler.providers.miniappcenter.vocabulary import OPERATIONS
 
     assert set(DISPATCH) == OPERATIONS
@@ -466,7 +466,7 @@ def test_the_dispatch_table_is_exactly_the_plan_vocabulary() -> None:
 
 
 async def _run_plan(mac: Mac, plan: Any) -> tuple[Any, int]:
-    from reconciler.apply import Executor
+    from reconciler.providers.miniappcenter.apply import Executor
 
     store = mac.store
     with store.lock("apply"):

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
-from reconciler.apply import ApplyOptions, ApplyResult, Executor
-from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
 from reconciler.engine.plan import Plan
+from reconciler.providers.miniappcenter.apply import ApplyOptions, ApplyResult, Executor
+from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient, RetryPolicy
 from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
-from reconciler.schedule import critical_path, write_waits
+from reconciler.providers.miniappcenter.schedule import critical_path, write_waits
 from reconciler.state import FileStateStore
 from tests.fixtures_pipeline import IDENTITY, TOKEN, Fault, FaultTransport, Mac, instant_sleep
 from tests.test_apply import APP, app
@@ -164,7 +164,7 @@ async def test_an_attribute_write_journals_that_attribute_only(mac: Mac) -> None
 
 
 def test_the_critical_path_of_a_wide_app_is_its_version_chain() -> None:
-    from reconciler.diff import build_plan  # noqa: F401 - the plan is made by the diff
+    from reconciler.providers.miniappcenter.diff import build_plan  # noqa: F401 - the plan is made by the diff
 
     # create -> version -> compatibilities (together) -> 3 review steps
     plan = asyncio.run(_plan_only(wide_app(1000)))

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from reconciler.apply import ApplyOptions, Executor
 from reconciler.engine.plan import Plan
 from reconciler.errors import ReconcilerError
-from reconciler.pipeline import make_plan
+from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
 from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
+from reconciler.providers.miniappcenter.planning import make_plan
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
 from reconciler.state import FileStateStore
 from tests.fixtures_pipeline import IDENTITY, TOKEN, Fault, Mac, SimulatedKill

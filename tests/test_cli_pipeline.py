@@ -254,12 +254,12 @@ def test_demo_fleet_quick_start(
 def test_an_unexpected_bug_is_a_clear_message_not_a_traceback(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.pipeline
+    import reconciler.providers.miniappcenter.planning
 
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(reconciler.pipeline, "make_plan", broken)
+    monkeypatch.setattr(reconciler.providers.miniappcenter.planning, "make_plan", broken)
     monkeypatch.delenv("RECONCILER_DEBUG", raising=False)
     code, _, err = run(capsys, "plan", "manifests", "--sandbox")
     assert code == 1

@@ -12,10 +12,10 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
-from reconciler.client.body import BodyError, read_body
-from reconciler.client.config import ClientLimits
 from reconciler.errors import ApiError
+from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient, RetryPolicy
+from reconciler.transport.body import BodyError, read_body
+from reconciler.transport.config import ClientLimits
 
 BASE = "https://mac.example.test/api"
 APP = "com.example.shop"

@@ -16,7 +16,8 @@ import httpx
 import pytest
 import respx
 
-from reconciler.client import (
+from reconciler.errors import ApiError, ApiErrorItem, ConfigError, InvalidIdError, TransportError
+from reconciler.providers.miniappcenter.client import (
     Endpoint,
     LocationBody,
     MiniAppCenterClient,
@@ -28,8 +29,7 @@ from reconciler.client import (
     endpoint_from_env,
     token_from_env,
 )
-from reconciler.client.api import _seg
-from reconciler.errors import ApiError, ApiErrorItem, ConfigError, InvalidIdError, TransportError
+from reconciler.providers.miniappcenter.client.api import _seg
 
 TOKEN = "errors-test-token-77de"
 BASE = "https://mac.example.test/api"

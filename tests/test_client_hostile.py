@@ -18,19 +18,24 @@ import httpx
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.client import Endpoint, MiniAppCenterClient, MiniAppCreate, RetryPolicy
-from reconciler.client.config import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_REQUEST_DEADLINE,
-    ClientLimits,
-    limits_from_env,
-)
 from reconciler.errors import (
     AmbiguousWriteError,
     ApiError,
     ConfigError,
     ReconcilerError,
     TransportError,
+)
+from reconciler.providers.miniappcenter.client import (
+    Endpoint,
+    MiniAppCenterClient,
+    MiniAppCreate,
+    RetryPolicy,
+)
+from reconciler.transport.config import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_REQUEST_DEADLINE,
+    ClientLimits,
+    limits_from_env,
 )
 
 from .hostile_server import HostileServer, Mode, hostile_server

@@ -1,7 +1,7 @@
 """The client's default transport: one request per connection ("lane") at a time.
 
 httpcore's own pool bounced most concurrent requests with ConnectionNotAvailable (see
-``reconciler.client.http._Lanes``); these tests pin the lanes' contract and that nothing
+``reconciler.transport.http._Lanes``); these tests pin the lanes' contract and that nothing
 bounces over real HTTP."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import httpcore
 import httpx
 import pytest
 
-from reconciler.client import Endpoint, MiniAppCenterClient, RetryPolicy
-from reconciler.client.http import _Lanes
 from reconciler.errors import TransportError
+from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient, RetryPolicy
+from reconciler.transport.http import _Lanes
 from tests.fixtures_sandbox import RunningSandbox
 
 

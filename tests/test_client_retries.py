@@ -14,7 +14,8 @@ import httpx
 import pytest
 import respx
 
-from reconciler.client import (
+from reconciler.errors import AmbiguousWriteError, ApiError, TransportError
+from reconciler.providers.miniappcenter.client import (
     Endpoint,
     LocationBody,
     MiniAppCenterClient,
@@ -23,7 +24,6 @@ from reconciler.client import (
     RetryPolicy,
     VersionCreate,
 )
-from reconciler.errors import AmbiguousWriteError, ApiError, TransportError
 
 TOKEN = "retry-test-token-51ab"
 BASE = "https://mac.example.test/api"

@@ -21,7 +21,8 @@ import httpx
 import pytest
 import respx
 
-from reconciler.client import (
+from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError, TransportError
+from reconciler.providers.miniappcenter.client import (
     Endpoint,
     MiniAppCenterClient,
     MiniAppCreate,
@@ -29,16 +30,15 @@ from reconciler.client import (
     Secret,
     VersionCreate,
 )
-from reconciler.client import redact as redact_module
-from reconciler.client.redact import LOGGER_NAMES, RedactingFilter, redact
-from reconciler.client.redact import install_log_redaction as logging_install
-from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError, TransportError
+from reconciler.providers.miniappcenter.client import redact as redact_module
+from reconciler.transport.redact import LOGGER_NAMES, RedactingFilter, redact
+from reconciler.transport.redact import install_log_redaction as logging_install
 
 TOKEN = "s3cret-TOKEN-4f9a1c77e2"
 BASE = "https://mac.example.test/api"
 ROOT = BASE + "/v1"
 APP = "com.example.shop"
-LOGGERS = ("httpx", "httpcore", "reconciler.client")
+LOGGERS = ("httpx", "httpcore", "reconciler.providers.miniappcenter.client")
 
 
 async def _instant(delay: float) -> None:

@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from reconciler import __version__
-from reconciler.client import (
+from reconciler.providers.miniappcenter.client import (
     Endpoint,
     LocationBody,
     LocationData,

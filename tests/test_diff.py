@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.diff import PlanOptions, build_plan, field_changes, status_path
 from reconciler.engine.plan import Plan, order_changes
+from reconciler.providers.miniappcenter.diff import (
+    PlanOptions,
+    build_plan,
+    field_changes,
+    status_path,
+)
 from reconciler.providers.miniappcenter.model import (
     LiveApp,
     Location,

@@ -13,10 +13,10 @@ import pytest
 from reconciler.address import parse_address
 from reconciler.cli.common import resolve_target
 from reconciler.cli.main import main
-from reconciler.client import LocationBody, MiniAppUpdate
-from reconciler.diff import CHANGED_OUTSIDE, DELETED_OUTSIDE
 from reconciler.engine.plan import Change, Plan
 from reconciler.providers.miniappcenter.addresses import app_address
+from reconciler.providers.miniappcenter.client import LocationBody, MiniAppUpdate
+from reconciler.providers.miniappcenter.diff import CHANGED_OUTSIDE, DELETED_OUTSIDE
 from reconciler.providers.miniappcenter.drift import classify
 from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS
 from reconciler.render import render_drift
@@ -281,7 +281,7 @@ def test_import_round_trip(fleet: Path, capsys: pytest.CaptureFixture[str]) -> N
     app_id = "com.outside.made"
 
     async def create(client: Any) -> None:
-        from reconciler.client import MiniAppCreate, VersionCreate
+        from reconciler.providers.miniappcenter.client import MiniAppCreate, VersionCreate
 
         await client.create_miniapp(MiniAppCreate(
             id=app_id, name="Made outside", superapp_id="com.genexus.verdantbank",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.client import VersionData
+from reconciler.providers.miniappcenter.client import VersionData
 from reconciler.providers.miniappcenter.recover import probe_versions
 
 SENT = {"platform_id": "iOS", "main_name": "start", "main_type": "Panel"}

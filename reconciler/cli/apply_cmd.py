@@ -38,9 +38,9 @@ from reconciler.cli.common import (
 from reconciler.cli.plan_cmd import PlanRequest, compute_plan
 
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyResult, ChangeResult, Executor
     from reconciler.cli.common import Desired, Target
     from reconciler.engine.plan import Change, Plan
+    from reconciler.providers.miniappcenter.apply import ApplyResult, ChangeResult, Executor
     from reconciler.state import FileStateStore, State
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -173,7 +173,7 @@ class _Outcome:
 
 
 def _empty_result() -> ApplyResult:
-    from reconciler.apply import ApplyResult
+    from reconciler.providers.miniappcenter.apply import ApplyResult
 
     return ApplyResult()
 
@@ -191,7 +191,7 @@ def _run(
 ) -> _Outcome:
     import asyncio
 
-    from reconciler.apply import ApplyOptions, Executor
+    from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
     from reconciler.render import render
 
     progress = _Progress(machine)

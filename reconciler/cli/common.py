@@ -19,11 +19,11 @@ import typer
 from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
-    from reconciler.client import Endpoint, MiniAppCenterClient
-    from reconciler.client.config import ClientLimits
     from reconciler.manifest import LoadedApp
+    from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
     from reconciler.providers.miniappcenter.model import MiniApp
     from reconciler.state import FileStateStore, State
+    from reconciler.transport.config import ClientLimits
 
 DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
 SANDBOX_TOKEN = "local-sandbox-token"  # the in-process sandbox is private to this process
@@ -110,7 +110,7 @@ class Target:
         return "--sandbox-db" if self.sandbox_db is not None else "MAC_BASE_URL"
 
     def client(self, parallelism: int) -> MiniAppCenterClient:
-        from reconciler.client import MiniAppCenterClient
+        from reconciler.providers.miniappcenter.client import MiniAppCenterClient
         transport = None
         if self.sandbox_db is not None:
             import httpx
@@ -129,9 +129,13 @@ class Target:
 
 
 def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
-    from reconciler.client import Endpoint, check_endpoint_security, endpoint_from_env
-    from reconciler.client.config import limits_from_env
     from reconciler.errors import ConfigError
+    from reconciler.providers.miniappcenter.client import (
+        Endpoint,
+        check_endpoint_security,
+        endpoint_from_env,
+    )
+    from reconciler.transport.config import limits_from_env
 
     limits = limits_from_env(os.environ)  # checked before anything runs
 

@@ -68,8 +68,8 @@ def drift(
         check_scope(desired, current_state)
 
         async def run() -> DriftReport:
-            from reconciler.pipeline import make_plan
             from reconciler.providers.miniappcenter.drift import classify
+            from reconciler.providers.miniappcenter.planning import make_plan
 
             async with where.client(parallelism) as client:
                 plan = await make_plan(

@@ -36,8 +36,8 @@ from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
     from reconciler.cli.common import Desired
-    from reconciler.client import MiniAppCenterClient
     from reconciler.engine.plan import Plan
+    from reconciler.providers.miniappcenter.client import MiniAppCenterClient
     from reconciler.state import State
 
 
@@ -60,7 +60,7 @@ async def compute_plan(
     identity: str,
 ) -> Plan:
     """Fetch what the plan needs and diff it: shared by plan and apply."""
-    from reconciler.pipeline import make_plan
+    from reconciler.providers.miniappcenter.planning import make_plan
 
     return await make_plan(
         client,

@@ -39,10 +39,11 @@ from typing import Final
 
 import httpx
 
-# The shared transport pieces (moving to a transport package).
-from reconciler.client.redact import LOGGER_NAMES, Secret, install_log_redaction
 from reconciler.errors import ReconcilerError
 from reconciler.secrets import MASK, MIN_SECRET_LENGTH, register_secret, unregister_secret
+
+# The shared transport pieces (moving to a transport package).
+from reconciler.transport.redact import LOGGER_NAMES, Secret, install_log_redaction
 
 log = logging.getLogger("reconciler.providers.akana.auth")
 

@@ -23,9 +23,6 @@ from urllib.parse import quote, urlencode
 import httpx
 from pydantic import BaseModel, ValidationError
 
-# The shared transport pieces (moving to a transport package).
-from reconciler.client.config import ClientLimits
-from reconciler.client.http import ApiSession, ClientStats, RetryPolicy
 from reconciler.errors import (
     AmbiguousWriteError,
     ApiError,
@@ -51,6 +48,10 @@ from reconciler.providers.akana.wire import (
     VersionUpdate,
 )
 from reconciler.secrets import bounded
+
+# The shared transport pieces (moving to a transport package).
+from reconciler.transport.config import ClientLimits
+from reconciler.transport.http import ApiSession, ClientStats, RetryPolicy
 
 log = logging.getLogger("reconciler.providers.akana.client")
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import httpx
 
-# The shared transport pieces (moving to a transport package).
-from reconciler.client.config import Endpoint, check_endpoint_security
-from reconciler.client.redact import Secret
 from reconciler.errors import ConfigError
+
+# The shared transport pieces (moving to a transport package).
+from reconciler.transport.config import Endpoint, check_endpoint_security
+from reconciler.transport.redact import Secret
 
 BASE_URL_ENV = "AKANA_BASE_URL"
 EMAIL_ENV = "AKANA_EMAIL"

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.address import Address
-from reconciler.diff import DELETED_OUTSIDE
 from reconciler.engine.plan import Change, Plan, PlanProblem
 from reconciler.providers.miniappcenter.addresses import version_address
+from reconciler.providers.miniappcenter.diff import DELETED_OUTSIDE
 from reconciler.providers.miniappcenter.model import object_key
 from reconciler.providers.miniappcenter.vocabulary import PROVIDER
 from reconciler.state import AppRecord, State, VersionRecord

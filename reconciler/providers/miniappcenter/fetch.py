@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from reconciler.address import Address
-from reconciler.client import MiniAppCenterClient
 from reconciler.errors import ReconcilerError
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
     locations_address,
     version_address,
 )
+from reconciler.providers.miniappcenter.client import MiniAppCenterClient
 from reconciler.providers.miniappcenter.model import (
     APP_FIELDS,
     LiveApp,

@@ -32,7 +32,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.address import Address, AddressError, parse_address
-from reconciler.diff import field_changes
 from reconciler.engine.plan import FORMAT_VERSION, Change, Plan
 from reconciler.errors import PlanError
 from reconciler.providers.miniappcenter.addresses import (
@@ -44,6 +43,7 @@ from reconciler.providers.miniappcenter.addresses import (
     status_address,
     version_address,
 )
+from reconciler.providers.miniappcenter.diff import field_changes
 from reconciler.providers.miniappcenter.ids import (
     app_id_problem,
     attribute_field_problem,

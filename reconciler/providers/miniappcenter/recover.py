@@ -21,9 +21,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.client import MiniAppCenterClient, VersionData
 from reconciler.errors import ReconcilerError
 from reconciler.providers.miniappcenter.addresses import version_address
+from reconciler.providers.miniappcenter.client import MiniAppCenterClient, VersionData
 from reconciler.providers.miniappcenter.fetch import LiveState, fingerprint, live_version
 from reconciler.providers.miniappcenter.model import (
     VERSION_OBJECT_FIELDS,

@@ -57,9 +57,9 @@ STATUS_STEPS: Mapping[tuple[str, str], str] = {
 }
 STEPS: tuple[str, ...] = ("send_to_review", "in_review", "ready", "rejected")
 
-# The closed vocabulary of writes: (resource, action, step). Apply maps each to exactly one
-# client operation (``reconciler.apply.DISPATCH``); a saved plan naming anything else is
-# refused before any write. Versions are never deleted (the API cannot).
+# The closed vocabulary of writes: (kind, action, step). Apply maps each to exactly one
+# client operation (``apply.DISPATCH``); a saved plan naming anything else is refused before
+# any write. Versions are never deleted (the API cannot).
 OPERATIONS: frozenset[tuple[str, str, str | None]] = frozenset(
     {
         ("miniapp", "create", None),

@@ -1,16 +1,8 @@
 """The only place that knows the Mini App Center's URLs, verbs, headers, status codes,
 retries and redaction. Everything else talks to :class:`MiniAppCenterClient`."""
 
-from reconciler.client.api import MiniAppCenterClient
-from reconciler.client.config import (
-    Endpoint,
-    check_endpoint_security,
-    endpoint_from_env,
-    token_from_env,
-)
-from reconciler.client.http import ClientStats, RetryPolicy
-from reconciler.client.redact import Secret
-from reconciler.client.wire import (
+from reconciler.providers.miniappcenter.client.api import MiniAppCenterClient
+from reconciler.providers.miniappcenter.client.wire import (
     AttributeData,
     LocationBody,
     LocationData,
@@ -22,6 +14,14 @@ from reconciler.client.wire import (
     VersionData,
     VersionUpdate,
 )
+from reconciler.transport.config import (
+    Endpoint,
+    check_endpoint_security,
+    endpoint_from_env,
+    token_from_env,
+)
+from reconciler.transport.http import ClientStats, RetryPolicy
+from reconciler.transport.redact import Secret
 
 __all__ = [
     "AttributeData",

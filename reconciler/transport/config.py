@@ -1,7 +1,7 @@
 """Where the API lives: the endpoint, read from the environment and checked for safety.
 
 The token is not part of the endpoint and never enters a URL: it travels only in the
-``APIKey-Auth`` header (see :mod:`reconciler.client.redact`).
+``APIKey-Auth`` header (see :mod:`reconciler.transport.redact`).
 """
 
 from __future__ import annotations

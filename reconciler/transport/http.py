@@ -15,7 +15,7 @@ Retry rules (the reason for each is the question "could the server have acted on
   obtain a connection at all (connect error, connect timeout, pool timeout), where the
   request never left this process.
 
-Hostile or broken servers (see :mod:`reconciler.client.body` and ``ClientLimits``): every
+Hostile or broken servers (see :mod:`reconciler.transport.body` and ``ClientLimits``): every
 attempt runs under one wall-clock deadline from send to the last byte of the answer
 (``MAC_REQUEST_DEADLINE``; httpx's own timeouts are per read and a dripping server never trips
 them), and bodies are streamed and capped after decompression (``MAC_MAX_RESPONSE_BYTES`` for
@@ -49,8 +49,15 @@ from typing import Final
 import httpx
 
 from reconciler import __version__
-from reconciler.client.body import ACCEPT_ENCODING, BodyError, read_body
-from reconciler.client.config import (
+from reconciler.errors import (
+    AmbiguousWriteError,
+    ApiError,
+    ApiErrorItem,
+    ReconcilerError,
+    TransportError,
+)
+from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
+from reconciler.transport.config import (
     MAX_RESPONSE_BYTES_ENV,
     REQUEST_DEADLINE_ENV,
     ClientLimits,
@@ -59,22 +66,15 @@ from reconciler.client.config import (
     check_token,
     is_loopback,
 )
-from reconciler.client.redact import (
+from reconciler.transport.redact import (
     ApiKeyAuth,
     Secret,
     redact,
     register_token,
     unregister_token,
 )
-from reconciler.errors import (
-    AmbiguousWriteError,
-    ApiError,
-    ApiErrorItem,
-    ReconcilerError,
-    TransportError,
-)
 
-log = logging.getLogger("reconciler.client")
+log = logging.getLogger("reconciler.providers.miniappcenter.client")
 
 USER_AGENT: Final = f"miniapp-reconciler/{__version__}"
 JSON: Final = "application/json"

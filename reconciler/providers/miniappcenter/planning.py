@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from reconciler.client import MiniAppCenterClient
-from reconciler.diff import PlanOptions, build_plan, orphan_ids
 from reconciler.engine.plan import Plan
+from reconciler.providers.miniappcenter.client import MiniAppCenterClient
+from reconciler.providers.miniappcenter.diff import PlanOptions, build_plan, orphan_ids
 from reconciler.providers.miniappcenter.fetch import LiveState, fetch_live, requests_for
 from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.providers.miniappcenter.recover import recover_unknown_versions

@@ -24,7 +24,10 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from reconciler.address import Address
-from reconciler.client import (
+from reconciler.engine.plan import Change, Plan
+from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
+from reconciler.providers.miniappcenter.addresses import locations_address, version_address
+from reconciler.providers.miniappcenter.client import (
     LocationBody,
     MiniAppCenterClient,
     MiniAppCreate,
@@ -32,9 +35,6 @@ from reconciler.client import (
     VersionCreate,
     VersionUpdate,
 )
-from reconciler.engine.plan import Change, Plan
-from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
-from reconciler.providers.miniappcenter.addresses import locations_address, version_address
 from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live, fingerprint
 from reconciler.providers.miniappcenter.model import (
     APP_IMAGE_FIELDS,
@@ -51,6 +51,7 @@ from reconciler.providers.miniappcenter.review import (
     probe_step,
     status_path,
 )
+from reconciler.providers.miniappcenter.schedule import Slots, write_waits
 from reconciler.providers.miniappcenter.vocabulary import (
     DEFAULT_PROBE_WINDOW,
     LEARN_STATUS,
@@ -58,7 +59,6 @@ from reconciler.providers.miniappcenter.vocabulary import (
     exists_not_found,
     learned_of,
 )
-from reconciler.schedule import Slots, write_waits
 from reconciler.state import (
     EXISTS,
     UNKNOWN,

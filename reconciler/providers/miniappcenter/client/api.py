@@ -16,17 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from reconciler.client.config import ClientLimits, Endpoint
-from reconciler.client.http import (
-    JSON,
-    OCTET_STREAM,
-    ApiSession,
-    ClientStats,
-    RetryPolicy,
-    url_path,
-)
-from reconciler.client.redact import redact
-from reconciler.client.wire import (
+from reconciler.errors import AmbiguousWriteError, ApiError, InvalidIdError
+from reconciler.providers.miniappcenter.client.wire import (
     AttributeBody,
     CompatibilityBody,
     CreatedId,
@@ -42,8 +33,17 @@ from reconciler.client.wire import (
     VersionData,
     VersionUpdate,
 )
-from reconciler.errors import AmbiguousWriteError, ApiError, InvalidIdError
 from reconciler.providers.miniappcenter.ids import check_app_id, check_attribute_field, check_int_id
+from reconciler.transport.config import ClientLimits, Endpoint
+from reconciler.transport.http import (
+    JSON,
+    OCTET_STREAM,
+    ApiSession,
+    ClientStats,
+    RetryPolicy,
+    url_path,
+)
+from reconciler.transport.redact import redact
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -97,7 +97,7 @@ class MiniAppCenterClient:
 
     Use as ``async with MiniAppCenterClient(endpoint, token) as client: ...``. One
     connection pool is shared by every call for the client's lifetime. Counters of every
-    attempt sent are in :attr:`stats`. See :mod:`reconciler.client.http` for retries and the
+    attempt sent are in :attr:`stats`. See :mod:`reconciler.transport.http` for retries and the
     client-wide pause after a 429.
     """
 
