@@ -74,7 +74,7 @@ def make_fleet(n: int) -> list[MiniApp]:
 
 def write_manifests(apps: list[MiniApp], folder: Path) -> list[Path]:
     """One YAML file per app (render_manifest), in ``folder/<team>/``."""
-    from reconciler.manifest import render_manifest
+    from reconciler.providers.miniappcenter.manifest import render_manifest
 
     paths: list[Path] = []
     for app in apps:

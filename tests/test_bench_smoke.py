@@ -12,9 +12,9 @@ import httpx
 from bench import measure
 from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
 from bench.run import checks, report
-from reconciler.manifest import load_manifests
 from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
 from reconciler.providers.miniappcenter.diff import build_plan
+from reconciler.providers.miniappcenter.manifest import load_manifests
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
 
 TOKEN = "bench-smoke-token"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
-from reconciler.manifest import manifest_json_schema
+from reconciler.providers.miniappcenter.manifest import manifest_json_schema
 
 REPO = Path(__file__).resolve().parent.parent
 FLEET = REPO / "manifests"

@@ -30,7 +30,7 @@ from reconciler.providers.miniappcenter.client import (
     Secret,
     VersionCreate,
 )
-from reconciler.providers.miniappcenter.client import redact as redact_module
+from reconciler.transport import redact as redact_module
 from reconciler.transport.redact import LOGGER_NAMES, RedactingFilter, redact
 from reconciler.transport.redact import install_log_redaction as logging_install
 

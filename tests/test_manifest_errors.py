@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests
+from reconciler.providers.miniappcenter.manifest import load_manifests
 
 # Line numbers below refer to this document (line 1 = apiVersion).
 BASE = """\

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from reconciler.cli.main import main
 from reconciler.errors import ManifestError
-from reconciler.manifest import document, files, load_manifests, loader
+from reconciler.manifest import files, loader
 from reconciler.manifest.files import find_roots
+from reconciler.providers.miniappcenter.manifest import document, load_manifests
 from tests.test_manifest_errors import BASE
 
 SECRET = "s3cr3t-Do-Not-Print-0123456789"

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from reconciler.cli.main import main
 from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests, loader
+from reconciler.manifest import loader
 from reconciler.manifest.screen import MAX_ALIAS_EXPANSION
+from reconciler.providers.miniappcenter.manifest import load_manifests
 from reconciler.secrets import register_secret, unregister_secret
 from tests import test_manifest_errors as manifest_errors
 

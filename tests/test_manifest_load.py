@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ConfigError, ManifestError
-from reconciler.manifest import LoadedApp, load_manifests, parse_selectors, select_apps
+from reconciler.manifest import LoadedApp, parse_selectors, select_apps
+from reconciler.providers.miniappcenter.manifest import load_manifests
 from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.manifest import load_manifests, render_manifest
-from reconciler.manifest.document import LABEL_KEY_PATTERN
+from reconciler.manifest.labels import LABEL_KEY_PATTERN
 from reconciler.providers.miniappcenter.ids import (
     APP_ID_PATTERN,
     ATTRIBUTE_FIELD_PATTERN,
     location_name_problem,
     version_code_problem,
 )
+from reconciler.providers.miniappcenter.manifest import load_manifests, render_manifest
 from reconciler.providers.miniappcenter.model import (
     STATUSES,
     Location,

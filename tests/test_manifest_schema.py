@@ -11,8 +11,11 @@ import pytest
 import yaml
 
 from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests, manifest_json_schema
-from reconciler.manifest.document import REQUIRED_FOR_PRESENT, REQUIRED_VERSION
+from reconciler.providers.miniappcenter.manifest import load_manifests, manifest_json_schema
+from reconciler.providers.miniappcenter.manifest.document import (
+    REQUIRED_FOR_PRESENT,
+    REQUIRED_VERSION,
+)
 from reconciler.providers.miniappcenter.model import Location, MiniApp, MiniAppSpec, Version
 
 REPO = Path(__file__).resolve().parent.parent

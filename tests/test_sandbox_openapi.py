@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.manifest import load_manifests
+from reconciler.providers.miniappcenter.manifest import load_manifests
 from reconciler.providers.miniappcenter.model import Location, MiniApp
 from reconciler.providers.miniappcenter.sandbox.routes import PREFIX, ROUTES
 from tests.fixtures_pipeline import Mac

@@ -215,15 +215,14 @@ def load_desired(
 
     The declared ids travel along: an app outside the selection is never a prune candidate.
     """
-    from reconciler.manifest import (
-        load_manifests,
-        parse_selectors,
-        require_manifests,
-        select_apps,
-    )
+    from reconciler.manifest import load_manifests, parse_selectors, require_manifests, select_apps
 
     selectors = parse_selectors(list(select))
-    loaded: list[LoadedApp] = load_manifests(list(paths), dict(os.environ), list(roots))
+    from reconciler.providers.registry import MANIFEST_KINDS
+
+    loaded: list[LoadedApp[MiniApp]] = load_manifests(
+        list(paths), dict(os.environ), list(roots), kinds=MANIFEST_KINDS
+    )
     require_manifests(list(paths), loaded)
     _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
@@ -250,7 +249,7 @@ def check_scope(desired: Desired, state: State) -> None:
     )
 
 
-def _refuse_secrets(loaded: Sequence[LoadedApp]) -> None:
+def _refuse_secrets(loaded: Sequence[LoadedApp[MiniApp]]) -> None:
     """Defence in depth: a manifest value equal to (or holding) the API token would be
     printed in plans, PR comments and the state. Refuse before anything is shown."""
     from reconciler.errors import ManifestError, ManifestIssue

@@ -42,8 +42,9 @@ def import_(
     import asyncio
 
     from reconciler.errors import ConfigError, ReconcilerError
-    from reconciler.manifest import parse_selectors, render_manifest
+    from reconciler.manifest import parse_selectors
     from reconciler.providers.miniappcenter.ids import check_app_id
+    from reconciler.providers.miniappcenter.manifest import render_manifest
 
     with handled_errors():
         for app_id in app_ids:

@@ -53,7 +53,9 @@ def validate(
         err(f"Error: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     try:
-        loaded, files = load_manifest_files(paths, dict(os.environ), root)
+        from reconciler.providers.registry import MANIFEST_KINDS
+
+        loaded, files = load_manifest_files(paths, dict(os.environ), root, kinds=MANIFEST_KINDS)
         require_manifests(paths, loaded)
     except ManifestError as exc:
         issues = exc.issues
@@ -99,7 +101,7 @@ def schema() -> None:
     Regenerate the shipped copies with:
     reconciler schema > schema/miniapp.schema.json
     """
-    from reconciler.manifest import manifest_json_schema_text
+    from reconciler.providers.miniappcenter.manifest import manifest_json_schema_text
 
     sys.stdout.write(manifest_json_schema_text())
     sys.stdout.flush()

@@ -1,18 +1,20 @@
-"""Manifest files and folders -> validated mini apps, or a ManifestError with every issue."""
+"""Manifest files and folders -> validated desired resources, or a ManifestError with every
+issue. Each document goes to the checker of its ``(apiVersion, kind)``: the providers' manifest
+kinds are given to the loader, which knows none of their fields."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 import yaml
 from yaml.nodes import Node, ScalarNode
 
 from reconciler.errors import ManifestError, ManifestIssue
-from reconciler.manifest.document import DocumentChecker
 from reconciler.manifest.files import (
     MAX_DOCUMENTS,
     MAX_MANIFEST_BYTES,
@@ -23,7 +25,6 @@ from reconciler.manifest.files import (
 )
 from reconciler.manifest.nodes import NULL_TAG, Pos, pos_of
 from reconciler.manifest.screen import screen
-from reconciler.providers.miniappcenter.model import MiniApp
 from reconciler.secrets import bounded, secrets_registered
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -40,18 +41,43 @@ MAX_MESSAGE_CHARS = 500
 MAX_PATH_CHARS = 200
 
 
-@dataclass(frozen=True)
-class LoadedApp:
-    """A mini app and the place its manifest document starts (1-based line)."""
+class DocumentCheck(Protocol):
+    """One provider's checker of one document (a fresh one per document)."""
 
-    app: MiniApp
+    issues: list[ManifestIssue]
+    app_id: str | None  # the document's natural key, known even when the rest is invalid
+    app_id_pos: Pos | None
+    id_label: str  # "mini app id": what a duplicate is called in messages
+    id_path: str  # "metadata.id": where the natural key is written
+
+    def check(self, root: Node) -> Any:
+        """The desired resource, or None (its problems are in ``issues``)."""
+        ...
+
+
+# file, environment, roots -> a checker
+CheckerFactory = Callable[[str, Mapping[str, str], Sequence[Path]], DocumentCheck]
+ManifestKinds = Mapping[tuple[str, str], CheckerFactory]  # (apiVersion, kind) -> checker
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoadedApp(Generic[T]):
+    """A desired resource and the place its manifest document starts (1-based line)."""
+
+    app: T
     file: str
     line: int
 
 
 def load_manifests(
-    paths: Sequence[str | Path], env: Mapping[str, str], roots: Sequence[str | Path] = ()
-) -> list[LoadedApp]:
+    paths: Sequence[str | Path],
+    env: Mapping[str, str],
+    roots: Sequence[str | Path] = (),
+    *,
+    kinds: ManifestKinds,
+) -> list[LoadedApp[Any]]:
     """Load and validate every manifest under ``paths``, in a deterministic order.
 
     Files are read as given; folders recursively (``*.yaml``, ``*.yml``, hidden entries
@@ -59,26 +85,56 @@ def load_manifests(
     ``roots`` (see :mod:`reconciler.manifest.files`). Raises :class:`ManifestError`
     carrying the issues found (bounded: see :data:`MAX_ERRORS_PER_FILE`).
     """
-    return load_manifest_files(paths, env, roots)[0]
+    return load_manifest_files(paths, env, roots, kinds=kinds)[0]
 
 
 def load_manifest_files(
-    paths: Sequence[str | Path], env: Mapping[str, str], roots: Sequence[str | Path] = ()
-) -> tuple[list[LoadedApp], list[str]]:
+    paths: Sequence[str | Path],
+    env: Mapping[str, str],
+    roots: Sequence[str | Path] = (),
+    *,
+    kinds: ManifestKinds,
+) -> tuple[list[LoadedApp[Any]], list[str]]:
     """Like :func:`load_manifests`, also answering which files were read."""
     # The token is masked in every message, even before any client holds it.
     with secrets_registered(env.get("MAC_API_TOKEN", "")):
-        return _load(paths, env, find_roots(paths, roots))
+        return _load(paths, env, find_roots(paths, roots), kinds)
+
+
+def _checker_for(root: Node, kinds: ManifestKinds) -> CheckerFactory:
+    """The checker of the document's (apiVersion, kind); for a header that names no known
+    kind, the checker of its apiVersion, else the first: it reports the header problem."""
+    header = _peek_header(root)
+    factory = kinds.get(header)
+    if factory is not None:
+        return factory
+    same_api = [f for (api, _), f in kinds.items() if api == header[0]]
+    return same_api[0] if same_api else next(iter(kinds.values()))
+
+
+def _peek_header(root: Node) -> tuple[str, str]:
+    found = {"apiVersion": "", "kind": ""}
+    if isinstance(root.value, list):
+        for pair in root.value:
+            if not isinstance(pair, tuple):
+                continue
+            key, value = pair
+            if isinstance(key, ScalarNode) and key.value in found and isinstance(value, ScalarNode):
+                found[key.value] = str(value.value)
+    return found["apiVersion"], found["kind"]
 
 
 def _load(
-    paths: Sequence[str | Path], env: Mapping[str, str], roots: tuple[Path, ...]
-) -> tuple[list[LoadedApp], list[str]]:
+    paths: Sequence[str | Path],
+    env: Mapping[str, str],
+    roots: tuple[Path, ...],
+    kinds: ManifestKinds,
+) -> tuple[list[LoadedApp[Any]], list[str]]:
     issues: list[ManifestIssue] = []
     omitted = 0
     files: list[str] = []
-    apps: list[LoadedApp] = []
-    first_place: dict[str, tuple[str, Pos]] = {}
+    apps: list[LoadedApp[Any]] = []
+    first_place: dict[tuple[CheckerFactory, str], tuple[str, Pos]] = {}
     # Listed first: problems with the paths themselves come before those inside files.
     for file, real in list(_manifest_files(paths, roots, issues)):
         files.append(file)
@@ -88,25 +144,27 @@ def _load(
             if problems:  # nothing below can be read safely: report these alone
                 file_issues.extend(_file_issue(file, m, p.line, p.column) for p, m in problems)
                 continue
-            checker = DocumentChecker(file, env, roots)
+            factory = _checker_for(root, kinds)
+            checker = factory(file, env, roots)
             app = checker.check(root)
             file_issues.extend(checker.issues)
             if checker.app_id is not None and checker.app_id_pos is not None:
                 here = checker.app_id_pos
-                if checker.app_id in first_place:
-                    where, first = first_place[checker.app_id]
+                key = (factory, checker.app_id)  # ids are unique per kind of resource
+                if key in first_place:
+                    where, first = first_place[key]
                     file_issues.append(
                         ManifestIssue(
                             file,
                             here.line,
                             here.column,
-                            "metadata.id",
-                            f"mini app id {checker.app_id!r} is already defined at"
+                            checker.id_path,
+                            f"{checker.id_label} {checker.app_id!r} is already defined at"
                             f" {where}:{first.line}",
                         )
                     )
                     continue
-                first_place[checker.app_id] = (file, here)
+                first_place[key] = (file, here)
             if app is not None:
                 apps.append(LoadedApp(app, file, pos_of(root).line))
         file_issues.sort(key=lambda issue: (issue.line, issue.column))
@@ -118,7 +176,7 @@ def _load(
     return apps, files
 
 
-def require_manifests(paths: Sequence[str | Path], loaded: Sequence[LoadedApp]) -> None:
+def require_manifests(paths: Sequence[str | Path], loaded: Sequence[LoadedApp[Any]]) -> None:
     """Refuse paths that hold no manifest at all (YAML files of only comments or empty
     documents): validating or planning nothing must not look like a success.
 

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from reconciler.errors import ConfigError, UsageError
-from reconciler.manifest.document import label_key_problem
+from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.loader import LoadedApp
-from reconciler.providers.miniappcenter.model import MiniApp
 
-AppT = TypeVar("AppT", LoadedApp, MiniApp)
+
+class Labelled(Protocol):
+    """What selection reads of a desired resource: its natural key and labels."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+AppT = TypeVar("AppT", bound="LoadedApp[Any] | Labelled")
 
 
 def parse_selectors(values: Iterable[str]) -> dict[str, str]:
@@ -44,7 +54,7 @@ def select_apps(
     ]
 
 
-def _matches(app: MiniApp, selectors: Mapping[str, str], targets: Collection[str]) -> bool:
+def _matches(app: Labelled, selectors: Mapping[str, str], targets: Collection[str]) -> bool:
     if targets and app.id not in targets:
         return False
     return all(app.labels.get(key) == value for key, value in selectors.items())

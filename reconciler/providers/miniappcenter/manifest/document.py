@@ -26,6 +26,7 @@ from reconciler.manifest.files import (
     confined,
     read_regular_file,
 )
+from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.nodes import (
     MERGE_TAG,
     Loc,
@@ -80,8 +81,6 @@ ENSURE_VALUES = ("present", "absent")
 # What the API needs to create a mini app / a version: required in every manifest.
 REQUIRED_FOR_PRESENT = ("name", "superapp_id", "type")
 REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]*$"
-_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
 MISSING = "required field is missing"
 # Image fields and a version's metadata: upload ids, or files apply uploads right before use.
 OBJECT_FIELDS = ("icon", "card", "banner", "metadata")
@@ -98,6 +97,9 @@ _NOT_A_MANIFEST = (
 
 class DocumentChecker:
     """Validates one document; collects issues instead of stopping at the first."""
+
+    id_label = "mini app id"
+    id_path = "metadata.id"
 
     def __init__(
         self, file: str, env: Mapping[str, str], roots: Sequence[Path] | None = None
@@ -527,16 +529,6 @@ def _document_loc(model_loc: tuple[int | str, ...]) -> Loc:
     if model_loc and model_loc[0] in METADATA_KEYS:
         return ("metadata", *model_loc)
     return tuple(model_loc)
-
-
-def label_key_problem(key: str) -> str | None:
-    """Why ``key`` cannot be a label name (``--select`` must be able to name it), or None."""
-    if _LABEL_KEY_RE.fullmatch(key):
-        return None
-    return (
-        "label names start with a letter or digit and contain only letters, digits,"
-        " '_', '.', '/' or '-'"
-    )
 
 
 def _suggestion(value: str, allowed: Sequence[str]) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from reconciler.manifest.document import SPEC_STRINGS, VERSION_KEYS
 from reconciler.manifest.nodes import escape_references
+from reconciler.providers.miniappcenter.manifest.document import SPEC_STRINGS, VERSION_KEYS
 from reconciler.providers.miniappcenter.model import API_VERSION, KIND, Location, MiniApp, Version
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema={}\n"

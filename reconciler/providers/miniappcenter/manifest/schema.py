@@ -15,16 +15,16 @@ import copy
 import json
 from typing import Any
 
-from reconciler.manifest.document import (
-    ENSURE_VALUES,
-    LABEL_KEY_PATTERN,
-    REQUIRED_FOR_PRESENT,
-    REQUIRED_VERSION,
-)
+from reconciler.manifest.labels import LABEL_KEY_PATTERN
 from reconciler.providers.miniappcenter.ids import (
     APP_ID_PATTERN,
     ATTRIBUTE_FIELD_PATTERN,
     MAX_ID_LENGTH,
+)
+from reconciler.providers.miniappcenter.manifest.document import (
+    ENSURE_VALUES,
+    REQUIRED_FOR_PRESENT,
+    REQUIRED_VERSION,
 )
 from reconciler.providers.miniappcenter.model import API_VERSION, KIND, STATUSES
 
