@@ -122,7 +122,7 @@ def painted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     import shutil
 
     import reconciler.cli.common as common
-    import reconciler.render as render
+    import reconciler.engine.render as render
 
     monkeypatch.chdir(tmp_path)
     for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB",

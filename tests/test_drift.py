@@ -14,12 +14,12 @@ from reconciler.address import parse_address
 from reconciler.cli.common import resolve_target
 from reconciler.cli.main import main
 from reconciler.engine.plan import Change, Plan
+from reconciler.engine.render import render_drift
 from reconciler.providers.miniappcenter.addresses import app_address
 from reconciler.providers.miniappcenter.client import LocationBody, MiniAppUpdate
 from reconciler.providers.miniappcenter.diff import CHANGED_OUTSIDE, DELETED_OUTSIDE
 from reconciler.providers.miniappcenter.drift import classify
 from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS
-from reconciler.render import render_drift
 from reconciler.state import AppRecord, LocationRecord, ObjectRef, State, VersionRecord
 
 APP = "com.genexus.verdant.coffeemuffins"

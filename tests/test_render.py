@@ -1,4 +1,4 @@
-"""Tests for reconciler.render: Plans built by hand, no HTTP.
+"""Tests for reconciler.engine.render: Plans built by hand, no HTTP.
 
 Golden files live in tests/golden/ and are compared byte for byte. After a deliberate change
 to the output, regenerate them and review the diff before committing:
@@ -20,9 +20,7 @@ from hypothesis import strategies as st
 
 from reconciler.address import Address, parse_address
 from reconciler.engine.plan import Change, FieldChange, Plan, PlanProblem
-from reconciler.providers.miniappcenter.addresses import app_address
-from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS, Learned
-from reconciler.render import (
+from reconciler.engine.render import (
     MARKDOWN_MARKER,
     NO_CHANGES,
     RETRY_HINT,
@@ -32,6 +30,8 @@ from reconciler.render import (
     render_markdown,
     render_text,
 )
+from reconciler.providers.miniappcenter.addresses import app_address
+from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS, Learned
 
 GOLDEN = Path(__file__).parent / "golden"
 ENDPOINT = "https://sandbox.miniappcenter.com/api"

@@ -75,9 +75,9 @@ def apply(
     no_color: bool = NoColorOpt,
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
+    from reconciler.engine.render import render_apply_result
     from reconciler.errors import PlanError
     from reconciler.providers.miniappcenter.plan_check import check_against_state
-    from reconciler.render import render_apply_result
 
     if format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--format")
@@ -191,8 +191,8 @@ def _run(
 ) -> _Outcome:
     import asyncio
 
+    from reconciler.engine.render import render
     from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
-    from reconciler.render import render
 
     progress = _Progress(machine)
     outcome = _Outcome(plan=saved)

@@ -30,7 +30,7 @@ from reconciler.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.providers.miniappcenter.drift import DriftReport
+    from reconciler.engine.drift import DriftReport
 
 
 @app.command()
@@ -54,7 +54,7 @@ def drift(
     """
     import asyncio
 
-    from reconciler.render import render_drift
+    from reconciler.engine.render import render_drift
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")

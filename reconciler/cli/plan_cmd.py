@@ -101,7 +101,7 @@ def plan(
     """Show the create, update and delete calls that make live = manifests. Writes nothing."""
     import asyncio
 
-    from reconciler.render import render
+    from reconciler.engine.render import render
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")

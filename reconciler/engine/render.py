@@ -18,8 +18,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.address import Address
+from reconciler.engine.drift import KIND_LABELS, DriftItem, DriftReport
 from reconciler.engine.plan import ACTIONS, SYMBOLS, Change, Fact, Plan, PlanProblem
-from reconciler.providers.miniappcenter.drift import KIND_LABELS, DriftItem, DriftReport
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
