@@ -69,3 +69,14 @@ def test_a_refusal_never_echoes_the_text() -> None:
     with pytest.raises(AddressError) as caught:
         parse_address("\x1b[2J]evil[a]", ROOTS)
     assert "\x1b" not in str(caught.value) and "evil" not in str(caught.value)
+
+
+def test_the_registry_gives_each_root_kind_one_provider() -> None:
+    from reconciler.engine.provider import root_kinds
+    from reconciler.providers.miniappcenter.provider import MINIAPPCENTER
+    from reconciler.providers.registry import PROVIDERS, ROOT_KINDS
+
+    assert ROOT_KINDS == {"miniapp": "miniappcenter"}
+    assert all(name == provider.name for name, provider in PROVIDERS.items())
+    with pytest.raises(ValueError, match="both claim root kind miniapp"):
+        root_kinds({"miniappcenter": MINIAPPCENTER, "copy": MINIAPPCENTER})

@@ -418,9 +418,9 @@ def test_max_deletes_is_rechecked_before_any_request(
 def test_a_plan_file_too_large_is_refused_without_parsing(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import reconciler.providers.miniappcenter.plan_check as plan_check
+    import reconciler.engine.plan_file as plan_file
 
-    monkeypatch.setattr(plan_check, "MAX_PLAN_BYTES", 1000)
+    monkeypatch.setattr(plan_file, "MAX_PLAN_BYTES", 1000)
     saved_plan(capsys)
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
     assert code == 1 and "larger than 1000 bytes" in err
@@ -644,3 +644,15 @@ def test_a_change_whose_provider_or_kind_is_not_its_address_is_refused(
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
     assert code == 1 and requests_log == []
     assert f"change {i} (" in err and "provider and kind do not match its address" in err
+
+
+def test_a_plan_for_a_provider_this_version_does_not_manage_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+) -> None:
+    plan = saved_plan(capsys)
+    plan["endpoints"]["elsewhere"] = "https://elsewhere.example.com"
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and requests_log == []
+    assert "names a provider this reconciler does not manage" in err

@@ -338,39 +338,12 @@ def _confirm() -> bool:
 
 
 def _read_plan(path: Path) -> Plan:
-    """Read and validate a saved plan WHOLE (see the provider's plan_check): a tampered or
+    """Read and validate a saved plan WHOLE (its provider checks every field): a tampered or
     damaged file is refused here, before the endpoint, the lock or any request."""
-    from reconciler.errors import PlanError
-    from reconciler.providers.miniappcenter.plan_check import (
-        MAX_PLAN_BYTES,
-        DuplicateKeyError,
-        load_saved_plan,
-        unique_keys,
-    )
+    from reconciler.engine.plan_file import read_plan_file
+    from reconciler.providers.registry import PROVIDERS
 
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PLAN_BYTES + 1)
-    except FileNotFoundError:
-        raise PlanError(f"plan file {path} does not exist") from None
-    except OSError as exc:
-        raise PlanError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_PLAN_BYTES:
-        raise PlanError(f"plan file {path} is larger than {MAX_PLAN_BYTES} bytes; refusing it")
-    try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
-    except DuplicateKeyError:
-        # Viewers disagree on which of two equal keys wins: a reviewer could see the other.
-        raise PlanError(f"plan file {path} has an object with the same key twice; refusing"
-                        " it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        # The position only: the message must not quote the file.
-        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise PlanError(f"plan file {path} is not JSON{where}") from None
-    except (ValueError, RecursionError):  # huge integers, nesting bombs
-        raise PlanError(f"plan file {path} is not a valid saved plan (a value is too large"
-                        " or nested too deep)") from None
-    return load_saved_plan(data, str(path))
+    return read_plan_file(path, PROVIDERS)
 
 
 class _Progress:

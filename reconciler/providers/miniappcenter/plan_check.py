@@ -71,7 +71,6 @@ from reconciler.providers.miniappcenter.vocabulary import (
 )
 from reconciler.state import UNKNOWN, State
 
-MAX_PLAN_BYTES = 32 * 1024 * 1024
 MAX_CHANGES = 100_000
 MAX_TEXT = 65_536  # one string value (a description, a URL)
 MAX_NAME = 255  # an id, a key, a location name, a version code
@@ -212,22 +211,6 @@ class _PlanFile(_Strict):
 
 
 # --- entry points ------------------------------------------------------------------------
-
-
-class DuplicateKeyError(ValueError):
-    """A JSON object with the same key twice."""
-
-
-def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads`` object hook: refuse duplicate keys (which one wins depends on the
-    reader, so the reviewed file and the applied one could differ)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKeyError(key)
-        out[key] = value
-    return out
-
 
 
 def load_saved_plan(data: object, source: str) -> Plan:

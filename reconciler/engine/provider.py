@@ -1,0 +1,76 @@
+"""The provider seam: what one API (Mini App Center, Akana, a JSON REST API) gives the engine.
+
+The engine never knows a provider's fields. A provider owns everything about its API: the
+manifest kinds it reads (and their checkers), its model and JSON Schema, how it reads live
+state and diffs, the closed table of handlers that apply its changes, what its saved changes
+may say, its drift classification, its importer and its endpoint configuration. The engine is
+given the providers (``reconciler.providers.registry``) and never imports one.
+
+Rules every provider keeps (docs/decisions.md D71):
+
+- **A plan is data, never code.** Its writes form a closed vocabulary ``(kind, action, step)``
+  (:attr:`Provider.operations`), each mapped to exactly one handler; a saved plan is validated
+  whole by its provider (:meth:`Provider.load_saved_plan`) before anything runs. Nothing is
+  looked up by a name that came from a file.
+- **Addresses have one type** (:class:`reconciler.address.Address`); each provider's root kind
+  is unique, so a parsed address names its provider.
+- **Decisions read structured fields** (kind, action, step, address parts), never display
+  strings.
+- A provider never imports another; only its client touches HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from reconciler.engine.plan import Plan
+from reconciler.manifest.loader import ManifestKinds
+
+
+class Provider(Protocol):
+    @property
+    def name(self) -> str:
+        """Its name in plans, state files and address owners (``miniappcenter``)."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """What users call the API (``Mini App Center``)."""
+        ...
+
+    @property
+    def root_kind(self) -> str:
+        """The kind at the root of every address it makes (``miniapp``)."""
+        ...
+
+    @property
+    def manifest_kinds(self) -> ManifestKinds:
+        """The ``(apiVersion, kind)`` documents it reads, with their checkers."""
+        ...
+
+    @property
+    def levels(self) -> Mapping[str, int]:
+        """Dependency level of each of its kinds inside one root resource."""
+        ...
+
+    @property
+    def operations(self) -> frozenset[tuple[str, str, str | None]]:
+        """Its closed vocabulary of writes: exactly the keys of its handler table."""
+        ...
+
+    def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
+        """The saved plan in ``data`` (parsed JSON), validated whole, or PlanError."""
+        ...
+
+
+def root_kinds(providers: Mapping[str, Provider]) -> dict[str, str]:
+    """Root kind -> provider name, for :func:`reconciler.address.parse_address`. Two providers
+    claiming one root kind would make addresses ambiguous: refused."""
+    out: dict[str, str] = {}
+    for name, provider in providers.items():
+        kind = provider.root_kind
+        if kind in out:
+            raise ValueError(f"providers {out[kind]} and {name} both claim root kind {kind}")
+        out[kind] = name
+    return out

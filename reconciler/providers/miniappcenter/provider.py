@@ -1,0 +1,36 @@
+"""The Mini App Center provider as the engine sees it (the engine's Provider protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.engine.plan import Plan
+from reconciler.manifest.loader import ManifestKinds
+from reconciler.providers.miniappcenter.manifest import MANIFEST_KINDS
+from reconciler.providers.miniappcenter.plan_check import load_saved_plan
+from reconciler.providers.miniappcenter.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+
+
+class MiniAppCenter:
+    name = PROVIDER
+    title = "Mini App Center"
+    root_kind = ROOT_KIND
+
+    @property
+    def manifest_kinds(self) -> ManifestKinds:
+        return MANIFEST_KINDS
+
+    @property
+    def levels(self) -> Mapping[str, int]:
+        return LEVELS
+
+    @property
+    def operations(self) -> frozenset[tuple[str, str, str | None]]:
+        return OPERATIONS
+
+    def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
+        return load_saved_plan(data, source)
+
+
+MINIAPPCENTER = MiniAppCenter()
