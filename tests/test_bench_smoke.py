@@ -110,3 +110,11 @@ def test_probe_bench_finds_every_version() -> None:
         assert row[case]["found"] == row["versions"] and row[case]["creates"] == 0
     assert row["unanswered"]["probe_reads"] == row["versions"]  # one read each
     assert "reads per recovered version" in probe.report([row], 0, 4, 64)
+
+
+def test_yaml_loaders_bench_times_both_loaders(tmp_path: Path) -> None:
+    from bench import yaml_loaders
+
+    row = yaml_loaders.measure(3, 1, tmp_path)
+    assert row["files"] == 3 and row["cli_pure_s"] > 0 and row["load_fast_s"] > 0
+    assert "**speed-up**" in yaml_loaders.report(row)
