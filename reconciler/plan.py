@@ -248,6 +248,25 @@ class AppMeta:
 
 
 @dataclass(frozen=True)
+class Incremental:
+    """A plan narrowed to the mini apps changed since a git revision (plan --changed-since):
+    the others were neither read nor planned, so apply --plan refuses it."""
+
+    changed_since: str  # the revision as given
+    commit: str  # what it resolved to
+    files: int  # manifest files changed
+    apps: int  # mini apps those changes touch (see reconciler.manifest.changed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changed_since": self.changed_since,
+            "commit": self.commit,
+            "files": self.files,
+            "apps": self.apps,
+        }
+
+
+@dataclass(frozen=True)
 class Plan:
     endpoint: str
     changes: tuple[Change, ...]
@@ -262,6 +281,7 @@ class Plan:
     # and a saved plan must carry them (apply --plan has no manifests).
     app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
     learned: tuple[Learned, ...] = ()
+    incremental: Incremental | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -314,7 +334,10 @@ class Plan:
         return grouped
 
     def as_dict(self) -> dict[str, Any]:
+        # "incremental" only when it is: a full plan's document stays as it was.
+        narrowed = {"incremental": self.incremental.as_dict()} if self.incremental else {}
         return {
+            **narrowed,
             "format_version": FORMAT_VERSION,
             "endpoint": self.endpoint,
             "summary": self.summary,
@@ -355,7 +378,19 @@ class Plan:
                 for app_id, meta in (data.get("app_meta") or {}).items()
             },
             learned=tuple(Learned.from_dict(item) for item in data.get("learned", ())),
+            incremental=_incremental(data.get("incremental")),
         )
+
+
+def _incremental(data: Any) -> Incremental | None:
+    if not isinstance(data, Mapping):
+        return None
+    return Incremental(
+        str(data.get("changed_since")),
+        str(data.get("commit")),
+        int(data.get("files") or 0),
+        int(data.get("apps") or 0),
+    )
 
 
 def order_changes(changes: Iterable[Change]) -> list[Change]:
