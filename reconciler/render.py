@@ -87,7 +87,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
     # No "Endpoint:" line: the command says it once on stderr (D21); JSON and Markdown carry
     # it as part of the document.
     out: list[str] = []
-    if plan.incremental is not None:
+    if plan.incremental is not None and plan.incremental.apps:  # else: "No manifest changed"
         out.append(incremental_line(plan))
     if not plan.has_changes:
         out.append(_nothing_line(plan))
@@ -173,7 +173,7 @@ def render_markdown(
         "",
         f"Endpoint: {_code(_safe_endpoint(plan.endpoint))}",
         "",
-        *([incremental_line(plan, markdown=True), ""] if plan.incremental is not None else []),
+        *([incremental_line(plan, markdown=True), ""] if plan.incremental else []),
         *_md_summary_table(summary),
         "",
     ]

@@ -25,7 +25,6 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode
@@ -34,7 +33,7 @@ from reconciler.errors import ConfigError
 from reconciler.manifest.compose import compose_documents
 from reconciler.manifest.files import MAX_MANIFEST_BYTES
 from reconciler.manifest.loader import MANIFEST_SUFFIXES, LoadedApp
-from reconciler.model import FILE_SOURCE_RE
+from reconciler.model import APP_IMAGE_FIELDS, VERSION_OBJECT_FIELDS, MiniApp, file_source
 from reconciler.secrets import shown
 
 GIT_TIMEOUT_S = 60
@@ -47,6 +46,7 @@ class ChangedFiles:
 
     ref: str
     commit: str
+    top: Path  # the work tree
     present: frozenset[Path]  # added or modified (now on disk)
     gone: frozenset[Path]  # deleted (or the old side of a rename)
     manifests: tuple[str, ...]  # changed manifest files under the given paths, repo-relative
@@ -107,6 +107,7 @@ def changed_since(ref: str, paths: Sequence[Path]) -> ChangedFiles:
     return ChangedFiles(
         ref=ref,
         commit=commit,
+        top=top,
         present=frozenset(present),
         gone=frozenset(gone),
         manifests=tuple(manifests),
@@ -117,11 +118,15 @@ def changed_since(ref: str, paths: Sequence[Path]) -> ChangedFiles:
 def touched_ids(loaded: Iterable[LoadedApp], changes: ChangedFiles) -> frozenset[str]:
     """The ids of the apps ``changes`` touches (see the module docstring)."""
     touched = set(changes.ids_then)
-    changed = changes.present | changes.gone
+    # Cheap filters first (by file name, before resolving anything): a repository of 10,000
+    # apps with one changed file.
+    names = {path.name for path in changes.present}
+    others = (changes.present | changes.gone) - {changes.top / m for m in changes.manifests}
+    other_names = {path.name for path in others}
     for item in loaded:
-        if Path(os.path.realpath(item.file)) in changes.present or any(
-            Path(os.path.realpath(path)) in changed for path in _file_objects(item.app.model_dump())
-        ):
+        own = Path(item.file).name in names and _real(item.file) in changes.present
+        objects = [path for path in _file_objects(item.app) if Path(path).name in other_names]
+        if own or any(_real(path) in others for path in objects):
             touched.add(item.app.id)
     return frozenset(touched)
 
@@ -147,19 +152,19 @@ def _is_manifest_under(path: Path, given: Path) -> bool:
     return not any(part.startswith(".") for part in path.relative_to(given).parts)
 
 
-def _file_objects(value: Any) -> Iterable[str]:
-    """Paths of the ``file:`` objects anywhere in a dumped app."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            match = FILE_SOURCE_RE.fullmatch(item)
-            if match:
-                yield match["path"]
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
+def _file_objects(app: MiniApp) -> Iterable[str]:
+    """Paths of the app's ``file:`` objects (images, version metadata)."""
+    values = [getattr(app.spec, name) for name in APP_IMAGE_FIELDS]
+    versions = app.spec.versions or ()
+    values += [getattr(v, name) for v in versions for name in VERSION_OBJECT_FIELDS]
+    for value in values:
+        source = file_source(value) if isinstance(value, str) else None
+        if source is not None:
+            yield source[0]
+
+
+def _real(path: str) -> Path:
+    return Path(os.path.realpath(path))
 
 
 def _ids_at(top: Path, commit: str, names: Sequence[Path]) -> set[str]:
