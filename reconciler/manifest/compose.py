@@ -45,7 +45,9 @@ TOO_DEEP = (
 # means the same on every machine: a tab after a value (libyaml skips it as YAML allows,
 # PyYAML refuses it), a byte order mark inside the text (skipped by libyaml), and tags (the
 # bare "!" is an empty string to libyaml and null to PyYAML; malformed ones are refused with
-# other words). A manifest rarely has any of them, and a match only costs speed.
+# other words). A manifest rarely has any of them, and a match only costs speed. Malformed
+# text they disagree on beyond these (``|#``: a comment glued to a block scalar indicator,
+# accepted by libyaml) is read by whichever runs.
 _PURE_ONLY_RE = re.compile(r"[\t\ufeff]|(?:^|(?<=[\s\[\]{},]))!", re.MULTILINE)
 
 
