@@ -5,9 +5,11 @@ read twice, a converged plan finds nothing), never timings."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench import measure
 from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
@@ -121,3 +123,24 @@ def test_wide_bench_applies_one_write_per_change_and_shrinks_the_journal() -> No
     sizes = wide.measure_journal(30, parallelism=4)
     assert 0 < sizes["per_resource"] < sizes["whole_record"]
     assert "| 30 |" in wide.report(applied, {30: sizes}, 30, 0, 4)
+
+
+def test_yaml_loaders_bench_times_both_loaders(tmp_path: Path) -> None:
+    from bench import yaml_loaders
+
+    row = yaml_loaders.measure(3, 1, tmp_path)
+    assert row["files"] == 3 and row["cli_pure_s"] > 0 and row["load_fast_s"] > 0
+    assert "**speed-up**" in yaml_loaders.report(row)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_changed_since_bench_reads_one_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import changed_since
+
+    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    row = changed_since.measure(tmp_path / "repo", 4)
+    assert row["incremental"]["apps_planned"] == 1 and row["full"]["apps_planned"] == 4
+    assert 0 < row["incremental"]["reads"] < row["full"]["reads"]
+    assert "`--changed-since HEAD`" in changed_since.report(row)

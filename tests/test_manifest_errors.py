@@ -524,7 +524,8 @@ def test_deeply_nested_yaml_is_an_issue_not_a_crash(
 ) -> None:
     depth = 50_000
     assert issues(tmp_path, monkeypatch, "a: " + "[" * depth + "]" * depth + "\n") == [
-        "m.yaml:1:1: YAML is nested too deeply"
+        "m.yaml:1:53: YAML is nested too deeply: collections inside collections more than 50"
+        " levels deep (a manifest needs 5)"
     ]
 
 

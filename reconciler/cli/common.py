@@ -20,6 +20,7 @@ from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
     from reconciler.manifest import LoadedApp
+    from reconciler.manifest.changed import ChangedFiles
     from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
     from reconciler.providers.miniappcenter.model import MiniApp
     from reconciler.state import FileStateStore, State
@@ -203,6 +204,9 @@ class Desired:
     declared: frozenset[str]  # every id the manifests declare, before narrowing
     targets: tuple[str, ...] = ()
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # declared id -> labels
+    # plan --changed-since: only these ids are read and planned (apps only the state knows
+    # included, so a removed manifest still shows as a prune candidate); None: every app.
+    only: frozenset[str] | None = None
 
 
 def load_desired(
@@ -210,8 +214,10 @@ def load_desired(
     select: Sequence[str],
     target: Sequence[str],
     roots: Sequence[Path] = (),
+    changes: ChangedFiles | None = None,
 ) -> Desired:
-    """Load + validate every manifest (all errors at once), then narrow by --select/--target.
+    """Load + validate every manifest (all errors at once), then narrow by --select/--target
+    and, for ``plan --changed-since``, to the apps ``changes`` touch.
 
     The declared ids travel along: an app outside the selection is never a prune candidate.
     """
@@ -226,12 +232,19 @@ def load_desired(
     require_manifests(list(paths), loaded)
     _refuse_secrets(loaded)
     chosen = select_apps(loaded, selectors, list(target))
+    only = None
+    if changes is not None:
+        from reconciler.manifest.changed import touched_ids
+
+        only = touched_ids(loaded, changes)
+        chosen = [item for item in chosen if item.app.id in only]
     return Desired(
         apps=[item.app for item in chosen],
         selectors=selectors,
         declared=frozenset(item.app.id for item in loaded),
         targets=tuple(target),
         labels={item.app.id: dict(item.app.labels) for item in loaded},
+        only=only,
     )
 
 
@@ -267,11 +280,15 @@ def _refuse_secrets(loaded: Sequence[LoadedApp[MiniApp]]) -> None:
         raise ManifestError(issues)
 
 
-def in_scope_filter(selectors: dict[str, str], targets: Sequence[str]) -> Any:
+def in_scope_filter(
+    selectors: dict[str, str], targets: Sequence[str], only: frozenset[str] | None = None
+) -> Any:
     wanted = set(targets)
 
     def in_scope(app_id: str, record: Any) -> bool:
         if wanted and app_id not in wanted:
+            return False
+        if only is not None and app_id not in only:
             return False
         return all(record.labels.get(k) == v for k, v in selectors.items())
 

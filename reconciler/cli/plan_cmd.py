@@ -69,7 +69,7 @@ async def compute_plan(
         identity=identity,
         prune=request.prune,
         max_deletes=request.max_deletes,
-        in_scope=in_scope_filter(desired.selectors, request.target),
+        in_scope=in_scope_filter(desired.selectors, request.target, desired.only),
         declared=desired.declared,
         parallelism=request.parallelism,
         probe_window=request.probe_window,
@@ -97,16 +97,31 @@ def plan(
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
     no_color: bool = NoColorOpt,
+    changed_since: str | None = typer.Option(
+        None,
+        "--changed-since",
+        metavar="REF",
+        help="Plan only the mini apps whose manifests (or file: objects) changed since this"
+        " git revision, e.g. origin/main in a pull request: committed, staged and working-tree"
+        " changes, plus untracked files. Only those apps are read. apply --plan refuses such"
+        " a plan.",
+    ),
 ) -> None:
     """Show the create, update and delete calls that make live = manifests. Writes nothing."""
     import asyncio
+    import dataclasses
 
     from reconciler.engine.render import render
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     with handled_errors(machine=format == "json"):
-        desired = load_desired(paths, select, target, root)
+        changes = None
+        if changed_since is not None:  # git first: a wrong ref needs no endpoint to be said
+            from reconciler.manifest.changed import changed_since as ask_git
+
+            changes = ask_git(changed_since, paths)
+        desired = load_desired(paths, select, target, root, changes)
         where = resolve_target(sandbox, sandbox_db)
         err(f"Endpoint: {where.display}")
         store = state_store(state, where.sandbox_db is not None)
@@ -122,6 +137,14 @@ def plan(
                 return await compute_plan(client, desired, current_state, request, where.identity)
 
         result = asyncio.run(run())
+        if changes is not None:
+            from reconciler.engine.plan import Incremental
+
+            touched = len(desired.only or ())
+            narrowed = Incremental(changes.ref, changes.commit, changes.file_count, touched)
+            result = dataclasses.replace(result, incremental=narrowed)
+            err(f"Incremental: {touched} mini app(s) touched by {changes.file_count} manifest"
+                f" file(s) changed since {changes.ref}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(result, "json", color=False), encoding="utf-8")

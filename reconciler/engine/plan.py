@@ -178,6 +178,25 @@ class AppMeta:
 
 
 @dataclass(frozen=True)
+class Incremental:
+    """A plan narrowed to the mini apps changed since a git revision (plan --changed-since):
+    the others were neither read nor planned, so apply --plan refuses it."""
+
+    changed_since: str  # the revision as given
+    commit: str  # what it resolved to
+    files: int  # manifest files changed
+    apps: int  # mini apps those changes touch (see reconciler.manifest.changed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changed_since": self.changed_since,
+            "commit": self.commit,
+            "files": self.files,
+            "apps": self.apps,
+        }
+
+
+@dataclass(frozen=True)
 class Plan:
     endpoints: Mapping[str, str]  # provider -> the endpoint's identity the plan was made for
     changes: tuple[Change, ...]
@@ -193,6 +212,7 @@ class Plan:
     # and a saved plan must carry them (apply --plan has no manifests).
     app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
     learned: tuple[Fact, ...] = ()
+    incremental: Incremental | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -245,7 +265,10 @@ class Plan:
         return grouped
 
     def as_dict(self) -> dict[str, Any]:
+        # "incremental" only when it is: a full plan's document stays as it was.
+        narrowed = {"incremental": self.incremental.as_dict()} if self.incremental else {}
         return {
+            **narrowed,
             "format_version": FORMAT_VERSION,
             "endpoints": dict(sorted(self.endpoints.items())),
             "summary": self.summary,
@@ -301,7 +324,19 @@ class Plan:
                 for app_id, meta in (data.get("app_meta") or {}).items()
             },
             learned=tuple(read_fact(item) for item in data.get("learned", ())),
+            incremental=_incremental(data.get("incremental")),
         )
+
+
+def _incremental(data: Any) -> Incremental | None:
+    if not isinstance(data, Mapping):
+        return None
+    return Incremental(
+        str(data.get("changed_since")),
+        str(data.get("commit")),
+        int(data.get("files") or 0),
+        int(data.get("apps") or 0),
+    )
 
 
 def order_changes(changes: Iterable[Change], levels: Mapping[str, int]) -> list[Change]:

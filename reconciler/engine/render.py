@@ -88,8 +88,10 @@ def render_text(plan: Plan, *, color: bool) -> str:
     # No "Endpoint:" line: the command says it once on stderr (D21); JSON and Markdown carry
     # it as part of the document.
     out: list[str] = []
+    if plan.incremental is not None and plan.incremental.apps:  # else: "No manifest changed"
+        out.append(incremental_line(plan))
     if not plan.has_changes:
-        out.append(NO_CHANGES_WITH_ERRORS if plan.errors else NO_CHANGES)
+        out.append(_nothing_line(plan))
     else:
         adoptions = _adoptions_by_app(plan)
         changes_by_app = plan.changes_by_app()
@@ -106,6 +108,29 @@ def render_text(plan: Plan, *, color: bool) -> str:
     if plan.stuck_apps:
         out.append(_stuck_line(plan))
     return "\n".join(out) + "\n"
+
+
+def incremental_line(plan: Plan, *, markdown: bool = False) -> str:
+    """What an incremental plan (plan --changed-since) looked at, said first."""
+    assert plan.incremental is not None
+    narrowed = plan.incremental
+    ref = _code(narrowed.changed_since) if markdown else _clean(narrowed.changed_since)
+    lead = "**Incremental plan**" if markdown else "Incremental plan"
+    return (
+        f"{lead}: only the {narrowed.apps} mini app(s) touched by changes since {ref}"
+        f" ({narrowed.files} manifest file(s) changed) were read and planned; apply --plan"
+        " refuses it."
+    )
+
+
+def _nothing_line(plan: Plan, *, markdown: bool = False) -> str:
+    """The line for a plan without changes: an incremental plan that looked at nothing says
+    so, never "No changes" (nothing was checked)."""
+    if plan.incremental is not None and plan.incremental.apps == 0 and not plan.errors:
+        ref = plan.incremental.changed_since
+        shown = _code(ref) if markdown else _clean(ref)
+        return f"No manifest changed since {shown}: nothing to plan."
+    return NO_CHANGES_WITH_ERRORS if plan.errors else NO_CHANGES
 
 
 def _adoptions_by_app(plan: Plan) -> dict[str, list[Fact]]:
@@ -143,6 +168,7 @@ def render_markdown(
         "",
         *_endpoint_lines(plan),
         "",
+        *([incremental_line(plan, markdown=True), ""] if plan.incremental else []),
         *_md_summary_table(summary),
         "",
     ]
@@ -202,7 +228,7 @@ def render_markdown(
     if not plan.changes:
         if plan.adoptions:
             return body
-        return body + (NO_CHANGES_WITH_ERRORS if plan.errors else NO_CHANGES) + "\n"
+        return body + _nothing_line(plan, markdown=True) + "\n"
 
     sections = [_md_section(app_id, changes) for app_id, changes in plan.changes_by_app().items()]
     hint = full_plan_hint or DEFAULT_FULL_PLAN_HINT

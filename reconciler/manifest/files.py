@@ -63,7 +63,13 @@ def _worktree(start: Path) -> Path | None:
 
 
 def inside(path: Path, roots: Sequence[Path]) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
+    return any(_within(str(path), str(root)) for root in roots)
+
+
+def _within(path: str, folder: str) -> bool:
+    """``Path(path).is_relative_to(folder)`` for normalised absolute paths, without building
+    Path objects: it runs for every file read, thousands per run."""
+    return path == folder or path.startswith(folder if folder.endswith(os.sep) else folder + os.sep)
 
 
 def confined(path: Path, roots: Sequence[Path], what: str) -> Path:
@@ -75,7 +81,7 @@ def confined(path: Path, roots: Sequence[Path], what: str) -> Path:
             f"{what} {path} is outside the repository root{via}"
             f" ({_describe_roots(roots)}); keep it inside, or widen with --root DIR"
         )
-    if any(real.is_relative_to(pseudo) for pseudo in _PSEUDO_FS):
+    if any(_within(str(real), str(pseudo)) for pseudo in _PSEUDO_FS):
         raise FileRefused(f"{what} {path} is a system file ({real}), not a file of the repository")
     return real
 

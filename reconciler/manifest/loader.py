@@ -15,6 +15,7 @@ import yaml
 from yaml.nodes import Node, ScalarNode
 
 from reconciler.errors import ManifestError, ManifestIssue
+from reconciler.manifest.compose import TOO_DEEP, compose_documents
 from reconciler.manifest.files import (
     MAX_DOCUMENTS,
     MAX_MANIFEST_BYTES,
@@ -29,10 +30,6 @@ from reconciler.secrets import bounded, secrets_registered
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 MAX_PATHS_LISTED = 20  # "no manifests found" names at most this many of the given paths
-# The pure-Python loader, not libyaml's CSafeLoader: that one is about 7x faster but
-# recurses in C, and a deeply nested document crashes the interpreter (segfault) instead of
-# raising RecursionError.
-_LOADER = yaml.SafeLoader
 # Output stays small whatever the input: the first errors of each file (by position), and
 # of the run, then "... and N more".
 MAX_ERRORS_PER_FILE = 50
@@ -214,7 +211,7 @@ def _manifest_files(
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(_walk(path), key=lambda p: p.relative_to(path).parts)
+            found = sorted(_walk(path), key=lambda p: p.parts)  # all share path's parts
             if not found:
                 issues.append(
                     _file_issue(
@@ -257,7 +254,7 @@ def _documents(file: str, real: Path, issues: list[ManifestIssue]) -> Iterator[N
     if text is None:
         return
     try:
-        for count, root in enumerate(yaml.compose_all(text, Loader=_LOADER), start=1):
+        for count, root in enumerate(compose_documents(text), start=1):
             if count > MAX_DOCUMENTS:
                 line = pos_of(root).line
                 message = f"more than {MAX_DOCUMENTS} documents in one file; split it into files"
@@ -275,11 +272,14 @@ def _documents(file: str, real: Path, issues: list[ManifestIssue]) -> Iterator[N
         issues.append(_file_issue(file, message, line, column))
     except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML error is one of the above
         issues.append(_file_issue(file, f"YAML error: {exc}"))
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - compose_documents stops well before
         issues.append(_file_issue(file, "YAML is nested too deeply"))
 
 
 def _syntax_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> ManifestIssue:
+    if exc.problem == TOO_DEEP and exc.problem_mark is not None:  # compose.GuardedLoader
+        where = exc.problem_mark
+        return _file_issue(file, TOO_DEEP, where.line + 1, where.column + 1)
     problem = _without_source(exc.problem or exc.context or "invalid YAML")
     if exc.problem and exc.context and exc.context_mark is not None:
         problem += f" ({_without_source(exc.context)} at line {exc.context_mark.line + 1})"

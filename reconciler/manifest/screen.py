@@ -5,6 +5,8 @@
   scalars, mappings and lists alike, wherever they are.
 * **Lone surrogates** (``"\\ud800"`` in a double-quoted string) are not Unicode: no file, JSON
   document or HTTP body can carry them.
+* **Depth**: collections nested more than :data:`~reconciler.manifest.compose.MAX_DEPTH`
+  levels, in a document libyaml composed (the pure loader stops there itself), reported alone.
 * **Alias expansion**: the walk reads an aliased node once per reference. A document whose
   aliases add more than :data:`MAX_ALIAS_EXPANSION` values (a fan-out, a "billion laughs")
   or refer to themselves is refused with one message, so work and output stay bounded.
@@ -18,6 +20,7 @@ import re
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.manifest.compose import MAX_DEPTH, TOO_DEEP
 from reconciler.manifest.nodes import TAG, Pos, pos_of
 
 SCALAR_TAGS = frozenset(
@@ -33,23 +36,31 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 def screen(root: Node) -> list[tuple[Pos, str]]:
     """Problems that make the document unreadable, with their places; [] when none."""
     problems: list[tuple[Pos, str]] = []
-    distinct, expanded = 0, _expanded_size(root)
+    distinct, shared = 0, False
     seen: set[int] = set()
-    stack = [root]
+    stack: list[tuple[Node, int]] = [(root, 1)]  # and how many collections hold it
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         if id(node) in seen:
+            shared = True  # reached twice: through an alias
             continue
         seen.add(id(node))
         distinct += 1
         problem = _node_problem(node)
         if problem:
             problems.append((pos_of(node), problem))
+        if isinstance(node, ScalarNode):
+            continue
+        if depth > MAX_DEPTH:
+            # Alone: the pure loader stops at this very node (see compose.GuardedLoader).
+            return [(pos_of(node), TOO_DEEP)]
         if isinstance(node, MappingNode):
             for key, value in reversed(node.value):
-                stack.extend((value, key))
-        elif isinstance(node, SequenceNode):
-            stack.extend(reversed(node.value))
+                stack.extend(((value, depth + 1), (key, depth + 1)))
+        else:
+            stack.extend((child, depth + 1) for child in reversed(node.value))
+    # Without an alias the tree is its own expansion: the second walk is for aliases only.
+    expanded = _expanded_size(root) if shared else distinct
     if expanded is None:
         problems.append((pos_of(root), "an alias refers to a node that contains it (a loop);"
                          " write the value out"))

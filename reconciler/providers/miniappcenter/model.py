@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -320,6 +321,17 @@ class MiniApp(Frozen):
 
     def version(self, code: str) -> Version | None:
         return next((v for v in self.spec.versions or () if v.code == code), None)
+
+    def referenced_files(self) -> Iterator[str]:
+        """Paths of the app's ``file:`` objects (images, version metadata): a change to one
+        touches the app (``plan --changed-since``)."""
+        values = [getattr(self.spec, name) for name in APP_IMAGE_FIELDS]
+        versions = self.spec.versions or ()
+        values += [getattr(v, name) for v in versions for name in VERSION_OBJECT_FIELDS]
+        for value in values:
+            source = file_source(value) if isinstance(value, str) else None
+            if source is not None:
+                yield source[0]
 
 
 def is_object_id(value: str) -> bool:

@@ -231,6 +231,14 @@ def load_saved_plan(data: object, source: str) -> Plan:
             f" reads {FORMAT_VERSION}. Nothing was applied: re-run `reconciler plan --out"
             " FILE` with this version and review it again"
         )
+    if "incremental" in data:
+        # plan --changed-since read only the apps changed since a revision: what it did not
+        # read it cannot vouch for, and a PR's review plan is not what the merge applies.
+        raise PlanError(
+            f"plan file {source} is incremental (made with plan --changed-since): it read only"
+            " the mini apps changed since that revision, so apply refuses it; make the plan to"
+            " apply without --changed-since" + _REFUSED
+        )
     try:
         parsed = _PlanFile.model_validate(data)
     except ValidationError as exc:
