@@ -34,6 +34,12 @@ def is_loopback(host: str) -> bool:
 
 @sandbox_app.command("serve")
 def serve_command(
+    api: str = typer.Option(
+        "miniappcenter",
+        "--api",
+        help="Which API to serve: miniappcenter, or tenant (the JWT + Api-Key tenant API;"
+        " credentials from $TENANT_USERNAME/$TENANT_PASSWORD/$TENANT_API_KEY, else random).",
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free port)."),
     db: Path | None = typer.Option(
@@ -77,11 +83,18 @@ def serve_command(
         )
         raise typer.Exit(EXIT_USAGE)
 
+    if api not in ("miniappcenter", "tenant"):
+        typer.echo(f"Error: unknown --api {api[:40]!r}; use miniappcenter or tenant.", err=True)
+        raise typer.Exit(EXIT_USAGE)
+
     from reconciler.sandbox import SandboxConfig, serve
     from reconciler.sandbox.server import ListenError
 
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    if api == "tenant":
+        _serve_tenant(db_path, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit)
+        return
     config = SandboxConfig(
         db_path=db_path,
         token=token or os.environ.get("MAC_API_TOKEN") or secrets.token_urlsafe(24),
@@ -95,6 +108,39 @@ def serve_command(
         serve(config, host=host, port=port)
     except ListenError as exc:
         # Nothing was served and no export line printed: a plain error, not a crash.
+        hint = "pick another --port (0: any free port)" if port else "check --host"
+        typer.echo(f"Error: {exc}; {hint}.", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _serve_tenant(
+    db_path: Path,
+    host: str,
+    port: int,
+    latency_ms: float,
+    fail_rate: float,
+    ambiguous_rate: float,
+    seed: int | None,
+    rate_limit: float | None,
+) -> None:
+    from reconciler.providers.rest.sandbox import serve_tenant, tenant_config_from_env
+    from reconciler.sandbox.server import ListenError
+
+    try:
+        config = tenant_config_from_env(
+            db_path.with_name(db_path.stem + "-tenant" + db_path.suffix),
+            latency_ms=latency_ms,
+            fail_rate=fail_rate,
+            ambiguous_rate=ambiguous_rate,
+            seed=seed,
+            rate_limit=rate_limit,
+        )
+    except ValueError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        serve_tenant(config, host=host, port=port)
+    except ListenError as exc:
         hint = "pick another --port (0: any free port)" if port else "check --host"
         typer.echo(f"Error: {exc}; {hint}.", err=True)
         raise typer.Exit(EXIT_ERROR) from None

@@ -1,0 +1,1 @@
+"""Providers: the APIs this tool reconciles objects with, each behind the same seam."""
