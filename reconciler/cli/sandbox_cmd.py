@@ -93,7 +93,9 @@ def serve_command(
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if api == "tenant":
-        _serve_tenant(db_path, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit)
+        # Its own default file: the two sandboxes' tables are not the same.
+        tenant_db = db or db_path.with_name(db_path.stem + "-tenant" + db_path.suffix)
+        _serve_tenant(tenant_db, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit)
         return
     config = SandboxConfig(
         db_path=db_path,
@@ -128,7 +130,7 @@ def _serve_tenant(
 
     try:
         config = tenant_config_from_env(
-            db_path.with_name(db_path.stem + "-tenant" + db_path.suffix),
+            db_path,
             latency_ms=latency_ms,
             fail_rate=fail_rate,
             ambiguous_rate=ambiguous_rate,

@@ -277,7 +277,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise _detail(400, "JSON parse error - the body is not valid JSON") from None
     if not isinstance(data, dict):
         kind = type(data).__name__
-        raise DrfError(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]})
+        raise DrfError(
+            400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
+        )
     return data
 
 

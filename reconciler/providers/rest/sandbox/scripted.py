@@ -70,8 +70,11 @@ class ScriptedFaultMiddleware:
             await self.app(scope, receive, discard)  # the write is done, its answer lost
             if fault.kind == "commit-then-drop":
                 await send(
-                    {"type": "http.response.start", "status": 201,
-                     "headers": [(b"content-length", b"1")]}
+                    {
+                        "type": "http.response.start",
+                        "status": 201,
+                        "headers": [(b"content-length", b"1")],
+                    }
                 )
                 raise DroppedConnection("injected fault: connection dropped after commit")
             status = 502

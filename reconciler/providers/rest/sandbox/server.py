@@ -99,7 +99,7 @@ def serve_tenant(config: TenantSandboxConfig, host: str = "127.0.0.1", port: int
     server, sock = make_tenant_server(config, host, port)
     try:
         actual_port = sock.getsockname()[1]
-        (username, password), = config.users.items()
+        ((username, password),) = config.users.items()
         (api_key,) = config.api_keys
         # Printing the credentials is the point: the user asked for paste-able lines.
         for name, value in (

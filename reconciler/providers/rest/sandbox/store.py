@@ -105,8 +105,12 @@ class TenantStore:
     @staticmethod
     def _row(row: tuple[Any, ...]) -> dict[str, Any]:
         object_id, data, created_at, updated_at = row
-        return {"id": object_id, **json.loads(data), "created_at": created_at,
-                "updated_at": updated_at}
+        return {
+            "id": object_id,
+            **json.loads(data),
+            "created_at": created_at,
+            "updated_at": updated_at,
+        }
 
     def count(self, schema: str, collection: Collection) -> int:
         with self._tx() as db:
@@ -152,8 +156,15 @@ class TenantStore:
         try:
             db.execute(
                 "INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (schema, collection.name, object_id, data[collection.natural_key],
-                 json.dumps(data), now, now),
+                (
+                    schema,
+                    collection.name,
+                    object_id,
+                    data[collection.natural_key],
+                    json.dumps(data),
+                    now,
+                    now,
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise Conflict(collection.natural_key) from exc
@@ -172,8 +183,14 @@ class TenantStore:
                 cursor = db.execute(
                     "UPDATE objects SET data = ?, natural_key = ?, updated_at = ?"
                     " WHERE schema = ? AND collection = ? AND id = ?",
-                    (json.dumps(data), data[collection.natural_key], _now(), schema,
-                     collection.name, object_id),
+                    (
+                        json.dumps(data),
+                        data[collection.natural_key],
+                        _now(),
+                        schema,
+                        collection.name,
+                        object_id,
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(collection.natural_key) from exc
@@ -197,4 +214,6 @@ class TenantStore:
 
     def is_blacklisted(self, jti: str) -> bool:
         with self._tx() as db:
-            return db.execute("SELECT 1 FROM blacklist WHERE jti = ?", (jti,)).fetchone() is not None
+            return (
+                db.execute("SELECT 1 FROM blacklist WHERE jti = ?", (jti,)).fetchone() is not None
+            )
