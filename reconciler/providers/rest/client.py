@@ -128,6 +128,7 @@ class RestStats:
 class _Answer:
     status: int
     data: Any
+    retry_after: str | None = None
 
 
 def _clean(text: str) -> str:
@@ -440,11 +441,7 @@ class RestClient:
                     )
                 if status not in _RETRY_STATUSES:
                     raise error
-                delay = (
-                    parse_retry_after(answer.headers_retry_after)
-                    if hasattr(answer, "headers_retry_after")
-                    else None
-                )
+                delay = parse_retry_after(answer.retry_after)
             if delay is None:
                 delay = policy.backoff(attempt)
             delay = min(delay, policy.retry_after_cap)
@@ -479,9 +476,9 @@ class RestClient:
             finally:
                 await response.aclose()
         log.debug("%s %s -> %d", method, url.path, response.status_code)
-        answer = _Answer(response.status_code, _parse(content_read))
-        answer.headers_retry_after = response.headers.get("retry-after")  # type: ignore[attr-defined]
-        return answer
+        return _Answer(
+            response.status_code, _parse(content_read), response.headers.get("retry-after")
+        )
 
     def _error(self, method: str, path: str, answer: _Answer) -> RestApiError:
         status, data = answer.status, answer.data
