@@ -26,6 +26,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -88,6 +89,8 @@ class TenantApi:
         self.tokens_issued = 0  # logins and refreshes answered (tests count them)
         self.refreshes = 0
         self.logins = 0
+        # The last tokens handed out, so tests can prove none of them leaks into a log.
+        self.issued: deque[str] = deque(maxlen=256)
 
     # --- tokens ------------------------------------------------------------------------
 
@@ -104,10 +107,12 @@ class TenantApi:
 
     def _pair(self, user: str) -> dict[str, str]:
         self.tokens_issued += 1
-        return {
+        pair = {
             "access": self._issue(user, "access", self.config.access_seconds),
             "refresh": self._issue(user, "refresh", self.config.refresh_seconds),
         }
+        self.issued.extend(pair.values())
+        return pair
 
     async def obtain(self, request: Request) -> Response:
         data = await _json_body(request)
