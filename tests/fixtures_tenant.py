@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from reconciler.client.redact import Secret
 from reconciler.providers.rest.config import (
     ApiKeyHeader,
     Credentials,
@@ -30,7 +31,6 @@ from reconciler.providers.rest.sandbox import (
 )
 from reconciler.providers.rest.sandbox.app import TenantApi
 from reconciler.providers.rest.sandbox.scripted import ScriptedFaults
-from reconciler.client.redact import Secret
 
 TENANT_USER = "alice"
 TENANT_PASSWORD = "pw-correct-horse-battery"
@@ -79,23 +79,23 @@ class RunningTenant:
 
 
 def credentials(api_key: str | None = TENANT_KEY, password: str = TENANT_PASSWORD) -> Credentials:
-    return Credentials(
-        Secret(TENANT_USER), Secret(password), Secret(api_key) if api_key else None
-    )
+    return Credentials(Secret(TENANT_USER), Secret(password), Secret(api_key) if api_key else None)
 
 
 @contextmanager
 def run_tenant(config: TenantSandboxConfig) -> Iterator[RunningTenant]:
-    server, sock = make_tenant_server(config, "127.0.0.1", 0, log_level="warning",
-                                      access_log=False)
+    server, sock = make_tenant_server(config, "127.0.0.1", 0, log_level="warning", access_log=False)
     port = sock.getsockname()[1]
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"tenant-{port}", daemon=True
     )
     thread.start()
     running = RunningTenant(
-        tenant_base_url("127.0.0.1", port), config, cast(Starlette, server.config.app),
-        server, thread,
+        tenant_base_url("127.0.0.1", port),
+        config,
+        cast(Starlette, server.config.app),
+        server,
+        thread,
     )
     try:
         deadline = time.monotonic() + TIMEOUT_S

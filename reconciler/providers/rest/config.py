@@ -35,6 +35,7 @@ from reconciler.client.config import check_endpoint_security
 from reconciler.client.redact import Secret
 from reconciler.errors import ConfigError, ManifestIssue
 from reconciler.manifest.files import FileRefused, read_regular_file
+from reconciler.manifest.loader import _syntax_issue
 from reconciler.manifest.nodes import display_path, pos_of, read_string, substitute
 from reconciler.manifest.screen import screen
 
@@ -278,9 +279,9 @@ def load_project_config(path: str | Path, env: Mapping[str, str]) -> ProjectConf
     except UnicodeDecodeError:
         raise fail("not valid UTF-8; save the file as UTF-8") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise fail(f"YAML syntax error: {exc.problem or 'invalid YAML'}", line, column) from None
+        # The manifest loader's message: placed, and never quoting the file's text (a
+        # secret pasted by mistake would otherwise be printed back).
+        raise ProjectConfigError([_syntax_issue(file, text, exc)]) from None
     except (yaml.YAMLError, RecursionError):
         raise fail("not readable as YAML") from None
     if root is None:
