@@ -8,9 +8,10 @@ would serialize every request. Token calls are made inside the lock, through the
 client with ``auth=None``.
 
 * First use: ``POST token_path {username, password}`` -> ``{access, refresh}``.
-* Before each request: if the access token's ``exp`` (read from its payload, never verified:
-  only the server can) is within a margin of now (a quarter of its lifetime, at most 30 s),
-  refresh first. N concurrent requests that find it due wait on the lock; the first one
+* Before each request: if the access token is within a margin of its end (a quarter of its
+  lifetime, at most 30 s), refresh first. The lifetime is ``exp - iat`` of its payload (read,
+  never verified: only the server can) counted from receipt on the local clock, so a skewed
+  clock cannot make every new token look expired. N concurrent requests that find it due wait on the lock; the first one
   refreshes, the others see the new token and go on: one refresh, not N.
 * A 401 with ``code: token_not_valid`` (clock skew, a token revoked server-side): refresh
   once, unless another request already did since this one was sent, and replay.
@@ -154,11 +155,12 @@ class JwtApiKeyAuth(httpx.Auth):
         return self._expires_at - self._clock() <= self._margin
 
     async def _current_access(self) -> Secret:
-        access = self._access
-        if access is not None and not self._due():
-            return access
+        seen = self._access
+        if seen is not None and not self._due():
+            return seen
         async with self._lock:  # single flight: the others wait and find a fresh token
-            if self._access is None or self._due():
+            # Renewed while this request waited: use that token, whatever the clock says.
+            if self._access is None or (self._access is seen and self._due()):
                 await self._refresh_or_login()
             assert self._access is not None
             return self._access
@@ -211,11 +213,16 @@ class JwtApiKeyAuth(httpx.Auth):
             self._refresh = None
         claims = token_claims(access)
         exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
-        self._expires_at = exp
-        lifetime = exp - iat if exp is not None and iat is not None else MAX_MARGIN_SECONDS * 4
-        self._margin = min(MAX_MARGIN_SECONDS, max(0.0, lifetime) * MARGIN_FRACTION)
-        if exp is not None:
-            log.debug("access token valid for %.1fs", exp - self._clock())
+        if exp is not None and iat is not None:
+            # The lifetime counted from receipt on this machine's clock: a clock ahead of the
+            # server's would otherwise find every new token already due (a refresh storm).
+            lifetime = max(0.0, exp - iat)
+            self._expires_at = self._clock() + lifetime
+        else:
+            lifetime = MAX_MARGIN_SECONDS * 4
+            self._expires_at = exp
+        self._margin = min(MAX_MARGIN_SECONDS, lifetime * MARGIN_FRACTION)
+        log.debug("access token obtained (lifetime %.1fs)", lifetime)
 
     def _mask(self, token: str) -> None:
         register_token(token)
