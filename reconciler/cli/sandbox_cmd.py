@@ -95,7 +95,9 @@ def serve_command(
     if api == "tenant":
         # Its own default file: the two sandboxes' tables are not the same.
         tenant_db = db or db_path.with_name(db_path.stem + "-tenant" + db_path.suffix)
-        _serve_tenant(tenant_db, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit)
+        _serve_tenant(
+            tenant_db, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit
+        )
         return
     config = SandboxConfig(
         db_path=db_path,

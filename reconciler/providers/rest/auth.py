@@ -11,8 +11,9 @@ client with ``auth=None``.
 * Before each request: if the access token is within a margin of its end (a quarter of its
   lifetime, at most 30 s), refresh first. The lifetime is ``exp - iat`` of its payload (read,
   never verified: only the server can) counted from receipt on the local clock, so a skewed
-  clock cannot make every new token look expired. N concurrent requests that find it due wait on the lock; the first one
-  refreshes, the others see the new token and go on: one refresh, not N.
+  clock cannot make every new token look expired. N concurrent requests that find it due
+  wait on the lock; the first one refreshes, the others see the new token and go on: one
+  refresh, not N.
 * A 401 with ``code: token_not_valid`` (clock skew, a token revoked server-side): refresh
   once, unless another request already did since this one was sent, and replay.
 * A refused refresh token (expired, or blacklisted after rotation): log in again.
