@@ -114,3 +114,13 @@ def test_credentials_come_from_the_named_variables(tmp_path: Path) -> None:
     creds = resolve_credentials(shop, env)
     assert creds.password.reveal() == "s3cret-password"
     assert "s3cret" not in repr(creds)
+
+
+def test_the_readme_example_is_a_valid_project_file(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Tenant API sandbox", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    env = {"TENANT_BASE_URL": "http://127.0.0.1:8090"}
+    shop = load_project_config(_write(tmp_path, example), env).endpoint("shop")
+    assert shop.auth.password_env == "TENANT_PASSWORD"
+    assert shop.api_key is not None and shop.api_key.env == "TENANT_API_KEY"
