@@ -238,3 +238,31 @@ async def test_duplicate_natural_keys_and_unsafe_paths_are_refused(tenant: Runni
         with pytest.raises(RestApiError) as missing:
             await client.update("/api/products/", 424242, {"name": "x"})
     assert missing.value.status == 404
+
+
+async def test_the_sandbox_works_in_process(tmp_path: Any) -> None:
+    from reconciler.providers.rest.sandbox import TenantSandboxConfig, create_tenant_app
+    from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, TENANT_USER
+
+    config = TenantSandboxConfig(
+        db_path=tmp_path / "t.db",
+        users={TENANT_USER: TENANT_PASSWORD},
+        api_keys={TENANT_KEY: "t"},
+    )
+    app = create_tenant_app(config)
+    endpoint = RestEndpoint(
+        "shop",
+        "http://127.0.0.1:9",  # never dialled: the ASGI transport hands requests to the app
+        JwtAuth("/api/token/", "/api/token/refresh/", "U", "P"),
+        ApiKeyHeader("Api-Key", "K"),
+        "reconciler.yaml",
+        1,
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with RestClient(endpoint, credentials(), transport=transport) as client:
+            await client.create("/api/categories/", "slug", {"slug": "tools", "name": "Tools"})
+            listed = await client.list_objects("/api/categories/")
+    finally:
+        app.state.store.close()
+    assert [c["slug"] for c in listed] == ["general", "tools"]

@@ -38,6 +38,7 @@ from reconciler.client.body import BodyError, read_body
 from reconciler.client.redact import Secret, redact, register_token, unregister_token
 from reconciler.errors import ConfigError, TransportError
 from reconciler.providers.rest.config import Credentials, JwtAuth
+from reconciler.secrets import MIN_SECRET_LENGTH
 
 log = logging.getLogger("reconciler.providers.rest.auth")
 
@@ -105,9 +106,15 @@ class JwtApiKeyAuth(httpx.Auth):
         self.logins = 0
         self.refreshes = 0
         self._closed = False
-        register_token(credentials.password.reveal())
-        if credentials.api_key is not None:
-            register_token(credentials.api_key.reveal())
+        # Masked while open; a value shorter than MIN_SECRET_LENGTH is not searched for (it
+        # would garble every message and protects nothing), as for the manifest loader.
+        self._fixed = [
+            secret.reveal()
+            for secret in (credentials.password, credentials.api_key)
+            if secret is not None and len(secret.reveal()) >= MIN_SECRET_LENGTH
+        ]
+        for value in self._fixed:
+            register_token(value)
 
     def bind(self, client: httpx.AsyncClient) -> None:
         """The client token calls go through (the one this auth is installed on)."""
@@ -119,9 +126,8 @@ class JwtApiKeyAuth(httpx.Auth):
         self._closed = True
         while self._masked:
             unregister_token(self._masked.popleft())
-        unregister_token(self._credentials.password.reveal())
-        if self._credentials.api_key is not None:
-            unregister_token(self._credentials.api_key.reveal())
+        for value in self._fixed:
+            unregister_token(value)
 
     def __repr__(self) -> str:
         return f"JwtApiKeyAuth(token_url={self._token_url!r}, tokens=***)"
