@@ -216,3 +216,22 @@ def test_scripted_fault_commits_then_answers_502(tenant: RunningTenant) -> None:
         listed = http.get("/api/products/").json()
     assert lost.status_code == 502
     assert [p["sku"] for p in listed["results"]] == ["A-1"]  # done, though answered 502
+
+
+def test_put_needs_every_required_field_and_keeps_the_others(tenant: RunningTenant) -> None:
+    with tenant.http(headers=_auth(tenant)) as http:
+        created = http.post("/api/products/", json={**PRODUCT, "description": "kept"}).json()
+        partial = http.put(f"/api/products/{created['id']}/", json={"name": "Only a name"})
+        full = http.put(
+            f"/api/products/{created['id']}/", json={"sku": "A-1", "name": "New", "price": 3}
+        )
+        method = http.post(f"/api/products/{created['id']}/", json={})
+    assert partial.status_code == 400
+    assert partial.json() == {
+        "sku": ["This field is required."],
+        "price": ["This field is required."],
+    }
+    assert full.status_code == 200
+    assert (full.json()["name"], full.json()["description"]) == ("New", "kept")
+    assert method.status_code == 405
+    assert method.json() == {"detail": 'Method "POST" not allowed.'}
