@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.fixtures_sandbox",
     "tests.fixtures_pipeline",
     "tests.fixtures_akana",
+
+    "tests.fixtures_tenant",
 ]

@@ -17,7 +17,7 @@ from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
 DEFAULT_AKANA_DB = Path(".reconciler") / "akana-sandbox.db"
 DEFAULT_AKANA_EMAIL = "admin@sandbox.local"
-APIS = ("miniappcenter", "akana")
+APIS = ("miniappcenter", "akana", "tenant")
 
 sandbox_app = typer.Typer(
     help="The local Mini App Center (sandbox): the documented API over HTTP, stored in SQLite.",
@@ -41,7 +41,9 @@ def serve_command(
         "miniappcenter",
         "--api",
         metavar="API",
-        help="Which API to serve: miniappcenter (default) or akana (apps, session login).",
+        help="Which API to serve: miniappcenter (default), akana (apps, session login) or"
+        " tenant (the JWT + Api-Key tenant API; credentials from $TENANT_USERNAME,"
+        " $TENANT_PASSWORD and $TENANT_API_KEY, else random).",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free port)."),
@@ -112,6 +114,13 @@ def serve_command(
 
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    if api == "tenant":
+        # Its own default file: the two sandboxes' tables are not the same.
+        tenant_db = db or db_path.with_name(db_path.stem + "-tenant" + db_path.suffix)
+        _serve_tenant(
+            tenant_db, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit
+        )
+        return
     config = SandboxConfig(
         db_path=db_path,
         token=token or os.environ.get("MAC_API_TOKEN") or secrets.token_urlsafe(24),
@@ -161,6 +170,39 @@ def _serve_akana(
     )
     try:
         serve_akana(config, email, host=host, port=port)
+    except ListenError as exc:
+        hint = "pick another --port (0: any free port)" if port else "check --host"
+        typer.echo(f"Error: {exc}; {hint}.", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _serve_tenant(
+    db_path: Path,
+    host: str,
+    port: int,
+    latency_ms: float,
+    fail_rate: float,
+    ambiguous_rate: float,
+    seed: int | None,
+    rate_limit: float | None,
+) -> None:
+    from reconciler.providers.rest.sandbox import serve_tenant, tenant_config_from_env
+    from reconciler.sandbox_kit.server import ListenError
+
+    try:
+        config = tenant_config_from_env(
+            db_path,
+            latency_ms=latency_ms,
+            fail_rate=fail_rate,
+            ambiguous_rate=ambiguous_rate,
+            seed=seed,
+            rate_limit=rate_limit,
+        )
+    except ValueError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        serve_tenant(config, host=host, port=port)
     except ListenError as exc:
         hint = "pick another --port (0: any free port)" if port else "check --host"
         typer.echo(f"Error: {exc}; {hint}.", err=True)

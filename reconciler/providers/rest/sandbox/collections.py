@@ -1,0 +1,137 @@
+"""The example collections of the tenant sandbox and their Django REST framework validation.
+
+Messages and shapes are DRF's defaults: a 400 body lists only the invalid fields, each with a
+list of messages (``{"sku": ["This field is required."]}``); unknown fields are ignored; a
+``PATCH`` validates only the fields it sends. Server-computed fields (``id``, ``created_at``,
+``updated_at``) are read-only: sent values are ignored, as DRF does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+READ_ONLY: Final = frozenset({"id", "created_at", "updated_at"})
+REQUIRED: Final = "This field is required."
+_SLUG_RE = re.compile(r"[-a-zA-Z0-9_]+")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # "str", "number", "bool", "slug", "email"
+    required: bool = False
+    max_length: int | None = None
+    default: Any = None
+    nullable: bool = False
+    blank: bool = False
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str  # the URL segment: /api/<name>/
+    verbose: str  # DRF's unique message: "<verbose> with this <key> already exists."
+    natural_key: str
+    fields: tuple[Field, ...]
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+COLLECTIONS: Final[Mapping[str, Collection]] = {
+    c.name: c
+    for c in (
+        Collection(
+            "products",
+            "product",
+            "sku",
+            (
+                Field("sku", "str", required=True, max_length=32),
+                Field("name", "str", required=True, max_length=200),
+                Field("price", "number", required=True),
+                Field("category", "slug", max_length=50, nullable=True),
+                Field("active", "bool", default=True),
+                Field("description", "str", default="", blank=True, max_length=2000),
+            ),
+        ),
+        Collection(
+            "categories",
+            "category",
+            "slug",
+            (
+                Field("slug", "slug", required=True, max_length=50),
+                Field("name", "str", required=True, max_length=100),
+                Field("description", "str", default="", blank=True, max_length=2000),
+            ),
+        ),
+        Collection(
+            "suppliers",
+            "supplier",
+            "code",
+            (
+                Field("code", "str", required=True, max_length=20),
+                Field("name", "str", required=True, max_length=200),
+                Field("email", "email", default="", blank=True, max_length=254),
+            ),
+        ),
+    )
+}
+
+
+def _check_value(spec: Field, value: Any) -> tuple[Any, str | None]:
+    """(the value as stored, None) or (None, DRF's message)."""
+    if value is None:
+        return (None, None) if spec.nullable else (None, "This field may not be null.")
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value, None
+        return None, "Must be a valid boolean."
+    if spec.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, "A valid number is required."
+        if not math.isfinite(value):
+            return None, "A valid number is required."
+        return value, None
+    if not isinstance(value, str):
+        return None, "Not a valid string."
+    if not value.strip() and not spec.blank:
+        return None, "This field may not be blank."
+    if spec.max_length is not None and len(value) > spec.max_length:
+        return None, f"Ensure this field has no more than {spec.max_length} characters."
+    if spec.kind == "slug" and not _SLUG_RE.fullmatch(value):
+        return None, (
+            "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens."
+        )
+    if spec.kind == "email" and value and not _EMAIL_RE.fullmatch(value):
+        return None, "Enter a valid email address."
+    return value, None
+
+
+def validate(
+    collection: Collection, data: Any, *, partial: bool
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """(the validated fields, the errors by field). ``partial``: a PATCH."""
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        return {}, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for spec in collection.fields:
+        if spec.name not in data:
+            if spec.required and not partial:
+                errors[spec.name] = [REQUIRED]
+            continue
+        value, message = _check_value(spec, data[spec.name])
+        if message is not None:
+            errors[spec.name] = [message]
+        else:
+            values[spec.name] = value
+    return values, errors
+
+
+def defaults(collection: Collection) -> dict[str, Any]:
+    return {f.name: f.default for f in collection.fields if not f.required}

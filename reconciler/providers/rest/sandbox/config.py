@@ -1,0 +1,69 @@
+"""How a tenant sandbox is configured: users, Api-Keys, token lifetimes, paging, faults."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+# simplejwt's defaults, which the tenant API documents (5 minutes, 1 day).
+DEFAULT_ACCESS_SECONDS = 300.0
+DEFAULT_REFRESH_SECONDS = 86_400.0
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class TenantSandboxConfig:
+    """``users``: user name -> password; ``api_keys``: Api-Key -> tenant (schema) name.
+
+    A request without ``Api-Key`` works in the read-only ``public`` schema.
+    """
+
+    db_path: str | Path
+    users: Mapping[str, str]
+    api_keys: Mapping[str, str]
+    signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    access_seconds: float = DEFAULT_ACCESS_SECONDS
+    refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    page_size: int = 10
+    max_page_size: int = 100
+    latency_ms: float = 0
+    fail_rate: float = 0
+    ambiguous_rate: float = 0
+    seed: int | None = None
+    rate_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "users", _frozen(self.users))
+        object.__setattr__(self, "api_keys", _frozen(self.api_keys))
+        if not self.users or any(not user or not pw for user, pw in self.users.items()):
+            raise ValueError("at least one user, each with a non-empty name and password")
+        if any(not key for key in self.api_keys) or "public" in self.api_keys.values():
+            raise ValueError("Api-Keys must be non-empty and never name the public schema")
+        if len(self.signing_key) < 16:
+            raise ValueError("the signing key must be at least 16 bytes")
+        if min(self.access_seconds, self.refresh_seconds) <= 0:
+            raise ValueError("token lifetimes must be > 0 seconds")
+        if not 1 <= self.page_size <= self.max_page_size:
+            raise ValueError("page_size must be between 1 and max_page_size")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        for name in ("fail_rate", "ambiguous_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be > 0 (or None for no limit)")
+
+    def __repr__(self) -> str:
+        # Passwords, keys and the signing key stay out of reprs and test output.
+        return (
+            f"TenantSandboxConfig(db_path={str(self.db_path)!r}, users={sorted(self.users)!r},"
+            f" api_keys=<{len(self.api_keys)}>, access_seconds={self.access_seconds},"
+            f" refresh_seconds={self.refresh_seconds}, page_size={self.page_size},"
+            f" fail_rate={self.fail_rate}, ambiguous_rate={self.ambiguous_rate})"
+        )

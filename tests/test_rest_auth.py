@@ -1,0 +1,151 @@
+"""The JWT + Api-Key auth flow against the tenant sandbox over real HTTP: proactive refresh,
+single flight under concurrency, 401 replay, re-login after a refused refresh, no storm
+during a long run, and no secret in a DEBUG log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.providers.rest.auth import token_claims
+from reconciler.providers.rest.client import ReadOnlyError, RestClient, RestValidationError
+from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, RunningTenant, credentials
+
+
+class FakeClock:
+    """Real time plus an offset the test moves."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_first_request_logs_in_once_and_sends_both_headers(tenant: RunningTenant) -> None:
+    async with RestClient(tenant.endpoint(), credentials()) as client:
+        await asyncio.gather(*(client.list_objects("/api/categories/") for _ in range(8)))
+        assert (client.auth.logins, client.auth.refreshes) == (1, 0)
+    assert tenant.api.logins == 1
+
+
+async def test_sixteen_parallel_requests_on_a_due_token_cause_one_refresh(
+    tenant: RunningTenant,
+) -> None:
+    clock = FakeClock()
+    async with RestClient(tenant.endpoint(), credentials(), clock=clock) as client:
+        await client.list_objects("/api/categories/")
+        clock.offset = 10.0  # every request now finds the access token expired
+        await asyncio.gather(*(client.list_objects("/api/categories/") for _ in range(16)))
+        assert client.auth.refreshes == 1
+        assert client.auth.logins == 1
+    assert tenant.api.refreshes == 1
+
+
+async def test_sixteen_parallel_401s_cause_one_refresh_and_are_replayed(
+    tenant: RunningTenant,
+) -> None:
+    # The client's clock runs behind: it believes the token valid, the server refuses it.
+    clock = FakeClock()
+    clock.offset = -1000.0
+    async with RestClient(tenant.endpoint(), credentials(), clock=clock) as client:
+        await client.list_objects("/api/categories/")
+        await asyncio.sleep(2.1)  # the sandbox's access tokens live 2 s
+        results = await asyncio.gather(
+            *(client.list_objects("/api/categories/") for _ in range(16))
+        )
+        assert all(len(r) == 1 for r in results)
+        assert client.auth.refreshes == 1
+    assert tenant.api.refreshes == 1
+    assert tenant.api.logins == 1
+
+
+async def test_a_refused_refresh_token_means_logging_in_again(tenant: RunningTenant) -> None:
+    clock = FakeClock()
+    async with RestClient(tenant.endpoint(), credentials(), clock=clock) as client:
+        await client.list_objects("/api/categories/")
+        # Blacklist the client's refresh token server-side (as a rotation elsewhere would).
+        refresh = client.auth._refresh
+        assert refresh is not None
+        tenant.api.store.blacklist(str(token_claims(refresh.reveal())["jti"]))
+        clock.offset = 10.0
+        assert len(await client.list_objects("/api/categories/")) == 1
+        assert client.auth.logins == 2
+        assert client.auth.refreshes == 0
+    assert tenant.api.logins == 2
+
+
+async def test_an_expired_refresh_token_means_logging_in_again(
+    tenant_factory: Callable[..., RunningTenant],
+) -> None:
+    tenant = tenant_factory(access_seconds=0.5, refresh_seconds=1.0)
+    async with RestClient(tenant.endpoint(), credentials()) as client:
+        await client.list_objects("/api/categories/")
+        await asyncio.sleep(1.2)  # both tokens are now expired
+        await client.list_objects("/api/categories/")
+        assert client.auth.logins == 2
+    assert tenant.api.logins == 2 and tenant.api.refreshes == 0
+
+
+async def test_a_wrong_password_is_a_clear_configuration_error(tenant: RunningTenant) -> None:
+    async with RestClient(tenant.endpoint(), credentials(password="wrong-password-1")) as client:
+        with pytest.raises(
+            ConfigError, match=r"login was refused; check \$T_USER and \$T_PASSWORD"
+        ):
+            await client.list_objects("/api/categories/")
+
+
+async def test_no_refresh_storm_during_a_100_object_run_with_2_second_tokens(
+    tenant_factory: Callable[..., RunningTenant],
+) -> None:
+    tenant = tenant_factory(latency_ms=40)  # ~100 x 40 ms: the run spans several lifetimes
+    started = time.monotonic()
+    async with RestClient(tenant.endpoint(), credentials()) as client:
+        for n in range(100):
+            body = {"sku": f"SKU-{n:03}", "name": f"Item {n}", "price": n}
+            await client.create("/api/products/", "sku", body)
+        listed = await client.list_objects("/api/products/")
+        duration = time.monotonic() - started
+        refreshes, logins = client.auth.refreshes, client.auth.logins
+    assert len(listed) == 100
+    assert logins == 1
+    # A token lives 2 s and is renewed in its last quarter: at most one refresh per 1.5 s.
+    assert 1 <= refreshes <= math.ceil(duration / 1.5) + 1, (refreshes, duration)
+    assert tenant.api.refreshes == refreshes
+
+
+async def test_no_secret_reaches_a_debug_log_or_an_error(
+    tenant: RunningTenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clock = FakeClock()
+    messages: list[str] = []
+    async with RestClient(tenant.endpoint(), credentials(), clock=clock) as client:
+        await client.create("/api/products/", "sku", {"sku": "A", "name": "a", "price": 1})
+        clock.offset = 10.0  # force a refresh during the session
+        await client.list_objects("/api/products/")
+        with pytest.raises(RestValidationError) as invalid:
+            await client.create("/api/products/", "sku", {"sku": "B", "price": "x"})
+        messages.append(str(invalid.value))
+    async with RestClient(tenant.endpoint(api_key=False), credentials(None)) as public:
+        with pytest.raises(ReadOnlyError) as refused:
+            await public.create("/api/products/", "sku", {"sku": "C", "name": "c", "price": 1})
+        messages.append(str(refused.value))
+    async with RestClient(tenant.endpoint(), credentials(password="wrong-password-2")) as bad:
+        with pytest.raises(ConfigError) as login:
+            await bad.list_objects("/api/products/")
+        messages.append(str(login.value))
+    assert tenant.api.refreshes >= 1
+    secrets = [TENANT_PASSWORD, "wrong-password-2", TENANT_KEY, *tenant.api.issued]
+    assert len(secrets) >= 6
+    text = caplog.text + "\n".join(messages)
+    assert "POST /api/token/refresh/" in caplog.text or "token/refresh" in caplog.text
+    for secret in secrets:
+        assert secret not in text
+        assert secret[-16:] not in text
