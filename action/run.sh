@@ -132,10 +132,12 @@ else
   {
     echo "<!-- miniapp-reconciler $command -->"
     echo "### Mini App Center $command ($env_name) failed (exit $rc)"
-    if [ -s "$err" ]; then
+    if [ -s "$err" ] || [ -s "$md" ]; then
       echo
       echo '```'
-      head -c 60000 -- "$err"
+      # files, not a pipe: `head` closing a pipe early would fail the step under pipefail
+      if [ -s "$err" ]; then head -c 30000 -- "$err"; fi
+      if [ -s "$md" ]; then head -c 30000 -- "$md"; fi
       echo '```'
     fi
   } > "$report"
