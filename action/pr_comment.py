@@ -47,7 +47,8 @@ def body_for(text: str, env: str) -> str:
 def json_values(text: str) -> list[Any]:
     """`gh api --paginate` prints one JSON array per page, back to back: read them all."""
     decoder = json.JSONDecoder()
-    values, i = [], 0
+    values: list[Any] = []
+    i = 0
     while True:
         while i < len(text) and text[i].isspace():
             i += 1
@@ -55,6 +56,10 @@ def json_values(text: str) -> list[Any]:
             return values
         value, i = decoder.raw_decode(text, i)
         values.append(value)
+
+
+def _as_list(page: Any) -> list[Any]:
+    return page if isinstance(page, list) else [page]
 
 
 def gh(*args: str) -> str:
@@ -89,13 +94,21 @@ def main() -> int:
     body = body_for(text, env)
     try:
         pages = gh("--paginate", f"repos/{repo}/issues/{number}/comments?per_page=100")
-        comments = [c for page in json_values(pages) for c in (page if isinstance(page, list) else [page])]
+        comments = [
+            c for page in json_values(pages) for c in (page if isinstance(page, list) else [page])
+        ]
         previous = find_previous(comments, env, author)
         with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8", delete=False) as f:
             json.dump({"body": body}, f)  # --input: the body is never on a command line
         try:
             if previous is not None:
-                gh("--method", "PATCH", f"repos/{repo}/issues/comments/{previous}", "--input", f.name)
+                gh(
+                    "--method",
+                    "PATCH",
+                    f"repos/{repo}/issues/comments/{previous}",
+                    "--input",
+                    f.name,
+                )
                 print(f"Updated the plan comment {previous} on #{number}.")
             else:
                 gh("--method", "POST", f"repos/{repo}/issues/{number}/comments", "--input", f.name)

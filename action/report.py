@@ -68,9 +68,7 @@ def apply_markdown(report: dict[str, Any], rc: int, env: str) -> str:
         "| Planned create | update | delete | Applied | Failed | Skipped |",
         "|---:|---:|---:|---:|---:|---:|",
         "| "
-        + " | ".join(
-            _count(plan, k) or "0" for k in ("create", "update", "delete")
-        )
+        + " | ".join(_count(plan, k) or "0" for k in ("create", "update", "delete"))
         + " | "
         + " | ".join(_count(done, k) or "0" for k in ("applied", "failed", "skipped"))
         + " |",
@@ -82,9 +80,11 @@ def apply_markdown(report: dict[str, Any], rc: int, env: str) -> str:
         lines += ["", "| Failed change | Action | Error |", "|---|---|---|"]
         for item in failures[:MAX_FAILURES_SHOWN]:
             error = item.get("message") or ""
-            lines.append(f"| `{_cell(item.get('address', ''))}` | {_cell(item.get('action', ''))} | {_cell(error)} |")
+            address, action = _cell(item.get("address", "")), _cell(item.get("action", ""))
+            lines.append(f"| `{address}` | {action} | {_cell(error)} |")
         if len(failures) > MAX_FAILURES_SHOWN:
-            lines.append(f"\n... {len(failures) - MAX_FAILURES_SHOWN} more failed change(s) in the JSON report.")
+            more = len(failures) - MAX_FAILURES_SHOWN
+            lines.append(f"\n... {more} more failed change(s) in the JSON report.")
     return "\n".join(lines) + "\n"
 
 

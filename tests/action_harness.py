@@ -140,7 +140,10 @@ def run_action(
     declared = spec["inputs"]
     unknown = set(inputs) - set(declared)
     assert not unknown, f"inputs the action does not declare: {sorted(unknown)}"
-    resolved = {name: _as_input(inputs.get(name, meta.get("default", ""))) for name, meta in declared.items()}
+    resolved = {
+        name: _as_input(inputs.get(name, meta.get("default", "")))
+        for name, meta in declared.items()
+    }
     ev = Evaluator(resolved, {})
     resolved = {k: ev.text(v) for k, v in resolved.items()}  # ${{ github.token }} defaults
     ev.inputs = resolved

@@ -64,8 +64,17 @@ def test_action_is_composite_and_shell_steps_get_inputs_only_through_env() -> No
         for value in step.get("env", {}).values():
             for ref in re.findall(r"inputs\.([\w-]+)", str(value)):
                 assert ref in spec["inputs"], ref
-    assert {"command", "paths", "args", "state-branch", "comment-on-pr", "fail-on-drift",
-            "python-version", "install", "github-token"} <= set(spec["inputs"])
+    assert {
+        "command",
+        "paths",
+        "args",
+        "state-branch",
+        "comment-on-pr",
+        "fail-on-drift",
+        "python-version",
+        "install",
+        "github-token",
+    } <= set(spec["inputs"])
     assert {"exit-code", "json", "create", "update", "delete", "summary"} <= set(spec["outputs"])
 
 
@@ -212,8 +221,11 @@ def test_github_flow_plan_comment_apply_state_push_drift(
     assert again.outputs["exit-code"] == "0" and again.outputs["outcome"] == "no-changes"
     (updated,) = gh_comments(tmp_path)
     assert updated["id"] == comment["id"] and updated["body"] != comment["body"]
-    methods = [c["argv"][c["argv"].index("--method") + 1] for c in gh_calls(tmp_path)
-               if "--method" in c["argv"]]
+    methods = [
+        c["argv"][c["argv"].index("--method") + 1]
+        for c in gh_calls(tmp_path)
+        if "--method" in c["argv"]
+    ]
     assert methods == ["POST", "PATCH"]
 
     # Nightly drift: in sync, then a backoffice edit fails the step (exit 2 kept).
@@ -371,19 +383,25 @@ def _comment(tmp_path: Path, body: str, env_name: str = "production", event: Any
         GH_TOKEN="t",
     )
     done = subprocess.run(
-        ["python3", str(REPO / "action" / "pr_comment.py")], env=env, capture_output=True,
-        text=True, check=False,
+        ["python3", str(REPO / "action" / "pr_comment.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return done.returncode
 
 
 def test_comment_is_created_once_then_updated_in_place(tmp_path: Path) -> None:
     # a marked comment by someone else, and other comments, spread over pages
-    db = {"comments": [
-        {"id": 1, "user": {"login": "mallory"}, "body": COMMENT_MARKER + "\nfake plan"},
-        {"id": 2, "user": {"login": "alice"}, "body": "looks good"},
-        {"id": 3, "user": {"login": "github-actions[bot]"}, "body": "another bot comment"},
-    ], "next_id": 100}
+    db = {
+        "comments": [
+            {"id": 1, "user": {"login": "mallory"}, "body": COMMENT_MARKER + "\nfake plan"},
+            {"id": 2, "user": {"login": "alice"}, "body": "looks good"},
+            {"id": 3, "user": {"login": "github-actions[bot]"}, "body": "another bot comment"},
+        ],
+        "next_id": 100,
+    }
     (tmp_path / "gh-db.json").write_text(json.dumps(db), encoding="utf-8")
     assert _comment(tmp_path, "plan one") == 0
     assert _comment(tmp_path, "plan two") == 0
