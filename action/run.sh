@@ -59,28 +59,33 @@ md="$out_dir/$command.md"
 json="$out_dir/$command.json"
 err="$out_dir/$command.err"
 
+# stderr goes both to the log, live, and to a file (for the comment when the plan fails):
+# through a pipe into tee, whose end the pipeline waits for (a process substitution is not
+# waited for, and could still be writing the file while it is checked below).
 rc=0
+set +e
 case "$command" in
   validate)
-    reconciler validate "${args[@]}" -- "${paths[@]}" || rc=$?
+    reconciler validate "${args[@]}" -- "${paths[@]}"
+    rc=$?
     ;;
   plan)
-    # stderr both to the log, live, and to a file for the comment when the plan fails
     reconciler plan --format markdown --out "$json" --detailed-exitcode "${args[@]}" \
-      -- "${paths[@]}" > "$md" 2> >(tee "$err" >&2) || rc=$?
+      -- "${paths[@]}" 2>&1 > "$md" | tee "$err" >&2
+    rc=${PIPESTATUS[0]}
     ;;
   apply)
     reconciler apply --auto-approve --format json "${args[@]}" \
-      -- "${paths[@]}" > "$json" 2> >(tee "$err" >&2) || rc=$?
+      -- "${paths[@]}" 2>&1 > "$json" | tee "$err" >&2
+    rc=${PIPESTATUS[0]}
     ;;
   drift)
     reconciler drift --format markdown --out "$json" "${args[@]}" \
-      -- "${paths[@]}" > "$md" 2> >(tee "$err" >&2) || rc=$?
+      -- "${paths[@]}" 2>&1 > "$md" | tee "$err" >&2
+    rc=${PIPESTATUS[0]}
     ;;
 esac
-if [ "$command" != validate ]; then
-  wait "$!" 2>/dev/null || true  # let tee finish writing $err
-fi
+set -e
 
 if [ "$command" != validate ]; then
   # A manifest may read ${VARS} from the environment: never publish the token.
