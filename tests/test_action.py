@@ -420,3 +420,10 @@ def test_comment_is_bounded_and_skipped_outside_pull_requests(tmp_path: Path) ->
     calls = len(gh_calls(tmp_path))
     assert _comment(tmp_path, "push event", event={"ref": "refs/heads/main"}) == 0
     assert len(gh_calls(tmp_path)) == calls
+
+
+def test_readme_lists_every_input_of_the_action() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text.split("| input | default | what |", 1)[1].split("\n\n", 1)[0]
+    shown = re.findall(r"^\| `([a-z-]+)` \|", table, flags=re.MULTILINE)
+    assert shown == list(action()["inputs"])
