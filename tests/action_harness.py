@@ -60,19 +60,13 @@ class ActionRun:
     inputs: dict[str, str]
     steps: list[StepResult]
     uses: list[tuple[str, dict[str, str]]]  # (action, resolved with:) of the steps run
-    summary: str
-    failed: bool
+    summary: str  # what was appended to GITHUB_STEP_SUMMARY
+    failed: bool  # the action (a step of it) failed
+    outputs: dict[str, str]  # the action's declared outputs, as the caller sees them
 
     def step(self, name: str) -> StepResult:
         (found,) = [s for s in self.steps if s.name == name]
         return found
-
-    @property
-    def outputs(self) -> dict[str, str]:
-        """The action's declared outputs, as the caller would see them."""
-        return self._outputs
-
-    _outputs: dict[str, str] = field(default_factory=dict)
 
 
 class Evaluator:
@@ -193,9 +187,10 @@ def run_action(
         ev.outcomes[step_id] = "success" if done.returncode == 0 else "failure"
         failed = failed or done.returncode != 0
         results.append(StepResult(name, done.returncode, done.stdout, done.stderr, outputs))
-    run = ActionRun(resolved, results, uses, summary.read_text(encoding="utf-8"), failed)
-    run._outputs = {k: ev.text(v["value"]) for k, v in spec.get("outputs", {}).items()}
-    return run
+    declared_outputs = {k: ev.text(v["value"]) for k, v in spec.get("outputs", {}).items()}
+    return ActionRun(
+        resolved, results, uses, summary.read_text(encoding="utf-8"), failed, declared_outputs
+    )
 
 
 def _as_input(value: Any) -> str:
