@@ -22,6 +22,7 @@ fail_usage() {
 command="${INPUT_COMMAND:-plan}"
 env_name="${INPUT_ENVIRONMENT:-production}"
 fail_on_drift="${INPUT_FAIL_ON_DRIFT:-true}"
+fail_on_drift="${fail_on_drift,,}"  # YAML True / TRUE
 case "$command" in
   validate|plan|apply|drift) ;;
   *) fail_usage "command must be validate, plan, apply or drift (got: $command)" ;;

@@ -44,7 +44,7 @@ for attempt in 1 2 3 4 5; do
     echo "::error title=miniapp-reconciler::the state conflicts with $branch; it is attached to this run as an artifact"
     exit 1
   fi
-  sleep $((attempt * ${STATE_PUSH_BACKOFF_S:-3}))
+  sleep $((attempt * ${STATE_PUSH_BACKOFF_S:-3}))  # the tests set 0
 done
 echo "::error title=miniapp-reconciler::could not push the state; it is attached to this run as an artifact"
 exit 1

@@ -309,6 +309,51 @@ def test_the_token_is_never_published(tmp_path: Path) -> None:
     assert not Path(plan.step("Run the reconciler").outputs["dir"], "plan.md").exists()
 
 
+def test_apply_rebases_the_state_on_another_environments_push(
+    fleet_repo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    origin, env = fleet_repo
+    bin_dir = make_bin(tmp_path / "race-bin")
+    # An apply that writes its state; while it runs, another environment pushes its own.
+    (bin_dir / "reconciler").write_text(
+        "#!/bin/sh\n"
+        'if [ -n "$RACE_FROM" ]; then git -C "$RACE_FROM" push -q origin HEAD:reconciler-state; fi\n'
+        'echo "{\\"apps\\": {\\"$INPUT_ENVIRONMENT\\": {}}}" > "$RECONCILER_STATE"\n'
+        "echo '{\"plan\": {\"summary\": {}}, \"apply\": {\"summary\": {\"applied\": 1}}}'\n",
+        encoding="utf-8",
+    )
+    env = {**env, "PATH": f"{bin_dir}:{env['PATH']}", "STATE_PUSH_BACKOFF_S": "0"}
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+
+    def apply(job: str, environment: str, **extra: str) -> ActionRun:
+        checkout = jobs / job
+        git(jobs, env, "clone", "-q", str(origin), str(checkout))
+        return run_action(
+            {"command": "apply", "install": "none", "environment": environment},
+            cwd=checkout,
+            env={**env, **extra},
+            tmp=jobs / f"{job}-tmp",
+        )
+
+    first = apply("production", "production")
+    assert not first.failed, [s.stderr for s in first.steps]
+    other = jobs / "qa"  # another environment's apply, about to push
+    git(jobs, env, "clone", "-q", "-b", "reconciler-state", str(origin), str(other))
+    (other / "qa").mkdir()
+    (other / "qa" / "state.json").write_text("{}", encoding="utf-8")
+    git(other, env, "add", "-A")
+    git(other, env, "commit", "-q", "-m", "apply qa")
+    staging = apply("staging", "staging", RACE_FROM=str(other))
+    assert not staging.failed, [s.stdout + s.stderr for s in staging.steps]
+    pushed = staging.step("Commit and push the state").stdout
+    assert "push rejected (attempt 1)" in pushed and "State pushed" in pushed
+    files = git(origin, env, "ls-tree", "-r", "--name-only", "reconciler-state").split()
+    assert files == ["production/state.json", "qa/state.json", "staging/state.json"]
+    staged = git(origin, env, "show", "reconciler-state:staging/state.json")
+    assert json.loads(staged) == {"apps": {"staging": {}}}
+
+
 # --- hostile inputs --------------------------------------------------------------------------
 
 
