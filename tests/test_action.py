@@ -317,7 +317,8 @@ def test_apply_rebases_the_state_on_another_environments_push(
     # An apply that writes its state; while it runs, another environment pushes its own.
     (bin_dir / "reconciler").write_text(
         "#!/bin/sh\n"
-        'if [ -n "$RACE_FROM" ]; then git -C "$RACE_FROM" push -q origin HEAD:reconciler-state; fi\n'
+        'if [ -n "$RACE_FROM" ]; then git -C "$RACE_FROM" push -q origin HEAD:reconciler-state\n'
+        "fi\n"
         'echo "{\\"apps\\": {\\"$INPUT_ENVIRONMENT\\": {}}}" > "$RECONCILER_STATE"\n'
         "echo '{\"plan\": {\"summary\": {}}, \"apply\": {\"summary\": {\"applied\": 1}}}'\n",
         encoding="utf-8",
