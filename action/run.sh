@@ -12,8 +12,16 @@ set -euo pipefail
 : "${GITHUB_OUTPUT:=/dev/null}"  # run by hand: no step outputs
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
+# Workflow-command data escaping (GitHub's rules): an input echoed into an annotation cannot
+# start a line of its own, so it cannot issue another workflow command.
+escape_data() {
+  local s="${1//%/%25}"
+  s="${s//$'\r'/%0D}"
+  printf '%s' "${s//$'\n'/%0A}"
+}
+
 fail_usage() {
-  echo "::error title=miniapp-reconciler::$1" >&2
+  echo "::error title=miniapp-reconciler::$(escape_data "$1")" >&2
   echo "exit-code=64" >> "$GITHUB_OUTPUT"
   echo "outcome=failed" >> "$GITHUB_OUTPUT"
   exit 64

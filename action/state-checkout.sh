@@ -13,6 +13,13 @@ branch="${INPUT_STATE_BRANCH:-}"
 command="${INPUT_COMMAND:-plan}"
 env_name="${INPUT_ENVIRONMENT:-production}"
 checkout=.reconciler-state
+# Workflow-command data escaping (GitHub's rules): an input echoed into an annotation cannot
+# start a line of its own, so it cannot issue another workflow command.
+escape_data() {
+  local s="${1//%/%25}"
+  s="${s//$'\r'/%0D}"
+  printf '%s' "${s//$'\n'/%0A}"
+}
 
 if [ -z "$branch" ] || [ "$command" = validate ]; then
   echo "state-file=" >> "$GITHUB_OUTPUT"
@@ -20,11 +27,11 @@ if [ -z "$branch" ] || [ "$command" = validate ]; then
 fi
 # Both become paths and refs: a name like ../x or "-f" must not.
 if ! [[ "$env_name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || [[ "$env_name" == *..* ]]; then
-  echo "::error title=miniapp-reconciler::environment must be letters, digits, '.', '_' or '-' (got: $env_name)" >&2
+  echo "::error title=miniapp-reconciler::environment must be letters, digits, '.', '_' or '-' (got: $(escape_data "$env_name"))" >&2
   exit 64
 fi
 if [[ "$branch" == -* ]] || ! git check-ref-format --branch "$branch" >/dev/null 2>&1; then
-  echo "::error title=miniapp-reconciler::state-branch is not a valid branch name: $branch" >&2
+  echo "::error title=miniapp-reconciler::state-branch is not a valid branch name: $(escape_data "$branch")" >&2
   exit 64
 fi
 state_file="$checkout/$env_name/state.json"

@@ -473,3 +473,19 @@ def test_readme_lists_every_input_of_the_action() -> None:
     table = text.split("| input | default | what |", 1)[1].split("\n\n", 1)[0]
     shown = re.findall(r"^\| `([a-z-]+)` \|", table, flags=re.MULTILINE)
     assert shown == list(action()["inputs"])
+
+
+def test_an_echoed_input_cannot_issue_a_workflow_command(tmp_path: Path) -> None:
+    bin_dir = make_bin(tmp_path / "bin")
+    env = job_env(bin_dir, tmp_path)
+    run = run_action(
+        {"install": "none", "command": "plan\n::add-mask::x%", "state-branch": ""},
+        cwd=tmp_path,
+        env=env,
+        tmp=tmp_path / "t",
+    )
+    step = run.step("Run the reconciler")
+    assert step.returncode == 64 and run.outputs["exit-code"] == "64"
+    lines = step.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("::add-mask::")]
+    assert "plan%0A::add-mask::x%25" in step.stderr
