@@ -71,6 +71,10 @@ err="$out_dir/$command.err"
 # stderr goes both to the log, live, and to a file (for the comment when the plan fails):
 # through a pipe into tee, whose end the pipeline waits for (a process substitution is not
 # waited for, and could still be writing the file while it is checked below).
+# What the tool prints quotes manifests (names, values, file paths): while it runs, no line
+# of it is read as a workflow command.
+stop_token="miniapp-reconciler-$RANDOM$RANDOM$RANDOM"
+echo "::stop-commands::$stop_token"
 rc=0
 set +e
 case "$command" in
@@ -95,6 +99,7 @@ case "$command" in
     ;;
 esac
 set -e
+echo "::$stop_token::"
 
 if [ "$command" != validate ]; then
   # A manifest may read ${VARS} from the environment: never publish the token.
@@ -176,7 +181,6 @@ if [ "$command" = plan ]; then
 fi
 # The log shows what the summary shows. The report quotes manifest values: keep a line of it
 # from being read as a workflow command (::add-mask::, ::error::, ...).
-stop_token="miniapp-reconciler-$RANDOM$RANDOM$RANDOM"
 echo "::stop-commands::$stop_token"
 cat -- "$report"
 echo "::$stop_token::"

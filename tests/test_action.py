@@ -193,6 +193,12 @@ def test_github_flow_plan_comment_apply_state_push_drift(
     saved = json.loads(Path(out["json"]).read_text(encoding="utf-8"))
     assert saved["summary"]["create"] == int(out["create"])
     assert plan.summary.startswith(PLAN_MARKER)  # the job summary: the Markdown plan
+    # the log shows the plan with workflow commands stopped (manifest text is quoted in it)
+    log = plan.step("Run the reconciler").stdout.splitlines()
+    stops = [i for i, line in enumerate(log) if line.startswith("::stop-commands::")]
+    assert len(stops) == 2
+    token = log[stops[1]].removeprefix("::stop-commands::")
+    assert log.index(PLAN_MARKER) > stops[1] and log.index(f"::{token}::") > log.index(PLAN_MARKER)
     assert "does not exist yet" in plan.step("Check out the state branch").stdout
     # the artifact step uploads the folder holding the JSON
     ((_, upload),) = [u for u in plan.uses if u[0] == "actions/upload-artifact@v4"]
