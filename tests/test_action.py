@@ -198,7 +198,8 @@ def test_github_flow_plan_comment_apply_state_push_drift(
     stops = [i for i, line in enumerate(log) if line.startswith("::stop-commands::")]
     assert len(stops) == 2
     token = log[stops[1]].removeprefix("::stop-commands::")
-    assert log.index(PLAN_MARKER) > stops[1] and log.index(f"::{token}::") > log.index(PLAN_MARKER)
+    marker_at = log.index(PLAN_MARKER)
+    assert marker_at > stops[1] and log.index(f"::{token}::", stops[1]) > marker_at
     assert "does not exist yet" in plan.step("Check out the state branch").stdout
     # the artifact step uploads the folder holding the JSON
     ((_, upload),) = [u for u in plan.uses if u[0] == "actions/upload-artifact@v4"]
