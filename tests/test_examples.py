@@ -1,10 +1,11 @@
 """The GitOps kit in examples/ and .pre-commit-hooks.yaml, checked against the real CLI.
 
-Every ``reconciler ...`` command line inside a workflow's ``run:`` or a GitLab job's
-``script:`` must name a command that exists and use only its flags (checked on the typer app
-itself, then parsed by click); the GitHub and GitLab flows are then run for real, the same
-argv plus ``--sandbox``, against the demo fleet in manifests/, and must exit with the codes
-the pipelines gate on.
+Every ``reconciler ...`` command line inside a GitLab job's ``script:`` (or a README's shell
+block) must name a command that exists and use only its flags (checked on the typer app
+itself, then parsed by click); the GitLab flow is then run for real, the same argv plus
+``--sandbox``, against the demo fleet in manifests/, and must exit with the codes the
+pipeline gates on. The GitHub workflows use the composite action (action.yml): their inputs,
+the command lines the action makes of them and its steps are tested in tests/test_action.py.
 """
 
 from __future__ import annotations
@@ -398,10 +399,10 @@ def test_ci_file_parses_as_yaml(path: Path) -> None:
         assert any(isinstance(job, dict) and "script" in job for job in data.values())
 
 
-@pytest.mark.parametrize("files", [GITHUB, [GITLAB]], ids=["github", "gitlab"])
-def test_every_flow_invokes_the_reconciler(files: list[Path]) -> None:
+def test_every_flow_invokes_the_reconciler() -> None:
     # Guards the scanner: if it found nothing, the flag checks below would pass vacuously.
-    commands = {inv.argv[0] for path in files for inv in invocations(path) if inv.argv}
+    # (GitHub: tests/test_action.py checks that the workflows use every command.)
+    commands = {inv.argv[0] for inv in invocations(GITLAB) if inv.argv}
     assert commands == {"validate", "plan", "apply", "drift"}
 
 
@@ -519,9 +520,22 @@ def _gitlab() -> dict[str, Any]:
     return yaml.safe_load(GITLAB.read_text(encoding="utf-8"))
 
 
+def _github_action_inputs(name: str) -> list[dict[str, Any]]:
+    return [
+        step["with"]
+        for job in _github(name)["jobs"].values()
+        for step in job["steps"]
+        if "miniapp-reconciler@" in str(step.get("uses", ""))
+    ]
+
+
 def test_all_flows_share_one_state_file_on_the_state_branch() -> None:
+    # the action keeps <environment>/state.json of its state-branch in .reconciler-state/
     paths = {
-        n: _github(n)["env"]["RECONCILER_STATE"] for n in ("plan.yml", "apply.yml", "drift.yml")
+        f"{n}:{i}": f".reconciler-state/{inputs['environment']}/state.json"
+        for n in ("plan.yml", "apply.yml", "drift.yml")
+        for i, inputs in enumerate(_github_action_inputs(n))
+        if inputs["command"] != "validate"
     }
     paths["gitlab"] = _gitlab()["variables"]["RECONCILER_STATE"]
     assert len(set(paths.values())) == 1, paths
@@ -538,7 +552,7 @@ def test_github_permissions_are_least_privilege() -> None:
 
 def test_github_applies_never_overlap_and_drift_runs_nightly() -> None:
     apply = _github("apply.yml")
-    env = apply["env"]["RECONCILER_ENV"]
+    (env,) = {inputs["environment"] for inputs in _github_action_inputs("apply.yml")}
     assert apply["concurrency"] == {"group": f"reconciler-apply-{env}", "cancel-in-progress": False}
     assert apply["jobs"]["apply"]["if"] == "github.ref == 'refs/heads/main'"  # dispatch: main only
     triggers = _github("drift.yml")[True]
@@ -572,14 +586,9 @@ def _one(found: list[Invocation], command: str, pred: Any = lambda argv: True) -
 
 
 def flow(platform: str) -> Flow:
-    if platform == "github":
-        plan, apply, drift = (
-            invocations(EXAMPLES / "github" / n) for n in ("plan.yml", "apply.yml", "drift.yml")
-        )
-        state = _github("plan.yml")["env"]["RECONCILER_STATE"]
-    else:
-        plan = apply = drift = invocations(GITLAB)
-        state = _gitlab()["variables"]["RECONCILER_STATE"]
+    assert platform == "gitlab"  # GitHub's flow runs through the action: tests/test_action.py
+    plan = apply = drift = invocations(GITLAB)
+    state = _gitlab()["variables"]["RECONCILER_STATE"]
     saved = [inv.argv for inv in apply if inv.argv[0] == "apply" and "--plan" in inv.argv]
     return Flow(
         validate=_one(plan, "validate"),
@@ -625,7 +634,7 @@ def plan_and_apply(fleet: Path, capsys: pytest.CaptureFixture[str], steps: Flow)
     return state
 
 
-@pytest.mark.parametrize("platform", ["github", "gitlab"])
+@pytest.mark.parametrize("platform", ["gitlab"])
 def test_flow_plan_then_apply_converges(
     platform: str, fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -638,7 +647,7 @@ def test_flow_plan_then_apply_converges(
     assert out.startswith(PLAN_MARKER)
 
 
-@pytest.mark.parametrize("platform", ["github", "gitlab"])
+@pytest.mark.parametrize("platform", ["gitlab"])
 def test_flow_drift_is_clean_after_apply_and_fails_after_an_outside_change(
     platform: str, fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -660,20 +669,6 @@ def test_flow_drift_is_clean_after_apply_and_fails_after_an_outside_change(
     assert "Edited outside" in out  # the Markdown report people read
     report = json.loads((fleet / "drift.json").read_text(encoding="utf-8"))  # the artifact
     assert report["in_sync"] is False and "Edited outside" in json.dumps(report)
-
-
-def test_github_saved_plan_applies_once_then_is_stale(
-    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    steps = flow("github")
-    assert steps.apply_saved is not None
-    monkeypatch.setenv("RECONCILER_STATE", steps.state)
-    code, _, err = run(capsys, steps.plan)
-    assert code == 2, err
-    code, out, err = run(capsys, steps.apply_saved)  # workflow_dispatch with plan_run_id
-    assert code == 0, out + err
-    code, _, err = run(capsys, steps.apply_saved)  # what apply.yml warns about
-    assert code == 1 and "stale" in err
 
 
 # --- the main README's per-command options table ----------------------------------------------
