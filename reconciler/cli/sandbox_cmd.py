@@ -5,9 +5,11 @@ The sandbox package is imported inside the command so that ``reconciler --help``
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -110,7 +112,6 @@ def serve_command(
         return
 
     from reconciler.providers.miniappcenter.sandbox import SandboxConfig, serve
-    from reconciler.sandbox_kit.server import ListenError
 
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,13 +131,8 @@ def serve_command(
         seed=seed,
         rate_limit=rate_limit,
     )
-    try:
+    with _listen_errors(port):
         serve(config, host=host, port=port)
-    except ListenError as exc:
-        # Nothing was served and no export line printed: a plain error, not a crash.
-        hint = "pick another --port (0: any free port)" if port else "check --host"
-        typer.echo(f"Error: {exc}; {hint}.", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
 
 
 def _serve_akana(
@@ -152,7 +148,6 @@ def _serve_akana(
 ) -> None:
     """The Akana sandbox: one user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
     from reconciler.providers.akana.sandbox import AkanaSandboxConfig, serve_akana
-    from reconciler.sandbox_kit.server import ListenError
 
     db_path = db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_AKANA_DB)
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,12 +163,8 @@ def _serve_akana(
         seed=seed,
         rate_limit=rate_limit,
     )
-    try:
+    with _listen_errors(port):
         serve_akana(config, email, host=host, port=port)
-    except ListenError as exc:
-        hint = "pick another --port (0: any free port)" if port else "check --host"
-        typer.echo(f"Error: {exc}; {hint}.", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
 
 
 def _serve_tenant(
@@ -187,7 +178,6 @@ def _serve_tenant(
     rate_limit: float | None,
 ) -> None:
     from reconciler.providers.rest.sandbox import serve_tenant, tenant_config_from_env
-    from reconciler.sandbox_kit.server import ListenError
 
     try:
         config = tenant_config_from_env(
@@ -201,8 +191,18 @@ def _serve_tenant(
     except ValueError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    try:
+    with _listen_errors(port):
         serve_tenant(config, host=host, port=port)
+
+
+@contextlib.contextmanager
+def _listen_errors(port: int) -> Iterator[None]:
+    """A port or host the server cannot listen on: nothing was served and no export line
+    printed, so a plain error (exit 1), not a crash."""
+    from reconciler.sandbox_kit.server import ListenError
+
+    try:
+        yield
     except ListenError as exc:
         hint = "pick another --port (0: any free port)" if port else "check --host"
         typer.echo(f"Error: {exc}; {hint}.", err=True)

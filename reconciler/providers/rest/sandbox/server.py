@@ -1,7 +1,7 @@
 """Serving the tenant sandbox over HTTP (``reconciler sandbox serve --api tenant``, fixtures).
 
-The listening socket and uvicorn's logging are the Mini App Center sandbox's (same reasons:
-TCP_NODELAY, access log on stderr, one line per injected dropped connection).
+The listening socket and uvicorn's logging are every sandbox's (``sandbox_kit``: TCP_NODELAY,
+access log on stderr, one line per injected dropped connection).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from reconciler.providers.rest.sandbox.config import (
     DEFAULT_REFRESH_SECONDS,
     TenantSandboxConfig,
 )
-from reconciler.sandbox_kit.server import _install_log_filter, _listen, _log_config
+from reconciler.sandbox_kit.server import make_app_server
 
 # What `serve` prints and reads: the same names the example project file points at.
 BASE_URL_ENV = "TENANT_BASE_URL"
@@ -41,18 +41,9 @@ def make_tenant_server(
     access_log: bool = True,
 ) -> tuple[uvicorn.Server, socket.socket]:
     """A uvicorn server for the tenant sandbox and its listening socket (``port=0``: any)."""
-    uv_config = uvicorn.Config(
-        create_tenant_app(config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        log_config=_log_config(),
-        lifespan="on",
-        timeout_graceful_shutdown=5,
+    return make_app_server(
+        create_tenant_app(config), host, port, log_level=log_level, access_log=access_log
     )
-    _install_log_filter()
-    return uvicorn.Server(uv_config), _listen(host, port, uv_config.backlog)
 
 
 def tenant_base_url(host: str, port: int) -> str:
