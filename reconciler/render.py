@@ -80,7 +80,36 @@ def render(plan: Plan, fmt: Format, *, color: bool) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.as_dict(), indent=2, ensure_ascii=False) + "\n"
+    return json_lines(plan.as_dict())
+
+
+def json_lines(document: Mapping[str, Any]) -> str:
+    """``document`` as JSON, one top-level key a line, and one item a line for a top-level list
+    or object: a saved plan diffs change by change (D44).
+
+    ``json.dumps`` with ``indent`` runs CPython's pure-Python encoder; each value here is
+    dumped without it, by the C encoder (about 9x faster on a 20 MB plan, bench/plan_json.py).
+    Deterministic: keys in the document's own order, the default separators.
+    """
+    dump = json.JSONEncoder(ensure_ascii=False).encode
+    lines = ["{"]
+    last = len(document) - 1
+    for index, (key, value) in enumerate(document.items()):
+        comma = "," if index < last else ""
+        if isinstance(value, list) and value:
+            items = [dump(item) for item in value]
+            close = "]"
+        elif isinstance(value, dict) and value:
+            items = [f"{dump(k)}: {dump(v)}" for k, v in value.items()]
+            close = "}"
+        else:
+            lines.append(f"  {dump(key)}: {dump(value)}{comma}")
+            continue
+        lines.append(f"  {dump(key)}: {'[' if close == ']' else '{'}")
+        lines.append(",\n".join(f"    {item}" for item in items))
+        lines.append(f"  {close}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def render_text(plan: Plan, *, color: bool) -> str:

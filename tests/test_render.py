@@ -484,6 +484,20 @@ def test_json_round_trips_through_plan_from_dict() -> None:
     assert list(data) == list(GOLDEN_PLAN.as_dict())  # key order is the contract's
 
 
+def test_json_is_one_change_a_line() -> None:
+    """A saved plan diffs change by change, and is written by the C encoder (D44)."""
+    out = render_json(GOLDEN_PLAN)
+    assert json.loads(out) == GOLDEN_PLAN.as_dict()
+    lines = out.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    rows = [line for line in lines if line.startswith('    {"address": ')]
+    assert [json.loads(row.removesuffix(",")) for row in rows] == [
+        c.as_dict() for c in GOLDEN_PLAN.changes
+    ]
+    assert '    "com.genexus.verdant.tea": "sha256:bb"' in lines  # an object: one key a line
+    assert '  "format_version": 1,' in lines
+
+
 def test_json_keeps_non_ascii_and_payload() -> None:
     item = change(app(), "miniapp", "create", None, {"name": "Café"}, payload={"name": "Café"})
     out = render_json(plan_of(item))
