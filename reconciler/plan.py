@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Re-exported: the CLI reads it from reconciler.limits without importing this module (D45).
+from reconciler.limits import DEFAULT_PROBE_WINDOW as DEFAULT_PROBE_WINDOW
+
 FORMAT_VERSION = 1
 
 Action = Literal["create", "update", "delete"]
@@ -32,9 +35,6 @@ LEVELS: Mapping[str, int] = {
 
 # The key of the one status change that learns an unknown review status (review.py).
 LEARN_STATUS = "learn"
-
-# Version ids read, at most, by one probe in one run (`--probe-window N`): see recover.py.
-DEFAULT_PROBE_WINDOW = 256
 
 
 def exists_not_found(first: int, last: int, reads: int, window: int) -> str:

@@ -577,7 +577,7 @@ def _md_summary(app_id: str, changes: list[Change]) -> str:
 
 
 def _action_counts(changes: Sequence[Change]) -> dict[str, int]:
-    counts = {action: 0 for action in ACTIONS}
+    counts: dict[str, int] = {action: 0 for action in ACTIONS}
     for change in changes:
         counts[change.action] += 1
     return counts
@@ -631,7 +631,9 @@ def _md_app_list(
     out = intro + "".join(lines[app_id] for app_id in groups if app_id in listed)
     left = [app_id for app_id in groups if app_id not in listed]
     if left:
-        left_counts = {a: sum(counts[app_id][a] for app_id in left) for a in ACTIONS}
+        left_counts: dict[str, int] = {
+            a: sum(counts[app_id][a] for app_id in left) for a in ACTIONS
+        }
         out += _unlisted_note(len(left), left_counts)
     return out + "\n" + cut_note
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from pathlib import Path
 
 import typer
@@ -76,6 +75,8 @@ def serve_command(
             err=True,
         )
         raise typer.Exit(EXIT_USAGE)
+
+    import secrets
 
     from reconciler.sandbox import SandboxConfig, serve
     from reconciler.sandbox.server import ListenError
