@@ -108,3 +108,19 @@ def test_deferred_rich_classes_load_the_real_ones_when_used() -> None:
         print("real classes")
     """)
     assert out.rstrip().endswith("real classes")
+
+
+def test_a_typer_that_wants_more_from_rich_falls_back_to_the_usual_import() -> None:
+    out = run_python("""
+        import reconciler.cli.lean_help as lean
+        real = lean._stand_in
+        lean._stand_in = lambda name, **attributes: real(name)  # stand-ins without the classes
+        from reconciler.cli.main import main
+        assert main(["--help"]) == 0
+        import rich.markdown, rich.traceback, typer.rich_utils
+        assert typer.rich_utils.Markdown is rich.markdown.Markdown
+        assert typer.rich_utils.Traceback is rich.traceback.Traceback
+        print("fell back")
+    """)
+    assert "Usage: reconciler" in out
+    assert out.rstrip().endswith("fell back")
