@@ -488,12 +488,6 @@ def _md_apps(plan: Plan, budget: int, hint: str) -> str:
     groups = plan.changes_by_app()
     cut_note = _cut_note(hint)
     heads = {app_id: _md_summary(app_id, changes) for app_id, changes in groups.items()}
-    least = {
-        app_id: len(_md_section(heads[app_id], [], _md_hidden_note(app_id, changes)))
-        for app_id, changes in groups.items()
-    }
-    if sum(least.values()) + len(cut_note) > budget:
-        return _md_app_list(plan, groups, budget, cut_note)
     blocks = {
         app_id: ["\n".join(_diff_line(x) for x in _change_lines(c)) for c in changes]
         for app_id, changes in groups.items()
@@ -501,7 +495,14 @@ def _md_apps(plan: Plan, budget: int, hint: str) -> str:
     full = {app_id: _md_section(heads[app_id], blocks[app_id], "") for app_id in groups}
     if sum(len(section) for section in full.values()) <= budget:
         return "".join(full.values())
+    # The least a section can take: all its changes hidden, or whole when that is shorter.
+    least = {
+        app_id: len(_md_section(heads[app_id], [], _md_hidden_note(app_id, changes)))
+        for app_id, changes in groups.items()
+    }
     floor = {app_id: min(len(full[app_id]), least[app_id]) for app_id in groups}
+    if sum(floor.values()) + len(cut_note) > budget:
+        return _md_app_list(plan, groups, budget, cut_note)
     cap = _fair_cap(
         [len(full[app_id]) for app_id in groups],
         [floor[app_id] for app_id in groups],

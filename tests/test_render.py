@@ -875,3 +875,15 @@ def test_markdown_cut_plan_golden() -> None:
         path.write_bytes(actual)
     assert path.exists(), f"missing {path}; run with UPDATE_GOLDEN=1 to create it"
     assert actual == path.read_bytes()
+
+
+def test_markdown_plan_that_fits_whole_is_shown_whole() -> None:
+    """Sections shorter than their own cut form (one short change each) count whole when
+    deciding whether every app gets a section."""
+    ids = [f"a{i:04d}" for i in range(60)]
+    plan = plan_of(*[change(f"miniapp[{a}]", "miniapp", "delete", None, None, app_id=a)
+                     for a in ids])  # fmt: skip
+    md = render_markdown(plan, max_chars=12000)
+    assert len(md) <= 12000
+    assert md.count("<details>") == 60
+    assert "not shown" not in md and "Too many" not in md and "Cut to fit" not in md
