@@ -493,6 +493,20 @@ def test_json_round_trips_through_plan_from_dict() -> None:
     assert list(data) == list(GOLDEN_PLAN.as_dict())  # key order is the contract's
 
 
+def test_json_is_one_change_a_line() -> None:
+    """A saved plan diffs change by change, and is written by the C encoder (D44)."""
+    out = render_json(GOLDEN_PLAN)
+    assert json.loads(out) == GOLDEN_PLAN.as_dict()
+    lines = out.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    rows = [line for line in lines if line.startswith('    {"provider": ')]
+    assert [json.loads(row.removesuffix(",")) for row in rows] == [
+        c.as_dict() for c in GOLDEN_PLAN.changes
+    ]
+    assert '    "miniapp[com.genexus.verdant.tea]": "sha256:bb"' in lines  # one key a line
+    assert '  "format_version": 2,' in lines
+
+
 def test_json_keeps_non_ascii_and_payload() -> None:
     item = change(app(), "miniapp", "create", None, {"name": "Café"}, payload={"name": "Café"})
     out = render_json(plan_of(item))
@@ -609,33 +623,44 @@ def big_plan(apps: int) -> Plan:
     return plan_of(*changes)
 
 
-def test_markdown_truncates_a_500_app_plan() -> None:
+def test_markdown_of_a_500_app_plan_lists_apps_one_line_each() -> None:
     plan = big_plan(500)
     md = render_markdown(plan)
     assert len(md) <= 60000
     assert md.startswith(MARKDOWN_MARKER)
     assert "| 1500 | 500 | 500 |" in md
     assert "> [!CAUTION]" in md and "deletes 500 object(s)" in md
-    shown = md.count("<details>")
-    assert 0 < shown < 500
-    assert md.count("</details>") == shown
-    assert f"… {500 - shown} more app(s) not shown (the comment size limit was reached)." in md
-    assert "The full plan is in the JSON plan (`reconciler plan --out plan.json`)." in md
-    assert md.rstrip().endswith("plan.json`).")
+    # not even a cut section per app fits: one line per app (here all of them fit)
+    assert "<details>" not in md
+    assert "Too many mini apps (500) to show their changes here" in md
+    listed = re.findall(r"^- `(com\.example\.fleet\.app\d+)`: 3 to create, 1 to update,"
+                        r" 1 to delete$", md, flags=re.M)  # fmt: skip
+    assert listed == [f"com.example.fleet.app{i:03d}" for i in range(500)]
+    assert "not listed" not in md
+    assert md.rstrip().endswith(
+        "The full plan is in the JSON plan (`reconciler plan --out plan.json`)."
+    )
     # the caution list is capped and says how many deletes it left out
-    caution = md[md.index("> [!CAUTION]") : md.index("<details>")]
-    listed = caution.count("> - `")
-    assert listed <= 200
-    assert f"> - … and {500 - listed} more delete(s)" in caution
+    caution = md[md.index("> [!CAUTION]") : md.index("Too many")]
+    listed_deletes = caution.count("> - `")
+    assert listed_deletes <= 200
+    assert f"> - … and {500 - listed_deletes} more delete(s)" in caution
 
 
 def test_markdown_truncation_respects_a_smaller_limit_and_hint() -> None:
     md = render_markdown(big_plan(40), max_chars=8000, full_plan_hint="[the artifact](https://ci)")
     assert len(md) <= 8000
     assert "| 120 | 40 | 40 |" in md and "> [!CAUTION]" in md
-    shown = md.count("<details>")
-    assert f"… {40 - shown} more app(s) not shown" in md
+    assert len(re.findall(r"^- `com\.example\.fleet\.app\d+`: ", md, flags=re.M)) == 40
+    assert "not listed" not in md
     assert "The full plan is in [the artifact](https://ci)." in md
+
+
+def test_markdown_stuck_app_names_are_capped() -> None:
+    stuck = tuple(PlanProblem("stuck", app_id=f"app{i}", scope="app") for i in range(50))
+    md = render_markdown(plan_of(*small_app("app0"), errors=stuck))
+    title = next(line for line in md.splitlines() if "stuck mini app(s)" in line)
+    assert "`app19`" in title and "`app20`" not in title and " and 30 more" in title
 
 
 def test_markdown_small_plan_is_not_truncated() -> None:
@@ -701,3 +726,173 @@ def test_render_dispatches_by_format() -> None:
     assert render(GOLDEN_PLAN, "markdown", color=True) == render_markdown(GOLDEN_PLAN)
     with pytest.raises(ValueError, match="unknown format 'yaml'"):
         render(GOLDEN_PLAN, "yaml", color=False)  # type: ignore[arg-type]
+
+
+# --- Markdown: an oversized app is cut inside its own section (issue 14) ----------------------
+
+BIG = "com.example.big"
+
+
+def oversized_app(versions: int = 200) -> list[Change]:
+    """One app with ``versions`` new versions (a create, a compatibility and a review step
+    each), 99 new attributes, an update that overwrites a change made outside, and one
+    delete: 3 * versions + 101 changes (701 for 200 versions)."""
+    base = app(BIG)
+    out = [
+        change(base, "miniapp", "update", {"name": "Old"}, {"name": "New"}, app_id=BIG,
+               fields=(FieldChange("name", "Old", "New"),),
+               reason="changed outside since the last apply"),
+    ]  # fmt: skip
+    out += [
+        change(f"{base}.attribute[A{n:03d}]", "attribute", "create", None, {"value": "v" * 40},
+               app_id=BIG)
+        for n in range(99)
+    ]  # fmt: skip
+    for n in range(versions):
+        code = f"1.{n}.0"
+        version = f"{base}.version[{code}]"
+        out.append(
+            change(version, "version", "create", None,
+                   {"code": code, "platform_id": "iOS", "service_url": "https://x/" + "s" * 60},
+                   app_id=BIG, key=code, version_code=code)
+        )  # fmt: skip
+        out.append(
+            change(f"{version}.compatibility[2]", "compatibility", "create", None,
+                   {"superapp_version": 2}, app_id=BIG, key="2", version_code=code)
+        )  # fmt: skip
+        out.append(
+            change(f"{version}.status[send_to_review]", "status", "update",
+                   {"status": "pending"}, {"status": "waiting_for_review"}, app_id=BIG,
+                   step="send_to_review", version_code=code)
+        )  # fmt: skip
+    out.append(
+        change(f"{base}.location[Old]", "location", "delete", {"geo_point": "POINT(1 2)"}, None,
+               app_id=BIG, target_id=9)
+    )  # fmt: skip
+    return out
+
+
+def small_app(app_id: str, *, delete: bool = False) -> list[Change]:
+    base = app(app_id)
+    out = [change(f"{base}.attribute[COUNTRY]", "attribute", "update", {"value": "Chile"},
+                  {"value": "Uruguay"}, app_id=app_id)]  # fmt: skip
+    if delete:
+        out.append(change(f"{base}.location[Gone]", "location", "delete",
+                          {"geo_point": "POINT(3 4)"}, None, app_id=app_id))  # fmt: skip
+    return out
+
+
+def section_of(md: str, app_id: str) -> str:
+    start = md.index(f"<summary><code>{app_id}</code>")
+    return md[start : md.index("</details>", start)]
+
+
+def test_markdown_cuts_an_oversized_app_inside_its_section_and_lists_every_app() -> None:
+    smalls = ["com.example.a", "com.example.b", "com.example.c"]
+    big = oversized_app()
+    assert len(big) == 701
+    plan = plan_of(*small_app(smalls[0]), *big, *small_app(smalls[1], delete=True),
+                   *small_app(smalls[2]))  # fmt: skip
+    md = render_markdown(plan)
+    assert len(md) <= 60000
+    assert "more app(s) not shown" not in md
+    assert md.count("<details>") == 4 == md.count("</details>")
+    # the small apps are shown whole
+    for app_id in smalls:
+        assert f"! ~ {app(app_id)}.attribute[COUNTRY]" in section_of(md, app_id)
+    assert "- - miniapp[com.example.b].location[Gone]  (DELETE)" in section_of(md, smalls[1])
+    # the big one: its header, its delete and its overwrite first, then a count of the rest
+    section = section_of(md, BIG)
+    assert f"<summary><code>{BIG}</code>: 499 to create, 201 to update, 1 to delete" in section
+    assert f"- - {app(BIG)}.location[Old]  (DELETE)" in section
+    assert f"! ~ {app(BIG)}\n" in section and "(changed outside since the last apply)" in section
+    shown = len(re.findall(r"^[-+!] [-+~] ", section, flags=re.M))
+    assert 0 < shown < 701
+    assert f"… {701 - shown} more change(s) of `{BIG}` not shown (see the JSON plan)." in section
+    assert "The full plan is in the JSON plan (`reconciler plan --out plan.json`)." in md
+
+
+def test_markdown_hides_creates_before_updates_and_never_a_delete_first() -> None:
+    """What a cut section hides is the end of its priority order: errors, deletes, overwrites
+    of changes made outside, updates, then creates (D43)."""
+    big = oversized_app()
+    plan = plan_of(*big, errors=(PlanProblem("blocked", app_id=BIG,
+                                             address=at(f"{app(BIG)}.attribute[A098]")),))
+    md = render_markdown(plan, max_chars=12000)
+    assert len(md) <= 12000
+    section = section_of(md, BIG)
+    shown = set(re.findall(r"^[-+!] [-+~] (\S+)", section, flags=re.M))
+    assert f"{app(BIG)}.attribute[A098]" in shown  # named by an error
+    assert f"{app(BIG)}.location[Old]" in shown
+    assert app(BIG) in shown
+    hidden_updates = [c for c in big if c.action == "update" and str(c.address) not in shown]
+    shown_creates = [c for c in big if c.action == "create" and str(c.address) in shown]
+    assert hidden_updates  # the budget is too small for all 200 status steps...
+    assert shown_creates == [big[99]]  # ...so the only create shown is the one with an error
+    # shown changes keep the plan's order
+    order = [str(c.address) for c in big if str(c.address) in shown]
+    assert re.findall(r"^[-+!] [-+~] (\S+)", section, flags=re.M) == order
+
+
+def test_markdown_says_how_many_deletes_a_cut_section_hides() -> None:
+    base = app(BIG)
+    deletes = [
+        change(f"{base}.location[L{n:04d}]", "location", "delete", {"geo_point": "POINT(1 2)"},
+               None, app_id=BIG)
+        for n in range(2000)
+    ]  # fmt: skip
+    md = render_markdown(plan_of(*deletes, *small_app("com.example.a")))
+    assert len(md) <= 60000
+    section = section_of(md, BIG)
+    shown = len(re.findall(r"^- - ", section, flags=re.M))
+    assert 0 < shown < 2000
+    assert (
+        f"… {2000 - shown} more change(s) of `{BIG}` not shown, {2000 - shown} of them"
+        " deletes (see the JSON plan)." in section
+    )
+
+
+def test_markdown_of_10000_apps_is_bounded_and_lists_apps_with_deletes_first() -> None:
+    changes: list[Change] = []
+    with_delete = {f"com.example.fleet.app{i:05d}" for i in range(7, 10000, 500)}
+    for i in range(10000):
+        app_id = f"com.example.fleet.app{i:05d}"
+        changes += small_app(app_id, delete=app_id in with_delete)
+    stuck = tuple(PlanProblem("stuck", app_id=f"com.example.fleet.app{i:05d}", scope="app")
+                  for i in range(0, 10000, 2))  # fmt: skip
+    md = render_markdown(plan_of(*changes, errors=stuck))
+    assert len(md) <= 60000
+    assert "| 0 | 10000 | 20 |" in md
+    listed = re.findall(r"^- `(com\.example\.fleet\.app\d+)`: ", md, flags=re.M)
+    assert 0 < len(listed) < 10000
+    assert with_delete <= set(listed)  # every app with a delete is listed
+    assert listed == sorted(listed)  # in plan order
+    hidden = 10000 - len(listed)
+    assert (
+        f"… {hidden} more app(s) not listed (0 to create, {hidden} to update, 0 to delete"
+        " among them)." in md
+    )
+    assert "The full plan is in the JSON plan (`reconciler plan --out plan.json`)." in md
+
+
+def test_markdown_cut_plan_golden() -> None:
+    plan = plan_of(*small_app("com.example.a"), *oversized_app(20),
+                   *small_app("com.example.b", delete=True))  # fmt: skip
+    path = GOLDEN / "plan_cut.md"
+    actual = render_markdown(plan, max_chars=5000).encode("utf-8")
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_bytes(actual)
+    assert path.exists(), f"missing {path}; run with UPDATE_GOLDEN=1 to create it"
+    assert actual == path.read_bytes()
+
+
+def test_markdown_plan_that_fits_whole_is_shown_whole() -> None:
+    """Sections shorter than their own cut form (one short change each) count whole when
+    deciding whether every app gets a section."""
+    ids = [f"a{i:04d}" for i in range(60)]
+    plan = plan_of(*[change(f"miniapp[{a}]", "miniapp", "delete", None, None, app_id=a)
+                     for a in ids])  # fmt: skip
+    md = render_markdown(plan, max_chars=12000)
+    assert len(md) <= 12000
+    assert md.count("<details>") == 60
+    assert "not shown" not in md and "Too many" not in md and "Cut to fit" not in md

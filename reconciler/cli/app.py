@@ -170,11 +170,14 @@ def tidy_help(command: Any, path: str = "") -> None:
 
 def _tidy_help_option(command: Any) -> None:
     """``--help`` is a flag too. click builds it on demand and caches it on the command, so
-    build it now (with the app's option names) and hide its placeholder."""
+    build it now (with the app's option names) and hide its placeholder. Its value when absent
+    is False, not None: typer coerces a None through a pydantic adapter, and importing
+    pydantic for that was a fifth of `reconciler plan --help` (D45)."""
     context = _click.Context(command, help_option_names=HELP_OPTION_NAMES)
     help_option = command.get_help_option(context)
     if help_option is not None:
         help_option.metavar = ""
+        help_option.default = False
 
 
 class _Argument(TyperArgument):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
+from reconciler.limits import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
     from reconciler.manifest import LoadedApp

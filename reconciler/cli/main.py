@@ -14,7 +14,8 @@ try:  # typer >= 0.24 vendors click; older releases use the click package itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app, tidy_help
+from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, HELP_OPTION_NAMES, app, tidy_help
+from reconciler.cli.lean_help import import_typer_rich_utils
 
 # Each module registers its commands on `app` when imported; `--help` lists them in this
 # order, the order of the pipeline.
@@ -35,6 +36,9 @@ _NO_ARGS = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script passes it to sys.exit)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or any(arg in HELP_OPTION_NAMES for arg in args):
+        import_typer_rich_utils()  # help will be shown: load its formatter lean (D45)
     command = typer_main_command()
     try:
         result = command.main(args=argv, prog_name="reconciler", standalone_mode=False)

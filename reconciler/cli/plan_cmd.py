@@ -32,7 +32,7 @@ from reconciler.cli.common import (
     state_store,
     use_color,
 )
-from reconciler.providers.miniappcenter.vocabulary import DEFAULT_PROBE_WINDOW
+from reconciler.limits import DEFAULT_PROBE_WINDOW
 
 if TYPE_CHECKING:
     from reconciler.cli.common import Desired

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +110,8 @@ def serve_command(
         )
         return
 
+    import secrets
+
     from reconciler.providers.miniappcenter.sandbox import SandboxConfig, serve
 
     db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
@@ -147,6 +148,8 @@ def _serve_akana(
     rate_limit: float | None,
 ) -> None:
     """The Akana sandbox: one user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
+    import secrets
+
     from reconciler.providers.akana.sandbox import AkanaSandboxConfig, serve_akana
 
     db_path = db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_AKANA_DB)

@@ -33,7 +33,8 @@ LEVELS: Mapping[str, int] = {
 LEARN_STATUS = "learn"
 
 # Version ids read, at most, by one probe in one run (`--probe-window N`): see recover.py.
-DEFAULT_PROBE_WINDOW = 256
+# Defined in reconciler.limits, which `--help` imports without this module (D45).
+from reconciler.limits import DEFAULT_PROBE_WINDOW as DEFAULT_PROBE_WINDOW  # noqa: E402
 
 
 def exists_not_found(first: int, last: int, reads: int, window: int) -> str:
