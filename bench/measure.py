@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 
-from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
+from bench.fleet import (
+    converged_state,
+    live_from,
+    make_fleet,
+    with_changes,
+    with_moved_locations,
+    write_manifests,
+)
 from bench.server import start_sandbox
 from reconciler.apply import ApplyOptions, Executor
 from reconciler.client import Endpoint, MiniAppCenterClient
@@ -268,6 +275,38 @@ def measure_diff(n: int, repeat: int = 3) -> dict[str, Any]:
             plan = build_plan(desired, live, state, endpoint=IDENTITY)  # type: ignore[arg-type]
             times.append(time.process_time() - start)
         out[name] = {"cpu_s": min(times), "changes": len(plan.changes), "summary": plan.summary}
+    return out
+
+
+def measure_field_updates(updates: int, repeat: int = 3) -> dict[str, Any]:
+    """CPU time of ``build_plan`` when ``updates`` fields changed: every location of
+    ``updates / 2`` apps moved (one ``geo_point`` field update each). Best of ``repeat``.
+    ``deepdiff_cpu_s`` is the same diff with every record compared by DeepDiff, as it was
+    before D48 (the ratio of the two is this machine's own)."""
+    from unittest import mock
+
+    from reconciler import diff
+    from reconciler.plan import FieldChange
+
+    apps = make_fleet(max(1, updates // 2))
+    state = converged_state(apps)
+    live = live_from(apps, state)
+    moved = with_moved_locations(apps)
+
+    def via_deepdiff(before: Any, after: Any) -> tuple[FieldChange, ...]:
+        return () if before == after else diff._deepdiff_changes(before, after)
+
+    out: dict[str, Any] = {"apps": len(apps)}
+    for name, compare in (("cpu_s", diff.field_changes), ("deepdiff_cpu_s", via_deepdiff)):
+        times = []
+        with mock.patch.object(diff, "field_changes", compare):
+            for _ in range(repeat):
+                start = time.process_time()
+                plan = diff.build_plan(moved, live, state, endpoint=IDENTITY)  # type: ignore[arg-type]
+                times.append(time.process_time() - start)
+        out[name] = min(times)
+        out["changes"] = len(plan.changes)
+        out["field_updates"] = sum(len(change.fields) for change in plan.changes)
     return out
 
 

@@ -35,6 +35,8 @@ TARGET_PLAN_VS_FLOOR = 1.5
 TARGET_SEQ_SPEEDUP = 10.0
 TARGET_DIFF_CPU_S = 2.0
 TARGET_RSS_MB = 300.0
+# Issue 14.
+TARGET_FIELD_UPDATES_CPU_S = 0.5
 
 
 # --- worker side -------------------------------------------------------------------------
@@ -55,6 +57,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         )
     elif kind == "diff":
         out = measure.measure_diff(spec["n"])
+        out["field_updates"] = measure.measure_field_updates(spec.get("updates", 10_000))
     elif kind == "rate":
         out = measure.measure_rate_limited(
             spec["n"],
@@ -209,6 +212,16 @@ def checks(results: dict[str, Any]) -> list[tuple[str, str, bool, bool]]:
                 False,
             )
         )
+    if "diff" in results and "field_updates" in results["diff"]:
+        fu = results["diff"]["field_updates"]
+        out.append(
+            (
+                f"diff of {fu['field_updates']} field updates < {TARGET_FIELD_UPDATES_CPU_S} s",
+                _s(fu["cpu_s"]),
+                fu["cpu_s"] < TARGET_FIELD_UPDATES_CPU_S,
+                False,
+            )
+        )
     if "rate" in results:
         rl = results["rate"]
         out.append(
@@ -293,6 +306,16 @@ def report(results: dict[str, Any]) -> str:
             f"| converged | {d['converged']['changes']} | {_s(d['converged']['cpu_s'])} |",
             f"| every 10th app changed | {d['changed']['changes']} | {_s(d['changed']['cpu_s'])} |",
         ]
+        if "field_updates" in d:
+            fu = d["field_updates"]
+            lines += [
+                "",
+                f"Field updates: every location of {fu['apps']} apps moved,"
+                f" {fu['field_updates']} `geo_point` updates (CPU of `build_plan`, best of 3):"
+                f" **{_s(fu['cpu_s'])}**; the same with every record compared by DeepDiff (as"
+                f" before D48): {_s(fu['deepdiff_cpu_s'])}, **{_x(fu['deepdiff_cpu_s'] / fu['cpu_s'])}**"
+                " slower.",
+            ]
     if "startup" in results:
         st = results["startup"]
         lines += [
