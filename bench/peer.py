@@ -116,7 +116,9 @@ class Peer:
         headers = {"Content-Type": entry.content_type} if entry.content_type else None
         async with self._slots:
             response = await self._client.request(
-                entry.method, self._root + (path or entry.path), content=entry.content,
+                entry.method,
+                self._root + (path or entry.path),
+                content=entry.content,
                 headers=headers,
             )
         self.requests += 1

@@ -26,7 +26,9 @@ def _via_deepdiff(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldC
     for kind in ("values_changed", "type_changes"):
         for path, detail in found.get(kind, {}).items():
             out.append(
-                FieldChange(diff_module._path(path), detail.get("old_value"), detail.get("new_value"))
+                FieldChange(
+                    diff_module._path(path), detail.get("old_value"), detail.get("new_value")
+                )
             )
     for path, value in found.get("dictionary_item_added", {}).items():
         out.append(FieldChange(diff_module._path(path), None, value))
