@@ -533,12 +533,12 @@ def compare(
     regressions: list[str] = []
     notes: list[str] = []
     for name in sorted(old.keys() | new.keys()):
+        if (old.get(name) or new[name]).absolute and not absolute:
+            continue
         if name not in old or name not in new:
             notes.append(f"{name}: only in the {'baseline' if name in old else 'current run'}")
             continue
         before, after = old[name], new[name]
-        if before.absolute and not absolute:
-            continue
         worse = (
             before.value / after.value if before.higher_is_better else after.value / before.value
         )

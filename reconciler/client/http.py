@@ -59,6 +59,7 @@ from reconciler.client.config import (
     check_token,
     is_loopback,
 )
+from reconciler.client.netio import AsyncioLane
 from reconciler.client.redact import (
     ApiKeyAuth,
     Secret,
@@ -486,10 +487,9 @@ class ApiSession:
             transport = _Lanes(
                 max_connections,
                 functools.partial(
-                    httpx.AsyncHTTPTransport,
+                    AsyncioLane,  # httpx's transport on asyncio sockets, without anyio
                     verify=tls_context(),  # always verifying; see _tls_context
                     trust_env=not loopback,
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 ),
             )
         self._http = httpx.AsyncClient(
