@@ -207,3 +207,17 @@ def with_changes(apps: list[MiniApp], every: int = 10) -> list[MiniApp]:
             )
         )
     return out
+
+
+def with_moved_locations(apps: list[MiniApp]) -> list[MiniApp]:
+    """Every location of every app moved: 2 location updates per app, nothing else."""
+    out: list[MiniApp] = []
+    for app in apps:
+        locations = tuple(
+            Location(name=loc.name, geo_point=f"POINT(-57.{i + 1} -35.{i + 1})")
+            for i, loc in enumerate(app.spec.locations or ())
+        )
+        out.append(
+            app.model_copy(update={"spec": app.spec.model_copy(update={"locations": locations})})
+        )
+    return out

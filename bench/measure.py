@@ -19,7 +19,15 @@ from typing import Any
 
 import httpx
 
-from bench.fleet import converged_state, live_from, make_fleet, with_changes, write_manifests
+from bench.fleet import (
+    converged_state,
+    live_from,
+    make_fleet,
+    with_changes,
+    with_moved_locations,
+    write_manifests,
+)
+from bench.peer import Peer, Recording, record, timed
 from bench.server import start_sandbox
 from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
 from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
@@ -59,13 +67,21 @@ def _redundant(by_request: dict[str, int]) -> dict[str, int]:
 
 
 async def apply_fleet(
-    make_client: ClientFactory, apps: list[MiniApp], state_path: Path, parallelism: int
+    make_client: ClientFactory,
+    apps: list[MiniApp],
+    state_path: Path,
+    parallelism: int,
+    recording: list[Recording] | None = None,
 ) -> dict[str, Any]:
-    """What `reconciler apply --auto-approve` does: plan, execute, save; timed per phase."""
+    """What `reconciler apply --auto-approve` does: plan, execute, save; timed per phase.
+    With ``recording``, the requests sent are recorded into it (for the peer)."""
     store = FileStateStore(state_path)
     with store.lock("apply"):
         state = store.load(IDENTITY)
         async with make_client(parallelism) as client:
+            if recording is not None:
+                recording.append(record(client))
+            cpu = time.process_time()
             start = time.perf_counter()
             plan = await make_plan(client, apps, state, identity=IDENTITY, parallelism=parallelism)
             planned = time.perf_counter()
@@ -79,6 +95,7 @@ async def apply_fleet(
             executed = time.perf_counter()
             store.save(state)
             saved = time.perf_counter()
+            cpu = time.process_time() - cpu
             stats = client.stats
             writes = stats.writes - writes_before
     # The longest chain of writes that wait for one another inside one app (issue 14: the
@@ -101,15 +118,23 @@ async def apply_fleet(
         "execute_s": executed - planned,
         "save_s": saved - executed,
         "wall_s": saved - start,
+        "client_cpu_s": cpu,
+        "requests": stats.reads + stats.writes,
     }
 
 
 async def plan_converged(
-    make_client: ClientFactory, apps: list[MiniApp], state_path: Path, parallelism: int
+    make_client: ClientFactory,
+    apps: list[MiniApp],
+    state_path: Path,
+    parallelism: int,
+    recording: list[Recording] | None = None,
 ) -> dict[str, Any]:
     """`reconciler plan` of an applied fleet: must find nothing and read each resource once."""
     state = FileStateStore(state_path).load(IDENTITY)
     async with make_client(parallelism) as client:
+        if recording is not None:
+            recording.append(record(client))
         cpu = time.process_time()
         start = time.perf_counter()
         plan = await make_plan(client, apps, state, identity=IDENTITY, parallelism=parallelism)
@@ -170,34 +195,171 @@ def measure_size(
     parallelism: int,
     workdir: Path,
     seq_cap: int | None = None,
+    peer: bool = True,
 ) -> dict[str, Any]:
     """One fleet size against a fresh sandbox server (own process): apply a fresh fleet,
-    plan it converged, then the same reads sequentially."""
+    plan it converged, then the same reads sequentially. With ``peer``, the hand-written
+    client (bench/peer.py) replays the same plan (same server) and apply (a fresh one)."""
     latency = latency_ms / 1000
     apps = make_fleet(n)
     state_path = workdir / "state.json"
+    applies: list[Recording] = []
+    plans: list[Recording] = []
+    peer_figures: dict[str, Any] | None = None
     with start_sandbox(workdir / "sandbox.db", latency_ms=latency_ms) as server:
         make_client = http_client_factory(server.base_url, server.token)
-        applied = asyncio.run(apply_fleet(make_client, apps, state_path, parallelism))
-        planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism))
+        applied = asyncio.run(apply_fleet(make_client, apps, state_path, parallelism, applies))
+        planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism, plans))
+        if peer:
+            # Interleaved, best of two each: the machine's noise hits both alike.
+            peer_plans = [run_peer(server.base_url, server.token, parallelism, plans[0], False)]
+            again = asyncio.run(plan_converged(make_client, apps, state_path, parallelism))
+            peer_plans.append(run_peer(server.base_url, server.token, parallelism, plans[0], False))
+            if again["wall_s"] < planned["wall_s"]:
+                planned = again
+            peer_figures = {"plan": min(peer_plans, key=lambda r: r["wall_s"])}
         paths = planned.pop("read_paths")
         sequential = sequential_reads(server.base_url, server.token, paths, cap=seq_cap)
+    if peer:
+        with start_sandbox(workdir / "peer.db", latency_ms=latency_ms) as server:
+            assert peer_figures is not None
+            peer_figures["apply"] = run_peer(
+                server.base_url, server.token, parallelism, applies[0], True
+            )
     plan_floor = network_floor(planned["reads"], parallelism, latency, PLAN_DEPTH)
     apply_floor = network_floor(applied["plan_reads"], parallelism, latency, 1) + network_floor(
         applied["writes"], parallelism, latency, applied["longest_chain"]
     )
+    ratios: dict[str, float | None] = {
+        "plan_vs_floor": planned["wall_s"] / plan_floor if plan_floor else None,
+        "sequential_vs_plan": sequential["wall_s"] / planned["wall_s"],
+        "apply_vs_floor": applied["wall_s"] / apply_floor if apply_floor else None,
+    }
+    if peer_figures is not None:
+        ratios["plan_vs_peer"] = planned["wall_s"] / peer_figures["plan"]["wall_s"]
+        ratios["apply_vs_peer"] = applied["wall_s"] / peer_figures["apply"]["wall_s"]
     return {
         "n": n,
         "latency_ms": latency_ms,
         "parallelism": parallelism,
+        "peer": peer_figures,
         "apply": applied | {"floor_s": apply_floor},
         "plan": planned | {"floor_s": plan_floor},
         "sequential": sequential,
-        "ratios": {
-            "plan_vs_floor": planned["wall_s"] / plan_floor if plan_floor else None,
-            "sequential_vs_plan": sequential["wall_s"] / planned["wall_s"],
-            "apply_vs_floor": applied["wall_s"] / apply_floor if apply_floor else None,
-        },
+        "ratios": ratios,
+    }
+
+
+def run_peer(
+    base_url: str, token: str, parallelism: int, recording: Recording, apply: bool
+) -> dict[str, Any]:
+    """The hand-written peer replaying the tool's plan (reads) or apply (reads, then writes)."""
+
+    async def go() -> dict[str, Any]:
+        async with Peer(base_url, token, parallelism) as peer:
+            if apply:
+                figures = await timed(lambda: peer.apply(recording))
+            else:
+                figures = await timed(lambda: peer.plan(recording.reads))
+            return figures | {"requests": peer.requests}
+
+    figures = asyncio.run(go())
+    assert figures["requests"] == recording.requests, (figures, recording.requests)
+    return figures
+
+
+# --- client CPU per request ----------------------------------------------------------------
+
+
+def measure_cpu(n: int, *, parallelism: int, workdir: Path, repeat: int = 2) -> dict[str, Any]:
+    """Client CPU per request of a converged plan of ``n`` apps against a server that adds no
+    latency (the client is CPU-bound), best of ``repeat``; the peer's the same way, interleaved.
+    ``reconciler`` is whatever this process imports (run.py points a second worker at an older
+    commit's copy, so that before and after are measured in one run)."""
+    import reconciler
+
+    apps = make_fleet(n)
+    state_path = workdir / "state.json"
+    with start_sandbox(workdir / "sandbox.db", latency_ms=0) as server:
+        make_client = http_client_factory(server.base_url, server.token)
+        asyncio.run(apply_fleet(make_client, apps, state_path, parallelism))
+        tool: list[float] = []
+        peer: list[float] = []
+        for _ in range(repeat):
+            plans: list[Recording] = []
+            planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism, plans))
+            tool.append(planned["client_cpu_s"] / planned["requests"])
+            figures = run_peer(server.base_url, server.token, parallelism, plans[0], False)
+            peer.append(figures["cpu_s"] / figures["requests"])
+    return {
+        "n": n,
+        "reconciler": str(Path(reconciler.__file__).parent),
+        "requests": planned["requests"],
+        "tool_cpu_per_request_s": min(tool),
+        "peer_cpu_per_request_s": min(peer),
+    }
+
+
+# --- whole processes: `reconciler plan` against a sequential script -----------------------
+
+
+_ACCESS_LINE = re.compile(r'"GET (\S+) HTTP/1\.1" 200')
+
+
+def measure_process(n: int, *, latency_ms: float, workdir: Path) -> dict[str, Any]:
+    """``reconciler plan`` of a converged fleet as a subprocess against the same GETs made by
+    ``bench/sequential.py`` as a subprocess: process start, imports and all, both sides. The
+    fleet is applied with ``reconciler apply`` (no latency); the GETs the plan made are taken
+    from the server's access log, so the script reads exactly what the tool read."""
+    import os
+
+    apps = make_fleet(n)
+    folder = workdir / "manifests"
+    write_manifests(apps, folder)
+    state = workdir / "state.json"
+    db = workdir / "sandbox.db"
+    cli = _cli()
+
+    def env(server: Any) -> dict[str, str]:
+        return {
+            **os.environ,
+            "MAC_BASE_URL": server.base_url,
+            "MAC_API_TOKEN": server.token,
+            "NO_COLOR": "1",
+        }
+
+    def run(cmd: list[str], server: Any) -> float:
+        start = time.perf_counter()
+        done = subprocess.run(cmd, env=env(server), capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{cmd[-3:]} exited {done.returncode}: {done.stderr[-800:]}")
+        return elapsed
+
+    with start_sandbox(db, latency_ms=0) as server:
+        run([*cli, "apply", "--auto-approve", "--state", str(state), str(folder)], server)
+        port = httpx.URL(server.base_url).port or 0
+    # The same port: the state file is tied to the endpoint's URL.
+    with start_sandbox(db, latency_ms=latency_ms, port=port) as server:
+        log = db.with_suffix(".log")
+        before = log.stat().st_size
+        plan_s = run(
+            [*cli, "plan", "--detailed-exitcode", "--state", str(state), str(folder)], server
+        )
+        with log.open(encoding="utf-8") as text:
+            text.seek(before)
+            paths = _ACCESS_LINE.findall(text.read())
+        listed = workdir / "paths.txt"
+        listed.write_text("\n".join(paths) + "\n", encoding="utf-8")
+        script = Path(__file__).resolve().parent / "sequential.py"
+        sequential_s = run([sys.executable, str(script), str(listed)], server)
+    return {
+        "n": n,
+        "latency_ms": latency_ms,
+        "reads": len(paths),
+        "plan_s": plan_s,
+        "sequential_s": sequential_s,
+        "speedup": sequential_s / plan_s,
     }
 
 
@@ -271,6 +433,38 @@ def measure_diff(n: int, repeat: int = 3) -> dict[str, Any]:
             plan = build_plan(desired, live, state, endpoint=IDENTITY)  # type: ignore[arg-type]
             times.append(time.process_time() - start)
         out[name] = {"cpu_s": min(times), "changes": len(plan.changes), "summary": plan.summary}
+    return out
+
+
+def measure_field_updates(updates: int, repeat: int = 3) -> dict[str, Any]:
+    """CPU time of ``build_plan`` when ``updates`` fields changed: every location of
+    ``updates / 2`` apps moved (one ``geo_point`` field update each). Best of ``repeat``.
+    ``deepdiff_cpu_s`` is the same diff with every record compared by DeepDiff, as it was
+    before D48 (the ratio of the two is this machine's own)."""
+    from unittest import mock
+
+    from reconciler import diff
+    from reconciler.engine.plan import FieldChange
+
+    apps = make_fleet(max(1, updates // 2))
+    state = converged_state(apps)
+    live = live_from(apps, state)
+    moved = with_moved_locations(apps)
+
+    def via_deepdiff(before: Any, after: Any) -> tuple[FieldChange, ...]:
+        return () if before == after else diff._deepdiff_changes(before, after)
+
+    out: dict[str, Any] = {"apps": len(apps)}
+    for name, compare in (("cpu_s", diff.field_changes), ("deepdiff_cpu_s", via_deepdiff)):
+        times = []
+        with mock.patch.object(diff, "field_changes", compare):
+            for _ in range(repeat):
+                start = time.process_time()
+                plan = diff.build_plan(moved, live, state, endpoint=IDENTITY)  # type: ignore[arg-type]
+                times.append(time.process_time() - start)
+        out[name] = min(times)
+        out["changes"] = len(plan.changes)
+        out["field_updates"] = sum(len(change.fields) for change in plan.changes)
     return out
 
 

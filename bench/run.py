@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,22 @@ TARGET_PLAN_VS_FLOOR = 1.5
 TARGET_SEQ_SPEEDUP = 10.0
 TARGET_DIFF_CPU_S = 2.0
 TARGET_RSS_MB = 300.0
+# Issue 14.
+TARGET_FIELD_UPDATES_CPU_S = 0.5
+TARGET_PLAN_VS_PEER = 1.05
+TARGET_APPLY_VS_PEER = 1.1
+TARGET_CPU_GAIN = 2.0  # client CPU per request, baseline / now
+TARGET_PROCESS_SPEEDUP = 8.0
+# The commit before issue 14's client work: the CPU-per-request baseline.
+CPU_BASELINE_REF = "6cfa699"
 
 
 # --- worker side -------------------------------------------------------------------------
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("reconciler_root"):  # an older commit's copy of the package (CPU baseline)
+        sys.path.insert(0, spec["reconciler_root"])
     from bench import measure
 
     kind = spec["kind"]
@@ -52,9 +63,11 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             parallelism=spec["parallelism"],
             workdir=workdir,
             seq_cap=spec.get("seq_cap"),
+            peer=spec.get("peer", True),
         )
     elif kind == "diff":
         out = measure.measure_diff(spec["n"])
+        out["field_updates"] = measure.measure_field_updates(spec.get("updates", 10_000))
     elif kind == "rate":
         out = measure.measure_rate_limited(
             spec["n"],
@@ -63,6 +76,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             parallelism=spec["parallelism"],
             workdir=workdir,
         )
+    elif kind == "process":
+        out = measure.measure_process(spec["n"], latency_ms=spec["latency_ms"], workdir=workdir)
+    elif kind == "cpu":
+        out = measure.measure_cpu(spec["n"], parallelism=spec["parallelism"], workdir=workdir)
     elif kind == "startup":
         out = measure.measure_startup(spec["files"], workdir, repeat=spec.get("repeat", 5))
     else:  # pragma: no cover
@@ -111,6 +128,10 @@ def _s(seconds: float | None) -> str:
 
 def _x(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} µs"
 
 
 def _ok(flag: bool) -> str:
@@ -209,6 +230,58 @@ def checks(results: dict[str, Any]) -> list[tuple[str, str, bool, bool]]:
                 False,
             )
         )
+    for row in results["sizes"]:
+        r = row["ratios"]
+        if r.get("plan_vs_peer") is not None:
+            out.append(
+                (
+                    f"N={row['n']}: plan within {TARGET_PLAN_VS_PEER}x of the peer",
+                    _x(r["plan_vs_peer"]),
+                    r["plan_vs_peer"] <= TARGET_PLAN_VS_PEER,
+                    False,
+                )
+            )
+            out.append(
+                (
+                    f"N={row['n']}: apply within {TARGET_APPLY_VS_PEER}x of the peer",
+                    _x(r["apply_vs_peer"]),
+                    r["apply_vs_peer"] <= TARGET_APPLY_VS_PEER,
+                    False,
+                )
+            )
+    if results.get("cpu", {}).get("baseline"):
+        cpu = results["cpu"]
+        gain = cpu["baseline"]["tool_cpu_per_request_s"] / cpu["now"]["tool_cpu_per_request_s"]
+        out.append(
+            (
+                f"client CPU per request >= {TARGET_CPU_GAIN:.0f}x lower than"
+                f" {cpu['baseline_ref']}",
+                _x(gain),
+                gain >= TARGET_CPU_GAIN,
+                False,
+            )
+        )
+    if "process" in results:
+        pr = results["process"]
+        out.append(
+            (
+                f"`reconciler plan` of {pr['n']} apps >= {TARGET_PROCESS_SPEEDUP:.0f}x a"
+                " sequential script (processes)",
+                _x(pr["speedup"]),
+                pr["speedup"] >= TARGET_PROCESS_SPEEDUP,
+                False,
+            )
+        )
+    if "diff" in results and "field_updates" in results["diff"]:
+        fu = results["diff"]["field_updates"]
+        out.append(
+            (
+                f"diff of {fu['field_updates']} field updates < {TARGET_FIELD_UPDATES_CPU_S} s",
+                _s(fu["cpu_s"]),
+                fu["cpu_s"] < TARGET_FIELD_UPDATES_CPU_S,
+                False,
+            )
+        )
     if "rate" in results:
         rl = results["rate"]
         out.append(
@@ -264,6 +337,71 @@ def report(results: dict[str, Any]) -> str:
             f" {a['changes']} = {a['writes']} | {_s(a['floor_s'])} | {_x(r['apply_vs_floor'])} |"
             f" {row['peak_rss_mb']:.0f} MB |"
         )
+    peers = [row for row in results["sizes"] if row.get("peer")]
+    if peers:
+        lines += [
+            "",
+            "## The tool against the hand-written peer (`bench/peer.py`)",
+            "",
+            "The peer replays the tool's own requests (recorded in this run) with one"
+            " `httpx.AsyncClient`, a semaphore of the same `--parallelism`, the same order (an"
+            " app, then its locations and versions; an app's writes one after another) and"
+            " nothing else: no validation, diff, retries, state or journal. Plan: same server,"
+            " interleaved, best of 2 each. Apply: the peer on a fresh server. CPU = this"
+            " process's `process_time` per request.",
+            "",
+            "| apps | plan (tool) | plan (peer) | **plan tool / peer** | apply (tool) |"
+            " apply (peer) | **apply tool / peer** | CPU/request plan, tool | peer |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in peers:
+            a, p, pe, r = row["apply"], row["plan"], row["peer"], row["ratios"]
+            lines.append(
+                f"| {row['n']} | {_s(p['wall_s'])} | {_s(pe['plan']['wall_s'])} |"
+                f" **{_x(r['plan_vs_peer'])}** | {_s(a['wall_s'])} | {_s(pe['apply']['wall_s'])} |"
+                f" **{_x(r['apply_vs_peer'])}** | {_us(p['client_cpu_s'] / p['requests'])} |"
+                f" {_us(pe['plan']['cpu_s'] / pe['plan']['requests'])} |"
+            )
+    if "cpu" in results:
+        cpu = results["cpu"]
+        now, base = cpu["now"], cpu.get("baseline")
+        lines += [
+            "",
+            f"## Client CPU per request ({now['n']}-app converged plan, no latency)",
+            "",
+            "`process_time` of the measuring process / requests, best of 2; the server is"
+            " another process. Baseline = the same measurement with the `reconciler` package of"
+            f" commit `{cpu['baseline_ref']}` (extracted with `git archive`), in this run.",
+            "",
+            "| client | CPU per request | vs the peer |",
+            "|---|---:|---:|",
+            f"| tool (this commit) | {_us(now['tool_cpu_per_request_s'])} |"
+            f" {_x(now['tool_cpu_per_request_s'] / now['peer_cpu_per_request_s'])} |",
+        ]
+        if base:
+            lines.append(
+                f"| tool ({cpu['baseline_ref']}) | {_us(base['tool_cpu_per_request_s'])} |"
+                f" {_x(base['tool_cpu_per_request_s'] / base['peer_cpu_per_request_s'])} |"
+            )
+        lines.append(f"| peer | {_us(now['peer_cpu_per_request_s'])} | 1.00x |")
+        if base:
+            gain = base["tool_cpu_per_request_s"] / now["tool_cpu_per_request_s"]
+            lines += ["", f"Baseline / now: **{_x(gain)}** less CPU per request."]
+    if "process" in results:
+        pr = results["process"]
+        lines += [
+            "",
+            f"## Whole processes: `reconciler plan` vs a sequential script ({pr['n']} apps,"
+            f" {pr['latency_ms']:g} ms)",
+            "",
+            "Both as subprocesses, start-up included: `python -m reconciler.cli.main plan` of"
+            " the converged fleet, and `python bench/sequential.py` making the same"
+            f" {pr['reads']} GETs (taken from the server's access log) one after another.",
+            "",
+            "| reconciler plan | sequential script | **speed-up** |",
+            "|---:|---:|---:|",
+            f"| {_s(pr['plan_s'])} | {_s(pr['sequential_s'])} | **{_x(pr['speedup'])}** |",
+        ]
     if "rate" in results:
         rl = results["rate"]
         p = rl["plan"]
@@ -293,6 +431,17 @@ def report(results: dict[str, Any]) -> str:
             f"| converged | {d['converged']['changes']} | {_s(d['converged']['cpu_s'])} |",
             f"| every 10th app changed | {d['changed']['changes']} | {_s(d['changed']['cpu_s'])} |",
         ]
+        if "field_updates" in d:
+            fu = d["field_updates"]
+            lines += [
+                "",
+                f"Field updates: every location of {fu['apps']} apps moved,"
+                f" {fu['field_updates']} `geo_point` updates (CPU of `build_plan`, best of 3):"
+                f" **{_s(fu['cpu_s'])}**; the same with every record compared by DeepDiff (as"
+                f" before D48): {_s(fu['deepdiff_cpu_s'])},"
+                f" **{_x(fu['deepdiff_cpu_s'] / fu['cpu_s'])}**"
+                " slower.",
+            ]
     if "startup" in results:
         st = results["startup"]
         lines += [
@@ -320,6 +469,130 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- comparing two runs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    value: float
+    higher_is_better: bool
+    absolute: bool = False  # seconds, not a ratio: compared only on request (noisy)
+
+
+def metrics(results: dict[str, Any]) -> dict[str, Metric]:
+    """The figures a comparison looks at, by name. Ratios measured within one run (tool /
+    floor, tool / peer, sequential / tool) cancel most of a shared machine's noise; absolute
+    CPU seconds are listed too, marked, and compared only with ``--absolute`` (D49)."""
+    out: dict[str, Metric] = {}
+
+    def put(name: str, value: Any, higher: bool, absolute: bool = False) -> None:
+        if isinstance(value, int | float) and value > 0:
+            out[name] = Metric(float(value), higher, absolute)
+
+    for row in results.get("sizes", []):
+        r = row.get("ratios", {})
+        n = row["n"]
+        for key in ("plan_vs_floor", "apply_vs_floor", "plan_vs_peer", "apply_vs_peer"):
+            put(f"{key}[N={n}]", r.get(key), False)
+        put(f"sequential_vs_plan[N={n}]", r.get("sequential_vs_plan"), True)
+    cpu = results.get("cpu", {})
+    if cpu.get("now"):
+        now = cpu["now"]
+        put(
+            "cpu_per_request_tool_vs_peer",
+            now["tool_cpu_per_request_s"] / now["peer_cpu_per_request_s"],
+            False,
+        )
+        put("cpu_per_request_s", now["tool_cpu_per_request_s"], False, absolute=True)
+    if "process" in results:
+        put("process_plan_vs_sequential", results["process"].get("speedup"), True)
+    if "rate" in results:
+        put("rate_limited_vs_burst_floor", results["rate"].get("burst_ratio"), False)
+    diff = results.get("diff", {})
+    for case in ("converged", "changed"):
+        if case in diff:
+            put(f"diff_cpu_s[{case}]", diff[case]["cpu_s"], False, absolute=True)
+    if "field_updates" in diff:
+        fu = diff["field_updates"]
+        put("field_updates_cpu_s", fu["cpu_s"], False, absolute=True)
+        put("field_updates_deepdiff_vs_direct", fu["deepdiff_cpu_s"] / fu["cpu_s"], True)
+    return out
+
+
+def compare(
+    baseline: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    tolerance: float = 0.10,
+    absolute: bool = False,
+) -> tuple[list[str], list[str]]:
+    """(regressions, notes): a metric regresses when it is more than ``tolerance`` worse
+    than in ``baseline`` (worse = current / baseline for lower-is-better figures, baseline /
+    current for higher-is-better ones). Metrics missing on one side are noted, not flagged."""
+    old, new = metrics(baseline), metrics(current)
+    regressions: list[str] = []
+    notes: list[str] = []
+    for name in sorted(old.keys() | new.keys()):
+        if (old.get(name) or new[name]).absolute and not absolute:
+            continue
+        if name not in old or name not in new:
+            notes.append(f"{name}: only in the {'baseline' if name in old else 'current run'}")
+            continue
+        before, after = old[name], new[name]
+        worse = (
+            before.value / after.value if before.higher_is_better else after.value / before.value
+        )
+        if worse > 1 + tolerance:
+            better = "higher" if before.higher_is_better else "lower"
+            regressions.append(
+                f"{name}: {before.value:.4g} -> {after.value:.4g}"
+                f" ({(worse - 1) * 100:.0f}% worse; {better} is better)"
+            )
+    return regressions, notes
+
+
+def run_compare(
+    baseline_file: Path, current: dict[str, Any], tolerance: float, absolute: bool
+) -> int:
+    baseline = json.loads(baseline_file.read_text(encoding="utf-8"))
+    regressions, notes = compare(baseline, current, tolerance=tolerance, absolute=absolute)
+    for note in notes:
+        print(f"not compared: {note}", file=sys.stderr)
+    for line in regressions:
+        print(f"REGRESSION {line}", file=sys.stderr)
+    if not regressions:
+        print(
+            f"no regression over {tolerance:.0%} against {baseline_file}"
+            f" ({len(metrics(baseline))} metrics)",
+            file=sys.stderr,
+        )
+    return 1 if regressions else 0
+
+
+def cpu_baseline(ref: str, keep: bool, parallelism: int, n: int) -> dict[str, Any] | None:
+    """The CPU measurement with the ``reconciler`` package of commit ``ref``."""
+    from bench.measure import scratch
+
+    folder = scratch("cpu-baseline")
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref, "reconciler"],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            print(f"no CPU baseline: git archive {ref} failed", file=sys.stderr)
+            return None
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+        return run_worker(
+            {"kind": "cpu", "n": n, "parallelism": parallelism, "reconciler_root": str(folder)},
+            keep,
+        )
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -339,7 +612,23 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="time at most this many sequential reads, extrapolate the rest",
     )
-    parser.add_argument("--skip", default="", help="comma-separated: rate,diff,startup")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: rate,diff,startup,cpu,process,peer"
+    )
+    parser.add_argument(
+        "--peer-max", type=int, default=1000, help="run the peer for sizes up to this"
+    )
+    parser.add_argument("--cpu-apps", type=int, default=None, help="apps for CPU per request")
+    parser.add_argument(
+        "--cpu-baseline", default=CPU_BASELINE_REF, help="commit to compare CPU with"
+    )
+    parser.add_argument("--process-apps", type=int, default=200)
+    parser.add_argument("--compare", type=Path, help="baseline results (.json) to compare with")
+    parser.add_argument(
+        "--results", type=Path, help="with --compare: compare this results file, run nothing"
+    )
+    parser.add_argument("--tolerance", type=float, default=0.10)
+    parser.add_argument("--absolute", action="store_true", help="compare absolute CPU seconds too")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
     parser.add_argument(
         "--no-results-md", action="store_true", help="do not overwrite bench/RESULTS.md"
@@ -353,6 +642,11 @@ def main(argv: list[str] | None = None) -> int:
         result = worker(json.loads(args.worker))
         Path(args.worker_out).write_text(json.dumps(result, indent=2), encoding="utf-8")
         return 0
+    if args.results is not None:
+        if args.compare is None:
+            parser.error("--results needs --compare")
+        current = json.loads(args.results.read_text(encoding="utf-8"))
+        return run_compare(args.compare, current, args.tolerance, args.absolute)
 
     sizes = [10, 100] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     seq_cap = args.seq_cap if args.seq_cap is not None else (150 if args.quick else 400)
@@ -385,9 +679,25 @@ def main(argv: list[str] | None = None) -> int:
                     "latency_ms": args.latency_ms,
                     "parallelism": args.parallelism,
                     "seq_cap": seq_cap,
+                    "peer": "peer" not in skip and n <= args.peer_max,
                 },
                 args.keep,
             )
+        )
+    if "cpu" not in skip:
+        cpu_apps = args.cpu_apps or (100 if args.quick else 1000)
+        say(f"client CPU per request: {cpu_apps} apps, no latency (now, then {args.cpu_baseline})")
+        cpu_spec = {"kind": "cpu", "n": cpu_apps, "parallelism": args.parallelism}
+        results["cpu"] = {
+            "baseline_ref": args.cpu_baseline,
+            "now": run_worker(cpu_spec, args.keep),
+            "baseline": cpu_baseline(args.cpu_baseline, args.keep, args.parallelism, cpu_apps),
+        }
+    if "process" not in skip:
+        process_apps = 50 if args.quick else args.process_apps
+        say(f"processes: reconciler plan vs a sequential script, {process_apps} apps")
+        results["process"] = run_worker(
+            {"kind": "process", "n": process_apps, "latency_ms": args.latency_ms}, args.keep
         )
     if "rate" not in skip:
         say(f"rate-limited plan: {rate_apps} apps at {args.rate_limit:g} req/s")
@@ -422,7 +732,10 @@ def main(argv: list[str] | None = None) -> int:
     broken = [what for what, _, met, invariant in checks(results) if invariant and not met]
     for what in broken:
         print(f"FAILED invariant: {what}", file=sys.stderr)
-    return 1 if broken else 0
+    compared = 0
+    if args.compare is not None:
+        compared = run_compare(args.compare, results, args.tolerance, args.absolute)
+    return 1 if broken or compared else 0
 
 
 if __name__ == "__main__":

@@ -38,9 +38,10 @@ class SandboxServer:
 
 
 def start_sandbox(
-    db: Path, *, latency_ms: float = 0, rate_limit: float | None = None
+    db: Path, *, latency_ms: float = 0, rate_limit: float | None = None, port: int = 0
 ) -> SandboxServer:
-    """Start ``reconciler sandbox serve --port 0`` and wait for its ``export`` line."""
+    """Start ``reconciler sandbox serve --port PORT`` (0: any free one) and wait for its
+    ``export`` line."""
     cmd = [
         sys.executable,
         "-m",
@@ -50,7 +51,7 @@ def start_sandbox(
         "--host",
         "127.0.0.1",
         "--port",
-        "0",
+        str(port),
         "--db",
         str(db),
         "--token",

@@ -144,3 +144,21 @@ def test_changed_since_bench_reads_one_app(tmp_path: Path, monkeypatch: pytest.M
     assert row["incremental"]["apps_planned"] == 1 and row["full"]["apps_planned"] == 4
     assert 0 < row["incremental"]["reads"] < row["full"]["reads"]
     assert "`--changed-since HEAD`" in changed_since.report(row)
+
+
+def test_peer_replays_the_same_requests_and_the_report_shows_it(tmp_path: Path) -> None:
+    row = measure.measure_size(4, latency_ms=0, parallelism=3, workdir=tmp_path, seq_cap=None)
+    peer = row["peer"]
+    assert peer["plan"]["requests"] == row["plan"]["requests"]
+    assert peer["apply"]["requests"] == row["apply"]["requests"]  # reads, then every write
+    assert row["ratios"]["plan_vs_peer"] > 0 and row["ratios"]["apply_vs_peer"] > 0
+
+
+def test_cpu_per_request_and_whole_processes(tmp_path: Path) -> None:
+    cpu = measure.measure_cpu(3, parallelism=2, workdir=tmp_path, repeat=1)
+    assert cpu["requests"] == 2 * 3 + 5  # app and locations each, five versions
+    assert cpu["tool_cpu_per_request_s"] > 0 and cpu["peer_cpu_per_request_s"] > 0
+    (tmp_path / "process").mkdir()
+    process = measure.measure_process(3, latency_ms=0, workdir=tmp_path / "process")
+    assert process["reads"] == 2 * 3 + 5  # the tool's own GETs, from the server's log
+    assert process["plan_s"] > 0 and process["sequential_s"] > 0

@@ -134,3 +134,22 @@ async def test_concurrent_reads_over_real_http_never_bounce(
     assert found == [None] * 60
     assert client.stats.reads == 60 and client.stats.retries == 0
     assert bounced == 0
+
+
+async def test_cookies_a_server_sets_are_still_sent_back() -> None:
+    # The jar skips answers without Set-Cookie (CPU); one that sets a cookie still counts.
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        if len(seen) == 2:
+            return httpx.Response(200, json={"data": {"id": "a"}}, headers={"Set-Cookie": "s=1"})
+        return httpx.Response(200, json={"data": {"id": "a"}})
+
+    client = MiniAppCenterClient(
+        Endpoint("http://127.0.0.1/api"), "lanes-token-1234", transport=httpx.MockTransport(handler)
+    )
+    async with client:
+        for _ in range(3):
+            await client.get_miniapp("com.example.a")
+    assert seen == [None, None, "s=1"]

@@ -66,6 +66,7 @@ from reconciler.transport.config import (
     check_token,
     is_loopback,
 )
+from reconciler.transport.netio import AsyncioLane
 from reconciler.transport.redact import (
     ApiKeyAuth,
     Secret,
@@ -383,6 +384,15 @@ class _Budget:
         self._slept += delay
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, which skips answers that set no cookie: httpx hands every answer
+    to ``http.cookiejar`` (urllib request/response shims and all), ~4% of a read's CPU."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
 class _Lanes(httpx.AsyncBaseTransport):
     """The default transport: ``size`` single-connection transports ("lanes"), each carrying
     one request at a time; a request takes an idle lane (most recently used first, so that
@@ -505,10 +515,9 @@ class ApiSession:
             transport = _Lanes(
                 max_connections,
                 functools.partial(
-                    httpx.AsyncHTTPTransport,
+                    AsyncioLane,  # httpx's transport on asyncio sockets, without anyio
                     verify=tls_context(),  # always verifying; see _tls_context
                     trust_env=not loopback,
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                 ),
             )
         self._http = httpx.AsyncClient(
@@ -531,6 +540,8 @@ class ApiSession:
             # never for loopback, where a proxy would see the token in clear.
             trust_env=not loopback,
         )
+        # The client's own setter would copy this into a plain Cookies.
+        self._http._cookies = _Cookies()
         if secret is not None:
             register_token(secret.reveal())  # last: nothing after it can fail and leak a count
 
@@ -615,7 +626,10 @@ class ApiSession:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             progress = _Progress()
-            request.extensions["trace"] = progress
+            if not idempotent:
+                # Only a write asks whether it was sent (``maybe_sent``); a trace makes httpcore
+                # await the callback twice per phase, ~10% of a read's CPU (bench/).
+                request.extensions["trace"] = progress
             self._count(method, shown, attempt)
             try:
                 # Wall clock from send to the last byte: httpx's timeouts are per read, and a

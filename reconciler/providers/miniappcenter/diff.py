@@ -13,9 +13,10 @@ No I/O here. Rules (see README "How the plan is computed"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from deepdiff import DeepDiff
 
@@ -201,10 +202,34 @@ def orphan_ids(
 # --- field-level differences -------------------------------------------------------------
 
 
+# The JSON values a flat record holds, by exact type (a subclass, e.g. an enum, goes to
+# DeepDiff, whose type rules for it are its own).
+_SCALARS: Final = frozenset({str, bool, int, float, type(None)})
+# Keys DeepDiff would print in a form other than root['key'] (quotes, escapes), or that the
+# path parser below would split: such records take DeepDiff's path, so the output is the same.
+# DeepDiff's default ``threshold_to_diff_deeper``.
+_DIFF_DEEPER: Final = 0.33
+_AWKWARD_KEY: Final = re.compile(r"[\[\]'\"\\]")
+
+
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    """Field-level differences between two flat-or-nested records, via deepdiff."""
+    """Field-level differences between two flat-or-nested records.
+
+    Every record the diff builds is flat (a field name -> a JSON scalar): those are compared
+    directly, one key at a time. DeepDiff is kept for anything nested (a saved plan's
+    ``before``/``after`` is only checked against this, never trusted to be flat), where its
+    list-order handling earns its cost: it takes ~0.5 ms per call even for one key (D48).
+    """
     if before == after:
         return ()
+    if _flat(before) and _flat(after):
+        return _flat_changes(before, after)
+    return _deepdiff_changes(before, after)
+
+
+def _deepdiff_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[FieldChange, ...]:
     diff = DeepDiff(dict(before), dict(after), ignore_order=True, verbose_level=2)
     out: list[FieldChange] = []
     for kind in ("values_changed", "type_changes"):
@@ -219,6 +244,40 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[
             pair = (None, value) if side == "after" else (value, None)
             out.append(FieldChange(_path(path), *pair))
     return tuple(sorted(out, key=lambda f: f.path))
+
+
+def _flat(record: Mapping[str, Any]) -> bool:
+    return all(
+        type(key) is str
+        and key.isprintable()
+        and not _AWKWARD_KEY.search(key)
+        and type(value) in _SCALARS
+        for key, value in record.items()
+    )
+
+
+def _flat_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    """What DeepDiff reports for two flat records: a changed value, or the same value of
+    another type (1 -> 1.0, True -> 1: DeepDiff's ``type_changes``), an added key (before
+    None), a removed key (after None); sorted by path."""
+    union = len(before.keys() | after.keys())
+    if union > 1 and len(before.keys() & after.keys()) / union < _DIFF_DEEPER:
+        # DeepDiff's threshold_to_diff_deeper: records sharing too few keys are reported as
+        # one whole-record change at the root, whose path is "".
+        return (FieldChange("", dict(before), dict(after)),)
+    out: list[FieldChange] = []
+    for key, old in before.items():
+        if key not in after:
+            out.append(FieldChange(key, old, None))
+            continue
+        new = after[key]
+        if type(old) is not type(new) or old != new:
+            out.append(FieldChange(key, old, new))
+    for key, new in after.items():
+        if key not in before:
+            out.append(FieldChange(key, None, new))
+    out.sort(key=lambda f: f.path)
+    return tuple(out)
 
 
 def _path(deepdiff_path: str) -> str:
