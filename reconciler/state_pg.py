@@ -66,6 +66,9 @@ _CONNECT_TIMEOUT_S = 10
 # one: append the next.
 MIGRATIONS: tuple[str, ...] = (
     """
+    -- Serials come from one sequence: a write stamps its row, so concurrent writers of one
+    -- workspace never queue on its row; the workspace's serial is the highest stamp.
+    CREATE SEQUENCE reconciler_serial;
     CREATE TABLE reconciler_workspaces (
         workspace text PRIMARY KEY,
         lineage text NOT NULL,
@@ -257,8 +260,9 @@ class PgStateStore:
     def _read(self) -> State:
         with self._tx("read the state", snapshot=True) as cur:
             cur.execute(
-                "SELECT lineage, serial, endpoint, marks, providers FROM reconciler_workspaces"
-                " WHERE workspace = %s",
+                "SELECT lineage, greatest(serial, (SELECT max(serial) FROM reconciler_resources r"
+                " WHERE r.workspace = w.workspace)), endpoint, marks, providers FROM"
+                " reconciler_workspaces w WHERE workspace = %s",
                 (self.workspace,),
             )
             row = cur.fetchone()
@@ -364,13 +368,13 @@ class PgStateStore:
         payload = record.model_dump(mode="json") if record is not None else None
         with self._tx(f"record a completed write of {app_id}") as cur:
             self._write_app(cur, app_id, payload)
-            cur.execute(
-                "UPDATE reconciler_workspaces SET serial = serial + 1 WHERE workspace = %s",
-                (self.workspace,),
-            )
         self.dirty = True
 
-    def _write_app(self, cur: psycopg.Cursor[Any], app_id: str, payload: Any) -> None:
+    def _write_app(
+        self, cur: psycopg.Cursor[Any], app_id: str, payload: Any, *, stamp: bool = True
+    ) -> None:
+        """Upsert (or delete) one app's row; ``stamp``: with a new serial (a write), else 0
+        (an import, whose serial is the workspace's)."""
         import psycopg
 
         if payload is None:
@@ -379,12 +383,19 @@ class PgStateStore:
                 " kind = %s AND key = %s",
                 (self.workspace, MAC_PROVIDER, MAC_ROOT_KIND, app_id),
             )
+            # A deleted row can carry no stamp: the workspace carries it.
+            cur.execute(
+                "UPDATE reconciler_workspaces SET serial = nextval('reconciler_serial') WHERE"
+                " workspace = %s",
+                (self.workspace,),
+            )
             self._loaded.pop(app_id, None)
             return
+        serial = "nextval('reconciler_serial')" if stamp else "0"
         try:
             cur.execute(
                 "INSERT INTO reconciler_resources (workspace, endpoint, provider, kind, key,"
-                " record, serial) SELECT %s, coalesce(endpoint, ''), %s, %s, %s, %s, serial + 1"
+                f" record, serial) SELECT %s, coalesce(endpoint, ''), %s, %s, %s, %s, {serial}"
                 " FROM reconciler_workspaces WHERE workspace = %s"
                 " ON CONFLICT (workspace, provider, kind, key) DO UPDATE SET"
                 " record = EXCLUDED.record, serial = EXCLUDED.serial",
@@ -423,7 +434,8 @@ class PgStateStore:
                     (_json(others), self.workspace),
                 )
             cur.execute(
-                "UPDATE reconciler_workspaces SET serial = serial + 1, marks = marks ||"
+                "UPDATE reconciler_workspaces SET serial = nextval('reconciler_serial'), marks ="
+                " marks ||"
                 " jsonb_build_object(%s::text, greatest(coalesce((marks->>%s)::bigint, 0),"
                 " %s::bigint)) WHERE workspace = %s RETURNING serial",
                 (VERSION_ID_MARK, VERSION_ID_MARK, state.version_id_mark, self.workspace),
@@ -456,8 +468,14 @@ class PgStateStore:
                  _json({n: s.model_dump(mode="json") for n, s in state.providers.items()})),
             )  # fmt: skip
             for app_id, record in sorted(state.apps.items()):
-                self._write_app(cur, app_id, record.model_dump(mode="json"))
-            # _write_app stamps rows with serial + 1: the imported serial is the one kept.
+                self._write_app(cur, app_id, record.model_dump(mode="json"), stamp=False)
+            # The next write's stamp must be above the imported serial (a saved plan made
+            # against it must go stale at the first write).
+            cur.execute(
+                "SELECT setval('reconciler_serial', greatest((SELECT last_value FROM"
+                " reconciler_serial), %s::bigint))",
+                (max(state.serial, 1),),
+            )
 
     # --- locks -----------------------------------------------------------------------------
 

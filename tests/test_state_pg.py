@@ -50,21 +50,26 @@ def _seed(url: str, apps: dict[str, AppRecord]) -> State:
 
 
 def test_records_are_rows_and_every_write_bumps_the_serial(pg_url: str) -> None:
-    _seed(pg_url, {"com.a": _record(1), "com.b": _record(2)})
+    _seed(pg_url, {})
+    serials = [PgStateStore(pg_url).read().serial]
+    store = PgStateStore(pg_url)
+    with store.lock("apply", apps=["com.a", "com.b"]):
+        store.load(ENDPOINT)
+        for app_id, n in (("com.a", 1), ("com.b", 2), ("com.a", 3)):
+            store.record(app_id, _record(n))
+            # each recorded write is its own committed transaction with a new serial
+            serials.append(PgStateStore(pg_url).read().serial)
+        store.record("com.b", None)
+        serials.append(PgStateStore(pg_url).read().serial)
+    assert serials == sorted(set(serials)), serials  # strictly increasing
     with psycopg.connect(split_url(pg_url)[0]) as conn:
         rows = conn.execute(
             "SELECT workspace, provider, kind, key, record->'labels' FROM reconciler_resources"
             " ORDER BY key"
         ).fetchall()
-        serial = conn.execute("SELECT serial FROM reconciler_workspaces").fetchone()
-    assert rows == [
-        ("default", "miniappcenter", "miniapp", "com.a", {"n": "1"}),
-        ("default", "miniappcenter", "miniapp", "com.b", {"n": "2"}),
-    ]
-    assert serial == (3,)  # two recorded writes and one save
+    assert rows == [("default", "miniappcenter", "miniapp", "com.a", {"n": "3"})]
     read = PgStateStore(pg_url).read()
-    assert read.apps == {"com.a": _record(1), "com.b": _record(2)}
-    assert read.serial == 3 and read.endpoint == ENDPOINT
+    assert read.apps == {"com.a": _record(3)} and read.endpoint == ENDPOINT
 
 
 def test_a_recorded_write_is_durable_without_a_save(pg_url: str) -> None:
@@ -78,7 +83,7 @@ def test_a_recorded_write_is_durable_without_a_save(pg_url: str) -> None:
 
 
 def test_disjoint_writers_of_one_workspace_lose_no_update(pg_url: str) -> None:
-    _seed(pg_url, {})
+    before = _seed(pg_url, {}).serial
     first, second = PgStateStore(pg_url), PgStateStore(pg_url)
     with first.lock("apply", apps=["com.a"]), second.lock("apply", apps=["com.b"]):
         s1, s2 = first.load(ENDPOINT), second.load(ENDPOINT)
@@ -93,7 +98,7 @@ def test_disjoint_writers_of_one_workspace_lose_no_update(pg_url: str) -> None:
     read = PgStateStore(pg_url).read()
     assert set(read.apps) == {"com.a", "com.b"}
     assert read.version_id_mark == 102
-    assert read.serial == 1 + 4
+    assert read.serial > before
 
 
 def test_two_locks_on_disjoint_apps_coexist_and_the_same_app_names_its_holder(
@@ -249,6 +254,24 @@ def test_migrate_file_to_database_and_back_is_lossless(tmp_path: Path, pg_url: s
     assert done.exit_code == 0, done.output
     assert FileStateStore(back).read().to_file() == original.to_file()
     assert json.loads(back.read_text()) == json.loads(source.read_text())
+    # the same apps at the same endpoint cannot be imported into a second workspace
+    other = runner.invoke(cli, ["state", "migrate", "--state", str(source), "--to",
+                                _with_workspace(pg_url, "second")])  # fmt: skip
+    assert other.exit_code == 1 and "managed by another workspace" in other.output
+
+
+def test_the_first_write_after_an_import_moves_the_serial_on(
+    tmp_path: Path, pg_url: str
+) -> None:
+    original = _file_state(tmp_path / "state.json")
+    store = PgStateStore(pg_url)
+    with store.lock("state migrate"):
+        store.import_state(original)
+    assert PgStateStore(pg_url).read().serial == original.serial
+    with store.lock("apply", apps=["com.app0"]):
+        store.load(ENDPOINT)
+        store.record("com.app0", _record(9))
+    assert PgStateStore(pg_url).read().serial > original.serial  # a saved plan goes stale
 
 
 def test_file_state_history_says_where_history_is(tmp_path: Path) -> None:
