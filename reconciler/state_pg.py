@@ -181,6 +181,7 @@ class PgStateStore:
         self._locked_apps: frozenset[str] | None = None  # None: whole workspace (or unlocked)
         self._locked = False
         self._run_id: int | None = None
+        self._base: tuple[str, str] | None = None  # (lineage, endpoint) the run loaded
         self.dirty = False
 
     def describe(self) -> str:
@@ -227,12 +228,20 @@ class PgStateStore:
             self._conn = None
 
     @contextlib.contextmanager
-    def _tx(self, doing: str, *, snapshot: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+    def _tx(
+        self, doing: str, *, snapshot: bool = False, single: bool = False
+    ) -> Iterator[psycopg.Cursor[Any]]:
+        """A transaction; ``single``: the block runs ONE statement, its own transaction in
+        autocommit mode (one round trip instead of three: a recorded write is on the
+        apply's path)."""
         import psycopg
 
         conn = self._connection()
         try:
             with conn.cursor() as cur:
+                if single:
+                    yield cur
+                    return
                 if snapshot:
                     # One consistent view, no lock: never waits on an apply.
                     cur.execute("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -314,6 +323,7 @@ class PgStateStore:
             )
         if self._locked:
             self._refuse_claimed(endpoint)
+        self._base = (state.lineage, endpoint)
         return state
 
     def _refuse_claimed(self, endpoint: str) -> None:
@@ -366,8 +376,18 @@ class PgStateStore:
             # A bug guard: a write outside the locks taken could lose another run's update.
             raise StateError(f"internal error: {app_id} was recorded without its lock")
         payload = record.model_dump(mode="json") if record is not None else None
-        with self._tx(f"record a completed write of {app_id}") as cur:
-            self._write_app(cur, app_id, payload)
+        try:
+            with self._tx(f"record a completed write of {app_id}", single=True) as cur:
+                self._write_app(cur, app_id, payload)
+        except _NoWorkspace:
+            # The first write of a brand-new state whose caller did not call ensure_base:
+            # create the workspace with the lineage the run loaded, then write.
+            if self._base is None:
+                raise StateError(f"internal error: {app_id} recorded before the load") from None
+            lineage, endpoint = self._base
+            self.ensure_base(State(lineage=lineage, endpoint=endpoint))
+            with self._tx(f"record a completed write of {app_id}", single=True) as cur:
+                self._write_app(cur, app_id, payload)
         self.dirty = True
 
     def _write_app(
@@ -378,16 +398,13 @@ class PgStateStore:
         import psycopg
 
         if payload is None:
+            # One statement (see _tx single). A deleted row can carry no stamp: the
+            # workspace carries it.
             cur.execute(
-                "DELETE FROM reconciler_resources WHERE workspace = %s AND provider = %s AND"
-                " kind = %s AND key = %s",
-                (self.workspace, MAC_PROVIDER, MAC_ROOT_KIND, app_id),
-            )
-            # A deleted row can carry no stamp: the workspace carries it.
-            cur.execute(
-                "UPDATE reconciler_workspaces SET serial = nextval('reconciler_serial') WHERE"
-                " workspace = %s",
-                (self.workspace,),
+                "WITH gone AS (DELETE FROM reconciler_resources WHERE workspace = %s AND"
+                " provider = %s AND kind = %s AND key = %s) UPDATE reconciler_workspaces SET"
+                " serial = nextval('reconciler_serial') WHERE workspace = %s",
+                (self.workspace, MAC_PROVIDER, MAC_ROOT_KIND, app_id, self.workspace),
             )
             self._loaded.pop(app_id, None)
             return
@@ -408,7 +425,7 @@ class PgStateStore:
                 f" ({self.describe()}) cannot record it"
             ) from None
         if cur.rowcount == 0:
-            raise StateError(f"the workspace {self.workspace} vanished while recording {app_id}")
+            raise _NoWorkspace
         self._loaded[app_id] = _dumps(payload)
 
     def save(self, state: State) -> None:
@@ -499,7 +516,9 @@ class PgStateStore:
         try:
             # Sorted order: two runs wanting overlapping sets cannot deadlock.
             self._acquire(f"workspace/{self.workspace}", deadline, timeout, shared=apps is not None)
-            for name in names:
+            if timeout <= 0:
+                self._try_all(names)  # no waiting: one round trip for all
+            for name in names if timeout > 0 else ():
                 self._acquire(name, deadline, timeout, shared=False)
             self._write_holders(info, names)
         except BaseException:
@@ -540,6 +559,23 @@ class PgStateStore:
         except psycopg.Error as exc:
             raise self._error("take a lock", exc) from None
         raise LockError(self._held_message(name, key, timeout))
+
+    def _try_all(self, names: list[str]) -> None:
+        """Try every lock at once (never waits, so the order cannot deadlock); name the
+        first one held elsewhere."""
+        import psycopg
+
+        keys = [lock_key(n) for n in names]
+        try:
+            rows = self._connection().execute(
+                "SELECT k, pg_try_advisory_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise self._error("take a lock", exc) from None
+        got = {key for key, ok in rows if ok}
+        for name, key in zip(names, keys, strict=True):
+            if key not in got:
+                raise LockError(self._held_message(name, key, 0))
 
     def _held_message(self, name: str, key: int, timeout: float) -> str:
         holder = self._holder(key)
@@ -652,6 +688,10 @@ class PgStateStore:
                     entry[when] = entry[when].isoformat(timespec="seconds")
             out.append(entry)
         return out
+
+
+class _NoWorkspace(Exception):
+    """A row written for a workspace that has no row yet (see PgStateStore.record)."""
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
