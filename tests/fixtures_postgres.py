@@ -78,8 +78,9 @@ def pg_server() -> Iterator[PgServer]:
             pytest.fail(f"{cmd[0]} failed: {done.stderr[-2000:]}\n{tail}", pytrace=False)
 
     run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", db_user, "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-        f"-k {base} -c listen_addresses='' -c fsync=off -c max_connections=200", "start")  # fmt: skip
+    # fsync off: a test server's durability is not under test (speed on a shared machine)
+    options = f"-k {base} -c listen_addresses='' -c fsync=off -c max_connections=200"
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o", options, "start")
     try:
         yield PgServer(socket_dir=base, user=db_user)
     finally:

@@ -43,6 +43,10 @@ def test_apply_converges_with_the_postgresql_store(pg_server: PgServer) -> None:
     PgApplyMachine.url = pg_server.url(pg_server.create_db())
     run_state_machine_as_test(
         PgApplyMachine,
-        settings=settings(max_examples=60, stateful_step_count=14, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow]),  # fmt: skip
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=14,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )

@@ -108,17 +108,17 @@ def test_two_locks_on_disjoint_apps_coexist_and_the_same_app_names_its_holder(
     with holder.lock("apply", apps=["com.a", "com.b"]):
         with other.lock("apply", apps=["com.c"]):
             pass  # disjoint: no wait
-        with pytest.raises(LockError) as caught:
-            with other.lock("apply", apps=["com.b", "com.z"]):
-                pass
+        with pytest.raises(LockError) as caught, other.lock("apply", apps=["com.b", "com.z"]):
+            pass
         message = str(caught.value)
         assert "mini app com.b is locked" in message
         assert f"(pid {os.getpid()})" in message and "for 'apply'" in message
         assert "--lock-timeout" in message and "state unlock` needed" in message
         # a whole-workspace edit (state rm, prune) waits for every apply of the workspace
-        with pytest.raises(LockError, match="the workspace default is locked"):
-            with other.lock("state rm"):
-                pass
+        with pytest.raises(LockError, match="the workspace default is locked"), other.lock(
+            "state rm"
+        ):
+            pass
     with other.lock("state rm"):
         pass  # released at the end of the block
 
@@ -137,9 +137,10 @@ def test_the_lock_waits_up_to_the_timeout_then_fails(pg_url: str, tmp_path: Path
                             stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-        with pytest.raises(LockError, match="after waiting 0.2s"):
-            with PgStateStore(pg_url).lock("apply", apps=["com.a"], timeout=0.2):
-                pass
+        with pytest.raises(LockError, match=r"after waiting 0\.2s"), PgStateStore(
+            pg_url
+        ).lock("apply", apps=["com.a"], timeout=0.2):
+            pass
         # waits for the holder to end (its 1.5 s), well within 60 s
         with PgStateStore(pg_url).lock("apply", apps=["com.a"], timeout=60):
             assert marker.exists()  # acquired only once the holder was done
@@ -159,9 +160,10 @@ def test_a_killed_holder_leaves_no_lock_behind(pg_url: str) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE,
                             text=True, env=env)  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    with pytest.raises(LockError, match=f"pid {proc.pid}"):
-        with PgStateStore(pg_url).lock("apply", apps=["com.a"]):
-            pass
+    with pytest.raises(LockError, match=f"pid {proc.pid}"), PgStateStore(pg_url).lock(
+        "apply", apps=["com.a"]
+    ):
+        pass
     proc.kill()  # SIGKILL: no cleanup runs in the holder
     proc.wait()
     # The server notices the closed socket at once; allow it a moment (not a timed assert).

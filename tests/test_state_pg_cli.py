@@ -40,7 +40,9 @@ def _shards(tmp_path: Path, apps: int, shards: int) -> list[Path]:
     return folders
 
 
-def _apply_all(folders: list[Path], envs: list[dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+def _apply_all(
+    folders: list[Path], envs: list[dict[str, str]]
+) -> list[subprocess.CompletedProcess[str]]:
     procs = [
         subprocess.Popen(_cli("apply", str(f), "--auto-approve", "--parallelism", "4"), env=e,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -15,9 +15,9 @@ import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
+    LockTimeoutOpt,
     MaxDeletesOpt,
     NoColorOpt,
-    LockTimeoutOpt,
     ParallelismOpt,
     ProbeWindowOpt,
     PruneOpt,
@@ -216,9 +216,11 @@ def _finish_run(store: StateStore, outcome: _Outcome | None, word: str) -> None:
         if outcome.approved:
             summary["apply"] = outcome.result.as_dict()["summary"]
     # The result is worth keeping even if this last write fails: it is said, not raised.
+    from reconciler.errors import StateError
+
     try:
         store.finish_run(summary, word)
-    except Exception as exc:  # noqa: BLE001
+    except StateError as exc:
         err(f"Warning: the run's result was not recorded in the history: {exc}")
 
 
