@@ -321,14 +321,17 @@ class PgStateStore:
                 f"the state {self.describe()} was made for endpoint {state.endpoint[:200]},"
                 f" not {endpoint}; use one workspace per endpoint (?workspace=NAME)"
             )
-        if self._locked:
-            self._refuse_claimed(endpoint)
+        if self._locked and self._locked_apps is not None:
+            self.refuse_claimed(endpoint, self._locked_apps)
         self._base = (state.lineage, endpoint)
         return state
 
-    def _refuse_claimed(self, endpoint: str) -> None:
-        """Apps this run may write that another workspace manages at this endpoint. Checked
-        under their locks, so a claimer racing us has either committed its row or not begun."""
+    def refuse_claimed(self, endpoint: str, apps: Collection[str]) -> None:
+        """Refuse ``apps`` (this run may write them) that another workspace manages at this
+        endpoint. Under their locks a claimer racing us has either committed its row or not
+        begun; under a whole-workspace lock (a prune) the claim's UNIQUE constraint is the
+        backstop at the first record."""
+        wanted = set(apps)
         with self._tx("read the claims", snapshot=True) as cur:
             cur.execute(
                 "SELECT key, workspace FROM reconciler_resources WHERE endpoint = %s AND"
@@ -338,7 +341,7 @@ class PgStateStore:
             claimed = [
                 (key, owner)
                 for key, owner in cur.fetchall()
-                if self._locked_apps is None or key in self._locked_apps
+                if key in wanted
             ]
         if claimed:
             shown = ", ".join(f"{key} (workspace {owner})" for key, owner in claimed[:10])

@@ -147,3 +147,23 @@ def test_a_killed_apply_leaves_no_lock_and_the_next_one_converges(
                            timeout=60)  # fmt: skip
     assert "did not finish" in shown.stdout
     time.sleep(0)
+
+
+def test_a_prune_in_one_workspace_ignores_other_workspaces_and_refuses_their_apps(
+    tmp_path: Path, pg_url: str, sandbox_server_factory: Callable[..., RunningSandbox],
+) -> None:  # fmt: skip
+    server = sandbox_server_factory()
+    first, second = _shards(tmp_path, 4, 2)
+    env_a = _env(server, f"{pg_url}&workspace=a")
+    env_b = _env(server, f"{pg_url}&workspace=b")
+    for folder, env in ((first, env_a), (second, env_b)):
+        done = subprocess.run(_cli("apply", str(folder), "--auto-approve", "--prune"), env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-1500:]
+    # b's manifests now also declare one of a's apps: its prune apply is refused, naming both
+    stolen = sorted(first.rglob("*.yaml"))[0]
+    (second / stolen.name).write_text(stolen.read_text())
+    done = subprocess.run(_cli("apply", str(second), "--auto-approve", "--prune"), env=env_b,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    assert f"{stolen.stem} (workspace a)" in done.stderr and "workspace b" in done.stderr

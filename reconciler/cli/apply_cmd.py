@@ -124,6 +124,8 @@ def apply(
             current_state = store.load(where.identity)
             if desired is not None:
                 check_scope(desired, current_state)
+                if scope is None:  # a prune: the apps were not locked one by one
+                    _refuse_claimed(store, where.identity, [a.id for a in desired.apps])
             if saved is not None and not _same_state(saved, current_state):
                 raise PlanError(
                     "the saved plan is stale: the state changed since it was made (serial"
@@ -182,6 +184,13 @@ def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> l
     if desired is None or prune:
         return None
     return sorted({a.id for a in desired.apps})
+
+
+def _refuse_claimed(store: StateStore, endpoint: str, apps: list[str]) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if isinstance(store, PgStateStore):  # file states cannot see each other (D62)
+        store.refuse_claimed(endpoint, apps)
 
 
 def _begin_run(store: StateStore, info: Any) -> None:
