@@ -167,3 +167,24 @@ def test_a_prune_in_one_workspace_ignores_other_workspaces_and_refuses_their_app
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1
     assert f"{stolen.stem} (workspace a)" in done.stderr and "workspace b" in done.stderr
+
+
+def test_a_saved_plan_that_only_relabels_is_applied_under_its_apps_locks(
+    tmp_path: Path, pg_url: str, sandbox_server_factory: Callable[..., RunningSandbox],
+) -> None:  # fmt: skip
+    server = sandbox_server_factory()
+    folder = _shards(tmp_path, 2, 1)[0]
+    env = _env(server, pg_url)
+    done = subprocess.run(_cli("apply", str(folder), "--auto-approve"), env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1500:]
+    manifest = sorted(folder.rglob("*.yaml"))[0]
+    manifest.write_text(manifest.read_text().replace("shard: '0'", "shard: '9'"))
+    assert "shard: '9'" in manifest.read_text()
+    plan_file = tmp_path / "plan.json"
+    subprocess.run(_cli("plan", str(folder), "--out", str(plan_file)), env=env, check=True,
+                   capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(_cli("apply", "--plan", str(plan_file), "--auto-approve"), env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert PgStateStore(pg_url).read().apps[manifest.stem].labels["shard"] == "9"

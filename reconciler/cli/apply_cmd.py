@@ -180,7 +180,9 @@ def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> l
     app locks these; the file store locks the whole file anyway). None: the whole state (a
     prune may delete any app the state records, known only once it is read)."""
     if saved is not None:
-        return sorted({c.app_id for c in saved.changes} | {item.app_id for item in saved.learned})
+        # changes, learned facts, and labels/protection (recorded with no API write)
+        return sorted({c.app_id for c in saved.changes} | {item.app_id for item in saved.learned}
+                      | set(saved.app_meta))  # fmt: skip
     if desired is None or prune:
         return None
     return sorted({a.id for a in desired.apps})
