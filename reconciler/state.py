@@ -33,7 +33,7 @@ import stat
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
@@ -270,7 +270,13 @@ class StateStore(Protocol):
     @property
     def dirty(self) -> bool: ...
 
-    def lock(self, operation: str) -> contextlib.AbstractContextManager[LockInfo]: ...
+    def lock(
+        self, operation: str, *, apps: Collection[str] | None = None, timeout: float = 0.0
+    ) -> contextlib.AbstractContextManager[LockInfo]:
+        """Exclusive right to write. ``apps``: the apps the run may write (a store that locks
+        per app locks only those; None: everything). ``timeout``: seconds a store that can
+        wait for a holder waits before failing."""
+        ...
 
     def unlock(self, lock_id: str) -> LockInfo: ...
 
@@ -284,6 +290,16 @@ def default_state_path(env: dict[str, str] | None = None, cwd: Path | None = Non
     if env.get("RECONCILER_STATE"):
         return Path(env["RECONCILER_STATE"])
     return (cwd or Path.cwd()) / DEFAULT_STATE_DIR / "state.json"
+
+
+def open_state_store(location: Path | str) -> StateStore:
+    """The store ``--state`` / RECONCILER_STATE names: ``postgresql://...`` is a database
+    (reconciler.state_pg), anything else a file."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from reconciler.state_pg import PgStateStore
+
+        return PgStateStore(location)
+    return FileStateStore(Path(location))
 
 
 class FileStateStore:
@@ -522,7 +538,11 @@ class FileStateStore:
     # --- lock ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, operation: str) -> Iterator[LockInfo]:
+    def lock(
+        self, operation: str, *, apps: Collection[str] | None = None, timeout: float = 0.0
+    ) -> Iterator[LockInfo]:
+        # The whole file, always (``apps`` and ``timeout`` are for stores that lock finer
+        # and can wait: a lock file cannot tell a live holder from a dead one).
         info = LockInfo(
             id=str(uuid.uuid4()),
             who=_user(),

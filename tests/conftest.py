@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.fixtures_akana",
 
     "tests.fixtures_tenant",
+
+    "tests.fixtures_postgres",
 ]

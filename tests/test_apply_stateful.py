@@ -27,7 +27,7 @@ from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
 from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 from reconciler.providers.miniappcenter.planning import make_plan
 from reconciler.providers.miniappcenter.sandbox import SandboxConfig, SandboxStore, create_app
-from reconciler.state import FileStateStore
+from reconciler.state import FileStateStore, StateStore
 from tests.fixtures_pipeline import IDENTITY, TOKEN, Fault, Mac, SimulatedKill
 
 APP_IDS = ("com.test.alpha", "com.test.beta", "com.test.gamma")
@@ -161,11 +161,22 @@ class ApplyMachine(RuleBasedStateMachine):
         finally:
             self.mac.faults.clear()
 
+    def _store(self) -> StateStore:
+        return FileStateStore(self.mac.state_path)
+
+    async def _plan(self, desired: list[MiniApp]) -> Plan:
+        state = self._store().load(IDENTITY)
+        async with self.mac.client() as client:
+            return await make_plan(client, desired, state, identity=IDENTITY)
+
+    def _forget_state(self) -> None:
+        for path in (self.mac.state_path, self.mac.state_path.with_name("state.json.journal")):
+            path.unlink(missing_ok=True)
+
     @rule()
     def lose_state(self) -> None:
         # A deleted CI cache, a mistyped RECONCILER_STATE: the next run starts from the API.
-        for path in (self.mac.state_path, self.mac.state_path.with_name("state.json.journal")):
-            path.unlink(missing_ok=True)
+        self._forget_state()
         # The review status of every version on the server is now unknown to the tool.
         import sqlite3
 
@@ -176,16 +187,16 @@ class ApplyMachine(RuleBasedStateMachine):
     def apply_clean(self) -> None:
         desired = list(self.desired.values())
         asyncio.run(self._apply(desired))
-        plan = asyncio.run(self.mac.plan(desired))
+        plan = asyncio.run(self._plan(desired))
         assert plan.changes == (), [c.address for c in plan.changes]
         if plan.errors:
             # Only after a lost state, and only a status no step can learn safely: the rest
             # converged; a person answers exactly what is asked, then one apply finishes.
             self._answer_as_a_person(plan)
             asyncio.run(self._apply(desired))
-            plan = asyncio.run(self.mac.plan(desired))
+            plan = asyncio.run(self._plan(desired))
         assert plan.changes == () and plan.errors == (), [str(e) for e in plan.errors]
-        state = self.mac.state()
+        state = self._store().load(IDENTITY)
         for app_id, app in self.desired.items():  # what the manifests declare is all known
             for declared in app.spec.versions or ():
                 version = state.apps[app_id].versions[declared.code]
@@ -194,8 +205,8 @@ class ApplyMachine(RuleBasedStateMachine):
 
     async def _apply(self, desired: list[MiniApp]) -> None:
         """`reconciler apply --auto-approve`, where a simulated kill skips the final save."""
-        store = self.mac.store
-        with store.lock("apply"):
+        store = self._store()
+        with store.lock("apply", apps=sorted(app.id for app in desired)):
             state = store.load(IDENTITY)
             async with self.mac.client() as client:
                 plan = await make_plan(client, desired, state, identity=IDENTITY, parallelism=4)
@@ -208,7 +219,7 @@ class ApplyMachine(RuleBasedStateMachine):
 
     def _answer_as_a_person(self, plan: Plan) -> None:
         """What the message asks: look up the status, then `reconciler state set-status`."""
-        store = FileStateStore(self.mac.state_path)
+        store = self._store()
         state = store.load(IDENTITY)
         for error in plan.errors:
             assert error.scope == "version" and "state set-status" in error.message, error.message

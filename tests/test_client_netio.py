@@ -17,8 +17,8 @@ from reconciler.providers.miniappcenter.client import (
     Endpoint,
     MiniAppCenterClient,
     RetryPolicy,
-    netio,
 )
+from reconciler.transport import netio
 from reconciler.transport.http import _tls_context
 from tests.fixtures_sandbox import RunningSandbox
 from tests.test_client_errors import self_signed_server  # noqa: F401 (a fixture)

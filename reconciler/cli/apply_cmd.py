@@ -15,6 +15,7 @@ import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
+    LockTimeoutOpt,
     MaxDeletesOpt,
     NoColorOpt,
     ParallelismOpt,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from reconciler.cli.common import Desired, Target
     from reconciler.engine.plan import Change, Plan
     from reconciler.providers.miniappcenter.apply import ApplyResult, ChangeResult, Executor
-    from reconciler.state import FileStateStore, State
+    from reconciler.state import State, StateStore
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED_BEFORE_WRITES = (
@@ -70,6 +71,7 @@ def apply(
     parallelism: int = ParallelismOpt,
     probe_window: int = ProbeWindowOpt,
     state: Path | None = StateOpt,
+    lock_timeout: float = LockTimeoutOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
     no_color: bool = NoColorOpt,
@@ -116,10 +118,14 @@ def apply(
             )
         store = state_store(state, where.sandbox_db is not None)
         notices = state_notices(store, say=saved is None)
-        with store.lock("apply"):
+        scope = _apps_written(saved, desired, prune)
+        with store.lock("apply", apps=scope, timeout=lock_timeout) as lock_info:
+            _begin_run(store, lock_info)
             current_state = store.load(where.identity)
             if desired is not None:
                 check_scope(desired, current_state)
+                if scope is None:  # a prune: the apps were not locked one by one
+                    _refuse_claimed(store, where.identity, [a.id for a in desired.apps])
             if saved is not None and not _same_state(saved, current_state):
                 raise PlanError(
                     "the saved plan is stale: the state changed since it was made (serial"
@@ -134,8 +140,13 @@ def apply(
                 target, prune, max_deletes, parallelism, probe_window, notices, where.setting
             )
             writing = True
-            outcome = _run(where, store, current_state, saved, desired, request, auto_approve,
-                           machine, use_color(no_color))
+            try:
+                outcome = _run(where, store, current_state, saved, desired, request,
+                               auto_approve, machine, use_color(no_color))
+            except BaseException:
+                _finish_run(store, None, "error")
+                raise
+            _finish_run(store, outcome, _result_word(outcome))
 
     summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
     if machine:
@@ -164,6 +175,66 @@ def apply(
     raise typer.Exit(EXIT_OK)
 
 
+def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> list[str] | None:
+    """The apps this run may write, locked before the state is read (a store that locks per
+    app locks these; the file store locks the whole file anyway). None: the whole state (a
+    prune may delete any app the state records, known only once it is read)."""
+    if saved is not None:
+        # changes, learned facts, and labels/protection (recorded with no API write)
+        return sorted({c.app_id for c in saved.changes} | {item.app_id for item in saved.learned}
+                      | set(saved.app_meta))  # fmt: skip
+    if desired is None or prune:
+        return None
+    return sorted({a.id for a in desired.apps})
+
+
+def _refuse_claimed(store: StateStore, endpoint: str, apps: list[str]) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if isinstance(store, PgStateStore):  # file states cannot see each other (D62)
+        store.refuse_claimed(endpoint, apps)
+
+
+def _begin_run(store: StateStore, info: Any) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if isinstance(store, PgStateStore):  # the history of runs is kept in the database only
+        store.begin_run(info)
+
+
+def _result_word(outcome: _Outcome) -> str:
+    result = outcome.result
+    if outcome.interrupted:
+        return "interrupted"
+    if outcome.plan is None or outcome.plan.fleet_errors:
+        return "error"
+    if not outcome.approved:
+        return "not approved"
+    if result.failed or result.skipped or result.stuck or result.unresolved:
+        return "partial"
+    return "applied" if outcome.plan.has_changes else "no changes"
+
+
+def _finish_run(store: StateStore, outcome: _Outcome | None, word: str) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if not isinstance(store, PgStateStore):
+        return
+    summary: dict[str, Any] = {}
+    if outcome is not None and outcome.plan is not None:
+        summary["plan"] = outcome.plan.summary
+        summary["changes"] = len(outcome.plan.changes)
+        if outcome.approved:
+            summary["apply"] = outcome.result.as_dict()["summary"]
+    # The result is worth keeping even if this last write fails: it is said, not raised.
+    from reconciler.errors import StateError
+
+    try:
+        store.finish_run(summary, word)
+    except StateError as exc:
+        err(f"Warning: the run's result was not recorded in the history: {exc}")
+
+
 @dataclass
 class _Outcome:
     plan: Plan | None = None
@@ -180,7 +251,7 @@ def _empty_result() -> ApplyResult:
 
 def _run(
     where: Target,
-    store: FileStateStore,
+    store: StateStore,
     current_state: State,
     saved: Plan | None,
     desired: Desired | None,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from reconciler.manifest.changed import ChangedFiles
     from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
     from reconciler.providers.miniappcenter.model import MiniApp
-    from reconciler.state import FileStateStore, State
+    from reconciler.state import State, StateStore
     from reconciler.transport.config import ClientLimits
 
 DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
@@ -40,12 +40,32 @@ SandboxDbOpt = typer.Option(
     envvar="MAC_SANDBOX_DB",
     help=f"SQLite file of the embedded sandbox (default: {DEFAULT_SANDBOX_DB}).",
 )
+def _state_location(value: str) -> Path | str:
+    """A file path, or a ``postgresql://`` URL kept as text (a Path would fold its ``//``).
+    The commands' ``Path | None`` annotation is what typer shows; this parser wins."""
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    return Path(value)
+
+
 StateOpt = typer.Option(
     None,
     "--state",
     envvar="RECONCILER_STATE",
+    parser=_state_location,
+    metavar="PATH|URL",
     help="State file (default: .reconciler/state.json; .reconciler/sandbox-state.json with"
-    " --sandbox).",
+    " --sandbox), or a PostgreSQL database: postgresql://USER@HOST/DB?workspace=NAME"
+    " (password from PGPASSWORD or ~/.pgpass).",
+)
+LockTimeoutOpt = typer.Option(
+    0.0,
+    "--lock-timeout",
+    min=0,
+    max=86_400,
+    metavar="SECONDS",
+    help="With a PostgreSQL state: wait this long for another apply's locks before failing"
+    " (default 0: fail at once, naming the holder). A file state never waits.",
 )
 ParallelismOpt = typer.Option(16, "--parallelism", min=1, max=256, help="Concurrent requests.")
 SelectOpt = typer.Option(
@@ -171,17 +191,17 @@ def resolve_target(sandbox: bool, sandbox_db: Path | None) -> Target:
     )
 
 
-def state_store(state: Path | None, target_is_sandbox: bool) -> FileStateStore:
-    from reconciler.state import DEFAULT_STATE_DIR, FileStateStore, default_state_path
+def state_store(state: Path | str | None, target_is_sandbox: bool) -> StateStore:
+    from reconciler.state import DEFAULT_STATE_DIR, default_state_path, open_state_store
 
     if state is not None:
-        return FileStateStore(state)
+        return open_state_store(state)
     if target_is_sandbox:
-        return FileStateStore(Path.cwd() / DEFAULT_STATE_DIR / "sandbox-state.json")
-    return FileStateStore(default_state_path())
+        return open_state_store(Path.cwd() / DEFAULT_STATE_DIR / "sandbox-state.json")
+    return open_state_store(default_state_path())
 
 
-def state_notices(store: FileStateStore, *, say: bool = True) -> tuple[str, ...]:
+def state_notices(store: StateStore, *, say: bool = True) -> tuple[str, ...]:
     """A missing state file is said, never silent: a deleted CI cache or a mistyped
     RECONCILER_STATE must not look like a normal run. Said on stderr (``say``) and returned
     for the plan's warnings (JSON, Markdown)."""

@@ -14,7 +14,7 @@ from reconciler.cli.app import app
 from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors, state_store
 
 if TYPE_CHECKING:
-    from reconciler.state import FileStateStore, State
+    from reconciler.state import State, StateStore
 
 state_app = typer.Typer(
     help="Inspect and repair the state file (what was last applied). Never calls the API.",
@@ -23,7 +23,7 @@ state_app = typer.Typer(
 app.add_typer(state_app, name="state")
 
 
-def _store(state: Path | None, sandbox: bool) -> FileStateStore:
+def _store(state: Path | None, sandbox: bool) -> StateStore:
     return state_store(state, sandbox)
 
 
@@ -145,3 +145,85 @@ def _check_status(status: str | None) -> None:
 
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="STATUS")
+
+
+@state_app.command("history")
+def history(
+    limit: int = typer.Option(20, "--limit", min=1, max=10_000, help="The last N runs."),
+    format: str = typer.Option("text", "--format", help="text | json"),
+    state: Path | None = StateOpt,
+    sandbox: bool = SandboxOpt,
+) -> None:
+    """The apply runs recorded: who, host, when, plan summary, result (PostgreSQL state)."""
+    from reconciler.errors import StateError
+    from reconciler.state_pg import PgStateStore
+
+    if format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--format")
+    with handled_errors():
+        store = _store(state, sandbox)
+        if not isinstance(store, PgStateStore):
+            raise StateError(
+                f"the state {store.describe()} is a file: it keeps no run history. Its history"
+                " is the git log of the reconciler-state branch (GitOps); a PostgreSQL state"
+                " (--state postgresql://...) records every apply"
+            )
+        runs = store.history(limit)
+    if format == "json":
+        typer.echo(json.dumps(runs, indent=2))
+        return
+    for run in runs:
+        plan = run["summary"].get("plan") if run["summary"] else None
+        counts = ", ".join(f"{k} {v}" for k, v in (plan or {}).items() if v) or "-"
+        result = run["result"] or "did not finish (killed, or still running)"
+        typer.echo(
+            f"#{run['id']}\t{run['started']}\t{run['who']}@{run['host']} (pid {run['pid']})"
+            f"\t{run['operation']}\t{counts}\t{result}"
+        )
+    err(f"{len(runs)} run(s) in {store.describe()}")
+
+
+@state_app.command("migrate")
+def migrate(
+    to: str = typer.Option(..., "--to", metavar="PATH|URL", help="Where to copy the state."),
+    state: Path | None = StateOpt,
+    sandbox: bool = SandboxOpt,
+) -> None:
+    """Copy the state to another store (file -> PostgreSQL or back), lossless; the source is
+    left as it is. The destination must hold no state yet."""
+    from reconciler.cli.common import _state_location
+    from reconciler.errors import StateError
+    from reconciler.state import FileStateStore, open_state_store
+    from reconciler.state_pg import PgStateStore
+
+    with handled_errors():
+        source = _store(state, sandbox)
+        target = open_state_store(_state_location(to))
+        if target.describe() == source.describe():
+            raise StateError("--to names the state being migrated")
+        if not source.exists():
+            raise StateError(f"there is no state at {source.describe()} to migrate")
+        if target.exists():
+            raise StateError(
+                f"{target.describe()} already holds a state; migrate into an empty one"
+            )
+        with source.lock("state migrate"), target.lock("state migrate"):
+            current = source.read()
+            before = current.to_file()
+            if isinstance(target, PgStateStore):
+                target.import_state(current)
+            elif isinstance(target, FileStateStore):
+                # save() counts one more write: the copy keeps the source's serial.
+                current.serial -= 1
+                target.save(current)
+            copied = target.read().to_file()
+        if copied != before:
+            raise StateError(
+                f"the copy in {target.describe()} does not read back as the source; the"
+                " source is unchanged"
+            )
+    err(
+        f"Migrated {len(current.apps)} mini app(s), lineage {current.lineage} serial"
+        f" {current.serial}, from {source.describe()} to {target.describe()}. Point --state /"
+        " RECONCILER_STATE at the new one; the old one is left as it was."
+    )

@@ -755,6 +755,7 @@ class Executor:
                 exists_not_found(
                     result.first, result.last, result.reads, self.options.probe_window
                 )
+                + OTHER_STATE_HINT
             )
         return await self._adopt_found(app_id, code, body, payload, found.id, result)
 
@@ -782,6 +783,7 @@ class Executor:
         return (
             "refused as a duplicate code: it already existed; found it by reading at id"
             f" {version_id} ({result.reads} reads), adopted it and sent its fields"
+            + OTHER_STATE_HINT
         )
 
     async def _version_update(self, change: Change) -> None:
@@ -982,6 +984,16 @@ def _app_paths(fields: Mapping[str, Any]) -> tuple[JournalPath, ...]:
 def _without_code(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A version create's fields without its code (what a PUT and the state record take)."""
     return {k: v for k, v in payload.items() if k != "code"}
+
+
+# A version code taken that this state did not make: after an interrupted create or a lost
+# state that is expected; otherwise the likely cause is a second state (another shard's state
+# file) managing the same app, which no file state can see (the API keeps no owner mark).
+OTHER_STATE_HINT = (
+    ". If this state was not lost or interrupted, another state (another shard's state file"
+    " or workspace against this endpoint) probably manages this app too: give each app to"
+    " exactly one state (docs/scaling.md)"
+)
 
 
 def _duplicate_refusal(exc: ApiError) -> bool:
