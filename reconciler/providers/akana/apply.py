@@ -33,6 +33,10 @@ class NotRecordedError(ReconcilerError):
     """A change to an app the state does not record (and the plan did not adopt)."""
 
 
+class LastVersionError(ReconcilerError):
+    """A version delete that would leave its app without versions (so delete the app)."""
+
+
 def _fields(after: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (after or {}).items() if k not in ("id", "name", "version")}
 
@@ -59,14 +63,18 @@ async def create_app(client: AkanaClient, change: Change, section: AkanaSection)
     # The create answers the AppID only: the first version's id is read from its app.
     versions = await client.list_versions(app_id)
     first = (change.after or {}).get("version") or {}
-    version_id = next(v.version_id for v in versions if v.name == body.version.name)
+    version_id = next((v.version_id for v in versions if v.name == body.version.name), None)
     old = section.apps.get(change.app_id)
     section.apps[change.app_id] = AppRecord(
         id=app_id,
         protect=old.protect if old else False,
         labels=dict(old.labels) if old else {},
         fields=_fields(change.after),
-        versions={body.version.name: VersionRecord(id=version_id, fields=_fields(first))},
+        versions=(
+            {body.version.name: VersionRecord(id=version_id, fields=_fields(first))}
+            if version_id is not None
+            else {}  # the next plan reads the app's versions again
+        ),
     )
     return f"created AppID {app_id}"
 
@@ -113,10 +121,13 @@ async def update_version(client: AkanaClient, change: Change, section: AkanaSect
 async def delete_version(client: AkanaClient, change: Change, section: AkanaSection) -> str:
     record = _record(section, change)
     version_id = _target_id(change)
-    if len(record.versions) <= 1 and change.key in record.versions:
-        # The platform deletes an app with its last version: never done by a version change.
-        raise NotRecordedError(
-            f"{change.address}: refusing to delete the app's last recorded version"
+    # The platform deletes an app with its last version: a version change never does that,
+    # whatever happened since the plan (one read buys the guarantee).
+    others = [v for v in await client.list_versions(record.id) if v.version_id != version_id]
+    if not others:
+        raise LastVersionError(
+            f"{change.address}: refusing to delete the app's only version (that would delete"
+            " the app); add its replacement first"
         )
     await client.delete_version(version_id)
     assert change.key is not None
