@@ -74,7 +74,9 @@ async def plan(
     return diff(desired, live, section, **kw)
 
 
-async def apply(client: AkanaClient, result: AkanaDiff, section: AkanaSection) -> list[ChangeResult]:
+async def apply(
+    client: AkanaClient, result: AkanaDiff, section: AkanaSection
+) -> list[ChangeResult]:
     assert not result.errors, result.errors
     return await apply_changes(
         client, result.changes, section, parallelism=2, learned=result.learned,
@@ -197,7 +199,7 @@ async def test_a_failed_add_keeps_the_old_version(tmp_path: Path) -> None:
 async def test_prune_deletes_only_with_the_flag(tmp_path: Path, prune: bool) -> None:
     desired = [loaded.app for loaded in load_manifests([DEMO], {}, kinds=MANIFEST_KINDS)]
     section = AkanaSection()
-    async with sandbox_client(tmp_path / "akana.db") as (client, store):
+    async with sandbox_client(tmp_path / "akana.db") as (client, _store):
         await apply(client, await plan(client, desired, section), section)
         reports = [a for a in desired if a.name == "Payments Reports"]
         result = await plan(client, reports, section, prune=prune)
