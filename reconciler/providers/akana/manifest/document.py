@@ -92,10 +92,7 @@ class AkanaAppChecker:
             data.update(self._metadata(*metadata))
         spec = self._section(top, "spec", root)
         if spec is not None:
-            data.update(self._spec(*spec))
-            if data.get("ensure") == "absent" and data.get("protect"):
-                self.report(("spec", "ensure"), spec[1], "ensure: absent deletes the app, but"
-                            " metadata.protect is true; set protect: false to allow the delete")
+            data.update(self._spec(*spec, protect=data.get("protect") is True))
         app = self._validate_model(data)
         return None if self.issues else app
 
@@ -150,7 +147,7 @@ class AkanaAppChecker:
                     data[flag] = value
         return data
 
-    def _spec(self, node: MappingNode, at: Pos) -> dict[str, Any]:
+    def _spec(self, node: MappingNode, at: Pos, *, protect: bool) -> dict[str, Any]:
         entries = self._mapping(node, ("spec",), SPEC_KEYS)
         data: dict[str, Any] = {}
         ensure = "present"
@@ -158,6 +155,10 @@ class AkanaAppChecker:
             value = self._enum(entries["ensure"][1], ("spec", "ensure"), ENSURE_VALUES)
             if value is not None:
                 data["ensure"] = ensure = value
+            if value == "absent" and protect:
+                self.report(("spec", "ensure"), pos_of(entries["ensure"][1]), "ensure: absent"
+                            " deletes the app, but metadata.protect is true; set protect: false"
+                            " to allow the delete")
         for key in SPEC_STRINGS:
             if key in entries:
                 value = self._string(entries[key][1], ("spec", key))
