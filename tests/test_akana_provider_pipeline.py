@@ -4,6 +4,8 @@ included."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from reconciler.providers.akana.apply import ChangeResult, apply_changes
 from reconciler.providers.akana.client import AkanaClient
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.diff import AkanaDiff, diff
+from reconciler.providers.akana.importer import AkanaImportError, import_app
 from reconciler.providers.akana.live import read_live
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.model import AkanaApp
@@ -211,3 +214,94 @@ async def test_prune_deletes_only_with_the_flag(tmp_path: Path, prune: bool) -> 
         ]
         assert [e.scope for e in result.errors] == ["fleet"]  # protected
         assert "protect" in result.errors[0].message
+
+
+async def test_an_imported_app_is_managed_with_nothing_to_change(tmp_path: Path) -> None:
+    desired = [loaded.app for loaded in load_manifests([DEMO], {}, kinds=MANIFEST_KINDS)]
+    async with sandbox_client(tmp_path / "akana.db") as (client, _store):
+        made = AkanaSection()
+        await apply(client, await plan(client, desired, made), made)
+        text, record = await import_app(client, "Payments Gateway")
+        by_id, _ = await import_app(client, made.apps["Payments Gateway"].id)
+        assert by_id == text
+        imported = apps_from(text, tmp_path)
+        assert [v.name for v in imported[0].versions] == ["1.0", "2.0"]
+        section = AkanaSection({"Payments Gateway": record})
+        assert record.id == made.apps["Payments Gateway"].id
+        assert {k: v.id for k, v in record.versions.items()} == {
+            k: v.id for k, v in made.apps["Payments Gateway"].versions.items()
+        }
+        assert (await plan(client, imported, section)).changes == ()
+        with pytest.raises(AkanaImportError) as caught:
+            await import_app(client, "No Such App")
+        assert "no Akana app named" in str(caught.value)
+
+
+class _Holding(httpx.AsyncBaseTransport):
+    """Holds the create of the app named ``held`` until ``release`` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, held: str) -> None:
+        self.inner, self.held, self.release = inner, held, asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/api/apps":
+            if json.loads(request.content)["Name"] == self.held:
+                await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_one_stuck_app_does_not_hold_the_others(tmp_path: Path) -> None:
+    names = ["A stuck", "B", "C", "D"]
+    desired = apps_from(
+        "---\n".join(
+            f"apiVersion: akana/v1\nkind: App\nmetadata: {{name: {n}}}\n"
+            "spec:\n  versions: [{name: '1'}]\n"
+            for n in names
+        ),
+        tmp_path,
+    )
+    sandbox = in_process_akana(tmp_path / "akana.db")
+    holding = _Holding(sandbox.transport, "A stuck")
+    config = AkanaConfig(akana_endpoint(sandbox.base_url), sandbox.email,
+                         Secret(sandbox.password))
+    done: list[str] = []
+
+    def on_result(result: ChangeResult) -> None:
+        done.append(result.change.app_id)
+        if sorted(done) == ["B", "C", "D"]:  # every other app finished while A was held
+            holding.release.set()
+
+    section = AkanaSection()
+    try:
+        async with AkanaClient(config, transport=holding) as client:
+            result = await plan(client, desired, section)
+            # A guard against a hang, not a measurement: the held app is released only
+            # once the others are done, so an executor that waits on it never finishes.
+            await asyncio.wait_for(
+                apply_changes(client, result.changes, section, parallelism=2,
+                              on_result=on_result),
+                timeout=60,
+            )
+    finally:
+        sandbox.close()
+    assert sorted(done[:3]) == ["B", "C", "D"] and done[3] == "A stuck"
+    assert sorted(section.apps) == sorted(names)
+
+
+async def test_the_only_version_is_never_deleted_by_a_version_change(tmp_path: Path) -> None:
+    desired = apps_from(
+        "apiVersion: akana/v1\nkind: App\nmetadata: {name: Solo}\n"
+        "spec:\n  versions: [{name: '1.0'}]\n", tmp_path,
+    )
+    replaced = apps_from(
+        "apiVersion: akana/v1\nkind: App\nmetadata: {name: Solo}\n"
+        "spec:\n  versions: [{name: '2.0'}]\n", tmp_path,
+    )
+    section = AkanaSection()
+    async with sandbox_client(tmp_path / "akana.db") as (client, store):
+        await apply(client, await plan(client, desired, section), section)
+        planned = await plan(client, replaced, section)
+        only_delete = [c for c in planned.changes if c.action == "delete"]
+        [result] = await apply_changes(client, only_delete, section)
+        assert result.status == "failed" and "only version" in str(result.note)
+        assert [v["name"] for v in store.versions(section.apps["Solo"].id)] == ["1.0"]

@@ -10,7 +10,7 @@ from reconciler.providers.akana.render import render_manifest
 from reconciler.providers.akana.wire import AppDetail
 
 
-class ImportError_(ReconcilerError):
+class AkanaImportError(ReconcilerError):
     """The app to import is not there, or its name is not unique."""
 
 
@@ -19,14 +19,14 @@ async def find_app(client: AkanaClient, name_or_id: str, business_id: str | None
     """The app with that Name (in ``business_id``'s listing), else with that AppID."""
     named = [a for a in await client.list_apps(business_id) if a.name == name_or_id]
     if len(named) > 1:
-        raise ImportError_(f"{len(named)} Akana apps are named {name_or_id!r}; import one by"
+        raise AkanaImportError(f"{len(named)} Akana apps are named {name_or_id!r}; import one by"
                            " its AppID")
     try:
         found = await client.get_app(named[0].app_id if named else name_or_id)
     except InvalidIdError:  # not an AppID either
         found = None
     if found is None:
-        raise ImportError_(f"no Akana app named (or with AppID) {name_or_id!r}")
+        raise AkanaImportError(f"no Akana app named (or with AppID) {name_or_id!r}")
     return found
 
 
