@@ -244,9 +244,12 @@ class _Holding(httpx.AsyncBaseTransport):
         self.inner, self.held, self.release = inner, held, asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path == "/api/apps":
-            if json.loads(request.content)["Name"] == self.held:
-                await self.release.wait()
+        if (
+            request.method == "POST"
+            and request.url.path == "/api/apps"
+            and json.loads(request.content)["Name"] == self.held
+        ):
+            await self.release.wait()
         return await self.inner.handle_async_request(request)
 
 

@@ -108,7 +108,7 @@ def test_a_tampered_plan_is_refused_whole(
     data = copy.deepcopy(saved_plan())
     # The changes: New create, New version 2 create, Shop update, Shop 2.0 create,
     # Shop 1.0 delete, Theirs (adopted) nothing; check the layout the edits rely on.
-    assert [c["action"] for c in data["changes"]][0] == "create"
+    assert data["changes"][0]["action"] == "create"
     assert data["changes"][-1]["action"] == "delete"
     edit(data)
     with pytest.raises(PlanError) as caught:
