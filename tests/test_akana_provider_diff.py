@@ -166,3 +166,13 @@ def test_drift_tells_changed_outside_from_pending() -> None:
     assert sorted((i.kind, i.field) for i in report.items) == [
         ("changed_outside", "summary"), ("pending", "description")]
     assert report.endpoint == "https://akana.example"
+
+
+def test_a_live_visibility_the_body_cannot_carry_is_left_out_of_it() -> None:
+    live_version = LiveVersion("v.x", "1.0", {"description": "", "tags": [],
+                                              "visibility": "Registered", "website_address": ""})
+    live = LiveAkana((LiveApp("a1.x", "Shop", {"summary": ""}, versions=(live_version,)),))
+    desired = [AkanaApp(name="Shop", versions=(version("1.0", description="d"),))]
+    [change] = diff(desired, live, recorded("Shop", "a1.x", "1.0")).changes
+    assert change.payload == {"Name": "1.0", "Description": "d", "Tag": [],
+                              "WebsiteAddress": ""}

@@ -20,6 +20,7 @@ from reconciler.providers.akana.live import LiveAkana, LiveApp, LiveVersion
 from reconciler.providers.akana.model import (
     APP_FIELDS,
     VERSION_FIELDS,
+    VISIBILITIES,
     AkanaApp,
     AkanaVersion,
 )
@@ -281,6 +282,8 @@ class _Builder:
         if not fields:
             return []
         body = {k: wanted.get(k, found.fields.get(k)) for k in VERSION_FIELDS}
+        if body["visibility"] not in VISIBILITIES:
+            body["visibility"] = None  # a value the body cannot carry: not sent, kept as it is
         payload = VersionUpdate(name=version.name, **body).model_dump(
             mode="json", by_alias=True, exclude_none=True
         )
