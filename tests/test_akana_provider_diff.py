@@ -10,7 +10,7 @@ import pytest
 from reconciler.engine.plan import Plan
 from reconciler.providers.akana.diff import UNMANAGED, AkanaDiff, diff
 from reconciler.providers.akana.drift import classify
-from reconciler.providers.akana.live import LiveAkana, LiveApp, LiveVersion
+from reconciler.providers.akana.live import LiveAkana, LiveApp, LiveVersion, fingerprints
 from reconciler.providers.akana.model import AkanaApp, AkanaVersion
 from reconciler.providers.akana.records import AkanaSection, AppRecord, VersionRecord
 
@@ -176,3 +176,15 @@ def test_a_live_visibility_the_body_cannot_carry_is_left_out_of_it() -> None:
     [change] = diff(desired, live, recorded("Shop", "a1.x", "1.0")).changes
     assert change.payload == {"Name": "1.0", "Description": "d", "Tag": [],
                               "WebsiteAddress": ""}
+
+
+def test_fingerprints_name_each_existing_app_a_plan_changes_and_move_with_it() -> None:
+    section = recorded("Shop", "a1.x", "1.0")
+    desired = [app("Shop", "1.0", summary="new"), app("New", "1")]
+    live = LiveAkana((live_app("Shop", "1.0", summary="old"),))
+    changes = diff(desired, live, section).changes
+    prints = fingerprints(changes, live)
+    assert [str(a) for a in prints] == ["akana_app[Shop]"]  # New has nothing to read yet
+    moved = LiveAkana((live_app("Shop", "1.0", summary="edited"),))
+    assert fingerprints(changes, moved) != prints
+    assert fingerprints(changes, LiveAkana((live_app("Shop", "1.0", summary="old"),))) == prints

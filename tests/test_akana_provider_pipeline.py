@@ -19,8 +19,8 @@ from reconciler.providers.akana.apply import ChangeResult, apply_changes
 from reconciler.providers.akana.client import AkanaClient
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.diff import AkanaDiff, diff
+from reconciler.providers.akana.fetch import read_live
 from reconciler.providers.akana.importer import AkanaImportError, import_app
-from reconciler.providers.akana.live import read_live
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.model import AkanaApp
 from reconciler.providers.akana.records import AkanaSection

@@ -1,20 +1,18 @@
-"""What the Akana platform has: the app listing, and for each app that matters (recorded in the
-state, or declared with ``adopt: true``) its detail and versions. Pure data plus one reader."""
+"""What the Akana platform has, as pure data: the app listing, and for each app that matters
+(recorded in the state, or declared with ``adopt: true``) its detail and versions. The reader
+is :func:`reconciler.providers.akana.fetch.read_live`; the diff sees only this data."""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.providers.akana.client import AkanaClient
-from reconciler.providers.akana.model import AkanaApp
-from reconciler.providers.akana.records import AkanaSection
+from reconciler.address import Address
+from reconciler.engine.plan import Change
 from reconciler.providers.akana.wire import AppDetail, AppSummary, AppVersion
-
-# Apps whose detail and versions are read at once (each is two GETs).
-READ_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -83,45 +81,35 @@ def live_app(
     )
 
 
-async def read_live(
-    client: AkanaClient,
-    desired: Sequence[AkanaApp],
-    section: AkanaSection,
-    business_id: str | None = None,
-    *,
-    concurrency: int = READ_CONCURRENCY,
-) -> LiveAkana:
-    """One listing per organization level involved (usually one: ``business_id``'s), then the
-    detail and versions of every app recorded in ``section`` or declared with ``adopt: true``,
-    ``concurrency`` apps at a time. An app recorded but absent from the listing is looked up by
-    its id (it may have moved); gone, it is simply not in the answer."""
-    levels = {business_id or ""}
-    levels.update(app.business_id for app in desired if app.business_id)
-    levels.update(
-        str(r.fields["business_id"]) for r in section.apps.values() if r.fields.get("business_id")
-    )
-    listings = await asyncio.gather(*(client.list_apps(level or None) for level in sorted(levels)))
-    listed: dict[str, AppSummary] = {}
-    for listing in listings:
-        listed.update({app.app_id: app for app in listing})
-    adopting = {app.name for app in desired if app.adopt}
-    wanted = {record.id for record in section.apps.values()}
-    wanted.update(app_id for app_id, app in listed.items() if app.name in adopting)
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def detail(app_id: str) -> tuple[AppDetail | None, list[AppVersion]]:
-        async with gate:
-            found = await client.get_app(app_id)
-            if found is None:
-                return None, []
-            return found, await client.list_versions(app_id)
-
-    details = await asyncio.gather(*(detail(app_id) for app_id in sorted(wanted)))
-    apps: dict[str, LiveApp] = {app_id: live_app(app) for app_id, app in listed.items()}
-    reads = len(levels) + sum(2 if found else 1 for found, _ in details)
-    for found, versions in details:
+def fingerprints(changes: Sequence[Change], live: LiveAkana) -> dict[Address, str]:
+    """A hash of what each existing app a plan changes read as (its fields and versions), by
+    app address: apply can re-read and refuse a saved plan whose apps moved since. An app the
+    plan creates has none."""
+    server_ids: dict[Address, str] = {}
+    for change in changes:
+        server_id = (change.before or {}).get("id")
+        if change.address.parent is None and isinstance(server_id, str):
+            server_ids[change.address] = server_id
+    out: dict[Address, str] = {}
+    for change in changes:
+        root = change.address.root
+        if root in out:
+            continue
+        found = live.by_id(server_ids[root]) if root in server_ids else None
+        if found is None:
+            named = live.named(change.app_id)
+            found = named[0] if len(named) == 1 else None
         if found is not None:
-            apps[found.app_id] = live_app(found, versions)
-    for app_id in wanted - {found.app_id for found, _ in details if found is not None}:
-        apps.pop(app_id, None)  # listed, then gone before its detail was read
-    return LiveAkana(tuple(sorted(apps.values(), key=lambda a: (a.name, a.id))), reads)
+            out[root] = app_fingerprint(found)
+    return out
+
+
+def app_fingerprint(app: LiveApp) -> str:
+    data = {
+        "id": app.id,
+        "name": app.name,
+        "fields": dict(app.fields),
+        "versions": [[v.id, v.name, dict(v.fields)] for v in app.versions or ()],
+    }
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
