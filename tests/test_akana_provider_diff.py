@@ -3,6 +3,7 @@ problems (no HTTP). Also the drift classification of its plans."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,13 @@ from reconciler.providers.akana.diff import UNMANAGED, AkanaDiff, diff
 from reconciler.providers.akana.drift import classify
 from reconciler.providers.akana.live import LiveAkana, LiveApp, LiveVersion, fingerprints
 from reconciler.providers.akana.model import AkanaApp, AkanaVersion
-from reconciler.providers.akana.records import AkanaSection, AppRecord, VersionRecord
+from reconciler.providers.akana.records import (
+    AkanaSection,
+    AkanaSectionError,
+    AppRecord,
+    VersionRecord,
+)
+from reconciler.state import ProviderState, State
 
 
 def version(name: str, **fields: Any) -> AkanaVersion:
@@ -188,3 +195,31 @@ def test_fingerprints_name_each_existing_app_a_plan_changes_and_move_with_it() -
     moved = LiveAkana((live_app("Shop", "1.0", summary="edited"),))
     assert fingerprints(changes, moved) != prints
     assert fingerprints(changes, LiveAkana((live_app("Shop", "1.0", summary="old"),))) == prints
+
+
+def test_drift_tells_missing_and_unmanaged() -> None:
+    section = recorded("Shop", "gone.x", "1.0", fields={"summary": "s"})
+    live = LiveAkana((live_app("Theirs", "1"),))
+    result = diff([app("Shop", "1.0", summary="s"), app("Theirs", "1")], live, section)
+    plan = Plan(endpoints={"akana": "e"}, changes=result.changes, errors=result.errors)
+    report = classify(plan, section)
+    assert sorted((i.kind, str(i.address)) for i in report.items) == [
+        ("missing", "akana_app[Shop]"), ("unmanaged", "akana_app[Theirs]")]
+    assert report.errors == ()
+
+
+def test_the_section_round_trips_through_the_state_file() -> None:
+    state = State()
+    state.bind("akana", "https://akana.example")
+    section = recorded("Shop", "a1.x", "1.0", protect=True, labels={"team": "t"},
+                       fields={"summary": "s"})
+    state.providers["akana"].resources = section.to_resources()
+    again = State.from_file(json.loads(json.dumps(state.to_file())))
+    assert AkanaSection.from_resources(again.providers["akana"].resources).apps == section.apps
+    assert again.providers["akana"].endpoint == "https://akana.example"
+    assert AkanaSection.from_resources(ProviderState().resources).apps == {}
+    damaged = State.from_file(json.loads(json.dumps(state.to_file())))
+    damaged.providers["akana"].resources["akana_app"]["Shop"]["id"] = 7
+    with pytest.raises(AkanaSectionError) as caught:
+        AkanaSection.from_resources(damaged.providers["akana"].resources)
+    assert "app 'Shop' is damaged" in str(caught.value)

@@ -37,7 +37,12 @@ class AkanaSectionError(ReconcilerError):
 
 
 class AkanaSection:
-    """The records by app name; handlers mutate it, :meth:`to_resources` writes it back."""
+    """The records by app name; handlers mutate it, :meth:`to_resources` writes it back.
+
+    Read with ``AkanaSection.from_resources(state.providers["akana"].resources)``, written with
+    ``state.providers["akana"].resources = section.to_resources()`` (this package does not
+    import ``reconciler.state``: it still imports the Mini App Center's ids, D71).
+    """
 
     def __init__(self, apps: dict[str, AppRecord] | None = None) -> None:
         self.apps: dict[str, AppRecord] = apps if apps is not None else {}
@@ -66,3 +71,4 @@ class AkanaSection:
     def by_id(self) -> dict[str, str]:
         """AppID -> the name it is recorded under."""
         return {record.id: name for name, record in self.apps.items()}
+
