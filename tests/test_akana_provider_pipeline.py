@@ -127,6 +127,17 @@ async def test_the_demo_manifests_converge_and_later_edits_too(tmp_path: Path) -
         assert [v["name"] for v in store.versions(gateway.id)] == ["2.0", "3.0"]
         assert (await plan(client, edited, section)).changes == ()
 
+        # ensure: absent deletes the app (with its versions) and drops its record.
+        reports_id = section.apps["Payments Reports"].id
+        gone = [a if a.name != "Payments Reports" else a.model_copy(
+            update={"ensure": "absent", "versions": ()}) for a in edited]
+        third = await plan(client, gone, section)
+        assert [(str(c.address), c.action) for c in third.changes] == [
+            ("akana_app[Payments Reports]", "delete")]
+        assert [r.status for r in await apply(client, third, section)] == ["done"]
+        assert reports_id not in store.app_ids() and "Payments Reports" not in section.apps
+        assert (await plan(client, gone, section)).changes == ()
+
 
 async def test_an_ambiguous_create_converges_without_a_duplicate(tmp_path: Path) -> None:
     desired = [loaded.app for loaded in load_manifests([DEMO], {}, kinds=MANIFEST_KINDS)]
