@@ -319,3 +319,37 @@ async def test_the_only_version_is_never_deleted_by_a_version_change(tmp_path: P
         [result] = await apply_changes(client, only_delete, section)
         assert result.status == "failed" and "only version" in str(result.note)
         assert [v["name"] for v in store.versions(section.apps["Solo"].id)] == ["1.0"]
+
+
+class _LosingCreates(httpx.AsyncBaseTransport):
+    """App creates never reach the platform (a timeout before sending) while ``lose``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.lose = inner, True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.lose and request.method == "POST" and request.url.path == "/api/apps":
+            raise httpx.ReadTimeout("injected: no answer", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_create_proven_not_done_fails_and_leaves_the_state(tmp_path: Path) -> None:
+    desired = [loaded.app for loaded in load_manifests([DEMO], {}, kinds=MANIFEST_KINDS)]
+    sandbox = in_process_akana(tmp_path / "akana.db")
+    losing = _LosingCreates(sandbox.transport)
+    config = AkanaConfig(akana_endpoint(sandbox.base_url), sandbox.email,
+                         Secret(sandbox.password))
+    section = AkanaSection()
+    try:
+        async with AkanaClient(config, transport=losing) as client:
+            planned = await plan(client, desired, section)
+            results = await apply(client, planned, section)
+            assert [r.status for r in results] == ["failed", "skipped", "failed"]
+            assert "running again is safe" in str(results[0].note)
+            assert section.apps == {} and sandbox.app.state.store.app_ids() == []
+            losing.lose = False
+            results = await apply(client, await plan(client, desired, section), section)
+            assert [r.status for r in results] == ["done"] * 3
+            assert len(sandbox.app.state.store.app_ids()) == 2
+    finally:
+        sandbox.close()
