@@ -42,7 +42,6 @@ from pydantic_core import to_jsonable_python
 
 from reconciler.errors import LockError, StateError
 from reconciler.journal import GroupCommit
-from reconciler.providers.miniappcenter.ids import app_id_problem
 
 STATE_FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # 1 is migrated to 2 on the next save
@@ -58,6 +57,7 @@ EXISTS = "exists"  # a version the server said exists (duplicate code) at an id 
 MAX_STATE_BYTES = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 MAX_LOCK_BYTES = 64 * 1024
+MAX_KEY_CHARS = 255  # a natural key (an app id, an app name)
 
 # Where a journal line points in an app's record: () the whole record; (FIELD,) one of the
 # app's own fields; (COLLECTION, KEY) one attribute, location or version. A line holds only
@@ -776,8 +776,8 @@ def _parse_entry(line: bytes) -> _Entry:
     if not isinstance(entry, dict) or "app" not in entry or "record" not in entry:
         raise _Unreadable('not an {"app": ..., "record": ...} entry')
     app_id = entry["app"]
-    if not isinstance(app_id, str) or app_id_problem(app_id):
-        raise _Unreadable(f"app {_shown(app_id)} is not a valid mini app id")
+    if not isinstance(app_id, str) or resource_key_problem(app_id):
+        raise _Unreadable(f"app {_shown(app_id)} is not a valid resource key")
     record = entry["record"]
     path = entry.get("path", [])
     if not isinstance(path, list) or (path and not _valid_path(path)):
@@ -803,10 +803,23 @@ def _parsed_record(raw: Any) -> AppRecord:
     return parsed
 
 
+def resource_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a natural key in the state, whatever the provider: keys name
+    files, URLs and messages, so they are printable, short and never a path. Each provider's
+    client checks its own id rules again before a key enters a URL."""
+    if not key or len(key) > MAX_KEY_CHARS:
+        return f"must be 1 to {MAX_KEY_CHARS} characters"
+    if any(not char.isprintable() for char in key):
+        return "must be printable (no control or invisible characters)"
+    if "/" in key or "\\" in key or key in (".", ".."):
+        return "must not be a path"
+    return None
+
+
 def _check_app_ids(apps: dict[str, AppRecord]) -> None:
     for app_id in apps:
-        if app_id_problem(app_id):
-            raise _Unreadable(f"has {_shown(app_id)} under apps, which is not a mini app id")
+        if resource_key_problem(app_id):
+            raise _Unreadable(f"has {_shown(app_id)} under apps, which is not a resource key")
 
 
 def _check_server_ids(where: str, raw: dict[str, Any], record: AppRecord) -> None:

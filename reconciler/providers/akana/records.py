@@ -1,0 +1,74 @@
+"""The Akana section of the state (``State.providers["akana"]``), typed.
+
+``resources["akana_app"][NAME]`` = ``{"id": AppID, "protect", "labels", "fields": {last applied},
+"versions": {VERSION_NAME: {"id": AppVersionID, "fields": {...}}}}``. Only the apps recorded
+here (or declared with ``adopt: true``) are ever changed or deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciler.errors import ReconcilerError
+from reconciler.providers.akana.vocabulary import ROOT_KIND
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VersionRecord(_Record):
+    id: str = Field(min_length=1)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class AppRecord(_Record):
+    id: str = Field(min_length=1)
+    protect: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, VersionRecord] = Field(default_factory=dict)
+
+
+class AkanaSectionError(ReconcilerError):
+    """The state's Akana section does not hold what this reconciler writes."""
+
+
+class AkanaSection:
+    """The records by app name; handlers mutate it, :meth:`to_resources` writes it back.
+
+    Read with ``AkanaSection.from_resources(state.providers["akana"].resources)``, written with
+    ``state.providers["akana"].resources = section.to_resources()`` (this package does not
+    import ``reconciler.state``: it still imports the Mini App Center's ids, D71).
+    """
+
+    def __init__(self, apps: dict[str, AppRecord] | None = None) -> None:
+        self.apps: dict[str, AppRecord] = apps if apps is not None else {}
+
+    @classmethod
+    def from_resources(cls, resources: dict[str, dict[str, dict[str, Any]]]) -> AkanaSection:
+        """From ``ProviderState.resources``; a damaged record is an error naming it."""
+        apps: dict[str, AppRecord] = {}
+        for name, data in (resources.get(ROOT_KIND) or {}).items():
+            try:
+                apps[name] = AppRecord.model_validate(data)
+            except ValidationError as exc:
+                raise AkanaSectionError(
+                    f"the state's Akana record of app {name!r} is damaged"
+                    f" ({exc.error_count()} problems); restore the state file from its backup"
+                ) from None
+        return cls(apps)
+
+    def to_resources(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {
+            ROOT_KIND: {
+                name: record.model_dump(mode="json") for name, record in sorted(self.apps.items())
+            }
+        }
+
+    def by_id(self) -> dict[str, str]:
+        """AppID -> the name it is recorded under."""
+        return {record.id: name for name, record in self.apps.items()}
+
