@@ -27,7 +27,8 @@ SCHEMA_ID = "urn:miniapp-reconciler:schema:rest-object:v1"
 ENDPOINT_PATTERN = "^[a-z][a-z0-9_-]{0,62}$"
 PATH_PATTERN = "^/([A-Za-z0-9_~.-]+/)*$"
 FIELD_PATTERN = "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-IGNORE_PATTERN = rf"^[^.]{{1,{MAX_BODY_KEY_CHARS}}}(\.[^.]{{1,{MAX_BODY_KEY_CHARS}}}){{0,{MAX_IGNORE_DEPTH - 1}}}$"
+_SEGMENT = rf"[^.]{{1,{MAX_BODY_KEY_CHARS}}}"
+IGNORE_PATTERN = rf"^{_SEGMENT}(\.{_SEGMENT}){{0,{MAX_IGNORE_DEPTH - 1}}}$"
 
 _SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
