@@ -22,14 +22,19 @@ from reconciler.engine.plan import AppMeta, Change, Plan
 from reconciler.errors import ReconcilerError
 from reconciler.providers.rest.client import RestApiError, RestClient, RestValidationError
 from reconciler.providers.rest.model import RestObject
-from reconciler.providers.rest.records import RestRecord, drop_record, put_record, read_records
+from reconciler.providers.rest.records import (
+    RestRecord,
+    Section,
+    drop_record,
+    put_record,
+    read_records,
+)
 from reconciler.providers.rest.vocabulary import (
     ROOT_KIND,
     Adopt,
     adoptions_of,
     split_address_key,
 )
-from reconciler.state import ProviderState
 
 DEFAULT_PARALLELISM = 8
 DEFAULT_CHANGE_DEADLINE = 300.0  # seconds for one change, retries and listing included
@@ -45,7 +50,7 @@ class RestResult:
 
 @dataclass(frozen=True)
 class _Context:
-    section: ProviderState
+    section: Section
     meta: Mapping[str, AppMeta]
     objects: Mapping[str, RestObject]
 
@@ -125,7 +130,7 @@ def _ignored(change: Change, answer: Mapping[str, Any]) -> str | None:
     return f"the server ignored field(s) {', '.join(missing)} (unknown to it? check spelling)"
 
 
-def record_adoptions(section: ProviderState, adoptions: Sequence[Adopt]) -> None:
+def record_adoptions(section: Section, adoptions: Sequence[Adopt]) -> None:
     """Record the objects a plan adopts (no API write)."""
     for fact in adoptions:
         put_record(section, RestRecord.model_validate(dict(fact.record)))
@@ -160,7 +165,7 @@ def explain_failure(
 async def apply_changes(
     clients: Mapping[str, RestClient],
     changes: Sequence[Change],
-    section: ProviderState,
+    section: Section,
     *,
     meta: Mapping[str, AppMeta] | None = None,
     objects: Mapping[str, RestObject] | None = None,
@@ -204,7 +209,7 @@ async def apply_changes(
 async def apply_plan(
     clients: Mapping[str, RestClient],
     plan: Plan,
-    section: ProviderState,
+    section: Section,
     *,
     objects: Mapping[str, RestObject] | None = None,
     parallelism: int = DEFAULT_PARALLELISM,

@@ -28,7 +28,7 @@ from reconciler.providers.rest.model import (
     live_managed,
     managed_fields,
 )
-from reconciler.providers.rest.records import RestRecord, read_records
+from reconciler.providers.rest.records import RestRecord, Section, read_records
 from reconciler.providers.rest.vocabulary import (
     PROVIDER,
     ROOT_KIND,
@@ -36,7 +36,6 @@ from reconciler.providers.rest.vocabulary import (
     address_key,
     object_address,
 )
-from reconciler.state import ProviderState
 
 CHANGED_OUTSIDE = "changed outside since the last apply"
 DELETED_OUTSIDE = "deleted outside since the last apply"
@@ -69,7 +68,7 @@ class RestPlanOptions:
 
 
 def collections_needed(
-    desired: Sequence[RestObject], section: ProviderState
+    desired: Sequence[RestObject], section: Section
 ) -> list[Collection]:
     """Each (endpoint, path) a plan must list once: declared ones and recorded ones."""
     needed = {(obj.endpoint, obj.path) for obj in desired}
@@ -80,7 +79,7 @@ def collections_needed(
 def build_plan(
     desired: Sequence[RestObject],
     live: LiveRest,
-    section: ProviderState,
+    section: Section,
     *,
     endpoint: str,
     options: RestPlanOptions | None = None,

@@ -11,12 +11,11 @@ from __future__ import annotations
 from reconciler.engine.drift import DriftItem, DriftKind, DriftReport
 from reconciler.engine.plan import Plan
 from reconciler.providers.rest.model import json_equal
-from reconciler.providers.rest.records import read_records
+from reconciler.providers.rest.records import Section, read_records
 from reconciler.providers.rest.vocabulary import PROVIDER, ROOT_KIND
-from reconciler.state import ProviderState
 
 
-def classify(plan: Plan, section: ProviderState) -> DriftReport:
+def classify(plan: Plan, section: Section) -> DriftReport:
     records = read_records(section)
     items: list[DriftItem] = []
     for change in plan.changes:

@@ -13,13 +13,13 @@ from reconciler.errors import ReconcilerError
 from reconciler.providers.rest.client import JsonObject, RestClient
 from reconciler.providers.rest.diff import Collection, LiveRest, collections_needed
 from reconciler.providers.rest.model import RestObject
-from reconciler.state import ProviderState
+from reconciler.providers.rest.records import Section
 
 
 async def read_live(
     clients_by_endpoint: Mapping[str, RestClient],
     desired: Sequence[RestObject],
-    section: ProviderState,
+    section: Section,
 ) -> LiveRest:
     """List each collection the manifests declare or the state records, concurrently (the
     client's connection pool and retry policy bound the load)."""

@@ -8,13 +8,20 @@ an object the manifests declare is adopted when found live by its natural key.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from reconciler.errors import StateError
 from reconciler.providers.rest.vocabulary import PROVIDER, ROOT_KIND, address_key
-from reconciler.state import ProviderState, State
+
+
+class Section(Protocol):
+    """The state's section of this provider: ``reconciler.state.ProviderState`` (typed as a
+    protocol because ``reconciler.state`` still imports the Mini App Center's ids, and a
+    provider never depends on another; see the import contracts)."""
+
+    resources: dict[str, dict[str, dict[str, Any]]]
 
 ServerId = StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
@@ -39,12 +46,7 @@ class RestRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
-def section_of(state: State) -> ProviderState:
-    """The REST section of ``state`` (made empty on first use)."""
-    return state.providers.setdefault(PROVIDER, ProviderState())
-
-
-def read_records(section: ProviderState) -> dict[str, RestRecord]:
+def read_records(section: Section) -> dict[str, RestRecord]:
     """Every record of the section, validated; StateError naming the first bad one."""
     out: dict[str, RestRecord] = {}
     for key, data in sorted(section.resources.get(ROOT_KIND, {}).items()):
@@ -66,10 +68,10 @@ def read_records(section: ProviderState) -> dict[str, RestRecord]:
     return out
 
 
-def put_record(section: ProviderState, record: RestRecord) -> None:
+def put_record(section: Section, record: RestRecord) -> None:
     section.resources.setdefault(ROOT_KIND, {})[record.address_key] = record.as_json()
 
 
-def drop_record(section: ProviderState, key: str) -> None:
+def drop_record(section: Section, key: str) -> None:
     records = section.resources.get(ROOT_KIND, {})
     records.pop(key, None)

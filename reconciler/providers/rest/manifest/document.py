@@ -140,7 +140,7 @@ class RestObjectChecker:
         labels: dict[str, str] = {}
         protect = False
         if meta is not None:
-            entries = self._mapping(meta, ("metadata",), METADATA_KEYS)
+            entries = self._mapping(meta[0], ("metadata",), METADATA_KEYS)
             if "name" in entries:
                 name_node = entries["name"][1]
                 name = self._name(name_node)
@@ -151,11 +151,12 @@ class RestObjectChecker:
                 protect = bool(read_bool(node, self._reporter(("metadata", "protect"), node)))
         if spec is None:
             return None
-        return self._spec(spec, name, name_node, labels, protect, pos_of(root))
+        return self._spec(*spec, name, name_node, labels, protect, pos_of(root))
 
     def _spec(
         self,
         node: MappingNode,
+        at: Pos,
         name: str | None,
         name_node: Node | None,
         labels: dict[str, str],
@@ -163,7 +164,6 @@ class RestObjectChecker:
         start: Pos,
     ) -> RestObject | None:
         entries = self._mapping(node, ("spec",), SPEC_KEYS)
-        at = pos_of(node)
         for key in REQUIRED_SPEC:
             if key not in entries:
                 self.report(("spec", key), at, MISSING)
@@ -232,16 +232,17 @@ class RestObjectChecker:
 
     def _section(
         self, top: Entries, key: str, root: MappingNode, *, required: bool
-    ) -> MappingNode | None:
+    ) -> tuple[MappingNode, Pos] | None:
+        """The section's mapping and where its key is written (missing fields point there)."""
         if key not in top:
             if required:
                 self.report((key,), pos_of(root), MISSING)
             return None
-        node = top[key][1]
+        key_node, node = top[key]
         if not isinstance(node, MappingNode):
             self.report((key,), pos_of(node), f"must be a mapping, not {describe_node(node)}")
             return None
-        return node
+        return node, pos_of(key_node)
 
     def _name(self, node: Node) -> str | None:
         loc: Loc = ("metadata", "name")

@@ -125,3 +125,9 @@ def rest_object_json_schema() -> dict[str, Any]:
 def rest_object_json_schema_text() -> str:
     """The schema exactly as shipped in ``schema/rest-object.schema.json``."""
     return json.dumps(_SCHEMA, indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":  # the generator: python -m reconciler.providers.rest.manifest.schema
+    import sys
+
+    sys.stdout.write(rest_object_json_schema_text())
