@@ -105,7 +105,10 @@ spec:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (HEAD.replace("    sku: HAM-01\n", "    name: x\n"), "10:5: spec.body.sku: the natural key"),
+        (
+            HEAD.replace("    sku: HAM-01\n", "    name: x\n"),
+            "10:5: spec.body.sku: the natural key",
+        ),
         (HEAD.replace("HAM-01", "1.5"), "10:10: spec.body.sku: the natural key must be"),
         (HEAD.replace("HAM-01", "true"), "10:10: spec.body.sku: the natural key must be"),
         (HEAD + "  ignore: [sku]\n", "11:12: spec.ignore[0]: 'sku' is set in spec.body"),
