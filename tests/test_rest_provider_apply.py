@@ -17,6 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from reconciler.engine.plan import Plan
+from reconciler.errors import ConfigError
 from reconciler.providers.rest.apply import RestResult, apply_changes, apply_plan
 from reconciler.providers.rest.client import RestClient
 from reconciler.providers.rest.config import ApiKeyHeader, JwtAuth, RestEndpoint
@@ -247,3 +248,21 @@ async def test_a_collection_that_cannot_be_read_is_named(tmp_path: Path) -> None
     assert list(live.objects) == [("shop", "/api/products/")] and live.reads == 2
 
 
+
+
+async def test_a_refused_login_is_said_once_not_per_collection(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    endpoint = RestEndpoint(
+        "shop", "http://127.0.0.1:9",
+        JwtAuth("/api/token/", "/api/token/refresh/", "T_USER", "T_PASSWORD"),
+        ApiKeyHeader("Api-Key", "T_KEY"), "reconciler.yaml", 2,
+    )
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with RestClient(
+            endpoint, credentials(password="wrong-password-9"), transport=transport, retry=FAST
+        ) as client:
+            with pytest.raises(ConfigError, match="login was refused"):
+                await read_live({"shop": client}, [_product(1)], ProviderState())
+    finally:
+        app.state.store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.providers.rest.client import JsonObject, RestClient
 from reconciler.providers.rest.diff import Collection, LiveRest, collections_needed
 from reconciler.providers.rest.model import RestObject
@@ -22,7 +22,8 @@ async def read_live(
     section: Section,
 ) -> LiveRest:
     """List each collection the manifests declare or the state records, concurrently (the
-    client's connection pool and retry policy bound the load)."""
+    client's connection pool and retry policy bound the load). A refused login
+    (ConfigError) is raised as it is."""
     needed = collections_needed(desired, section)
     objects: dict[Collection, list[JsonObject]] = {}
     unreadable: dict[Collection, str] = {}
@@ -35,6 +36,8 @@ async def read_live(
             return
         try:
             objects[collection] = await client.list_objects(path)
+        except ConfigError:
+            raise  # a refused login is the endpoint's, not one collection's: said once
         except ReconcilerError as exc:
             unreadable[collection] = f"listing failed: {exc}"
 
