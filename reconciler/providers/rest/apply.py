@@ -1,0 +1,233 @@
+"""Apply REST changes: a closed table of handlers, one per (kind, action), each writing
+through :class:`RestClient` and recording the result in the state's section.
+
+- ``create``: ``POST {path}`` with the managed body (an ambiguous answer is resolved by the
+  client by listing and matching the natural key, so a lost answer never makes a duplicate);
+- ``update``: ``PATCH {path}{id}/`` with the changed managed fields only;
+- ``delete``: ``DELETE {path}{id}/`` (already gone counts as done).
+
+Changes of different objects are independent: they run concurrently (``parallelism``), each
+under its own deadline, and a failure is one result among the others, never a stop. A 400
+names each refused field at the manifest line that sets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.plan import AppMeta, Change, Plan
+from reconciler.errors import ReconcilerError
+from reconciler.providers.rest.client import RestApiError, RestClient, RestValidationError
+from reconciler.providers.rest.model import RestObject
+from reconciler.providers.rest.records import (
+    RestRecord,
+    Section,
+    drop_record,
+    put_record,
+    read_records,
+)
+from reconciler.providers.rest.vocabulary import (
+    ROOT_KIND,
+    Adopt,
+    adoptions_of,
+    split_address_key,
+)
+
+DEFAULT_PARALLELISM = 8
+DEFAULT_CHANGE_DEADLINE = 300.0  # seconds for one change, retries and listing included
+
+
+@dataclass(frozen=True)
+class RestResult:
+    change: Change
+    ok: bool
+    message: str | None = None  # why it failed, or what is worth knowing (a 404 on delete)
+    server_id: int | str | None = None
+
+
+@dataclass(frozen=True)
+class _Context:
+    section: Section
+    meta: Mapping[str, AppMeta]
+    objects: Mapping[str, RestObject]
+
+
+Handler = Callable[[RestClient, Change, _Context], Awaitable[RestResult]]
+
+
+def _where(change: Change) -> tuple[str, str, str]:
+    assert change.address.key is not None
+    return split_address_key(change.address.key)
+
+
+def _record(
+    change: Change, context: _Context, server_id: int | str, fields: Mapping[str, Any]
+) -> RestRecord:
+    endpoint, path, key = _where(change)
+    key_text = change.address.key or ""
+    previous = read_records(context.section).get(key_text)
+    meta = context.meta.get(key_text)
+    protect = meta.protect if meta else bool(previous and previous.protect)
+    labels = dict(meta.labels) if meta else dict(previous.labels) if previous else {}
+    return RestRecord(
+        id=server_id,
+        endpoint=endpoint,
+        path=path,
+        key_field=change.key or (previous.key_field if previous else ""),
+        key=key,
+        fields=dict(fields),
+        protect=protect,
+        labels=labels,
+    )
+
+
+async def _create(client: RestClient, change: Change, context: _Context) -> RestResult:
+    _endpoint, path, _key = _where(change)
+    assert change.payload is not None and change.key is not None
+    answer = await client.create(path, change.key, dict(change.payload))
+    server_id = answer.get("id")
+    if not isinstance(server_id, int | str) or isinstance(server_id, bool):
+        return RestResult(change, False, "created, but the answer has no id; re-plan to adopt it")
+    put_record(context.section, _record(change, context, server_id, change.after or {}))
+    return RestResult(change, True, _ignored(change, answer), server_id)
+
+
+async def _update(client: RestClient, change: Change, context: _Context) -> RestResult:
+    _endpoint, path, _key = _where(change)
+    assert change.payload is not None and change.target_id is not None
+    answer = await client.update(path, change.target_id, dict(change.payload))
+    previous = read_records(context.section).get(change.address.key or "")
+    fields = {**(previous.fields if previous else {}), **(change.after or {})}
+    put_record(context.section, _record(change, context, change.target_id, fields))
+    return RestResult(change, True, _ignored(change, answer), change.target_id)
+
+
+async def _delete(client: RestClient, change: Change, context: _Context) -> RestResult:
+    _endpoint, path, _key = _where(change)
+    assert change.target_id is not None
+    existed = await client.delete(path, change.target_id)
+    drop_record(context.section, change.address.key or "")
+    note = None if existed else "already gone"
+    return RestResult(change, True, note, change.target_id)
+
+
+# The closed table: a plan's (kind, action) picks one of these, nothing else runs.
+DISPATCH: Mapping[tuple[str, str], Handler] = {
+    (ROOT_KIND, "create"): _create,
+    (ROOT_KIND, "update"): _update,
+    (ROOT_KIND, "delete"): _delete,
+}
+
+
+def _ignored(change: Change, answer: Mapping[str, Any]) -> str | None:
+    """Managed fields the server's answer lacks: it ignored them (unknown to it)."""
+    missing = sorted(name for name in (change.payload or {}) if name not in answer)
+    if not missing:
+        return None
+    return f"the server ignored field(s) {', '.join(missing)} (unknown to it? check spelling)"
+
+
+def record_adoptions(section: Section, adoptions: Sequence[Adopt]) -> None:
+    """Record the objects a plan adopts (no API write)."""
+    for fact in adoptions:
+        put_record(section, RestRecord.model_validate(dict(fact.record)))
+
+
+def explain_failure(
+    change: Change, error: BaseException, objects: Mapping[str, RestObject]
+) -> str:
+    """What went wrong, a 400's fields each at the manifest line that sets them."""
+    if isinstance(error, RestValidationError):
+        obj = objects.get(change.address.key or "")
+        parts: list[str] = []
+        for name, messages in error.fields.items():
+            text = "; ".join(messages)
+            where = obj.where(name) if obj is not None else None
+            if obj is not None and name in obj.body and where is not None:
+                parts.append(f"{where}: spec.body.{name}: {text}")
+            elif where is not None:
+                parts.append(f"{where}: spec.body: {name}: {text}")
+            else:
+                parts.append(f"{name}: {text}")
+        parts += error.general
+        head = f"{error.method} {error.path} refused (400)"
+        return head + "".join(f"\n  {part}" for part in parts)
+    if isinstance(error, RestApiError) and error.status == 404 and change.action == "update":
+        return f"{error}; the object was deleted since the plan: re-plan"
+    if isinstance(error, TimeoutError):
+        return "no result within the change's deadline"
+    return str(error)
+
+
+async def apply_changes(
+    clients: Mapping[str, RestClient],
+    changes: Sequence[Change],
+    section: Section,
+    *,
+    meta: Mapping[str, AppMeta] | None = None,
+    objects: Mapping[str, RestObject] | None = None,
+    parallelism: int = DEFAULT_PARALLELISM,
+    change_deadline: float = DEFAULT_CHANGE_DEADLINE,
+    on_result: Callable[[RestResult], None] | None = None,
+) -> list[RestResult]:
+    """Run ``changes`` (REST ones; each through :data:`DISPATCH`), at most ``parallelism`` at
+    once; results in the order of ``changes``. ``meta``: labels/protect by address key (the
+    plan's ``app_meta``); ``objects``: the manifests' objects by address key, to point 400s
+    at their lines (absent for a saved plan: fields are then named only)."""
+    if parallelism < 1:
+        raise ValueError("parallelism must be at least 1")
+    context = _Context(section, meta or {}, objects or {})
+    gate = asyncio.Semaphore(parallelism)
+
+    async def run(change: Change) -> RestResult:
+        handler = DISPATCH.get((change.kind, change.action))
+        if handler is None or change.address.kind != change.kind:
+            result = RestResult(change, False, "not a REST operation; refused")
+        else:
+            endpoint = _where(change)[0]
+            client = clients.get(endpoint)
+            if client is None:
+                result = RestResult(change, False, f"no client for endpoint {endpoint!r}")
+            else:
+                async with gate:
+                    try:
+                        async with asyncio.timeout(change_deadline):
+                            result = await handler(client, change, context)
+                    except (ReconcilerError, TimeoutError) as exc:
+                        why = explain_failure(change, exc, context.objects)
+                        result = RestResult(change, False, why)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(run(change) for change in changes)))
+
+
+async def apply_plan(
+    clients: Mapping[str, RestClient],
+    plan: Plan,
+    section: Section,
+    *,
+    objects: Mapping[str, RestObject] | None = None,
+    parallelism: int = DEFAULT_PARALLELISM,
+    on_result: Callable[[RestResult], None] | None = None,
+) -> list[RestResult]:
+    """Adoptions first (recorded), then the plan's REST changes. Objects with an app-scoped
+    error are skipped; a plan with fleet errors is refused by the caller before this."""
+    record_adoptions(section, adoptions_of(plan))
+    stuck = plan.stuck_apps
+    todo = [
+        c for c in plan.changes if c.provider == "rest" and c.app_id not in stuck
+    ]
+    return await apply_changes(
+        clients,
+        todo,
+        section,
+        meta=plan.app_meta,
+        objects=objects,
+        parallelism=parallelism,
+        on_result=on_result,
+    )

@@ -1,0 +1,409 @@
+"""Pure diff: desired REST objects + what the collections hold live + the state's section ->
+a Plan of creates, updates (PATCH of the changed managed fields) and deletes.
+
+No I/O. Rules (docs/decisions.md D80-D82):
+- a field left out of ``spec.body`` is not managed: never compared, never sent; ``ignore``
+  paths are removed from both sides before comparing;
+- an object is found live by its natural key (``spec.key``) in its collection; declared and
+  found but not recorded, it is adopted (a fact apply records, no write);
+- only recorded objects are deleted by ``--prune``, and only while the live object is the one
+  recorded (same server id); ``ensure: absent`` deletes what it declares;
+- ``protect`` (manifest or state) refuses any delete;
+- a managed field the live object does not have is not planned (the server ignores fields
+  it does not know: the update would never converge) but warned about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.address import Address
+from reconciler.engine.plan import AppMeta, Change, FieldChange, Plan, PlanProblem
+from reconciler.providers.rest.model import (
+    RestObject,
+    json_equal,
+    key_text,
+    live_managed,
+    managed_fields,
+)
+from reconciler.providers.rest.records import RestRecord, Section, read_records
+from reconciler.providers.rest.vocabulary import (
+    PROVIDER,
+    ROOT_KIND,
+    Adopt,
+    address_key,
+    object_address,
+)
+
+CHANGED_OUTSIDE = "changed outside since the last apply"
+DELETED_OUTSIDE = "deleted outside since the last apply"
+ADOPTED = "exists on the server, unknown to the state: adopted"
+PRUNED = "no manifest declares it (--prune)"
+ABSENT = "ensure: absent"
+
+JsonObject = Mapping[str, Any]
+Collection = tuple[str, str]  # (endpoint name, collection path)
+
+
+@dataclass(frozen=True)
+class LiveRest:
+    """What :func:`reconciler.providers.rest.fetch.read_live` read: every object of each
+    collection listed, and why a collection could not be read."""
+
+    objects: Mapping[Collection, Sequence[JsonObject]] = field(default_factory=dict)
+    unreadable: Mapping[Collection, str] = field(default_factory=dict)
+    reads: int = 0
+
+
+@dataclass(frozen=True)
+class RestPlanOptions:
+    prune: bool = False
+    max_deletes: int | None = None
+    # Every address key the manifests declare before any narrowing: not an orphan.
+    declared: frozenset[str] = frozenset()
+    in_scope: Callable[[str, RestRecord], bool] = field(default=lambda _key, _record: True)
+    notices: tuple[str, ...] = ()
+
+
+def collections_needed(
+    desired: Sequence[RestObject], section: Section
+) -> list[Collection]:
+    """Each (endpoint, path) a plan must list once: declared ones and recorded ones."""
+    needed = {(obj.endpoint, obj.path) for obj in desired}
+    needed |= {(r.endpoint, r.path) for r in read_records(section).values()}
+    return sorted(needed)
+
+
+def build_plan(
+    desired: Sequence[RestObject],
+    live: LiveRest,
+    section: Section,
+    *,
+    endpoint: str,
+    options: RestPlanOptions | None = None,
+    state_lineage: str | None = None,
+    state_serial: int | None = None,
+) -> Plan:
+    """``endpoint``: the identity of the endpoints the plan is made for (plan.endpoints)."""
+    options = options or RestPlanOptions()
+    records = read_records(section)
+    changes: list[Change] = []
+    warnings = [PlanProblem(text) for text in options.notices]
+    errors: list[PlanProblem] = []
+    learned: list[Adopt] = []
+    keys: list[str] = []
+
+    key_fields, clash = _key_fields(desired)
+    errors.extend(clash)
+    indexes: dict[Collection, dict[str, JsonObject]] = {}
+    for collection, key_field in key_fields.items():
+        index, problem = _index(live, collection, key_field)
+        if problem is None:
+            indexes[collection] = index
+        else:
+            errors.append(PlanProblem(problem))
+
+    for obj in desired:
+        key = address_key(obj.endpoint, obj.path, obj.key)
+        keys.append(key)
+        collection = (obj.endpoint, obj.path)
+        address = object_address(*collection, obj.key)
+        if collection not in indexes:
+            errors.append(
+                PlanProblem("its collection could not be read", key, address, scope="app")
+            )
+            continue
+        one = _ObjectDiff(obj, key, address, indexes[collection].get(obj.key), records.get(key))
+        one.run()
+        changes.extend(one.changes)
+        warnings.extend(one.warnings)
+        errors.extend(one.errors)
+        learned.extend(one.learned)
+
+    known = set(keys) | options.declared
+    unpruned: list[str] = []
+    for key, record in records.items():
+        if key in known or not options.in_scope(key, record):
+            continue
+        collection = (record.endpoint, record.path)
+        index, problem = _index(live, collection, record.key_field)
+        if problem is not None:
+            warnings.append(PlanProblem(f"not checked for --prune: {problem}", key))
+            continue
+        found = index.get(record.key)
+        if found is None:
+            continue  # already gone
+        if found.get("id") != record.id:
+            warnings.append(
+                PlanProblem(
+                    f"the live object with this key has id {_id_text(found)}, not the recorded"
+                    f" {record.id}: it was replaced outside, and is not this tool's to delete",
+                    key,
+                )
+            )
+            continue
+        if not options.prune:
+            unpruned.append(key)
+            continue
+        keys.append(key)
+        address = Address(PROVIDER, ROOT_KIND, key)
+        change = _delete(key, record.key_field, address, found, record.fields.keys(), (), PRUNED)
+        if change is None:
+            errors.append(_id_problem(key, address))
+            continue
+        changes.append(change)
+        if record.protect:
+            errors.append(_protect_error(key, address))
+    if unpruned:
+        warnings.append(
+            PlanProblem(
+                f"{len(unpruned)} REST object(s) recorded in the state are in no manifest and"
+                f" will NOT be deleted without --prune: {', '.join(unpruned)}"
+            )
+        )
+    deletes = sum(1 for c in changes if c.action == "delete")
+    if options.max_deletes is not None and deletes > options.max_deletes:
+        errors.append(
+            PlanProblem(
+                f"the plan deletes {deletes} object(s), more than --max-deletes"
+                f" {options.max_deletes}; refusing it"
+            )
+        )
+    return Plan(
+        endpoints={PROVIDER: endpoint},
+        changes=tuple(changes),
+        warnings=tuple(warnings),
+        errors=tuple(errors),
+        state_lineage=state_lineage,
+        state_serial=state_serial,
+        apps=tuple(keys),
+        app_meta={
+            address_key(o.endpoint, o.path, o.key): AppMeta(o.protect, dict(o.labels))
+            for o in desired
+            if not o.absent
+        },
+        learned=tuple(learned),
+    )
+
+
+def _key_fields(desired: Sequence[RestObject]) -> tuple[dict[Collection, str], list[PlanProblem]]:
+    """The one natural-key field of each declared collection; two would find different
+    objects (refused, naming where each is declared)."""
+    chosen: dict[Collection, RestObject] = {}
+    problems: list[PlanProblem] = []
+    for obj in desired:
+        collection = (obj.endpoint, obj.path)
+        first = chosen.setdefault(collection, obj)
+        if first.key_field != obj.key_field:
+            problems.append(
+                PlanProblem(
+                    f"{obj.endpoint} {obj.path}: objects name different key fields"
+                    f" ({first.key_field} at {first.where()}, {obj.key_field} at {obj.where()});"
+                    " one collection has one natural key"
+                )
+            )
+    return {c: o.key_field for c, o in chosen.items()}, problems
+
+
+def _index(
+    live: LiveRest, collection: Collection, key_field: str
+) -> tuple[dict[str, JsonObject], str | None]:
+    endpoint, path = collection
+    if collection in live.unreadable:
+        return {}, f"{endpoint} {path}: {live.unreadable[collection]}"
+    if collection not in live.objects:
+        return {}, f"{endpoint} {path}: not read"
+    index: dict[str, JsonObject] = {}
+    for obj in live.objects[collection]:
+        key = key_text(obj.get(key_field))
+        if key is None:
+            continue
+        if key in index:
+            return {}, (
+                f"{endpoint} {path}: two objects have {key_field}={key[:80]!r} (ids"
+                f" {_id_text(index[key])} and {_id_text(obj)}); {key_field} cannot identify them"
+            )
+        index[key] = obj
+    return index, None
+
+
+def _id_text(obj: JsonObject) -> str:
+    return str(obj.get("id"))[:64]
+
+
+def _protect_error(key: str, address: Address) -> PlanProblem:
+    return PlanProblem(
+        "refusing to delete a protected REST object (protect: true). To delete it, first"
+        " apply its manifest with `protect: false`, then delete it.",
+        key,
+        address,
+    )
+
+
+def _id_problem(key: str, address: Address) -> PlanProblem:
+    return PlanProblem(
+        "the live object's id is not an integer; this version plans writes to integer ids"
+        " only",
+        key,
+        address,
+        scope="app",
+    )
+
+
+def _server_id(obj: JsonObject) -> int | None:
+    value = obj.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _delete(
+    key: str,
+    key_field: str,
+    address: Address,
+    live: JsonObject,
+    names: Any,
+    ignore: Sequence[str],
+    reason: str,
+) -> Change | None:
+    target = _server_id(live)
+    if target is None:
+        return None
+    return Change(
+        address=address,
+        kind=ROOT_KIND,
+        action="delete",
+        app_id=key,
+        before=live_managed(live, list(names), ignore),
+        after=None,
+        key=key_field,
+        target_id=target,
+        reason=reason,
+    )
+
+
+class _ObjectDiff:
+    def __init__(
+        self,
+        obj: RestObject,
+        key: str,
+        address: Address,
+        live: JsonObject | None,
+        record: RestRecord | None,
+    ) -> None:
+        self.obj = obj
+        self.key = key
+        self.address = address
+        self.live = live
+        self.record = record
+        self.changes: list[Change] = []
+        self.warnings: list[PlanProblem] = []
+        self.errors: list[PlanProblem] = []
+        self.learned: list[Adopt] = []
+
+    def run(self) -> None:
+        if self.obj.absent:
+            self._absent()
+        elif self.live is None:
+            self._create()
+        else:
+            self._update(self.live)
+
+    def _absent(self) -> None:
+        if self.live is None:
+            return
+        change = _delete(
+            self.key,
+            self.obj.key_field,
+            self.address, self.live, self.obj.body.keys(), self.obj.ignore, ABSENT
+        )
+        if change is None:
+            self.errors.append(_id_problem(self.key, self.address))
+            return
+        self.changes.append(change)
+        if self.obj.protect or (self.record is not None and self.record.protect):
+            self.errors.append(_protect_error(self.key, self.address))
+
+    def _create(self) -> None:
+        body = dict(self.obj.body)
+        self.changes.append(
+            Change(
+                address=self.address,
+                kind=ROOT_KIND,
+                action="create",
+                app_id=self.key,
+                before=None,
+                after=managed_fields(self.obj),
+                key=self.obj.key_field,
+                payload=body,
+                reason=DELETED_OUTSIDE if self.record is not None else None,
+            )
+        )
+
+    def _update(self, live: JsonObject) -> None:
+        obj = self.obj
+        server_id = _server_id(live)
+        if server_id is None:
+            self.errors.append(_id_problem(self.key, self.address))
+            return
+        desired = managed_fields(obj)
+        current = live_managed(live, list(obj.body), obj.ignore)
+        unknown = sorted(name for name in obj.body if name not in live)
+        if unknown:
+            self.warnings.append(
+                PlanProblem(
+                    f"the server's object has no field(s) {', '.join(unknown)}: a server"
+                    " ignores fields it does not know; check their spelling (not planned)",
+                    self.key,
+                    self.address,
+                )
+            )
+        changed = [
+            name
+            for name in obj.body
+            if name in live and not json_equal(desired[name], current[name])
+        ]
+        replaced = self.record is not None and self.record.id != server_id
+        if self.record is None or replaced:
+            self.learned.append(Adopt(self.key, self._adopted_record(live, server_id, current)))
+        if not changed:
+            return
+        self.changes.append(
+            Change(
+                address=self.address,
+                kind=ROOT_KIND,
+                action="update",
+                app_id=self.key,
+                before={name: current[name] for name in changed},
+                after={name: desired[name] for name in changed},
+                key=obj.key_field,
+                target_id=server_id,
+                payload={name: obj.body[name] for name in changed},
+                fields=tuple(FieldChange(name, current[name], desired[name]) for name in changed),
+                reason=self._why(changed, desired),
+            )
+        )
+
+    def _why(self, changed: list[str], desired: Mapping[str, Any]) -> str | None:
+        record = self.record
+        if record is None:
+            return ADOPTED
+        applied = record.fields
+        if all(name in applied and json_equal(applied[name], desired[name]) for name in changed):
+            return CHANGED_OUTSIDE  # the manifest says what was applied; live moved
+        return None
+
+    def _adopted_record(
+        self, live: JsonObject, server_id: int, current: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        obj = self.obj
+        return RestRecord(
+            id=server_id,
+            endpoint=obj.endpoint,
+            path=obj.path,
+            key_field=obj.key_field,
+            key=obj.key,
+            fields=dict(current),
+            protect=obj.protect,
+            labels=dict(obj.labels),
+        ).as_json()

@@ -1,0 +1,131 @@
+"""A declared REST object (``rest/v1`` ``RestObject``) and the JSON rules its diff uses.
+
+Pure data: no HTTP, no state. A body is free-form JSON read from YAML nodes by the checker
+(see :mod:`reconciler.providers.rest.manifest.document` for how scalars are read); here it is
+only compared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+API_VERSION = "rest/v1"
+KIND = "RestObject"
+ENSURE_VALUES = ("present", "absent")
+Ensure = Literal["present", "absent"]
+
+# The natural-key field and ignore paths name JSON fields; a path segment is a field name.
+FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+MAX_IGNORE_PATHS = 64
+MAX_IGNORE_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in a manifest (1-based), to point an API error at the line that caused it."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, eq=False)
+class RestObject:
+    """One object of one collection of one endpoint, as a manifest declares it."""
+
+    name: str
+    endpoint: str
+    path: str
+    key_field: str
+    body: Mapping[str, Any]
+    ignore: tuple[str, ...] = ()
+    ensure: Ensure = "present"
+    protect: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # body field -> where its value is written; "" -> where the document starts.
+    positions: Mapping[str, Where] = field(default_factory=dict)
+
+    @property
+    def absent(self) -> bool:
+        return self.ensure == "absent"
+
+    @property
+    def key(self) -> str:
+        """The natural key as compared with live objects (:func:`key_text`)."""
+        text = key_text(self.body.get(self.key_field))
+        assert text is not None, "the checker guarantees a scalar key"
+        return text
+
+    def where(self, body_field: str | None = None) -> Where | None:
+        """Where ``body_field`` is written (else the document)."""
+        if body_field is not None and body_field in self.positions:
+            return self.positions[body_field]
+        return self.positions.get("")
+
+
+def key_text(value: Any) -> str | None:
+    """A natural key as text: strings as they are, numbers as JSON; None for anything else.
+    The same rule as :func:`reconciler.providers.rest.client.object_key`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(value)
+    return None
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values: ``true`` is not ``1`` (Python says it is), ``12`` is
+    ``12.0`` (a server may answer either for a number), key order does not count."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping | list | tuple | int | float) or isinstance(
+        b, Mapping | list | tuple | int | float
+    ):
+        return False
+    return bool(a == b)  # strings and null
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def without_ignored(value: Any, ignore: Sequence[tuple[str, ...]]) -> Any:
+    """``value`` with every ignored path removed (a copy); paths are relative to ``value``."""
+    if not ignore or not isinstance(value, Mapping):
+        return value
+    here = {path[0] for path in ignore if len(path) == 1}
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        if name in here:
+            continue
+        below = [path[1:] for path in ignore if len(path) > 1 and path[0] == name]
+        out[name] = without_ignored(item, below)
+    return out
+
+
+def managed_fields(obj: RestObject) -> dict[str, Any]:
+    """The desired managed fields, ignored paths removed (what is sent and compared)."""
+    ignore = [split_path(p) for p in obj.ignore]
+    return dict(without_ignored(dict(obj.body), ignore))
+
+
+def live_managed(live: Mapping[str, Any], names: Sequence[str], ignore: Sequence[str]) -> dict[
+    str, Any
+]:
+    """The live values of the managed ``names`` (present ones only), ignored paths removed."""
+    paths = [split_path(p) for p in ignore]
+    picked = {name: live[name] for name in names if name in live}
+    return dict(without_ignored(picked, paths))

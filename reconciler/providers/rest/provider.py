@@ -1,0 +1,36 @@
+"""The REST provider as the engine sees it (the engine's Provider protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.engine.plan import Plan
+from reconciler.manifest.loader import ManifestKinds
+from reconciler.providers.rest.manifest import MANIFEST_KINDS
+from reconciler.providers.rest.plan_check import load_saved_plan
+from reconciler.providers.rest.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+
+
+class RestProvider:
+    name = PROVIDER
+    title = "REST objects"
+    root_kind = ROOT_KIND
+
+    @property
+    def manifest_kinds(self) -> ManifestKinds:
+        return MANIFEST_KINDS
+
+    @property
+    def levels(self) -> Mapping[str, int]:
+        return LEVELS
+
+    @property
+    def operations(self) -> frozenset[tuple[str, str, str | None]]:
+        return OPERATIONS
+
+    def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
+        return load_saved_plan(data, source)
+
+
+REST = RestProvider()
