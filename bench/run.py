@@ -43,7 +43,7 @@ TARGET_APPLY_VS_PEER = 1.1
 TARGET_CPU_GAIN = 2.0  # client CPU per request, baseline / now
 TARGET_PROCESS_SPEEDUP = 8.0
 # The commit before issue 14's client work: the CPU-per-request baseline.
-CPU_BASELINE_REF = "6cfa699"
+CPU_BASELINE_REF = "6cfa699"  # before issue 12's layout: not drivable now (see cpu_baseline)
 
 
 # --- worker side -------------------------------------------------------------------------
@@ -584,10 +584,21 @@ def cpu_baseline(ref: str, keep: bool, parallelism: int, n: int) -> dict[str, An
             print(f"no CPU baseline: git archive {ref} failed", file=sys.stderr)
             return None
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-        return run_worker(
-            {"kind": "cpu", "n": n, "parallelism": parallelism, "reconciler_root": str(folder)},
-            keep,
-        )
+        try:
+            return run_worker(
+                {"kind": "cpu", "n": n, "parallelism": parallelism, "reconciler_root": str(folder)},
+                keep,
+            )
+        except SystemExit:
+            # Today's bench drives the package through its module paths: a commit from before
+            # a layout change (issue 12 moved the modules) cannot be driven by it. Measured
+            # without the baseline rather than not at all.
+            print(
+                f"no CPU baseline: this bench cannot drive the package of {ref} (its modules"
+                " are laid out differently); pass --cpu-baseline with a later commit",
+                file=sys.stderr,
+            )
+            return None
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
