@@ -8,18 +8,23 @@ its errors are mapped back to the node that holds the value.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
-from pydantic import ValidationError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
-from reconciler.errors import ManifestIssue
+from reconciler.manifest.checker import (
+    MISSING,
+    TOP_KEYS,
+    DocumentCheckerBase,
+    Entries,
+    document_loc,
+    has_header,
+    not_a_mapping,
+)
 from reconciler.manifest.files import (
     MAX_OBJECT_BYTES,
     FileRefused,
@@ -28,16 +33,12 @@ from reconciler.manifest.files import (
 )
 from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.nodes import (
-    MERGE_TAG,
     Loc,
     Pos,
     describe_node,
-    display_path,
     pos_of,
     read_bool,
     read_int,
-    read_string,
-    substitute,
 )
 from reconciler.providers.miniappcenter.ids import app_id_problem, attribute_field_problem
 from reconciler.providers.miniappcenter.model import (
@@ -49,7 +50,6 @@ from reconciler.providers.miniappcenter.model import (
 )
 from reconciler.secrets import shown
 
-TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
 METADATA_KEYS = ("id", "labels", "protect")
 SPEC_STRINGS = (
     "name",
@@ -81,64 +81,41 @@ ENSURE_VALUES = ("present", "absent")
 # What the API needs to create a mini app / a version: required in every manifest.
 REQUIRED_FOR_PRESENT = ("name", "superapp_id", "type")
 REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
-MISSING = "required field is missing"
 # Image fields and a version's metadata: upload ids, or files apply uploads right before use.
 OBJECT_FIELDS = ("icon", "card", "banner", "metadata")
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
 
-Entries = dict[str, tuple[ScalarNode, Node]]
-# Past this many issues in a document, the rest are only counted (see loader's caps).
-_SUGGESTIONS = 200
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _NOT_A_MANIFEST = (
     f"not a manifest: a document starts with apiVersion: {API_VERSION} and kind: {KIND}"
 )
 
 
-class DocumentChecker:
+class DocumentChecker(DocumentCheckerBase):
     """Validates one document; collects issues instead of stopping at the first."""
 
     id_label = "mini app id"
     id_path = "metadata.id"
+    section_keys = _SECTION_KEYS
+    refuse_substituted_surrogates = True
 
     def __init__(
         self, file: str, env: Mapping[str, str], roots: Sequence[Path] | None = None
     ) -> None:
-        self.file = file
-        self.env = env
+        super().__init__(file, env, roots)
         # Where `file:` paths may point; by default the manifest's own folder.
         self.roots = (
             tuple(roots)
             if roots is not None
             else (Path(os.path.realpath(Path(file).absolute().parent)),)
         )
-        self.issues: list[ManifestIssue] = []
-        self.app_id: str | None = None  # known even when the rest of the document is invalid
-        self.app_id_pos: Pos | None = None
-        self._reported: list[Loc] = []
-        self._value_pos: dict[Loc, Pos] = {}
-
-    # --- reporting ---------------------------------------------------------------------
-
-    def report(self, loc: Loc, pos: Pos, message: str) -> None:
-        self._reported.append(loc)
-        self.issues.append(
-            ManifestIssue(self.file, pos.line, pos.column, display_path(loc), message)
-        )
-
-    def _reporter(self, loc: Loc, node: Node) -> Callable[[str], None]:
-        return lambda message: self.report(loc, pos_of(node), message)
 
     # --- the document ------------------------------------------------------------------
 
     def check(self, root: Node) -> MiniApp | None:
         if not isinstance(root, MappingNode):
-            self.report((), pos_of(root), _not_a_mapping(root))
+            self.report((), pos_of(root), not_a_mapping(root))
             return None
-        if not any(
-            isinstance(key, ScalarNode) and key.value in ("apiVersion", "kind")
-            for key, _ in root.value
-        ):
+        if not has_header(root):
             # Not a manifest at all (a .env, a password file picked up as *.yaml): its keys
             # are its content, so none is echoed.
             self.report((), pos_of(root), _NOT_A_MANIFEST)
@@ -158,32 +135,8 @@ class DocumentChecker:
         if spec is not None:
             data["spec"] = self._spec(*spec, data.get("protect"))
         # The model checks what was readable even after other issues: one run reports all.
-        app = self._validate_model(data)
+        app = self._validate_model(MiniApp, data)
         return None if self.issues else app
-
-    def _header(self, top: Entries, key: str, expected: str, root: MappingNode) -> bool:
-        """True when the header names something this tool does not read."""
-        if key not in top:
-            self.report((key,), pos_of(root), f"{MISSING}; write {key}: {expected}")
-            return False
-        node = top[key][1]
-        value = self._string(node, (key,))
-        if value is not None and value != expected:
-            self.report(
-                (key,), pos_of(node), f"unsupported {key} {shown(value)}; supported: {expected}"
-            )
-            return True
-        return False
-
-    def _section(self, top: Entries, key: str, root: MappingNode) -> tuple[MappingNode, Pos] | None:
-        if key not in top:
-            self.report((key,), pos_of(root), MISSING)
-            return None
-        key_node, node = top[key]
-        if not isinstance(node, MappingNode):
-            self.report((key,), pos_of(node), f"must be a mapping, not {describe_node(node)}")
-            return None
-        return node, pos_of(key_node)
 
     def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
         entries = self._mapping(node, ("metadata",), METADATA_KEYS)
@@ -345,57 +298,6 @@ class DocumentChecker:
 
     # --- typed values ------------------------------------------------------------------
 
-    def _mapping(self, node: MappingNode, loc: Loc, allowed: Sequence[str] | None) -> Entries:
-        """Keys (text as written) -> (key node, value node); duplicate and unknown keys reported."""
-        entries: Entries = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                self.report(
-                    loc,
-                    pos_of(key_node),
-                    f"a key must be a plain string, not {describe_node(key_node)}",
-                )
-                continue
-            key = str(key_node.value)
-            key_loc = (*loc, key)
-            if key_node.tag == MERGE_TAG:
-                self.report(
-                    loc, pos_of(key_node), "merge keys (<<) are not supported; write the fields out"
-                )
-                continue
-            if key in entries:
-                first = pos_of(entries[key][0])
-                self.report(
-                    key_loc,
-                    pos_of(key_node),
-                    f"duplicate key {shown(key)}: already defined at line {first.line};"
-                    " YAML would silently keep only the last one",
-                )
-                continue
-            if allowed is not None and key not in allowed:
-                # "did you mean" costs difflib per key: only while the issues can be shown.
-                suggest = len(self.issues) < _SUGGESTIONS
-                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc, suggest))
-                continue
-            entries[key] = (key_node, value_node)
-            self._value_pos[key_loc] = pos_of(value_node)
-        return entries
-
-    def _string(self, node: Node, loc: Loc) -> str | None:
-        report = self._reporter(loc, node)
-        text = read_string(node, report)
-        if text is None or "$" not in text:
-            return text  # a surrogate written in the YAML was refused by the screen
-        value = substitute(text, self.env, report)
-        match = _SURROGATE_RE.search(value)
-        if match:  # os.environ holds undecodable bytes as lone surrogates
-            report(
-                f"contains U+{ord(match.group()):04X}, a lone surrogate, after substituting"
-                " the environment; the variable holds bytes that are not UTF-8"
-            )
-            return None
-        return value
-
     def _object(self, node: Node, loc: Loc) -> str | None:
         """``gxupload:<hex>`` as it is, or ``file:PATH`` (relative to this manifest) resolved
         and pinned to its content, so the plan can tell when the file changes. The file must
@@ -445,39 +347,6 @@ class DocumentChecker:
             return None
         return value
 
-    def _enum(self, node: Node, loc: Loc, allowed: Sequence[str]) -> str | None:
-        value = self._string(node, loc)
-        if value is None or value in allowed:
-            return value
-        hint = _suggestion(value, allowed)
-        self.report(
-            loc, pos_of(node), f"must be one of {', '.join(allowed)}, not {shown(value)}{hint}"
-        )
-        return None
-
-    def _string_map(
-        self, node: Node, loc: Loc, key_problem: Callable[[str], str | None]
-    ) -> dict[str, str] | None:
-        if not isinstance(node, MappingNode):
-            self.report(
-                loc,
-                pos_of(node),
-                f"must be a mapping of names to strings, not {describe_node(node)}",
-            )
-            return None
-        result: dict[str, str] = {}
-        for key, (key_node, value_node) in self._mapping(node, loc, None).items():
-            problem = key_problem(key)
-            if problem:
-                self.report(
-                    (*loc, key), pos_of(key_node), f"invalid name {shown(key)}: {problem}"
-                )
-                continue
-            value = self._string(value_node, (*loc, key))
-            if value is not None:
-                result[key] = value
-        return result
-
     def _int_list(self, node: Node, loc: Loc) -> list[int] | None:
         if not isinstance(node, SequenceNode):
             self.report(loc, pos_of(node), f"must be a list of integers, not {describe_node(node)}")
@@ -505,56 +374,6 @@ class DocumentChecker:
 
     # --- the model's own rules ---------------------------------------------------------
 
-    def _validate_model(self, data: dict[str, Any]) -> MiniApp | None:
-        try:
-            return MiniApp.model_validate(data)
-        except ValidationError as exc:
-            for error in exc.errors():
-                loc = _document_loc(error["loc"])
-                if any(loc[: len(done)] == done for done in self._reported):
-                    continue  # already reported, more precisely, by the walk
-                message = str(error["msg"]).removeprefix("Value error, ")
-                self.report(loc, self._nearest_pos(loc), message)
-            return None
-
-    def _nearest_pos(self, loc: Loc) -> Pos:
-        for end in range(len(loc), 0, -1):
-            if loc[:end] in self._value_pos:
-                return self._value_pos[loc[:end]]
-        return Pos(1, 1)
-
-
-def _document_loc(model_loc: tuple[int | str, ...]) -> Loc:
-    """A pydantic location in MiniApp -> the path in the document (id is metadata.id)."""
-    if model_loc and model_loc[0] in METADATA_KEYS:
-        return ("metadata", *model_loc)
-    return tuple(model_loc)
-
-
-def _suggestion(value: str, allowed: Sequence[str]) -> str:
-    by_lower = {option.lower(): option for option in allowed}
-    if value.lower() in by_lower:
-        return f"; did you mean {by_lower[value.lower()]!r}?"
-    if len(value) > 100:  # difflib is quadratic in the length; no field name is that long
-        return ""
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
-
-
-def _unknown_key(key: str, allowed: Sequence[str], loc: Loc, suggest: bool = True) -> str:
-    # Only between the document's sections, where keys are often put one level off.
-    for section, keys in _SECTION_KEYS.items() if len(loc) <= 1 else ():
-        if key in keys and section != display_path(loc):
-            place = f"under {section}" if section else "at the top level"
-            return f"unknown key {shown(key)}; it belongs {place}"
-    hint = (_suggestion(key, allowed) if suggest else "") or (
-        f"; expected one of {', '.join(allowed)}"
-    )
-    return f"unknown key {shown(key)}{hint}"
-
-
-def _not_a_mapping(node: Node) -> str:
-    # The value is not shown: a file that is not a manifest at all (a .env, a password file
-    # named *.yaml) is one plain scalar, and its content must not reach a log or PR comment.
-    shape = "a list" if isinstance(node, SequenceNode) else "a single value"
-    return f"a manifest document must be a mapping (apiVersion, kind, metadata, spec), not {shape}"
+    def _document_loc(self, model_loc: tuple[int | str, ...]) -> Loc:
+        """A pydantic location in MiniApp -> the path in the document (id is metadata.id)."""
+        return document_loc(model_loc, METADATA_KEYS)
