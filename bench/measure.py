@@ -443,8 +443,8 @@ def measure_field_updates(updates: int, repeat: int = 3) -> dict[str, Any]:
     before D48 (the ratio of the two is this machine's own)."""
     from unittest import mock
 
-    from reconciler.providers.miniappcenter import diff
     from reconciler.engine.plan import FieldChange
+    from reconciler.providers.miniappcenter import diff
 
     apps = make_fleet(max(1, updates // 2))
     state = converged_state(apps)
