@@ -7,7 +7,6 @@ mean", scalars read as written (a version name ``1.10`` must be quoted), all iss
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestIssue
+from reconciler.manifest.checker import MISSING, SUGGESTIONS, TOP_KEYS, suggestion, unknown_key
 from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.nodes import (
     MERGE_TAG,
@@ -37,16 +37,13 @@ from reconciler.providers.akana.model import (
 )
 from reconciler.secrets import shown
 
-TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
 METADATA_KEYS = ("name", "labels", "protect", "adopt")
 SPEC_STRINGS = ("summary", "description", "picture_id", "business_id")
 SPEC_KEYS = ("ensure", *SPEC_STRINGS, "versions")
 VERSION_STRINGS = ("name", "description", "website_address", "initial_environment")
 VERSION_KEYS = ("name", "description", "tags", "visibility", "website_address",
                 "initial_environment")
-MISSING = "required field is missing"
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
-_SUGGESTIONS = 200
 
 Entries = dict[str, tuple[ScalarNode, Node]]
 
@@ -252,7 +249,7 @@ class AkanaAppChecker:
                             " the last one")
                 continue
             if allowed is not None and key not in allowed:
-                suggest = len(self.issues) < _SUGGESTIONS
+                suggest = len(self.issues) < SUGGESTIONS
                 self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc, suggest))
                 continue
             entries[key] = (key_node, value_node)
@@ -271,7 +268,7 @@ class AkanaAppChecker:
         if value is None or value in allowed:
             return value
         self.report(loc, pos_of(node), f"must be one of {', '.join(allowed)}, not"
-                    f" {shown(value)}{_suggestion(value, allowed)}")
+                    f" {shown(value)}{suggestion(value, allowed)}")
         return None
 
     def _labels(self, node: Node, loc: Loc) -> dict[str, str] | None:
@@ -334,22 +331,5 @@ def _document_loc(model_loc: tuple[int | str, ...]) -> Loc:
     return ("spec", *model_loc)
 
 
-def _suggestion(value: str, allowed: Sequence[str]) -> str:
-    by_lower = {option.lower(): option for option in allowed}
-    if value.lower() in by_lower:
-        return f"; did you mean {by_lower[value.lower()]!r}?"
-    if len(value) > 100:
-        return ""
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
-
-
 def _unknown_key(key: str, allowed: Sequence[str], loc: Loc, suggest: bool = True) -> str:
-    for section, keys in _SECTION_KEYS.items() if len(loc) <= 1 else ():
-        if key in keys and section != display_path(loc):
-            place = f"under {section}" if section else "at the top level"
-            return f"unknown key {shown(key)}; it belongs {place}"
-    hint = (_suggestion(key, allowed) if suggest else "") or (
-        f"; expected one of {', '.join(allowed)}"
-    )
-    return f"unknown key {shown(key)}{hint}"
+    return unknown_key(key, allowed, loc, _SECTION_KEYS, suggest)

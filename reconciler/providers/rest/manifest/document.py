@@ -17,7 +17,6 @@ anything below them is read. A body is free-form JSON, read node by node as writ
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestIssue
+from reconciler.manifest.checker import MISSING, SUGGESTIONS, TOP_KEYS, suggestion, unknown_key
 from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.nodes import (
     BOOL_TAG,
@@ -59,12 +59,10 @@ from reconciler.providers.rest.model import (
 from reconciler.providers.rest.vocabulary import address_key
 from reconciler.secrets import clipped, shown
 
-TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
 METADATA_KEYS = ("name", "labels", "protect")
 SPEC_KEYS = ("endpoint", "path", "key", "body", "ignore", "ensure")
 REQUIRED_SPEC = ("endpoint", "path", "key", "body")
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
-MISSING = "required field is missing"
 ENDPOINT_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # as the project file's names
 MAX_NAME_CHARS = 200
 MAX_BODY_DEPTH = 16
@@ -75,7 +73,6 @@ MAX_SAFE_INT = 2**53
 FLOAT_TAG = TAG + "float"
 _DECIMAL_INT_RE = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SUGGESTIONS = 200
 _NOT_A_MANIFEST = (
     f"not a manifest: a document starts with apiVersion: {API_VERSION} and kind: {KIND}"
 )
@@ -295,7 +292,7 @@ class RestObjectChecker:
         value = self._string(node, loc)
         if value is None or value in allowed:
             return value
-        hint = _suggestion(value, allowed)
+        hint = suggestion(value, allowed)
         self.report(
             loc, pos_of(node), f"must be one of {', '.join(allowed)}, not {shown(value)}{hint}"
         )
@@ -492,7 +489,7 @@ class RestObjectChecker:
                 )
                 continue
             if allowed is not None and key not in allowed:
-                suggest = len(self.issues) < _SUGGESTIONS
+                suggest = len(self.issues) < SUGGESTIONS
                 self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc, suggest))
                 continue
             entries[key] = (key_node, value_node)
@@ -535,22 +532,5 @@ def _reading(tag: str) -> str:
     return {"timestamp": "a date", "binary": "binary data"}.get(kind, f"a YAML {clipped(kind)}")
 
 
-def _suggestion(value: str, allowed: Sequence[str]) -> str:
-    by_lower = {option.lower(): option for option in allowed}
-    if value.lower() in by_lower:
-        return f"; did you mean {by_lower[value.lower()]!r}?"
-    if len(value) > 100:
-        return ""
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
-
-
 def _unknown_key(key: str, allowed: Sequence[str], loc: Loc, suggest: bool = True) -> str:
-    for section, keys in _SECTION_KEYS.items() if len(loc) <= 1 else ():
-        if key in keys and section != display_path(loc):
-            place = f"under {section}" if section else "at the top level"
-            return f"unknown key {shown(key)}; it belongs {place}"
-    hint = (_suggestion(key, allowed) if suggest else "") or (
-        f"; expected one of {', '.join(allowed)}"
-    )
-    return f"unknown key {shown(key)}{hint}"
+    return unknown_key(key, allowed, loc, _SECTION_KEYS, suggest)
