@@ -9,6 +9,7 @@ code). Nothing here quotes the file in a message.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,48 @@ from reconciler.engine.provider import Provider
 from reconciler.errors import PlanError
 
 MAX_PLAN_BYTES = 32 * 1024 * 1024
+
+
+def bounded_json(
+    value: Any,
+    *,
+    max_depth: int,
+    max_items: int,
+    max_text: int,
+    max_key: int,
+    max_int: int | None = None,
+) -> Any:
+    """``value`` when it is a JSON value within the bounds (depth, count of values, string and
+    key lengths, finite numbers, integers up to ``max_int`` when given), else ValueError.
+    Each provider's saved-plan schema checks its records with its own bounds."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if depth > max_depth or seen > max_items:
+            raise ValueError("value nested too deep or too large")
+        if isinstance(item, str):
+            if len(item) > max_text:
+                raise ValueError(f"a string longer than {max_text} characters")
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if max_int is not None and abs(item) > max_int:
+                raise ValueError("an integer out of range")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError("a number that is not finite")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str) or len(key) > max_key:
+                    raise ValueError("a key that is not a short string")
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+        else:
+            raise ValueError("not a JSON value")
+    return value
 
 
 class DuplicateKeyError(ValueError):

@@ -8,7 +8,6 @@ names. Nothing from the file is quoted unless printable and short.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from reconciler.address import AddressError, parse_address
 from reconciler.engine.plan import FORMAT_VERSION, Change, Plan
+from reconciler.engine.plan_file import bounded_json
 from reconciler.errors import PlanError
 from reconciler.providers.akana.diff import Adoption
 from reconciler.providers.akana.vocabulary import (
@@ -36,31 +36,11 @@ _REFUSED = ". Nothing was applied: make the plan again and review it"
 
 
 def _bounded_json(value: Any) -> Any:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    seen = 0
-    while stack:
-        item, depth = stack.pop()
-        seen += 1
-        if depth > MAX_DEPTH or seen > MAX_ITEMS:
-            raise ValueError("value nested too deep or too large")
-        if isinstance(item, str):
-            if len(item) > MAX_TEXT:
-                raise ValueError(f"a string longer than {MAX_TEXT} characters")
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int | float):
-            if isinstance(item, float) and not math.isfinite(item):
-                raise ValueError("a number that is not finite")
-        elif isinstance(item, dict):
-            for key, inner in item.items():
-                if not isinstance(key, str) or len(key) > MAX_NAME:
-                    raise ValueError("a key that is not a short string")
-                stack.append((inner, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((inner, depth + 1) for inner in item)
-        else:
-            raise ValueError("not a JSON value")
-    return value
+    """A JSON value of bounded depth and size (before/after/payload/fields)."""
+    return bounded_json(
+        value,
+        max_depth=MAX_DEPTH, max_items=MAX_ITEMS, max_text=MAX_TEXT, max_key=MAX_NAME,
+    )
 
 
 _Text = Annotated[str, Field(max_length=MAX_TEXT)]

@@ -23,7 +23,6 @@ values are never echoed.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from reconciler.address import Address, AddressError, parse_address
 from reconciler.engine.plan import FORMAT_VERSION, Change, Plan
+from reconciler.engine.plan_file import bounded_json
 from reconciler.errors import PlanError
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
@@ -86,34 +86,11 @@ _Address = Annotated[str, Field(min_length=1, max_length=4 * MAX_NAME)]
 
 def _bounded_json(value: Any) -> Any:
     """A JSON value of bounded depth and size (before/after/payload/fields)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    seen = 0
-    while stack:
-        item, depth = stack.pop()
-        seen += 1
-        if depth > MAX_DEPTH or seen > MAX_ITEMS:
-            raise ValueError("value nested too deep or too large")
-        if isinstance(item, str):
-            if len(item) > MAX_TEXT:
-                raise ValueError(f"a string longer than {MAX_TEXT} characters")
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if abs(item) > MAX_INT:
-                raise ValueError("an integer out of range")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError("a number that is not finite")
-        elif isinstance(item, dict):
-            for key, inner in item.items():
-                if not isinstance(key, str) or len(key) > MAX_NAME:
-                    raise ValueError("a key that is not a short string")
-                stack.append((inner, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((inner, depth + 1) for inner in item)
-        else:
-            raise ValueError("not a JSON value")
-    return value
+    return bounded_json(
+        value,
+        max_depth=MAX_DEPTH, max_items=MAX_ITEMS, max_text=MAX_TEXT, max_key=MAX_NAME,
+        max_int=MAX_INT,
+    )
 
 
 _Json = Annotated[Any, AfterValidator(_bounded_json)]
