@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.providers.akana.sandbox.errors import bad_request, not_found
+from reconciler.sandbox_kit.sqlite import SqliteStore
 
 APP_STATE_ACTIVE = "com.soa.app.state.active"
 VERSION_STATE_ACTIVE = "com.soa.appversion.state.active"
@@ -76,28 +75,9 @@ def new_id(fedmember: str) -> str:
     return f"{uuid.uuid4()}.{fedmember}"
 
 
-class AkanaSandboxStore:
+class AkanaSandboxStore(SqliteStore):
     def __init__(self, db_path: str | Path) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(db_path, _SCHEMA, rows=True, foreign_keys=True)
 
     # --- counters (what tests assert: how many logins, renewals, logouts) ----------------
 

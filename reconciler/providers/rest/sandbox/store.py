@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reconciler.providers.rest.sandbox.collections import COLLECTIONS, Collection
+from reconciler.sandbox_kit.sqlite import SqliteStore
 
 PUBLIC = "public"
 
@@ -55,31 +53,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class TenantStore:
+class TenantStore(SqliteStore):
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        self._db.executescript(_SCHEMA)  # commits on its own: outside any transaction
+        super().__init__(path, _SCHEMA)
         with self._tx() as db:
             if db.execute("SELECT 1 FROM schemas WHERE name = ?", (PUBLIC,)).fetchone() is None:
                 db.execute("INSERT INTO schemas VALUES (?)", (PUBLIC,))
                 for collection, data in _SEED:
                     self._insert(db, PUBLIC, COLLECTIONS[collection], data)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # --- schemas -----------------------------------------------------------------------
 
