@@ -392,3 +392,15 @@ def _plain(value: Any) -> Any:
         items = [_plain(v) for v in value]
         return sorted(items) if isinstance(value, set | frozenset) else items
     return value
+
+
+def delete_budget_problem(changes: Iterable[Change], max_deletes: int | None) -> PlanProblem | None:
+    """The fleet-wide guard of ``--max-deletes``: a plan deleting more than the budget is
+    refused whole (a missing manifest folder must not empty the fleet)."""
+    deletes = sum(1 for c in changes if c.action == "delete")
+    if max_deletes is None or deletes <= max_deletes:
+        return None
+    return PlanProblem(
+        f"the plan deletes {deletes} object(s), more than --max-deletes {max_deletes};"
+        " refusing it (check for a missing manifest folder, or raise the limit deliberately)"
+    )

@@ -21,7 +21,15 @@ from typing import Any, Final
 from deepdiff import DeepDiff
 
 from reconciler.address import Address
-from reconciler.engine.plan import AppMeta, Change, FieldChange, Plan, PlanProblem, order_changes
+from reconciler.engine.plan import (
+    AppMeta,
+    Change,
+    FieldChange,
+    Plan,
+    PlanProblem,
+    delete_budget_problem,
+    order_changes,
+)
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
     attribute_address,
@@ -127,15 +135,9 @@ def build_plan(
             )
         )
 
-    deletes = sum(1 for c in changes if c.action == "delete")
-    if options.max_deletes is not None and deletes > options.max_deletes:
-        errors.append(
-            PlanProblem(
-                f"the plan deletes {deletes} object(s), more than --max-deletes"
-                f" {options.max_deletes}; refusing it (check for a missing manifest folder,"
-                " or raise the limit deliberately)"
-            )
-        )
+    budget = delete_budget_problem(changes, options.max_deletes)
+    if budget is not None:
+        errors.append(budget)
 
     return Plan(
         endpoints={PROVIDER: endpoint},

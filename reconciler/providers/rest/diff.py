@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.address import Address
-from reconciler.engine.plan import AppMeta, Change, FieldChange, Plan, PlanProblem
+from reconciler.engine.plan import (
+    AppMeta,
+    Change,
+    FieldChange,
+    Plan,
+    PlanProblem,
+    delete_budget_problem,
+)
 from reconciler.providers.rest.model import (
     RestObject,
     json_equal,
@@ -163,14 +170,9 @@ def build_plan(
                 f" will NOT be deleted without --prune: {', '.join(unpruned)}"
             )
         )
-    deletes = sum(1 for c in changes if c.action == "delete")
-    if options.max_deletes is not None and deletes > options.max_deletes:
-        errors.append(
-            PlanProblem(
-                f"the plan deletes {deletes} object(s), more than --max-deletes"
-                f" {options.max_deletes}; refusing it"
-            )
-        )
+    budget = delete_budget_problem(changes, options.max_deletes)
+    if budget is not None:
+        errors.append(budget)
     return Plan(
         endpoints={PROVIDER: endpoint},
         changes=tuple(changes),
