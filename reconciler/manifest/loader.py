@@ -66,6 +66,8 @@ class LoadedApp(Generic[T]):
     app: T
     file: str
     line: int
+    # The document's (apiVersion, kind): which provider's resource it is.
+    document: tuple[str, str] = ("", "")
 
 
 def load_manifests(
@@ -163,7 +165,7 @@ def _load(
                     continue
                 first_place[key] = (file, here)
             if app is not None:
-                apps.append(LoadedApp(app, file, pos_of(root).line))
+                apps.append(LoadedApp(app, file, pos_of(root).line, _peek_header(root)))
         file_issues.sort(key=lambda issue: (issue.line, issue.column))
         room = max(0, min(MAX_ERRORS_PER_FILE, MAX_ERRORS_TOTAL - len(issues)))
         omitted += max(0, len(file_issues) - room)

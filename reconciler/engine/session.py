@@ -1,0 +1,154 @@
+"""What a provider gives the engine's service to plan, apply, detect drift and import: a
+:class:`Connector` that opens a :class:`ProviderSession` on its endpoint(s) (or on its
+in-process sandbox), and the session's four workflows.
+
+The service (:mod:`reconciler.engine.service`) runs every session the same way: it hands each
+one the manifests of its kinds and its section of the state, merges their plans into one,
+enforces the fleet-wide guards (delete budget, stale saved plan) on the merged plan, and makes
+each completed write durable through :data:`RecordWrite` before the next dependent write is
+reported done. Nothing here knows a provider's fields (docs/decisions.md D84).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from reconciler.engine.drift import DriftReport
+from reconciler.engine.plan import Change, Plan
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one run covers (``--select``, ``--target``, ``--prune``): the same rule for every
+    provider. ``key`` is the resource's grouping key in plans (``Change.app_id``)."""
+
+    selectors: Mapping[str, str] = field(default_factory=dict)
+    targets: frozenset[str] = frozenset()
+    prune: bool = False
+    # Every grouping key the manifests declare before --select/--target narrowed them: such
+    # a resource is never a prune candidate, even when it is outside the selection.
+    declared: frozenset[str] = frozenset()
+    notices: tuple[str, ...] = ()  # said in the plan's warnings (e.g. a missing state file)
+
+    def includes(self, key: str, labels: Mapping[str, str]) -> bool:
+        if self.targets and key not in self.targets:
+            return False
+        return all(labels.get(name) == value for name, value in self.selectors.items())
+
+
+class Section(Protocol):
+    """One provider's section of the state (``reconciler.state.ProviderState``): its endpoint
+    binding, its counters and its records by kind and natural key, as JSON."""
+
+    endpoint: str | None
+    marks: dict[str, int]
+    resources: dict[str, dict[str, dict[str, Any]]]
+
+
+# After a completed write: (kind, natural key, the record as JSON or None when removed). The
+# service returns once it is durable (journal fsync or a committed transaction).
+RecordWrite = Callable[[str, str, Mapping[str, Any] | None], Awaitable[None]]
+
+Outcome = Literal["applied", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One change's result, as the progress line and the apply summary show it."""
+
+    change: Change
+    outcome: Outcome
+    message: str | None = None  # why it failed or was skipped; what was done otherwise
+
+
+@dataclass
+class SectionApplied:
+    events: list[ChangeEvent] = field(default_factory=list)
+    adopted: int = 0  # resources recorded without a write (adopt: true / found by key)
+    stuck: list[str] = field(default_factory=list)  # grouping keys skipped for plan errors
+
+
+@dataclass(frozen=True)
+class Imported:
+    """``reconciler import``: the natural key recorded and the manifest to commit."""
+
+    key: str
+    manifest: str  # YAML text
+
+
+class ProviderSession(Protocol):
+    """One provider connected to its endpoint(s) for one run."""
+
+    @property
+    def identity(self) -> str:
+        """What the plan (``endpoints[provider]``) and the state's section are bound to."""
+        ...
+
+    @property
+    def display(self) -> str:
+        """What the user is told it talks to: never a secret."""
+        ...
+
+    def bind(self, section: Section) -> None:
+        """Refuse (ReconcilerError) a section recorded against another endpoint; bind an
+        unbound one (a first run)."""
+        ...
+
+    async def plan(self, desired: Sequence[Any], section: Section, scope: Scope) -> Plan:
+        """Read what the plan needs and diff: this provider's part of the plan, with
+        ``endpoints == {provider: identity}``. ``desired``: its manifests' models, already
+        narrowed by ``scope``. The delete budget is the service's (fleet-wide)."""
+        ...
+
+    async def apply(
+        self,
+        plan: Plan,
+        section: Section,
+        *,
+        desired: Sequence[Any] | None,
+        parallelism: int,
+        record: RecordWrite,
+        on_event: Callable[[ChangeEvent], None],
+    ) -> SectionApplied:
+        """Run this provider's part of ``plan`` (adoptions recorded first), skipping grouping
+        keys with app-scoped errors, each completed write recorded with ``record`` before a
+        write that depends on it starts. ``desired`` is None for a saved plan."""
+        ...
+
+    def drift(self, plan: Plan, section: Section) -> DriftReport:
+        """Classify a fresh plan's differences for ``reconciler drift``."""
+        ...
+
+    async def import_resource(self, ref: str, section: Section) -> Imported:
+        """Find the resource ``ref`` names (natural key or server id), record it in
+        ``section`` and return its manifest."""
+        ...
+
+
+class Connector(Protocol):
+    """How a provider opens its session: from the environment (and its project file), or on
+    its in-process sandbox."""
+
+    @property
+    def name(self) -> str: ...
+
+    def configured(self, env: Mapping[str, str], config: Path | None) -> bool:
+        """Whether a real endpoint is configured (a run that needs it and finds none fails,
+        naming what to set)."""
+        ...
+
+    def connect(
+        self,
+        env: Mapping[str, str],
+        *,
+        sandbox_dir: Path | None,
+        config: Path | None,
+        parallelism: int,
+    ) -> AbstractAsyncContextManager[ProviderSession]:
+        """A session (logged in lazily, logged out on exit). ``sandbox_dir``: serve this
+        provider's in-process sandbox from a SQLite file in that folder instead."""
+        ...
