@@ -28,12 +28,13 @@ import datetime as dt
 import getpass
 import json
 import os
+import re
 import socket
 import stat
 import tempfile
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
@@ -265,6 +266,12 @@ class StateStore(Protocol):
         self, app_id: str, record: AppRecord | None, paths: Sequence[JournalPath] = ()
     ) -> None: ...
 
+    async def record_resource(
+        self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
+    ) -> None:
+        """Another provider's completed write, durable once this returns."""
+        ...
+
     def ensure_base(self, state: State) -> None: ...
 
     @property
@@ -495,6 +502,23 @@ class FileStateStore:
                 f"cannot record a completed write of {app_id} in the state journal"
                 f" {self.journal_path}: {_why(exc)}; check that app in the Mini App Center"
                 " before the next apply"
+            ) from None
+
+    async def record_resource(
+        self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
+    ) -> None:
+        """Journal another provider's completed write (its record as JSON, None: removed) and
+        return once it is durable: the same group commit as :meth:`record`."""
+        line = _line({"provider": provider, "kind": kind, "key": key,
+                      "record": None if record is None else dict(record)})  # fmt: skip
+        self.dirty = True
+        try:
+            await self._group.append([line])
+        except OSError as exc:
+            raise StateError(
+                f"cannot record a completed write of {provider} {kind} {key!r} in the state"
+                f" journal {self.journal_path}: {_why(exc)}; check it on the server before the"
+                " next apply"
             ) from None
 
     def _append_lines(self, lines: Sequence[bytes]) -> None:
@@ -769,10 +793,13 @@ def _valid_path(path: Sequence[object]) -> bool:
     return len(path) == 2 and path[0] in _COLLECTIONS and isinstance(path[1], str)
 
 
-def _parse_entry(line: bytes) -> _Entry:
+def _parse_entry(line: bytes) -> _Entry | _ResourceEntry:
     """One journal line: ``{"app": <id>, "record": <AppRecord or null>}`` (the whole record)
-    or ``{"app": <id>, "path": [...], "record": <the value there, or null>}``."""
+    or ``{"app": <id>, "path": [...], "record": <the value there, or null>}``; another
+    provider's: ``{"provider": ..., "kind": ..., "key": ..., "record": <JSON or null>}``."""
     entry = _parse_json(line)
+    if isinstance(entry, dict) and "provider" in entry:
+        return _resource_entry(entry)
     if not isinstance(entry, dict) or "app" not in entry or "record" not in entry:
         raise _Unreadable('not an {"app": ..., "record": ...} entry')
     app_id = entry["app"]
@@ -792,6 +819,41 @@ def _parse_entry(line: bytes) -> _Entry:
     if len(path) == 2:
         return _Entry(app_id, (path[0], path[1]), value[path[1]])
     return _Entry(app_id, (path[0],), value)
+
+
+class _ResourceEntry:
+    """One replayed journal line of another provider: its record at (kind, key)."""
+
+    def __init__(self, provider: str, kind: str, key: str, value: dict[str, Any] | None) -> None:
+        self.provider = provider
+        self.kind = kind
+        self.key = key
+        self.value = value
+
+    def apply(self, state: State) -> None:
+        section = state.providers.setdefault(self.provider, ProviderState())
+        records = section.resources.setdefault(self.kind, {})
+        if self.value is None:
+            records.pop(self.key, None)
+        else:
+            records[self.key] = self.value
+
+
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _resource_entry(entry: dict[str, Any]) -> _ResourceEntry:
+    if set(entry) != {"provider", "kind", "key", "record"}:
+        raise _Unreadable('not a {"provider", "kind", "key", "record"} entry')
+    provider, kind, key, record = (entry[k] for k in ("provider", "kind", "key", "record"))
+    for what, name in (("provider", provider), ("kind", kind)):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == MAC_PROVIDER:
+            raise _Unreadable(f"{what} {_shown(name)} is not another provider's name")
+    if not isinstance(key, str) or resource_key_problem(key):
+        raise _Unreadable(f"key {_shown(key)} is not a valid resource key")
+    if record is not None and not isinstance(record, dict):
+        raise _Unreadable(f"the record of {_shown(key)} is not a JSON object")
+    return _ResourceEntry(provider, kind, key, record)
 
 
 def _parsed_record(raw: Any) -> AppRecord:

@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -408,6 +408,56 @@ class PgStateStore:
             with self._tx(f"record a completed write of {app_id}", single=True) as cur:
                 self._write_app(cur, app_id, payload)
         self.dirty = True
+
+    async def record_resource(
+        self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
+    ) -> None:
+        """Another provider's completed write in its own transaction, durable once this
+        returns. Those sections live whole in the workspace row (``providers``): the row is
+        locked, the record set or removed, and written back."""
+        await asyncio.to_thread(self._record_resource_now, provider, kind, key, record)
+
+    def _record_resource_now(
+        self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
+    ) -> None:
+        with self._write_lock:
+            try:
+                self._write_resource(provider, kind, key, record)
+            except _NoWorkspace:
+                if self._base is None:
+                    raise StateError(f"internal error: {key} recorded before the load") from None
+                lineage, endpoint = self._base
+                self.ensure_base(State(lineage=lineage, endpoint=endpoint))
+                self._write_resource(provider, kind, key, record)
+        self.dirty = True
+
+    def _write_resource(
+        self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
+    ) -> None:
+        with self._tx(f"record a completed write of {provider} {kind} {key!r}") as cur:
+            cur.execute(
+                "SELECT providers FROM reconciler_workspaces WHERE workspace = %s FOR UPDATE",
+                (self.workspace,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise _NoWorkspace
+            sections: dict[str, Any] = dict(row[0] or {})
+            section = dict(sections.get(provider) or {})
+            resources = dict(section.get("resources") or {})
+            records = dict(resources.get(kind) or {})
+            if record is None:
+                records.pop(key, None)
+            else:
+                records[key] = dict(record)
+            resources[kind] = records
+            section["resources"] = resources
+            sections[provider] = section
+            cur.execute(
+                "UPDATE reconciler_workspaces SET providers = %s,"
+                " serial = nextval('reconciler_serial') WHERE workspace = %s",
+                (_json(sections), self.workspace),
+            )
 
     def _write_app(
         self, cur: psycopg.Cursor[Any], app_id: str, payload: Any, *, stamp: bool = True

@@ -469,7 +469,7 @@ def test_ctrl_c_while_planning_says_nothing_was_written(
     async def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C while the live state is being read
 
-    monkeypatch.setattr(apply_cmd, "compute_plan", interrupted)
+    monkeypatch.setattr(apply_cmd, "plan_fleet", interrupted)
     code, out, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
     assert code == 130
     assert "Interrupted before any write: nothing was written" in err

@@ -6,7 +6,8 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,11 +16,14 @@ import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
+    MAC_PROVIDER,
+    ConfigOpt,
     LockTimeoutOpt,
     MaxDeletesOpt,
     NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
+    ProviderOpt,
     PruneOpt,
     RootOpt,
     SandboxDbOpt,
@@ -27,20 +31,30 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_provider,
     check_scope,
     err,
     handled_errors,
     load_desired,
-    resolve_target,
     state_notices,
     state_store,
     use_color,
 )
-from reconciler.cli.plan_cmd import PlanRequest, compute_plan
+from reconciler.cli.fleet import (
+    Fleet,
+    FleetOptions,
+    FleetPlan,
+    open_fleet,
+    open_sessions,
+    plan_fleet,
+    sections_of,
+    split_saved,
+)
 
 if TYPE_CHECKING:
-    from reconciler.cli.common import Desired, Target
+    from reconciler.cli.common import Desired
     from reconciler.engine.plan import Change, Plan
+    from reconciler.engine.session import ChangeEvent
     from reconciler.providers.miniappcenter.apply import ApplyResult, ChangeResult, Executor
     from reconciler.state import State, StateStore
 
@@ -75,6 +89,8 @@ def apply(
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
     no_color: bool = NoColorOpt,
+    config: Path | None = ConfigOpt,
+    provider: str | None = ProviderOpt,
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
     from reconciler.engine.render import render_apply_result
@@ -98,51 +114,54 @@ def apply(
 
     writing = False  # set once the run may write: until then an interrupt wrote nothing
     with handled_errors(machine=machine), _interrupt_exits_130(lambda: writing):
+        check_provider(provider)
         desired: Desired | None = None
         saved: Plan | None = None
         if plan_file is not None:
             saved = _read_plan(plan_file)
         else:
-            desired = load_desired(paths, select, target, root)
-        where = resolve_target(sandbox, sandbox_db)
-        err(f"Endpoint: {where.display}")
-        from reconciler.providers.miniappcenter.vocabulary import PROVIDER
-
-        planned_for = saved.endpoints.get(PROVIDER) if saved is not None else None
-        if saved is not None and planned_for != where.identity:
-            raise PlanError(f"the saved plan was made for {planned_for}, not {where.identity}")
+            desired = load_desired(paths, select, target, root, provider=provider)
         if saved is not None and max_deletes is not None and saved.delete_count > max_deletes:
             raise PlanError(
                 f"the saved plan deletes {saved.delete_count} object(s), more than"
                 f" --max-deletes {max_deletes}; refusing it"
             )
-        store = state_store(state, where.sandbox_db is not None)
+        options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
+                               parallelism, probe_window, tuple(target))  # fmt: skip
+        store = state_store(state, sandbox)
         notices = state_notices(store, say=saved is None)
         scope = _apps_written(saved, desired, prune)
         with store.lock("apply", apps=scope, timeout=lock_timeout) as lock_info:
             _begin_run(store, lock_info)
-            current_state = store.load(where.identity)
+            fleet = open_fleet(
+                desired, store, options, only=list(saved.endpoints) if saved else None
+            )
+            current_state = fleet.state
+            if saved is not None and fleet.mac is not None:
+                planned_for = saved.endpoints.get(MAC_PROVIDER)
+                if planned_for != fleet.mac.identity:
+                    raise PlanError(
+                        f"the saved plan was made for {planned_for}, not {fleet.mac.identity}"
+                    )
             if desired is not None:
                 check_scope(desired, current_state)
-                if scope is None:  # a prune: the apps were not locked one by one
-                    _refuse_claimed(store, where.identity, [a.id for a in desired.apps])
+                if scope is None and fleet.mac is not None:  # a prune: not locked one by one
+                    _refuse_claimed(store, fleet.mac.identity, [a.id for a in desired.apps])
             if saved is not None and not _same_state(saved, current_state):
                 raise PlanError(
                     "the saved plan is stale: the state changed since it was made (serial"
                     f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
                     " --out` again; a saved plan is never re-planned silently."
                 )
-            if saved is not None and plan_file is not None and not saved.fleet_errors:
+            if (saved is not None and plan_file is not None and not saved.fleet_errors
+                    and fleet.mac is not None):  # fmt: skip
                 # Protection recorded in the state, status chains, location ids. (A plan
                 # with fleet errors is never executed: it is shown with its errors below.)
                 check_against_state(saved, current_state, str(plan_file))
-            request = PlanRequest(
-                target, prune, max_deletes, parallelism, probe_window, notices, where.setting
-            )
             writing = True
             try:
-                outcome = _run(where, store, current_state, saved, desired, request,
-                               auto_approve, machine, use_color(no_color))
+                outcome = _run(fleet, store, saved, desired, options, notices,
+                               auto_approve, machine, use_color(no_color))  # fmt: skip
             except BaseException:
                 _finish_run(store, None, "error")
                 raise
@@ -179,6 +198,10 @@ def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> l
     """The apps this run may write, locked before the state is read (a store that locks per
     app locks these; the file store locks the whole file anyway). None: the whole state (a
     prune may delete any app the state records, known only once it is read)."""
+    if saved is not None and MAC_PROVIDER not in saved.endpoints:
+        return None  # another provider's records live in the workspace's own row
+    if desired is not None and any(desired.others_declared.values()):
+        return None
     if saved is not None:
         # changes, learned facts, and labels/protection (recorded with no API write)
         return sorted({c.app_id for c in saved.changes} | {item.app_id for item in saved.learned}
@@ -250,12 +273,12 @@ def _empty_result() -> ApplyResult:
 
 
 def _run(
-    where: Target,
+    fleet: Fleet,
     store: StateStore,
-    current_state: State,
     saved: Plan | None,
     desired: Desired | None,
-    request: PlanRequest,
+    options: FleetOptions,
+    notices: tuple[str, ...],
     auto_approve: bool,
     machine: bool,
     color: bool,
@@ -263,47 +286,91 @@ def _run(
     import asyncio
 
     from reconciler.engine.render import render
-    from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
 
     progress = _Progress(machine)
     outcome = _Outcome(plan=saved)
     executor: Executor | None = None
+    current_state = fleet.state
+    made: FleetPlan | None = None
+    if saved is not None:
+        mac_part, parts = split_saved(saved)
+        made = FleetPlan(saved, mac_part, parts)
 
-    async def make() -> Plan:
-        assert desired is not None
-        async with where.client(request.parallelism) as client:
-            return await compute_plan(client, desired, current_state, request, where.identity)
+    async def execute(the_plan: FleetPlan) -> None:
+        total = len(the_plan.merged.changes)
+        progress.begin(total)
+        try:
+            if the_plan.mac is not None and fleet.mac is not None:
+                await _execute_mac(the_plan.mac)
+            if the_plan.parts and (executor is None or not executor.stopping):
+                await _execute_others(the_plan.parts)
+        finally:
+            progress.end()
 
-    async def execute(the_plan: Plan) -> None:
+    async def _execute_mac(mac_plan: Plan) -> None:
         nonlocal executor
-        async with where.client(request.parallelism) as client:
+        from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
+
+        assert fleet.mac is not None
+        async with fleet.mac.client(options.parallelism) as client:
             executor = Executor(
                 client,
                 store,
                 current_state,
-                the_plan,
+                mac_plan,
                 options=ApplyOptions(
-                    parallelism=request.parallelism,
-                    probe_window=request.probe_window,
+                    parallelism=options.parallelism,
+                    probe_window=options.probe_window,
                     verify_fingerprints=saved is not None,
                     on_result=progress.result,
                     on_start=progress.start,
                 ),
             )
             _graceful_signals(lambda: executor)
-            progress.begin(len(the_plan.changes))
-            try:
-                # With no changes this only records labels and protection: no API write.
-                outcome.result = await executor.run()
-            finally:
-                progress.end()
+            # With no changes this only records labels and protection: no API write.
+            outcome.result = await executor.run()
+
+    async def _execute_others(parts: Mapping[str, Plan]) -> None:
+        from reconciler.engine.service import apply_parts
+        from reconciler.errors import PlanError
+
+        _graceful_signals(lambda: executor)
+        async with AsyncExitStack() as stack:
+            sessions = await open_sessions(stack, fleet, options)
+            for name, part in parts.items():
+                session = sessions.by_name.get(name)
+                if session is None or part.endpoints.get(name) != session.identity:
+                    where = session.identity if session is not None else "no endpoint"
+                    raise PlanError(
+                        f"the plan's {name} part was made for {part.endpoints.get(name)}, not"
+                        f" {where}"
+                    )
+            models = None
+            if desired is not None:
+                models = {name: desired.models(name) for name in parts}
+            applied = await apply_parts(
+                sessions,
+                parts,
+                sections_of(fleet),
+                desired=models,
+                parallelism=options.parallelism,
+                store_write=store.record_resource,
+                on_event=lambda event: _merge_event(outcome, progress, event),
+            )
+        for name, done in applied.items():
+            outcome.result.adopted += done.adopted
+            stuck = parts[name].stuck_apps
+            for key in done.stuck:
+                outcome.result.stuck[key] = "; ".join(str(p) for p in stuck.get(key, ()))
 
     try:
         # Planning and the confirmation run outside the writes' event loop: a Ctrl-C there
         # simply stops (nothing was written).
-        if outcome.plan is None:
-            outcome.plan = asyncio.run(make())
-        the_plan = outcome.plan
+        if made is None:
+            assert desired is not None
+            made = asyncio.run(plan_fleet(fleet, desired, options, notices))
+            outcome.plan = made.merged
+        the_plan = made.merged
         asks = the_plan.has_changes and not auto_approve
         if not machine or the_plan.errors or asks:
             # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
@@ -313,11 +380,13 @@ def _run(
         outcome.approved = True
         if the_plan.has_changes or the_plan.learned:
             store.ensure_base(current_state)
-        asyncio.run(execute(the_plan))
+        asyncio.run(execute(made))
     except (KeyboardInterrupt, asyncio.CancelledError):
         outcome.interrupted = True
         if executor is not None:
+            others = [r for r in outcome.result.results if r.change.provider != MAC_PROVIDER]
             outcome.result = executor.result
+            outcome.result.results.extend(others)
     finally:
         _sigterm_as_interrupt()  # closing a loop resets it to the default (kill)
         # Fold the journal into the state file whatever happened (it is durable already);
@@ -336,6 +405,15 @@ def _run(
     return outcome
 
 
+def _merge_event(outcome: _Outcome, progress: _Progress, event: ChangeEvent) -> None:
+    """Another provider's change result, in the one apply summary and progress."""
+    from reconciler.providers.miniappcenter.apply import ChangeResult
+
+    result = ChangeResult(event.change, event.outcome, event.message)
+    outcome.result.results.append(result)
+    progress.result(result)
+
+
 def _graceful_signals(current: Callable[[], Executor | None]) -> None:
     """While changes run: Ctrl-C or SIGTERM (a CI cancellation) starts no new change and lets
     the writes in flight finish and be recorded. Only a second Ctrl-C, a person insisting,
@@ -351,7 +429,9 @@ def _graceful_signals(current: Callable[[], Executor | None]) -> None:
         if executor is not None and not executor.stopping:
             err("Stopping: finishing the writes in flight (press Ctrl-C again to abort).")
             executor.request_stop()
-        elif sig == signal.SIGINT and main_task is not None:
+        elif (sig == signal.SIGINT or executor is None) and main_task is not None:
+            # No executor: another provider's writes, each recorded once done; what was in
+            # flight is found again by reading at the next run.
             main_task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

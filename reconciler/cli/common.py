@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from reconciler.transport.config import ClientLimits
 
 DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
+MAC_PROVIDER = "miniappcenter"
 SANDBOX_TOKEN = "local-sandbox-token"  # the in-process sandbox is private to this process
 
 # --- shared option declarations (typer reads the defaults as option specs) -------------
@@ -94,7 +95,33 @@ ProbeWindowOpt = typer.Option(
     help="Version ids read, at most, to find one version the state cannot place (an"
     " unanswered create, a lost state); the next run reads on from where this one stopped.",
 )
+ConfigOpt = typer.Option(
+    None,
+    "--config",
+    envvar="RECONCILER_CONFIG",
+    metavar="PATH",
+    help="Project file declaring the REST endpoints (default: ./reconciler.yaml).",
+)
+ProviderOpt = typer.Option(
+    None,
+    "--provider",
+    metavar="NAME",
+    help="Only this provider's resources: miniappcenter, akana or rest (a saved plan covers"
+    " one provider).",
+)
 NoColorOpt = typer.Option(False, "--no-color", help="Plain text: no colour (like NO_COLOR=1).")
+
+
+def check_provider(provider: str | None) -> None:
+    """``--provider`` names one of the providers this reconciler manages."""
+    from reconciler.errors import UsageError
+    from reconciler.providers.registry import PROVIDERS
+
+    if provider is not None and provider not in PROVIDERS:
+        raise UsageError(
+            f"--provider {provider[:40]!r} is not one this reconciler manages: choose one of"
+            f" {', '.join(sorted(PROVIDERS))}"
+        )
 
 
 def err(message: str) -> None:
@@ -227,6 +254,17 @@ class Desired:
     # plan --changed-since: only these ids are read and planned (apps only the state knows
     # included, so a removed manifest still shows as a prune candidate); None: every app.
     only: frozenset[str] | None = None
+    # The other providers' documents (Akana apps, REST objects) after --select/--target, and
+    # every grouping key their manifests declare before narrowing (never a prune candidate).
+    others: dict[str, list[LoadedApp[Any]]] = field(default_factory=dict)
+    others_declared: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def declares_mini_apps(self) -> bool:
+        return bool(self.declared)
+
+    def models(self, provider: str) -> list[Any]:
+        return [item.app for item in self.others.get(provider, ())]
 
 
 def load_desired(
@@ -235,6 +273,7 @@ def load_desired(
     target: Sequence[str],
     roots: Sequence[Path] = (),
     changes: ChangedFiles | None = None,
+    provider: str | None = None,
 ) -> Desired:
     """Load + validate every manifest (all errors at once), then narrow by --select/--target
     and, for ``plan --changed-since``, to the apps ``changes`` touch.
@@ -244,13 +283,18 @@ def load_desired(
     from reconciler.manifest import load_manifests, parse_selectors, require_manifests, select_apps
 
     selectors = parse_selectors(list(select))
-    from reconciler.providers.registry import MANIFEST_KINDS
+    from reconciler.engine.service import split_by_provider
+    from reconciler.providers.registry import MANIFEST_KINDS, PROVIDERS
 
-    loaded: list[LoadedApp[MiniApp]] = load_manifests(
+    every: list[LoadedApp[Any]] = load_manifests(
         list(paths), dict(os.environ), list(roots), kinds=MANIFEST_KINDS
     )
-    require_manifests(list(paths), loaded)
-    _refuse_secrets(loaded)
+    require_manifests(list(paths), every)
+    _refuse_secrets(every)
+    by_provider = split_by_provider(every, PROVIDERS)
+    if provider is not None:
+        by_provider = {name: items for name, items in by_provider.items() if name == provider}
+    loaded: list[LoadedApp[MiniApp]] = by_provider.pop(MAC_PROVIDER, [])
     chosen = select_apps(loaded, selectors, list(target))
     only = None
     if changes is not None:
@@ -258,13 +302,31 @@ def load_desired(
 
         only = touched_ids(loaded, changes)
         chosen = [item for item in chosen if item.app.id in only]
+    labels = {item.app.id: dict(item.app.labels) for item in loaded}
+    others: dict[str, list[LoadedApp[Any]]] = {}
+    others_declared: dict[str, frozenset[str]] = {}
+    wanted = set(target)
+    for name, items in by_provider.items():
+        kind = PROVIDERS[name]
+        keyed = [(kind.resource_key(i.app), dict(kind.resource_labels(i.app)), i) for i in items]
+        others_declared[name] = frozenset(key for key, _, _ in keyed)
+        labels.update({key: item_labels for key, item_labels, _ in keyed})
+        others[name] = [
+            item
+            for key, item_labels, item in keyed
+            if (not wanted or key in wanted)
+            and all(item_labels.get(k) == v for k, v in selectors.items())
+            and (changes is None or Path(item.file).resolve() in changes.present)
+        ]
     return Desired(
         apps=[item.app for item in chosen],
         selectors=selectors,
         declared=frozenset(item.app.id for item in loaded),
         targets=tuple(target),
-        labels={item.app.id: dict(item.app.labels) for item in loaded},
+        labels=labels,
         only=only,
+        others=others,
+        others_declared=others_declared,
     )
 
 
@@ -274,30 +336,59 @@ def check_scope(desired: Desired, state: State) -> None:
     only the state knows (``--target X --prune`` after its manifest was removed) is valid."""
     from reconciler.manifest import check_selection
 
-    check_selection(
-        desired.selectors,
-        desired.targets,
-        desired.labels,
-        {app_id: record.labels for app_id, record in state.apps.items()},
-    )
+    recorded = {app_id: record.labels for app_id, record in state.apps.items()}
+    for section in state.providers.values():
+        for records in section.resources.values():
+            # Every provider keeps a resource's labels under "labels" in its record.
+            recorded.update({key: _labels_of(data) for key, data in records.items()})
+    check_selection(desired.selectors, desired.targets, desired.labels, recorded)
 
 
-def _refuse_secrets(loaded: Sequence[LoadedApp[MiniApp]]) -> None:
-    """Defence in depth: a manifest value equal to (or holding) the API token would be
-    printed in plans, PR comments and the state. Refuse before anything is shown."""
+def _labels_of(record: Mapping[str, Any]) -> dict[str, str]:
+    labels = record.get("labels")
+    if not isinstance(labels, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+# The environment variables whose values must never appear in a manifest (they would be
+# printed in plans, PR comments and the state).
+SECRET_VARIABLES = ("MAC_API_TOKEN", "AKANA_PASSWORD")
+
+
+def _refuse_secrets(loaded: Sequence[LoadedApp[Any]]) -> None:
+    """Defence in depth: a manifest value equal to (or holding) a secret would be printed in
+    plans, PR comments and the state. Refuse before anything is shown."""
     from reconciler.errors import ManifestError, ManifestIssue
 
-    token = os.environ.get("MAC_API_TOKEN", "")
-    if len(token) < 8:  # too short to search for without false alarms
+    secrets = {
+        name: os.environ[name]
+        for name in SECRET_VARIABLES
+        if len(os.environ.get(name, "")) >= 8  # shorter: too many false alarms
+    }
+    if not secrets:
         return
     issues = [
-        ManifestIssue(item.file, item.line, 1, "", "contains the value of MAC_API_TOKEN;"
-                      " the API token must never be written into a manifest")
+        ManifestIssue(item.file, item.line, 1, "", f"contains the value of {name}; a secret"
+                      " must never be written into a manifest")
         for item in loaded
-        if token in item.app.model_dump_json()
+        for name, value in secrets.items()
+        if value in _as_text(item.app)
     ]
     if issues:
         raise ManifestError(issues)
+
+
+def _as_text(model: Any) -> str:
+    """Every value a checked manifest holds, as text (pydantic models and dataclasses)."""
+    import dataclasses
+    import json
+
+    if hasattr(model, "model_dump_json"):
+        return str(model.model_dump_json())
+    if dataclasses.is_dataclass(model) and not isinstance(model, type):
+        return json.dumps(dataclasses.asdict(model), default=str, ensure_ascii=False)
+    return repr(model)
 
 
 def in_scope_filter(

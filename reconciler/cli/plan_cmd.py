@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
+    ConfigOpt,
     MaxDeletesOpt,
     NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
+    ProviderOpt,
     PruneOpt,
     RootOpt,
     SandboxDbOpt,
@@ -22,60 +21,17 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_provider,
     check_scope,
     err,
     handled_errors,
-    in_scope_filter,
     load_desired,
-    resolve_target,
     state_notices,
     state_store,
     use_color,
 )
-from reconciler.limits import DEFAULT_PROBE_WINDOW
-
-if TYPE_CHECKING:
-    from reconciler.cli.common import Desired
-    from reconciler.engine.plan import Plan
-    from reconciler.providers.miniappcenter.client import MiniAppCenterClient
-    from reconciler.state import State
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    target: Sequence[str]
-    prune: bool
-    max_deletes: int | None
-    parallelism: int
-    probe_window: int = DEFAULT_PROBE_WINDOW
-    notices: tuple[str, ...] = ()
-    endpoint_setting: str = "MAC_BASE_URL"
-
-
-async def compute_plan(
-    client: MiniAppCenterClient,
-    desired: Desired,
-    state: State,
-    request: PlanRequest,
-    identity: str,
-) -> Plan:
-    """Fetch what the plan needs and diff it: shared by plan and apply."""
-    from reconciler.providers.miniappcenter.planning import make_plan
-
-    return await make_plan(
-        client,
-        desired.apps,
-        state,
-        identity=identity,
-        prune=request.prune,
-        max_deletes=request.max_deletes,
-        in_scope=in_scope_filter(desired.selectors, request.target, desired.only),
-        declared=desired.declared,
-        parallelism=request.parallelism,
-        probe_window=request.probe_window,
-        notices=request.notices,
-        endpoint_setting=request.endpoint_setting,
-    )
+from reconciler.cli.fleet import FleetOptions, open_fleet, plan_fleet
+from reconciler.errors import UsageError
 
 
 @app.command()
@@ -97,6 +53,8 @@ def plan(
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
     no_color: bool = NoColorOpt,
+    config: Path | None = ConfigOpt,
+    provider: str | None = ProviderOpt,
     changed_since: str | None = typer.Option(
         None,
         "--changed-since",
@@ -121,29 +79,30 @@ def plan(
             from reconciler.manifest.changed import changed_since as ask_git
 
             changes = ask_git(changed_since, paths)
-        desired = load_desired(paths, select, target, root, changes)
-        where = resolve_target(sandbox, sandbox_db)
-        err(f"Endpoint: {where.display}")
-        store = state_store(state, where.sandbox_db is not None)
-        current_state = store.load(where.identity)
-        check_scope(desired, current_state)
+        check_provider(provider)
+        desired = load_desired(paths, select, target, root, changes, provider)
+        options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
+                               parallelism, probe_window, tuple(target))  # fmt: skip
+        store = state_store(state, sandbox)
+        fleet = open_fleet(desired, store, options)
+        check_scope(desired, fleet.state)
         notices = state_notices(store)
-        request = PlanRequest(
-            target, prune, max_deletes, parallelism, probe_window, notices, where.setting
-        )
 
-        async def run() -> Plan:
-            async with where.client(parallelism) as client:
-                return await compute_plan(client, desired, current_state, request, where.identity)
-
-        result = asyncio.run(run())
+        made = asyncio.run(plan_fleet(fleet, desired, options, notices))
+        result = made.merged
+        if out is not None and len(result.endpoints) > 1:
+            raise UsageError(
+                f"this plan spans {len(result.endpoints)} providers"
+                f" ({', '.join(sorted(result.endpoints))}); a saved plan covers one provider:"
+                " add --provider NAME and save one plan per provider"
+            )
         if changes is not None:
             from reconciler.engine.plan import Incremental
 
-            touched = len(desired.only or ())
+            touched = len(desired.only or ()) + sum(len(v) for v in desired.others.values())
             narrowed = Incremental(changes.ref, changes.commit, changes.file_count, touched)
             result = dataclasses.replace(result, incremental=narrowed)
-            err(f"Incremental: {touched} mini app(s) touched by {changes.file_count} manifest"
+            err(f"Incremental: {touched} resource(s) touched by {changes.file_count} manifest"
                 f" file(s) changed since {changes.ref}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -258,6 +258,21 @@ class Plan:
     def delete_count(self) -> int:
         return sum(1 for c in self.changes if c.action == "delete")
 
+    def group_of(self, address: Address, app_id: str) -> str:
+        """How plans group and head what they show: the app id when the plan covers one
+        provider (as it always was), else the root address (``akana_app[x]``), since two
+        providers may each have a resource called ``x``."""
+        if len(self.endpoints) <= 1:
+            return app_id
+        root = address.root
+        return str(Address(root.provider, root.kind, root.key))
+
+    def changes_by_group(self) -> dict[str, list[Change]]:
+        grouped: dict[str, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(self.group_of(change.address, change.app_id), []).append(change)
+        return grouped
+
     def changes_by_app(self) -> dict[str, list[Change]]:
         grouped: dict[str, list[Change]] = {}
         for change in self.changes:

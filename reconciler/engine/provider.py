@@ -63,6 +63,15 @@ class Provider(Protocol):
         """The saved plan in ``data`` (parsed JSON), validated whole, or PlanError."""
         ...
 
+    def resource_key(self, model: Any) -> str:
+        """The grouping key (``Change.app_id``) of a desired resource its checker made: what
+        ``--target`` names and what prune candidates are matched against."""
+        ...
+
+    def resource_labels(self, model: Any) -> Mapping[str, str]:
+        """The labels ``--select`` matches."""
+        ...
+
 
 def root_kinds(providers: Mapping[str, Provider]) -> dict[str, str]:
     """Root kind -> provider name, for :func:`reconciler.address.parse_address`. Two providers

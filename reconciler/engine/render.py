@@ -124,9 +124,10 @@ def render_text(plan: Plan, *, color: bool) -> str:
         out.append(_nothing_line(plan))
     else:
         adoptions = _adoptions_by_app(plan)
-        changes_by_app = plan.changes_by_app()
+        changes_by_app = plan.changes_by_group()
         for app_id in dict.fromkeys([*adoptions, *changes_by_app]):
-            out.append(paint(f"# miniapp[{_clean(app_id)}]", "bold"))
+            out.append(paint(f"# {_clean(_group_head(plan, app_id, adoptions, changes_by_app))}",
+                             "bold"))  # fmt: skip
             out += [paint(_adopt_line(item), "update") for item in adoptions.get(app_id, ())]
             for change in changes_by_app.get(app_id, ()):
                 for line in _change_lines(change):
@@ -166,8 +167,21 @@ def _nothing_line(plan: Plan, *, markdown: bool = False) -> str:
 def _adoptions_by_app(plan: Plan) -> dict[str, list[Fact]]:
     out: dict[str, list[Fact]] = {}
     for item in plan.adoptions:
-        out.setdefault(item.app_id, []).append(item)
+        out.setdefault(plan.group_of(item.address, item.app_id), []).append(item)
     return out
+
+
+def _group_head(
+    plan: Plan,
+    group: str,
+    adoptions: Mapping[str, Sequence[Fact]],
+    changes: Mapping[str, Sequence[Change]],
+) -> str:
+    """The root address of a group (``miniapp[x]``, ``akana_app[y]``): every provider's own."""
+    addresses = [item.address for item in adoptions.get(group, ())]
+    addresses += [change.address for change in changes.get(group, ())]
+    root = addresses[0].root
+    return str(Address(root.provider, root.kind, root.key))
 
 
 def _adopt_line(item: Fact) -> str:
@@ -194,7 +208,7 @@ def render_markdown(
     summary = plan.summary
     head = [
         MARKDOWN_MARKER,
-        "### Mini App Center plan",
+        "### Mini App Center plan" if set(plan.endpoints) <= {"miniappcenter"} else "### Plan",
         "",
         *_endpoint_lines(plan),
         "",
@@ -518,7 +532,7 @@ def _md_priority(
 
 
 def _md_apps(plan: Plan, budget: int, hint: str) -> str:
-    groups = plan.changes_by_app()
+    groups = plan.changes_by_group()
     cut_note = _cut_note(hint)
     heads = {app_id: _md_summary(app_id, changes) for app_id, changes in groups.items()}
     blocks = {

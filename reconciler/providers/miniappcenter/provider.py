@@ -32,5 +32,11 @@ class MiniAppCenter:
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
 
+    def resource_key(self, model: Any) -> str:
+        return str(model.id)
+
+    def resource_labels(self, model: Any) -> Mapping[str, str]:
+        return dict(model.labels)
+
 
 MINIAPPCENTER = MiniAppCenter()

@@ -9,7 +9,13 @@ from reconciler.engine.plan import Plan
 from reconciler.manifest.loader import ManifestKinds
 from reconciler.providers.rest.manifest import MANIFEST_KINDS
 from reconciler.providers.rest.plan_check import load_saved_plan
-from reconciler.providers.rest.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+from reconciler.providers.rest.vocabulary import (
+    LEVELS,
+    OPERATIONS,
+    PROVIDER,
+    ROOT_KIND,
+    address_key,
+)
 
 
 class RestProvider:
@@ -31,6 +37,12 @@ class RestProvider:
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
+
+    def resource_key(self, model: Any) -> str:
+        return str(address_key(model.endpoint, model.path, model.key))
+
+    def resource_labels(self, model: Any) -> Mapping[str, str]:
+        return dict(model.labels)
 
 
 REST = RestProvider()

@@ -1,0 +1,257 @@
+"""What plan, apply and drift share across providers: which providers take part in a run,
+the Mini App Center's endpoint (only when it takes part), the other providers' sessions, and
+one merged plan. The provider-neutral steps are the engine's service
+(:mod:`reconciler.engine.service`); the Mini App Center keeps its own planner and executor
+(review flow, version probe, journal paths) and joins the merged plan as one part.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.cli.common import (
+    DEFAULT_SANDBOX_DB,
+    MAC_PROVIDER,
+    Desired,
+    err,
+    in_scope_filter,
+    resolve_target,
+)
+
+if TYPE_CHECKING:
+    from reconciler.cli.common import Target
+    from reconciler.engine.plan import Plan
+    from reconciler.engine.service import Sessions
+    from reconciler.engine.session import Connector, Scope, Section
+    from reconciler.state import State, StateStore
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """The options every planning command shares."""
+
+    sandbox: bool
+    sandbox_db: Path | None
+    config: Path | None
+    provider: str | None
+    prune: bool
+    max_deletes: int | None
+    parallelism: int
+    probe_window: int
+    targets: tuple[str, ...]
+
+    @property
+    def sandbox_dir(self) -> Path | None:
+        """Where the in-process sandboxes keep their SQLite files (beside the Mini App
+        Center's)."""
+        if not self.sandbox:
+            return None
+        return (self.sandbox_db or Path(DEFAULT_SANDBOX_DB)).resolve().parent
+
+
+@dataclass
+class Fleet:
+    """Who takes part in a run: the Mini App Center (with its endpoint) and the others."""
+
+    state: State
+    mac: Target | None
+    others: list[str]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def identity(self) -> str:
+        return self.mac.identity if self.mac is not None else ""
+
+
+def connectors() -> Mapping[str, Connector]:
+    from reconciler.providers.registry import CONNECTORS
+
+    return CONNECTORS
+
+
+def open_fleet(
+    desired: Desired | None,
+    store: StateStore,
+    options: FleetOptions,
+    *,
+    only: Sequence[str] | None = None,
+) -> Fleet:
+    """Decide who takes part and load the state (bound to the Mini App Center's endpoint when
+    it takes part). A provider takes part when the manifests declare its resources, or when
+    the state records some and its endpoint is configured (or --sandbox); recorded but not
+    configured, it is named in a warning (and --prune, which could not delete them, is an
+    error). ``only``: the providers of a saved plan."""
+    from reconciler.errors import ConfigError
+
+    env = dict(os.environ)
+    wanted = set(only) if only is not None else None
+    if options.provider is not None:
+        wanted = {options.provider} if wanted is None else wanted & {options.provider}
+    mac_declared = desired is not None and desired.declares_mini_apps
+    peek: State | None = None
+    if mac_declared:
+        mac_in = wanted is None or MAC_PROVIDER in wanted
+    else:
+        peek = store.read()
+        mac_in = bool(peek.apps) and (wanted is None or MAC_PROVIDER in wanted)
+    if mac_in:
+        mac: Target | None = resolve_target(options.sandbox, options.sandbox_db)
+        assert mac is not None
+        err(f"Endpoint: {mac.display}")
+        state = store.load(mac.identity)
+    else:
+        mac = None
+        state = peek if peek is not None else store.read()
+    others: list[str] = []
+    notices: list[str] = []
+    for name, connector in sorted(connectors().items()):
+        if wanted is not None and name not in wanted:
+            continue
+        declared = desired is not None and bool(desired.others_declared.get(name))
+        section = state.providers.get(name)
+        recorded = section is not None and any(section.resources.values())
+        if declared or (only is not None and name in only):
+            others.append(name)
+        elif recorded:
+            if options.sandbox_dir is not None or connector.configured(env, options.config):
+                others.append(name)
+            elif options.prune:
+                raise ConfigError(
+                    f"the state records {name} resources that --prune may delete, but no"
+                    f" {name} endpoint is configured; configure it or leave out --prune"
+                )
+            else:
+                notices.append(
+                    f"the state records {name} resources that were not checked: no {name}"
+                    " endpoint is configured in this run"
+                )
+    if not mac_in and not others:
+        which = f"the {options.provider} provider" if options.provider else "any provider"
+        raise ConfigError(
+            f"nothing to check: no manifest declares a resource of {which} and the state"
+            " records none"
+        )
+    for notice in notices:
+        err(f"Warning: {notice}")
+    return Fleet(state, mac, others, notices)
+
+
+def sections_of(fleet: Fleet) -> dict[str, Section]:
+    from reconciler.state import ProviderState
+
+    return {name: fleet.state.providers.setdefault(name, ProviderState()) for name in fleet.others}
+
+
+def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[str]) -> Scope:
+    from reconciler.engine.session import Scope
+
+    declared: frozenset[str] = frozenset()
+    selectors: dict[str, str] = {}
+    if desired is not None:
+        declared = frozenset(key for keys in desired.others_declared.values() for key in keys)
+        selectors = dict(desired.selectors)
+    return Scope(
+        selectors=selectors,
+        targets=frozenset(options.targets),
+        prune=options.prune,
+        declared=declared,
+        notices=tuple(notices),
+    )
+
+
+async def open_sessions(stack: AsyncExitStack, fleet: Fleet, options: FleetOptions) -> Sessions:
+    from reconciler.engine.service import open_sessions as open_each
+
+    sessions = await open_each(
+        stack,
+        connectors(),
+        fleet.others,
+        dict(os.environ),
+        sandbox_dir=options.sandbox_dir,
+        config=options.config,
+        parallelism=options.parallelism,
+    )
+    for line in sessions.displays():
+        err(f"Endpoint ({line.split(': ', 1)[0]}): {line.split(': ', 1)[1]}")
+    return sessions
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    merged: Plan
+    mac: Plan | None
+    parts: Mapping[str, Plan]
+
+
+async def plan_fleet(
+    fleet: Fleet,
+    desired: Desired,
+    options: FleetOptions,
+    notices: Sequence[str],
+) -> FleetPlan:
+    """Every taking part provider's plan, read concurrently, merged into one."""
+    import asyncio
+
+    from reconciler.engine.service import merge_plans, plan_parts
+
+    mixed = bool(fleet.others)
+    scope = scope_of(desired, options, [*notices, *fleet.notices])
+
+    async def mac_part() -> Plan | None:
+        if fleet.mac is None:
+            return None
+        from reconciler.providers.miniappcenter.planning import make_plan
+
+        async with fleet.mac.client(options.parallelism) as client:
+            return await make_plan(
+                client,
+                desired.apps,
+                fleet.state,
+                identity=fleet.mac.identity,
+                prune=options.prune,
+                # Mixed: the budget is checked once on the whole plan (below).
+                max_deletes=None if mixed else options.max_deletes,
+                in_scope=in_scope_filter(desired.selectors, options.targets, desired.only),
+                declared=desired.declared,
+                parallelism=options.parallelism,
+                probe_window=options.probe_window,
+                notices=tuple([*notices, *fleet.notices]),
+                endpoint_setting=fleet.mac.setting,
+            )
+
+    async def other_parts() -> dict[str, Plan]:
+        if not fleet.others:
+            return {}
+        async with AsyncExitStack() as stack:
+            sessions = await open_sessions(stack, fleet, options)
+            models = {name: desired.models(name) for name in fleet.others}
+            return await plan_parts(sessions, models, sections_of(fleet), scope)
+
+    mac, parts = await asyncio.gather(mac_part(), other_parts())
+    if mac is not None and not parts:
+        return FleetPlan(mac, mac, {})
+    merged = merge_plans(
+        [*([mac] if mac is not None else []), *parts.values()],
+        max_deletes=options.max_deletes,
+        state_lineage=fleet.state.lineage if fleet.state.serial else None,
+        state_serial=fleet.state.serial,
+    )
+    return FleetPlan(merged, mac, parts)
+
+
+def split_saved(saved: Plan) -> tuple[Plan | None, dict[str, Plan]]:
+    """A saved plan covers one provider (engine.plan_file): the Mini App Center's part, or
+    another provider's."""
+    (name,) = saved.endpoints
+    if name == MAC_PROVIDER:
+        return saved, {}
+    return None, {name: saved}
+
+
+def describe_parts(parts: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(parts))

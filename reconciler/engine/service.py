@@ -1,0 +1,203 @@
+"""The workflows shared by every provider that runs through a session (plan, apply, drift):
+split the manifests by provider, run each provider's part concurrently, merge the parts into
+one plan, and enforce the fleet-wide guards on the whole.
+
+The CLI gives it the providers' connectors (from the composition root) and the state; this
+module never imports a provider. One plan covers every provider; apply runs each provider's
+part with its own session and makes every completed write durable through the state store
+(``record_resource``) before it is reported done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.drift import DriftItem, DriftReport
+from reconciler.engine.plan import Plan, PlanProblem, delete_budget_problem
+from reconciler.engine.provider import Provider
+from reconciler.engine.session import (
+    ChangeEvent,
+    Connector,
+    ProviderSession,
+    Scope,
+    Section,
+    SectionApplied,
+)
+from reconciler.errors import ConfigError
+from reconciler.manifest.loader import LoadedApp
+
+# provider, kind, natural key, the record as JSON (None: removed) -> durable when done
+StoreWrite = Callable[[str, str, str, Mapping[str, Any] | None], Awaitable[None]]
+
+
+def split_by_provider(
+    loaded: Iterable[LoadedApp[Any]], providers: Mapping[str, Provider]
+) -> dict[str, list[LoadedApp[Any]]]:
+    """Each loaded document under the provider whose ``(apiVersion, kind)`` it declares."""
+    owner = {kind: name for name, provider in providers.items() for kind in provider.manifest_kinds}
+    out: dict[str, list[LoadedApp[Any]]] = {}
+    for item in loaded:
+        name = owner.get(item.document)
+        if name is None:  # the loader only returns documents of a known kind
+            raise ValueError(f"no provider reads {item.document!r} ({item.file}:{item.line})")
+        out.setdefault(name, []).append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """The sessions open for one run, by provider name, and what each is bound to."""
+
+    by_name: Mapping[str, ProviderSession] = field(default_factory=dict)
+
+    def displays(self) -> list[str]:
+        return [f"{name}: {session.display}" for name, session in sorted(self.by_name.items())]
+
+
+async def open_sessions(
+    stack: AsyncExitStack,
+    connectors: Mapping[str, Connector],
+    names: Iterable[str],
+    env: Mapping[str, str],
+    *,
+    sandbox_dir: Path | None,
+    config: Path | None,
+    parallelism: int,
+) -> Sessions:
+    """Open the sessions of ``names`` (closed, logged out, when ``stack`` closes). A provider
+    the run needs whose endpoint is not configured is an error naming what to set."""
+    opened: dict[str, ProviderSession] = {}
+    for name in sorted(set(names)):
+        connector = connectors[name]
+        if sandbox_dir is None and not connector.configured(env, config):
+            raise ConfigError(
+                f"the manifests or the state need the {name} provider, but no {name} endpoint"
+                " is configured (see the README's Providers section), or pass --sandbox"
+            )
+        opened[name] = await stack.enter_async_context(
+            connector.connect(env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism)
+        )
+    return Sessions(opened)
+
+
+async def plan_parts(
+    sessions: Sessions,
+    desired: Mapping[str, Sequence[Any]],
+    sections: Mapping[str, Section],
+    scope: Scope,
+) -> dict[str, Plan]:
+    """Each session's part of the plan, read concurrently (each binds its section first)."""
+    for name, session in sessions.by_name.items():
+        session.bind(sections[name])
+
+    async def one(name: str) -> tuple[str, Plan]:
+        session = sessions.by_name[name]
+        return name, await session.plan(desired.get(name, ()), sections[name], scope)
+
+    done = await asyncio.gather(*(one(name) for name in sorted(sessions.by_name)))
+    return dict(done)
+
+
+def merge_plans(
+    parts: Sequence[Plan],
+    *,
+    max_deletes: int | None,
+    state_lineage: str | None,
+    state_serial: int | None,
+) -> Plan:
+    """One plan of every provider's part, in the order given; the delete budget is checked
+    on the whole (a fleet-wide guard: one provider's deletes count against the others')."""
+    endpoints: dict[str, str] = {}
+    for part in parts:
+        endpoints.update(part.endpoints)
+    changes = tuple(change for part in parts for change in part.changes)
+    errors = [error for part in parts for error in part.errors]
+    over = delete_budget_problem(changes, max_deletes)
+    if over is not None and not any(str(over) == str(e) for e in errors):
+        errors.insert(0, over)
+    app_meta: dict[str, Any] = {}
+    fingerprints: dict[Any, str] = {}
+    for part in parts:
+        app_meta.update(part.app_meta)
+        fingerprints.update(part.fingerprints)
+    return Plan(
+        endpoints=endpoints,
+        changes=changes,
+        warnings=tuple(_unique(w for part in parts for w in part.warnings)),
+        errors=tuple(errors),
+        state_lineage=state_lineage,
+        state_serial=state_serial,
+        fingerprints=fingerprints,
+        apps=tuple(app for part in parts for app in part.apps),
+        app_meta=app_meta,
+        learned=tuple(fact for part in parts for fact in part.learned),
+        incremental=next((p.incremental for p in parts if p.incremental is not None), None),
+    )
+
+
+def _unique(problems: Iterable[PlanProblem]) -> list[PlanProblem]:
+    """A notice every provider repeats (a missing state file) is said once."""
+    seen: set[str] = set()
+    out: list[PlanProblem] = []
+    for problem in problems:
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            out.append(problem)
+    return out
+
+
+async def apply_parts(
+    sessions: Sessions,
+    parts: Mapping[str, Plan],
+    sections: Mapping[str, Section],
+    *,
+    desired: Mapping[str, Sequence[Any]] | None,
+    parallelism: int,
+    store_write: StoreWrite,
+    on_event: Callable[[ChangeEvent], None],
+) -> dict[str, SectionApplied]:
+    """Run each provider's part with its session, concurrently. Every completed write is put
+    in the in-memory section and made durable (``store_write``) before it is reported."""
+
+    async def one(name: str) -> tuple[str, SectionApplied]:
+        section = sections[name]
+
+        async def record(kind: str, key: str, data: Mapping[str, Any] | None) -> None:
+            records = section.resources.setdefault(kind, {})
+            if data is None:
+                records.pop(key, None)
+            else:
+                records[key] = dict(data)
+            await store_write(name, kind, key, data)
+
+        applied = await sessions.by_name[name].apply(
+            parts[name],
+            section,
+            desired=None if desired is None else desired.get(name, ()),
+            parallelism=parallelism,
+            record=record,
+            on_event=on_event,
+        )
+        return name, applied
+
+    done = await asyncio.gather(*(one(name) for name in sorted(parts) if name in sessions.by_name))
+    return dict(done)
+
+
+def merge_drift(reports: Sequence[DriftReport]) -> DriftReport:
+    """One drift report of every provider's."""
+    if len(reports) == 1:
+        return reports[0]
+    items: list[DriftItem] = [item for report in reports for item in report.items]
+    return DriftReport(
+        endpoint="; ".join(report.endpoint for report in reports),
+        items=tuple(items),
+        warnings=tuple(_unique(w for report in reports for w in report.warnings)),
+        errors=tuple(e for report in reports for e in report.errors),
+        apps_checked=sum(report.apps_checked for report in reports),
+    )
