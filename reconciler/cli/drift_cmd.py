@@ -9,25 +9,28 @@ import typer
 
 from reconciler.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, app
 from reconciler.cli.common import (
+    ConfigOpt,
     NoColorOpt,
     ParallelismOpt,
     ProbeWindowOpt,
+    ProviderOpt,
     RootOpt,
     SandboxDbOpt,
     SandboxOpt,
     SelectOpt,
     StateOpt,
     TargetOpt,
+    check_provider,
     check_scope,
     err,
     handled_errors,
     in_scope_filter,
     load_desired,
-    resolve_target,
     state_notices,
     state_store,
     use_color,
 )
+from reconciler.cli.fleet import FleetOptions, open_fleet, open_sessions, scope_of, sections_of
 
 if TYPE_CHECKING:
     from reconciler.engine.drift import DriftReport
@@ -47,6 +50,8 @@ def drift(
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
     no_color: bool = NoColorOpt,
+    config: Path | None = ConfigOpt,
+    provider: str | None = ProviderOpt,
 ) -> None:
     """Detect changes made outside the tool. Exit 0 in sync, 2 drift, 1 could not check.
 
@@ -59,32 +64,51 @@ def drift(
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     with handled_errors(machine=format == "json"):
-        desired = load_desired(paths, select, target, root)
-        where = resolve_target(sandbox, sandbox_db)
-        err(f"Endpoint: {where.display}")
-        store = state_store(state, where.sandbox_db is not None)
-        current_state = store.load(where.identity)
+        check_provider(provider)
+        desired = load_desired(paths, select, target, root, provider=provider)
+        options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
+                               parallelism, probe_window, tuple(target))  # fmt: skip
+        store = state_store(state, sandbox)
+        fleet = open_fleet(desired, store, options)
         notices = state_notices(store)
-        check_scope(desired, current_state)
+        check_scope(desired, fleet.state)
 
         async def run() -> DriftReport:
-            from reconciler.providers.miniappcenter.drift import classify
-            from reconciler.providers.miniappcenter.planning import make_plan
+            from contextlib import AsyncExitStack
 
-            async with where.client(parallelism) as client:
-                plan = await make_plan(
-                    client,
-                    desired.apps,
-                    current_state,
-                    identity=where.identity,
-                    in_scope=in_scope_filter(desired.selectors, target),
-                    declared=desired.declared,
-                    parallelism=parallelism,
-                    probe_window=probe_window,
-                    notices=notices,
-                    endpoint_setting=where.setting,
-                )
-            return classify(plan, current_state)
+            from reconciler.engine.service import merge_drift, plan_parts
+
+            reports: list[DriftReport] = []
+            if fleet.mac is not None:
+                from reconciler.providers.miniappcenter.drift import classify
+                from reconciler.providers.miniappcenter.planning import make_plan
+
+                async with fleet.mac.client(parallelism) as client:
+                    plan = await make_plan(
+                        client,
+                        desired.apps,
+                        fleet.state,
+                        identity=fleet.mac.identity,
+                        in_scope=in_scope_filter(desired.selectors, target),
+                        declared=desired.declared,
+                        parallelism=parallelism,
+                        probe_window=probe_window,
+                        notices=tuple([*notices, *fleet.notices]),
+                        endpoint_setting=fleet.mac.setting,
+                    )
+                reports.append(classify(plan, fleet.state))
+            if fleet.others:
+                sections = sections_of(fleet)
+                async with AsyncExitStack() as stack:
+                    sessions = await open_sessions(stack, fleet, options)
+                    models = {name: desired.models(name) for name in fleet.others}
+                    scope = scope_of(desired, options, [*notices, *fleet.notices])
+                    parts = await plan_parts(sessions, models, sections, scope)
+                    reports += [
+                        sessions.by_name[name].drift(part, sections[name])
+                        for name, part in parts.items()
+                    ]
+            return merge_drift(reports)
 
         report = asyncio.run(run())
     if out is not None:

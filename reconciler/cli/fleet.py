@@ -113,6 +113,11 @@ def open_fleet(
         if wanted is not None and name not in wanted:
             continue
         declared = desired is not None and bool(desired.others_declared.get(name))
+        if desired is not None and desired.only is not None:
+            # plan --changed-since: only a provider with a changed manifest is read.
+            if desired.others.get(name):
+                others.append(name)
+            continue
         section = state.providers.get(name)
         recorded = section is not None and any(section.resources.values())
         if declared or (only is not None and name in only):
@@ -149,15 +154,25 @@ def sections_of(fleet: Fleet) -> dict[str, Section]:
 
 def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[str]) -> Scope:
     from reconciler.engine.session import Scope
+    from reconciler.providers.registry import PROVIDERS
 
     declared: frozenset[str] = frozenset()
     selectors: dict[str, str] = {}
     if desired is not None:
         declared = frozenset(key for keys in desired.others_declared.values() for key in keys)
         selectors = dict(desired.selectors)
+    targets = frozenset(options.targets)
+    if desired is not None and desired.only is not None:
+        # plan --changed-since: read and plan only the resources whose manifests changed.
+        touched = {
+            PROVIDERS[name].resource_key(item.app)
+            for name, items in desired.others.items()
+            for item in items
+        }
+        targets = frozenset(touched)
     return Scope(
         selectors=selectors,
-        targets=frozenset(options.targets),
+        targets=targets,
         prune=options.prune,
         declared=declared,
         notices=tuple(notices),

@@ -9,9 +9,12 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.common import (
+    MAC_PROVIDER,
+    ConfigOpt,
     SandboxDbOpt,
     SandboxOpt,
     StateOpt,
+    check_provider,
     err,
     handled_errors,
     resolve_target,
@@ -37,9 +40,25 @@ def import_(
     state: Path | None = StateOpt,
     sandbox: bool = SandboxOpt,
     sandbox_db: Path | None = SandboxDbOpt,
+    provider: str = typer.Option(
+        MAC_PROVIDER,
+        "--provider",
+        metavar="NAME",
+        help="Whose resources: miniappcenter (mini app ids), akana (app names or AppIDs) or"
+        " rest (ENDPOINT:PATH:KEY).",
+    ),
+    config: Path | None = ConfigOpt,
 ) -> None:
-    """Write a manifest per existing mini app from live state and record it as managed."""
+    """Write a manifest per existing resource from live state and record it as managed."""
     import asyncio
+
+    if provider != MAC_PROVIDER:
+        if version or label:
+            raise typer.BadParameter(
+                "--version and --label are for mini apps", param_hint="--provider"
+            )
+        _import_other(provider, app_ids, out, force, state, sandbox, sandbox_db, config)
+        return
 
     from reconciler.errors import ConfigError, ReconcilerError
     from reconciler.manifest import parse_selectors
@@ -140,3 +159,76 @@ def _schema_path(manifest: Path) -> str | None:
     if not schema.exists():
         return None
     return os.path.relpath(schema.resolve(), manifest.parent.resolve())
+
+
+def _import_other(
+    provider: str,
+    refs: list[str],
+    out: Path,
+    force: bool,
+    state: Path | None,
+    sandbox: bool,
+    sandbox_db: Path | None,
+    config: Path | None,
+) -> None:
+    """Import through the provider's session: it finds each resource, records it in its
+    section of the state and writes its manifest."""
+    import asyncio
+    import os
+    from contextlib import AsyncExitStack
+
+    from reconciler.cli.fleet import FleetOptions, connectors
+    from reconciler.engine.service import open_sessions
+    from reconciler.engine.session import Imported
+    from reconciler.errors import ConfigError
+    from reconciler.limits import DEFAULT_PROBE_WINDOW
+    from reconciler.state import ProviderState
+
+    with handled_errors():
+        check_provider(provider)
+        if provider not in connectors():
+            raise ConfigError(f"import does not know the {provider} provider")
+        options = FleetOptions(sandbox, sandbox_db, config, provider, False, None, 8,
+                               DEFAULT_PROBE_WINDOW, ())  # fmt: skip
+        store = state_store(state, sandbox)
+        with store.lock("import"):
+            current = store.read()
+            section = current.providers.setdefault(provider, ProviderState())
+
+            async def run() -> list[Imported]:
+                async with AsyncExitStack() as stack:
+                    sessions = await open_sessions(
+                        stack, connectors(), [provider], dict(os.environ),
+                        sandbox_dir=options.sandbox_dir, config=config, parallelism=8,
+                    )  # fmt: skip
+                    session = sessions.by_name[provider]
+                    err(f"Endpoint ({provider}): {session.display}")
+                    session.bind(section)
+                    return [await session.import_resource(ref, section) for ref in refs]
+
+            before = {key for records in section.resources.values() for key in records}
+            results = asyncio.run(run())
+            managed = [item.key for item in results if item.key in before]
+            if managed:  # nothing is saved: re-importing would drop what the state keeps
+                raise ConfigError(
+                    f"already managed: {', '.join(managed)}. Its manifest is the source of"
+                    " truth; to adopt it again, first remove it from the state"
+                )
+            paths = {item.key: out / f"{_file_name(item.key)}.yaml" for item in results}
+            existing = [str(p) for p in paths.values() if p.exists()]
+            if existing and not force:  # checked before anything is saved or written
+                raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+            out.mkdir(parents=True, exist_ok=True)
+            for item in results:
+                paths[item.key].write_text(item.manifest, encoding="utf-8")
+                err(f"Imported {item.key} -> {paths[item.key]}")
+            store.save(current)
+    err("Review the manifests, then `reconciler plan` should show no changes.")
+
+
+def _file_name(key: str) -> str:
+    """A manifest file name for a natural key (REST keys hold ``:`` and ``/``)."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")[:100]
+    return name or "resource"

@@ -40,13 +40,24 @@ def _editing(state: Path | None, sandbox: bool, operation: str) -> Iterator[Stat
 
 @state_app.command("list")
 def list_apps(state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None:
-    """List the mini apps the state manages."""
+    """List the mini apps (and other providers' resources) the state manages."""
+    from reconciler.address import root_address
+
     with handled_errors():
         current = _store(state, sandbox).read()
     for app_id, record in sorted(current.apps.items()):
         flags = " (protected)" if record.protect else ""
         typer.echo(f"{app_id}\t{len(record.versions)} version(s){flags}")
-    err(f"{len(current.apps)} mini app(s); endpoint {current.endpoint}; serial {current.serial}")
+    others = 0
+    for name, section in sorted(current.providers.items()):
+        for kind, records in sorted(section.resources.items()):
+            for key, data in sorted(records.items()):
+                flags = " (protected)" if data.get("protect") is True else ""
+                typer.echo(f"{root_address(name, kind, key)}\tid {data.get('id')}{flags}")
+                others += 1
+    more = f", {others} other resource(s)" if others else ""
+    err(f"{len(current.apps)} mini app(s){more}; endpoint {current.endpoint}; serial"
+        f" {current.serial}")  # fmt: skip
 
 
 @state_app.command("show")
@@ -73,6 +84,8 @@ def rm(
 
     with _editing(state, sandbox, "state rm") as current:
         record = current.app(app_id)
+        if record is None and version is None and _forget_other(current, app_id):
+            return
         if record is None:
             raise StateError(f"{app_id} is not in the state")
         if version is None:
@@ -84,6 +97,24 @@ def rm(
             del record.versions[version]
             what = f"{app_id} version {version}"
     err(f"Forgot {what} (nothing was deleted from the Mini App Center).")
+
+
+def _forget_other(current: State, text: str) -> bool:
+    """``state rm akana_app[Name]``: forget another provider's resource by its address."""
+    from reconciler.address import AddressError, parse_address
+    from reconciler.providers.registry import ROOT_KINDS
+
+    try:
+        address = parse_address(text, ROOT_KINDS)
+    except AddressError:
+        return False
+    section = current.providers.get(address.provider)
+    records = section.resources.get(address.kind, {}) if section is not None else {}
+    if address.parent is not None or address.key not in records:
+        return False
+    del records[address.key]
+    err(f"Forgot {address} (nothing was deleted on the server).")
+    return True
 
 
 @state_app.command("unlock")

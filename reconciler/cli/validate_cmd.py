@@ -44,7 +44,6 @@ def validate(
         load_manifest_files,
         parse_selectors,
         require_manifests,
-        select_apps,
     )
 
     try:
@@ -70,25 +69,52 @@ def validate(
             bad_files = len({issue.file for issue in issues})
             err(f"{_plural(exc.total, 'error')} in {_plural(bad_files, 'file')}")
         raise typer.Exit(EXIT_ERROR) from None
-    try:  # no state here: a selection must match a declared app
-        check_selection(selectors, target, {item.app.id: item.app.labels for item in loaded})
+    from reconciler.engine.service import split_by_provider
+    from reconciler.providers.registry import PROVIDERS
+
+    # (provider, grouping key, labels) of every resource: --select/--target match these.
+    keyed = [
+        (name, PROVIDERS[name].resource_key(item.app), PROVIDERS[name].resource_labels(item.app))
+        for name, items in split_by_provider(loaded, PROVIDERS).items()
+        for item in items
+    ]
+    try:  # no state here: a selection must match a declared resource
+        check_selection(selectors, target, {key: labels for _, key, labels in keyed})
     except ConfigError as exc:
         err(f"Error: {exc}")
         if format is ValidateFormat.json:
             _print_json(valid=False, apps=0, errors=[{"message": str(exc)}])
         raise typer.Exit(EXIT_ERROR) from None
-    count = len(select_apps(loaded, selectors, target))
+    counts: dict[str, int] = {}
+    for name, key, labels in keyed:
+        if (not target or key in target) and all(
+            labels.get(k) == v for k, v in selectors.items()
+        ):
+            counts[name] = counts.get(name, 0) + 1
+    count = sum(counts.values())
     if format is ValidateFormat.json:
-        _print_json(valid=True, apps=count, errors=[])
+        _print_json(valid=True, apps=count, errors=[], by_provider=counts)
     else:
-        typer.echo(f"OK: {_plural(count, 'mini app')} in {_plural(len(files), 'file')}")
+        said = [_plural(n, _NOUNS.get(name, f"{name} resource")) for name, n in counts.items()]
+        typer.echo(f"OK: {', '.join(said) or _plural(0, 'mini app')} in"
+                   f" {_plural(len(files), 'file')}")  # fmt: skip
     raise typer.Exit(EXIT_OK)
 
 
+_NOUNS = {"miniappcenter": "mini app", "akana": "Akana app", "rest": "REST object"}
+
+
 def _print_json(
-    *, valid: bool, apps: int, errors: list[dict[str, object]], omitted: int = 0
+    *,
+    valid: bool,
+    apps: int,
+    errors: list[dict[str, object]],
+    omitted: int = 0,
+    by_provider: dict[str, int] | None = None,
 ) -> None:
     document: dict[str, object] = {"valid": valid, "apps": apps, "errors": errors}
+    if by_provider and set(by_provider) != {"miniappcenter"}:
+        document["by_provider"] = by_provider
     if omitted:  # errors found beyond the caps, not listed
         document["omitted_errors"] = omitted
     typer.echo(json.dumps(document, indent=2))
