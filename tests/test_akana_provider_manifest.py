@@ -157,3 +157,24 @@ def test_the_schema_accepts_the_demo_and_refuses_what_the_loader_refuses() -> No
     assert list(validator.iter_errors(bad))
     bad = yaml.safe_load(GOOD.replace('- name: "1.0"', '- name: "1.0"\n      visibility: All'))
     assert list(validator.iter_errors(bad))
+
+
+# --- one checker base for every provider (issue #12) ---------------------------------------
+
+
+def test_a_file_that_is_not_a_manifest_is_named_without_its_content(tmp_path: Path) -> None:
+    """A .env picked up as *.yaml: its keys are its content, so none is echoed."""
+    found = issues("DB_PASSWORD: hunter2\nAPI_TOKEN: s3cret\n", tmp_path)
+    assert found == [
+        (1, 1, "", "not a manifest: a document starts with apiVersion: akana/v1 and kind: App")
+    ]
+
+
+def test_a_surrogate_from_the_environment_is_refused(tmp_path: Path) -> None:
+    """os.environ decodes undecodable bytes to lone surrogates: refused, as for mini apps."""
+    text = GOOD.replace("  summary: s", "  summary: ${WHO}")
+    with pytest.raises(ManifestError) as caught:
+        load(text, tmp_path, {"WHO": "caf\udce9"})
+    [issue] = caught.value.issues
+    assert (issue.line, issue.path) == (6, "spec.summary")
+    assert issue.message.startswith("contains U+DCE9, a lone surrogate")
