@@ -79,6 +79,11 @@ BAD = [
     ("wrong kind", "kind: App", "kind: MiniApp", 2, 7, "kind", "supported: App"),
     ("an unquoted date", "  summary: s", "  summary: 2024-01-01", 6, 12, "spec.summary",
      "as a date"),
+    # The model's own rules, reported where the document holds the field (AkanaApp is flat).
+    ("a long summary", "  summary: s", "  summary: " + "x" * 4001, 6, 12, "spec.summary",
+     "at most 4000 characters"),
+    ("a long name", "  name: Shop", "  name: " + "S" * 201, 4, 9, "metadata.name",
+     "at most 200 characters"),
 ]
 
 
@@ -178,3 +183,10 @@ def test_a_surrogate_from_the_environment_is_refused(tmp_path: Path) -> None:
     [issue] = caught.value.issues
     assert (issue.line, issue.path) == (6, "spec.summary")
     assert issue.message.startswith("contains U+DCE9, a lone surrogate")
+
+
+def test_a_refused_version_is_not_also_reported_as_no_version(tmp_path: Path) -> None:
+    """The model's whole-app rule (at least one version) stays silent when the walk already
+    refused the versions (DocumentCheckerBase.skip_document_errors_after_issues)."""
+    found = issues(GOOD.replace('- name: "1.0"', "- oops"), tmp_path)
+    assert found == [(8, 7, "spec.versions[0]", "must be a mapping, not the value 'oops'")]

@@ -51,6 +51,11 @@ class DocumentCheckerBase:
     # The header of the documents this checker reads.
     api_version: ClassVar[str] = ""
     kind: ClassVar[str] = ""
+    # What a duplicate is called in messages, and where the natural key is written (required,
+    # read by _natural_key; "what it is" completes the missing-field message).
+    id_label = "resource"
+    id_path = "metadata.name"
+    id_missing: ClassVar[str] = "its name"
     # The document's sections and their keys: a key written one level off is told where
     # it belongs (and a model field named as a metadata key is reported under metadata).
     section_keys: ClassVar[Mapping[str, Sequence[str]]] = {}
@@ -135,7 +140,24 @@ class DocumentCheckerBase:
         return None if self.issues else app
 
     def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
-        """The model's fields from metadata (``at``: where its key is written)."""
+        """The model's fields from metadata (``at``: where its key is written): the natural
+        key at :attr:`id_path`, labels and flags."""
+        entries = self._mapping(node, ("metadata",), self.section_keys["metadata"])
+        data: dict[str, Any] = {}
+        key = self.id_path.removeprefix("metadata.")
+        loc: Loc = ("metadata", key)
+        if key not in entries:
+            self.report(loc, at, f"{MISSING}: {self.id_missing}")
+        else:
+            value = self._natural_key(entries[key][1], loc)
+            if value is not None:
+                data[key] = self.app_id = value
+                self.app_id_pos = pos_of(entries[key][1])
+        data.update(self._metadata_common(entries))
+        return data
+
+    def _natural_key(self, node: Node, loc: Loc) -> str | None:
+        """The natural key as written, or None (reported) when the provider's rule refuses it."""
         raise NotImplementedError
 
     def _spec(self, node: MappingNode, at: Pos, *, protect: bool) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class AkanaAppChecker(DocumentCheckerBase):
 
     id_label = "Akana app name"
     id_path = "metadata.name"
+    id_missing = "the Akana app's Name"
     api_version = API_VERSION
     kind = KIND
     section_keys = _SECTION_KEYS
@@ -45,23 +46,14 @@ class AkanaAppChecker(DocumentCheckerBase):
 
     # --- sections ----------------------------------------------------------------------
 
-    def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
-        entries = self._mapping(node, ("metadata",), METADATA_KEYS)
-        data: dict[str, Any] = {}
-        if "name" not in entries:
-            self.report(("metadata", "name"), at, f"{MISSING}: the Akana app's Name")
-        else:
-            name_node = entries["name"][1]
-            name = self._string(name_node, ("metadata", "name"))
-            if name is not None:
-                if name.strip() != name or not name:
-                    self.report(("metadata", "name"), pos_of(name_node),
-                                "an app name is not empty and has no leading or trailing spaces")
-                else:
-                    data["name"] = self.app_id = name
-                    self.app_id_pos = pos_of(name_node)
-        data.update(self._metadata_common(entries))
-        return data
+    def _natural_key(self, node: Node, loc: Loc) -> str | None:
+        name = self._string(node, loc)
+        if name is not None and (not name or name.strip() != name):
+            self.report(
+                loc, pos_of(node), "an app name is not empty and has no leading or trailing spaces"
+            )
+            return None
+        return name
 
     def _spec(self, node: MappingNode, at: Pos, *, protect: bool) -> dict[str, Any]:
         entries = self._mapping(node, ("spec",), SPEC_KEYS)

@@ -80,6 +80,7 @@ class DocumentChecker(DocumentCheckerBase):
 
     id_label = "mini app id"
     id_path = "metadata.id"
+    id_missing = "the mini app id (reverse-DNS)"
     api_version = API_VERSION
     kind = KIND
     section_keys = _SECTION_KEYS
@@ -100,19 +101,6 @@ class DocumentChecker(DocumentCheckerBase):
 
     def check(self, root: Node) -> MiniApp | None:
         return self._walk(root, MiniApp)
-
-    def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
-        entries = self._mapping(node, ("metadata",), METADATA_KEYS)
-        data: dict[str, Any] = {}
-        if "id" not in entries:
-            self.report(("metadata", "id"), at, f"{MISSING}: the mini app id (reverse-DNS)")
-        else:
-            app_id = self._id(entries["id"][1], ("metadata", "id"))
-            if app_id is not None:
-                data["id"] = self.app_id = app_id
-                self.app_id_pos = pos_of(entries["id"][1])
-        data.update(self._metadata_common(entries))
-        return data
 
     def _spec(self, node: MappingNode, at: Pos, *, protect: bool) -> dict[str, Any]:
         entries = self._mapping(node, ("spec",), SPEC_KEYS)
@@ -239,6 +227,9 @@ class DocumentChecker(DocumentCheckerBase):
         digest = hashlib.sha256(content).hexdigest()
         # The resolved path: what apply re-reads is the file that was checked here.
         return f"file:{os.path.relpath(real)}#sha256={digest}"
+
+    def _natural_key(self, node: Node, loc: Loc) -> str | None:
+        return self._id(node, loc)
 
     def _id(self, node: Node, loc: Loc) -> str | None:
         value = self._string(node, loc)
