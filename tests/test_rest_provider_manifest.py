@@ -289,3 +289,12 @@ def test_a_surrogate_from_the_environment_is_refused(
     """os.environ decodes undecodable bytes to lone surrogates: refused, as for mini apps."""
     errors = _errors(tmp_path, HEAD.replace(old, new), {"WHO": "caf\udce9"})
     assert errors[0].startswith(f"{where}: contains U+DCE9, a lone surrogate"), errors
+
+
+def test_the_header_is_read_as_written(tmp_path: Path) -> None:
+    """The loader picks a document's checker by its header as written, so REST reads it so
+    too (RestObjectChecker.substitute_headers): no ${VAR} there."""
+    text = HEAD.replace("apiVersion: rest/v1", "apiVersion: ${API}")
+    assert _errors(tmp_path, text, {"API": "rest/v1"}) == [
+        "1:13: apiVersion: unsupported apiVersion '${API}'; supported: rest/v1"
+    ]
