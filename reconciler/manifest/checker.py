@@ -4,8 +4,9 @@ as written (``${VAR}`` substituted), enums with a did-you-mean, string maps, and
 errors mapped back to the node that holds the value.
 
 A provider subclasses :class:`DocumentCheckerBase`, sets the class attributes where its
-checker behaves differently, and writes only its own walk (its ``check``, which starts with
-:meth:`~DocumentCheckerBase._top`).
+checker behaves differently, and writes only what is its own: ``check`` (``_walk`` with its
+model; REST, whose object is no pydantic model, walks from ``_top``), ``_natural_key`` and
+``_spec``.
 """
 
 from __future__ import annotations
