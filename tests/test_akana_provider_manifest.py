@@ -79,6 +79,11 @@ BAD = [
     ("wrong kind", "kind: App", "kind: MiniApp", 2, 7, "kind", "supported: App"),
     ("an unquoted date", "  summary: s", "  summary: 2024-01-01", 6, 12, "spec.summary",
      "as a date"),
+    # The model's own rules, reported where the document holds the field (AkanaApp is flat).
+    ("a long summary", "  summary: s", "  summary: " + "x" * 4001, 6, 12, "spec.summary",
+     "at most 4000 characters"),
+    ("a long name", "  name: Shop", "  name: " + "S" * 201, 4, 9, "metadata.name",
+     "at most 200 characters"),
 ]
 
 
@@ -157,3 +162,31 @@ def test_the_schema_accepts_the_demo_and_refuses_what_the_loader_refuses() -> No
     assert list(validator.iter_errors(bad))
     bad = yaml.safe_load(GOOD.replace('- name: "1.0"', '- name: "1.0"\n      visibility: All'))
     assert list(validator.iter_errors(bad))
+
+
+# --- one checker base for every provider (issue #12) ---------------------------------------
+
+
+def test_a_file_that_is_not_a_manifest_is_named_without_its_content(tmp_path: Path) -> None:
+    """A .env picked up as *.yaml: its keys are its content, so none is echoed."""
+    found = issues("DB_PASSWORD: hunter2\nAPI_TOKEN: s3cret\n", tmp_path)
+    assert found == [
+        (1, 1, "", "not a manifest: a document starts with apiVersion: akana/v1 and kind: App")
+    ]
+
+
+def test_a_surrogate_from_the_environment_is_refused(tmp_path: Path) -> None:
+    """os.environ decodes undecodable bytes to lone surrogates: refused, as for mini apps."""
+    text = GOOD.replace("  summary: s", "  summary: ${WHO}")
+    with pytest.raises(ManifestError) as caught:
+        load(text, tmp_path, {"WHO": "caf\udce9"})
+    [issue] = caught.value.issues
+    assert (issue.line, issue.path) == (6, "spec.summary")
+    assert issue.message.startswith("contains U+DCE9, a lone surrogate")
+
+
+def test_a_refused_version_is_not_also_reported_as_no_version(tmp_path: Path) -> None:
+    """The model's whole-app rule (at least one version) stays silent when the walk already
+    refused the versions (DocumentCheckerBase.skip_document_errors_after_issues)."""
+    found = issues(GOOD.replace('- name: "1.0"', "- oops"), tmp_path)
+    assert found == [(8, 7, "spec.versions[0]", "must be a mapping, not the value 'oops'")]

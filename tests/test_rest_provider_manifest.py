@@ -263,3 +263,38 @@ def test_render_round_trips(tmp_path: Path) -> None:
     )
     assert back.body == obj.body and back.ignore == obj.ignore
     assert back.protect and back.labels == {"team": "x"}
+
+
+# --- one checker base for every provider (issue #12) ---------------------------------------
+
+
+def test_a_document_that_is_not_a_mapping_names_the_keys_it_needs(tmp_path: Path) -> None:
+    """The same words as the other providers' checkers (REST's used to drop the key list)."""
+    assert _errors(tmp_path, "- a\n- b\n") == [
+        "1:1: a manifest document must be a mapping (apiVersion, kind, metadata, spec),"
+        " not a list"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("name: hammer", "name: ${WHO}", "4:9: metadata.name"),
+        ("sku: HAM-01", "sku: HAM-01\n    note: ${WHO}", "11:11: spec.body.note"),
+    ],
+)
+def test_a_surrogate_from_the_environment_is_refused(
+    tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    """os.environ decodes undecodable bytes to lone surrogates: refused, as for mini apps."""
+    errors = _errors(tmp_path, HEAD.replace(old, new), {"WHO": "caf\udce9"})
+    assert errors[0].startswith(f"{where}: contains U+DCE9, a lone surrogate"), errors
+
+
+def test_the_header_is_read_as_written(tmp_path: Path) -> None:
+    """The loader picks a document's checker by its header as written, so REST reads it so
+    too (RestObjectChecker.substitute_headers): no ${VAR} there."""
+    text = HEAD.replace("apiVersion: rest/v1", "apiVersion: ${API}")
+    assert _errors(tmp_path, text, {"API": "rest/v1"}) == [
+        "1:13: apiVersion: unsupported apiVersion '${API}'; supported: rest/v1"
+    ]

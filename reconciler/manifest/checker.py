@@ -4,7 +4,9 @@ as written (``${VAR}`` substituted), enums with a did-you-mean, string maps, and
 errors mapped back to the node that holds the value.
 
 A provider subclasses :class:`DocumentCheckerBase`, sets the class attributes where its
-checker behaves differently, and writes only its own walk (its ``check``).
+checker behaves differently, and writes only what is its own: ``check`` (``_walk`` with its
+model; REST, whose object is no pydantic model, walks from ``_top``), ``_natural_key`` and
+``_spec``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import ManifestIssue
+from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.nodes import (
     MERGE_TAG,
     Loc,
@@ -26,6 +29,7 @@ from reconciler.manifest.nodes import (
     describe_node,
     display_path,
     pos_of,
+    read_bool,
     read_string,
     substitute,
 )
@@ -33,6 +37,7 @@ from reconciler.secrets import shown
 
 MISSING = "required field is missing"
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
+ENSURE_VALUES = ("present", "absent")
 # Past this many issues in a document, the rest are only counted (see loader's caps).
 SUGGESTIONS = 200
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -44,15 +49,28 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 class DocumentCheckerBase:
     """Validates one document; collects issues instead of stopping at the first."""
 
+    # The header of the documents this checker reads.
+    api_version: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    # What a duplicate is called in messages, and where the natural key is written (required,
+    # read by _natural_key; "what it is" completes the missing-field message).
+    id_label = "resource"
+    id_path = "metadata.name"
+    id_missing: ClassVar[str] = "its name"
     # The document's sections and their keys: a key written one level off is told where
-    # it belongs.
+    # it belongs (and a model field named as a metadata key is reported under metadata).
     section_keys: ClassVar[Mapping[str, Sequence[str]]] = {}
-    # Refuse a lone surrogate that only appears once the environment is substituted.
-    refuse_substituted_surrogates: ClassVar[bool] = False
+    # metadata's booleans besides labels, read by _metadata_common.
+    metadata_flags: ClassVar[Sequence[str]] = ("protect",)
+    # What `ensure: absent` deletes, as the protect refusal names it.
+    deleted: ClassVar[str] = "the resource"
     # Read apiVersion/kind with ${VAR} substitution (False: read exactly as written).
     substitute_headers: ClassVar[bool] = True
-    # When the walk already found issues, drop the model's whole-document errors (loc ()).
+    # When the walk already found issues, drop the model's whole-document errors (loc ()):
+    # for a model with a whole-document rule over fields the walk may have refused.
     skip_document_errors_after_issues: ClassVar[bool] = False
+    # The model holds spec's fields at its top level (its errors are reported under spec).
+    model_spec_is_flat: ClassVar[bool] = False
 
     def __init__(
         self, file: str, env: Mapping[str, str], roots: Sequence[Path] | None = None
@@ -78,7 +96,76 @@ class DocumentCheckerBase:
 
     # --- the document ------------------------------------------------------------------
 
-    def _header(self, top: Entries, key: str, expected: str, root: MappingNode) -> bool:
+    def _top(self, root: Node) -> Entries | None:
+        """The top-level keys of a document of this checker's (apiVersion, kind), or None
+        (reported) for a document that is not a mapping, not a manifest, or of another kind."""
+        if not isinstance(root, MappingNode):
+            self.report((), pos_of(root), not_a_mapping(root))
+            return None
+        if not has_header(root):
+            # Not a manifest at all (a .env, a password file picked up as *.yaml): its keys
+            # are its content, so none is echoed.
+            self.report(
+                (),
+                pos_of(root),
+                f"not a manifest: a document starts with apiVersion: {self.api_version}"
+                f" and kind: {self.kind}",
+            )
+            return None
+        top = self._mapping(root, (), TOP_KEYS)
+        # `|`, not `or`: both headers are checked, so both problems are reported.
+        foreign = self._header(top, "apiVersion", self.api_version, root) | self._header(
+            top, "kind", self.kind, root
+        )
+        return None if foreign else top  # another kind of document: its fields mean otherwise
+
+    def _walk(self, root: Node, model: type[ModelT]) -> ModelT | None:
+        """A document read section by section (:meth:`_metadata`, :meth:`_spec`), then the
+        model's own rules over what was readable, even after other issues: one run reports
+        them all."""
+        top = self._top(root)
+        if top is None:
+            return None
+        data: dict[str, Any] = {}
+        metadata = self._section(top, "metadata", root)
+        if metadata is not None:
+            data.update(self._metadata(*metadata))
+        spec = self._section(top, "spec", root)
+        if spec is not None:
+            fields = self._spec(*spec, protect=data.get("protect") is True)
+            if self.model_spec_is_flat:
+                data.update(fields)
+            else:
+                data["spec"] = fields
+        app = self._validate_model(model, data)
+        return None if self.issues else app
+
+    def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
+        """The model's fields from metadata (``at``: where its key is written): the natural
+        key at :attr:`id_path`, labels and flags."""
+        entries = self._mapping(node, ("metadata",), self.section_keys["metadata"])
+        data: dict[str, Any] = {}
+        key = self.id_path.removeprefix("metadata.")
+        loc: Loc = ("metadata", key)
+        if key not in entries:
+            self.report(loc, at, f"{MISSING}: {self.id_missing}")
+        else:
+            value = self._natural_key(entries[key][1], loc)
+            if value is not None:
+                data[key] = self.app_id = value
+                self.app_id_pos = pos_of(entries[key][1])
+        data.update(self._metadata_common(entries))
+        return data
+
+    def _natural_key(self, node: Node, loc: Loc) -> str | None:
+        """The natural key as written, or None (reported) when the provider's rule refuses it."""
+        raise NotImplementedError
+
+    def _spec(self, node: MappingNode, at: Pos, *, protect: bool) -> dict[str, Any]:
+        """The model's fields from spec (``protect``: metadata.protect is true)."""
+        raise NotImplementedError
+
+    def _header(self, top: Entries, key: str, expected: str, root: Node) -> bool:
         """True when the header names something this tool does not read."""
         if key not in top:
             self.report((key,), pos_of(root), f"{MISSING}; write {key}: {expected}")
@@ -96,7 +183,7 @@ class DocumentCheckerBase:
         return False
 
     def _section(
-        self, top: Entries, key: str, root: MappingNode, *, required: bool = True
+        self, top: Entries, key: str, root: Node, *, required: bool = True
     ) -> tuple[MappingNode, Pos] | None:
         """The section's mapping and where its key is written (missing fields point there)."""
         if key not in top:
@@ -108,6 +195,76 @@ class DocumentCheckerBase:
             self.report((key,), pos_of(node), f"must be a mapping, not {describe_node(node)}")
             return None
         return node, pos_of(key_node)
+
+    def _metadata_common(self, entries: Entries) -> dict[str, Any]:
+        """metadata's labels and flags (:attr:`metadata_flags`); refused ones are left out."""
+        data: dict[str, Any] = {}
+        if "labels" in entries:
+            loc: Loc = ("metadata", "labels")
+            labels = self._string_map(entries["labels"][1], loc, label_key_problem)
+            if labels is not None:
+                data["labels"] = labels
+        for flag in self.metadata_flags:
+            if flag in entries:
+                value = self._bool(entries[flag][1], ("metadata", flag))
+                if value is not None:
+                    data[flag] = value
+        return data
+
+    def _ensure(self, entries: Entries, protect: bool | None) -> str | None:
+        """spec.ensure as written (None when not written or refused); ``absent`` while
+        metadata.protect is true is reported."""
+        if "ensure" not in entries:
+            return None
+        node = entries["ensure"][1]
+        value = self._enum(node, ("spec", "ensure"), ENSURE_VALUES)
+        if value == "absent" and protect:
+            self.report(
+                ("spec", "ensure"),
+                pos_of(node),
+                f"ensure: absent deletes {self.deleted}, but metadata.protect is true;"
+                " set protect: false to allow the delete",
+            )
+        return value
+
+    def _items(
+        self,
+        node: Node,
+        loc: Loc,
+        read_item: Callable[[MappingNode, Loc, Pos], dict[str, Any]],
+        key: str,
+        what: str,
+    ) -> list[dict[str, Any]]:
+        """A list of mappings keyed by ``key`` (unique); duplicates are reported and dropped."""
+        if not isinstance(node, SequenceNode):
+            self.report(loc, pos_of(node), f"must be a list, not {describe_node(node)}")
+            return []
+        items: list[dict[str, Any]] = []
+        first_line: dict[str, int] = {}
+        for index, item_node in enumerate(node.value):
+            item_loc = (*loc, index)
+            if not isinstance(item_node, MappingNode):
+                self.report(
+                    item_loc,
+                    pos_of(item_node),
+                    f"must be a mapping, not {describe_node(item_node)}",
+                )
+                continue
+            item = read_item(item_node, item_loc, pos_of(item_node))
+            natural_key = item.get(key)
+            if isinstance(natural_key, str):
+                key_pos = self._value_pos[(*item_loc, key)]
+                if natural_key in first_line:
+                    self.report(
+                        (*item_loc, key),
+                        key_pos,
+                        f"duplicate {what} {shown(natural_key)}"
+                        f" (first at line {first_line[natural_key]})",
+                    )
+                    continue
+                first_line[natural_key] = key_pos.line
+            items.append(item)
+        return items
 
     # --- typed values ------------------------------------------------------------------
 
@@ -154,8 +311,6 @@ class DocumentCheckerBase:
         if text is None or "$" not in text:
             return text  # a surrogate written in the YAML was refused by the screen
         value = substitute(text, self.env, report)
-        if not self.refuse_substituted_surrogates:
-            return value
         match = _SURROGATE_RE.search(value)
         if match:  # os.environ holds undecodable bytes as lone surrogates
             report(
@@ -164,6 +319,9 @@ class DocumentCheckerBase:
             )
             return None
         return value
+
+    def _bool(self, node: Node, loc: Loc) -> bool | None:
+        return read_bool(node, self._reporter(loc, node))
 
     def _enum(self, node: Node, loc: Loc, allowed: Sequence[str]) -> str | None:
         value = self._string(node, loc)
@@ -203,7 +361,10 @@ class DocumentCheckerBase:
 
     def _document_loc(self, model_loc: tuple[int | str, ...]) -> Loc:
         """A pydantic location in the provider's model -> the path in the document."""
-        return tuple(model_loc)
+        loc = document_loc(model_loc, self.section_keys.get("metadata", ()))
+        if self.model_spec_is_flat and loc and loc[0] != "metadata":
+            return ("spec", *loc)
+        return loc
 
     def _validate_model(self, model: type[ModelT], data: dict[str, Any]) -> ModelT | None:
         try:

@@ -10,34 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from reconciler.manifest.checker import (
-    MISSING,
-    TOP_KEYS,
-    DocumentCheckerBase,
-    Entries,
-    document_loc,
-    has_header,
-    not_a_mapping,
-)
+from reconciler.manifest.checker import MISSING, TOP_KEYS, DocumentCheckerBase, Entries
 from reconciler.manifest.files import (
     MAX_OBJECT_BYTES,
     FileRefused,
     confined,
     read_regular_file,
 )
-from reconciler.manifest.labels import label_key_problem
 from reconciler.manifest.nodes import (
     Loc,
     Pos,
     describe_node,
     pos_of,
-    read_bool,
     read_int,
 )
 from reconciler.providers.miniappcenter.ids import app_id_problem, attribute_field_problem
@@ -77,7 +67,6 @@ VERSION_KEYS = (
     "status",
 )
 VERSION_STRINGS = ("code", "platform_id", "metadata", "main_name", "main_type", "service_url")
-ENSURE_VALUES = ("present", "absent")
 # What the API needs to create a mini app / a version: required in every manifest.
 REQUIRED_FOR_PRESENT = ("name", "superapp_id", "type")
 REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
@@ -85,18 +74,17 @@ REQUIRED_VERSION = ("code", "platform_id", "main_name", "main_type")
 OBJECT_FIELDS = ("icon", "card", "banner", "metadata")
 _SECTION_KEYS = {"": TOP_KEYS, "metadata": METADATA_KEYS, "spec": SPEC_KEYS}
 
-_NOT_A_MANIFEST = (
-    f"not a manifest: a document starts with apiVersion: {API_VERSION} and kind: {KIND}"
-)
-
 
 class DocumentChecker(DocumentCheckerBase):
     """Validates one document; collects issues instead of stopping at the first."""
 
     id_label = "mini app id"
     id_path = "metadata.id"
+    id_missing = "the mini app id (reverse-DNS)"
+    api_version = API_VERSION
+    kind = KIND
     section_keys = _SECTION_KEYS
-    refuse_substituted_surrogates = True
+    deleted = "the mini app"
 
     def __init__(
         self, file: str, env: Mapping[str, str], roots: Sequence[Path] | None = None
@@ -112,71 +100,15 @@ class DocumentChecker(DocumentCheckerBase):
     # --- the document ------------------------------------------------------------------
 
     def check(self, root: Node) -> MiniApp | None:
-        if not isinstance(root, MappingNode):
-            self.report((), pos_of(root), not_a_mapping(root))
-            return None
-        if not has_header(root):
-            # Not a manifest at all (a .env, a password file picked up as *.yaml): its keys
-            # are its content, so none is echoed.
-            self.report((), pos_of(root), _NOT_A_MANIFEST)
-            return None
-        top = self._mapping(root, (), TOP_KEYS)
-        # `|`, not `or`: both headers are checked, so both problems are reported.
-        foreign = self._header(top, "apiVersion", API_VERSION, root) | self._header(
-            top, "kind", KIND, root
-        )
-        if foreign:
-            return None  # another kind of document: its fields mean something else
-        data: dict[str, Any] = {}
-        metadata = self._section(top, "metadata", root)
-        if metadata is not None:
-            data.update(self._metadata(*metadata))
-        spec = self._section(top, "spec", root)
-        if spec is not None:
-            data["spec"] = self._spec(*spec, data.get("protect"))
-        # The model checks what was readable even after other issues: one run reports all.
-        app = self._validate_model(MiniApp, data)
-        return None if self.issues else app
+        return self._walk(root, MiniApp)
 
-    def _metadata(self, node: MappingNode, at: Pos) -> dict[str, Any]:
-        entries = self._mapping(node, ("metadata",), METADATA_KEYS)
-        data: dict[str, Any] = {}
-        if "id" not in entries:
-            self.report(("metadata", "id"), at, f"{MISSING}: the mini app id (reverse-DNS)")
-        else:
-            app_id = self._id(entries["id"][1], ("metadata", "id"))
-            if app_id is not None:
-                data["id"] = self.app_id = app_id
-                self.app_id_pos = pos_of(entries["id"][1])
-        if "labels" in entries:
-            loc: Loc = ("metadata", "labels")
-            labels = self._string_map(entries["labels"][1], loc, label_key_problem)
-            if labels is not None:
-                data["labels"] = labels
-        if "protect" in entries:
-            loc = ("metadata", "protect")
-            protect = read_bool(entries["protect"][1], self._reporter(loc, entries["protect"][1]))
-            if protect is not None:
-                data["protect"] = protect
-        return data
-
-    def _spec(self, node: MappingNode, at: Pos, protect: bool | None) -> dict[str, Any]:
+    def _spec(self, node: MappingNode, at: Pos, *, protect: bool) -> dict[str, Any]:
         entries = self._mapping(node, ("spec",), SPEC_KEYS)
         data: dict[str, Any] = {}
-        ensure = "present"
-        if "ensure" in entries:
-            ensure_node = entries["ensure"][1]
-            value = self._enum(ensure_node, ("spec", "ensure"), ENSURE_VALUES)
-            if value is not None:
-                data["ensure"] = ensure = value
-            if value == "absent" and protect:
-                self.report(
-                    ("spec", "ensure"),
-                    pos_of(ensure_node),
-                    "ensure: absent deletes the mini app, but metadata.protect is true;"
-                    " set protect: false to allow the delete",
-                )
-        if ensure == "present":
+        ensure = self._ensure(entries, protect)
+        if ensure is not None:
+            data["ensure"] = ensure
+        if ensure != "absent":
             for key in REQUIRED_FOR_PRESENT:
                 if key not in entries:
                     self.report(
@@ -216,45 +148,6 @@ class DocumentChecker(DocumentCheckerBase):
             )
         return data
 
-    def _items(
-        self,
-        node: Node,
-        loc: Loc,
-        read_item: Callable[[MappingNode, Loc, Pos], dict[str, Any]],
-        key: str,
-        what: str,
-    ) -> list[dict[str, Any]]:
-        """A list of mappings keyed by ``key`` (unique); duplicates are reported and dropped."""
-        if not isinstance(node, SequenceNode):
-            self.report(loc, pos_of(node), f"must be a list, not {describe_node(node)}")
-            return []
-        items: list[dict[str, Any]] = []
-        first_line: dict[str, int] = {}
-        for index, item_node in enumerate(node.value):
-            item_loc = (*loc, index)
-            if not isinstance(item_node, MappingNode):
-                self.report(
-                    item_loc,
-                    pos_of(item_node),
-                    f"must be a mapping, not {describe_node(item_node)}",
-                )
-                continue
-            item = read_item(item_node, item_loc, pos_of(item_node))
-            natural_key = item.get(key)
-            if isinstance(natural_key, str):
-                key_pos = self._value_pos[(*item_loc, key)]
-                if natural_key in first_line:
-                    self.report(
-                        (*item_loc, key),
-                        key_pos,
-                        f"duplicate {what} {shown(natural_key)}"
-                        f" (first at line {first_line[natural_key]})",
-                    )
-                    continue
-                first_line[natural_key] = key_pos.line
-            items.append(item)
-        return items
-
     def _location(self, node: MappingNode, loc: Loc, at: Pos) -> dict[str, Any]:
         entries = self._mapping(node, loc, LOCATION_KEYS)
         return self._fields(entries, loc, at, LOCATION_KEYS, LOCATION_KEYS)
@@ -263,9 +156,7 @@ class DocumentChecker(DocumentCheckerBase):
         entries = self._mapping(node, loc, VERSION_KEYS)
         data = self._fields(entries, loc, at, VERSION_STRINGS, REQUIRED_VERSION)
         if "integrated_security" in entries:
-            value_node = entries["integrated_security"][1]
-            field_loc = (*loc, "integrated_security")
-            flag = read_bool(value_node, self._reporter(field_loc, value_node))
+            flag = self._bool(entries["integrated_security"][1], (*loc, "integrated_security"))
             if flag is not None:
                 data["integrated_security"] = flag
         if "compatibility" in entries:
@@ -337,6 +228,9 @@ class DocumentChecker(DocumentCheckerBase):
         # The resolved path: what apply re-reads is the file that was checked here.
         return f"file:{os.path.relpath(real)}#sha256={digest}"
 
+    def _natural_key(self, node: Node, loc: Loc) -> str | None:
+        return self._id(node, loc)
+
     def _id(self, node: Node, loc: Loc) -> str | None:
         value = self._string(node, loc)
         if value is None:
@@ -371,9 +265,3 @@ class DocumentChecker(DocumentCheckerBase):
                 values.append(value)
             self._value_pos[item_loc] = pos_of(item)
         return values
-
-    # --- the model's own rules ---------------------------------------------------------
-
-    def _document_loc(self, model_loc: tuple[int | str, ...]) -> Loc:
-        """A pydantic location in MiniApp -> the path in the document (id is metadata.id)."""
-        return document_loc(model_loc, METADATA_KEYS)

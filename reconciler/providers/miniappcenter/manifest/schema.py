@@ -15,6 +15,7 @@ import copy
 import json
 from typing import Any
 
+from reconciler.manifest.checker import ENSURE_VALUES
 from reconciler.manifest.labels import LABEL_KEY_PATTERN
 from reconciler.providers.miniappcenter.ids import (
     APP_ID_PATTERN,
@@ -22,7 +23,6 @@ from reconciler.providers.miniappcenter.ids import (
     MAX_ID_LENGTH,
 )
 from reconciler.providers.miniappcenter.manifest.document import (
-    ENSURE_VALUES,
     REQUIRED_FOR_PRESENT,
     REQUIRED_VERSION,
 )

@@ -25,29 +25,23 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.errors import ManifestIssue
-from reconciler.manifest.checker import MISSING, SUGGESTIONS, TOP_KEYS, suggestion, unknown_key
-from reconciler.manifest.labels import label_key_problem
+from reconciler.manifest.checker import MISSING, TOP_KEYS, DocumentCheckerBase, Entries
 from reconciler.manifest.nodes import (
     BOOL_TAG,
     INT_TAG,
-    MERGE_TAG,
     NULL_TAG,
     STR_TAG,
     TAG,
     Loc,
     Pos,
     describe_node,
-    display_path,
     pos_of,
     read_bool,
     read_string,
-    substitute,
 )
 from reconciler.providers.rest.config import is_safe_path
 from reconciler.providers.rest.model import (
     API_VERSION,
-    ENSURE_VALUES,
     FIELD_NAME_RE,
     KIND,
     MAX_IGNORE_DEPTH,
@@ -73,39 +67,27 @@ MAX_SAFE_INT = 2**53
 FLOAT_TAG = TAG + "float"
 _DECIMAL_INT_RE = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_NOT_A_MANIFEST = (
-    f"not a manifest: a document starts with apiVersion: {API_VERSION} and kind: {KIND}"
-)
-
-Entries = dict[str, tuple[ScalarNode, Node]]
 
 
-class RestObjectChecker:
-    """Validates one document; collects issues instead of stopping at the first."""
+class RestObjectChecker(DocumentCheckerBase):
+    """Validates one document; collects issues instead of stopping at the first. Its
+    ``app_id`` is ENDPOINT:PATH:KEY, known once those three are readable (duplicates are
+    found by it)."""
 
     id_label = "REST object"
     id_path = "metadata.name"
+    api_version = API_VERSION
+    kind = KIND
+    section_keys = _SECTION_KEYS
+    deleted = "the object"
+    # The header picks the checker (the loader reads it as written), so it is read as written.
+    substitute_headers = False
 
     def __init__(
         self, file: str, env: Mapping[str, str], roots: Sequence[Path] | None = None
     ) -> None:
-        self.file = file
-        self.env = env
-        self.issues: list[ManifestIssue] = []
-        # ENDPOINT:PATH:KEY, known once those three are readable (duplicates are found by it)
-        self.app_id: str | None = None
-        self.app_id_pos: Pos | None = None
+        super().__init__(file, env, roots)
         self._values = 0
-
-    # --- reporting ---------------------------------------------------------------------
-
-    def report(self, loc: Loc, pos: Pos, message: str) -> None:
-        self.issues.append(
-            ManifestIssue(self.file, pos.line, pos.column, display_path(loc), message)
-        )
-
-    def _reporter(self, loc: Loc, node: Node) -> Callable[[str], None]:
-        return lambda message: self.report(loc, pos_of(node), message)
 
     def _where(self, node: Node) -> Where:
         pos = pos_of(node)
@@ -114,24 +96,11 @@ class RestObjectChecker:
     # --- the document ------------------------------------------------------------------
 
     def check(self, root: Node) -> RestObject | None:
-        if not isinstance(root, MappingNode):
-            shape = "a list" if isinstance(root, SequenceNode) else "a single value"
-            self.report((), pos_of(root), f"a manifest document must be a mapping, not {shape}")
-            return None
-        if not any(
-            isinstance(key, ScalarNode) and key.value in ("apiVersion", "kind")
-            for key, _ in root.value
-        ):
-            self.report((), pos_of(root), _NOT_A_MANIFEST)
-            return None
-        top = self._mapping(root, (), TOP_KEYS)
-        foreign = self._header(top, "apiVersion", API_VERSION, root) | self._header(
-            top, "kind", KIND, root
-        )
-        if foreign:
+        top = self._top(root)
+        if top is None:
             return None
         meta = self._section(top, "metadata", root, required=False)
-        spec = self._section(top, "spec", root, required=True)
+        spec = self._section(top, "spec", root)
         name: str | None = None
         name_node: Node | None = None
         labels: dict[str, str] = {}
@@ -141,16 +110,14 @@ class RestObjectChecker:
             if "name" in entries:
                 name_node = entries["name"][1]
                 name = self._name(name_node)
-            if "labels" in entries:
-                labels = self._labels(entries["labels"][1])
-            if "protect" in entries:
-                node = entries["protect"][1]
-                protect = bool(read_bool(node, self._reporter(("metadata", "protect"), node)))
+            common = self._metadata_common(entries)
+            labels = common.get("labels", labels)
+            protect = common.get("protect", protect)
         if spec is None:
             return None
-        return self._spec(*spec, name, name_node, labels, protect, pos_of(root))
+        return self._object(*spec, name, name_node, labels, protect, pos_of(root))
 
-    def _spec(
+    def _object(
         self,
         node: MappingNode,
         at: Pos,
@@ -167,18 +134,7 @@ class RestObjectChecker:
         endpoint = self._checked(entries, "endpoint", _endpoint_problem)
         path = self._checked(entries, "path", _path_problem)
         key_field = self._checked(entries, "key", _field_problem)
-        ensure = "present"
-        if "ensure" in entries:
-            ensure_node = entries["ensure"][1]
-            value = self._enum(ensure_node, ("spec", "ensure"), ENSURE_VALUES)
-            ensure = value or ensure
-            if value == "absent" and protect:
-                self.report(
-                    ("spec", "ensure"),
-                    pos_of(ensure_node),
-                    "ensure: absent deletes the object, but metadata.protect is true;"
-                    " set protect: false to allow the delete",
-                )
+        ensure = self._ensure(entries, protect)
         body: dict[str, Any] | None = None
         positions: dict[str, Where] = {"": Where(self.file, start.line, start.column)}
         if "body" in entries:
@@ -214,33 +170,6 @@ class RestObjectChecker:
             positions=positions,
         )
 
-    def _header(self, top: Entries, key: str, expected: str, root: MappingNode) -> bool:
-        if key not in top:
-            self.report((key,), pos_of(root), f"{MISSING}; write {key}: {expected}")
-            return False
-        node = top[key][1]
-        value = read_string(node, self._reporter((key,), node))
-        if value is not None and value != expected:
-            self.report(
-                (key,), pos_of(node), f"unsupported {key} {shown(value)}; supported: {expected}"
-            )
-            return True
-        return False
-
-    def _section(
-        self, top: Entries, key: str, root: MappingNode, *, required: bool
-    ) -> tuple[MappingNode, Pos] | None:
-        """The section's mapping and where its key is written (missing fields point there)."""
-        if key not in top:
-            if required:
-                self.report((key,), pos_of(root), MISSING)
-            return None
-        key_node, node = top[key]
-        if not isinstance(node, MappingNode):
-            self.report((key,), pos_of(node), f"must be a mapping, not {describe_node(node)}")
-            return None
-        return node, pos_of(key_node)
-
     def _name(self, node: Node) -> str | None:
         loc: Loc = ("metadata", "name")
         value = self._string(node, loc)
@@ -254,23 +183,6 @@ class RestObjectChecker:
             )
             return None
         return value
-
-    def _labels(self, node: Node) -> dict[str, str]:
-        loc: Loc = ("metadata", "labels")
-        if not isinstance(node, MappingNode):
-            self.report(loc, pos_of(node), f"must be a mapping of names to strings, not"
-                        f" {describe_node(node)}")
-            return {}
-        out: dict[str, str] = {}
-        for key, (key_node, value_node) in self._mapping(node, loc, None).items():
-            problem = label_key_problem(key)
-            if problem:
-                self.report((*loc, key), pos_of(key_node), f"invalid name {shown(key)}: {problem}")
-                continue
-            value = self._string(value_node, (*loc, key))
-            if value is not None:
-                out[key] = value
-        return out
 
     def _checked(
         self, entries: Entries, key: str, problem: Callable[[str], str | None]
@@ -287,16 +199,6 @@ class RestObjectChecker:
             self.report(loc, pos_of(node), why)
             return None
         return value
-
-    def _enum(self, node: Node, loc: Loc, allowed: Sequence[str]) -> str | None:
-        value = self._string(node, loc)
-        if value is None or value in allowed:
-            return value
-        hint = suggestion(value, allowed)
-        self.report(
-            loc, pos_of(node), f"must be one of {', '.join(allowed)}, not {shown(value)}{hint}"
-        )
-        return None
 
     def _key_value(
         self, body: dict[str, Any], key_field: str, body_node: Node, positions: dict[str, Where]
@@ -461,47 +363,6 @@ class RestObjectChecker:
             return None
         return value
 
-    # --- typed values ------------------------------------------------------------------
-
-    def _mapping(self, node: MappingNode, loc: Loc, allowed: Sequence[str] | None) -> Entries:
-        entries: Entries = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                self.report(
-                    loc, pos_of(key_node), f"a key must be a plain string, not"
-                    f" {describe_node(key_node)}"
-                )
-                continue
-            key = str(key_node.value)
-            key_loc = (*loc, key)
-            if key_node.tag == MERGE_TAG:
-                self.report(
-                    loc, pos_of(key_node), "merge keys (<<) are not supported; write the fields out"
-                )
-                continue
-            if key in entries:
-                first = pos_of(entries[key][0])
-                self.report(
-                    key_loc,
-                    pos_of(key_node),
-                    f"duplicate key {shown(key)}: already defined at line {first.line};"
-                    " YAML would silently keep only the last one",
-                )
-                continue
-            if allowed is not None and key not in allowed:
-                suggest = len(self.issues) < SUGGESTIONS
-                self.report(key_loc, pos_of(key_node), _unknown_key(key, allowed, loc, suggest))
-                continue
-            entries[key] = (key_node, value_node)
-        return entries
-
-    def _string(self, node: Node, loc: Loc) -> str | None:
-        report = self._reporter(loc, node)
-        text = read_string(node, report)
-        if text is None or "$" not in text:
-            return text
-        return substitute(text, self.env, report)
-
 
 def _endpoint_problem(value: str) -> str | None:
     if ENDPOINT_NAME_RE.fullmatch(value):
@@ -531,6 +392,3 @@ def _reading(tag: str) -> str:
     kind = tag.removeprefix(TAG)
     return {"timestamp": "a date", "binary": "binary data"}.get(kind, f"a YAML {clipped(kind)}")
 
-
-def _unknown_key(key: str, allowed: Sequence[str], loc: Loc, suggest: bool = True) -> str:
-    return unknown_key(key, allowed, loc, _SECTION_KEYS, suggest)
