@@ -172,11 +172,14 @@ async def apply_changes(
     parallelism: int = DEFAULT_PARALLELISM,
     change_deadline: float = DEFAULT_CHANGE_DEADLINE,
     on_result: Callable[[RestResult], None] | None = None,
+    after_write: Callable[[RestResult], Awaitable[None]] | None = None,
 ) -> list[RestResult]:
     """Run ``changes`` (REST ones; each through :data:`DISPATCH`), at most ``parallelism`` at
     once; results in the order of ``changes``. ``meta``: labels/protect by address key (the
     plan's ``app_meta``); ``objects``: the manifests' objects by address key, to point 400s
-    at their lines (absent for a saved plan: fields are then named only)."""
+    at their lines (absent for a saved plan: fields are then named only). ``after_write``
+    is awaited after each completed write (the section already updated), before
+    ``on_result`` reports it: the engine's service makes the record durable there."""
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     context = _Context(section, meta or {}, objects or {})
@@ -199,6 +202,8 @@ async def apply_changes(
                     except (ReconcilerError, TimeoutError) as exc:
                         why = explain_failure(change, exc, context.objects)
                         result = RestResult(change, False, why)
+        if result.ok and after_write is not None:
+            await after_write(result)
         if on_result is not None:
             on_result(result)
         return result

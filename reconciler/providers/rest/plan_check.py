@@ -4,7 +4,8 @@ Checked: strict types and no unknown keys (pydantic, extra="forbid"); every chan
 (kind, action) in :data:`OPERATIONS`; every address a ``rest_object[ENDPOINT:PATH:KEY]``
 whose endpoint and path are what the checker accepts; the change's shape by action (a create
 has a payload and no target, an update a payload of the fields it changes and a target (a
-positive integer or a URL-safe string id), a delete a target and no payload); the natural-key field a field name;
+positive integer or a URL-safe string id), a delete a target and no payload); the
+natural-key field a field name;
 ``app_id`` the address key; adoptions valid records filed under their own address;
 the summary equal to the counts. The file's values are never echoed.
 """

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Plan
 from reconciler.manifest.loader import ManifestKinds
 from reconciler.providers.rest.manifest import MANIFEST_KINDS
 from reconciler.providers.rest.plan_check import load_saved_plan
 from reconciler.providers.rest.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+
+if TYPE_CHECKING:
+    from reconciler.providers.rest.session import RestConnector
 
 
 class RestProvider:
@@ -31,6 +34,14 @@ class RestProvider:
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
+
+    @property
+    def connector(self) -> RestConnector:
+        """How the engine's service opens this provider (:mod:`.session`); imported on use so
+        that loading the registry does not load the HTTP client."""
+        from reconciler.providers.rest.session import REST_CONNECTOR
+
+        return REST_CONNECTOR
 
 
 REST = RestProvider()

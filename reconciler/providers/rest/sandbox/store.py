@@ -115,7 +115,9 @@ class TenantStore(SqliteStore):
             ).fetchall()
         return [self._row(row) for row in rows]
 
-    def get(self, schema: str, collection: Collection, object_id: ObjectId) -> dict[str, Any] | None:
+    def get(
+        self, schema: str, collection: Collection, object_id: ObjectId
+    ) -> dict[str, Any] | None:
         with self._tx() as db:
             row = db.execute(
                 "SELECT id, data, created_at, updated_at FROM objects"
