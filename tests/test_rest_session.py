@@ -225,6 +225,28 @@ async def test_each_completed_write_is_recorded_once_with_its_record_before_it_i
     assert [e.outcome for e in created.events] == ["applied", "applied"]
 
 
+async def test_a_write_that_cannot_be_recorded_stops_the_run(tmp_path: Path) -> None:
+    desired = [_product(n) for n in range(5)]
+    section = ProviderState()
+    calls: list[str] = []
+
+    async def broken(kind: str, key: str, data: Mapping[str, Any] | None) -> None:
+        calls.append(key)
+        raise OSError("disk full")
+
+    async with _sandbox(tmp_path) as session:
+        session.bind(section)
+        plan = await session.plan(desired, section, Scope())
+        with pytest.raises(OSError, match="disk full"):
+            await session.apply(
+                plan, section, desired=desired, parallelism=1, record=broken,
+                on_event=lambda event: None,
+            )
+        live = await session.client("shop").list_objects(PRODUCTS)
+    # One write made, its record refused: no other write started.
+    assert len(calls) == 1 and [o["sku"] for o in live] == [calls[0].rsplit(":", 1)[1]]
+
+
 async def test_a_refused_write_is_not_recorded_and_names_the_manifest_line(
     tmp_path: Path,
 ) -> None:
@@ -553,7 +575,15 @@ async def test_without_sandbox_or_project_file_the_error_names_both_ways(
             {}, sandbox_dir=None, config=tmp_path / "elsewhere.yaml", parallelism=4
         ):
             pass
-    _project_file(tmp_path / "reconciler.yaml", {"shop": "https://shop.example"})
+    project = tmp_path / "reconciler.yaml"
+    project.write_text("other_tool: {}\n", encoding="utf-8")  # not this provider's
+    assert REST_CONNECTOR.configured({}, None) is False
+    project.write_text("endpoints:\n  shop: {base_url: ftp://x}\n", encoding="utf-8")
+    assert REST_CONNECTOR.configured({}, None) is True  # invalid: said when connecting
+    with pytest.raises(ConfigError, match=r"reconciler\.yaml:2:"):
+        async with REST_CONNECTOR.connect({}, sandbox_dir=None, config=None, parallelism=4):
+            pass
+    _project_file(project, {"shop": "https://shop.example"})
     assert REST_CONNECTOR.configured({}, None) is True
     assert REST.connector is REST_CONNECTOR
 

@@ -53,6 +53,7 @@ from reconciler.providers.rest.config import (
     Credentials,
     JwtAuth,
     ProjectConfig,
+    ProjectConfigError,
     RestEndpoint,
     load_project_config,
     resolve_credentials,
@@ -495,9 +496,25 @@ class RestConnector:
         self.client_options = client_options
 
     def configured(self, env: Mapping[str, str], config: Path | None) -> bool:
-        """A project file is given (``--config``), or ``./reconciler.yaml`` exists. Whether it
-        is valid is said when connecting (with every problem at its line)."""
-        return config is not None or Path(DEFAULT_PROJECT_FILE).is_file()
+        """A project file is given (``--config``: a missing one is said when connecting), or
+        ``./reconciler.yaml`` exists and declares endpoints. An invalid one counts as
+        configured, so that connecting reports its problems (each at its line); one with no
+        ``endpoints`` key is not this provider's."""
+        if config is not None:
+            return True
+        path = Path(DEFAULT_PROJECT_FILE)
+        if not path.is_file():
+            return False
+        try:
+            load_project_config(path, env)
+        except ProjectConfigError as exc:
+            return not any(
+                issue.path == "" and issue.message == "missing required key 'endpoints'"
+                for issue in exc.issues
+            )
+        except ConfigError:
+            return True
+        return True
 
     def connect(
         self,
