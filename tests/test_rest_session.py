@@ -482,17 +482,27 @@ async def test_bind_refuses_a_section_whose_endpoints_moved(
     async with _configured(grown) as session:
         session.bind(section)
     assert parse_binding(section.endpoint or "") == {"shop": one.base_url, "hr": two.base_url}
-    # A sandbox state is not a real endpoint's, nor the reverse.
+    # A name no record uses may point elsewhere: nothing of it is recorded.
+    regrown = _project_file(tmp_path / "regrown.yaml", {"shop": one.base_url, "hr": one.base_url})
+    async with _configured(regrown) as session:
+        session.bind(section)
+    assert parse_binding(section.endpoint or "") == {"shop": one.base_url, "hr": one.base_url}
+    # A sandbox state with records is not a real endpoint's, nor the reverse.
     async with _sandbox(tmp_path) as sandbox:
         with pytest.raises(StateError, match="this run talks to the embedded tenant sandbox"):
             sandbox.bind(section)
         sandboxed = ProviderState()
         sandbox.bind(sandboxed)
+        await _apply(sandbox, await sandbox.plan(desired, sandboxed, Scope()), sandboxed, desired)
+        empty = ProviderState()
+        sandbox.bind(empty)
     async with _configured(first) as session:
         with pytest.raises(StateError, match="was made against the embedded tenant sandbox"):
             session.bind(sandboxed)
+        session.bind(empty)  # nothing recorded there: it binds anew
         with pytest.raises(StateError, match="not a REST binding"):
             session.bind(ProviderState(endpoint="https://api.example"))
+    assert empty.endpoint == f"shop={one.base_url}"
 
 
 def test_binding_text_round_trips_urls_with_commas_and_percents() -> None:

@@ -14,8 +14,8 @@
 * **Binding** (D93): the state's section holds one ``endpoint`` string for several named
   endpoints: ``name=url,name=url`` (sorted; ``,`` and ``%`` in a URL percent-encoded), where
   the sandbox binds the name ``*`` to ``sandbox:DB``. :meth:`RestSession.bind` refuses a
-  section whose recorded names now point at other URLs (or a sandbox state used against a
-  real endpoint, and the reverse), and adds the names it did not know.
+  section whose records' endpoint names now point at other URLs (or a sandbox state with
+  records used against a real endpoint, and the reverse), and adds the names it did not know.
 * **Grouping key**: a plan groups REST changes by the address key ``ENDPOINT:PATH:KEY``
   (``Change.app_id``), which is what ``Scope.targets`` and ``Scope.declared`` hold.
 * **Delete budget**: the service's (fleet-wide); the session passes none to the diff (the
@@ -307,7 +307,14 @@ class RestSession:
                     " was this state made by another tool?"
                 )
             recorded = parsed
-        if recorded and (ANY_ENDPOINT in recorded) != (ANY_ENDPOINT in mine):
+        # Only a name records use can be refused: the records are that server's objects; a
+        # name nothing was recorded under may point anywhere (D93).
+        used = {record.endpoint for record in read_records(section).values()}
+
+        def holds(name: str) -> bool:
+            return bool(used) if name == ANY_ENDPOINT else name in used
+
+        if used and recorded and (ANY_ENDPOINT in recorded) != (ANY_ENDPOINT in mine):
             was = _describe(recorded)
             raise StateError(
                 f"state: providers.{PROVIDER} was made against {was}, and this run talks to"
@@ -316,7 +323,7 @@ class RestSession:
         moved = [
             f"{name}: recorded {recorded[name]}, now {mine[name]}"
             for name in sorted(recorded)
-            if name in mine and mine[name] != recorded[name]
+            if name in mine and mine[name] != recorded[name] and holds(name)
         ]
         if moved:
             raise StateError(
@@ -325,8 +332,7 @@ class RestSession:
                 " server's objects: use the state file made for this one (--state), or"
                 " restore the base_url in the project file"
             )
-        used = {record.endpoint for record in read_records(section).values()}
-        kept = {name: url for name, url in recorded.items() if name in used or name in mine}
+        kept = {name: url for name, url in recorded.items() if holds(name)}
         section.endpoint = binding_text({**kept, **mine})
 
     # --- the workflows -----------------------------------------------------------------
