@@ -3,6 +3,7 @@ Also: addresses round-trip, saved plans are validated whole, drift is classified
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -220,6 +221,17 @@ def test_a_saved_plan_is_read_back_whole() -> None:
     assert PROVIDERS.keys() >= {"miniappcenter"}  # the registry is the lead's to extend
 
 
+def test_string_ids_are_planned_and_unaddressable_ones_refused() -> None:
+    uid = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    now = live({"id": uid, "sku": "A", "price": 1}, {"id": "a/b", "sku": "B", "price": 1})
+    result = plan([obj("A", price=2), obj("B", price=2)], now, section())
+    assert [(c.app_id, c.target_id) for c in result.changes] == [("shop:/api/products/:A", uid)]
+    assert [(e.app_id, e.scope) for e in result.errors] == [("shop:/api/products/:B", "app")]
+    assert "cannot be put in the object's URL" in result.errors[0].message
+    back = REST.load_saved_plan(_saved(dataclasses.replace(result, errors=())), "plan.json")
+    assert back.changes[0].target_id == uid
+
+
 @pytest.mark.parametrize(
     ("tamper", "why"),
     [
@@ -228,6 +240,9 @@ def test_a_saved_plan_is_read_back_whole() -> None:
         (lambda d: d["changes"][0].update(address="rest_object[shop:api:A]"), "bad address"),
         (lambda d: d["changes"][0].update(app_id="other"), "app_id is not the address key"),
         (lambda d: d["changes"][1].update(target_id=None), "an update has a payload and a target"),
+        (lambda d: d["changes"][1].update(target_id="../../x"), "changes.1.target_id"),
+        (lambda d: d["changes"][1].update(target_id=""), "changes.1.target_id"),
+        (lambda d: d["changes"][1].update(target_id=0), "changes.1.target_id"),
         (lambda d: d["changes"][1]["payload"].update(sku="Z"), "payload is not its changed"),
         (lambda d: d["changes"][2].update(payload={}), "a delete has a target and no payload"),
         (lambda d: d["changes"][0].update(extra=1), "changes.0.extra"),

@@ -4,6 +4,7 @@ expiry), Api-Key tenants and the read-only public schema, DRF pagination, 400/40
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -188,6 +189,26 @@ def test_objects_have_server_fields_and_400_lists_only_invalid_fields(
     assert missing.status_code == 404 and missing.json() == {"detail": "Not found."}
     assert deleted.status_code == 204
     assert gone.status_code == 404
+
+
+def test_coupons_have_uuid_ids_used_in_their_urls(tenant: RunningTenant) -> None:
+    with tenant.http(headers=_auth(tenant)) as http:
+        created = http.post("/api/coupons/", json={"code": "SPRING", "percent": 10, "id": 5})
+        object_id = created.json()["id"]
+        patched = http.patch(f"/api/coupons/{object_id}/", json={"percent": 15})
+        listed = http.get("/api/coupons/").json()
+        not_a_uuid = http.get("/api/coupons/5/")
+        unknown = http.get("/api/coupons/00000000-0000-4000-8000-000000000000/")
+        product_by_text = http.get("/api/products/abc/")
+        deleted = http.delete(f"/api/coupons/{object_id}/")
+        gone = http.get(f"/api/coupons/{object_id}/")
+    assert created.status_code == 201
+    assert isinstance(object_id, str) and str(uuid.UUID(object_id)) == object_id
+    assert patched.json()["percent"] == 15 and patched.json()["id"] == object_id
+    assert [c["id"] for c in listed["results"]] == [object_id]
+    for answer in (not_a_uuid, unknown, product_by_text, gone):
+        assert answer.status_code == 404 and answer.json() == {"detail": "Not found."}
+    assert deleted.status_code == 204
 
 
 def test_pagination_is_drf_style_with_absolute_links(tenant: RunningTenant) -> None:

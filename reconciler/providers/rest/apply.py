@@ -172,15 +172,21 @@ async def apply_changes(
     parallelism: int = DEFAULT_PARALLELISM,
     change_deadline: float = DEFAULT_CHANGE_DEADLINE,
     on_result: Callable[[RestResult], None] | None = None,
+    after_write: Callable[[RestResult], Awaitable[None]] | None = None,
 ) -> list[RestResult]:
     """Run ``changes`` (REST ones; each through :data:`DISPATCH`), at most ``parallelism`` at
     once; results in the order of ``changes``. ``meta``: labels/protect by address key (the
     plan's ``app_meta``); ``objects``: the manifests' objects by address key, to point 400s
-    at their lines (absent for a saved plan: fields are then named only)."""
+    at their lines (absent for a saved plan: fields are then named only). ``after_write``
+    is awaited after each completed write (the section already updated), before
+    ``on_result`` reports it: the engine's service makes the record durable there."""
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     context = _Context(section, meta or {}, objects or {})
     gate = asyncio.Semaphore(parallelism)
+    # A write that could not be recorded: no other change starts (checked at the gate, as a
+    # waiting task may get it before the cancellation below reaches it).
+    stopped: list[Change] = []
 
     async def run(change: Change) -> RestResult:
         handler = DISPATCH.get((change.kind, change.action))
@@ -193,17 +199,36 @@ async def apply_changes(
                 result = RestResult(change, False, f"no client for endpoint {endpoint!r}")
             else:
                 async with gate:
+                    if stopped:
+                        raise asyncio.CancelledError  # the run is raising already
                     try:
                         async with asyncio.timeout(change_deadline):
                             result = await handler(client, change, context)
                     except (ReconcilerError, TimeoutError) as exc:
                         why = explain_failure(change, exc, context.objects)
                         result = RestResult(change, False, why)
+                    if result.ok and after_write is not None:
+                        # Inside the gate: at most ``parallelism`` writes not yet durable.
+                        try:
+                            await after_write(result)
+                        except BaseException:
+                            stopped.append(change)
+                            raise
         if on_result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(run(change) for change in changes)))
+    tasks = [asyncio.ensure_future(run(change)) for change in changes]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        # A write that cannot be recorded (or an interrupt) stops the run: changes not
+        # started never start, rather than write what the state could not say, and those in
+        # flight are cancelled (a create cut short is found by its key next time: D81).
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def apply_plan(

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from reconciler import __version__
 from reconciler.errors import AmbiguousWriteError, ReconcilerError, TransportError
 from reconciler.providers.rest.auth import JwtApiKeyAuth
 from reconciler.providers.rest.config import Credentials, RestEndpoint, is_safe_path
+from reconciler.providers.rest.model import SERVER_ID_RE
 from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
 from reconciler.transport.config import ClientLimits, check_endpoint_security, is_loopback
 from reconciler.transport.http import RetryPolicy, parse_retry_after, tls_context
@@ -52,7 +52,7 @@ USER_AGENT: Final = f"miniapp-reconciler/{__version__}"
 MAX_ERROR_BODY: Final = 64 * 1024
 MAX_SHOWN: Final = 300
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID_RE = SERVER_ID_RE
 
 JsonObject = dict[str, Any]
 

@@ -35,12 +35,14 @@ from reconciler.providers.rest.model import (
     live_managed,
     managed_fields,
 )
+from reconciler.providers.rest.model import server_id as addressable_id
 from reconciler.providers.rest.records import RestRecord, Section, read_records
 from reconciler.providers.rest.vocabulary import (
     PROVIDER,
     ROOT_KIND,
     Adopt,
     address_key,
+    as_target_id,
     object_address,
 )
 
@@ -246,17 +248,16 @@ def _protect_error(key: str, address: Address) -> PlanProblem:
 
 def _id_problem(key: str, address: Address) -> PlanProblem:
     return PlanProblem(
-        "the live object's id is not an integer; this version plans writes to integer ids"
-        " only",
+        "the live object's id is neither an integer nor a string of letters, digits, - and _"
+        " (up to 64): it cannot be put in the object's URL",
         key,
         address,
         scope="app",
     )
 
 
-def _server_id(obj: JsonObject) -> int | None:
-    value = obj.get("id")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _server_id(obj: JsonObject) -> int | str | None:
+    return addressable_id(obj)
 
 
 def _delete(
@@ -279,7 +280,7 @@ def _delete(
         before=live_managed(live, list(names), ignore),
         after=None,
         key=key_field,
-        target_id=target,
+        target_id=as_target_id(target),
         reason=reason,
     )
 
@@ -379,7 +380,7 @@ class _ObjectDiff:
                 before={name: current[name] for name in changed},
                 after={name: desired[name] for name in changed},
                 key=obj.key_field,
-                target_id=server_id,
+                target_id=as_target_id(server_id),
                 payload={name: obj.body[name] for name in changed},
                 fields=tuple(FieldChange(name, current[name], desired[name]) for name in changed),
                 reason=self._why(changed, desired),
@@ -396,11 +397,11 @@ class _ObjectDiff:
         return None
 
     def _adopted_record(
-        self, live: JsonObject, server_id: int, current: Mapping[str, Any]
+        self, live: JsonObject, object_id: int | str, current: Mapping[str, Any]
     ) -> dict[str, Any]:
         obj = self.obj
         return RestRecord(
-            id=server_id,
+            id=object_id,
             endpoint=obj.endpoint,
             path=obj.path,
             key_field=obj.key_field,

@@ -20,6 +20,9 @@ Ensure = Literal["present", "absent"]
 
 # The natural-key field and ignore paths name JSON fields; a path segment is a field name.
 FIELD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+# A server id this tool puts in a URL (``{path}{id}/``): an integer, or a string of URL-safe
+# characters such as a slug or a UUID (docs/decisions.md D95).
+SERVER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_IGNORE_PATHS = 64
 MAX_IGNORE_DEPTH = 8
 
@@ -77,6 +80,16 @@ def key_text(value: Any) -> str | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return json.dumps(value)
+    return None
+
+
+def server_id(obj: Mapping[str, Any]) -> int | str | None:
+    """``obj["id"]`` when it is an id this tool can address (see :data:`SERVER_ID_RE`)."""
+    value = obj.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and SERVER_ID_RE.fullmatch(value):
+        return value
     return None
 
 

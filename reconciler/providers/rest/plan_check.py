@@ -3,8 +3,9 @@
 Checked: strict types and no unknown keys (pydantic, extra="forbid"); every change's
 (kind, action) in :data:`OPERATIONS`; every address a ``rest_object[ENDPOINT:PATH:KEY]``
 whose endpoint and path are what the checker accepts; the change's shape by action (a create
-has a payload and no target, an update a payload of the fields it changes and a positive
-integer target, a delete a target and no payload); the natural-key field a field name;
+has a payload and no target, an update a payload of the fields it changes and a target (a
+positive integer or a URL-safe string id), a delete a target and no payload); the
+natural-key field a field name;
 ``app_id`` the address key; adoptions valid records filed under their own address;
 the summary equal to the counts. The file's values are never echoed.
 """
@@ -12,7 +13,7 @@ the summary equal to the counts. The file's values are never echoed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
@@ -21,7 +22,7 @@ from reconciler.engine.plan import FORMAT_VERSION, Plan
 from reconciler.errors import PlanError
 from reconciler.providers.rest.config import is_safe_path
 from reconciler.providers.rest.manifest.document import ENDPOINT_NAME_RE
-from reconciler.providers.rest.model import FIELD_NAME_RE
+from reconciler.providers.rest.model import FIELD_NAME_RE, SERVER_ID_RE
 from reconciler.providers.rest.records import RestRecord
 from reconciler.providers.rest.vocabulary import (
     OPERATIONS,
@@ -55,7 +56,12 @@ class _Change(_Strict):
     before: Json | None = None
     after: Json | None = None
     key: StrictStr
-    target_id: StrictInt | None = Field(default=None, gt=0)
+    # An integer id, or a URL-safe string one (a slug, a UUID: D95).
+    target_id: (
+        Annotated[StrictInt, Field(gt=0)]
+        | Annotated[StrictStr, Field(pattern=f"^(?:{SERVER_ID_RE.pattern})$")]
+        | None
+    ) = None
     payload: Json | None = None
     fields: list[_FieldChange] = Field(default_factory=list)
     reason: StrictStr | None = Field(default=None, max_length=500)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Plan
 from reconciler.manifest.loader import ManifestKinds
@@ -16,6 +16,9 @@ from reconciler.providers.rest.vocabulary import (
     ROOT_KIND,
     address_key,
 )
+
+if TYPE_CHECKING:
+    from reconciler.providers.rest.session import RestConnector
 
 
 class RestProvider:
@@ -43,6 +46,14 @@ class RestProvider:
 
     def resource_labels(self, model: Any) -> Mapping[str, str]:
         return dict(model.labels)
+
+    @property
+    def connector(self) -> RestConnector:
+        """How the engine's service opens this provider (:mod:`.session`); imported on use so
+        that loading the registry does not load the HTTP client."""
+        from reconciler.providers.rest.session import REST_CONNECTOR
+
+        return REST_CONNECTOR
 
 
 REST = RestProvider()

@@ -49,7 +49,7 @@ from reconciler.providers.rest.sandbox.collections import (
 from reconciler.providers.rest.sandbox.config import TenantSandboxConfig
 from reconciler.providers.rest.sandbox.jwt import TokenInvalid, decode_hs256, encode_hs256
 from reconciler.providers.rest.sandbox.scripted import ScriptedFaultMiddleware, ScriptedFaults
-from reconciler.providers.rest.sandbox.store import PUBLIC, Conflict, TenantStore
+from reconciler.providers.rest.sandbox.store import PUBLIC, Conflict, ObjectId, TenantStore
 from reconciler.sandbox_kit.faults import DroppedConnection, FaultInjectionMiddleware, FaultKind
 
 logger = logging.getLogger(__name__)
@@ -242,9 +242,9 @@ class TenantApi:
 
     async def detail(self, request: Request) -> Response:
         schema, collection = self._context(request)
-        object_id: int = request.path_params["object_id"]
-        current = self.store.get(schema, collection, object_id)
-        if current is None:
+        object_id = _object_id(collection, request.path_params["object_id"])
+        current = None if object_id is None else self.store.get(schema, collection, object_id)
+        if current is None or object_id is None:
             raise _detail(404, "Not found.")
         if request.method == "GET":
             return JSONResponse(current)
@@ -261,6 +261,18 @@ class TenantApi:
         except Conflict:
             raise self._unique(collection) from None
         return JSONResponse(self.store.get(schema, collection, object_id))
+
+
+def _object_id(collection: Collection, text: str) -> ObjectId | None:
+    """The id in the URL as the collection's primary key; None when it cannot be one (DRF's
+    lookup then answers 404 "Not found.", as for an id that does not exist)."""
+    if collection.id_kind == "uuid":
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            return None
+    # 18 digits: every such number fits SQLite's 64-bit INTEGER (a longer one is no id).
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _page_size(request: Request, default: int, maximum: int) -> int:
@@ -333,7 +345,7 @@ def create_tenant_app(config: TenantSandboxConfig) -> Starlette:
             Route("/api/token/refresh/", api.refresh, methods=["POST"]),
             Route("/api/{collection:str}/", api.list_or_create, methods=["GET", "POST"]),
             Route(
-                "/api/{collection:str}/{object_id:int}/",
+                "/api/{collection:str}/{object_id:str}/",
                 api.detail,
                 methods=["GET", "PUT", "PATCH", "DELETE"],
             ),

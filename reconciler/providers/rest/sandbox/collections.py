@@ -3,7 +3,9 @@
 Messages and shapes are DRF's defaults: a 400 body lists only the invalid fields, each with a
 list of messages (``{"sku": ["This field is required."]}``); unknown fields are ignored; a
 ``PATCH`` validates only the fields it sends. Server-computed fields (``id``, ``created_at``,
-``updated_at``) are read-only: sent values are ignored, as DRF does.
+``updated_at``) are read-only: sent values are ignored, as DRF does. Ids are integers from a
+sequence, except in ``coupons``, whose model has a UUID primary key (DRF answers it as a
+string): the provider must handle both (docs/decisions.md D95).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Collection:
     verbose: str  # DRF's unique message: "<verbose> with this <key> already exists."
     natural_key: str
     fields: tuple[Field, ...]
+    id_kind: str = "int"  # "int" (a sequence) or "uuid" (a UUIDField primary key)
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -77,6 +80,17 @@ COLLECTIONS: Final[Mapping[str, Collection]] = {
                 Field("name", "str", required=True, max_length=200),
                 Field("email", "email", default="", blank=True, max_length=254),
             ),
+        ),
+        Collection(
+            "coupons",
+            "coupon",
+            "code",
+            (
+                Field("code", "str", required=True, max_length=32),
+                Field("percent", "number", required=True),
+                Field("active", "bool", default=True),
+            ),
+            id_kind="uuid",
         ),
     )
 }

@@ -3,13 +3,15 @@
 One connection and one lock, one transaction per call (as the Mini App Center sandbox).
 Each tenant schema starts as a copy of ``public`` the first time its Api-Key is used, as the
 tenant API's docs describe ("a complete copy of the public DB"). Ids come from a sequence per
-schema and collection and are never reused, like a database sequence.
+schema and collection and are never reused, like a database sequence; a ``uuid`` collection's
+ids are random UUIDs (text in the same column: SQLite keeps a value's own type).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from reconciler.providers.rest.sandbox.collections import COLLECTIONS, Collectio
 from reconciler.sandbox_kit.sqlite import SqliteStore
 
 PUBLIC = "public"
+ObjectId = int | str
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schemas (name TEXT PRIMARY KEY);
@@ -112,7 +115,9 @@ class TenantStore(SqliteStore):
             ).fetchall()
         return [self._row(row) for row in rows]
 
-    def get(self, schema: str, collection: Collection, object_id: int) -> dict[str, Any] | None:
+    def get(
+        self, schema: str, collection: Collection, object_id: ObjectId
+    ) -> dict[str, Any] | None:
         with self._tx() as db:
             row = db.execute(
                 "SELECT id, data, created_at, updated_at FROM objects"
@@ -123,16 +128,20 @@ class TenantStore(SqliteStore):
 
     def _insert(
         self, db: sqlite3.Connection, schema: str, collection: Collection, data: dict[str, Any]
-    ) -> int:
-        row = db.execute(
-            "SELECT last_id FROM sequences WHERE schema = ? AND collection = ?",
-            (schema, collection.name),
-        ).fetchone()
-        object_id = (row[0] if row else 0) + 1
-        db.execute(
-            "INSERT OR REPLACE INTO sequences VALUES (?, ?, ?)",
-            (schema, collection.name, object_id),
-        )
+    ) -> ObjectId:
+        object_id: ObjectId
+        if collection.id_kind == "uuid":
+            object_id = str(uuid.uuid4())
+        else:
+            row = db.execute(
+                "SELECT last_id FROM sequences WHERE schema = ? AND collection = ?",
+                (schema, collection.name),
+            ).fetchone()
+            object_id = (row[0] if row else 0) + 1
+            db.execute(
+                "INSERT OR REPLACE INTO sequences VALUES (?, ?, ?)",
+                (schema, collection.name, object_id),
+            )
         now = _now()
         try:
             db.execute(
@@ -151,12 +160,12 @@ class TenantStore(SqliteStore):
             raise Conflict(collection.natural_key) from exc
         return object_id
 
-    def create(self, schema: str, collection: Collection, data: dict[str, Any]) -> int:
+    def create(self, schema: str, collection: Collection, data: dict[str, Any]) -> ObjectId:
         with self._tx() as db:
             return self._insert(db, schema, collection, data)
 
     def replace(
-        self, schema: str, collection: Collection, object_id: int, data: dict[str, Any]
+        self, schema: str, collection: Collection, object_id: ObjectId, data: dict[str, Any]
     ) -> bool:
         """Store ``data`` as the object's fields; False when there is no such object."""
         with self._tx() as db:
@@ -177,7 +186,7 @@ class TenantStore(SqliteStore):
                 raise Conflict(collection.natural_key) from exc
             return cursor.rowcount > 0
 
-    def delete(self, schema: str, collection: Collection, object_id: int) -> bool:
+    def delete(self, schema: str, collection: Collection, object_id: ObjectId) -> bool:
         with self._tx() as db:
             cursor = db.execute(
                 "DELETE FROM objects WHERE schema = ? AND collection = ? AND id = ?",
