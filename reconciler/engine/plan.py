@@ -44,7 +44,7 @@ class Change:
     after: Mapping[str, Any] | None
     key: str | None = None  # natural key: attribute field, location name, version code
     version_code: str | None = None  # for compatibility and status changes
-    target_id: int | None = None  # server id known at plan time (location to update/delete)
+    target_id: int | str | None = None  # server id known at plan time (location to update/delete)
     step: str | None = None  # status endpoint: send_to_review, in_review, ready, rejected
     payload: Mapping[str, Any] | None = None
     fields: tuple[FieldChange, ...] = ()

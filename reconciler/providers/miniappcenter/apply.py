@@ -158,6 +158,13 @@ class _Failed(ReconcilerError):
     """A change that failed; its message is shown in the summary."""
 
 
+def _location_id(change: Change) -> int:
+    """A location's id: an integer (the saved plan's check refuses anything else)."""
+    if not isinstance(change.target_id, int) or isinstance(change.target_id, bool):
+        raise _Failed(f"{change.address}: the plan carries no location id")
+    return change.target_id
+
+
 # How often an unanswered review step is re-sent within one run before it is left to the next.
 STEP_RESENDS = 3
 # Bound on the steps one status change may send while learning an unknown status.
@@ -588,11 +595,11 @@ class Executor:
 
     async def _location_update(self, change: Change) -> None:
         payload = change.payload or {}
-        assert change.target_id is not None
+        location_id = _location_id(change)
         body = LocationBody(name=payload["name"], geo_point=payload["geo_point"])
-        await self.client.update_location(change.app_id, change.target_id, body)
+        await self.client.update_location(change.app_id, location_id, body)
         await self._store_location(
-            change.app_id, payload["name"], change.target_id, payload["geo_point"]
+            change.app_id, payload["name"], location_id, payload["geo_point"]
         )
 
     async def _store_location(
@@ -605,9 +612,8 @@ class Executor:
         await self._commit(app_id, ("locations", name))
 
     async def _location_delete(self, change: Change) -> None:
-        assert change.target_id is not None
         try:
-            await self.client.delete_location(change.app_id, change.target_id)
+            await self.client.delete_location(change.app_id, _location_id(change))
         except ApiError as exc:
             if exc.status != 404:
                 raise

@@ -616,7 +616,7 @@ def _check_location(plan: Plan, change: Change) -> str | None:
     # A duplicate location (same name twice on the server) is deleted by id: NAME#ID.
     duplicate = (
         change.action == "delete"
-        and change.target_id is not None
+        and isinstance(change.target_id, int)
         and change.address == address.duplicate(change.target_id)
     )
     if change.address != address and not duplicate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from reconciler.address import Address
 
@@ -40,13 +40,10 @@ def split_address_key(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def as_target_id(server_id: int | str) -> int:
-    """``server_id`` for ``Change.target_id``. The engine annotates that field ``int`` (the
-    Mini App Center's ids); a REST id may be a string (a slug, a UUID: D95), which the plan's
-    JSON carries unchanged and :func:`reconciler.providers.rest.plan_check.load_saved_plan`
-    validates. This cast is the one place the annotation is bridged, until it reads
-    ``int | str``."""
-    return cast(int, server_id)
+def as_target_id(server_id: int | str) -> int | str:
+    """``server_id`` for ``Change.target_id``: an integer, or a string (a slug, a UUID: D95)
+    that :func:`reconciler.providers.rest.plan_check.load_saved_plan` validates."""
+    return server_id
 
 
 def object_address(endpoint: str, path: str, key: str) -> Address:
