@@ -485,7 +485,7 @@ async def test_the_sandbox_session_keeps_its_password_to_itself(tmp_path: Path) 
         await session.apply(plan, section, desired=demo(), parallelism=2, record=Journal(),
                             on_event=lambda event: None)
         assert isinstance(session, AkanaSession)
-        password = session._client.config.password.reveal()  # noqa: SLF001 (the test's look)
+        password = session._client.config.password.reveal()
         assert password != IN_PROCESS_PASSWORD and len(password) >= 24
         for shown in (session.identity, session.display, repr(session), repr(plan)):
             assert password not in shown and IN_PROCESS_PASSWORD not in shown
@@ -495,7 +495,7 @@ async def test_the_sandbox_session_keeps_its_password_to_itself(tmp_path: Path) 
         {}, sandbox_dir=tmp_path / "sb", config=None, parallelism=2
     ) as session:
         assert (await session.plan(demo(), section, Scope())).changes == ()
-        assert session._client.config.password.reveal() != password  # noqa: SLF001
+        assert session._client.config.password.reveal() != password
 
 
 def test_a_missing_login_is_named() -> None:
