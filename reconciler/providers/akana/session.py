@@ -13,6 +13,7 @@ intent that app would be "exists on the server but is not managed" and need a hu
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -49,7 +50,7 @@ from reconciler.providers.akana.config import (
 )
 from reconciler.providers.akana.diff import Adoption, diff
 from reconciler.providers.akana.drift import classify
-from reconciler.providers.akana.fetch import read_live
+from reconciler.providers.akana.fetch import READ_CONCURRENCY, read_live
 from reconciler.providers.akana.importer import import_named
 from reconciler.providers.akana.live import app_fingerprint, fingerprints, live_app
 from reconciler.providers.akana.model import AkanaApp
@@ -243,28 +244,35 @@ class AkanaSession:
         return out
 
     async def _moved(self, plan: Plan, akana: AkanaSection) -> dict[str, str]:
-        """A saved plan's apps that changed on the platform since it was made (re-read), with
-        why: their changes are refused, the others applied."""
-        out: dict[str, str] = {}
+        """A saved plan's apps that changed on the platform since it was made (re-read, a few
+        apps at a time), with why: their changes are refused, the others applied."""
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def now(server_id: str | None) -> str | None:
+            if server_id is None:
+                return None
+            async with gate:
+                detail = await self._client.get_app(server_id)
+                if detail is None:
+                    return None
+                return app_fingerprint(live_app(detail, await self._client.list_versions(
+                    server_id)))
+
+        checks: list[tuple[str, str, str | None]] = []
         for address, expected in sorted(plan.fingerprints.items(), key=lambda i: str(i[0])):
             name = address.key
             if address.provider != PROVIDER or address.parent is not None or name is None:
                 continue
-            ids = {
-                str((c.before or {}).get("id")) for c in plan.changes
-                if c.address == address and (c.before or {}).get("id")
-            }
+            planned = next((str(c.before["id"]) for c in plan.changes if c.address == address
+                            and c.before is not None and c.before.get("id")), None)
             record = akana.apps.get(name)
-            server_id = next(iter(ids), record.id if record is not None else None)
-            now = None
-            if server_id is not None:
-                detail = await self._client.get_app(server_id)
-                if detail is not None:
-                    versions = await self._client.list_versions(server_id)
-                    now = app_fingerprint(live_app(detail, versions))
-            if now != expected:
-                out[name] = "the app changed on the platform since the plan was made: plan again"
-        return out
+            checks.append((name, expected, planned or (record.id if record else None)))
+        found = await asyncio.gather(*(now(server_id) for _, _, server_id in checks))
+        return {
+            name: "the app changed on the platform since the plan was made: plan again"
+            for (name, expected, _), fingerprint in zip(checks, found, strict=True)
+            if fingerprint != expected
+        }
 
     # --- drift and import ------------------------------------------------------------------
 
@@ -381,8 +389,6 @@ class AkanaConnector:
 
 
 def _client_connections(parallelism: int) -> int:
-    from reconciler.providers.akana.fetch import READ_CONCURRENCY
-
     return max(parallelism, READ_CONCURRENCY, 1)
 
 
