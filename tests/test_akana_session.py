@@ -4,6 +4,7 @@ records, scope, protection, adoption, the interrupted create, binding, drift and
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -543,3 +544,35 @@ async def test_the_session_logs_out_when_the_run_fails(akana: RunningAkana) -> N
             await session.plan([], ProviderState(), Scope())
             raise RuntimeError("boom")
     assert akana.store.count("login") == 1 and akana.store.count("logout") == 1
+
+
+async def test_a_saved_plan_that_takes_over_an_interrupted_create_applies(
+    tmp_path: Path,
+) -> None:
+    """The plan JSON round trip (apply --plan): the adoptions of interrupted creates, declared
+    or not, survive the saved-plan check and apply without manifests."""
+    desired = apps_from(app_doc("Kept", versions=["1.0", "2.0"]) + "---\n" + app_doc("Left"),
+                        tmp_path)
+    async with sandbox(tmp_path) as box:
+        # Both created by a run that died before recording them: only their intents remain.
+        lost = ProviderState()
+        created = [a.model_copy(update={"versions": a.versions[:1]}) for a in desired]
+        await run(box.session, await box.session.plan(created, lost, Scope()), lost)
+        section = ProviderState(resources={PENDING_KIND: {
+            "Kept": {"business_id": None}, "Left": {"business_id": None}}})
+        assert sorted(section.resources[PENDING_KIND]) == ["Kept", "Left"]
+        kept = [a for a in desired if a.name == "Kept"]  # "Left"'s manifest was dropped
+        plan = await box.session.plan(kept, section, Scope())
+        saved = AKANA.load_saved_plan(json.loads(json.dumps(plan.as_dict())), "saved.json")
+        assert sorted(f.app_id for f in saved.learned) == ["Kept", "Left"]
+        journal = Journal()
+        applied, events = await run(box.session, saved, section, journal, desired=None)
+        assert applied.adopted == 2
+        assert [(str(e.change.address), e.outcome) for e in events] == [
+            ("akana_app[Kept].version[2.0]", "applied")
+        ]
+        assert sorted(section.resources[APP]) == ["Kept", "Left"]
+        assert PENDING_KIND not in section.resources
+        assert sorted(box.store.app_ids()) == sorted(
+            r["id"] for r in section.resources[APP].values())
+        assert (await box.session.plan(kept, section, Scope())).changes == ()
