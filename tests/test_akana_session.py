@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -576,3 +577,44 @@ async def test_a_saved_plan_that_takes_over_an_interrupted_create_applies(
         assert sorted(box.store.app_ids()) == sorted(
             r["id"] for r in section.resources[APP].values())
         assert (await box.session.plan(kept, section, Scope())).changes == ()
+
+
+class _CookieWatch(httpx.AsyncBaseTransport):
+    """Forwards to the sandbox and keeps every cookie value it sets (to look for leaks)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.values = inner, set[str]()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        for header in response.headers.get_list("set-cookie"):
+            value = header.split(";", 1)[0].split("=", 1)[1]
+            if len(value) >= 8:
+                self.values.add(value)
+        return response
+
+
+async def test_errors_and_names_carry_no_session_cookie(tmp_path: Path) -> None:
+    running = in_process_akana(tmp_path / SANDBOX_DB_NAME, password="Pw-for-this-test-only-1")
+    watch = _CookieWatch(running.transport)
+    config = AkanaConfig(akana_endpoint(running.base_url), running.email,
+                         Secret(running.password))
+    section = ProviderState()
+    shown: list[str] = []
+    try:
+        async with AkanaClient(config, transport=watch) as client:
+            session = AkanaSession(client, identity="sandbox:x", display="sandbox x")
+            plan = await session.plan(demo(), section, Scope())
+            await run(session, plan, section)
+            for ref in ("No Such App", "bad/id"):
+                with pytest.raises(ReconcilerError) as caught:
+                    await session.import_resource(ref, section)
+                shown.append(str(caught.value))
+            shown += [session.identity, session.display, repr(session), repr(client)]
+            shown += [json.dumps(plan.as_dict()), json.dumps(section.resources)]
+    finally:
+        running.close()
+    assert watch.values  # the session cookie and CSRF token were set
+    for text in shown:
+        assert "Pw-for-this-test-only-1" not in text
+        assert not [value for value in watch.values if value in text]
