@@ -184,9 +184,15 @@ async def apply_changes(
     on_result: Callable[[ChangeResult], None] | None = None,
     learned: Sequence[Fact] = (),
     app_meta: Mapping[str, AppMeta] | None = None,
+    before_write: Callable[[Change], Awaitable[None]] | None = None,
+    settled: Callable[[ChangeResult], Awaitable[None]] | None = None,
 ) -> list[ChangeResult]:
     """Apply ``changes`` (in plan order; grouped by their app): each app's in order, stopping at
-    its first failure (the rest are skipped), ``parallelism`` apps at a time."""
+    its first failure (the rest are skipped), ``parallelism`` apps at a time.
+
+    ``before_write`` is awaited before each write is sent (e.g. to make an intent durable) and
+    ``settled`` after each change's result, before the next change of that app starts (e.g.
+    to make the write's record durable): an exception from either stops the run."""
     record_adoptions(section, learned)
     groups: dict[str, list[Change]] = {}
     for change in changes:
@@ -196,26 +202,30 @@ async def apply_changes(
         queue.put_nowait(group)
     results: list[ChangeResult] = []
 
-    def emit(result: ChangeResult) -> None:
+    async def emit(result: ChangeResult) -> None:
         results.append(result)
         if on_result is not None:
             on_result(result)
+        if settled is not None:
+            await settled(result)
 
     async def run_app(group: list[Change]) -> None:
         for index, change in enumerate(group):
             handler = DISPATCH.get((change.kind, change.action))
             if handler is None or change.step is not None:
-                emit(ChangeResult(change, "failed", "not an Akana operation"))
+                await emit(ChangeResult(change, "failed", "not an Akana operation"))
             else:
+                if before_write is not None:
+                    await before_write(change)
                 try:
                     note = await handler(client, change, section)
                 except ReconcilerError as exc:
-                    emit(ChangeResult(change, "failed", bounded(str(exc), 1000)))
+                    await emit(ChangeResult(change, "failed", bounded(str(exc), 1000)))
                 else:
-                    emit(ChangeResult(change, "done", note))
+                    await emit(ChangeResult(change, "done", note))
                     continue
             for rest in group[index + 1 :]:
-                emit(ChangeResult(rest, "skipped", f"{change.address} failed first"))
+                await emit(ChangeResult(rest, "skipped", f"{change.address} failed first"))
             return
         if app_meta is not None:
             record_meta(section, {k: v for k, v in app_meta.items() if k == group[0].app_id})

@@ -4,7 +4,7 @@ matter, concurrently and bounded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from reconciler.providers.akana.client import AkanaClient
 from reconciler.providers.akana.live import LiveAkana, LiveApp, live_app
@@ -23,12 +23,15 @@ async def read_live(
     business_id: str | None = None,
     *,
     concurrency: int = READ_CONCURRENCY,
+    also_list: Iterable[str | None] = (),
 ) -> LiveAkana:
     """One listing per organization level involved (usually one: ``business_id``'s), then the
     detail and versions of every app recorded in ``section`` or declared with ``adopt: true``,
     ``concurrency`` apps at a time. An app recorded but absent from the listing is looked up by
-    its id (it may have moved); gone, it is simply not in the answer."""
+    its id (it may have moved); gone, it is simply not in the answer. ``also_list``: more
+    organization levels to list (where an interrupted create may have left an app)."""
     levels = {business_id or ""}
+    levels.update(level or "" for level in also_list)
     levels.update(app.business_id for app in desired if app.business_id)
     levels.update(
         str(r.fields["business_id"]) for r in section.apps.values() if r.fields.get("business_id")

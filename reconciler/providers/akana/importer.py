@@ -35,6 +35,14 @@ async def import_app(
 ) -> tuple[str, AppRecord]:
     """The manifest of the live app (every field it has, so applying it changes nothing) and
     the record that makes the state own it."""
+    _name, text, record = await import_named(client, name_or_id, business_id)
+    return text, record
+
+
+async def import_named(
+    client: AkanaClient, name_or_id: str, business_id: str | None = None
+) -> tuple[str, str, AppRecord]:
+    """:func:`import_app` with the app's Name (its natural key) first."""
     detail = await find_app(client, name_or_id, business_id)
     versions = await client.list_versions(detail.app_id)
     app = AkanaApp(
@@ -61,4 +69,4 @@ async def import_app(
             for v, version in zip(versions, app.versions, strict=True)
         },
     )
-    return render_manifest(app), record
+    return detail.name, render_manifest(app), record

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Plan
 from reconciler.manifest.loader import ManifestKinds
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.plan_check import load_saved_plan
 from reconciler.providers.akana.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+
+if TYPE_CHECKING:
+    from reconciler.providers.akana.session import AkanaConnector
 
 
 class Akana:
@@ -28,6 +31,13 @@ class Akana:
     @property
     def operations(self) -> frozenset[tuple[str, str, str | None]]:
         return OPERATIONS
+
+    @property
+    def connector(self) -> AkanaConnector:
+        """How the engine's service opens an Akana session (the client loads only then)."""
+        from reconciler.providers.akana.session import AKANA_CONNECTOR
+
+        return AKANA_CONNECTOR
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)

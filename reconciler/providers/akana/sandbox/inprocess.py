@@ -36,17 +36,24 @@ class InProcessAkana:
         self.app.state.store.close()
 
 
-def in_process_akana(db_path: str | Path, *, session_seconds: float = 1800.0) -> InProcessAkana:
+def in_process_akana(
+    db_path: str | Path,
+    *,
+    session_seconds: float = 1800.0,
+    password: str = IN_PROCESS_PASSWORD,
+) -> InProcessAkana:
+    """``password``: the sandbox user's (the CLI passes a random one per process, so nothing
+    else can log in to it; users live in memory, not in the database)."""
     config = AkanaSandboxConfig(
         db_path=db_path,
-        users={IN_PROCESS_EMAIL: IN_PROCESS_PASSWORD},
+        users={IN_PROCESS_EMAIL: password},
         session_seconds=session_seconds,
     )
     app = create_akana_app(config)
     return InProcessAkana(
         IN_PROCESS_BASE_URL,
         IN_PROCESS_EMAIL,
-        IN_PROCESS_PASSWORD,
+        password,
         httpx.ASGITransport(app=app),
         app,
     )
