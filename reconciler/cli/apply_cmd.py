@@ -336,7 +336,8 @@ def _run(
 
         _graceful_signals(lambda: executor)
         async with AsyncExitStack() as stack:
-            sessions = await open_sessions(stack, fleet, options)
+            # Said when planning; a saved plan's endpoint is said here.
+            sessions = await open_sessions(stack, fleet, options, say=saved is not None)
             for name, part in parts.items():
                 session = sessions.by_name.get(name)
                 if session is None or part.endpoints.get(name) != session.identity:

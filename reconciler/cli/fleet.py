@@ -179,7 +179,9 @@ def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[s
     )
 
 
-async def open_sessions(stack: AsyncExitStack, fleet: Fleet, options: FleetOptions) -> Sessions:
+async def open_sessions(
+    stack: AsyncExitStack, fleet: Fleet, options: FleetOptions, *, say: bool = True
+) -> Sessions:
     from reconciler.engine.service import open_sessions as open_each
 
     sessions = await open_each(
@@ -191,8 +193,8 @@ async def open_sessions(stack: AsyncExitStack, fleet: Fleet, options: FleetOptio
         config=options.config,
         parallelism=options.parallelism,
     )
-    for line in sessions.displays():
-        err(f"Endpoint ({line.split(': ', 1)[0]}): {line.split(': ', 1)[1]}")
+    for name, session in sorted(sessions.by_name.items()) if say else ():
+        err(f"Endpoint ({name}): {session.display}")
     return sessions
 
 

@@ -55,9 +55,6 @@ class Sessions:
 
     by_name: Mapping[str, ProviderSession] = field(default_factory=dict)
 
-    def displays(self) -> list[str]:
-        return [f"{name}: {session.display}" for name, session in sorted(self.by_name.items())]
-
 
 async def open_sessions(
     stack: AsyncExitStack,
