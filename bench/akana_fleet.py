@@ -42,10 +42,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -53,6 +55,7 @@ if str(ROOT) not in sys.path:
 
 from bench.akana_server import AkanaServer, start_akana_sandbox  # noqa: E402
 from reconciler.engine.plan import Change  # noqa: E402
+from reconciler.providers.akana import auth as akana_auth  # noqa: E402
 from reconciler.providers.akana.apply import ChangeResult, apply_changes  # noqa: E402
 from reconciler.providers.akana.client import AkanaClient  # noqa: E402
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint  # noqa: E402
@@ -360,6 +363,19 @@ async def run_fleet(
     return meter.phases, formula
 
 
+@contextmanager
+def renewals_ignored(ignored: bool) -> Iterator[None]:
+    """A what-if, never a mode of the tool: the session auth does not see the platform's
+    ``Atmo-Renew-Token: renew`` answers, so it renews only when the cookie nears expiry. The
+    difference is what renewing before the next request costs (it holds every new request
+    for one round trip)."""
+    if not ignored:
+        yield
+        return
+    with mock.patch.object(akana_auth, "RENEW_HEADER", "x-bench-renewal-ignored"):
+        yield
+
+
 def measure_akana_fleet(
     n: int,
     *,
@@ -368,13 +384,18 @@ def measure_akana_fleet(
     organizations: int = 4,
     changed: int = 10,
     workdir: Path | None = None,
+    ignore_renewals: bool = False,
 ) -> dict[str, Any]:
     """The whole run against a fresh sandbox server; plain figures (``bench/run.py``'s
-    ``akana`` worker, ``tests/test_bench_akana.py``)."""
+    ``akana`` worker, ``tests/test_bench_akana.py``). ``ignore_renewals``: the what-if of
+    :func:`renewals_ignored`."""
     own = workdir is None
     root = Path(tempfile.mkdtemp(prefix="bench-akana-")) if workdir is None else workdir
     try:
-        with start_akana_sandbox(root / "akana.db", latency_ms=latency_ms) as server:
+        with (
+            start_akana_sandbox(root / "akana.db", latency_ms=latency_ms) as server,
+            renewals_ignored(ignore_renewals),
+        ):
             started = time.perf_counter()
             phases, reads = asyncio.run(
                 run_fleet(server, n, parallelism=parallelism, organizations=organizations,
@@ -391,6 +412,7 @@ def measure_akana_fleet(
         "parallelism": parallelism,
         "organizations": organizations,
         "changed": min(changed, n),
+        "renewals_ignored": ignore_renewals,
         "phases": [phase.as_dict(parallelism, latency) for phase in phases],
         "reads": reads,
         "total_s": total,
@@ -421,7 +443,7 @@ def machine_note() -> str:
 
 
 def report(result: dict[str, Any], *, command: str = "", when: str | None = None,
-           machine: str | None = None) -> str:
+           machine: str | None = None, what_if: dict[str, Any] | None = None) -> str:
     phases = result["phases"]
     when = when or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -463,6 +485,8 @@ def report(result: dict[str, Any], *, command: str = "", when: str | None = None
     if refused:
         lines += ["", "Answers other than 2xx: " + ", ".join(
             f"`{k}` x{v}" for k, v in sorted(refused.items()))]
+    if what_if is not None:
+        lines += ["", *_what_if_lines(result, what_if)]
     reads = result["reads"]
     lines += [
         "",
@@ -474,6 +498,30 @@ def report(result: dict[str, Any], *, command: str = "", when: str | None = None
         " (or a manifest adopts), `GET /api/apps/{AppID}` and `GET /api/apps/{AppID}/versions`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _what_if_lines(result: dict[str, Any], what_if: dict[str, Any]) -> list[str]:
+    lines = [
+        "What token renewals cost: the same run again on a fresh server, the session auth"
+        " not seeing `Atmo-Renew-Token: renew` (`--what-if`; a measurement, not a mode of the"
+        " tool). A renewal is sent under the session lock before the next request, so every"
+        " request waits for it (the sandbox, like D54, kills the old cookie on renewal):",
+        "",
+        "| phase | renewals | requests | wall | **wall / floor** | renewals ignored: renewals |"
+        " requests | wall | **wall / floor** | slower by |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for now, other in zip(result["phases"], what_if["phases"], strict=True):
+        if not now["name"].startswith("apply"):
+            continue
+        lines.append(
+            f"| {now['name']} | {now['requests'].get(RENEW, 0)} | {now['total_requests']} |"
+            f" {_s(now['wall_s'])} | **{_x(now['vs_floor'])}** |"
+            f" {other['requests'].get(RENEW, 0)} | {other['total_requests']} |"
+            f" {_s(other['wall_s'])} | **{_x(other['vs_floor'])}** |"
+            f" {_x(now['wall_s'] / other['wall_s'] if other['wall_s'] else None)} |"
+        )
+    return lines
 
 
 def write_results_section(text: str, results_md: Path) -> None:
@@ -497,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallelism", type=int, default=16)
     parser.add_argument("--organizations", type=int, default=4)
     parser.add_argument("--changed", type=int, default=10, help="apps changed in phase 4")
+    parser.add_argument("--what-if", action="store_true",
+                        help="run again with renewals ignored, to show what they cost")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--results-md", action="store_true",
                         help="write the report into bench/RESULTS.md (its own section)")
@@ -507,11 +557,18 @@ def main(argv: list[str] | None = None) -> int:
         args.apps, latency_ms=args.latency_ms, parallelism=args.parallelism,
         organizations=args.organizations, changed=args.changed,
     )
+    what_if = None
+    if args.what_if:
+        what_if = measure_akana_fleet(
+            args.apps, latency_ms=args.latency_ms, parallelism=args.parallelism,
+            organizations=args.organizations, changed=args.changed, ignore_renewals=True,
+        )
     command = "python bench/akana_fleet.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(result, command=command.strip())
+    text = report(result, command=command.strip(), what_if=what_if)
     sys.stdout.write(text)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        args.json.write_text(json.dumps({"run": result, "what_if": what_if}, indent=2),
+                             encoding="utf-8")
     if args.results_md:
         write_results_section(text, ROOT / "bench" / "RESULTS.md")
     return 0
