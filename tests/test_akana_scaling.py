@@ -93,3 +93,19 @@ async def test_applying_n_apps_reads_their_meta_a_linear_number_of_times(
     # Each app's own entry after its writes, and every entry once at the end: before, each
     # app walked the whole mapping (n * n = 1600 reads here).
     assert meta.reads <= 4 * n, meta.reads
+
+
+def test_the_akana_sandbox_does_not_sync_the_disk_on_every_write(tmp_path: Path) -> None:
+    """A sandbox needs no durability against an OS crash: WAL with synchronous=NORMAL, as the
+    Mini App Center sandbox has, instead of a rollback journal synced on every commit (which
+    made each write take ~10 ms of the server's single thread, serializing a fleet's apply)."""
+    from reconciler.providers.akana.sandbox import AkanaSandboxStore
+
+    store = AkanaSandboxStore(tmp_path / "akana.db")
+    try:
+        with store._tx() as db:
+            journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+            synchronous = db.execute("PRAGMA synchronous").fetchone()[0]
+    finally:
+        store.close()
+    assert (journal, synchronous) == ("wal", 1)  # 1 = NORMAL (2 = FULL, the default)
