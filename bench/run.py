@@ -82,6 +82,15 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         out = measure.measure_cpu(spec["n"], parallelism=spec["parallelism"], workdir=workdir)
     elif kind == "startup":
         out = measure.measure_startup(spec["files"], workdir, repeat=spec.get("repeat", 5))
+    elif kind == "akana":
+        from bench.akana_fleet import measure_akana_fleet
+
+        out = measure_akana_fleet(
+            spec["n"],
+            latency_ms=spec["latency_ms"],
+            parallelism=spec["parallelism"],
+            workdir=workdir,
+        )
     else:  # pragma: no cover
         raise ValueError(kind)
     out["peak_rss_mb"] = measure.peak_rss_mb()
@@ -292,6 +301,18 @@ def checks(results: dict[str, Any]) -> list[tuple[str, str, bool, bool]]:
                 True,
             )
         )
+    if "akana" in results:
+        # The worker asserts these (it fails otherwise); listed so the report says so.
+        reads = results["akana"]["reads"]
+        out.append(
+            (
+                f"Akana, {reads['managed_apps']} apps: a converged plan reads listings + 2 x apps,"
+                " and a re-plan after apply finds nothing",
+                f"{reads['reads']} GETs",
+                True,
+                True,
+            )
+        )
     return out
 
 
@@ -462,6 +483,15 @@ def report(results: dict[str, Any]) -> str:
         ]
         for row in st["import_offenders"]:
             lines.append(f"| `{row['module']}` | {row['cumulative_ms']:.1f} ms |")
+    if "akana" in results:
+        from bench.akana_fleet import report as akana_report
+
+        lines += [
+            "",
+            akana_report(
+                results["akana"], command=cfg["command"], when=m["date"], machine="same machine"
+            ).rstrip("\n"),
+        ]
     lines += ["", "## Checks", "", "| check | kind | measured | met |", "|---|---|---|---|"]
     for what, measured, met, invariant in checks(results):
         kind = "invariant" if invariant else "target"
@@ -508,6 +538,8 @@ def metrics(results: dict[str, Any]) -> dict[str, Metric]:
         put("process_plan_vs_sequential", results["process"].get("speedup"), True)
     if "rate" in results:
         put("rate_limited_vs_burst_floor", results["rate"].get("burst_ratio"), False)
+    for phase in results.get("akana", {}).get("phases", []):
+        put(f"akana_vs_floor[{phase['name']}]", phase.get("vs_floor"), False)
     diff = results.get("diff", {})
     for case in ("converged", "changed"):
         if case in diff:
@@ -624,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         help="time at most this many sequential reads, extrapolate the rest",
     )
     parser.add_argument(
-        "--skip", default="", help="comma-separated: rate,diff,startup,cpu,process,peer"
+        "--skip", default="", help="comma-separated: rate,diff,startup,cpu,process,peer,akana"
     )
     parser.add_argument(
         "--peer-max", type=int, default=1000, help="run the peer for sizes up to this"
@@ -634,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-baseline", default=CPU_BASELINE_REF, help="commit to compare CPU with"
     )
     parser.add_argument("--process-apps", type=int, default=200)
+    parser.add_argument("--akana-apps", type=int, default=None, help="apps for the Akana fleet")
     parser.add_argument("--compare", type=Path, help="baseline results (.json) to compare with")
     parser.add_argument(
         "--results", type=Path, help="with --compare: compare this results file, run nothing"
@@ -729,6 +762,18 @@ def main(argv: list[str] | None = None) -> int:
         say(f"start-up: --help, validate of {args.validate_files} files, importtime")
         results["startup"] = run_worker(
             {"kind": "startup", "files": args.validate_files, "repeat": 5}, args.keep
+        )
+    if "akana" not in skip:
+        akana_apps = args.akana_apps or (50 if args.quick else 1000)
+        say(f"Akana fleet: {akana_apps} apps, plan, apply, re-plan, 10 changed")
+        results["akana"] = run_worker(
+            {
+                "kind": "akana",
+                "n": akana_apps,
+                "latency_ms": args.latency_ms,
+                "parallelism": args.parallelism,
+            },
+            args.keep,
         )
     results["total_s"] = time.perf_counter() - start
     say("done")

@@ -227,8 +227,11 @@ async def apply_changes(
             for rest in group[index + 1 :]:
                 await emit(ChangeResult(rest, "skipped", f"{change.address} failed first"))
             return
-        if app_meta is not None:
-            record_meta(section, {k: v for k, v in app_meta.items() if k == group[0].app_id})
+        name = group[0].app_id
+        if app_meta is not None and name in app_meta:
+            # This app's entry only: walking all of app_meta here, once per app, was
+            # quadratic in the fleet's size.
+            record_meta(section, {name: app_meta[name]})
 
     async def worker() -> None:
         while True:

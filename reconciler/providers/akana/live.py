@@ -39,15 +39,21 @@ class LiveAkana:
     apps: tuple[LiveApp, ...] = ()
     reads: int = 0
     _by_id: dict[str, LiveApp] = field(default_factory=dict, repr=False, compare=False)
+    # By name too: a plan looks every desired app up by name when the state lacks it (a first
+    # plan, adoption), and one scan per lookup made that quadratic in the fleet's size.
+    _by_name: dict[str, list[LiveApp]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._by_id.update({app.id: app for app in self.apps})
+        for app in self.apps:
+            self._by_id[app.id] = app
+            self._by_name.setdefault(app.name, []).append(app)
 
     def by_id(self, app_id: str) -> LiveApp | None:
         return self._by_id.get(app_id)
 
     def named(self, name: str) -> list[LiveApp]:
-        return [app for app in self.apps if app.name == name]
+        """The apps called ``name``, in listing order (a new list: the caller's to keep)."""
+        return list(self._by_name.get(name, ()))
 
 
 def live_version(version: AppVersion) -> LiveVersion:
