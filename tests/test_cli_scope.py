@@ -80,8 +80,9 @@ def test_target_typo_names_it_and_suggests_the_declared_id(
     assert "--target com.genexus.verdant.teatme matches no mini app declared" in err
     assert f"did you mean {TEATIME}?" in err
     known = err.split("Known ids: ", 1)[1].strip()
-    assert known == (
-        "com.genexus.verdant.coffeemuffins, com.genexus.verdant.loyaltypoints,"
+    assert known == (  # the demo fleet's Akana apps are declared too
+        "Payments Gateway, Payments Reports,"
+        " com.genexus.verdant.coffeemuffins, com.genexus.verdant.loyaltypoints,"
         f" {SPLITBILL}, com.genexus.verdant.sweetcorner, {TEATIME}"
     )
     assert nothing_written(workdir)
@@ -151,7 +152,7 @@ def test_the_listing_is_bounded(workdir: Path, capsys: pytest.CaptureFixture[str
 
 def test_matching_selection_still_works(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "validate", "manifests", "--select", "team=payments")
-    assert (code, out) == (0, "OK: 2 mini apps in 4 files\n")
+    assert (code, out) == (0, "OK: 2 mini apps, 2 Akana apps in 5 files\n")
     code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--target", TEATIME)
     assert code == 0
     assert TEATIME in out and SPLITBILL not in out
@@ -244,4 +245,4 @@ def test_a_comment_only_file_beside_real_manifests_is_fine(
 ) -> None:
     (workdir / "manifests" / "draft.yaml").write_text("# to do\n")
     code, out, _ = run(capsys, "validate", "manifests")
-    assert (code, out) == (0, "OK: 5 mini apps in 5 files\n")
+    assert (code, out) == (0, "OK: 5 mini apps, 2 Akana apps in 6 files\n")

@@ -92,7 +92,10 @@ def open_fleet(
     wanted = set(only) if only is not None else None
     if options.provider is not None:
         wanted = {options.provider} if wanted is None else wanted & {options.provider}
-    mac_declared = desired is not None and desired.declares_mini_apps
+    # A saved plan of the Mini App Center needs it whatever the state holds.
+    mac_declared = (desired is not None and desired.declares_mini_apps) or (
+        only is not None and MAC_PROVIDER in only
+    )
     peek: State | None = None
     if mac_declared:
         mac_in = wanted is None or MAC_PROVIDER in wanted

@@ -91,6 +91,8 @@ def validate(
             labels.get(k) == v for k, v in selectors.items()
         ):
             counts[name] = counts.get(name, 0) + 1
+    # The Mini App Center first (the line it always was), then the others by name.
+    counts = dict(sorted(counts.items(), key=lambda item: (item[0] != "miniappcenter", item[0])))
     count = sum(counts.values())
     if format is ValidateFormat.json:
         _print_json(valid=True, apps=count, errors=[], by_provider=counts)
