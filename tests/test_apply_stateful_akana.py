@@ -298,7 +298,7 @@ class AkanaApplyMachine(RuleBasedStateMachine):
         else:
             self._save(section)
         finally:
-            for fault in faults:
+            for fault in faults:  # what was exercised (--hypothesis-show-statistics)
                 if fault.times < fault_times[id(fault)]:
                     event(f"fired: {fault.mode} {fault.method} {fault.path}")
             self.faults.clear()
