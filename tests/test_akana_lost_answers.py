@@ -1,6 +1,6 @@
-"""Akana creates whose outcome the run could not learn (found by tests/test_apply_stateful_akana.py):
-the next plan must still converge with no person in between, and the state must keep the
-AppID the server assigned."""
+"""Akana creates whose outcome the run could not learn (found by
+tests/test_apply_stateful_akana.py): the next plan must still converge with no person in
+between, and the state must keep the AppID the server assigned."""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ async def read_live(
 ) -> LiveAkana:
     """One listing per organization level involved (usually one: ``business_id``'s), then the
     detail and versions of every app recorded in ``section``, declared with ``adopt: true`` or
-    whose create is in doubt, ``concurrency`` apps at a time. An app recorded but absent from the listing is looked up by
-    its id (it may have moved); gone, it is simply not in the answer."""
+    whose create is in doubt, ``concurrency`` apps at a time. An app recorded but absent from
+    the listing is looked up by its id (it may have moved); gone, it is not in the answer."""
     levels = {business_id or ""}
     levels.update(app.business_id for app in desired if app.business_id)
     levels.update(
