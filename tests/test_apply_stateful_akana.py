@@ -385,8 +385,8 @@ def _killed(exc: BaseException) -> bool:
 
 
 AkanaApplyMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=10,
+    max_examples=100,
+    stateful_step_count=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

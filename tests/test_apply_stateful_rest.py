@@ -117,20 +117,27 @@ def _refused(detail: str) -> httpx.Response:
 class Faulty(httpx.AsyncBaseTransport):
     """The first fault of ``faults`` that matches a request acts on it. ``token_not_valid``
     ends the access token the request carries (as when it expires in flight: that token is
-    refused from then on, a new one is not); ``refresh_refused`` does the same to the refresh
-    token a refresh sends (expired, or blacklisted). The other modes are
-    :class:`FaultTransport`'s."""
+    refused from then on); a token is never ended on its first use (a new token lives for
+    seconds at least). ``refresh_refused`` ends the refresh token a refresh sends (expired,
+    or blacklisted). The other modes are :class:`FaultTransport`'s."""
 
     inner: httpx.AsyncBaseTransport
     faults: list[Fault] = field(default_factory=list)
     ended: set[str] = field(default_factory=set)  # access and refresh tokens refused
+    used: set[str] = field(default_factory=set)  # access tokens sent before
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         access = request.headers.get("authorization", "").removeprefix("Bearer ")
         refresh = _refresh_token(request)
         if access in self.ended or refresh in self.ended:
             return _refused("Given token not valid for any token type")
-        fault = next((f for f in self.faults if f.matches(request)), None)
+        first_use = access not in self.used
+        self.used.add(access)
+        fault = next(
+            (f for f in self.faults
+             if f.matches(request) and not (f.mode == "token_not_valid" and first_use)),  # type: ignore[comparison-overlap]
+            None,
+        )
         if fault is None:
             return await self.inner.handle_async_request(request)
         if fault.mode == "token_not_valid" and access:  # type: ignore[comparison-overlap]
@@ -436,8 +443,8 @@ def _killed(exc: BaseException) -> bool:
 
 
 RestApplyMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=10,
+    max_examples=150,
+    stateful_step_count=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
