@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 
 from reconciler.engine.plan import Change
 from reconciler.errors import ReconcilerError
-from reconciler.providers.akana.apply import apply_changes
+from reconciler.providers.akana.apply import ChangeResult, apply_changes
 from reconciler.providers.akana.client import AkanaClient
 from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.diff import UNMANAGED, AkanaDiff, diff
@@ -154,6 +154,7 @@ class AkanaApplyMachine(RuleBasedStateMachine):
         self.faults: list[Fault] = []
         self.saved: dict[str, Any] = {}  # the state's Akana section, as last saved
         self.desired: dict[str, AkanaApp] = {}
+        self.results: list[ChangeResult] = []  # of the last run
         # Names of apps on the server whose record the state may have lost (lost section,
         # killed before the save): only these may be refused as "not managed".
         self.unsure: set[str] = set()
@@ -213,7 +214,7 @@ class AkanaApplyMachine(RuleBasedStateMachine):
             changes = [c for c in planned.changes if c.app_id not in stuck]
             if faults_for is not None and changes:
                 self.faults[:] = faults_for(changes)
-            await apply_changes(
+            self.results = await apply_changes(
                 client, changes, section,
                 parallelism=2, learned=planned.learned, app_meta=planned.app_meta,
             )
@@ -304,6 +305,24 @@ class AkanaApplyMachine(RuleBasedStateMachine):
             self.faults.clear()
         ids = {app["id"] for app in self._server().values()}
         assert set(keep.values()) <= ids, f"a managed app vanished: {keep}"
+
+    @rule(data=st.data())
+    def apply_with_expired_session(self, data: Any) -> None:
+        """The session ends on the server just before one of the calls the plan makes: the
+        client logs in again once and replays it, so every change is done."""
+        section = self._section()
+
+        def faults_for(changes: list[Change]) -> list[Fault]:
+            calls = sorted({call for c in changes for call in CALLS[(c.kind, c.action)]})
+            method, path = data.draw(st.sampled_from(calls), label="session ends before")
+            return [Fault(method, path, "expire_session", 1)]  # type: ignore[arg-type]
+
+        try:
+            asyncio.run(self._run(section, faults_for=faults_for))
+        finally:
+            self.faults.clear()
+        self._save(section)
+        assert [(str(r.change.address), r.note) for r in self.results if r.status != "done"] == []
 
     @rule()
     def apply_clean(self) -> None:
