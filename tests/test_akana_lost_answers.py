@@ -4,6 +4,7 @@ between, and the state must keep the AppID the server assigned."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.diff import Adoption, AkanaDiff, diff
 from reconciler.providers.akana.fetch import read_live
 from reconciler.providers.akana.model import AkanaApp, AkanaVersion
-from reconciler.providers.akana.records import AkanaSection, AppRecord
+from reconciler.providers.akana.records import IN_DOUBT_KIND, AkanaSection, AppRecord
 from reconciler.providers.akana.sandbox.app import create_akana_app
 from reconciler.providers.akana.sandbox.config import AkanaSandboxConfig
 from reconciler.providers.akana.sandbox.inprocess import (
@@ -25,6 +26,7 @@ from reconciler.providers.akana.sandbox.inprocess import (
     IN_PROCESS_PASSWORD,
 )
 from reconciler.providers.akana.sandbox.store import AkanaSandboxStore
+from reconciler.state import ProviderState, State
 from reconciler.transport.redact import Secret
 from tests.fixtures_akana import fast_retry
 from tests.fixtures_pipeline import Fault, FaultTransport
@@ -138,3 +140,13 @@ def test_an_adoption_replaces_a_record_whose_app_is_gone() -> None:
     assert record.id == "new.x" and record.versions["1.0"].id == "v1.x"
     assert record.protect and record.labels == {"a": "b"}
     assert section.in_doubt == set()
+
+
+def test_a_create_in_doubt_survives_the_state_file() -> None:
+    section = AkanaSection({"Kept": AppRecord(id="k.x")}, {"Solo"})
+    state = State()
+    state.providers["akana"] = ProviderState(resources=section.to_resources())
+    again = State.from_file(json.loads(json.dumps(state.to_file())))
+    read = AkanaSection.from_resources(again.providers["akana"].resources)
+    assert read.in_doubt == {"Solo"} and read.apps["Kept"].id == "k.x"
+    assert IN_DOUBT_KIND not in AkanaSection(read.apps).to_resources()  # none: not written
