@@ -121,11 +121,11 @@ def test_the_delete_budget_and_protection_span_providers(
     applied(capsys)
     (fleet / "manifests" / "akana" / "payments.yaml").unlink()
     (fleet / "manifests" / "cafe" / "bakeries.yaml").unlink()
-    code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--prune", "--format", "json")
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--prune", "--format", "json")
     plan = json.loads(out)
     # The Akana gateway is protected: refusing its delete is an error naming it.
     assert code == 1 and any(GATEWAY in e for e in plan["errors"]), plan["errors"]
-    code, out, err = run(
+    code, out, _ = run(
         capsys, "plan", "manifests", "--sandbox", "--prune", "--max-deletes", "1",
         "--format", "json",
     )  # fmt: skip
@@ -190,7 +190,7 @@ def test_an_akana_only_repository_needs_no_mini_app_center(
     code, _, err = run(capsys, "plan", "manifests/akana")
     assert code == 1
     assert "no akana endpoint is configured" in err and "MAC_BASE_URL" not in err
-    code, out, err = run(capsys, "plan", "manifests/akana", "--sandbox")
+    code, _, err = run(capsys, "plan", "manifests/akana", "--sandbox")
     assert code == 0, err
     assert "Endpoint (akana)" in err and "embedded sandbox (in-process" not in err
 
