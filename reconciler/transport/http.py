@@ -66,7 +66,7 @@ from reconciler.transport.config import (
     check_token,
     is_loopback,
 )
-from reconciler.transport.netio import AsyncioLane
+from reconciler.transport.h11lane import H11Lane
 from reconciler.transport.redact import (
     ApiKeyAuth,
     Secret,
@@ -332,16 +332,17 @@ _HOP_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer
 
 
 def _with_content(response: httpx.Response, content: bytes) -> httpx.Response:
-    """A closed copy of ``response`` holding ``content`` (already decoded)."""
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_HEADERS]
-    extensions = {k: v for k, v in response.extensions.items() if k != "network_stream"}
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=content,
-        request=response.request,
-        extensions=extensions,
-    )
+    """``response`` (read and closed) holding ``content``, already decoded and bounded.
+
+    Settled in place rather than copied into a new ``httpx.Response`` (~5% of a read's CPU,
+    bench/): what httpx's own ``aread`` does, plus dropping the headers that described the
+    raw body (its coding, its length), so nothing decodes or trusts them again."""
+    headers = response.headers
+    for name in [key for key in headers.keys() if key in _HOP_HEADERS]:
+        del headers[name]
+    response.extensions.pop("network_stream", None)
+    response._content = content
+    return response
 
 
 _CONTROL: Final = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c not in (9, 10)}
@@ -416,13 +417,15 @@ class _Lanes(httpx.AsyncBaseTransport):
         self._free = asyncio.Semaphore(self._size)
 
     async def _take(self, request: httpx.Request) -> httpx.AsyncBaseTransport:
-        timeouts = request.extensions.get("timeout") or {}
-        wait = timeouts.get("pool")
-        try:
-            async with asyncio.timeout(wait):
-                await self._free.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection", request=request) from None
+        if self._free.locked():  # only a wait needs a deadline (a timeout scope costs CPU)
+            timeouts = request.extensions.get("timeout") or {}
+            try:
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free connection", request=request) from None
+        else:
+            await self._free.acquire()  # free: returns at once
         if self._idle:
             return self._idle.pop()
         lane = self._make()  # lazily: a small run opens few connections
@@ -514,11 +517,8 @@ class ApiSession:
         if transport is None:
             transport = _Lanes(
                 max_connections,
-                functools.partial(
-                    AsyncioLane,  # httpx's transport on asyncio sockets, without anyio
-                    verify=tls_context(),  # always verifying; see _tls_context
-                    trust_env=not loopback,
-                ),
+                # One keep-alive connection each, h11 on asyncio sockets (D100).
+                functools.partial(H11Lane, verify=tls_context()),  # always verifying
             )
         self._http = httpx.AsyncClient(
             auth=ApiKeyAuth(secret) if secret is not None else auth,

@@ -143,6 +143,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         self._transport.close()
 
+    def close_now(self) -> None:
+        """Close without awaiting (asyncio's close is immediate: nothing to wait for)."""
+        self._transport.close()
+
     async def start_tls(
         self,
         ssl_context: ssl.SSLContext,
