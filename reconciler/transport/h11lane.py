@@ -228,7 +228,12 @@ class H11Lane(httpx.AsyncBaseTransport):
         while True:
             event = self._next_event(request)
             if event is h11.NEED_DATA:
-                conn.receive_data(await self._read(request, read_timeout))
+                data = await self._read(request, read_timeout)
+                if not data and conn.their_state is h11.SEND_RESPONSE:
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected without sending a response.", request=request
+                    )
+                conn.receive_data(data)
             elif isinstance(event, h11.Response):
                 break
             elif isinstance(event, h11.ConnectionClosed):
