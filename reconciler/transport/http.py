@@ -66,7 +66,7 @@ from reconciler.transport.config import (
     check_token,
     is_loopback,
 )
-from reconciler.transport.h11lane import H11Lane
+from reconciler.transport.h11lane import H11Lane, LaneBody
 from reconciler.transport.redact import (
     ApiKeyAuth,
     Secret,
@@ -74,6 +74,7 @@ from reconciler.transport.redact import (
     register_token,
     unregister_token,
 )
+from reconciler.transport.urls import UrlJoiner
 
 log = logging.getLogger("reconciler.providers.miniappcenter.client")
 
@@ -446,8 +447,12 @@ class _Lanes(httpx.AsyncBaseTransport):
         if response.is_closed:  # a body the transport already read and closed (mocks)
             self._give_back(lane)
             return response
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _LaneStream(response.stream, lambda: self._give_back(lane))
+        stream = response.stream
+        if isinstance(stream, LaneBody):  # tells us itself when it is closed: no wrapper
+            stream.when_closed(lambda: self._give_back(lane))
+            return response
+        assert isinstance(stream, httpx.AsyncByteStream)
+        response.stream = _LaneStream(stream, lambda: self._give_back(lane))
         return response
 
     async def aclose(self) -> None:
@@ -506,6 +511,7 @@ class ApiSession:
         secret = Secret(check_token(token)) if token is not None else None
         self._error_items: ErrorItemsReader = error_items or _error_items
         self.endpoint = endpoint
+        self._url = UrlJoiner(endpoint.root)
         self.stats = ClientStats()
         self.retry = retry or RetryPolicy()
         self._timeout = timeout
@@ -601,7 +607,7 @@ class ApiSession:
 
         Returns the 2xx response, or None for a 404 when ``missing_ok``.
         """
-        url = httpx.URL(self.endpoint.root + path)
+        url = self._url(path)
         shown = url_path(url)
         policy = self.retry
         budget = _Budget(policy)
