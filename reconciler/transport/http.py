@@ -542,8 +542,9 @@ class ApiSession:
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
-            # Proxies and CA bundles from the environment are honoured for real endpoints;
-            # never for loopback, where a proxy would see the token in clear.
+            # The lanes connect directly: httpx ignores the environment's proxies when it is
+            # given a transport, as it has since the lanes (D50, D100). CA bundles
+            # (SSL_CERT_FILE/DIR) are honoured through tls_context().
             trust_env=not loopback,
         )
         # The client's own setter would copy this into a plain Cookies.
