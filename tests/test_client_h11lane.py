@@ -202,7 +202,7 @@ async def test_a_server_closing_mid_body_is_a_protocol_error() -> None:
         return False
 
     async with scripted(cut) as server, _lane_client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="incomplete|closed"):
+        with pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|closed"):
             await client.get(server.url + "/x")
 
 
@@ -291,14 +291,13 @@ async def test_lanes_of_h11_connections_share_the_load_over_real_http() -> None:
         return await ok_json(seen, writer)
 
     lanes = _Lanes(3, lambda: H11Lane(verify=tls_context()))
-    async with scripted(ok_after_a_while) as server:
-        async with httpx.AsyncClient(transport=lanes) as client:
+    async with scripted(ok_after_a_while) as server, httpx.AsyncClient(transport=lanes) as client:
 
-            async def get(i: int) -> bytes:
-                response = await client.get(f"{server.url}/r{i}")
-                return response.content
+        async def get(i: int) -> bytes:
+            response = await client.get(f"{server.url}/r{i}")
+            return response.content
 
-            bodies = await asyncio.gather(*(get(i) for i in range(30)))
+        bodies = await asyncio.gather(*(get(i) for i in range(30)))
     assert bodies == [JSON_BODY] * 30
     assert server.connections == 3  # at most one connection per lane, each kept alive
 

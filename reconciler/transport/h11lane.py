@@ -251,7 +251,10 @@ class H11Lane(httpx.AsyncBaseTransport):
             event.status_code,
             headers=headers,
             stream=LaneBody(self, request, read_timeout),
-            extensions={"http_version": b"HTTP/" + event.http_version, "reason_phrase": event.reason},
+            extensions={
+                "http_version": b"HTTP/" + event.http_version,
+                "reason_phrase": event.reason,
+            },
         )
 
     async def _send_body(
@@ -307,8 +310,6 @@ class LaneBody(httpx.AsyncByteStream):
     """A response body read from the lane as the caller iterates; closing it (exactly once)
     releases the lane, then runs the callback the pool above registered (``when_closed``:
     one generator layer less per chunk than wrapping the stream)."""
-
-    __slots__ = ("_lane", "_request", "_timeout", "_complete", "_closed", "_then")
 
     def __init__(self, lane: H11Lane, request: httpx.Request, timeout: float | None) -> None:
         self._lane = lane

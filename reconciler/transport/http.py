@@ -339,7 +339,7 @@ def _with_content(response: httpx.Response, content: bytes) -> httpx.Response:
     bench/): what httpx's own ``aread`` does, plus dropping the headers that described the
     raw body (its coding, its length), so nothing decodes or trusts them again."""
     headers = response.headers
-    for name in [key for key in headers.keys() if key in _HOP_HEADERS]:
+    for name in [key for key in headers if key in _HOP_HEADERS]:
         del headers[name]
     response.extensions.pop("network_stream", None)
     response._content = content
