@@ -232,3 +232,19 @@ def test_a_provider_recorded_but_not_configured_is_named_not_checked(
     ]
     with pytest.raises(ConfigError, match="--prune may delete"):
         open_fleet(desired, store, FleetOptions(False, None, None, None, True, None, 4, 100, ()))
+
+
+def test_a_proxy_variable_is_said_not_silently_ignored(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.cli.fleet import proxy_variable
+
+    assert proxy_variable({"HTTPS_PROXY": "", "http_proxy": "http://p:3128"}) == "http_proxy"
+    assert proxy_variable({}) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("MAC_BASE_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("MAC_API_TOKEN", "t" * 20)
+    code, _, err = run(capsys, "plan", "manifests/cafe")
+    assert code == 1  # nothing listens there; the warning came first
+    assert "HTTPS_PROXY is set, but this reconciler does not use proxies" in err
+    assert "proxy.internal" not in err  # the value (it may carry credentials) is not shown
