@@ -34,10 +34,6 @@ if str(ROOT) not in sys.path:  # run as a script by start_akana_sandbox
 
 from bench.server import ServerProcess  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 COUNTS_PATH: Final = "/__bench/requests"
 EMAIL: Final = "bench@akana.example"
 PASSWORD: Final = "bench-akana-password-1"  # a throwaway sandbox on loopback
