@@ -248,3 +248,27 @@ def test_a_proxy_variable_is_said_not_silently_ignored(
     assert code == 1  # nothing listens there; the warning came first
     assert "HTTPS_PROXY is set, but this reconciler does not use proxies" in err
     assert "proxy.internal" not in err  # the value (it may carry credentials) is not shown
+
+
+def test_rest_objects_import_and_markdown_through_the_cli(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--format", "markdown")
+    assert code == 0 and "### Plan" in out and "Mini App Center" not in out
+    assert "rest_object[shop:/api/products/:HAM-01]" in out
+    assert run(capsys, "apply", "catalogue", "--sandbox", "--auto-approve")[0] == 0
+    address = "rest_object[shop:/api/products/:HAM-01]"
+    code, _, err = run(capsys, "state", "rm", address, "--sandbox")
+    assert code == 0 and "Forgot" in err
+    code, _, err = run(
+        capsys, "import", "--provider", "rest", "shop:/api/products/:sku=HAM-01",
+        "--out", "imported", "--sandbox",
+    )  # fmt: skip
+    assert code == 0, err
+    (written,) = (fleet / "imported").iterdir()
+    assert "kind: RestObject" in written.read_text() and "HAM-01" in written.read_text()
+    code, out, _ = run(capsys, "state", "list", "--sandbox")
+    assert address in out
+    code, _, err = run(capsys, "import", "--provider", "kong", "x", "--sandbox")
+    assert code == 64 and "rest" in err
