@@ -464,12 +464,12 @@ def test_interrupted_outside_the_run_exits_130_and_releases_the_lock(
 def test_ctrl_c_while_planning_says_nothing_was_written(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.cli.apply_cmd as apply_cmd
+    import reconciler.workflows.apply as apply_flow
 
     async def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C while the live state is being read
 
-    monkeypatch.setattr(apply_cmd, "plan_fleet", interrupted)
+    monkeypatch.setattr(apply_flow, "plan_fleet", interrupted)
     code, out, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
     assert code == 130
     assert "Interrupted before any write: nothing was written" in err

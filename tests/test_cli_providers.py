@@ -212,10 +212,11 @@ def test_rest_objects_through_the_cli(fleet: Path, capsys: pytest.CaptureFixture
 def test_a_provider_recorded_but_not_configured_is_named_not_checked(
     fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.cli.common import load_desired
-    from reconciler.cli.fleet import FleetOptions, open_fleet
+    from reconciler.cli.common import StderrReporter
     from reconciler.errors import ConfigError
     from reconciler.state import FileStateStore, ProviderState, State
+    from reconciler.workflows.desired import load_desired
+    from reconciler.workflows.fleet import FleetOptions, open_fleet
 
     store = FileStateStore(fleet / "state.json")
     record = {"id": "a1", "protect": False, "labels": {}, "fields": {}, "versions": {}}
@@ -224,20 +225,21 @@ def test_a_provider_recorded_but_not_configured_is_named_not_checked(
     monkeypatch.setenv("MAC_API_TOKEN", "t" * 20)
     desired = load_desired([fleet / "manifests" / "cafe"], [], [])
     options = FleetOptions(False, None, None, None, False, None, 4, 100, ())
-    opened = open_fleet(desired, store, options)
+    opened = open_fleet(desired, store, options, StderrReporter())
     assert opened.others == [] and opened.mac is not None
     assert opened.notices == [
         "the state records akana resources that were not checked: no akana endpoint is"
         " configured in this run"
     ]
     with pytest.raises(ConfigError, match="--prune may delete"):
-        open_fleet(desired, store, FleetOptions(False, None, None, None, True, None, 4, 100, ()))
+        open_fleet(desired, store, FleetOptions(False, None, None, None, True, None, 4, 100, ()),
+                   StderrReporter())
 
 
 def test_a_proxy_variable_is_said_not_silently_ignored(
     fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.cli.fleet import proxy_variable
+    from reconciler.workflows.fleet import proxy_variable
 
     assert proxy_variable({"HTTPS_PROXY": "", "http_proxy": "http://p:3128"}) == "http_proxy"
     assert proxy_variable({}) is None

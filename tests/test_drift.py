@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from reconciler.address import parse_address
-from reconciler.cli.common import resolve_target
 from reconciler.cli.main import main
 from reconciler.engine.plan import Change, Plan
 from reconciler.engine.render import render_drift
@@ -21,6 +20,7 @@ from reconciler.providers.miniappcenter.diff import CHANGED_OUTSIDE, DELETED_OUT
 from reconciler.providers.miniappcenter.drift import classify
 from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS
 from reconciler.state import AppRecord, LocationRecord, ObjectRef, State, VersionRecord
+from reconciler.workflows.target import resolve_target
 
 APP = "com.genexus.verdant.coffeemuffins"
 ICON = "gxupload:" + "a" * 32

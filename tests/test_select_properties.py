@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.cli.common import in_scope_filter
 from reconciler.errors import ConfigError, UsageError
 from reconciler.manifest import check_selection, parse_selectors
+from reconciler.workflows.desired import in_scope_filter
 
 IDS = st.sampled_from([f"com.example.app{i}" for i in range(6)])
 LABELS = st.dictionaries(st.sampled_from(["team", "env"]), st.sampled_from(["a", "b", "c"]))

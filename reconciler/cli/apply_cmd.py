@@ -6,9 +6,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +14,6 @@ import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
-    MAC_PROVIDER,
     ConfigOpt,
     LockTimeoutOpt,
     MaxDeletesOpt,
@@ -31,32 +28,15 @@ from reconciler.cli.common import (
     SelectOpt,
     StateOpt,
     TargetOpt,
-    check_provider,
-    check_scope,
     err,
     handled_errors,
-    load_desired,
-    state_notices,
-    state_store,
     use_color,
-)
-from reconciler.cli.fleet import (
-    Fleet,
-    FleetOptions,
-    FleetPlan,
-    open_fleet,
-    open_sessions,
-    plan_fleet,
-    sections_of,
-    split_saved,
 )
 
 if TYPE_CHECKING:
-    from reconciler.cli.common import Desired
     from reconciler.engine.plan import Change, Plan
-    from reconciler.engine.session import ChangeEvent
-    from reconciler.providers.miniappcenter.apply import ApplyResult, ChangeResult, Executor
-    from reconciler.state import State, StateStore
+    from reconciler.providers.miniappcenter.apply import ChangeResult
+    from reconciler.workflows.report import Stoppable
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED_BEFORE_WRITES = (
@@ -94,8 +74,8 @@ def apply(
 ) -> None:
     """Make live = manifests: plan, confirm (or --auto-approve), execute in dependency order."""
     from reconciler.engine.render import render_apply_result
-    from reconciler.errors import PlanError
-    from reconciler.providers.miniappcenter.plan_check import check_against_state
+    from reconciler.workflows.apply import run_apply
+    from reconciler.workflows.fleet import FleetOptions
 
     if format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--format")
@@ -112,60 +92,15 @@ def apply(
     machine = format == "json"
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
-    writing = False  # set once the run may write: until then an interrupt wrote nothing
-    with handled_errors(machine=machine), _interrupt_exits_130(lambda: writing):
-        check_provider(provider)
-        desired: Desired | None = None
-        saved: Plan | None = None
-        if plan_file is not None:
-            saved = _read_plan(plan_file)
-        else:
-            desired = load_desired(paths, select, target, root, provider=provider)
-        if saved is not None and max_deletes is not None and saved.delete_count > max_deletes:
-            raise PlanError(
-                f"the saved plan deletes {saved.delete_count} object(s), more than"
-                f" --max-deletes {max_deletes}; refusing it"
-            )
-        options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
-                               parallelism, probe_window, tuple(target))  # fmt: skip
-        store = state_store(state, sandbox)
-        notices = state_notices(store, say=saved is None)
-        scope = _apps_written(saved, desired, prune)
-        with store.lock("apply", apps=scope, timeout=lock_timeout) as lock_info:
-            _begin_run(store, lock_info)
-            fleet = open_fleet(
-                desired, store, options, only=list(saved.endpoints) if saved else None
-            )
-            current_state = fleet.state
-            if saved is not None and fleet.mac is not None:
-                planned_for = saved.endpoints.get(MAC_PROVIDER)
-                if planned_for != fleet.mac.identity:
-                    raise PlanError(
-                        f"the saved plan was made for {planned_for}, not {fleet.mac.identity}"
-                    )
-            if desired is not None:
-                check_scope(desired, current_state)
-                if scope is None and fleet.mac is not None:  # a prune: not locked one by one
-                    _refuse_claimed(store, fleet.mac.identity, [a.id for a in desired.apps])
-            if saved is not None and not _same_state(saved, current_state):
-                raise PlanError(
-                    "the saved plan is stale: the state changed since it was made (serial"
-                    f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
-                    " --out` again; a saved plan is never re-planned silently."
-                )
-            if (saved is not None and plan_file is not None and not saved.fleet_errors
-                    and fleet.mac is not None):  # fmt: skip
-                # Protection recorded in the state, status chains, location ids. (A plan
-                # with fleet errors is never executed: it is shown with its errors below.)
-                check_against_state(saved, current_state, str(plan_file))
-            writing = True
-            try:
-                outcome = _run(fleet, store, saved, desired, options, notices,
-                               auto_approve, machine, use_color(no_color))  # fmt: skip
-            except BaseException:
-                _finish_run(store, None, "error")
-                raise
-            _finish_run(store, outcome, _result_word(outcome))
+    options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
+                           parallelism, probe_window, tuple(target))  # fmt: skip
+    console = _Console(machine, use_color(no_color))
+    with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing):
+        outcome = run_apply(
+            paths or [], plan_file=plan_file, select=select, roots=root, state=state,
+            lock_timeout=lock_timeout, auto_approve=auto_approve, options=options,
+            reporter=console,
+        )  # fmt: skip
 
     summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
     if machine:
@@ -194,228 +129,7 @@ def apply(
     raise typer.Exit(EXIT_OK)
 
 
-def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> list[str] | None:
-    """The apps this run may write, locked before the state is read (a store that locks per
-    app locks these; the file store locks the whole file anyway). None: the whole state (a
-    prune may delete any app the state records, known only once it is read)."""
-    if saved is not None and MAC_PROVIDER not in saved.endpoints:
-        return None  # another provider's records live in the workspace's own row
-    if desired is not None and any(desired.others_declared.values()):
-        return None
-    if saved is not None:
-        # changes, learned facts, and labels/protection (recorded with no API write)
-        return sorted({c.app_id for c in saved.changes} | {item.app_id for item in saved.learned}
-                      | set(saved.app_meta))  # fmt: skip
-    if desired is None or prune:
-        return None
-    return sorted({a.id for a in desired.apps})
-
-
-def _refuse_claimed(store: StateStore, endpoint: str, apps: list[str]) -> None:
-    from reconciler.state_pg import PgStateStore
-
-    if isinstance(store, PgStateStore):  # file states cannot see each other (D62)
-        store.refuse_claimed(endpoint, apps)
-
-
-def _begin_run(store: StateStore, info: Any) -> None:
-    from reconciler.state_pg import PgStateStore
-
-    if isinstance(store, PgStateStore):  # the history of runs is kept in the database only
-        store.begin_run(info)
-
-
-def _result_word(outcome: _Outcome) -> str:
-    result = outcome.result
-    if outcome.interrupted:
-        return "interrupted"
-    if outcome.plan is None or outcome.plan.fleet_errors:
-        return "error"
-    if not outcome.approved:
-        return "not approved"
-    if result.failed or result.skipped or result.stuck or result.unresolved:
-        return "partial"
-    return "applied" if outcome.plan.has_changes else "no changes"
-
-
-def _finish_run(store: StateStore, outcome: _Outcome | None, word: str) -> None:
-    from reconciler.state_pg import PgStateStore
-
-    if not isinstance(store, PgStateStore):
-        return
-    summary: dict[str, Any] = {}
-    if outcome is not None and outcome.plan is not None:
-        summary["plan"] = outcome.plan.summary
-        summary["changes"] = len(outcome.plan.changes)
-        if outcome.approved:
-            summary["apply"] = outcome.result.as_dict()["summary"]
-    # The result is worth keeping even if this last write fails: it is said, not raised.
-    from reconciler.errors import StateError
-
-    try:
-        store.finish_run(summary, word)
-    except StateError as exc:
-        err(f"Warning: the run's result was not recorded in the history: {exc}")
-
-
-@dataclass
-class _Outcome:
-    plan: Plan | None = None
-    result: ApplyResult = field(default_factory=lambda: _empty_result())
-    approved: bool = False
-    interrupted: bool = False
-
-
-def _empty_result() -> ApplyResult:
-    from reconciler.providers.miniappcenter.apply import ApplyResult
-
-    return ApplyResult()
-
-
-def _run(
-    fleet: Fleet,
-    store: StateStore,
-    saved: Plan | None,
-    desired: Desired | None,
-    options: FleetOptions,
-    notices: tuple[str, ...],
-    auto_approve: bool,
-    machine: bool,
-    color: bool,
-) -> _Outcome:
-    import asyncio
-
-    from reconciler.engine.render import render
-
-    progress = _Progress(machine)
-    outcome = _Outcome(plan=saved)
-    executor: Executor | None = None
-    current_state = fleet.state
-    made: FleetPlan | None = None
-    if saved is not None:
-        mac_part, parts = split_saved(saved)
-        made = FleetPlan(saved, mac_part, parts)
-
-    async def execute(the_plan: FleetPlan) -> None:
-        total = len(the_plan.merged.changes)
-        progress.begin(total)
-        try:
-            if the_plan.mac is not None and fleet.mac is not None:
-                await _execute_mac(the_plan.mac)
-            if the_plan.parts and (executor is None or not executor.stopping):
-                await _execute_others(the_plan.parts)
-        finally:
-            progress.end()
-
-    async def _execute_mac(mac_plan: Plan) -> None:
-        nonlocal executor
-        from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
-
-        assert fleet.mac is not None
-        async with fleet.mac.client(options.parallelism) as client:
-            executor = Executor(
-                client,
-                store,
-                current_state,
-                mac_plan,
-                options=ApplyOptions(
-                    parallelism=options.parallelism,
-                    probe_window=options.probe_window,
-                    verify_fingerprints=saved is not None,
-                    on_result=progress.result,
-                    on_start=progress.start,
-                ),
-            )
-            _graceful_signals(lambda: executor)
-            # With no changes this only records labels and protection: no API write.
-            outcome.result = await executor.run()
-
-    async def _execute_others(parts: Mapping[str, Plan]) -> None:
-        from reconciler.engine.service import apply_parts
-        from reconciler.errors import PlanError
-
-        _graceful_signals(lambda: executor)
-        async with AsyncExitStack() as stack:
-            # Said when planning; a saved plan's endpoint is said here.
-            sessions = await open_sessions(stack, fleet, options, say=saved is not None)
-            for name, part in parts.items():
-                session = sessions.by_name.get(name)
-                if session is None or part.endpoints.get(name) != session.identity:
-                    where = session.identity if session is not None else "no endpoint"
-                    raise PlanError(
-                        f"the plan's {name} part was made for {part.endpoints.get(name)}, not"
-                        f" {where}"
-                    )
-            models = None
-            if desired is not None:
-                models = {name: desired.models(name) for name in parts}
-            applied = await apply_parts(
-                sessions,
-                parts,
-                sections_of(fleet),
-                desired=models,
-                parallelism=options.parallelism,
-                store_write=store.record_resource,
-                on_event=lambda event: _merge_event(outcome, progress, event),
-            )
-        for name, done in applied.items():
-            outcome.result.adopted += done.adopted
-            stuck = parts[name].stuck_apps
-            for key in done.stuck:
-                outcome.result.stuck[key] = "; ".join(str(p) for p in stuck.get(key, ()))
-
-    try:
-        # Planning and the confirmation run outside the writes' event loop: a Ctrl-C there
-        # simply stops (nothing was written).
-        if made is None:
-            assert desired is not None
-            made = asyncio.run(plan_fleet(fleet, desired, options, notices))
-            outcome.plan = made.merged
-        the_plan = made.merged
-        asks = the_plan.has_changes and not auto_approve
-        if not machine or the_plan.errors or asks:
-            # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
-            typer.echo(render(the_plan, "text", color=color), nl=False, err=machine)
-        if the_plan.fleet_errors or (asks and not _confirm()):
-            return outcome
-        outcome.approved = True
-        if the_plan.has_changes or the_plan.learned:
-            store.ensure_base(current_state)
-        asyncio.run(execute(made))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        outcome.interrupted = True
-        if executor is not None:
-            others = [r for r in outcome.result.results if r.change.provider != MAC_PROVIDER]
-            outcome.result = executor.result
-            outcome.result.results.extend(others)
-    finally:
-        _sigterm_as_interrupt()  # closing a loop resets it to the default (kill)
-        # Fold the journal into the state file whatever happened (it is durable already);
-        # a run that recorded nothing leaves the file, its serial and saved plans alone.
-        if store.dirty:
-            read_format = current_state.read_format
-            store.save(current_state)
-            if read_format != current_state.format_version:
-                err(
-                    f"Note: the state file {store.describe()} was format"
-                    f" {read_format}; it is now written as format"
-                    f" {current_state.format_version} (providers/kinds/keys), which older"
-                    " reconciler versions cannot read"
-                )
-    outcome.interrupted = outcome.interrupted or outcome.result.interrupted
-    return outcome
-
-
-def _merge_event(outcome: _Outcome, progress: _Progress, event: ChangeEvent) -> None:
-    """Another provider's change result, in the one apply summary and progress."""
-    from reconciler.providers.miniappcenter.apply import ChangeResult
-
-    result = ChangeResult(event.change, event.outcome, event.message)
-    outcome.result.results.append(result)
-    progress.result(result)
-
-
-def _graceful_signals(current: Callable[[], Executor | None]) -> None:
+def _graceful_signals(current: Callable[[], Stoppable | None]) -> None:
     """While changes run: Ctrl-C or SIGTERM (a CI cancellation) starts no new change and lets
     the writes in flight finish and be recorded. Only a second Ctrl-C, a person insisting,
     aborts at once; SIGTERM never does (runners send it after SIGINT, and a write cut off
@@ -461,14 +175,6 @@ def _interrupt_exits_130(writing: Callable[[], bool]) -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _same_state(saved: Plan, current: State) -> bool:
-    if saved.state_serial != current.serial:
-        return False
-    if current.serial == 0:
-        return saved.state_lineage is None  # planned before any state existed
-    return saved.state_lineage == current.lineage
-
-
 def _confirm() -> bool:
     if not sys.stdin.isatty():
         from reconciler.errors import ConfigError
@@ -487,15 +193,6 @@ def _confirm() -> bool:
         err("Apply cancelled; nothing was changed.")
         return False
     return True
-
-
-def _read_plan(path: Path) -> Plan:
-    """Read and validate a saved plan WHOLE (its provider checks every field): a tampered or
-    damaged file is refused here, before the endpoint, the lock or any request."""
-    from reconciler.engine.plan_file import read_plan_file
-    from reconciler.providers.registry import PROVIDERS
-
-    return read_plan_file(path, PROVIDERS)
 
 
 class _Progress:
@@ -544,3 +241,47 @@ class _Progress:
     def end(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+class _Console:
+    """What `apply` shows and asks on a terminal or in a CI log (an ``ApplyReporter``)."""
+
+    def __init__(self, machine: bool, color: bool) -> None:
+        self.machine = machine
+        self.color = color
+        self.writing = False  # set once the run may write: until then an interrupt wrote nothing
+        self.progress = _Progress(machine)
+
+    def say(self, message: str) -> None:
+        err(message)
+
+    def review(self, plan: Plan, asks: bool) -> None:
+        if not self.machine or plan.errors or asks:
+            from reconciler.engine.render import render
+
+            # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
+            typer.echo(render(plan, "text", color=self.color), nl=False, err=self.machine)
+
+    def confirm(self) -> bool:
+        return _confirm()
+
+    def may_write(self) -> None:
+        self.writing = True
+
+    def writes_running(self, current: Callable[[], Stoppable | None]) -> None:
+        _graceful_signals(current)
+
+    def loop_closed(self) -> None:
+        _sigterm_as_interrupt()  # closing a loop resets it to the default (kill)
+
+    def progress_begin(self, total: int) -> None:
+        self.progress.begin(total)
+
+    def progress_start(self, change: Change) -> None:
+        self.progress.start(change)
+
+    def progress_result(self, result: ChangeResult) -> None:
+        self.progress.result(result)
+
+    def progress_end(self) -> None:
+        self.progress.end()

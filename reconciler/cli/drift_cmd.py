@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,21 +18,12 @@ from reconciler.cli.common import (
     SandboxOpt,
     SelectOpt,
     StateOpt,
+    StderrReporter,
     TargetOpt,
-    check_provider,
-    check_scope,
     err,
     handled_errors,
-    in_scope_filter,
-    load_desired,
-    state_notices,
-    state_store,
     use_color,
 )
-from reconciler.cli.fleet import FleetOptions, open_fleet, open_sessions, scope_of, sections_of
-
-if TYPE_CHECKING:
-    from reconciler.engine.drift import DriftReport
 
 
 @app.command()
@@ -57,60 +47,19 @@ def drift(
 
     Never writes to the API or to the state file.
     """
-    import asyncio
-
     from reconciler.engine.render import render_drift
+    from reconciler.workflows.drift import check_drift
+    from reconciler.workflows.fleet import FleetOptions
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
+    options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
+                           parallelism, probe_window, tuple(target))  # fmt: skip
     with handled_errors(machine=format == "json"):
-        check_provider(provider)
-        desired = load_desired(paths, select, target, root, provider=provider)
-        options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
-                               parallelism, probe_window, tuple(target))  # fmt: skip
-        store = state_store(state, sandbox)
-        fleet = open_fleet(desired, store, options)
-        notices = state_notices(store)
-        check_scope(desired, fleet.state)
-
-        async def run() -> DriftReport:
-            from contextlib import AsyncExitStack
-
-            from reconciler.engine.service import merge_drift, plan_parts
-
-            reports: list[DriftReport] = []
-            if fleet.mac is not None:
-                from reconciler.providers.miniappcenter.drift import classify
-                from reconciler.providers.miniappcenter.planning import make_plan
-
-                async with fleet.mac.client(parallelism) as client:
-                    plan = await make_plan(
-                        client,
-                        desired.apps,
-                        fleet.state,
-                        identity=fleet.mac.identity,
-                        in_scope=in_scope_filter(desired.selectors, target),
-                        declared=desired.declared,
-                        parallelism=parallelism,
-                        probe_window=probe_window,
-                        notices=tuple([*notices, *fleet.notices]),
-                        endpoint_setting=fleet.mac.setting,
-                    )
-                reports.append(classify(plan, fleet.state))
-            if fleet.others:
-                sections = sections_of(fleet)
-                async with AsyncExitStack() as stack:
-                    sessions = await open_sessions(stack, fleet, options)
-                    models = {name: desired.models(name) for name in fleet.others}
-                    scope = scope_of(desired, options, [*notices, *fleet.notices])
-                    parts = await plan_parts(sessions, models, sections, scope)
-                    reports += [
-                        sessions.by_name[name].drift(part, sections[name])
-                        for name, part in parts.items()
-                    ]
-            return merge_drift(reports)
-
-        report = asyncio.run(run())
+        report = check_drift(
+            paths, select=select, roots=root, state=state, options=options,
+            reporter=StderrReporter(),
+        )  # fmt: skip
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_drift(report, "json", color=False), encoding="utf-8")

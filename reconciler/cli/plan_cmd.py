@@ -20,18 +20,12 @@ from reconciler.cli.common import (
     SandboxOpt,
     SelectOpt,
     StateOpt,
+    StderrReporter,
     TargetOpt,
-    check_provider,
-    check_scope,
     err,
     handled_errors,
-    load_desired,
-    state_notices,
-    state_store,
     use_color,
 )
-from reconciler.cli.fleet import FleetOptions, open_fleet, plan_fleet
-from reconciler.errors import UsageError
 
 
 @app.command()
@@ -66,46 +60,19 @@ def plan(
     ),
 ) -> None:
     """Show the create, update and delete calls that make live = manifests. Writes nothing."""
-    import asyncio
-    import dataclasses
-
     from reconciler.engine.render import render
+    from reconciler.workflows.fleet import FleetOptions
+    from reconciler.workflows.plan import make_plan
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
+    options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
+                           parallelism, probe_window, tuple(target))  # fmt: skip
     with handled_errors(machine=format == "json"):
-        changes = None
-        if changed_since is not None:  # git first: a wrong ref needs no endpoint to be said
-            from reconciler.manifest.changed import changed_since as ask_git
-
-            changes = ask_git(changed_since, paths)
-        check_provider(provider)
-        desired = load_desired(paths, select, target, root, changes, provider)
-        options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
-                               parallelism, probe_window, tuple(target))  # fmt: skip
-        store = state_store(state, sandbox)
-        fleet = open_fleet(desired, store, options)
-        check_scope(desired, fleet.state)
-        notices = state_notices(store)
-
-        made = asyncio.run(plan_fleet(fleet, desired, options, notices))
-        result = made.merged
-        if out is not None and len(result.endpoints) > 1:
-            raise UsageError(
-                f"this plan spans {len(result.endpoints)} providers"
-                f" ({', '.join(sorted(result.endpoints))}); a saved plan covers one provider:"
-                " add --provider NAME and save one plan per provider"
-            )
-        if changes is not None:
-            from reconciler.engine.plan import Incremental
-
-            others = sum(len(v) for v in desired.others.values())
-            touched = len(desired.only or ()) + others
-            narrowed = Incremental(changes.ref, changes.commit, changes.file_count, touched)
-            result = dataclasses.replace(result, incremental=narrowed)
-            noun = "resource(s)" if others else "mini app(s)"
-            err(f"Incremental: {touched} {noun} touched by {changes.file_count} manifest"
-                f" file(s) changed since {changes.ref}")
+        result = make_plan(
+            paths, select=select, roots=root, state=state, options=options,
+            reporter=StderrReporter(), changed_since=changed_since, saving=out is not None,
+        )  # fmt: skip
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(result, "json", color=False), encoding="utf-8")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors, state_store
+from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors
 
 if TYPE_CHECKING:
     from reconciler.state import State, StateStore
@@ -24,6 +24,8 @@ app.add_typer(state_app, name="state")
 
 
 def _store(state: Path | None, sandbox: bool) -> StateStore:
+    from reconciler.workflows.target import state_store
+
     return state_store(state, sandbox)
 
 

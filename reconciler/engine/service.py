@@ -2,7 +2,7 @@
 split the manifests by provider, run each provider's part concurrently, merge the parts into
 one plan, and enforce the fleet-wide guards on the whole.
 
-The CLI gives it the providers' connectors (from the composition root) and the state; this
+The workflows give it the providers' connectors (from the composition root) and the state; this
 module never imports a provider. One plan covers every provider; apply runs each provider's
 part with its own session and makes every completed write durable through the state store
 (``record_resource``) before it is reported done.

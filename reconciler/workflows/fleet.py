@@ -12,23 +12,19 @@ from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.cli.common import (
-    DEFAULT_SANDBOX_DB,
-    MAC_PROVIDER,
-    Desired,
-    err,
-    in_scope_filter,
-    resolve_target,
-)
+from reconciler.limits import DEFAULT_SANDBOX_DB, MAC_PROVIDER
+from reconciler.workflows.desired import Desired, in_scope_filter
+from reconciler.workflows.target import resolve_target
 
 if TYPE_CHECKING:
-    from reconciler.cli.common import Target
     from reconciler.engine.plan import Plan
     from reconciler.engine.service import Sessions
     from reconciler.engine.session import Connector, Scope, Section
     from reconciler.state import State, StateStore
+    from reconciler.workflows.report import Reporter
+    from reconciler.workflows.target import Target
 
 
 @dataclass(frozen=True)
@@ -78,6 +74,7 @@ def open_fleet(
     desired: Desired | None,
     store: StateStore,
     options: FleetOptions,
+    reporter: Reporter,
     *,
     only: Sequence[str] | None = None,
 ) -> Fleet:
@@ -105,7 +102,7 @@ def open_fleet(
     if mac_in:
         mac: Target | None = resolve_target(options.sandbox, options.sandbox_db)
         assert mac is not None
-        err(f"Endpoint: {mac.display}")
+        reporter.say(f"Endpoint: {mac.display}")
         state = store.load(mac.identity)
     else:
         mac = None
@@ -147,10 +144,10 @@ def open_fleet(
     proxy = proxy_variable(env)
     if proxy is not None and options.sandbox_dir is None:
         # Said, not silently ignored: a pipeline behind a proxy must know why it cannot connect.
-        err(f"Warning: {proxy} is set, but this reconciler does not use proxies: it connects"
-            " to the endpoints directly (docs/decisions.md D100)")
+        reporter.say(f"Warning: {proxy} is set, but this reconciler does not use proxies: it"
+                     " connects to the endpoints directly (docs/decisions.md D100)")
     for notice in notices:
-        err(f"Warning: {notice}")
+        reporter.say(f"Warning: {notice}")
     return Fleet(state, mac, others, notices)
 
 
@@ -197,7 +194,12 @@ def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[s
 
 
 async def open_sessions(
-    stack: AsyncExitStack, fleet: Fleet, options: FleetOptions, *, say: bool = True
+    stack: AsyncExitStack,
+    fleet: Fleet,
+    options: FleetOptions,
+    reporter: Reporter,
+    *,
+    say: bool = True,
 ) -> Sessions:
     from reconciler.engine.service import open_sessions as open_each
 
@@ -211,7 +213,7 @@ async def open_sessions(
         parallelism=options.parallelism,
     )
     for name, session in sorted(sessions.by_name.items()) if say else ():
-        err(f"Endpoint ({name}): {session.display}")
+        reporter.say(f"Endpoint ({name}): {session.display}")
     return sessions
 
 
@@ -227,6 +229,7 @@ async def plan_fleet(
     desired: Desired,
     options: FleetOptions,
     notices: Sequence[str],
+    reporter: Reporter,
 ) -> FleetPlan:
     """Every taking part provider's plan, read concurrently, merged into one."""
     import asyncio
@@ -262,7 +265,7 @@ async def plan_fleet(
         if not fleet.others:
             return {}
         async with AsyncExitStack() as stack:
-            sessions = await open_sessions(stack, fleet, options)
+            sessions = await open_sessions(stack, fleet, options, reporter)
             models = {name: desired.models(name) for name in fleet.others}
             return await plan_parts(sessions, models, sections_of(fleet), scope)
 
@@ -285,7 +288,3 @@ def split_saved(saved: Plan) -> tuple[Plan | None, dict[str, Plan]]:
     if name == MAC_PROVIDER:
         return saved, {}
     return None, {name: saved}
-
-
-def describe_parts(parts: Mapping[str, Any]) -> str:
-    return ", ".join(sorted(parts))

@@ -1,0 +1,340 @@
+"""`apply`: plan (or read a saved plan), confirm, execute every provider's part and record
+it: the Mini App Center's with its executor, the others through their sessions (the engine's
+service), into one result; locks and the history of runs around it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.limits import MAC_PROVIDER
+from reconciler.workflows.desired import check_provider, check_scope, load_desired
+from reconciler.workflows.fleet import (
+    Fleet,
+    FleetOptions,
+    FleetPlan,
+    open_fleet,
+    open_sessions,
+    plan_fleet,
+    sections_of,
+    split_saved,
+)
+from reconciler.workflows.target import state_notices, state_store
+
+if TYPE_CHECKING:
+    from reconciler.engine.plan import Plan
+    from reconciler.engine.session import ChangeEvent
+    from reconciler.providers.miniappcenter.apply import ApplyResult, Executor
+    from reconciler.state import State, StateStore
+    from reconciler.workflows.desired import Desired
+    from reconciler.workflows.report import ApplyReporter
+
+
+@dataclass
+class ApplyOutcome:
+    """What a run did: the plan shown (None: stopped before one was made), the result of
+    its changes, whether it was approved and whether it was interrupted."""
+
+    plan: Plan | None = None
+    result: ApplyResult = field(default_factory=lambda: _empty_result())
+    approved: bool = False
+    interrupted: bool = False
+
+
+def run_apply(
+    paths: Sequence[Path],
+    *,
+    plan_file: Path | None,
+    select: Sequence[str],
+    roots: Sequence[Path],
+    state: Path | str | None,
+    lock_timeout: float,
+    auto_approve: bool,
+    options: FleetOptions,
+    reporter: ApplyReporter,
+) -> ApplyOutcome:
+    """Apply the manifests ``paths`` (narrowed as ``plan`` narrows them) or exactly the saved
+    plan ``plan_file``, under the state's lock, and record the run in the history."""
+    from reconciler.errors import PlanError
+    from reconciler.providers.miniappcenter.plan_check import check_against_state
+
+    check_provider(options.provider)
+    desired: Desired | None = None
+    saved: Plan | None = None
+    if plan_file is not None:
+        saved = read_plan(plan_file)
+    else:
+        desired = load_desired(paths, select, options.targets, roots, provider=options.provider)
+    max_deletes = options.max_deletes
+    if saved is not None and max_deletes is not None and saved.delete_count > max_deletes:
+        raise PlanError(
+            f"the saved plan deletes {saved.delete_count} object(s), more than"
+            f" --max-deletes {max_deletes}; refusing it"
+        )
+    store = state_store(state, options.sandbox)
+    notices = state_notices(store, reporter if saved is None else None)
+    scope = _apps_written(saved, desired, options.prune)
+    with store.lock("apply", apps=scope, timeout=lock_timeout) as lock_info:
+        _begin_run(store, lock_info)
+        fleet = open_fleet(
+            desired, store, options, reporter, only=list(saved.endpoints) if saved else None
+        )
+        current_state = fleet.state
+        if saved is not None and fleet.mac is not None:
+            planned_for = saved.endpoints.get(MAC_PROVIDER)
+            if planned_for != fleet.mac.identity:
+                raise PlanError(
+                    f"the saved plan was made for {planned_for}, not {fleet.mac.identity}"
+                )
+        if desired is not None:
+            check_scope(desired, current_state)
+            if scope is None and fleet.mac is not None:  # a prune: not locked one by one
+                _refuse_claimed(store, fleet.mac.identity, [a.id for a in desired.apps])
+        if saved is not None and not _same_state(saved, current_state):
+            raise PlanError(
+                "the saved plan is stale: the state changed since it was made (serial"
+                f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
+                " --out` again; a saved plan is never re-planned silently."
+            )
+        if (saved is not None and plan_file is not None and not saved.fleet_errors
+                and fleet.mac is not None):  # fmt: skip
+            # Protection recorded in the state, status chains, location ids. (A plan
+            # with fleet errors is never executed: it is shown with its errors below.)
+            check_against_state(saved, current_state, str(plan_file))
+        reporter.may_write()
+        try:
+            outcome = _run(fleet, store, saved, desired, options, notices, auto_approve, reporter)
+        except BaseException:
+            _finish_run(store, None, "error", reporter)
+            raise
+        _finish_run(store, outcome, _result_word(outcome), reporter)
+    return outcome
+
+
+def read_plan(path: Path) -> Plan:
+    """Read and validate a saved plan WHOLE (its provider checks every field): a tampered or
+    damaged file is refused here, before the endpoint, the lock or any request."""
+    from reconciler.engine.plan_file import read_plan_file
+    from reconciler.providers.registry import PROVIDERS
+
+    return read_plan_file(path, PROVIDERS)
+
+
+def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> list[str] | None:
+    """The apps this run may write, locked before the state is read (a store that locks per
+    app locks these; the file store locks the whole file anyway). None: the whole state (a
+    prune may delete any app the state records, known only once it is read)."""
+    if saved is not None and MAC_PROVIDER not in saved.endpoints:
+        return None  # another provider's records live in the workspace's own row
+    if desired is not None and any(desired.others_declared.values()):
+        return None
+    if saved is not None:
+        # changes, learned facts, and labels/protection (recorded with no API write)
+        return sorted({c.app_id for c in saved.changes} | {item.app_id for item in saved.learned}
+                      | set(saved.app_meta))  # fmt: skip
+    if desired is None or prune:
+        return None
+    return sorted({a.id for a in desired.apps})
+
+
+def _refuse_claimed(store: StateStore, endpoint: str, apps: list[str]) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if isinstance(store, PgStateStore):  # file states cannot see each other (D62)
+        store.refuse_claimed(endpoint, apps)
+
+
+def _begin_run(store: StateStore, info: Any) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if isinstance(store, PgStateStore):  # the history of runs is kept in the database only
+        store.begin_run(info)
+
+
+def _result_word(outcome: ApplyOutcome) -> str:
+    result = outcome.result
+    if outcome.interrupted:
+        return "interrupted"
+    if outcome.plan is None or outcome.plan.fleet_errors:
+        return "error"
+    if not outcome.approved:
+        return "not approved"
+    if result.failed or result.skipped or result.stuck or result.unresolved:
+        return "partial"
+    return "applied" if outcome.plan.has_changes else "no changes"
+
+
+def _finish_run(
+    store: StateStore, outcome: ApplyOutcome | None, word: str, reporter: ApplyReporter
+) -> None:
+    from reconciler.state_pg import PgStateStore
+
+    if not isinstance(store, PgStateStore):
+        return
+    summary: dict[str, Any] = {}
+    if outcome is not None and outcome.plan is not None:
+        summary["plan"] = outcome.plan.summary
+        summary["changes"] = len(outcome.plan.changes)
+        if outcome.approved:
+            summary["apply"] = outcome.result.as_dict()["summary"]
+    # The result is worth keeping even if this last write fails: it is said, not raised.
+    from reconciler.errors import StateError
+
+    try:
+        store.finish_run(summary, word)
+    except StateError as exc:
+        reporter.say(f"Warning: the run's result was not recorded in the history: {exc}")
+
+
+def _empty_result() -> ApplyResult:
+    from reconciler.providers.miniappcenter.apply import ApplyResult
+
+    return ApplyResult()
+
+
+def _run(
+    fleet: Fleet,
+    store: StateStore,
+    saved: Plan | None,
+    desired: Desired | None,
+    options: FleetOptions,
+    notices: tuple[str, ...],
+    auto_approve: bool,
+    reporter: ApplyReporter,
+) -> ApplyOutcome:
+    import asyncio
+
+    outcome = ApplyOutcome(plan=saved)
+    executor: Executor | None = None
+    current_state = fleet.state
+    made: FleetPlan | None = None
+    if saved is not None:
+        mac_part, parts = split_saved(saved)
+        made = FleetPlan(saved, mac_part, parts)
+
+    async def execute(the_plan: FleetPlan) -> None:
+        total = len(the_plan.merged.changes)
+        reporter.progress_begin(total)
+        try:
+            if the_plan.mac is not None and fleet.mac is not None:
+                await _execute_mac(the_plan.mac)
+            if the_plan.parts and (executor is None or not executor.stopping):
+                await _execute_others(the_plan.parts)
+        finally:
+            reporter.progress_end()
+
+    async def _execute_mac(mac_plan: Plan) -> None:
+        nonlocal executor
+        from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
+
+        assert fleet.mac is not None
+        async with fleet.mac.client(options.parallelism) as client:
+            executor = Executor(
+                client,
+                store,
+                current_state,
+                mac_plan,
+                options=ApplyOptions(
+                    parallelism=options.parallelism,
+                    probe_window=options.probe_window,
+                    verify_fingerprints=saved is not None,
+                    on_result=reporter.progress_result,
+                    on_start=reporter.progress_start,
+                ),
+            )
+            reporter.writes_running(lambda: executor)
+            # With no changes this only records labels and protection: no API write.
+            outcome.result = await executor.run()
+
+    async def _execute_others(parts: Mapping[str, Plan]) -> None:
+        from reconciler.engine.service import apply_parts
+        from reconciler.errors import PlanError
+
+        reporter.writes_running(lambda: executor)
+        async with AsyncExitStack() as stack:
+            # Said when planning; a saved plan's endpoint is said here.
+            sessions = await open_sessions(stack, fleet, options, reporter, say=saved is not None)
+            for name, part in parts.items():
+                session = sessions.by_name.get(name)
+                if session is None or part.endpoints.get(name) != session.identity:
+                    where = session.identity if session is not None else "no endpoint"
+                    raise PlanError(
+                        f"the plan's {name} part was made for {part.endpoints.get(name)}, not"
+                        f" {where}"
+                    )
+            models = None
+            if desired is not None:
+                models = {name: desired.models(name) for name in parts}
+            applied = await apply_parts(
+                sessions,
+                parts,
+                sections_of(fleet),
+                desired=models,
+                parallelism=options.parallelism,
+                store_write=store.record_resource,
+                on_event=lambda event: _merge_event(outcome, reporter, event),
+            )
+        for name, done in applied.items():
+            outcome.result.adopted += done.adopted
+            stuck = parts[name].stuck_apps
+            for key in done.stuck:
+                outcome.result.stuck[key] = "; ".join(str(p) for p in stuck.get(key, ()))
+
+    try:
+        # Planning and the confirmation run outside the writes' event loop: a Ctrl-C there
+        # simply stops (nothing was written).
+        if made is None:
+            assert desired is not None
+            made = asyncio.run(plan_fleet(fleet, desired, options, notices, reporter))
+            outcome.plan = made.merged
+        the_plan = made.merged
+        asks = the_plan.has_changes and not auto_approve
+        reporter.review(the_plan, asks)
+        if the_plan.fleet_errors or (asks and not reporter.confirm()):
+            return outcome
+        outcome.approved = True
+        if the_plan.has_changes or the_plan.learned:
+            store.ensure_base(current_state)
+        asyncio.run(execute(made))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        outcome.interrupted = True
+        if executor is not None:
+            others = [r for r in outcome.result.results if r.change.provider != MAC_PROVIDER]
+            outcome.result = executor.result
+            outcome.result.results.extend(others)
+    finally:
+        reporter.loop_closed()  # closing a loop resets the signal handlers it installed
+        # Fold the journal into the state file whatever happened (it is durable already);
+        # a run that recorded nothing leaves the file, its serial and saved plans alone.
+        if store.dirty:
+            read_format = current_state.read_format
+            store.save(current_state)
+            if read_format != current_state.format_version:
+                reporter.say(
+                    f"Note: the state file {store.describe()} was format"
+                    f" {read_format}; it is now written as format"
+                    f" {current_state.format_version} (providers/kinds/keys), which older"
+                    " reconciler versions cannot read"
+                )
+    outcome.interrupted = outcome.interrupted or outcome.result.interrupted
+    return outcome
+
+
+def _merge_event(outcome: ApplyOutcome, reporter: ApplyReporter, event: ChangeEvent) -> None:
+    """Another provider's change result, in the one apply summary and progress."""
+    from reconciler.providers.miniappcenter.apply import ChangeResult
+
+    result = ChangeResult(event.change, event.outcome, event.message)
+    outcome.result.results.append(result)
+    reporter.progress_result(result)
+
+
+def _same_state(saved: Plan, current: State) -> bool:
+    if saved.state_serial != current.serial:
+        return False
+    if current.serial == 0:
+        return saved.state_lineage is None  # planned before any state existed
+    return saved.state_lineage == current.lineage

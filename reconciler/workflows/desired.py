@@ -1,0 +1,193 @@
+"""What the manifests ask for: load and check every manifest, split them by provider, and
+narrow them by --provider, --select, --target and --changed-since; the checks on that
+narrowing once the state is known."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.limits import MAC_PROVIDER
+
+if TYPE_CHECKING:
+    from reconciler.manifest import LoadedApp
+    from reconciler.manifest.changed import ChangedFiles
+    from reconciler.providers.miniappcenter.model import MiniApp
+    from reconciler.state import State
+
+
+def check_provider(provider: str | None) -> None:
+    """``--provider`` names one of the providers this reconciler manages."""
+    from reconciler.errors import UsageError
+    from reconciler.providers.registry import PROVIDERS
+
+    if provider is not None and provider not in PROVIDERS:
+        raise UsageError(
+            f"--provider {provider[:40]!r} is not one this reconciler manages: choose one of"
+            f" {', '.join(sorted(PROVIDERS))}"
+        )
+
+
+@dataclass(frozen=True)
+class Desired:
+    apps: list[MiniApp]  # after --select / --target
+    selectors: dict[str, str]
+    declared: frozenset[str]  # every id the manifests declare, before narrowing
+    targets: tuple[str, ...] = ()
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # declared id -> labels
+    # plan --changed-since: only these ids are read and planned (apps only the state knows
+    # included, so a removed manifest still shows as a prune candidate); None: every app.
+    only: frozenset[str] | None = None
+    # The other providers' documents (Akana apps, REST objects) after --select/--target, and
+    # every grouping key their manifests declare before narrowing (never a prune candidate).
+    others: dict[str, list[LoadedApp[Any]]] = field(default_factory=dict)
+    others_declared: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def declares_mini_apps(self) -> bool:
+        return bool(self.declared)
+
+    def models(self, provider: str) -> list[Any]:
+        return [item.app for item in self.others.get(provider, ())]
+
+
+def load_desired(
+    paths: Sequence[Path],
+    select: Sequence[str],
+    target: Sequence[str],
+    roots: Sequence[Path] = (),
+    changes: ChangedFiles | None = None,
+    provider: str | None = None,
+) -> Desired:
+    """Load + validate every manifest (all errors at once), then narrow by --select/--target
+    and, for ``plan --changed-since``, to the apps ``changes`` touch.
+
+    The declared ids travel along: an app outside the selection is never a prune candidate.
+    """
+    from reconciler.manifest import load_manifests, parse_selectors, require_manifests, select_apps
+
+    selectors = parse_selectors(list(select))
+    from reconciler.engine.service import split_by_provider
+    from reconciler.providers.registry import MANIFEST_KINDS, PROVIDERS
+
+    every: list[LoadedApp[Any]] = load_manifests(
+        list(paths), dict(os.environ), list(roots), kinds=MANIFEST_KINDS
+    )
+    require_manifests(list(paths), every)
+    _refuse_secrets(every)
+    by_provider = split_by_provider(every, PROVIDERS)
+    if provider is not None:
+        by_provider = {name: items for name, items in by_provider.items() if name == provider}
+    loaded: list[LoadedApp[MiniApp]] = by_provider.pop(MAC_PROVIDER, [])
+    chosen = select_apps(loaded, selectors, list(target))
+    only = None
+    if changes is not None:
+        from reconciler.manifest.changed import touched_ids
+
+        only = touched_ids(loaded, changes)
+        chosen = [item for item in chosen if item.app.id in only]
+    labels = {item.app.id: dict(item.app.labels) for item in loaded}
+    others: dict[str, list[LoadedApp[Any]]] = {}
+    others_declared: dict[str, frozenset[str]] = {}
+    wanted = set(target)
+    for name, items in by_provider.items():
+        kind = PROVIDERS[name]
+        keyed = [(kind.resource_key(i.app), dict(kind.resource_labels(i.app)), i) for i in items]
+        others_declared[name] = frozenset(key for key, _, _ in keyed)
+        labels.update({key: item_labels for key, item_labels, _ in keyed})
+        others[name] = [
+            item
+            for key, item_labels, item in keyed
+            if (not wanted or key in wanted)
+            and all(item_labels.get(k) == v for k, v in selectors.items())
+            and (changes is None or Path(item.file).resolve() in changes.present)
+        ]
+    return Desired(
+        apps=[item.app for item in chosen],
+        selectors=selectors,
+        declared=frozenset(item.app.id for item in loaded),
+        targets=tuple(target),
+        labels=labels,
+        only=only,
+        others=others,
+        others_declared=others_declared,
+    )
+
+
+def check_scope(desired: Desired, state: State) -> None:
+    """A ``--select``/``--target`` matching no declared app and no app the state records is
+    an error (exit 1), never a green "No changes". Called once the state is loaded: a target
+    only the state knows (``--target X --prune`` after its manifest was removed) is valid."""
+    from reconciler.manifest import check_selection
+
+    recorded = {app_id: record.labels for app_id, record in state.apps.items()}
+    for section in state.providers.values():
+        for records in section.resources.values():
+            # Every provider keeps a resource's labels under "labels" in its record.
+            recorded.update({key: _labels_of(data) for key, data in records.items()})
+    check_selection(desired.selectors, desired.targets, desired.labels, recorded)
+
+
+def _labels_of(record: Mapping[str, Any]) -> dict[str, str]:
+    labels = record.get("labels")
+    if not isinstance(labels, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+# The environment variables whose values must never appear in a manifest (they would be
+# printed in plans, PR comments and the state).
+SECRET_VARIABLES = ("MAC_API_TOKEN", "AKANA_PASSWORD")
+
+
+def _refuse_secrets(loaded: Sequence[LoadedApp[Any]]) -> None:
+    """Defence in depth: a manifest value equal to (or holding) a secret would be printed in
+    plans, PR comments and the state. Refuse before anything is shown."""
+    from reconciler.errors import ManifestError, ManifestIssue
+
+    secrets = {
+        name: os.environ[name]
+        for name in SECRET_VARIABLES
+        if len(os.environ.get(name, "")) >= 8  # shorter: too many false alarms
+    }
+    if not secrets:
+        return
+    issues = [
+        ManifestIssue(item.file, item.line, 1, "", f"contains the value of {name}; a secret"
+                      " must never be written into a manifest")
+        for item in loaded
+        for name, value in secrets.items()
+        if value in _as_text(item.app)
+    ]
+    if issues:
+        raise ManifestError(issues)
+
+
+def _as_text(model: Any) -> str:
+    """Every value a checked manifest holds, as text (pydantic models and dataclasses)."""
+    import dataclasses
+    import json
+
+    if hasattr(model, "model_dump_json"):
+        return str(model.model_dump_json())
+    if dataclasses.is_dataclass(model) and not isinstance(model, type):
+        return json.dumps(dataclasses.asdict(model), default=str, ensure_ascii=False)
+    return repr(model)
+
+
+def in_scope_filter(
+    selectors: dict[str, str], targets: Sequence[str], only: frozenset[str] | None = None
+) -> Any:
+    wanted = set(targets)
+
+    def in_scope(app_id: str, record: Any) -> bool:
+        if wanted and app_id not in wanted:
+            return False
+        if only is not None and app_id not in only:
+            return False
+        return all(record.labels.get(k) == v for k, v in selectors.items())
+
+    return in_scope
