@@ -411,31 +411,42 @@ def test_a_failed_plan_is_commented_and_fails_the_step(
     assert "broken.yaml" in comment["body"] and "broken.yaml" in plan.summary
 
 
-def test_the_token_is_never_published(tmp_path: Path) -> None:
+@pytest.mark.parametrize("secret_name", ["MAC_API_TOKEN", "AKANA_PASSWORD"])
+def test_the_token_is_never_published(secret_name: str, tmp_path: Path) -> None:
     # The loader already refuses ${MAC_API_TOKEN} in manifests; this is the action's own
-    # guard behind it, for output the tool did not mask: a reconciler that prints the token.
+    # guard behind it, for output the tool did not mask: a reconciler that prints a secret.
     bin_dir = make_bin(tmp_path / "bin")
     leaky = bin_dir / "reconciler"
     leaky.write_text(
-        '#!/bin/sh\necho "<!-- miniapp-reconciler plan -->"; echo "token: $MAC_API_TOKEN"\n'
-        'echo "$MAC_API_TOKEN" >&2; exit 2\n',
+        f'#!/bin/sh\necho "<!-- miniapp-reconciler plan -->"; echo "secret: ${secret_name}"\n'
+        f'echo "${secret_name}" >&2; exit 2\n',
         encoding="utf-8",
     )
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 7}}), encoding="utf-8")
     env = job_env(bin_dir, tmp_path, GITHUB_EVENT_PATH=str(event))
     secret = "s3cr3t-t0ken-value"
+    step_env = {
+        "MAC_BASE_URL": "http://127.0.0.1:9/api",
+        "MAC_API_TOKEN": "another-s3cret-token",
+        "AKANA_BASE_URL": "http://127.0.0.1:9",
+        "AKANA_EMAIL": "ci@example.com",
+        "AKANA_PASSWORD": "another-s3cret-password",
+        secret_name: secret,
+    }
     plan = run_action(
         {"install": "none", "state-branch": ""},
         cwd=tmp_path,
         env=env,
         tmp=tmp_path / "t",
-        step_env={"MAC_BASE_URL": "http://127.0.0.1:9/api", "MAC_API_TOKEN": secret},
+        step_env=step_env,
     )
     assert plan.failed and plan.outputs["exit-code"] == "1"
     (comment,) = gh_comments(tmp_path)
     published = plan.summary + comment["body"]
     assert secret not in published and "refusing to publish" in published
+    assert f"contains {secret_name}" in published  # the name, never the value
+    assert secret not in plan.step("Run the reconciler").stdout
     assert not Path(plan.step("Run the reconciler").outputs["dir"], "plan.md").exists()
 
 
@@ -496,8 +507,10 @@ def test_apply_rebases_the_state_on_another_environments_push(
         {"environment": "x$(touch $PWNED)"},
         {"state-branch": "main;touch $PWNED"},
         {"command": "plan; touch $PWNED"},
+        {"provider": "akana$(touch $PWNED)"},
+        {"args": "--provider akana"},  # the provider input names the comment and artifact too
     ],
-    ids=["args", "paths", "environment", "state-branch", "command"],
+    ids=["args", "paths", "environment", "state-branch", "command", "provider", "args-provider"],
 )
 def test_hostile_inputs_are_data_never_code(inputs: dict[str, str], tmp_path: Path) -> None:
     bin_dir = make_bin(tmp_path / "bin")
