@@ -573,7 +573,7 @@ def test_gitlab_serializes_apply_and_fails_on_drift() -> None:
 @dataclass(frozen=True)
 class Flow:
     validate: tuple[str, ...]
-    plan: tuple[str, ...]
+    plans: tuple[tuple[str, ...], ...]  # one per provider: a saved plan covers one provider
     apply: tuple[str, ...]  # the fresh plan-and-apply of a merge
     drift: tuple[str, ...]
     apply_saved: tuple[str, ...] | None  # apply --plan of a reviewed plan, where offered
@@ -592,7 +592,7 @@ def flow(platform: str) -> Flow:
     saved = [inv.argv for inv in apply if inv.argv[0] == "apply" and "--plan" in inv.argv]
     return Flow(
         validate=_one(plan, "validate"),
-        plan=_one(plan, "plan"),
+        plans=tuple(inv.argv for inv in plan if inv.argv[0] == "plan"),
         apply=_one(apply, "apply", lambda argv: "--plan" not in argv),
         drift=_one(drift, "drift"),
         apply_saved=saved[0] if saved else None,
@@ -605,7 +605,10 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkout as CI has it: manifests/ in the working directory, no endpoint configured."""
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     monkeypatch.chdir(tmp_path)
-    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "MAC_SANDBOX_DB", "RECONCILER_STATE"):
+    for var in (
+        "MAC_BASE_URL", "MAC_API_TOKEN", "MAC_SANDBOX_DB", "RECONCILER_STATE",
+        "AKANA_BASE_URL", "AKANA_EMAIL", "AKANA_PASSWORD", "AKANA_SANDBOX_DB",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     return tmp_path
@@ -620,11 +623,19 @@ def run(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> tuple[int,
 def plan_and_apply(fleet: Path, capsys: pytest.CaptureFixture[str], steps: Flow) -> Path:
     assert main(list(steps.validate)) == 0, capsys.readouterr()  # validate talks to no API
     capsys.readouterr()
-    code, out, err = run(capsys, steps.plan)
-    assert code == 2, err  # --detailed-exitcode on a fresh sandbox: changes
-    assert out.startswith(PLAN_MARKER)  # how the PR comment / MR note is found again
-    saved = json.loads((fleet / "plan.json").read_text(encoding="utf-8"))  # the artifact
-    assert saved["format_version"] == 2 and saved["summary"]["create"] > 0
+    # the demo fleet spans both providers: one saved plan each, together all of it
+    assert sorted(argv[argv.index("--provider") + 1] for argv in steps.plans) == [
+        "akana", "miniappcenter"
+    ]
+    for plan in steps.plans:
+        code, out, err = run(capsys, plan)
+        assert code == 2, err  # --detailed-exitcode on a fresh sandbox: changes
+        assert out.startswith(PLAN_MARKER)  # how the PR comment / MR note is found again
+        saved_at = fleet / plan[plan.index("--out") + 1]  # the artifact
+        saved = json.loads(saved_at.read_text(encoding="utf-8"))
+        assert saved["format_version"] == 2 and saved["summary"]["create"] > 0
+        provider = plan[plan.index("--provider") + 1]
+        assert {c["provider"] for c in saved["changes"]} == {provider}
     code, out, err = run(capsys, steps.apply)
     assert code == 0, out + err
     state = fleet / steps.state
@@ -640,11 +651,15 @@ def test_flow_plan_then_apply_converges(
 ) -> None:
     steps = flow(platform)
     monkeypatch.setenv("RECONCILER_STATE", steps.state)
-    plan_and_apply(fleet, capsys, steps)
-    # the next pull request's plan, from the state the apply job pushed: nothing to do
-    code, out, err = run(capsys, steps.plan)
-    assert code == 0, out + err
-    assert out.startswith(PLAN_MARKER)
+    state = plan_and_apply(fleet, capsys, steps)
+    assert set(json.loads(state.read_text(encoding="utf-8"))["providers"]) >= {
+        "miniappcenter", "akana"
+    }
+    # the next pull request's plans, from the state the apply job pushed: nothing to do
+    for plan in steps.plans:
+        code, out, err = run(capsys, plan)
+        assert code == 0, out + err
+        assert out.startswith(PLAN_MARKER)
 
 
 @pytest.mark.parametrize("platform", ["gitlab"])
