@@ -54,6 +54,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.akana_server import AkanaServer, start_akana_sandbox  # noqa: E402
+from bench.server import ratio_text, seconds_text  # noqa: E402
 from reconciler.engine.plan import Change  # noqa: E402
 from reconciler.providers.akana import auth as akana_auth  # noqa: E402
 from reconciler.providers.akana.apply import ChangeResult, apply_changes  # noqa: E402
@@ -425,14 +426,8 @@ def measure_akana_fleet(
 # --- the report --------------------------------------------------------------------------
 
 
-def _s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def _x(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
+_s = seconds_text
+_x = ratio_text
 
 
 def machine_note() -> str:

@@ -29,8 +29,10 @@ from typing import Any, Final
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+if str(ROOT) not in sys.path:  # run as a script by start_akana_sandbox
     sys.path.insert(0, str(ROOT))
+
+from bench.server import ServerProcess  # noqa: E402
 
 COUNTS_PATH: Final = "/__bench/requests"
 EMAIL: Final = "bench@akana.example"
@@ -110,7 +112,7 @@ def serve(db: Path, latency_ms: float, email: str, password: str, session_second
 
 
 @dataclass
-class AkanaServer:
+class AkanaServer(ServerProcess):
     process: subprocess.Popen[bytes]
     base_url: str  # the platform root (the client adds /api)
     email: str = EMAIL
@@ -121,20 +123,6 @@ class AkanaServer:
         data = httpx.get(self.base_url + COUNTS_PATH, timeout=30).json()
         return Counter(data["requests"]), Counter(data["refused"])
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                self.process.kill()
-                self.process.wait(10)
-
-    def __enter__(self) -> AkanaServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_akana_sandbox(

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.server import ratio_text, seconds_text  # noqa: E402
+
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 
@@ -129,14 +131,8 @@ def run_worker(spec: dict[str, Any], keep: bool) -> dict[str, Any]:
 # --- report --------------------------------------------------------------------------------
 
 
-def _s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def _x(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x"
+_s = seconds_text
+_x = ratio_text
 
 
 def _us(seconds: float) -> str:

@@ -10,16 +10,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 TOKEN = "bench-token"
 
 
-@dataclass
-class SandboxServer:
-    process: subprocess.Popen[str]
-    base_url: str  # http://127.0.0.1:PORT/api
-    db: Path
-    token: str = TOKEN
+class ServerProcess:
+    """A server in a child process, stopped (terminated, then killed) on exit."""
+
+    process: subprocess.Popen[Any]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -30,11 +29,30 @@ class SandboxServer:
                 self.process.kill()
                 self.process.wait(10)
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class SandboxServer(ServerProcess):
+    process: subprocess.Popen[str]
+    base_url: str  # http://127.0.0.1:PORT/api
+    db: Path
+    token: str = TOKEN
+
+
+def seconds_text(seconds: float | None) -> str:
+    """A duration for the reports: ms under a second."""
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def ratio_text(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def start_sandbox(

@@ -9,3 +9,11 @@ pytest_plugins = [
 
     "tests.fixtures_postgres",
 ]
+
+# respx's default mocker patches httpcore's connection pool; the client's own transport
+# (reconciler.transport.h11lane, D100) does not go through httpcore, so respx routes are
+# installed one level up instead: on httpx.AsyncClient's transport lookup, which every
+# client in this repository goes through. Same routes, same answers, same raised errors.
+import respx.mocks  # noqa: E402
+
+respx.mocks.DEFAULT_MOCKER = "httpx"

@@ -17,7 +17,7 @@ from reconciler.providers.akana.model import AkanaApp
 from reconciler.providers.akana.render import render_manifest
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "examples" / "akana" / "payments.yaml"
+DEMO = REPO / "manifests" / "akana" / "payments.yaml"
 
 GOOD = """\
 apiVersion: akana/v1

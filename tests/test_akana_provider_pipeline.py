@@ -34,7 +34,7 @@ from reconciler.providers.akana.sandbox.inprocess import (
 )
 from reconciler.transport.redact import Secret
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "akana"
+DEMO = Path(__file__).resolve().parent.parent / "manifests" / "akana"
 
 
 def apps_from(text: str, tmp_path: Path) -> list[AkanaApp]:

@@ -38,7 +38,7 @@ from reconciler.state import ProviderState
 from reconciler.transport.redact import Secret
 from tests.fixtures_akana import EMAIL, PASSWORD, RunningAkana
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "akana"
+DEMO = Path(__file__).resolve().parent.parent / "manifests" / "akana"
 APP = "akana_app"
 
 

@@ -70,7 +70,10 @@ def test_killed_apply_resumes_without_duplicates(
 ) -> None:
     server = sandbox_server_factory(latency_ms=30)
     fleet = tmp_path / "fleet"
-    shutil.copytree(REPO / "manifests", fleet)
+    # The demo fleet's mini apps (its Akana part needs an Akana endpoint; this is about the
+    # Mini App Center's journal).
+    for part in ("cafe", "payments"):
+        shutil.copytree(REPO / "manifests" / part, fleet / part)
     state = tmp_path / "state.json"
     env = _env(server, state)
 

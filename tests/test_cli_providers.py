@@ -121,11 +121,11 @@ def test_the_delete_budget_and_protection_span_providers(
     applied(capsys)
     (fleet / "manifests" / "akana" / "payments.yaml").unlink()
     (fleet / "manifests" / "cafe" / "bakeries.yaml").unlink()
-    code, out, err = run(capsys, "plan", "manifests", "--sandbox", "--prune", "--format", "json")
+    code, out, _ = run(capsys, "plan", "manifests", "--sandbox", "--prune", "--format", "json")
     plan = json.loads(out)
     # The Akana gateway is protected: refusing its delete is an error naming it.
     assert code == 1 and any(GATEWAY in e for e in plan["errors"]), plan["errors"]
-    code, out, err = run(
+    code, out, _ = run(
         capsys, "plan", "manifests", "--sandbox", "--prune", "--max-deletes", "1",
         "--format", "json",
     )  # fmt: skip
@@ -190,7 +190,7 @@ def test_an_akana_only_repository_needs_no_mini_app_center(
     code, _, err = run(capsys, "plan", "manifests/akana")
     assert code == 1
     assert "no akana endpoint is configured" in err and "MAC_BASE_URL" not in err
-    code, out, err = run(capsys, "plan", "manifests/akana", "--sandbox")
+    code, _, err = run(capsys, "plan", "manifests/akana", "--sandbox")
     assert code == 0, err
     assert "Endpoint (akana)" in err and "embedded sandbox (in-process" not in err
 
@@ -232,3 +232,43 @@ def test_a_provider_recorded_but_not_configured_is_named_not_checked(
     ]
     with pytest.raises(ConfigError, match="--prune may delete"):
         open_fleet(desired, store, FleetOptions(False, None, None, None, True, None, 4, 100, ()))
+
+
+def test_a_proxy_variable_is_said_not_silently_ignored(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.cli.fleet import proxy_variable
+
+    assert proxy_variable({"HTTPS_PROXY": "", "http_proxy": "http://p:3128"}) == "http_proxy"
+    assert proxy_variable({}) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("MAC_BASE_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("MAC_API_TOKEN", "t" * 20)
+    code, _, err = run(capsys, "plan", "manifests/cafe")
+    assert code == 1  # nothing listens there; the warning came first
+    assert "HTTPS_PROXY is set, but this reconciler does not use proxies" in err
+    assert "proxy.internal" not in err  # the value (it may carry credentials) is not shown
+
+
+def test_rest_objects_import_and_markdown_through_the_cli(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--format", "markdown")
+    assert code == 0 and "### Plan" in out and "Mini App Center" not in out
+    assert "rest_object[shop:/api/products/:HAM-01]" in out
+    assert run(capsys, "apply", "catalogue", "--sandbox", "--auto-approve")[0] == 0
+    address = "rest_object[shop:/api/products/:HAM-01]"
+    code, _, err = run(capsys, "state", "rm", address, "--sandbox")
+    assert code == 0 and "Forgot" in err
+    code, _, err = run(
+        capsys, "import", "--provider", "rest", "shop:/api/products/:sku=HAM-01",
+        "--out", "imported", "--sandbox",
+    )  # fmt: skip
+    assert code == 0, err
+    (written,) = (fleet / "imported").iterdir()
+    assert "kind: RestObject" in written.read_text() and "HAM-01" in written.read_text()
+    code, out, _ = run(capsys, "state", "list", "--sandbox")
+    assert address in out
+    code, _, err = run(capsys, "import", "--provider", "kong", "x", "--sandbox")
+    assert code == 64 and "rest" in err

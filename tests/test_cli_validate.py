@@ -59,7 +59,9 @@ BAD_LINES = [
 
 
 def test_valid_fleet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "validate", str(FLEET)) == (0, "OK: 5 mini apps in 4 files\n", "")
+    assert run(capsys, "validate", str(FLEET)) == (
+        0, "OK: 5 mini apps, 2 Akana apps in 5 files\n", ""
+    )
 
 
 def test_valid_single_file(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,13 +71,13 @@ def test_valid_single_file(here: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_select_and_target_narrow_the_count(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "validate", str(FLEET), "--select", "team=cafe")
-    assert (code, out) == (0, "OK: 3 mini apps in 4 files\n")
+    assert (code, out) == (0, "OK: 3 mini apps in 5 files\n")
     code, out, _ = run(
         capsys, "validate", str(FLEET), "--select", "team=cafe", "--select", "env=staging"
     )
-    assert (code, out) == (0, "OK: 1 mini app in 4 files\n")
+    assert (code, out) == (0, "OK: 1 mini app in 5 files\n")
     code, out, _ = run(capsys, "validate", str(FLEET), "--target", "com.genexus.verdant.splitbill")
-    assert (code, out) == (0, "OK: 1 mini app in 4 files\n")
+    assert (code, out) == (0, "OK: 1 mini app in 5 files\n")
 
 
 def test_invalid_prints_each_issue_on_stdout_and_the_count_on_stderr(
@@ -102,7 +104,9 @@ def test_one_error(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_json_when_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "validate", str(FLEET), "--format", "json")
     assert (code, err) == (0, "")
-    assert json.loads(out) == {"valid": True, "apps": 5, "errors": []}
+    assert json.loads(out) == {
+        "valid": True, "apps": 7, "errors": [], "by_provider": {"miniappcenter": 5, "akana": 2}
+    }
 
 
 def test_json_when_invalid(here: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -189,7 +189,8 @@ def drift_json(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, di
 
 def test_drift_in_sync_after_apply(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = drift_json(capsys)
-    assert code == 0 and report["in_sync"] and report["apps_checked"] == 5
+    # 5 mini apps and 2 Akana apps
+    assert code == 0 and report["in_sync"] and report["apps_checked"] == 7
 
 
 def test_drift_classifies_outside_changes(

@@ -13,6 +13,8 @@ from reconciler.providers.miniappcenter.model import MiniApp, MiniAppSpec
 
 REPO = Path(__file__).resolve().parent.parent
 FLEET = REPO / "manifests"
+# The demo fleet's Mini App Center part (manifests/akana holds the Akana apps).
+MINI_APPS = [FLEET / "cafe", FLEET / "payments"]
 
 
 def doc(app_id: str, *, labels: str = "{}", name: str = "Shop", extra: str = "") -> str:
@@ -218,7 +220,7 @@ def test_select_apps_by_labels_and_targets(here: Path) -> None:
 
 
 def test_demo_fleet_validates() -> None:
-    loaded = load_manifests([FLEET], {})
+    loaded = load_manifests(MINI_APPS, {})
     apps = {item.app.id: item.app for item in loaded}
     assert list(apps) == [
         "com.genexus.verdant.sweetcorner",
@@ -249,7 +251,7 @@ def test_demo_fleet_validates() -> None:
 
 def test_demo_fleet_takes_the_service_url_from_the_environment() -> None:
     url = "https://staging.example.com/splitbill/"
-    loaded = load_manifests([FLEET], {"SPLITBILL_SERVICE_URL": url})
+    loaded = load_manifests(MINI_APPS, {"SPLITBILL_SERVICE_URL": url})
     (split,) = [item.app for item in loaded if item.app.id == "com.genexus.verdant.splitbill"]
     assert [v.service_url for v in split.spec.versions or ()] == [url, url]
 
@@ -258,14 +260,16 @@ def test_demo_fleet_files_point_editors_at_the_schema() -> None:
     files = sorted(FLEET.rglob("*.yaml"))
     assert files
     for file in files:
-        first = file.read_text(encoding="utf-8").splitlines()[0]
-        assert first == "# yaml-language-server: $schema=../../schema/miniapp.schema.json", file
-        target = (file.parent / "../../schema/miniapp.schema.json").resolve()
-        assert target == REPO / "schema" / "miniapp.schema.json"
+        text = file.read_text(encoding="utf-8")
+        schema = "akana-app" if "apiVersion: akana/v1" in text else "miniapp"
+        first = text.splitlines()[0]
+        assert first == f"# yaml-language-server: $schema=../../schema/{schema}.schema.json", file
+        target = (file.parent / f"../../schema/{schema}.schema.json").resolve()
+        assert target == REPO / "schema" / f"{schema}.schema.json"
 
 
 def test_demo_fleet_selects_by_team() -> None:
-    loaded = load_manifests([FLEET], {})
+    loaded = load_manifests(MINI_APPS, {})
     assert ids(select_apps(loaded, parse_selectors(["team=payments"]), [])) == [
         "com.genexus.verdant.loyaltypoints",
         "com.genexus.verdant.splitbill",

@@ -75,9 +75,18 @@ def validator() -> Any:
 def test_demo_fleet_is_valid_under_the_schema(validator: Any) -> None:
     files = sorted((REPO / "manifests").rglob("*.yaml"))
     documents = [d for f in files for d in yaml.safe_load_all(f.read_text("utf-8")) if d]
-    assert len(documents) == 5
-    for document in documents:
+    mini_apps = [d for d in documents if d["apiVersion"] == "miniappcenter/v1"]
+    assert len(mini_apps) == 5
+    for document in mini_apps:
         assert list(validator.iter_errors(document)) == [], document["metadata"]["id"]
+    # The Akana part against the Akana schema the editors are pointed at.
+    akana = pytest.importorskip("jsonschema").Draft202012Validator(
+        json.loads((REPO / "schema" / "akana-app.schema.json").read_text("utf-8"))
+    )
+    akana_apps = [d for d in documents if d["apiVersion"] == "akana/v1"]
+    assert len(akana_apps) == 2 and len(documents) == 7
+    for document in akana_apps:
+        assert list(akana.iter_errors(document)) == [], document["metadata"]["name"]
 
 
 BASE = """\

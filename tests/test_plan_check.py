@@ -656,3 +656,25 @@ def test_a_plan_for_a_provider_this_version_does_not_manage_is_refused(
     code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
     assert code == 1 and requests_log == []
     assert "names a provider this reconciler does not manage" in err
+
+
+@pytest.mark.parametrize("other_id", [2, 999])
+def test_a_location_update_aimed_at_another_id_is_refused_before_any_write(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+    other_id: int,
+) -> None:
+    """Found by the mutation test above: an edited target_id passed every check, then the
+    PUT went to a location that is not this app's of that name (another app's, or none)."""
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    (workdir / "manifests" / "app.yaml").write_text(EDITED_YAML)
+    plan = saved_plan(capsys)
+    index = index_of(plan, lambda c: c["kind"] == "location" and c["action"] == "update")
+    plan["changes"][index]["target_id"] = other_id
+    Path("plan.json").write_text(json.dumps(plan))
+    db = workdir / ".reconciler" / "sandbox.db"
+    before = _dump(db)
+    requests_log.clear()
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1, err
+    assert "target_id is not the id of this app's location of that name" in err
+    assert writes(requests_log) == [] and _dump(db) == before

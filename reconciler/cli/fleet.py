@@ -144,9 +144,23 @@ def open_fleet(
             f"nothing to check: no manifest declares a resource of {which} and the state"
             " records none"
         )
+    proxy = proxy_variable(env)
+    if proxy is not None and options.sandbox_dir is None:
+        # Said, not silently ignored: a pipeline behind a proxy must know why it cannot connect.
+        err(f"Warning: {proxy} is set, but this reconciler does not use proxies: it connects"
+            " to the endpoints directly (docs/decisions.md D100)")
     for notice in notices:
         err(f"Warning: {notice}")
     return Fleet(state, mac, others, notices)
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                   "all_proxy")  # fmt: skip
+
+
+def proxy_variable(env: Mapping[str, str]) -> str | None:
+    """The first proxy variable set (non-empty), if any."""
+    return next((name for name in PROXY_VARIABLES if env.get(name)), None)
 
 
 def sections_of(fleet: Fleet) -> dict[str, Section]:

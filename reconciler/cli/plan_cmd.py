@@ -99,10 +99,12 @@ def plan(
         if changes is not None:
             from reconciler.engine.plan import Incremental
 
-            touched = len(desired.only or ()) + sum(len(v) for v in desired.others.values())
+            others = sum(len(v) for v in desired.others.values())
+            touched = len(desired.only or ()) + others
             narrowed = Incremental(changes.ref, changes.commit, changes.file_count, touched)
             result = dataclasses.replace(result, incremental=narrowed)
-            err(f"Incremental: {touched} resource(s) touched by {changes.file_count} manifest"
+            noun = "resource(s)" if others else "mini app(s)"
+            err(f"Incremental: {touched} {noun} touched by {changes.file_count} manifest"
                 f" file(s) changed since {changes.ref}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""httpcore's network layer on plain asyncio (a ``Protocol`` per connection), without anyio.
+"""The lanes' sockets: httpcore's network-backend contract on plain asyncio (a ``Protocol`` per
+connection), without anyio. :mod:`reconciler.transport.h11lane` connects through it (D100).
 
 Why: under asyncio, httpcore reaches sockets through anyio, which costs a cancel scope per
 read and write, and builds a dict of socket attributes (two system calls) every time the pool
@@ -20,7 +21,6 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 import httpcore
-import httpx
 
 # Unread bytes kept before the socket stops being read (the body reader asks for 64 KiB).
 _HIGH_WATER: Final = 256 * 1024
@@ -143,6 +143,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         self._transport.close()
 
+    def close_now(self) -> None:
+        """Close without awaiting (asyncio's close is immediate: nothing to wait for)."""
+        self._transport.close()
+
     async def start_tls(
         self,
         ssl_context: ssl.SSLContext,
@@ -233,24 +237,3 @@ def _set_options(transport: asyncio.BaseTransport, options: Iterable[SocketOptio
     for option in options or ():
         if sock is not None:
             sock.setsockopt(*option)
-
-
-_BACKEND: Final = AsyncioBackend()
-
-
-class AsyncioLane(httpx.AsyncHTTPTransport):
-    """httpx's transport (request/response mapping, error mapping) over a one-connection
-    httpcore pool that uses :class:`AsyncioBackend`."""
-
-    def __init__(self, *, verify: ssl.SSLContext, trust_env: bool) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        super().__init__(verify=verify, trust_env=trust_env, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=verify,
-            max_connections=1,
-            max_keepalive_connections=1,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            network_backend=_BACKEND,
-        )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.engine.plan import AppMeta, Change, Fact
-from reconciler.errors import ReconcilerError
+from reconciler.errors import AmbiguousWriteError, ReconcilerError
 from reconciler.providers.akana.client import AkanaApiError, AkanaClient
 from reconciler.providers.akana.diff import Adoption
 from reconciler.providers.akana.records import AkanaSection, AppRecord, VersionRecord
@@ -59,23 +59,35 @@ def _target_id(change: Change) -> str:
 
 async def create_app(client: AkanaClient, change: Change, section: AkanaSection) -> str:
     body = AppCreate.model_validate(change.payload)
-    app_id = await client.create_app(body)
-    # The create answers the AppID only: the first version's id is read from its app.
-    versions = await client.list_versions(app_id)
-    first = (change.after or {}).get("version") or {}
-    version_id = next((v.version_id for v in versions if v.name == body.version.name), None)
+    # In doubt until the outcome is known: a run that stops here (its answer and the re-read
+    # both lost, or interrupted) leaves the next plan a Name to look up, not an unmanaged app.
+    section.in_doubt.add(change.app_id)
+    try:
+        app_id = await client.create_app(body)
+    except AmbiguousWriteError:
+        raise
+    except ReconcilerError:
+        section.in_doubt.discard(change.app_id)  # refused, or proven not done
+        raise
     old = section.apps.get(change.app_id)
-    section.apps[change.app_id] = AppRecord(
+    record = AppRecord(
         id=app_id,
         protect=old.protect if old else False,
         labels=dict(old.labels) if old else {},
         fields=_fields(change.after),
-        versions=(
-            {body.version.name: VersionRecord(id=version_id, fields=_fields(first))}
-            if version_id is not None
-            else {}  # the next plan reads the app's versions again
-        ),
     )
+    # Recorded before any further read: the AppID is known, whatever fails next.
+    section.apps[change.app_id] = record
+    section.in_doubt.discard(change.app_id)
+    # The create answers the AppID only: the first version's id is read from its app.
+    try:
+        versions = await client.list_versions(app_id)
+    except ReconcilerError as exc:
+        return f"created AppID {app_id} (its first version's id is not known yet: {exc})"
+    first = (change.after or {}).get("version") or {}
+    version_id = next((v.version_id for v in versions if v.name == body.version.name), None)
+    if version_id is not None:
+        record.versions[body.version.name] = VersionRecord(id=version_id, fields=_fields(first))
     return f"created AppID {app_id}"
 
 
@@ -156,10 +168,17 @@ def record_adoptions(section: AkanaSection, learned: Sequence[Fact]) -> int:
     """Record the apps a plan adopts (its :class:`Adoption` facts); how many were new."""
     count = 0
     for item in learned:
-        if not isinstance(item, Adoption) or item.name in section.apps:
+        if not isinstance(item, Adoption):
             continue
+        section.in_doubt.discard(item.name)
+        old = section.apps.get(item.name)
+        if old is not None and old.id == item.server_id:
+            continue
+        # New, or replacing a record whose app is gone (its protection and labels kept).
         section.apps[item.name] = AppRecord(
             id=item.server_id,
+            protect=old.protect if old else False,
+            labels=dict(old.labels) if old else {},
             versions={name: VersionRecord(id=vid) for name, vid in item.versions.items()},
         )
         count += 1

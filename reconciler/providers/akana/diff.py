@@ -109,7 +109,7 @@ def diff(
     out = _Builder()
     declared = {app.name for app in desired}
     for app in sorted(desired, key=lambda a: a.name):
-        out.app(app, live, section.apps.get(app.name))
+        out.app(app, live, section.apps.get(app.name), in_doubt=app.name in section.in_doubt)
     unpruned: list[str] = []
     for name, record in sorted(section.apps.items()):
         if name in declared or (in_scope is not None and not in_scope(name)):
@@ -146,7 +146,11 @@ class _Builder:
         self.learned: list[Adoption] = []
         self.meta: dict[str, AppMeta] = {}
 
-    def app(self, app: AkanaApp, live: LiveAkana, record: AppRecord | None) -> None:
+    def app(
+        self, app: AkanaApp, live: LiveAkana, record: AppRecord | None, *, in_doubt: bool = False
+    ) -> None:
+        """``in_doubt``: this tool sent a create of this Name and never learned its outcome,
+        so an app of that Name is its own (adopted without ``adopt: true``, D98)."""
         address = app_address(app.name)
         if app.ensure == "present":
             self.meta[app.name] = AppMeta(app.protect, dict(app.labels))
@@ -160,7 +164,7 @@ class _Builder:
                     " reconciler cannot tell which is meant: delete or rename the others",
                     app.name, address, "app"))
                 return
-            if named and not app.adopt:
+            if named and not (app.adopt or in_doubt):
                 self.errors.append(PlanProblem(UNMANAGED, app.name, address, "app"))
                 return
             if named:

@@ -26,10 +26,11 @@ async def read_live(
     also_list: Iterable[str | None] = (),
 ) -> LiveAkana:
     """One listing per organization level involved (usually one: ``business_id``'s), then the
-    detail and versions of every app recorded in ``section`` or declared with ``adopt: true``,
-    ``concurrency`` apps at a time. An app recorded but absent from the listing is looked up by
-    its id (it may have moved); gone, it is simply not in the answer. ``also_list``: more
-    organization levels to list (where an interrupted create may have left an app)."""
+    detail and versions of every app recorded in ``section``, declared with ``adopt: true`` or
+    whose create is in doubt, ``concurrency`` apps at a time. An app recorded but absent from
+    the listing is looked up by its id (it may have moved); gone, it is not in the answer.
+    ``also_list``: more organization levels to list (where an interrupted create may have left
+    an app)."""
     levels = {business_id or ""}
     levels.update(level or "" for level in also_list)
     levels.update(app.business_id for app in desired if app.business_id)
@@ -40,7 +41,8 @@ async def read_live(
     listed: dict[str, AppSummary] = {}
     for listing in listings:
         listed.update({app.app_id: app for app in listing})
-    adopting = {app.name for app in desired if app.adopt}
+    # Declared with adopt: true, or this tool's own create of that Name is in doubt.
+    adopting = {app.name for app in desired if app.adopt or app.name in section.in_doubt}
     wanted = {record.id for record in section.apps.values()}
     wanted.update(app_id for app_id, app in listed.items() if app.name in adopting)
     gate = asyncio.Semaphore(max(1, concurrency))

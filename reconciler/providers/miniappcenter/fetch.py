@@ -140,10 +140,15 @@ def _version_reader(
     return lambda: client.get_version(app_id, version_id)
 
 
+# What ``json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)`` uses, built
+# once: dumps builds a new encoder per call when given options (~3 us of a ~15 us digest, once
+# per resource read; the digests are unchanged).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint(data: Any) -> str:
     """A stable digest of what the API answered (a saved plan refuses a changed object)."""
-    plain = _dump(data)
-    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=str)
+    text = _CANONICAL.encode(_dump(data))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

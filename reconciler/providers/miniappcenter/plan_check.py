@@ -828,6 +828,21 @@ def _version_code_ok(text: str) -> bool:
 # --- against the live objects (apply, once the fingerprints matched) ---------------------
 
 
+def _foreign_location(change: Change, live: LiveApp) -> str | None:
+    """A location update or delete must name, by its target_id, a location of this app that
+    has the change's name on the server (read with the locations): an edited id would write
+    another app's location, or fail half-way through the plan."""
+    if change.kind != "location" or change.action == "create" or not live.locations_read:
+        return None
+    ids = live.location_ids.get(change.key or "", ())
+    if change.target_id in ids:
+        return None
+    return (
+        f"{change.address}: the saved plan's target_id is not the id of this app's location of"
+        " that name on the server; refusing it: run `reconciler plan` again"
+    )
+
+
 def unshown_writes(changes: Sequence[Change], live: LiveApp | None) -> str | None:
     """An update's PUT sends every managed field, but the plan shows (and the reviewer saw)
     only those in ``after``. Every other field the payload sends must be what the server
@@ -835,6 +850,9 @@ def unshown_writes(changes: Sequence[Change], live: LiveApp | None) -> str | Non
     if live is None:
         return None
     for change in changes:
+        problem = _foreign_location(change, live)
+        if problem is not None:
+            return problem
         if change.action != "update" or change.payload is None:
             continue
         current: Any = None
