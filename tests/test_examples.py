@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ import yaml
 
 from reconciler.cli.main import main, typer_main_command
 from reconciler.state import mac_records
+from tests.action_harness import job_env, make_bin
+from tests.fixtures_akana import EMAIL as AKANA_TEST_EMAIL
+from tests.fixtures_akana import PASSWORD as AKANA_TEST_PASSWORD
+from tests.fixtures_akana import RunningAkana
+from tests.fixtures_sandbox import RunningSandbox
 
 try:  # typer >= 0.24 vendors click
     from typer._click import exceptions as click_exceptions
@@ -712,3 +718,68 @@ def test_readme_lists_each_commands_options_exactly() -> None:
     assert "--out" not in rows["apply"]
     apply_row = next(x for x in MAIN_README.read_text().splitlines() if x.startswith("| `apply`"))
     assert "markdown" not in apply_row
+
+
+# --- the GitLab plan job's own shell, over real HTTP ------------------------------------------
+
+
+def _gitlab_plan_script(work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The plan job's script after install and state checkout, up to (not) the MR note: one
+    bash -e shell, as GitLab runs a job's lines."""
+    script = _gitlab()["reconciler-plan"]["script"]
+    start = next(i for i, item in enumerate(script) if item.startswith("reconciler validate"))
+    body = [item for item in script[start:] if "urllib.request" not in item]  # not the note
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(body)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+@pytest.fixture
+def gitlab_job(
+    tmp_path: Path, sandbox_server: RunningSandbox, akana: RunningAkana
+) -> tuple[Path, dict[str, str]]:
+    """A job's checkout of the demo fleet and its environment: both sandboxes over HTTP, their
+    endpoints and credentials as the project's CI/CD variables."""
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "manifests", work / "manifests")
+    env = job_env(make_bin(tmp_path / "bin"), tmp_path)
+    env.update(
+        MAC_BASE_URL=sandbox_server.base_url,
+        MAC_API_TOKEN=sandbox_server.token,
+        AKANA_BASE_URL=akana.base_url,
+        AKANA_EMAIL=AKANA_TEST_EMAIL,
+        AKANA_PASSWORD=AKANA_TEST_PASSWORD,
+        RECONCILER_STATE=str(work / ".reconciler-state" / "production" / "state.json"),
+        CI_COMMIT_SHORT_SHA="0123456",
+        CI_JOB_ID="42",
+        CI_JOB_URL="https://gitlab.example/job/42",
+    )
+    return work, env
+
+
+def test_gitlab_plan_job_notes_each_providers_plan(gitlab_job: tuple[Path, dict[str, str]]) -> None:
+    work, env = gitlab_job
+    done = _gitlab_plan_script(work, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The plan has changes" in done.stdout
+    assert (work / "plan.rc").read_text().strip() == "2"
+    note = (work / "comment.md").read_text(encoding="utf-8")
+    assert note.startswith(PLAN_MARKER + "\n") and note.count(PLAN_MARKER) == 1
+    assert "com.genexus.verdant.coffeemuffins" in note and "Payments Gateway" in note
+    for provider in ("miniappcenter", "akana"):
+        saved = json.loads((work / f"plan-{provider}.json").read_text(encoding="utf-8"))
+        assert {c["provider"] for c in saved["changes"]} == {provider}  # the artifacts
+    assert AKANA_TEST_PASSWORD not in note + done.stdout + done.stderr
+
+
+def test_gitlab_plan_job_fails_when_one_provider_cannot_plan(
+    gitlab_job: tuple[Path, dict[str, str]],
+) -> None:
+    work, env = gitlab_job
+    done = _gitlab_plan_script(work, {**env, "AKANA_PASSWORD": "not-the-password"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    note = (work / "comment.md").read_text(encoding="utf-8")
+    assert "### akana plan failed (exit 1)" in note
+    assert "com.genexus.verdant.coffeemuffins" in note  # the other provider's plan is kept
+    assert "not-the-password" not in note + done.stdout + done.stderr
