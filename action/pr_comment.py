@@ -5,7 +5,7 @@ The comment is found again by a hidden first line naming the environment,
 overwrite each other), and only among comments written by ``INPUT_COMMENT_AUTHOR`` (the
 identity of the token: a marker pasted by someone else is never taken over).
 
-Environment: COMMENT_FILE (the body), INPUT_ENVIRONMENT, INPUT_COMMENT_AUTHOR,
+Environment: COMMENT_FILE (the body), INPUT_ENVIRONMENT, INPUT_PROVIDER, INPUT_COMMENT_AUTHOR,
 GITHUB_REPOSITORY, GITHUB_EVENT_PATH (the pull request number), GH_TOKEN (read by gh).
 Standard library only; `gh` is on every GitHub-hosted runner.
 """
@@ -84,6 +84,11 @@ def find_previous(comments: list[Any], env: str, author: str) -> int | None:
 
 def main() -> int:
     env = os.environ.get("INPUT_ENVIRONMENT") or "production"
+    # One comment per environment, and per provider when the plan covers one (a mixed fleet
+    # saves one plan per provider): marked "production/akana". run.sh checked the name.
+    provider = os.environ.get("INPUT_PROVIDER") or ""
+    if provider:
+        env = f"{env}/{provider}"
     author = os.environ.get("INPUT_COMMENT_AUTHOR") or "github-actions[bot]"
     repo = os.environ.get("GITHUB_REPOSITORY", "")
     number = pull_request_number(os.environ.get("GITHUB_EVENT_PATH", ""))

@@ -3,8 +3,10 @@
 #   the Markdown in the job summary, the JSON (+ Markdown) in a folder for the artifact,
 #   the plan's PR comment body, and the exit code and counts as step outputs.
 # Inputs (environment): INPUT_COMMAND, INPUT_PATHS, INPUT_ARGS, INPUT_ENVIRONMENT,
-#   INPUT_FAIL_ON_DRIFT, STATE_FILE (from state-checkout.sh; empty: leave RECONCILER_STATE).
-# The secrets (MAC_BASE_URL, MAC_API_TOKEN) come from the caller's step environment.
+#   INPUT_PROVIDER, INPUT_FAIL_ON_DRIFT, STATE_FILE (from state-checkout.sh; empty: leave
+#   RECONCILER_STATE).
+# The endpoints and secrets (MAC_BASE_URL, MAC_API_TOKEN, AKANA_BASE_URL, AKANA_EMAIL,
+# AKANA_PASSWORD) come from the caller's step environment; none is ever printed here.
 #
 # No input is ever evaluated by a shell: INPUT_PATHS and INPUT_ARGS are split on whitespace
 # into words by `read -a` (no globbing, no quotes, no $(...)) and passed as argv.
@@ -29,6 +31,7 @@ fail_usage() {
 
 command="${INPUT_COMMAND:-plan}"
 env_name="${INPUT_ENVIRONMENT:-production}"
+provider="${INPUT_PROVIDER:-}"
 fail_on_drift="${INPUT_FAIL_ON_DRIFT:-true}"
 fail_on_drift="${fail_on_drift,,}"  # YAML True / TRUE
 case "$command" in
@@ -42,6 +45,11 @@ esac
 if ! [[ "$env_name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || [[ "$env_name" == *..* ]]; then
   fail_usage "environment must be letters, digits, '.', '_' or '-' (got: $env_name)"
 fi
+# A provider name only (the CLI says which ones exist): it also names the report folder,
+# the artifact and the PR comment's marker.
+if [ -n "$provider" ] && ! [[ "$provider" =~ ^[a-z][a-z0-9-]{0,39}$ ]]; then
+  fail_usage "provider must be a provider name such as miniappcenter or akana (got: $provider)"
+fi
 
 paths=()
 args=()
@@ -53,15 +61,21 @@ for word in "${args[@]}"; do
   case "${word%%=*}" in
     --format|--out|--detailed-exitcode)
       fail_usage "args must not set $word: the action sets the format and the report files" ;;
+    --provider)
+      fail_usage "args must not set $word: use the action's provider input (it also names the artifact and the PR comment)" ;;
   esac
 done
+if [ -n "$provider" ]; then
+  args+=(--provider "$provider")
+fi
 
 if [ -n "${STATE_FILE:-}" ]; then
   export RECONCILER_STATE="$STATE_FILE"
 fi
 export NO_COLOR=1
 
-out_dir="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/miniapp-reconciler/$env_name/$command"
+report_name="$command${provider:+-$provider}"
+out_dir="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/miniapp-reconciler/$env_name/$report_name"
 rm -rf -- "$out_dir"
 mkdir -p -- "$out_dir"
 md="$out_dir/$command.md"
@@ -102,13 +116,18 @@ set -e
 echo "::$stop_token::"
 
 if [ "$command" != validate ]; then
-  # A manifest may read ${VARS} from the environment: never publish the token.
-  if [ -n "${MAC_API_TOKEN:-}" ] && grep -qsF -e "$MAC_API_TOKEN" "$md" "$json" "$err"; then
-    rm -f -- "$md" "$json"
-    echo "refusing to publish the $command report: its output contains MAC_API_TOKEN (does a manifest reference it?)" > "$err"
-    echo "::error title=miniapp-reconciler::$(cat "$err")"
-    rc=1
-  fi
+  # A manifest may read ${VARS} from the environment: never publish a secret. The names are
+  # checked one by one: only the NAME of the one found is printed, never its value.
+  for secret_name in MAC_API_TOKEN AKANA_PASSWORD; do
+    secret="${!secret_name:-}"
+    if [ -n "$secret" ] && grep -qsF -e "$secret" "$md" "$json" "$err"; then
+      rm -f -- "$md" "$json"
+      echo "refusing to publish the $command report: its output contains $secret_name (does a manifest reference it?)" > "$err"
+      echo "::error title=miniapp-reconciler::$(cat "$err")"
+      rc=1
+      break
+    fi
+  done
 fi
 
 case "$command:$rc" in
@@ -126,6 +145,8 @@ esac
 {
   echo "exit-code=$rc"
   echo "outcome=$outcome"
+  echo "provider=$provider"
+  echo "artifact=reconciler-$report_name"
   if [ "$command" != validate ]; then
     echo "dir=$out_dir"
     if [ -s "$json" ]; then echo "json=$json"; fi

@@ -87,11 +87,13 @@ class Evaluator:
 
     def expression(self, expr: str) -> str:
         if "||" in expr or "format(" in expr:
-            # `a || format('x-{0}', b)`: only for artifact names
+            # `a || format('x-{0}', b)` or `a || b`: only for artifact names
             left, _, right = expr.partition("||")
             first = self.value(left.strip())
             if first:
                 return first
+            if "format(" not in right:
+                return self.value(right.strip())
             m = re.fullmatch(r"format\('([^']*)',\s*([\w.-]+)\)", right.strip())
             assert m, expr
             return m.group(1).replace("{0}", self.value(m.group(2)))

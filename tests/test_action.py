@@ -30,6 +30,9 @@ from tests.action_harness import (
     make_bin,
     run_action,
 )
+from tests.fixtures_akana import EMAIL as AKANA_TEST_EMAIL
+from tests.fixtures_akana import PASSWORD as AKANA_TEST_PASSWORD
+from tests.fixtures_akana import RunningAkana
 from tests.fixtures_sandbox import RunningSandbox
 from tests.test_examples import cli_problems
 
@@ -37,6 +40,12 @@ EXAMPLES = REPO / "examples" / "github"
 WORKFLOWS = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in EXAMPLES.glob("*.yml")}
 PLAN_MARKER = "<!-- miniapp-reconciler plan -->"
 COMMENT_MARKER = "<!-- miniapp-reconciler action: production -->"
+MAC_ENV = {"MAC_BASE_URL", "MAC_API_TOKEN"}
+AKANA_ENV = {"AKANA_BASE_URL", "AKANA_EMAIL", "AKANA_PASSWORD"}
+SECRETS = {"MAC_API_TOKEN", "AKANA_EMAIL", "AKANA_PASSWORD"}
+# The demo fleet spans two providers; a saved plan covers one, so plan.yml plans each.
+PLAN_MAC = "Plan (Mini App Center)"
+PLAN_AKANA = "Plan (Akana)"
 
 
 def example_step(workflow: str, name: str) -> dict[str, Any]:
@@ -89,8 +98,38 @@ def test_examples_use_the_action_instead_of_shell_steps(name: str) -> None:
     declared = set(action()["inputs"])
     for step in used:
         assert set(step["with"]) <= declared, step["with"]
-        # the secrets reach the action through the step's env only
-        assert set(step.get("env", {})) <= {"MAC_BASE_URL", "MAC_API_TOKEN"}
+        # the endpoints and secrets reach the action through the step's env only, and only
+        # the credentials of the providers the step talks to
+        env = step.get("env", {})
+        assert set(env) <= MAC_ENV | AKANA_ENV
+        for name, value in env.items():
+            # a secret only from secrets (never a plain variable, never echoed); an endpoint
+            # from a variable (the Mini App Center's may still be a secret, as before)
+            allowed = {f"${{{{ secrets.{name} }}}}"}
+            if name not in SECRETS:
+                allowed |= {f"${{{{ vars.{name} }}}}", f"${{{{ vars.{name} || secrets.{name} }}}}"}
+            assert value in allowed, (name, value)
+        command, provider = step["with"]["command"], step["with"].get("provider", "")
+        if command == "validate":
+            assert env == {}  # no API call, no secret
+        elif provider == "miniappcenter":
+            assert set(env) == MAC_ENV
+        elif provider == "akana":
+            assert set(env) == AKANA_ENV
+        else:  # the whole fleet: both providers
+            assert set(env) == MAC_ENV | AKANA_ENV
+
+
+def test_plan_example_saves_one_plan_per_provider() -> None:
+    steps = action_steps(WORKFLOWS["plan.yml"])
+    plans = [s["with"] for s in steps if s["with"]["command"] == "plan"]
+    assert sorted(w["provider"] for w in plans) == ["akana", "miniappcenter"]
+    reviewed = [
+        s["with"]["provider"]
+        for s in action_steps(WORKFLOWS["apply.yml"])
+        if "--plan" in s["with"].get("args", "")
+    ]
+    assert sorted(reviewed) == ["akana", "miniappcenter"]
 
 
 def test_examples_cover_every_command_with_one_state_branch() -> None:
@@ -145,9 +184,17 @@ class Job:
         self.event = self.tmp / "event.json"
         self.event.write_text(json.dumps({"pull_request": {"number": 7}}), encoding="utf-8")
 
-    def run(self, inputs: dict[str, str], server: RunningSandbox, **kw: Any) -> ActionRun:
+    def run(
+        self,
+        inputs: dict[str, str],
+        server: RunningSandbox,
+        akana: RunningAkana | None = None,
+        **kw: Any,
+    ) -> ActionRun:
         env = {**self.env, "GITHUB_EVENT_PATH": str(self.event)}
         secrets = {"MAC_BASE_URL": server.base_url, "MAC_API_TOKEN": server.token}
+        if akana is not None:
+            secrets.update(akana_env(akana))
         return run_action(
             {"install": "none", **inputs},
             cwd=self.checkout,
@@ -156,6 +203,34 @@ class Job:
             step_env=secrets,
             **kw,
         )
+
+
+def akana_env(akana: RunningAkana) -> dict[str, str]:
+    """What the example workflows pass from vars/secrets: the Akana sandbox over HTTP."""
+    return {
+        "AKANA_BASE_URL": akana.base_url,
+        "AKANA_EMAIL": AKANA_TEST_EMAIL,
+        "AKANA_PASSWORD": AKANA_TEST_PASSWORD,
+    }
+
+
+def example_run(
+    job: Job, workflow: str, name: str, server: RunningSandbox, akana: RunningAkana, **kw: Any
+) -> ActionRun:
+    """Run an example step with only the env its ``env:`` declares, like the runner does."""
+    declared = set(example_step(workflow, name).get("env", {}))
+    secrets = {
+        "MAC_BASE_URL": server.base_url, "MAC_API_TOKEN": server.token, **akana_env(akana)
+    }
+    env = {**job.env, "GITHUB_EVENT_PATH": str(job.event)}
+    return run_action(
+        {"install": "none", **example_inputs(workflow, name), **kw.pop("inputs", {})},
+        cwd=job.checkout,
+        env=env,
+        tmp=job.tmp / f"step-{len(list(job.tmp.iterdir()))}",
+        step_env={k: v for k, v in secrets.items() if k in declared},
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -175,17 +250,22 @@ def fleet_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def test_github_flow_plan_comment_apply_state_push_drift(
-    fleet_repo: tuple[Path, dict[str, str]], sandbox_server: RunningSandbox, tmp_path: Path
+    fleet_repo: tuple[Path, dict[str, str]],
+    sandbox_server: RunningSandbox,
+    akana: RunningAkana,
+    tmp_path: Path,
 ) -> None:
+    # The demo fleet spans the Mini App Center and Akana: both sandboxes serve over HTTP, and
+    # each step gets only the env its workflow declares (a wrong split fails the step).
     origin, env = fleet_repo
     jobs = tmp_path / "jobs"
     jobs.mkdir()
 
-    # Pull request: validate, then plan against an empty state (no state branch yet).
+    # Pull request: validate, then one plan per provider against an empty state.
     pr = Job(jobs, origin, env, "pr1")
-    validate = pr.run(example_inputs("plan.yml", "Validate"), sandbox_server)
+    validate = example_run(pr, "plan.yml", "Validate", sandbox_server, akana)
     assert not validate.failed and validate.outputs["exit-code"] == "0", validate.steps
-    plan = pr.run(example_inputs("plan.yml", "Plan"), sandbox_server)
+    plan = example_run(pr, "plan.yml", PLAN_MAC, sandbox_server, akana)
     assert not plan.failed, plan.step("Run the reconciler").stderr
     out = plan.outputs
     assert out["exit-code"] == "2" and out["outcome"] == "changes"
@@ -193,6 +273,7 @@ def test_github_flow_plan_comment_apply_state_push_drift(
     assert json.loads(out["summary"])["create"] == int(out["create"])
     saved = json.loads(Path(out["json"]).read_text(encoding="utf-8"))
     assert saved["summary"]["create"] == int(out["create"])
+    assert {c["provider"] for c in saved["changes"]} == {"miniappcenter"}
     assert plan.summary.startswith(PLAN_MARKER)  # the job summary: the Markdown plan
     # the log shows the plan with workflow commands stopped (manifest text is quoted in it)
     log = plan.step("Run the reconciler").stdout.splitlines()
@@ -202,46 +283,73 @@ def test_github_flow_plan_comment_apply_state_push_drift(
     marker_at = log.index(PLAN_MARKER)
     assert marker_at > stops[1] and log.index(f"::{token}::", stops[1]) > marker_at
     assert "does not exist yet" in plan.step("Check out the state branch").stdout
-    # the artifact step uploads the folder holding the JSON
+    # the artifact step uploads the folder holding the JSON, named after the provider
     ((_, upload),) = [u for u in plan.uses if u[0] == "actions/upload-artifact@v4"]
-    assert upload["name"] == "reconciler-plan" and Path(upload["path"], "plan.json").is_file()
-    (comment,) = gh_comments(tmp_path)
-    assert comment["body"].startswith(COMMENT_MARKER + "\n" + PLAN_MARKER)
-    assert "Commit 0123456" in comment["body"]
+    assert upload["name"] == "reconciler-plan-miniappcenter"
+    assert Path(upload["path"], "plan.json").is_file()
+    akana_plan = example_run(pr, "plan.yml", PLAN_AKANA, sandbox_server, akana)
+    assert not akana_plan.failed, akana_plan.step("Run the reconciler").stderr
+    assert akana_plan.outputs["outcome"] == "changes" and int(akana_plan.outputs["create"]) >= 2
+    akana_saved = json.loads(Path(akana_plan.outputs["json"]).read_text(encoding="utf-8"))
+    assert {c["provider"] for c in akana_saved["changes"]} == {"akana"}
+    ((_, upload),) = [u for u in akana_plan.uses if u[0] == "actions/upload-artifact@v4"]
+    assert upload["name"] == "reconciler-plan-akana"
+    assert upload["path"] != plan.outputs["json"].rsplit("/", 1)[0]  # two folders, two plans
+    # one comment per provider, each found again by its own marker
+    mac_comment, akana_comment = gh_comments(tmp_path)
+    assert mac_comment["body"].startswith(
+        "<!-- miniapp-reconciler action: production/miniappcenter -->\n" + PLAN_MARKER
+    )
+    assert akana_comment["body"].startswith(
+        "<!-- miniapp-reconciler action: production/akana -->\n" + PLAN_MARKER
+    )
+    assert "Commit 0123456" in mac_comment["body"]
     assert {c["token"] for c in gh_calls(tmp_path)} == {"fake-github-token"}
+    assert AKANA_TEST_PASSWORD not in akana_plan.summary + akana_comment["body"]
 
-    # Merge: apply creates the state branch and pushes the state.
+    # Merge: one apply of the whole fleet creates the state branch and pushes the state.
     merge = Job(jobs, origin, env, "main1")
-    applied = merge.run(example_inputs("apply.yml", "Apply main"), sandbox_server)
+    applied = example_run(merge, "apply.yml", "Apply main", sandbox_server, akana)
     assert not applied.failed, [s.stderr for s in applied.steps]
     assert applied.outputs["exit-code"] == "0" and applied.outputs["failed"] == "0"
-    assert int(applied.outputs["applied"]) == int(out["create"]) + int(out["update"])
+    both = int(out["create"]) + int(out["update"]) + int(akana_plan.outputs["create"])
+    assert int(applied.outputs["applied"]) == both
     assert "<!-- miniapp-reconciler apply -->" in applied.summary
     assert "State pushed to reconciler-state." in applied.step("Commit and push the state").stdout
-    pushed = git(origin, env, "show", "reconciler-state:production/state.json")
-    assert mac_records(json.loads(pushed))
+    pushed = json.loads(git(origin, env, "show", "reconciler-state:production/state.json"))
+    assert mac_records(pushed)
+    assert set(pushed["providers"]["akana"]["resources"]["akana_app"]) == {
+        "Payments Gateway",
+        "Payments Reports",
+    }
+    assert AKANA_TEST_PASSWORD not in json.dumps(pushed)
+    assert len(akana.store.app_ids()) == 2  # created on the Akana sandbox over HTTP
     files = git(origin, env, "ls-tree", "-r", "--name-only", "reconciler-state").split()
     assert files == ["production/state.json"]  # never the lock
 
-    # The next push to the PR: plans from the pushed state, nothing to do; the SAME comment.
+    # The next push to the PR: plans from the pushed state, nothing to do; the SAME comments.
     pr2 = Job(jobs, origin, env, "pr2")
-    again = pr2.run(example_inputs("plan.yml", "Plan"), sandbox_server)
-    assert again.outputs["exit-code"] == "0" and again.outputs["outcome"] == "no-changes"
-    (updated,) = gh_comments(tmp_path)
-    assert updated["id"] == comment["id"] and updated["body"] != comment["body"]
+    for name in (PLAN_MAC, PLAN_AKANA):
+        again = example_run(pr2, "plan.yml", name, sandbox_server, akana)
+        assert again.outputs["exit-code"] == "0", again.step("Run the reconciler").stderr
+        assert again.outputs["outcome"] == "no-changes"
+    updated = gh_comments(tmp_path)
+    assert [c["id"] for c in updated] == [mac_comment["id"], akana_comment["id"]]
+    assert updated[0]["body"] != mac_comment["body"]
     methods = [
         c["argv"][c["argv"].index("--method") + 1]
         for c in gh_calls(tmp_path)
         if "--method" in c["argv"]
     ]
-    assert methods == ["POST", "PATCH"]
+    assert methods == ["POST", "POST", "PATCH", "PATCH"]
 
-    # Nightly drift: in sync, then a backoffice edit fails the step (exit 2 kept).
+    # Nightly drift of both providers: in sync, then a backoffice edit fails the step.
     nightly = Job(jobs, origin, env, "drift1")
-    drift = nightly.run(example_inputs("drift.yml", "Check for drift"), sandbox_server)
-    assert not drift.failed and drift.outputs["in-sync"] == "true"
+    drift = example_run(nightly, "drift.yml", "Check for drift", sandbox_server, akana)
+    assert not drift.failed, drift.step("Run the reconciler").stderr
+    assert drift.outputs["in-sync"] == "true"
     sandbox_server.store.update_miniapp("com.genexus.verdant.coffeemuffins", {"name": "Edited"})
-    drift = nightly.run(example_inputs("drift.yml", "Check for drift"), sandbox_server)
+    drift = example_run(nightly, "drift.yml", "Check for drift", sandbox_server, akana)
     assert drift.failed and drift.step("Run the reconciler").returncode == 2
     assert drift.outputs["exit-code"] == "2" and drift.outputs["in-sync"] == "false"
     assert "Edited" in drift.summary
@@ -249,29 +357,46 @@ def test_github_flow_plan_comment_apply_state_push_drift(
     ((_, upload),) = [u for u in drift.uses if u[0] == "actions/upload-artifact@v4"]
     assert upload["name"] == "reconciler-drift"  # uploaded although the step failed
     # fail-on-drift: false passes and leaves the outputs to gate on
-    lenient = nightly.run(
-        {**example_inputs("drift.yml", "Check for drift"), "fail-on-drift": "false"},
-        sandbox_server,
+    lenient = example_run(
+        nightly, "drift.yml", "Check for drift", sandbox_server, akana,
+        inputs={"fail-on-drift": "false"},
     )
     assert not lenient.failed and lenient.outputs["outcome"] == "drift"
 
 
 def test_github_reviewed_plan_applies_once_then_is_stale(
-    fleet_repo: tuple[Path, dict[str, str]], sandbox_server: RunningSandbox, tmp_path: Path
+    fleet_repo: tuple[Path, dict[str, str]],
+    sandbox_server: RunningSandbox,
+    akana: RunningAkana,
+    tmp_path: Path,
 ) -> None:
     origin, env = fleet_repo
     jobs = tmp_path / "jobs"
     jobs.mkdir()
-    plan = Job(jobs, origin, env, "pr").run(example_inputs("plan.yml", "Plan"), sandbox_server)
-    assert plan.outputs["exit-code"] == "2"
+    pr = Job(jobs, origin, env, "pr")
+    plans = {
+        provider: example_run(pr, "plan.yml", name, sandbox_server, akana)
+        for provider, name in (("miniappcenter", PLAN_MAC), ("akana", PLAN_AKANA))
+    }
+    assert {p.outputs["exit-code"] for p in plans.values()} == {"2"}
+    reviewed = {
+        "miniappcenter": "Apply the reviewed plan (Mini App Center)",
+        "akana": "Apply the reviewed plan (Akana)",
+    }
     merge = Job(jobs, origin, env, "dispatch")
-    shutil.copy(plan.outputs["json"], merge.checkout / "plan.json")  # download-artifact
-    reviewed = example_inputs("apply.yml", "Apply the reviewed plan")
-    first = merge.run(reviewed, sandbox_server)
-    assert not first.failed and first.outputs["exit-code"] == "0"
-    second = merge.run(reviewed, sandbox_server)
+    shutil.copy(plans["akana"].outputs["json"], merge.checkout / "plan.json")  # download
+    first = example_run(merge, "apply.yml", reviewed["akana"], sandbox_server, akana)
+    assert not first.failed and first.outputs["exit-code"] == "0", first.steps
+    assert len(akana.store.app_ids()) == 2 and sandbox_server.store.count_apps() == 0
+    second = example_run(merge, "apply.yml", reviewed["akana"], sandbox_server, akana)
     assert second.failed and second.outputs["exit-code"] == "1"
     assert "stale" in second.step("Run the reconciler").stderr
+    # Both providers share the state's serial: the other provider's plan of the same run is
+    # stale now too (apply.yml says so: re-run the PR's plan, then dispatch again).
+    shutil.copy(plans["miniappcenter"].outputs["json"], merge.checkout / "plan.json")
+    other = example_run(merge, "apply.yml", reviewed["miniappcenter"], sandbox_server, akana)
+    assert other.failed and "stale" in other.step("Run the reconciler").stderr
+    assert sandbox_server.store.count_apps() == 0
 
 
 def test_a_failed_plan_is_commented_and_fails_the_step(
@@ -282,38 +407,50 @@ def test_a_failed_plan_is_commented_and_fails_the_step(
     jobs.mkdir()
     job = Job(jobs, origin, env, "pr")
     (job.checkout / "manifests" / "broken.yaml").write_text("miniapp: [\n", encoding="utf-8")
-    plan = job.run(example_inputs("plan.yml", "Plan"), sandbox_server)
+    plan = job.run(example_inputs("plan.yml", PLAN_MAC), sandbox_server)
     assert plan.failed and plan.outputs["exit-code"] == "1" and plan.outputs["outcome"] == "failed"
     (comment,) = gh_comments(tmp_path)
+    assert comment["body"].startswith("<!-- miniapp-reconciler action: production/miniappcenter")
     assert "plan (production) failed (exit 1)" in comment["body"]
     assert "broken.yaml" in comment["body"] and "broken.yaml" in plan.summary
 
 
-def test_the_token_is_never_published(tmp_path: Path) -> None:
+@pytest.mark.parametrize("secret_name", ["MAC_API_TOKEN", "AKANA_PASSWORD"])
+def test_the_token_is_never_published(secret_name: str, tmp_path: Path) -> None:
     # The loader already refuses ${MAC_API_TOKEN} in manifests; this is the action's own
-    # guard behind it, for output the tool did not mask: a reconciler that prints the token.
+    # guard behind it, for output the tool did not mask: a reconciler that prints a secret.
     bin_dir = make_bin(tmp_path / "bin")
     leaky = bin_dir / "reconciler"
     leaky.write_text(
-        '#!/bin/sh\necho "<!-- miniapp-reconciler plan -->"; echo "token: $MAC_API_TOKEN"\n'
-        'echo "$MAC_API_TOKEN" >&2; exit 2\n',
+        f'#!/bin/sh\necho "<!-- miniapp-reconciler plan -->"; echo "secret: ${secret_name}"\n'
+        f'echo "${secret_name}" >&2; exit 2\n',
         encoding="utf-8",
     )
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 7}}), encoding="utf-8")
     env = job_env(bin_dir, tmp_path, GITHUB_EVENT_PATH=str(event))
     secret = "s3cr3t-t0ken-value"
+    step_env = {
+        "MAC_BASE_URL": "http://127.0.0.1:9/api",
+        "MAC_API_TOKEN": "another-s3cret-token",
+        "AKANA_BASE_URL": "http://127.0.0.1:9",
+        "AKANA_EMAIL": "ci@example.com",
+        "AKANA_PASSWORD": "another-s3cret-password",
+        secret_name: secret,
+    }
     plan = run_action(
         {"install": "none", "state-branch": ""},
         cwd=tmp_path,
         env=env,
         tmp=tmp_path / "t",
-        step_env={"MAC_BASE_URL": "http://127.0.0.1:9/api", "MAC_API_TOKEN": secret},
+        step_env=step_env,
     )
     assert plan.failed and plan.outputs["exit-code"] == "1"
     (comment,) = gh_comments(tmp_path)
     published = plan.summary + comment["body"]
     assert secret not in published and "refusing to publish" in published
+    assert f"contains {secret_name}" in published  # the name, never the value
+    assert secret not in plan.step("Run the reconciler").stdout
     assert not Path(plan.step("Run the reconciler").outputs["dir"], "plan.md").exists()
 
 
@@ -374,8 +511,10 @@ def test_apply_rebases_the_state_on_another_environments_push(
         {"environment": "x$(touch $PWNED)"},
         {"state-branch": "main;touch $PWNED"},
         {"command": "plan; touch $PWNED"},
+        {"provider": "akana$(touch $PWNED)"},
+        {"args": "--provider akana"},  # the provider input names the comment and artifact too
     ],
-    ids=["args", "paths", "environment", "state-branch", "command"],
+    ids=["args", "paths", "environment", "state-branch", "command", "provider", "args-provider"],
 )
 def test_hostile_inputs_are_data_never_code(inputs: dict[str, str], tmp_path: Path) -> None:
     bin_dir = make_bin(tmp_path / "bin")

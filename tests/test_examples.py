@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ import yaml
 
 from reconciler.cli.main import main, typer_main_command
 from reconciler.state import mac_records
+from tests.action_harness import job_env, make_bin
+from tests.fixtures_akana import EMAIL as AKANA_TEST_EMAIL
+from tests.fixtures_akana import PASSWORD as AKANA_TEST_PASSWORD
+from tests.fixtures_akana import RunningAkana
+from tests.fixtures_sandbox import RunningSandbox
 
 try:  # typer >= 0.24 vendors click
     from typer._click import exceptions as click_exceptions
@@ -573,7 +579,7 @@ def test_gitlab_serializes_apply_and_fails_on_drift() -> None:
 @dataclass(frozen=True)
 class Flow:
     validate: tuple[str, ...]
-    plan: tuple[str, ...]
+    plans: tuple[tuple[str, ...], ...]  # one per provider: a saved plan covers one provider
     apply: tuple[str, ...]  # the fresh plan-and-apply of a merge
     drift: tuple[str, ...]
     apply_saved: tuple[str, ...] | None  # apply --plan of a reviewed plan, where offered
@@ -592,7 +598,7 @@ def flow(platform: str) -> Flow:
     saved = [inv.argv for inv in apply if inv.argv[0] == "apply" and "--plan" in inv.argv]
     return Flow(
         validate=_one(plan, "validate"),
-        plan=_one(plan, "plan"),
+        plans=tuple(inv.argv for inv in plan if inv.argv[0] == "plan"),
         apply=_one(apply, "apply", lambda argv: "--plan" not in argv),
         drift=_one(drift, "drift"),
         apply_saved=saved[0] if saved else None,
@@ -605,7 +611,10 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkout as CI has it: manifests/ in the working directory, no endpoint configured."""
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     monkeypatch.chdir(tmp_path)
-    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "MAC_SANDBOX_DB", "RECONCILER_STATE"):
+    for var in (
+        "MAC_BASE_URL", "MAC_API_TOKEN", "MAC_SANDBOX_DB", "RECONCILER_STATE",
+        "AKANA_BASE_URL", "AKANA_EMAIL", "AKANA_PASSWORD", "AKANA_SANDBOX_DB",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     return tmp_path
@@ -620,11 +629,19 @@ def run(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> tuple[int,
 def plan_and_apply(fleet: Path, capsys: pytest.CaptureFixture[str], steps: Flow) -> Path:
     assert main(list(steps.validate)) == 0, capsys.readouterr()  # validate talks to no API
     capsys.readouterr()
-    code, out, err = run(capsys, steps.plan)
-    assert code == 2, err  # --detailed-exitcode on a fresh sandbox: changes
-    assert out.startswith(PLAN_MARKER)  # how the PR comment / MR note is found again
-    saved = json.loads((fleet / "plan.json").read_text(encoding="utf-8"))  # the artifact
-    assert saved["format_version"] == 2 and saved["summary"]["create"] > 0
+    # the demo fleet spans both providers: one saved plan each, together all of it
+    assert sorted(argv[argv.index("--provider") + 1] for argv in steps.plans) == [
+        "akana", "miniappcenter"
+    ]
+    for plan in steps.plans:
+        code, out, err = run(capsys, plan)
+        assert code == 2, err  # --detailed-exitcode on a fresh sandbox: changes
+        assert out.startswith(PLAN_MARKER)  # how the PR comment / MR note is found again
+        saved_at = fleet / plan[plan.index("--out") + 1]  # the artifact
+        saved = json.loads(saved_at.read_text(encoding="utf-8"))
+        assert saved["format_version"] == 2 and saved["summary"]["create"] > 0
+        provider = plan[plan.index("--provider") + 1]
+        assert {c["provider"] for c in saved["changes"]} == {provider}
     code, out, err = run(capsys, steps.apply)
     assert code == 0, out + err
     state = fleet / steps.state
@@ -640,11 +657,15 @@ def test_flow_plan_then_apply_converges(
 ) -> None:
     steps = flow(platform)
     monkeypatch.setenv("RECONCILER_STATE", steps.state)
-    plan_and_apply(fleet, capsys, steps)
-    # the next pull request's plan, from the state the apply job pushed: nothing to do
-    code, out, err = run(capsys, steps.plan)
-    assert code == 0, out + err
-    assert out.startswith(PLAN_MARKER)
+    state = plan_and_apply(fleet, capsys, steps)
+    assert set(json.loads(state.read_text(encoding="utf-8"))["providers"]) >= {
+        "miniappcenter", "akana"
+    }
+    # the next pull request's plans, from the state the apply job pushed: nothing to do
+    for plan in steps.plans:
+        code, out, err = run(capsys, plan)
+        assert code == 0, out + err
+        assert out.startswith(PLAN_MARKER)
 
 
 @pytest.mark.parametrize("platform", ["gitlab"])
@@ -697,3 +718,68 @@ def test_readme_lists_each_commands_options_exactly() -> None:
     assert "--out" not in rows["apply"]
     apply_row = next(x for x in MAIN_README.read_text().splitlines() if x.startswith("| `apply`"))
     assert "markdown" not in apply_row
+
+
+# --- the GitLab plan job's own shell, over real HTTP ------------------------------------------
+
+
+def _gitlab_plan_script(work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The plan job's script after install and state checkout, up to (not) the MR note: one
+    bash -e shell, as GitLab runs a job's lines."""
+    script = _gitlab()["reconciler-plan"]["script"]
+    start = next(i for i, item in enumerate(script) if item.startswith("reconciler validate"))
+    body = [item for item in script[start:] if "urllib.request" not in item]  # not the note
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(body)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+@pytest.fixture
+def gitlab_job(
+    tmp_path: Path, sandbox_server: RunningSandbox, akana: RunningAkana
+) -> tuple[Path, dict[str, str]]:
+    """A job's checkout of the demo fleet and its environment: both sandboxes over HTTP, their
+    endpoints and credentials as the project's CI/CD variables."""
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "manifests", work / "manifests")
+    env = job_env(make_bin(tmp_path / "bin"), tmp_path)
+    env.update(
+        MAC_BASE_URL=sandbox_server.base_url,
+        MAC_API_TOKEN=sandbox_server.token,
+        AKANA_BASE_URL=akana.base_url,
+        AKANA_EMAIL=AKANA_TEST_EMAIL,
+        AKANA_PASSWORD=AKANA_TEST_PASSWORD,
+        RECONCILER_STATE=str(work / ".reconciler-state" / "production" / "state.json"),
+        CI_COMMIT_SHORT_SHA="0123456",
+        CI_JOB_ID="42",
+        CI_JOB_URL="https://gitlab.example/job/42",
+    )
+    return work, env
+
+
+def test_gitlab_plan_job_notes_each_providers_plan(gitlab_job: tuple[Path, dict[str, str]]) -> None:
+    work, env = gitlab_job
+    done = _gitlab_plan_script(work, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The plan has changes" in done.stdout
+    assert (work / "plan.rc").read_text().strip() == "2"
+    note = (work / "comment.md").read_text(encoding="utf-8")
+    assert note.startswith(PLAN_MARKER + "\n") and note.count(PLAN_MARKER) == 1
+    assert "com.genexus.verdant.coffeemuffins" in note and "Payments Gateway" in note
+    for provider in ("miniappcenter", "akana"):
+        saved = json.loads((work / f"plan-{provider}.json").read_text(encoding="utf-8"))
+        assert {c["provider"] for c in saved["changes"]} == {provider}  # the artifacts
+    assert AKANA_TEST_PASSWORD not in note + done.stdout + done.stderr
+
+
+def test_gitlab_plan_job_fails_when_one_provider_cannot_plan(
+    gitlab_job: tuple[Path, dict[str, str]],
+) -> None:
+    work, env = gitlab_job
+    done = _gitlab_plan_script(work, {**env, "AKANA_PASSWORD": "not-the-password"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    note = (work / "comment.md").read_text(encoding="utf-8")
+    assert "### akana plan failed (exit 1)" in note
+    assert "com.genexus.verdant.coffeemuffins" in note  # the other provider's plan is kept
+    assert "not-the-password" not in note + done.stdout + done.stderr

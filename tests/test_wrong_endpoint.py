@@ -17,18 +17,23 @@ from reconciler.cli.main import main
 from tests.fixtures_sandbox import RunningSandbox
 
 REPO = Path(__file__).resolve().parent.parent
-FLEET = REPO / "manifests"
+# Only the Mini App Center part of the demo fleet (manifests/akana/ is left out): these tests
+# are about MAC_BASE_URL, and copying the folders keeps the command lines as a user of a
+# Mini App Center fleet types them (no --provider). With the Akana apps and no AKANA_BASE_URL
+# every run would stop at "no akana endpoint is configured" before the URL is ever tried.
+MAC_FLEET = [REPO / "manifests" / "cafe", REPO / "manifests" / "payments"]
 
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_server: RunningSandbox) -> Path:
     monkeypatch.chdir(tmp_path)
-    for var in ("MAC_SANDBOX_DB", "MAC_API_VERSION"):
+    for var in ("MAC_SANDBOX_DB", "MAC_API_VERSION", "AKANA_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MAC_API_TOKEN", sandbox_server.token)
     monkeypatch.setenv("RECONCILER_STATE", str(tmp_path / "state.json"))
     monkeypatch.setenv("NO_COLOR", "1")
-    shutil.copytree(FLEET, tmp_path / "manifests")
+    for folder in MAC_FLEET:
+        shutil.copytree(folder, tmp_path / "manifests" / folder.name)
     return tmp_path / "manifests"
 
 
