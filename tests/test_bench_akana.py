@@ -89,3 +89,20 @@ def test_a_tiny_run_against_the_real_server(tmp_path: Path) -> None:
 
     row = [c for c in checks({"sizes": [], "akana": result}) if "Akana" in c[0]]
     assert row and row[0][2] and row[0][3]
+
+
+def test_the_cli_bench_runs_and_counts_the_reads(tmp_path: Path) -> None:
+    """bench/akana_cli.py at a tiny size: whole CLI processes against the real server."""
+    import json
+
+    from bench.akana_cli import main as cli_bench
+
+    out = tmp_path / "steps.json"
+    assert cli_bench(["--apps", "3", "--latency-ms", "0", "--edited", "2", "--json", str(out)]) == 0
+    steps = {step["step"]: step for step in json.loads(out.read_text())}
+    assert all(step["exit"] == 0 for step in steps.values())
+    replan = steps["re-plan (no change)"]["by_route"]
+    # one listing (no organization configured) + each recorded app's detail and versions
+    assert replan["GET /api/apps"] == 1
+    assert replan["GET /api/apps/{AppID}"] == replan["GET /api/apps/{AppID}/versions"] == 3
+    assert steps["apply (2 apps edited)"]["by_route"]["PUT /api/apps/{AppID}"] == 2
