@@ -618,3 +618,31 @@ async def test_errors_and_names_carry_no_session_cookie(tmp_path: Path) -> None:
     for text in shown:
         assert "Pw-for-this-test-only-1" not in text
         assert not [value for value in watch.values if value in text]
+
+
+async def test_the_plan_reads_as_many_apps_at_once_as_parallelism_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--parallelism reaches the reads (the library's default is 8 apps at a time: a 1,000-app
+    plan through the CLI took 7.9 s instead of 4.6 s at 25 ms, bench/akana_cli.py)."""
+    import reconciler.providers.akana.session as session_module
+
+    seen: list[int] = []
+    real = session_module.read_live
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["concurrency"])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "read_live", recording)
+    db = tmp_path / SANDBOX_DB_NAME
+    running = in_process_akana(db)
+    config = AkanaConfig(akana_endpoint(running.base_url), running.email,
+                         Secret(running.password))  # fmt: skip
+    try:
+        async with AkanaClient(config, transport=running.transport) as client:
+            session = AkanaSession(client, identity="x", display="x", parallelism=24)
+            await session.plan(demo(), ProviderState(), Scope())
+    finally:
+        running.close()
+    assert seen == [24]

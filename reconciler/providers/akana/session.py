@@ -124,6 +124,8 @@ class AkanaSession:
             akana,
             self._business_id,
             also_list=[pending[name] for name in sorted(resuming)],
+            # --parallelism apps read at once (each app is two GETs, one after the other).
+            concurrency=max(1, self._parallelism),
         )
 
         def in_scope(name: str) -> bool:
@@ -246,7 +248,7 @@ class AkanaSession:
     async def _moved(self, plan: Plan, akana: AkanaSection) -> dict[str, str]:
         """A saved plan's apps that changed on the platform since it was made (re-read, a few
         apps at a time), with why: their changes are refused, the others applied."""
-        gate = asyncio.Semaphore(READ_CONCURRENCY)
+        gate = asyncio.Semaphore(max(1, self._parallelism))
 
         async def now(server_id: str | None) -> str | None:
             if server_id is None:
