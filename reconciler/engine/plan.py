@@ -8,7 +8,7 @@ reversed for deletes. Nothing here knows a provider's fields.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -418,4 +418,15 @@ def delete_budget_problem(changes: Iterable[Change], max_deletes: int | None) ->
     return PlanProblem(
         f"the plan deletes {deletes} object(s), more than --max-deletes {max_deletes};"
         " refusing it (check for a missing manifest folder, or raise the limit deliberately)"
+    )
+
+
+def unpruned_problem(noun: str, keys: Sequence[str]) -> PlanProblem | None:
+    """The warning that recorded resources no manifest declares are kept without --prune
+    (``noun``: "mini app(s)", "Akana app(s)", ...); None when there are none."""
+    if not keys:
+        return None
+    return PlanProblem(
+        f"{len(keys)} {noun} recorded in the state are in no manifest and will NOT be deleted"
+        f" without --prune: {', '.join(keys)}"
     )

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.address import Address
-from reconciler.engine.plan import AppMeta, Change, FieldChange, PlanProblem, order_changes
+from reconciler.engine.plan import (
+    AppMeta,
+    Change,
+    FieldChange,
+    PlanProblem,
+    order_changes,
+    unpruned_problem,
+)
 from reconciler.providers.akana.live import LiveAkana, LiveApp, LiveVersion
 from reconciler.providers.akana.model import (
     APP_FIELDS,
@@ -121,13 +128,9 @@ def diff(
             unpruned.append(name)
             continue
         out.delete_app(name, found, record, reason="no manifest declares it (--prune)")
-    if unpruned:
-        out.warnings.append(
-            PlanProblem(
-                f"{len(unpruned)} Akana app(s) recorded in the state are in no manifest and"
-                f" will NOT be deleted without --prune: {', '.join(unpruned)}"
-            )
-        )
+    kept = unpruned_problem("Akana app(s)", unpruned)
+    if kept is not None:
+        out.warnings.append(kept)
     return AkanaDiff(
         tuple(out.changes),
         tuple(out.warnings),

@@ -29,6 +29,7 @@ from reconciler.engine.plan import (
     PlanProblem,
     delete_budget_problem,
     order_changes,
+    unpruned_problem,
 )
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
@@ -127,13 +128,9 @@ def build_plan(
         changes.append(change)
         if record.protect:
             errors.append(_protect_error(app_id, change.address))
-    if unpruned:
-        warnings.append(
-            PlanProblem(
-                f"{len(unpruned)} mini app(s) recorded in the state are in no manifest and"
-                f" will NOT be deleted without --prune: {', '.join(unpruned)}"
-            )
-        )
+    kept = unpruned_problem("mini app(s)", unpruned)
+    if kept is not None:
+        warnings.append(kept)
 
     budget = delete_budget_problem(changes, options.max_deletes)
     if budget is not None:

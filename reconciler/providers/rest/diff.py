@@ -27,6 +27,7 @@ from reconciler.engine.plan import (
     Plan,
     PlanProblem,
     delete_budget_problem,
+    unpruned_problem,
 )
 from reconciler.providers.rest.model import (
     RestObject,
@@ -165,13 +166,9 @@ def build_plan(
         changes.append(change)
         if record.protect:
             errors.append(_protect_error(key, address))
-    if unpruned:
-        warnings.append(
-            PlanProblem(
-                f"{len(unpruned)} REST object(s) recorded in the state are in no manifest and"
-                f" will NOT be deleted without --prune: {', '.join(unpruned)}"
-            )
-        )
+    kept = unpruned_problem("REST object(s)", unpruned)
+    if kept is not None:
+        warnings.append(kept)
     budget = delete_budget_problem(changes, options.max_deletes)
     if budget is not None:
         errors.append(budget)
