@@ -64,6 +64,19 @@ class TokenBucket:
         return (1.0 - self._tokens) / self._rate
 
 
+def check_fault_settings(
+    *, latency_ms: float, fail_rate: float, ambiguous_rate: float, rate_limit: float | None
+) -> None:
+    """ValueError for fault flags no sandbox accepts (each sandbox's config calls this)."""
+    if latency_ms < 0:
+        raise ValueError("latency_ms must be >= 0")
+    for name, rate in (("fail_rate", fail_rate), ("ambiguous_rate", ambiguous_rate)):
+        if not 0 <= rate <= 1:
+            raise ValueError(f"{name} must be between 0 and 1")
+    if rate_limit is not None and rate_limit <= 0:
+        raise ValueError("rate_limit must be > 0 (or None for no limit)")
+
+
 class FaultInjectionMiddleware:
     def __init__(
         self,

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.sandbox_kit.faults import check_fault_settings
+
 DEFAULT_FEDMEMBER = "acmepaymentscorp"
 DEFAULT_SESSION_SECONDS = 30 * 60.0  # the platform's default session lifetime
 _FEDMEMBER_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -44,14 +46,10 @@ class AkanaSandboxConfig:
             raise ValueError("fedmember must be lower-case letters, digits and '-'")
         if self.session_seconds <= 0:
             raise ValueError("session_seconds must be > 0")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
-        for name in ("fail_rate", "ambiguous_rate"):
-            rate = getattr(self, name)
-            if not 0 <= rate <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be > 0 (or None for no limit)")
+        check_fault_settings(
+            latency_ms=self.latency_ms, fail_rate=self.fail_rate,
+            ambiguous_rate=self.ambiguous_rate, rate_limit=self.rate_limit,
+        )
 
     def __repr__(self) -> str:
         # Passwords stay out of reprs, tracebacks and test failure output.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.sandbox_kit.faults import check_fault_settings
+
 
 @dataclass(frozen=True)
 class SandboxConfig:
@@ -20,14 +22,10 @@ class SandboxConfig:
         # An empty token would let an empty APIKey-Auth header through.
         if not self.token:
             raise ValueError("the sandbox token must not be empty")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
-        for name in ("fail_rate", "ambiguous_rate"):
-            rate = getattr(self, name)
-            if not 0 <= rate <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be > 0 (or None for no limit)")
+        check_fault_settings(
+            latency_ms=self.latency_ms, fail_rate=self.fail_rate,
+            ambiguous_rate=self.ambiguous_rate, rate_limit=self.rate_limit,
+        )
 
     def __repr__(self) -> str:
         # Keep the token out of reprs, tracebacks and test failure output.

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from reconciler.sandbox_kit.faults import check_fault_settings
+
 # simplejwt's defaults, which the tenant API documents (5 minutes, 1 day).
 DEFAULT_ACCESS_SECONDS = 300.0
 DEFAULT_REFRESH_SECONDS = 86_400.0
@@ -51,13 +53,10 @@ class TenantSandboxConfig:
             raise ValueError("token lifetimes must be > 0 seconds")
         if not 1 <= self.page_size <= self.max_page_size:
             raise ValueError("page_size must be between 1 and max_page_size")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
-        for name in ("fail_rate", "ambiguous_rate"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be > 0 (or None for no limit)")
+        check_fault_settings(
+            latency_ms=self.latency_ms, fail_rate=self.fail_rate,
+            ambiguous_rate=self.ambiguous_rate, rate_limit=self.rate_limit,
+        )
 
     def __repr__(self) -> str:
         # Passwords, keys and the signing key stay out of reprs and test output.
