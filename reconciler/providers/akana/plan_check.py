@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from reconciler.address import AddressError, parse_address
 from reconciler.engine.plan import FORMAT_VERSION, Change, Plan
 from reconciler.engine.plan_file import bounded_json
+from reconciler.engine.plan_schema import MAX_CHANGES, MAX_NAME, MAX_TEXT, STRICT
+from reconciler.engine.plan_schema import Address as _Address
+from reconciler.engine.plan_schema import AppMeta as _AppMeta
+from reconciler.engine.plan_schema import Name as _Name
+from reconciler.engine.plan_schema import StateRef as _StateRef
+from reconciler.engine.plan_schema import Summary as _Summary
+from reconciler.engine.plan_schema import Text as _Text
 from reconciler.errors import PlanError
 from reconciler.providers.akana.diff import Adoption
 from reconciler.providers.akana.vocabulary import (
@@ -27,9 +34,6 @@ from reconciler.providers.akana.vocabulary import (
 )
 from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate, VersionUpdate
 
-MAX_CHANGES = 100_000
-MAX_TEXT = 65_536
-MAX_NAME = 255
 MAX_DEPTH = 4  # before/after/payload: flat records, one nested version, lists of tags
 MAX_ITEMS = 2_000
 _REFUSED = ". Nothing was applied: make the plan again and review it"
@@ -43,15 +47,12 @@ def _bounded_json(value: Any) -> Any:
     )
 
 
-_Text = Annotated[str, Field(max_length=MAX_TEXT)]
-_Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-_Address = Annotated[str, Field(min_length=1, max_length=4 * MAX_NAME)]
 _Json = Annotated[Any, AfterValidator(_bounded_json)]
 _Record = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = STRICT
 
 
 class _FieldChange(_Strict):
@@ -75,13 +76,6 @@ class _Change(_Strict):
     reason: _Text | None = None
 
 
-class _Summary(_Strict):
-    create: Annotated[int, Field(ge=0)]
-    update: Annotated[int, Field(ge=0)]
-    delete: Annotated[int, Field(ge=0)]
-    adopt: Annotated[int, Field(ge=1)] | None = None
-
-
 class _Problem(_Strict):
     message: _Text
     app_id: _Name | None = None
@@ -99,16 +93,6 @@ class _Adoption(_Strict):
 class _Details(_Strict):
     warnings: Annotated[list[_Problem], Field(max_length=MAX_CHANGES)]
     errors: Annotated[list[_Problem], Field(max_length=MAX_CHANGES)]
-
-
-class _StateRef(_Strict):
-    lineage: _Name | None
-    serial: Annotated[int, Field(ge=0, le=2**53)] | None
-
-
-class _AppMeta(_Strict):
-    protect: bool
-    labels: Annotated[dict[_Name, _Text], Field(max_length=100)]
 
 
 class _PlanFile(_Strict):

@@ -28,11 +28,24 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from reconciler.address import Address, AddressError, parse_address
 from reconciler.engine.plan import FORMAT_VERSION, Change, Plan
 from reconciler.engine.plan_file import bounded_json
+from reconciler.engine.plan_schema import (
+    MAX_CHANGES,
+    MAX_INT,
+    MAX_NAME,
+    MAX_TEXT,
+    STRICT,
+)
+from reconciler.engine.plan_schema import Address as _Address
+from reconciler.engine.plan_schema import AppMeta as _AppMeta
+from reconciler.engine.plan_schema import Name as _Name
+from reconciler.engine.plan_schema import StateRef as _StateRef
+from reconciler.engine.plan_schema import Summary as _Summary
+from reconciler.engine.plan_schema import Text as _Text
 from reconciler.errors import PlanError
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
@@ -71,17 +84,10 @@ from reconciler.providers.miniappcenter.vocabulary import (
 )
 from reconciler.state import UNKNOWN, State
 
-MAX_CHANGES = 100_000
-MAX_TEXT = 65_536  # one string value (a description, a URL)
-MAX_NAME = 255  # an id, a key, a location name, a version code
-MAX_INT = 2**53  # ids: exact in JSON everywhere
 MAX_DEPTH = 6  # before/after/fields values: flat records, one level of lists
 MAX_ITEMS = 10_000
 
-_Text = Annotated[str, Field(max_length=MAX_TEXT)]
-_Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 _PositiveInt = Annotated[int, Field(gt=0, le=MAX_INT)]
-_Address = Annotated[str, Field(min_length=1, max_length=4 * MAX_NAME)]
 
 
 def _bounded_json(value: Any) -> Any:
@@ -98,7 +104,7 @@ _Record = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = STRICT
 
 
 class _FieldChange(_Strict):
@@ -125,13 +131,6 @@ class _Change(_Strict):
     reason: _Text | None = None
 
 
-class _Summary(_Strict):
-    create: Annotated[int, Field(ge=0)]
-    update: Annotated[int, Field(ge=0)]
-    delete: Annotated[int, Field(ge=0)]
-    adopt: Annotated[int, Field(ge=1)] | None = None  # present only when there are adoptions
-
-
 class _Problem(_Strict):
     message: _Text
     app_id: _Name | None = None
@@ -155,16 +154,6 @@ class _Learned(_Strict):
 class _Details(_Strict):
     warnings: Annotated[list[_Problem], Field(max_length=MAX_CHANGES)]
     errors: Annotated[list[_Problem], Field(max_length=MAX_CHANGES)]
-
-
-class _StateRef(_Strict):
-    lineage: _Name | None
-    serial: Annotated[int, Field(ge=0, le=MAX_INT)] | None
-
-
-class _AppMeta(_Strict):
-    protect: bool
-    labels: Annotated[dict[_Name, _Text], Field(max_length=100)]
 
 
 class _PlanFile(_Strict):
