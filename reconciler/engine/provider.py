@@ -73,6 +73,22 @@ class Provider(Protocol):
         ...
 
 
+class ProviderBase:
+    """The plain parts every provider states as data (its module's constants), so that a
+    provider class only names them and writes what is its own (the saved-plan check, the
+    resource key). Labels are every manifest model's ``labels``."""
+
+    name: str
+    title: str
+    root_kind: str
+    manifest_kinds: ManifestKinds
+    levels: Mapping[str, int]
+    operations: frozenset[tuple[str, str, str | None]]
+
+    def resource_labels(self, model: Any) -> Mapping[str, str]:
+        return dict(model.labels)
+
+
 def root_kinds(providers: Mapping[str, Provider]) -> dict[str, str]:
     """Root kind -> provider name, for :func:`reconciler.address.parse_address`. Two providers
     claiming one root kind would make addresses ambiguous: refused."""

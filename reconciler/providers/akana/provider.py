@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Plan
-from reconciler.manifest.loader import ManifestKinds
+from reconciler.engine.provider import ProviderBase
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.plan_check import load_saved_plan
 from reconciler.providers.akana.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
@@ -15,22 +15,13 @@ if TYPE_CHECKING:
     from reconciler.providers.akana.session import AkanaConnector
 
 
-class Akana:
+class Akana(ProviderBase):
     name = PROVIDER
     title = "Akana API Platform"
     root_kind = ROOT_KIND
-
-    @property
-    def manifest_kinds(self) -> ManifestKinds:
-        return MANIFEST_KINDS
-
-    @property
-    def levels(self) -> Mapping[str, int]:
-        return LEVELS
-
-    @property
-    def operations(self) -> frozenset[tuple[str, str, str | None]]:
-        return OPERATIONS
+    manifest_kinds = MANIFEST_KINDS
+    levels = LEVELS
+    operations = OPERATIONS
 
     @property
     def connector(self) -> AkanaConnector:
@@ -44,9 +35,6 @@ class Akana:
 
     def resource_key(self, model: Any) -> str:
         return str(model.name)
-
-    def resource_labels(self, model: Any) -> Mapping[str, str]:
-        return dict(model.labels)
 
 
 AKANA = Akana()

@@ -6,37 +6,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.engine.plan import Plan
-from reconciler.manifest.loader import ManifestKinds
+from reconciler.engine.provider import ProviderBase
 from reconciler.providers.miniappcenter.manifest import MANIFEST_KINDS
 from reconciler.providers.miniappcenter.plan_check import load_saved_plan
 from reconciler.providers.miniappcenter.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
 
 
-class MiniAppCenter:
+class MiniAppCenter(ProviderBase):
     name = PROVIDER
     title = "Mini App Center"
     root_kind = ROOT_KIND
-
-    @property
-    def manifest_kinds(self) -> ManifestKinds:
-        return MANIFEST_KINDS
-
-    @property
-    def levels(self) -> Mapping[str, int]:
-        return LEVELS
-
-    @property
-    def operations(self) -> frozenset[tuple[str, str, str | None]]:
-        return OPERATIONS
+    manifest_kinds = MANIFEST_KINDS
+    levels = LEVELS
+    operations = OPERATIONS
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
 
     def resource_key(self, model: Any) -> str:
         return str(model.id)
-
-    def resource_labels(self, model: Any) -> Mapping[str, str]:
-        return dict(model.labels)
 
 
 MINIAPPCENTER = MiniAppCenter()

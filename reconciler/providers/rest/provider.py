@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Plan
-from reconciler.manifest.loader import ManifestKinds
+from reconciler.engine.provider import ProviderBase
 from reconciler.providers.rest.manifest import MANIFEST_KINDS
 from reconciler.providers.rest.plan_check import load_saved_plan
 from reconciler.providers.rest.vocabulary import (
@@ -21,31 +21,19 @@ if TYPE_CHECKING:
     from reconciler.providers.rest.session import RestConnector
 
 
-class RestProvider:
+class RestProvider(ProviderBase):
     name = PROVIDER
     title = "REST objects"
     root_kind = ROOT_KIND
-
-    @property
-    def manifest_kinds(self) -> ManifestKinds:
-        return MANIFEST_KINDS
-
-    @property
-    def levels(self) -> Mapping[str, int]:
-        return LEVELS
-
-    @property
-    def operations(self) -> frozenset[tuple[str, str, str | None]]:
-        return OPERATIONS
+    manifest_kinds = MANIFEST_KINDS
+    levels = LEVELS
+    operations = OPERATIONS
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
 
     def resource_key(self, model: Any) -> str:
         return str(address_key(model.endpoint, model.path, model.key))
-
-    def resource_labels(self, model: Any) -> Mapping[str, str]:
-        return dict(model.labels)
 
     @property
     def connector(self) -> RestConnector:
