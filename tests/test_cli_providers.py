@@ -248,8 +248,17 @@ def test_a_proxy_variable_is_said_not_silently_ignored(
     monkeypatch.setenv("MAC_API_TOKEN", "t" * 20)
     code, _, err = run(capsys, "plan", "manifests/cafe")
     assert code == 1  # nothing listens there; the warning came first
-    assert "HTTPS_PROXY is set, but this reconciler does not use proxies" in err
+    assert "HTTPS_PROXY is set, but the miniappcenter clients do not use proxies" in err
     assert "proxy.internal" not in err  # the value (it may carry credentials) is not shown
+    # REST objects only: their client honours the variable, so nothing is said.
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    shutil.copy(REPO / "examples" / "rest" / "reconciler.yaml", fleet / "reconciler.yaml")
+    monkeypatch.setenv("TENANT_BASE_URL", "http://127.0.0.1:9")
+    for name in ("TENANT_USERNAME", "TENANT_PASSWORD", "TENANT_API_KEY"):
+        monkeypatch.setenv(name, "x" * 12)
+    code, _, err = run(capsys, "plan", "catalogue")
+    assert code == 1 and "Endpoint (rest)" in err
+    assert "proxies" not in err
 
 
 def test_rest_objects_import_and_markdown_through_the_cli(

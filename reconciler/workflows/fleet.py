@@ -142,10 +142,13 @@ def open_fleet(
             " records none"
         )
     proxy = proxy_variable(env)
-    if proxy is not None and options.sandbox_dir is None:
+    direct = [name for name in (MAC_PROVIDER if mac_in else None, *others) if name in DIRECT]
+    if proxy is not None and options.sandbox_dir is None and direct:
         # Said, not silently ignored: a pipeline behind a proxy must know why it cannot connect.
-        reporter.say(f"Warning: {proxy} is set, but this reconciler does not use proxies: it"
-                     " connects to the endpoints directly (docs/decisions.md D100)")
+        # Only the shared transport's lanes connect directly; the REST client honours it.
+        reporter.say(f"Warning: {proxy} is set, but the {' and '.join(direct)} clients do not"
+                     " use proxies: they connect to their endpoints directly"
+                     " (docs/decisions.md D100)")
     for notice in notices:
         reporter.say(f"Warning: {notice}")
     return Fleet(state, mac, others, notices)
@@ -153,6 +156,10 @@ def open_fleet(
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
                    "all_proxy")  # fmt: skip
+
+
+# The providers whose clients run on the shared transport's lanes, which never use a proxy.
+DIRECT = ("miniappcenter", "akana")
 
 
 def proxy_variable(env: Mapping[str, str]) -> str | None:
