@@ -66,6 +66,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             workdir=workdir,
             seq_cap=spec.get("seq_cap"),
             peer=spec.get("peer", True),
+            plan_rounds=spec.get("plan_rounds"),
         )
     elif kind == "diff":
         out = measure.measure_diff(spec["n"])
@@ -364,18 +365,24 @@ def report(results: dict[str, Any]) -> str:
             " `httpx.AsyncClient`, a semaphore of the same `--parallelism`, the same order (an"
             " app, then its locations and versions; an app's writes one after another) and"
             " nothing else: no validation, diff, retries, state or journal. Plan: same server,"
-            " interleaved, best of 2 each. Apply: the peer on a fresh server. CPU = this"
-            " process's `process_time` per request.",
+            " several rounds of a pair (tool, peer), the order alternated; the walls are the"
+            " medians and **plan tool / peer** is the median of the pairs' ratios (their range"
+            " beside it: single pairs scatter by about 5% at 100 apps, D108). Apply: each on"
+            " a fresh server, once. CPU = this process's `process_time` per request.",
             "",
-            "| apps | plan (tool) | plan (peer) | **plan tool / peer** | apply (tool) |"
-            " apply (peer) | **apply tool / peer** | CPU/request plan, tool | peer |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| apps | plan (tool) | plan (peer) | **plan tool / peer** | pairs: range |"
+            " apply (tool) | apply (peer) | **apply tool / peer** | CPU/request plan, tool |"
+            " peer |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in peers:
             a, p, pe, r = row["apply"], row["plan"], row["peer"], row["ratios"]
+            pairs = pe.get("plan_pair_ratios") or [r["plan_vs_peer"]]
             lines.append(
-                f"| {row['n']} | {_s(p['wall_s'])} | {_s(pe['plan']['wall_s'])} |"
-                f" **{_x(r['plan_vs_peer'])}** | {_s(a['wall_s'])} | {_s(pe['apply']['wall_s'])} |"
+                f"| {row['n']} | {_s(pe.get('plan_tool_median_s', p['wall_s']))} |"
+                f" {_s(pe['plan']['wall_s'])} | **{_x(r['plan_vs_peer'])}** |"
+                f" {len(pairs)}: {_x(min(pairs))}–{_x(max(pairs))} |"
+                f" {_s(a['wall_s'])} | {_s(pe['apply']['wall_s'])} |"
                 f" **{_x(r['apply_vs_peer'])}** | {_us(p['client_cpu_s'] / p['requests'])} |"
                 f" {_us(pe['plan']['cpu_s'] / pe['plan']['requests'])} |"
             )
@@ -657,6 +664,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peer-max", type=int, default=1000, help="run the peer for sizes up to this"
     )
+    parser.add_argument(
+        "--plan-rounds",
+        type=int,
+        default=None,
+        help="plan pairs (tool, peer) per size; default 7 up to 200 apps, else 3",
+    )
     parser.add_argument("--cpu-apps", type=int, default=None, help="apps for CPU per request")
     parser.add_argument(
         "--cpu-baseline", default=CPU_BASELINE_REF, help="commit to compare CPU with"
@@ -720,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
                     "parallelism": args.parallelism,
                     "seq_cap": seq_cap,
                     "peer": "peer" not in skip and n <= args.peer_max,
+                    "plan_rounds": args.plan_rounds,
                 },
                 args.keep,
             )

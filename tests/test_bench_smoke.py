@@ -100,6 +100,7 @@ def test_one_size_against_a_real_server_and_the_report(tmp_path: Path) -> None:
     }
     text = report(results)
     assert "| 5 |" in text
+    assert "| 7: " in text  # the peer section names how many pairs the median is of
     assert all(met for _, _, met, invariant in checks(results) if invariant)
 
 
@@ -147,11 +148,17 @@ def test_changed_since_bench_reads_one_app(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_peer_replays_the_same_requests_and_the_report_shows_it(tmp_path: Path) -> None:
-    row = measure.measure_size(4, latency_ms=0, parallelism=3, workdir=tmp_path, seq_cap=None)
+    row = measure.measure_size(
+        4, latency_ms=0, parallelism=3, workdir=tmp_path, seq_cap=None, plan_rounds=3
+    )
     peer = row["peer"]
     assert peer["plan"]["requests"] == row["plan"]["requests"]
     assert peer["apply"]["requests"] == row["apply"]["requests"]  # reads, then every write
     assert row["ratios"]["plan_vs_peer"] > 0 and row["ratios"]["apply_vs_peer"] > 0
+    # Three interleaved pairs; the ratio reported is their median, not one lucky pair.
+    pairs = peer["plan_pair_ratios"]
+    assert len(pairs) == 3 and pairs == sorted(pairs)
+    assert row["ratios"]["plan_vs_peer"] == pairs[1]
 
 
 def test_cpu_per_request_and_whole_processes(tmp_path: Path) -> None:
