@@ -198,11 +198,13 @@ def measure_size(
     seq_cap: int | None = None,
     peer: bool = True,
     plan_rounds: int | None = None,
+    apply_rounds: int | None = None,
 ) -> dict[str, Any]:
     """One fleet size against a fresh sandbox server (own process): apply a fresh fleet,
     plan it converged, then the same reads sequentially. With ``peer``, the hand-written
     client (bench/peer.py) replays the same plan (same server; ``plan_rounds`` interleaved
-    pairs, the median of their ratios reported) and apply (a fresh server)."""
+    pairs, the median of their ratios reported) and apply (``apply_rounds`` pairs, each apply
+    on a fresh server)."""
     latency = latency_ms / 1000
     apps = make_fleet(n)
     state_path = workdir / "state.json"
@@ -215,7 +217,7 @@ def measure_size(
         planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism, plans))
         if peer:
             rounds = plan_rounds if plan_rounds is not None else (7 if n <= 200 else 3)
-            tools, peers = _plan_pairs(
+            tools, peers = _pairs(
                 lambda: asyncio.run(plan_converged(make_client, apps, state_path, parallelism)),
                 lambda: run_peer(server.base_url, server.token, parallelism, plans[0], False),
                 rounds,
@@ -233,11 +235,37 @@ def measure_size(
         paths = planned.pop("read_paths")
         sequential = sequential_reads(server.base_url, server.token, paths, cap=seq_cap)
     if peer:
-        with start_sandbox(workdir / "peer.db", latency_ms=latency_ms) as server:
-            assert peer_figures is not None
-            peer_figures["apply"] = run_peer(
-                server.base_url, server.token, parallelism, applies[0], True
-            )
+        assert peer_figures is not None
+        fresh = iter(range(1_000_000))
+
+        def peer_apply() -> dict[str, Any]:
+            with start_sandbox(workdir / f"peer{next(fresh)}.db", latency_ms=latency_ms) as s:
+                return run_peer(s.base_url, s.token, parallelism, applies[0], True)
+
+        def tool_apply() -> dict[str, Any]:
+            round_ = next(fresh)
+            with start_sandbox(workdir / f"tool{round_}.db", latency_ms=latency_ms) as s:
+                make = http_client_factory(s.base_url, s.token)
+                state = workdir / f"state{round_}.json"
+                return asyncio.run(apply_fleet(make, apps, state, parallelism))
+
+        # The first pair reuses the apply measured above; more pairs (each side on a fresh
+        # server) only where they are cheap: single applies scatter too (D108).
+        rounds = apply_rounds if apply_rounds is not None else (3 if n <= 200 else 1)
+        tool_applies = [applied]
+        peer_applies = [peer_apply()]
+        if rounds > 1:
+            more_tools, more_peers = _pairs(tool_apply, peer_apply, rounds - 1)
+            tool_applies += more_tools
+            peer_applies += more_peers
+        pairs = zip(tool_applies, peer_applies, strict=True)
+        peer_figures["apply"] = sorted(peer_applies, key=lambda r: r["wall_s"])[rounds // 2]
+        peer_figures["apply_tool_median_s"] = statistics.median(
+            t["wall_s"] for t in tool_applies
+        )
+        peer_figures["apply_pair_ratios"] = sorted(
+            ours["wall_s"] / theirs["wall_s"] for ours, theirs in pairs
+        )
     plan_floor = network_floor(planned["reads"], parallelism, latency, PLAN_DEPTH)
     apply_floor = network_floor(applied["plan_reads"], parallelism, latency, 1) + network_floor(
         applied["writes"], parallelism, latency, applied["longest_chain"]
@@ -249,7 +277,7 @@ def measure_size(
     }
     if peer_figures is not None:
         ratios["plan_vs_peer"] = statistics.median(peer_figures["plan_pair_ratios"])
-        ratios["apply_vs_peer"] = applied["wall_s"] / peer_figures["apply"]["wall_s"]
+        ratios["apply_vs_peer"] = statistics.median(peer_figures["apply_pair_ratios"])
     return {
         "n": n,
         "latency_ms": latency_ms,
@@ -262,10 +290,10 @@ def measure_size(
     }
 
 
-def _plan_pairs(
+def _pairs(
     tool: Callable[[], dict[str, Any]], peer: Callable[[], dict[str, Any]], rounds: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``rounds`` plans of each, in pairs, the order alternated (tool first, then peer first),
+    """``rounds`` runs of each, in pairs, the order alternated (tool first, then peer first),
     so that a pair's ratio sees the same moment of a shared machine. The caller takes the
     median of the pairs' ratios: at 100 apps single pairs range over about +-5% (the sandbox
     server's queueing, D108), more than the difference being measured."""

@@ -140,6 +140,10 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} µs"
 
 
+def _pairs_range(ratios: list[float]) -> str:
+    return f"{len(ratios)}: {_x(min(ratios))}–{_x(max(ratios))}"
+
+
 def _ok(flag: bool) -> str:
     return "yes" if flag else "**NO**"
 
@@ -367,23 +371,27 @@ def report(results: dict[str, Any]) -> str:
             " nothing else: no validation, diff, retries, state or journal. Plan: same server,"
             " several rounds of a pair (tool, peer), the order alternated; the walls are the"
             " medians and **plan tool / peer** is the median of the pairs' ratios (their range"
-            " beside it: single pairs scatter by about 5% at 100 apps, D108). Apply: each on"
-            " a fresh server, once. CPU = this process's `process_time` per request.",
+            " beside it: single pairs scatter by about 5% at 100 apps, D108). Apply: the same"
+            " way, each apply on a fresh server (3 pairs up to 200 apps, else 1). CPU = this"
+            " process's `process_time` per request.",
             "",
             "| apps | plan (tool) | plan (peer) | **plan tool / peer** | pairs: range |"
-            " apply (tool) | apply (peer) | **apply tool / peer** | CPU/request plan, tool |"
-            " peer |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            " apply (tool) | apply (peer) | **apply tool / peer** | pairs: range |"
+            " CPU/request plan, tool | peer |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in peers:
             a, p, pe, r = row["apply"], row["plan"], row["peer"], row["ratios"]
             pairs = pe.get("plan_pair_ratios") or [r["plan_vs_peer"]]
+            apply_pairs = pe.get("apply_pair_ratios") or [r["apply_vs_peer"]]
             lines.append(
                 f"| {row['n']} | {_s(pe.get('plan_tool_median_s', p['wall_s']))} |"
                 f" {_s(pe['plan']['wall_s'])} | **{_x(r['plan_vs_peer'])}** |"
-                f" {len(pairs)}: {_x(min(pairs))}–{_x(max(pairs))} |"
-                f" {_s(a['wall_s'])} | {_s(pe['apply']['wall_s'])} |"
-                f" **{_x(r['apply_vs_peer'])}** | {_us(p['client_cpu_s'] / p['requests'])} |"
+                f" {_pairs_range(pairs)} |"
+                f" {_s(pe.get('apply_tool_median_s', a['wall_s']))} |"
+                f" {_s(pe['apply']['wall_s'])} |"
+                f" **{_x(r['apply_vs_peer'])}** | {_pairs_range(apply_pairs)} |"
+                f" {_us(p['client_cpu_s'] / p['requests'])} |"
                 f" {_us(pe['plan']['cpu_s'] / pe['plan']['requests'])} |"
             )
     if "cpu" in results:

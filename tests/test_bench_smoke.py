@@ -149,7 +149,8 @@ def test_changed_since_bench_reads_one_app(tmp_path: Path, monkeypatch: pytest.M
 
 def test_peer_replays_the_same_requests_and_the_report_shows_it(tmp_path: Path) -> None:
     row = measure.measure_size(
-        4, latency_ms=0, parallelism=3, workdir=tmp_path, seq_cap=None, plan_rounds=3
+        4, latency_ms=0, parallelism=3, workdir=tmp_path, seq_cap=None, plan_rounds=3,
+        apply_rounds=2,
     )
     peer = row["peer"]
     assert peer["plan"]["requests"] == row["plan"]["requests"]
@@ -159,6 +160,9 @@ def test_peer_replays_the_same_requests_and_the_report_shows_it(tmp_path: Path) 
     pairs = peer["plan_pair_ratios"]
     assert len(pairs) == 3 and pairs == sorted(pairs)
     assert row["ratios"]["plan_vs_peer"] == pairs[1]
+    applies = peer["apply_pair_ratios"]  # each apply of a pair on a fresh server
+    assert len(applies) == 2
+    assert row["ratios"]["apply_vs_peer"] == (applies[0] + applies[1]) / 2
 
 
 def test_cpu_per_request_and_whole_processes(tmp_path: Path) -> None:
