@@ -115,6 +115,25 @@ def test_select_and_target_narrow_every_provider(
     assert code == 1 and "nope" in err  # never a green "No changes"
 
 
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_a_selection_outside_the_chosen_provider_is_an_error(
+    fleet: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """--provider akana with a selector or target that only mini apps match (declared, or
+    recorded in the state after an apply) checks nothing: exit 1, never "No changes"."""
+    applied(capsys)
+    extra = ["--auto-approve"] if command == "apply" else []
+    for narrowing in (
+        ["--select", "team=cafe"],
+        ["--target", "com.genexus.verdant.coffeemuffins"],
+    ):
+        code, out, err = run(
+            capsys, command, "manifests", "--sandbox", "--provider", "akana", *narrowing, *extra
+        )
+        assert code == 1, (narrowing, out, err)
+        assert narrowing[1] in err and "No changes" not in out and "In sync" not in out
+
+
 def test_the_delete_budget_and_protection_span_providers(
     fleet: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

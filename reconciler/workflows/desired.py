@@ -45,6 +45,7 @@ class Desired:
     # every grouping key their manifests declare before narrowing (never a prune candidate).
     others: dict[str, list[LoadedApp[Any]]] = field(default_factory=dict)
     others_declared: dict[str, frozenset[str]] = field(default_factory=dict)
+    provider: str | None = None  # --provider: the only provider whose resources count
 
     @property
     def declares_mini_apps(self) -> bool:
@@ -114,6 +115,7 @@ def load_desired(
         only=only,
         others=others,
         others_declared=others_declared,
+        provider=provider,
     )
 
 
@@ -123,8 +125,15 @@ def check_scope(desired: Desired, state: State) -> None:
     only the state knows (``--target X --prune`` after its manifest was removed) is valid."""
     from reconciler.manifest import check_selection
 
-    recorded = {app_id: record.labels for app_id, record in state.apps.items()}
-    for section in state.providers.values():
+    # Under --provider only that provider's records count: a mini app recorded in the state
+    # must not make `--provider akana --select team=cafe` look like it matched something.
+    wanted = desired.provider
+    recorded: dict[str, Mapping[str, str]] = {}
+    if wanted in (None, MAC_PROVIDER):
+        recorded.update({app_id: record.labels for app_id, record in state.apps.items()})
+    for name, section in state.providers.items():
+        if wanted is not None and name != wanted:
+            continue
         for records in section.resources.values():
             # Every provider keeps a resource's labels under "labels" in its record.
             recorded.update({key: _labels_of(data) for key, data in records.items()})
