@@ -302,3 +302,70 @@ def test_rest_objects_import_and_markdown_through_the_cli(
     assert address in out
     code, _, err = run(capsys, "import", "--provider", "kong", "x", "--sandbox")
     assert code == 64 and "rest" in err
+
+
+def test_a_saved_rest_plan_cannot_point_an_update_at_another_object(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A saved plan is data: an update whose target id was edited to another recorded
+    object's id is refused before anything is written (the other object is left alone)."""
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    assert run(capsys, "apply", "catalogue", "--sandbox", "--auto-approve")[0] == 0
+    products = fleet / "catalogue" / "products.yaml"
+    products.write_text(products.read_text().replace("price: 12.5", "price: 13.5"))
+    code, _, err = run(
+        capsys, "plan", "catalogue", "--sandbox", "--provider", "rest", "--out", "plan.json"
+    )
+    assert code == 0, err
+    state = json.loads((fleet / ".reconciler" / "sandbox-state.json").read_text())
+    records = state["providers"]["rest"]["resources"]["rest_object"]
+    other = records["shop:/api/products/:RAKE-02"]["id"]
+    plan = json.loads((fleet / "plan.json").read_text())
+    (change,) = plan["changes"]
+    assert change["app_id"] == "shop:/api/products/:HAM-01" and change["target_id"] != other
+    change["target_id"] = other
+    (fleet / "plan.json").write_text(json.dumps(plan))
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1, out + err
+    assert "target" in err and "Apply complete" not in out
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--format", "json")
+    changed = {c["app_id"] for c in json.loads(out)["changes"]}
+    assert changed == {"shop:/api/products/:HAM-01"}  # RAKE-02 was not written
+
+
+def test_a_saved_rest_delete_of_an_unrecorded_object_is_confirmed_by_its_key(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ensure: absent` of an object the state does not record: the state cannot vouch for
+    the saved plan's target id, so apply reads the object first; an id edited to another
+    object's fails that change (exit 1: nothing applied) and the other object survives; the
+    genuine one deletes."""
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    assert run(capsys, "apply", "catalogue", "--sandbox", "--auto-approve")[0] == 0
+    rake = "shop:/api/products/:RAKE-02"
+    assert run(capsys, "state", "rm", f"rest_object[{rake}]", "--sandbox")[0] == 0
+    products = fleet / "catalogue" / "products.yaml"
+    text = products.read_text().replace("    sku: RAKE-02\n", "    sku: RAKE-02\n", 1)
+    products.write_text(text.replace("  body:\n    sku: RAKE-02", "  ensure: absent\n  body:\n"
+                                     "    sku: RAKE-02", 1))  # fmt: skip
+    code, _, err = run(
+        capsys, "plan", "catalogue", "--sandbox", "--provider", "rest", "--out", "plan.json"
+    )
+    assert code == 0, err
+    plan = json.loads((fleet / "plan.json").read_text())
+    (change,) = plan["changes"]
+    assert change["app_id"] == rake and change["action"] == "delete"
+    state = json.loads((fleet / ".reconciler" / "sandbox-state.json").read_text())
+    hammer = state["providers"]["rest"]["resources"]["rest_object"]["shop:/api/products/:HAM-01"]
+    tampered = json.loads(json.dumps(plan))
+    tampered["changes"][0]["target_id"] = hammer["id"]
+    (fleet / "tampered.json").write_text(json.dumps(tampered))
+    code, out, err = run(capsys, "apply", "--plan", "tampered.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "target id is not this one" in out + err, out + err
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--format", "json")
+    changes = json.loads(out)["changes"]
+    assert [(c["app_id"], c["action"]) for c in changes] == [(rake, "delete")]  # HAM-01 lives
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0, out + err
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--detailed-exitcode")
+    assert code == 0, out

@@ -45,7 +45,12 @@ from reconciler.engine.session import (
     SectionApplied,
 )
 from reconciler.errors import ConfigError, ReconcilerError, StateError
-from reconciler.providers.rest.apply import RestResult, apply_changes, record_adoptions
+from reconciler.providers.rest.apply import (
+    RestResult,
+    apply_changes,
+    record_adoptions,
+    saved_plan_deletes_to_confirm,
+)
 from reconciler.providers.rest.client import RestClient
 from reconciler.providers.rest.config import (
     DEFAULT_PROJECT_FILE,
@@ -362,6 +367,8 @@ class RestSession:
         on_event: Callable[[ChangeEvent], None],
     ) -> SectionApplied:
         applied = SectionApplied()
+        # A saved plan (no manifests) is checked against the state before anything runs.
+        confirm = saved_plan_deletes_to_confirm(plan, section) if desired is None else frozenset()
         # Adoptions first: recorded (no write) and durable before any change runs.
         for fact in adoptions_of(plan):
             record_adoptions(section, [fact])
@@ -405,6 +412,7 @@ class RestSession:
             parallelism=parallelism,
             on_result=report,
             after_write=written,
+            confirm=confirm,
         )
         return applied
 
