@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
+from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, TENANT_USER, RunningTenant
 
 REPO = Path(__file__).resolve().parent.parent
 GATEWAY = "akana_app[Payments Gateway]"
@@ -369,3 +370,42 @@ def test_a_saved_rest_delete_of_an_unrecorded_object_is_confirmed_by_its_key(
     assert code == 0, out + err
     code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--detailed-exitcode")
     assert code == 0, out
+
+
+@pytest.mark.parametrize("variable", ["T_PASSWORD", "T_KEY"])
+def test_a_rest_credential_written_into_a_manifest_is_refused_before_anything_is_printed(
+    fleet: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tenant: RunningTenant,
+    variable: str,
+) -> None:
+    """The project file names the variables holding an endpoint's password and Api-Key: a
+    manifest whose body holds one of their values (``${T_PASSWORD}``) would print it in the
+    plan (a PR comment) and send it to the server. It is refused, file:line, exit 1."""
+    env = {"T_USER": TENANT_USER, "T_PASSWORD": TENANT_PASSWORD, "T_KEY": TENANT_KEY}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (fleet / "reconciler.yaml").write_text(
+        "endpoints:\n  shop:\n"
+        f"    base_url: {tenant.base_url}\n"
+        "    auth: {type: jwt, token_path: /api/token/, refresh_path: /api/token/refresh/,"
+        " username_env: T_USER, password_env: T_PASSWORD}\n"
+        "    api_key: {header: Api-Key, env: T_KEY}\n"
+    )
+    (fleet / "leak").mkdir()
+    (fleet / "leak" / "leak.yaml").write_text(
+        "apiVersion: rest/v1\nkind: RestObject\nspec:\n  endpoint: shop\n"
+        "  path: /api/suppliers/\n  key: code\n  body:\n    code: LEAK\n"
+        f"    name: ${{{variable}}}\n"
+    )
+    for command in (["plan", "leak"], ["plan", "leak", "--format", "json"], ["drift", "leak"],
+                    ["apply", "leak", "--auto-approve"]):  # fmt: skip
+        code, out, err = run(capsys, *command)
+        assert code == 1, (command, out, err)
+        assert env[variable] not in out + err
+        assert "leak.yaml:9" in out + err and variable in out + err
+    with tenant.http(headers={"Api-Key": TENANT_KEY}) as http:
+        token = tenant.tokens()["access"]
+        answer = http.get("/api/suppliers/", headers={"Authorization": f"Bearer {token}"})
+    assert "LEAK" not in answer.text  # nothing was sent

@@ -116,6 +116,16 @@ class JwtApiKeyAuth(httpx.Auth):
         for value in self._fixed:
             register_token(value)
 
+    def secret_in(self, text: str) -> str | None:
+        """Which of this endpoint's secrets ``text`` holds ("password", "api_key"), or None;
+        only values of MIN_SECRET_LENGTH or more count, as for masking."""
+        named = (("password", self._credentials.password), ("api_key", self._credentials.api_key))
+        for which, secret in named:
+            if secret is not None and len(secret.reveal()) >= MIN_SECRET_LENGTH:
+                if secret.reveal() in text:
+                    return which
+        return None
+
     def bind(self, client: httpx.AsyncClient) -> None:
         """The client token calls go through (the one this auth is installed on)."""
         self._client = client

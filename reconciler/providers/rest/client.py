@@ -229,6 +229,16 @@ class RestClient:
         self.auth.bind(self._http)
         self._closed = False
 
+    def credential_variable_in(self, text: str) -> str | None:
+        """The name of the variable whose value (this endpoint's password or Api-Key)
+        ``text`` holds, or None: never the value itself."""
+        which = self.auth.secret_in(text)
+        if which == "password":
+            return self.endpoint.auth.password_env
+        if which == "api_key" and self.endpoint.api_key is not None:
+            return self.endpoint.api_key.env
+        return None
+
     async def aclose(self) -> None:
         if self._closed:
             return

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -44,7 +45,13 @@ from reconciler.engine.session import (
     Section,
     SectionApplied,
 )
-from reconciler.errors import ConfigError, ReconcilerError, StateError
+from reconciler.errors import (
+    ConfigError,
+    ManifestError,
+    ManifestIssue,
+    ReconcilerError,
+    StateError,
+)
 from reconciler.providers.rest.apply import (
     RestResult,
     apply_changes,
@@ -347,6 +354,7 @@ class RestSession:
         declared_names = {obj.endpoint for obj in objects}
         recorded_names = {record.endpoint for record in read_records(section).values()}
         clients = self._clients_for(declared_names | recorded_names, required=declared_names)
+        _refuse_credentials(objects, clients)
         live = await read_live(clients, objects, section)
         options = RestPlanOptions(
             prune=scope.prune,
@@ -436,6 +444,36 @@ class RestSession:
         )
         put_record(section, found)
         return Imported(key, manifest)
+
+
+def _refuse_credentials(objects: Sequence[RestObject], clients: Mapping[str, RestClient]) -> None:
+    """A manifest holding an endpoint's password or Api-Key (``${TENANT_PASSWORD}`` in a body)
+    would print it in the plan, a PR comment, and send it: refused before anything is read
+    or shown, at the line that holds it (the variable named, never its value)."""
+    issues: list[ManifestIssue] = []
+    for obj in objects:
+        client = clients.get(obj.endpoint)
+        if client is None:
+            continue
+        texts = {name: json.dumps(value, ensure_ascii=False) for name, value in obj.body.items()}
+        texts[""] = json.dumps([obj.name, dict(obj.labels)], ensure_ascii=False)
+        for name, text in texts.items():
+            variable = client.credential_variable_in(text)
+            if variable is None:
+                continue
+            where = obj.positions.get(name) or obj.positions.get("")
+            issues.append(
+                ManifestIssue(
+                    where.file if where else obj.name,
+                    where.line if where else 1,
+                    where.column if where else 1,
+                    f"spec.body.{name}" if name else "metadata",
+                    f"holds the value of ${variable} (a credential of endpoint"
+                    f" {obj.endpoint}); a secret must never be written into a manifest",
+                )
+            )
+    if issues:
+        raise ManifestError(issues)
 
 
 def _describe(binding: Mapping[str, str]) -> str:
