@@ -121,9 +121,9 @@ class JwtApiKeyAuth(httpx.Auth):
         only values of MIN_SECRET_LENGTH or more count, as for masking."""
         named = (("password", self._credentials.password), ("api_key", self._credentials.api_key))
         for which, secret in named:
-            if secret is not None and len(secret.reveal()) >= MIN_SECRET_LENGTH:
-                if secret.reveal() in text:
-                    return which
+            value = secret.reveal() if secret is not None else ""
+            if len(value) >= MIN_SECRET_LENGTH and value in text:
+                return which
         return None
 
     def bind(self, client: httpx.AsyncClient) -> None:
