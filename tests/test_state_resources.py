@@ -91,7 +91,7 @@ def test_a_rest_object_journaled_before_a_kill_is_replayed(tmp_path: Path) -> No
     key", so every later run stopped until someone edited the journal by hand)."""
     key = "shop:/api/categories/:tools"
     record = {"id": 2, "endpoint": "shop", "path": "/api/categories/", "key_field": "slug",
-              "key": "tools", "fields": {"slug": "tools"}, "protect": False, "labels": {}}  # fmt: skip
+              "key": "tools", "fields": {}, "protect": False, "labels": {}}  # fmt: skip
     long_key = "shop:/api/products/:" + "K" * 400  # a long natural key: longer than an app id
     store = FileStateStore(tmp_path / "state.json")
     with store.lock("apply"):
