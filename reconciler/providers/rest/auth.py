@@ -271,7 +271,14 @@ class JwtApiKeyAuth(httpx.Auth):
                 data = _json_object(payload.content)
                 if 200 <= status < 300 and data is not None:
                     return data
-                detail = redact(str((data or {}).get("detail") or f"HTTP {status}"))[:300]
+                if 200 <= status < 300:
+                    # A success that is no token answer: a web server, not the API, answered.
+                    detail = (
+                        "the answer is not a JSON object; check the endpoint's base_url and"
+                        f" {self._jwt.token_path} in the project file"
+                    )
+                else:
+                    detail = redact(str((data or {}).get("detail") or f"HTTP {status}"))[:300]
                 if status in (400, 401):
                     if login:
                         raise ConfigError(
