@@ -173,6 +173,10 @@ def test_drift_names_an_akana_app_changed_outside(
     report = json.loads(out)
     assert code == 2
     assert [item["address"] for item in report["items"]] == [REPORTS]
+    code, out, _ = run(capsys, "drift", "manifests", "--sandbox", "--no-color")
+    assert code == 2
+    # Each difference is grouped under its own provider's root address, never miniapp[...].
+    assert f"# {REPORTS}\n" in out and "# miniapp[Payments Reports]" not in out
 
 
 def test_import_an_akana_app_by_name(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -731,11 +731,13 @@ def _drift_text(report: DriftReport, *, color: bool) -> str:
     if report.in_sync:
         out.append(paint(f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", "ok"))
     else:
+        # Grouped under each provider's own root address (miniapp[x], akana_app[y]).
         by_app: dict[str, list[DriftItem]] = {}
         for item in report.items:
-            by_app.setdefault(item.app_id, []).append(item)
-        for app_id, items in by_app.items():
-            out.append(paint(f"# miniapp[{_clean(app_id)}]", "bold"))
+            root = item.address.root
+            by_app.setdefault(str(Address(root.provider, root.kind, root.key)), []).append(item)
+        for head, items in by_app.items():
+            out.append(paint(f"# {_clean(head)}", "bold"))
             for item in items:
                 where = _clean(item.address) + (f" {_clean(item.field)}" if item.field else "")
                 label = f"{KIND_LABELS[item.kind]:<15}"
