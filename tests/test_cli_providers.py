@@ -413,3 +413,14 @@ def test_a_rest_credential_written_into_a_manifest_is_refused_before_anything_is
         token = tenant.tokens()["access"]
         answer = http.get("/api/suppliers/", headers={"Authorization": f"Bearer {token}"})
     assert "LEAK" not in answer.text  # nothing was sent
+
+
+def test_state_commands_echo_a_hostile_address_bounded_and_escaped(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(capsys)
+    for command in ("rm", "show"):
+        for address in ("akana_app[" + "x" * 5000 + "]", "akana_app[\x1b[2Jx]"):
+            code, out, err = run(capsys, "state", command, address, "--sandbox")
+            assert code == 1 and "is not in the state" in err
+            assert len(out + err) < 600 and "\x1b" not in out + err
