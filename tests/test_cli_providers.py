@@ -424,3 +424,21 @@ def test_state_commands_echo_a_hostile_address_bounded_and_escaped(
             code, out, err = run(capsys, "state", command, address, "--sandbox")
             assert code == 1 and "is not in the state" in err
             assert len(out + err) < 600 and "\x1b" not in out + err
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_a_provider_the_paths_do_not_declare_is_an_error_not_green(
+    fleet: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`--provider akana` on paths holding only mini apps checks no manifest: exit 1 naming
+    the provider, never "No changes" / "In sync (0 checked)" (and never a prune of every
+    recorded Akana app, as for an empty checkout)."""
+    applied(capsys)
+    extra = ["--auto-approve", "--prune"] if command == "apply" else []
+    code, out, err = run(
+        capsys, command, "manifests/cafe", "--sandbox", "--provider", "akana", *extra
+    )
+    assert code == 1, (out, err)
+    assert "akana" in err and "No changes" not in out and "In sync" not in out
+    code, out, _ = run(capsys, "state", "list", "--sandbox")
+    assert GATEWAY in out and REPORTS in out

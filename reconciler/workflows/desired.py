@@ -82,6 +82,15 @@ def load_desired(
     by_provider = split_by_provider(every, PROVIDERS)
     if provider is not None:
         by_provider = {name: items for name, items in by_provider.items() if name == provider}
+        if not by_provider.get(provider):
+            from reconciler.errors import ConfigError
+
+            # As for paths without manifests: nothing would be checked (never "No changes"),
+            # and --prune would delete every recorded resource of that provider.
+            raise ConfigError(
+                f"--provider {provider}: the paths given declare no {provider} resource, so"
+                " nothing would be checked; give the paths that hold its manifests"
+            )
     loaded: list[LoadedApp[MiniApp]] = by_provider.pop(MAC_PROVIDER, [])
     chosen = select_apps(loaded, selectors, list(target))
     only = None
