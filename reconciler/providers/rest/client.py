@@ -327,9 +327,9 @@ class RestClient:
             except httpx.InvalidURL:
                 raise PaginationError(f"GET {path}: 'next' is not a valid URL") from None
             if not self._same_place(following, path):
+                origin = f"{following.scheme}://{following.netloc.decode(errors='replace')}"
                 raise PaginationError(
-                    f"GET {path}: refusing to follow 'next' to"
-                    f" {_clean(f'{following.scheme}://{following.host}:{following.port}')}"
+                    f"GET {path}: refusing to follow 'next' to {_clean(origin)}"
                     f"{_clean(following.path)}: pages are followed on"
                     f" {self.endpoint.base_url}{path} only (the tokens and the Api-Key would be"
                     " sent there)"
