@@ -55,8 +55,12 @@ _STYLE = {
 # GitHub's diff highlighting keys on column 0: + green, - red, ! orange.
 _GUTTER = {"create": "+", "update": "!", "delete": "-"}
 
-# C0/C1 controls, DEL, line/paragraph separators and bidi overrides/isolates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, DEL, line/paragraph separators, bidi overrides/isolates and marks, and the
+# zero-width characters (a value holding one looks like another in a review).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff]"
+)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$#!])")
 
 
