@@ -849,7 +849,7 @@ def _resource_entry(entry: dict[str, Any]) -> _ResourceEntry:
     for what, name in (("provider", provider), ("kind", kind)):
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == MAC_PROVIDER:
             raise _Unreadable(f"{what} {_shown(name)} is not another provider's name")
-    if not isinstance(key, str) or resource_key_problem(key):
+    if not isinstance(key, str) or _other_key_problem(key):
         raise _Unreadable(f"key {_shown(key)} is not a valid resource key")
     if record is not None and not isinstance(record, dict):
         raise _Unreadable(f"the record of {_shown(key)} is not a JSON object")
@@ -875,6 +875,21 @@ def resource_key_problem(key: str) -> str | None:
         return "must be printable (no control or invisible characters)"
     if "/" in key or "\\" in key or key in (".", ".."):
         return "must not be a path"
+    return None
+
+
+# Another provider's natural key is its own to define (a REST object's is
+# ``ENDPOINT:PATH:KEY``: it holds ``/``, and its KEY part may be any string a manifest holds,
+# up to 64 KiB); the journal asks only what the state file asks of it, plus printable text
+# and a bound above what a manifest can produce.
+MAX_OTHER_KEY_CHARS = 70_000
+
+
+def _other_key_problem(key: str) -> str | None:
+    if not key or len(key) > MAX_OTHER_KEY_CHARS:
+        return f"must be 1 to {MAX_OTHER_KEY_CHARS} characters"
+    if any(not char.isprintable() for char in key):
+        return "must be printable (no control or invisible characters)"
     return None
 
 

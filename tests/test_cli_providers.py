@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
+from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, TENANT_USER, RunningTenant
 
 REPO = Path(__file__).resolve().parent.parent
 GATEWAY = "akana_app[Payments Gateway]"
@@ -115,6 +116,25 @@ def test_select_and_target_narrow_every_provider(
     assert code == 1 and "nope" in err  # never a green "No changes"
 
 
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_a_selection_outside_the_chosen_provider_is_an_error(
+    fleet: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """--provider akana with a selector or target that only mini apps match (declared, or
+    recorded in the state after an apply) checks nothing: exit 1, never "No changes"."""
+    applied(capsys)
+    extra = ["--auto-approve"] if command == "apply" else []
+    for narrowing in (
+        ["--select", "team=cafe"],
+        ["--target", "com.genexus.verdant.coffeemuffins"],
+    ):
+        code, out, err = run(
+            capsys, command, "manifests", "--sandbox", "--provider", "akana", *narrowing, *extra
+        )
+        assert code == 1, (narrowing, out, err)
+        assert narrowing[1] in err and "No changes" not in out and "In sync" not in out
+
+
 def test_the_delete_budget_and_protection_span_providers(
     fleet: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,6 +173,10 @@ def test_drift_names_an_akana_app_changed_outside(
     report = json.loads(out)
     assert code == 2
     assert [item["address"] for item in report["items"]] == [REPORTS]
+    code, out, _ = run(capsys, "drift", "manifests", "--sandbox", "--no-color")
+    assert code == 2
+    # Each difference is grouped under its own provider's root address, never miniapp[...].
+    assert f"# {REPORTS}\n" in out and "# miniapp[Payments Reports]" not in out
 
 
 def test_import_an_akana_app_by_name(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -283,3 +307,138 @@ def test_rest_objects_import_and_markdown_through_the_cli(
     assert address in out
     code, _, err = run(capsys, "import", "--provider", "kong", "x", "--sandbox")
     assert code == 64 and "rest" in err
+
+
+def test_a_saved_rest_plan_cannot_point_an_update_at_another_object(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A saved plan is data: an update whose target id was edited to another recorded
+    object's id is refused before anything is written (the other object is left alone)."""
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    assert run(capsys, "apply", "catalogue", "--sandbox", "--auto-approve")[0] == 0
+    products = fleet / "catalogue" / "products.yaml"
+    products.write_text(products.read_text().replace("price: 12.5", "price: 13.5"))
+    code, _, err = run(
+        capsys, "plan", "catalogue", "--sandbox", "--provider", "rest", "--out", "plan.json"
+    )
+    assert code == 0, err
+    state = json.loads((fleet / ".reconciler" / "sandbox-state.json").read_text())
+    records = state["providers"]["rest"]["resources"]["rest_object"]
+    other = records["shop:/api/products/:RAKE-02"]["id"]
+    plan = json.loads((fleet / "plan.json").read_text())
+    (change,) = plan["changes"]
+    assert change["app_id"] == "shop:/api/products/:HAM-01" and change["target_id"] != other
+    change["target_id"] = other
+    (fleet / "plan.json").write_text(json.dumps(plan))
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1, out + err
+    assert "target" in err and "Apply complete" not in out
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--format", "json")
+    changed = {c["app_id"] for c in json.loads(out)["changes"]}
+    assert changed == {"shop:/api/products/:HAM-01"}  # RAKE-02 was not written
+
+
+def test_a_saved_rest_delete_of_an_unrecorded_object_is_confirmed_by_its_key(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ensure: absent` of an object the state does not record: the state cannot vouch for
+    the saved plan's target id, so apply reads the object first; an id edited to another
+    object's fails that change (exit 1: nothing applied) and the other object survives; the
+    genuine one deletes."""
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    assert run(capsys, "apply", "catalogue", "--sandbox", "--auto-approve")[0] == 0
+    rake = "shop:/api/products/:RAKE-02"
+    assert run(capsys, "state", "rm", f"rest_object[{rake}]", "--sandbox")[0] == 0
+    products = fleet / "catalogue" / "products.yaml"
+    text = products.read_text().replace("    sku: RAKE-02\n", "    sku: RAKE-02\n", 1)
+    products.write_text(text.replace("  body:\n    sku: RAKE-02", "  ensure: absent\n  body:\n"
+                                     "    sku: RAKE-02", 1))  # fmt: skip
+    code, _, err = run(
+        capsys, "plan", "catalogue", "--sandbox", "--provider", "rest", "--out", "plan.json"
+    )
+    assert code == 0, err
+    plan = json.loads((fleet / "plan.json").read_text())
+    (change,) = plan["changes"]
+    assert change["app_id"] == rake and change["action"] == "delete"
+    state = json.loads((fleet / ".reconciler" / "sandbox-state.json").read_text())
+    hammer = state["providers"]["rest"]["resources"]["rest_object"]["shop:/api/products/:HAM-01"]
+    tampered = json.loads(json.dumps(plan))
+    tampered["changes"][0]["target_id"] = hammer["id"]
+    (fleet / "tampered.json").write_text(json.dumps(tampered))
+    code, out, err = run(capsys, "apply", "--plan", "tampered.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "target id is not this one" in out + err, out + err
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--format", "json")
+    changes = json.loads(out)["changes"]
+    assert [(c["app_id"], c["action"]) for c in changes] == [(rake, "delete")]  # HAM-01 lives
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0, out + err
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--detailed-exitcode")
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("variable", ["T_PASSWORD", "T_KEY"])
+def test_a_rest_credential_written_into_a_manifest_is_refused_before_anything_is_printed(
+    fleet: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tenant: RunningTenant,
+    variable: str,
+) -> None:
+    """The project file names the variables holding an endpoint's password and Api-Key: a
+    manifest whose body holds one of their values (``${T_PASSWORD}``) would print it in the
+    plan (a PR comment) and send it to the server. It is refused, file:line, exit 1."""
+    env = {"T_USER": TENANT_USER, "T_PASSWORD": TENANT_PASSWORD, "T_KEY": TENANT_KEY}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (fleet / "reconciler.yaml").write_text(
+        "endpoints:\n  shop:\n"
+        f"    base_url: {tenant.base_url}\n"
+        "    auth: {type: jwt, token_path: /api/token/, refresh_path: /api/token/refresh/,"
+        " username_env: T_USER, password_env: T_PASSWORD}\n"
+        "    api_key: {header: Api-Key, env: T_KEY}\n"
+    )
+    (fleet / "leak").mkdir()
+    (fleet / "leak" / "leak.yaml").write_text(
+        "apiVersion: rest/v1\nkind: RestObject\nspec:\n  endpoint: shop\n"
+        "  path: /api/suppliers/\n  key: code\n  body:\n    code: LEAK\n"
+        f"    name: ${{{variable}}}\n"
+    )
+    for command in (["plan", "leak"], ["plan", "leak", "--format", "json"], ["drift", "leak"],
+                    ["apply", "leak", "--auto-approve"]):  # fmt: skip
+        code, out, err = run(capsys, *command)
+        assert code == 1, (command, out, err)
+        assert env[variable] not in out + err
+        assert "leak.yaml:9" in out + err and variable in out + err
+    with tenant.http(headers={"Api-Key": TENANT_KEY}) as http:
+        token = tenant.tokens()["access"]
+        answer = http.get("/api/suppliers/", headers={"Authorization": f"Bearer {token}"})
+    assert "LEAK" not in answer.text  # nothing was sent
+
+
+def test_state_commands_echo_a_hostile_address_bounded_and_escaped(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    applied(capsys)
+    for command in ("rm", "show"):
+        for address in ("akana_app[" + "x" * 5000 + "]", "akana_app[\x1b[2Jx]"):
+            code, out, err = run(capsys, "state", command, address, "--sandbox")
+            assert code == 1 and "is not in the state" in err
+            assert len(out + err) < 600 and "\x1b" not in out + err
+
+
+@pytest.mark.parametrize("command", ["plan", "drift", "apply"])
+def test_a_provider_the_paths_do_not_declare_is_an_error_not_green(
+    fleet: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`--provider akana` on paths holding only mini apps checks no manifest: exit 1 naming
+    the provider, never "No changes" / "In sync (0 checked)" (and never a prune of every
+    recorded Akana app, as for an empty checkout)."""
+    applied(capsys)
+    extra = ["--auto-approve", "--prune"] if command == "apply" else []
+    code, out, err = run(
+        capsys, command, "manifests/cafe", "--sandbox", "--provider", "akana", *extra
+    )
+    assert code == 1, (out, err)
+    assert "akana" in err and "No changes" not in out and "In sync" not in out
+    code, out, _ = run(capsys, "state", "list", "--sandbox")
+    assert GATEWAY in out and REPORTS in out

@@ -381,6 +381,11 @@ CASES: list[tuple[str, Change, list[str]]] = [
         ),
         ["  + miniapp[com.x\\u001b[31m]", '      name: "a\\u001bb\\u202ec\\u0085"'],
     ),
+    (
+        "zero-width characters and bidi marks are escaped (a value that looks like another)",
+        change(app(), "miniapp", "create", None, {"name": "a\u200bb\u200fc\u2060d\ufeffe\u061c"}),
+        [f"  + {app()}", '      name: "a\\u200bb\\u200fc\\u2060d\\ufeffe\\u061c"'],
+    ),
 ]  # fmt: skip
 
 

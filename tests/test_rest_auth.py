@@ -149,3 +149,24 @@ async def test_no_secret_reaches_a_debug_log_or_an_error(
     for secret in secrets:
         assert secret not in text
         assert secret[-16:] not in text
+
+
+async def test_a_token_answer_that_is_not_json_says_so(tenant: RunningTenant) -> None:
+    """A web server that is not the API (a wrong base_url) answers the token POST with a 200
+    HTML page: the error says what was wrong with the answer and where to look, not the
+    status twice ("HTTP 200: HTTP 200")."""
+    import httpx
+
+    from reconciler.errors import TransportError
+
+    def page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, html="<html><body>Welcome to nginx!</body></html>")
+
+    async with RestClient(
+        tenant.endpoint(), credentials(), transport=httpx.MockTransport(page)
+    ) as client:
+        with pytest.raises(TransportError) as caught:
+            await client.list_objects("/api/categories/")
+    message = str(caught.value)
+    assert "HTTP 200: HTTP 200" not in message
+    assert "not a JSON object" in message and "base_url" in message

@@ -179,9 +179,8 @@ def test_an_unreadable_collection_stops_only_its_objects() -> None:
     now = LiveRest(objects={("shop", "/api/suppliers/"): []}, unreadable={C: "listing failed"})
     result = plan([obj("A"), other], now, section())
     assert [c.address.key for c in result.changes] == ["shop:/api/suppliers/:S"]
-    assert [(e.scope, e.app_id) for e in result.errors] == [
-        ("fleet", None), ("app", "shop:/api/products/:A")
-    ]
+    # App-scoped only: a fleet-scoped error would make apply hold every other object too.
+    assert [(e.scope, e.app_id) for e in result.errors] == [("app", "shop:/api/products/:A")]
     assert result.stuck_apps.keys() == {"shop:/api/products/:A"}
 
 
@@ -276,3 +275,24 @@ def test_drift_says_why_each_difference_exists() -> None:
     ]
     assert report.endpoint == "shop=http://x" and not report.in_sync
     assert read_records(state)["shop:/api/products/:A"].fields == {"sku": "A", "price": 5}
+
+
+def test_an_unreadable_collection_holds_only_its_own_objects() -> None:
+    """One collection that cannot be listed (a 503 after the retries, two objects sharing a
+    key) makes its objects stuck, each naming why; the objects of other collections still
+    plan, and the fleet is not held (no fleet-scoped error)."""
+    other = RestObject(
+        name="tools", endpoint="shop", path="/api/categories/", key_field="slug",
+        body={"slug": "tools"},
+    )  # fmt: skip
+    for unreadable in (
+        LiveRest(objects={("shop", "/api/categories/"): []}, unreadable={C: "HTTP 503"}),
+        LiveRest(objects={("shop", "/api/categories/"): [],
+                          C: [{"id": 1, "sku": "A"}, {"id": 2, "sku": "A"}]}),
+    ):  # fmt: skip
+        result = plan([obj("A"), obj("B"), other], unreadable, section())
+        assert result.fleet_errors == ()
+        assert set(result.stuck_apps) == {"shop:/api/products/:A", "shop:/api/products/:B"}
+        reasons = [p.message for p in result.stuck_apps["shop:/api/products/:A"]]
+        assert any("503" in r or "two objects" in r for r in reasons), reasons
+        assert [c.app_id for c in result.changes] == ["shop:/api/categories/:tools"]

@@ -298,3 +298,17 @@ def test_the_header_is_read_as_written(tmp_path: Path) -> None:
     assert _errors(tmp_path, text, {"API": "rest/v1"}) == [
         "1:13: apiVersion: unsupported apiVersion '${API}'; supported: rest/v1"
     ]
+
+
+@pytest.mark.parametrize("name", ["na\\u200bme", "na\\u202eme", "tab\\there", "nested.\\u2066x"])
+def test_a_body_field_name_with_invisible_characters_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    """A field name holding a zero-width or bidi character shows in a plan (a PR comment)
+    as another field (``name``), while the server gets a different one: refused, at its
+    line, at any depth."""
+    top = _errors(tmp_path, HEAD + f'    "{name}": x\n')
+    nested = _errors(tmp_path, HEAD + f'    meta: {{"{name}": x}}\n')
+    for issues in (top, nested):
+        assert len(issues) == 1 and issues[0].startswith("11:"), issues
+        assert "invisible or control" in issues[0] and issues[0].isprintable()

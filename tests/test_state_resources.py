@@ -83,3 +83,20 @@ def test_postgres_records_resources_in_the_workspace_row(pg_url: str) -> None:
     read = PgStateStore(pg_url).read()
     assert read.providers["akana"].resources == {"akana_app": {"Payments": APP}}
     assert read.serial > before  # each recorded write moves the serial (saved plans go stale)
+
+
+def test_a_rest_object_journaled_before_a_kill_is_replayed(tmp_path: Path) -> None:
+    """A REST object's key is ``ENDPOINT:PATH:KEY`` and holds ``/``: its journal line, left by
+    an apply killed before its save, must replay (it was refused as "not a valid resource
+    key", so every later run stopped until someone edited the journal by hand)."""
+    key = "shop:/api/categories/:tools"
+    record = {"id": 2, "endpoint": "shop", "path": "/api/categories/", "key_field": "slug",
+              "key": "tools", "fields": {}, "protect": False, "labels": {}}  # fmt: skip
+    long_key = "shop:/api/products/:" + "K" * 400  # a long natural key: longer than an app id
+    store = FileStateStore(tmp_path / "state.json")
+    with store.lock("apply"):
+        store.ensure_base(store.load(ENDPOINT))
+        asyncio.run(store.record_resource("rest", "rest_object", key, record))
+        asyncio.run(store.record_resource("rest", "rest_object", long_key, record))
+    read = FileStateStore(tmp_path / "state.json").load(ENDPOINT)
+    assert read.providers["rest"].resources["rest_object"] == {key: record, long_key: record}

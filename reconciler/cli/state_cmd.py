@@ -23,6 +23,12 @@ state_app = typer.Typer(
 app.add_typer(state_app, name="state")
 
 
+def _shown(text: str, limit: int = 200) -> str:
+    """A user-given address or code echoed back: bounded, control characters made visible."""
+    shown = text if text.isprintable() else repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def _store(state: Path | None, sandbox: bool) -> StateStore:
     from reconciler.workflows.target import state_store
 
@@ -70,7 +76,7 @@ def show(app_id: str, state: Path | None = StateOpt, sandbox: bool = SandboxOpt)
     with handled_errors():
         record = _store(state, sandbox).read().app(app_id)
         if record is None:
-            raise StateError(f"{app_id} is not in the state")
+            raise StateError(f"{_shown(app_id)} is not in the state")
     typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
 
 
@@ -89,13 +95,13 @@ def rm(
         if record is None and version is None and _forget_other(current, app_id):
             return
         if record is None:
-            raise StateError(f"{app_id} is not in the state")
+            raise StateError(f"{_shown(app_id)} is not in the state")
         if version is None:
             del current.apps[app_id]
             what = app_id
         else:
             if version not in record.versions:
-                raise StateError(f"{app_id} has no version {version} in the state")
+                raise StateError(f"{_shown(app_id)} has no version {_shown(version)} in the state")
             del record.versions[version]
             what = f"{app_id} version {version}"
     err(f"Forgot {what} (nothing was deleted from the Mini App Center).")
@@ -167,7 +173,7 @@ def set_status(
     with _editing(state, sandbox, "state set-status") as current:
         record = current.app(app_id)
         if record is None or code not in record.versions:
-            raise StateError(f"{app_id} version {code} is not in the state")
+            raise StateError(f"{_shown(app_id)} version {_shown(code)} is not in the state")
         record.versions[code].status = status
         record.versions[code].status_candidates = None  # a person looked: it is known
     err(f"Recorded {app_id} version {code} as {status}.")

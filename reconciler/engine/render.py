@@ -55,8 +55,12 @@ _STYLE = {
 # GitHub's diff highlighting keys on column 0: + green, - red, ! orange.
 _GUTTER = {"create": "+", "update": "!", "delete": "-"}
 
-# C0/C1 controls, DEL, line/paragraph separators and bidi overrides/isolates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, DEL, line/paragraph separators, bidi overrides/isolates and marks, and the
+# zero-width characters (a value holding one looks like another in a review).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff]"
+)
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$#!])")
 
 
@@ -731,11 +735,13 @@ def _drift_text(report: DriftReport, *, color: bool) -> str:
     if report.in_sync:
         out.append(paint(f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", "ok"))
     else:
+        # Grouped under each provider's own root address (miniapp[x], akana_app[y]).
         by_app: dict[str, list[DriftItem]] = {}
         for item in report.items:
-            by_app.setdefault(item.app_id, []).append(item)
-        for app_id, items in by_app.items():
-            out.append(paint(f"# miniapp[{_clean(app_id)}]", "bold"))
+            root = item.address.root
+            by_app.setdefault(str(Address(root.provider, root.kind, root.key)), []).append(item)
+        for head, items in by_app.items():
+            out.append(paint(f"# {_clean(head)}", "bold"))
             for item in items:
                 where = _clean(item.address) + (f" {_clean(item.field)}" if item.field else "")
                 label = f"{KIND_LABELS[item.kind]:<15}"

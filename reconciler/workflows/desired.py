@@ -45,6 +45,7 @@ class Desired:
     # every grouping key their manifests declare before narrowing (never a prune candidate).
     others: dict[str, list[LoadedApp[Any]]] = field(default_factory=dict)
     others_declared: dict[str, frozenset[str]] = field(default_factory=dict)
+    provider: str | None = None  # --provider: the only provider whose resources count
 
     @property
     def declares_mini_apps(self) -> bool:
@@ -81,6 +82,15 @@ def load_desired(
     by_provider = split_by_provider(every, PROVIDERS)
     if provider is not None:
         by_provider = {name: items for name, items in by_provider.items() if name == provider}
+        if not by_provider.get(provider):
+            from reconciler.errors import ConfigError
+
+            # As for paths without manifests: nothing would be checked (never "No changes"),
+            # and --prune would delete every recorded resource of that provider.
+            raise ConfigError(
+                f"--provider {provider}: the paths given declare no {provider} resource, so"
+                " nothing would be checked; give the paths that hold its manifests"
+            )
     loaded: list[LoadedApp[MiniApp]] = by_provider.pop(MAC_PROVIDER, [])
     chosen = select_apps(loaded, selectors, list(target))
     only = None
@@ -114,6 +124,7 @@ def load_desired(
         only=only,
         others=others,
         others_declared=others_declared,
+        provider=provider,
     )
 
 
@@ -123,8 +134,15 @@ def check_scope(desired: Desired, state: State) -> None:
     only the state knows (``--target X --prune`` after its manifest was removed) is valid."""
     from reconciler.manifest import check_selection
 
-    recorded = {app_id: record.labels for app_id, record in state.apps.items()}
-    for section in state.providers.values():
+    # Under --provider only that provider's records count: a mini app recorded in the state
+    # must not make `--provider akana --select team=cafe` look like it matched something.
+    wanted = desired.provider
+    recorded: dict[str, Mapping[str, str]] = {}
+    if wanted in (None, MAC_PROVIDER):
+        recorded.update({app_id: record.labels for app_id, record in state.apps.items()})
+    for name, section in state.providers.items():
+        if wanted is not None and name != wanted:
+            continue
         for records in section.resources.values():
             # Every provider keeps a resource's labels under "labels" in its record.
             recorded.update({key: _labels_of(data) for key, data in records.items()})

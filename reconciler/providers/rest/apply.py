@@ -19,8 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.plan import AppMeta, Change, Plan
-from reconciler.errors import ReconcilerError
-from reconciler.providers.rest.client import RestApiError, RestClient, RestValidationError
+from reconciler.errors import PlanError, ReconcilerError
+from reconciler.providers.rest.client import (
+    RestApiError,
+    RestClient,
+    RestValidationError,
+    object_key,
+)
 from reconciler.providers.rest.model import RestObject
 from reconciler.providers.rest.records import (
     RestRecord,
@@ -30,6 +35,7 @@ from reconciler.providers.rest.records import (
     read_records,
 )
 from reconciler.providers.rest.vocabulary import (
+    PROVIDER,
     ROOT_KIND,
     Adopt,
     adoptions_of,
@@ -53,6 +59,9 @@ class _Context:
     section: Section
     meta: Mapping[str, AppMeta]
     objects: Mapping[str, RestObject]
+    # Deletes whose target id the state cannot vouch for (a saved plan's ensure: absent of
+    # an object never recorded): the object is read first and must carry the change's key.
+    confirm: frozenset[str] = frozenset()
 
 
 Handler = Callable[[RestClient, Change, _Context], Awaitable[RestResult]]
@@ -106,12 +115,46 @@ async def _update(client: RestClient, change: Change, context: _Context) -> Rest
 
 
 async def _delete(client: RestClient, change: Change, context: _Context) -> RestResult:
-    _endpoint, path, _key = _where(change)
+    _endpoint, path, key = _where(change)
     assert change.target_id is not None
+    if change.app_id in context.confirm:
+        live = await client.get(path, change.target_id)
+        if live is None:
+            return RestResult(change, True, "already gone", change.target_id)
+        if change.key is None or object_key(live, change.key) != key:
+            return RestResult(
+                change, False, "the object with the plan's target id is not this one on the"
+                " server (the saved plan does not match it): plan again"
+            )
     existed = await client.delete(path, change.target_id)
     drop_record(context.section, change.address.key or "")
     note = None if existed else "already gone"
     return RestResult(change, True, note, change.target_id)
+
+
+def saved_plan_deletes_to_confirm(plan: Plan, section: Section) -> frozenset[str]:
+    """Check a saved plan's targets against the state before anything runs (the plan file is
+    data: an edited ``target_id`` must not PATCH or DELETE another object). An update's
+    target is always the id the state records, or the one the plan's own adoption records:
+    anything else is a PlanError. A delete of an object the state does not record under that
+    id (``ensure: absent`` of an unmanaged object) is returned, to be read and confirmed by
+    its key before it is sent."""
+    ids = {key: record.id for key, record in read_records(section).items()}
+    for fact in adoptions_of(plan):
+        ids[fact.key] = RestRecord.model_validate(fact.record).id
+    confirm: set[str] = set()
+    for change in plan.changes:
+        if change.provider != PROVIDER or change.action == "create":
+            continue
+        if change.app_id in ids and ids[change.app_id] == change.target_id:
+            continue
+        if change.action == "update":
+            raise PlanError(
+                f"{change.address}: the saved plan's update target is not the object the"
+                " state records under this address: not a plan this reconciler made; re-run plan"
+            )
+        confirm.add(change.app_id)
+    return frozenset(confirm)
 
 
 # The closed table: a plan's (kind, action) picks one of these, nothing else runs.
@@ -173,16 +216,19 @@ async def apply_changes(
     change_deadline: float = DEFAULT_CHANGE_DEADLINE,
     on_result: Callable[[RestResult], None] | None = None,
     after_write: Callable[[RestResult], Awaitable[None]] | None = None,
+    confirm: frozenset[str] = frozenset(),
 ) -> list[RestResult]:
     """Run ``changes`` (REST ones; each through :data:`DISPATCH`), at most ``parallelism`` at
     once; results in the order of ``changes``. ``meta``: labels/protect by address key (the
     plan's ``app_meta``); ``objects``: the manifests' objects by address key, to point 400s
     at their lines (absent for a saved plan: fields are then named only). ``after_write``
     is awaited after each completed write (the section already updated), before
-    ``on_result`` reports it: the engine's service makes the record durable there."""
+    ``on_result`` reports it: the engine's service makes the record durable there.
+    ``confirm``: the address keys whose delete reads the object first
+    (:func:`saved_plan_deletes_to_confirm`)."""
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    context = _Context(section, meta or {}, objects or {})
+    context = _Context(section, meta or {}, objects or {}, confirm)
     gate = asyncio.Semaphore(parallelism)
     # A write that could not be recorded: no other change starts (checked at the gate, as a
     # waiting task may get it before the cancellation below reaches it).

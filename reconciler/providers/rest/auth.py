@@ -116,6 +116,16 @@ class JwtApiKeyAuth(httpx.Auth):
         for value in self._fixed:
             register_token(value)
 
+    def secret_in(self, text: str) -> str | None:
+        """Which of this endpoint's secrets ``text`` holds ("password", "api_key"), or None;
+        only values of MIN_SECRET_LENGTH or more count, as for masking."""
+        named = (("password", self._credentials.password), ("api_key", self._credentials.api_key))
+        for which, secret in named:
+            value = secret.reveal() if secret is not None else ""
+            if len(value) >= MIN_SECRET_LENGTH and value in text:
+                return which
+        return None
+
     def bind(self, client: httpx.AsyncClient) -> None:
         """The client token calls go through (the one this auth is installed on)."""
         self._client = client
@@ -261,7 +271,14 @@ class JwtApiKeyAuth(httpx.Auth):
                 data = _json_object(payload.content)
                 if 200 <= status < 300 and data is not None:
                     return data
-                detail = redact(str((data or {}).get("detail") or f"HTTP {status}"))[:300]
+                if 200 <= status < 300:
+                    # A success that is no token answer: a web server, not the API, answered.
+                    detail = (
+                        "the answer is not a JSON object; check the endpoint's base_url and"
+                        f" {self._jwt.token_path} in the project file"
+                    )
+                else:
+                    detail = redact(str((data or {}).get("detail") or f"HTTP {status}"))[:300]
                 if status in (400, 401):
                     if login:
                         raise ConfigError(

@@ -229,6 +229,16 @@ class RestClient:
         self.auth.bind(self._http)
         self._closed = False
 
+    def credential_variable_in(self, text: str) -> str | None:
+        """The name of the variable whose value (this endpoint's password or Api-Key)
+        ``text`` holds, or None: never the value itself."""
+        which = self.auth.secret_in(text)
+        if which == "password":
+            return self.endpoint.auth.password_env
+        if which == "api_key" and self.endpoint.api_key is not None:
+            return self.endpoint.api_key.env
+        return None
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -317,9 +327,9 @@ class RestClient:
             except httpx.InvalidURL:
                 raise PaginationError(f"GET {path}: 'next' is not a valid URL") from None
             if not self._same_place(following, path):
+                origin = f"{following.scheme}://{following.netloc.decode(errors='replace')}"
                 raise PaginationError(
-                    f"GET {path}: refusing to follow 'next' to"
-                    f" {_clean(f'{following.scheme}://{following.host}:{following.port}')}"
+                    f"GET {path}: refusing to follow 'next' to {_clean(origin)}"
                     f"{_clean(following.path)}: pages are followed on"
                     f" {self.endpoint.base_url}{path} only (the tokens and the Api-Key would be"
                     " sent there)"

@@ -108,12 +108,16 @@ def build_plan(
     key_fields, clash = _key_fields(desired)
     errors.extend(clash)
     indexes: dict[Collection, dict[str, JsonObject]] = {}
+    # Why a collection could not be indexed: an error of each of its objects (app-scoped),
+    # never of the fleet: one unreadable collection must not hold the others (nor the other
+    # providers' apps).
+    unindexed: dict[Collection, str] = {}
     for collection, key_field in key_fields.items():
         index, problem = _index(live, collection, key_field)
         if problem is None:
             indexes[collection] = index
         else:
-            errors.append(PlanProblem(problem))
+            unindexed[collection] = problem
 
     for obj in desired:
         key = address_key(obj.endpoint, obj.path, obj.key)
@@ -121,8 +125,11 @@ def build_plan(
         collection = (obj.endpoint, obj.path)
         address = object_address(*collection, obj.key)
         if collection not in indexes:
+            why = unindexed.get(collection, "not read")
             errors.append(
-                PlanProblem("its collection could not be read", key, address, scope="app")
+                PlanProblem(
+                    f"its collection could not be read: {why}", key, address, scope="app"
+                )
             )
             continue
         one = _ObjectDiff(obj, key, address, indexes[collection].get(obj.key), records.get(key))

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -44,8 +45,19 @@ from reconciler.engine.session import (
     Section,
     SectionApplied,
 )
-from reconciler.errors import ConfigError, ReconcilerError, StateError
-from reconciler.providers.rest.apply import RestResult, apply_changes, record_adoptions
+from reconciler.errors import (
+    ConfigError,
+    ManifestError,
+    ManifestIssue,
+    ReconcilerError,
+    StateError,
+)
+from reconciler.providers.rest.apply import (
+    RestResult,
+    apply_changes,
+    record_adoptions,
+    saved_plan_deletes_to_confirm,
+)
 from reconciler.providers.rest.client import RestClient
 from reconciler.providers.rest.config import (
     DEFAULT_PROJECT_FILE,
@@ -342,6 +354,7 @@ class RestSession:
         declared_names = {obj.endpoint for obj in objects}
         recorded_names = {record.endpoint for record in read_records(section).values()}
         clients = self._clients_for(declared_names | recorded_names, required=declared_names)
+        _refuse_credentials(objects, clients)
         live = await read_live(clients, objects, section)
         options = RestPlanOptions(
             prune=scope.prune,
@@ -362,6 +375,8 @@ class RestSession:
         on_event: Callable[[ChangeEvent], None],
     ) -> SectionApplied:
         applied = SectionApplied()
+        # A saved plan (no manifests) is checked against the state before anything runs.
+        confirm = saved_plan_deletes_to_confirm(plan, section) if desired is None else frozenset()
         # Adoptions first: recorded (no write) and durable before any change runs.
         for fact in adoptions_of(plan):
             record_adoptions(section, [fact])
@@ -405,6 +420,7 @@ class RestSession:
             parallelism=parallelism,
             on_result=report,
             after_write=written,
+            confirm=confirm,
         )
         return applied
 
@@ -428,6 +444,36 @@ class RestSession:
         )
         put_record(section, found)
         return Imported(key, manifest)
+
+
+def _refuse_credentials(objects: Sequence[RestObject], clients: Mapping[str, RestClient]) -> None:
+    """A manifest holding an endpoint's password or Api-Key (``${TENANT_PASSWORD}`` in a body)
+    would print it in the plan, a PR comment, and send it: refused before anything is read
+    or shown, at the line that holds it (the variable named, never its value)."""
+    issues: list[ManifestIssue] = []
+    for obj in objects:
+        client = clients.get(obj.endpoint)
+        if client is None:
+            continue
+        texts = {name: json.dumps(value, ensure_ascii=False) for name, value in obj.body.items()}
+        texts[""] = json.dumps([obj.name, dict(obj.labels)], ensure_ascii=False)
+        for name, text in texts.items():
+            variable = client.credential_variable_in(text)
+            if variable is None:
+                continue
+            where = obj.positions.get(name) or obj.positions.get("")
+            issues.append(
+                ManifestIssue(
+                    where.file if where else obj.name,
+                    where.line if where else 1,
+                    where.column if where else 1,
+                    f"spec.body.{name}" if name else "metadata",
+                    f"holds the value of ${variable} (a credential of endpoint"
+                    f" {obj.endpoint}); a secret must never be written into a manifest",
+                )
+            )
+    if issues:
+        raise ManifestError(issues)
 
 
 def _describe(binding: Mapping[str, str]) -> str:

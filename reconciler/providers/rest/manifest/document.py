@@ -292,6 +292,14 @@ class RestObjectChecker(DocumentCheckerBase):
                     f" (quote {clipped(key)!s} if YAML reads it as something else)",
                 )
                 del entries[key]
+            elif not key.isprintable():
+                # A zero-width or bidi character shows in a plan as another field's name.
+                self.report(
+                    (*loc, ascii(key)[1:-1]),  # the path too shows the characters escaped
+                    pos_of(key_node),
+                    f"the field name {shown(key)} holds invisible or control characters",
+                )
+                del entries[key]
         return entries
 
     def _json(self, node: Node, loc: Loc, depth: int) -> Any:
