@@ -33,6 +33,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +43,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from reconciler.errors import LockError, StateError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: lock files are never taken over there
+    fcntl = None  # type: ignore[assignment]
 from reconciler.journal import GroupCommit
 
 STATE_FORMAT_VERSION = 2
@@ -245,11 +251,25 @@ class LockInfo(_Record):
     pid: int
     when: str
     operation: str
+    # The holder keeps an OS lock (flock) on the lock file while it runs: the kernel drops it
+    # when the process dies, however it dies. False in lock files written before (D113).
+    os_lock: bool = False
+    # The stale lock this one replaced (its holder's process was gone), for the run to say so.
+    replaced: str | None = None
 
     def describe(self) -> str:
         return (
             f"lock {self.id} held by {self.who}@{self.host} (pid {self.pid}) since {self.when}"
             f" for '{self.operation}'"
+        )
+
+    def takeover_notice(self) -> str | None:
+        """What a run says when it took over a dead holder's lock (None: it did not)."""
+        if self.replaced is None:
+            return None
+        return (
+            f"Warning: took over the state lock left by a run that is gone ({self.replaced}):"
+            " its process no longer holds the lock file"
         )
 
 
@@ -565,8 +585,9 @@ class FileStateStore:
     def lock(
         self, operation: str, *, apps: Collection[str] | None = None, timeout: float = 0.0
     ) -> Iterator[LockInfo]:
-        # The whole file, always (``apps`` and ``timeout`` are for stores that lock finer
-        # and can wait: a lock file cannot tell a live holder from a dead one).
+        """The whole file, always (``apps`` is for stores that lock finer). A lock whose
+        holder's process is gone is taken over and named in ``LockInfo.replaced``; a live
+        holder is waited for up to ``timeout`` seconds, then named in the LockError (D113)."""
         info = LockInfo(
             id=str(uuid.uuid4()),
             who=_user(),
@@ -576,31 +597,80 @@ class FileStateStore:
             operation=operation,
         )
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                holder = self.read_lock()
-            except StateError as exc:
-                raise LockError(str(exc)) from None
-            detail = holder.describe() if holder else "an unreadable lock file"
-            raise LockError(
-                f"the state {self.path} is locked ({self.lock_path}): {detail}. If no other run"
-                " is active, remove it with: reconciler state unlock"
-                f" {holder.id if holder else '<ID>'}"
-            ) from None
-        except OSError as exc:
-            raise StateError(
-                f"cannot create the lock file {self.lock_path}: {_why(exc)}"
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(info.model_dump_json(indent=2) + "\n")
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            fd = self._take_lock_file(info)
+            if fd is not None:
+                break
+            holder = self._holder_or_error()
+            if holder is None and not os.path.lexists(self.lock_path):
+                continue  # released between our attempts: try again at once
+            if time.monotonic() >= deadline:
+                detail = holder.describe() if holder else "an unreadable lock file"
+                raise LockError(
+                    f"the state {self.path} is locked ({self.lock_path}): {detail}. If no other"
+                    " run is active, remove it with: reconciler state unlock"
+                    f" {holder.id if holder else '<ID>'}"
+                )
+            time.sleep(min(_LOCK_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
         try:
             yield info
         finally:
             self._close_journal()
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)
+                os.unlink(self.lock_path)  # then the OS lock goes with the descriptor
+            os.close(fd)
+
+    def _holder_or_error(self) -> LockInfo | None:
+        try:
+            return self.read_lock()
+        except StateError as exc:
+            raise LockError(str(exc)) from None
+
+    def _take_lock_file(self, info: LockInfo) -> int | None:
+        """The lock file's descriptor, holding its OS lock, with ``info`` written in it; None
+        while a live (or not provably dead) holder has it."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return self._take_over_stale(info)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the lock file {self.lock_path}: {_why(exc)}"
+            ) from None
+        # Nobody else can have it yet: the OS lock fails only where the file system has none.
+        info.os_lock = _os_lock(fd)
+        _write_lock(fd, info)
+        return fd
+
+    def _take_over_stale(self, info: LockInfo) -> int | None:
+        """Take over a lock file whose holder's process is gone. Proven only when the holder
+        said it keeps an OS lock, on this host (another host's kernel would not tell us), and
+        that lock is free now. Anything less is left to its holder or to `state unlock`."""
+        holder = self._holder_or_error()
+        if holder is None or not holder.os_lock or holder.host != info.host:
+            return None
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None  # released meanwhile: the caller tries again
+        except OSError as exc:
+            raise StateError(f"cannot open the lock file {self.lock_path}: {_why(exc)}") from None
+        if not _os_lock(fd) or not _same_file(fd, self.lock_path):
+            # Alive; or released and replaced meanwhile (we locked a file no longer there).
+            os.close(fd)
+            return None
+        try:
+            current = LockInfo.model_validate_json(_read_fd(fd, MAX_LOCK_BYTES))
+        except (ValidationError, OSError):
+            current = None
+        if current is None or current.id != holder.id:
+            os.close(fd)  # changed hands between our two reads: judge it again
+            return None
+        info.os_lock = True
+        info.replaced = holder.describe()
+        _write_lock(fd, info)
+        return fd
 
     def _lock_problem(self, problem: str) -> str:
         return (
@@ -640,6 +710,43 @@ class FileStateStore:
         if holder is None:
             raise StateError(f"removed an unreadable lock file {self.lock_path}")
         return holder
+
+
+# How often a run waiting for a live lock holder (``--lock-timeout``) looks again.
+_LOCK_POLL_SECONDS = 0.2
+
+
+def _os_lock(fd: int) -> bool:
+    """Take the OS lock on ``fd`` without waiting: False when another process holds it, or
+    the platform or file system has none (then a lock is never taken over)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _read_fd(fd: int, limit: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, limit + 1)[:limit]
+
+
+def _write_lock(fd: int, info: LockInfo) -> None:
+    text = info.model_dump_json(indent=2, exclude={"replaced"}) + "\n"
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, text.encode("utf-8"))
 
 
 class _Unreadable(Exception):

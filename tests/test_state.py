@@ -6,6 +6,10 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -405,3 +409,95 @@ def test_records_whose_callers_were_cancelled_still_reach_the_journal(
     store._close_journal()
     replayed = FileStateStore(store.path).load(ENDPOINT)
     assert set(replayed.apps) == {"com.a.first", "com.a.queued0", "com.a.queued1", "com.a.queued2"}
+
+
+# --- a lock whose holder died (kill -9) is taken over; a live holder's never is ---------------
+
+_HOLDER = """
+import os, sys, time
+from reconciler.state import FileStateStore
+manager = FileStateStore(sys.argv[1]).lock("apply")
+info = manager.__enter__()
+print(info.id, flush=True)
+if sys.argv[2] == "die":
+    os.kill(os.getpid(), 9)  # as `kill -9` would: nothing runs after this
+elif sys.argv[2] == "release-soon":
+    time.sleep(0.3)
+    manager.__exit__(None, None, None)
+else:
+    sys.stdin.readline()  # alive until told
+    manager.__exit__(None, None, None)
+"""
+
+
+def _holder(path: Path, how: str) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), how],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    return child, child.stdout.readline().strip()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    child, dead_id = _holder(path, "die")
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    assert json.loads(path.with_name("state.json.lock").read_text())["id"] == dead_id
+    store = FileStateStore(path)
+    with store.lock("apply") as info:
+        # Nobody holds the lock file's OS lock any more: its process is gone, which the
+        # kernel knows. No person is asked to run `state unlock`.
+        assert info.replaced is not None and dead_id in info.replaced
+        assert json.loads(store.lock_path.read_text())["id"] == info.id
+        # and it is ours now, exclusively
+        with pytest.raises(LockError, match=info.id), FileStateStore(path).lock("apply"):
+            pass
+    assert not store.lock_path.exists()
+
+
+def test_a_live_holder_in_another_process_is_never_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    child, live_id = _holder(path, "live")
+    try:
+        with pytest.raises(LockError, match=live_id), FileStateStore(path).lock("apply"):
+            pass
+    finally:
+        assert child.stdin is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=30) == 0
+    with FileStateStore(path).lock("apply") as info:
+        assert info.replaced is None
+
+
+def test_a_file_state_waits_for_a_live_holder_within_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    child, held_id = _holder(path, "release-soon")
+    with FileStateStore(path).lock("apply", timeout=60) as info:
+        assert info.id != held_id and info.replaced is None
+    assert child.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # written before locks were OS locks: nothing tells whether its process lives
+        {"host": socket.gethostname()},
+        # another host's: its process may be alive there
+        {"host": "build-agent-7", "os_lock": True},
+    ],
+    ids=["older-lock-file", "another-host"],
+)
+def test_a_lock_that_cannot_be_proven_dead_still_stops_the_run(
+    tmp_path: Path, record: dict[str, object]
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    holder = {
+        "id": "0d6e3c1a-held", "who": "ci", "pid": 4242, "when": "2026-11-28T10:00:00+00:00",
+        "operation": "apply", **record,
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(holder))
+    with pytest.raises(LockError, match="0d6e3c1a-held"), store.lock("apply"):
+        pass
+    assert json.loads(store.lock_path.read_text())["id"] == "0d6e3c1a-held"  # left alone

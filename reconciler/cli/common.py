@@ -49,8 +49,8 @@ LockTimeoutOpt = typer.Option(
     min=0,
     max=86_400,
     metavar="SECONDS",
-    help="With a PostgreSQL state: wait this long for another apply's locks before failing"
-    " (default 0: fail at once, naming the holder). A file state never waits.",
+    help="Wait this long for another run's lock on the state (a file's, or a PostgreSQL"
+    " state's per-app locks) before failing (default 0: fail at once, naming the holder).",
 )
 ParallelismOpt = typer.Option(16, "--parallelism", min=1, max=256, help="Concurrent requests.")
 SelectOpt = typer.Option(

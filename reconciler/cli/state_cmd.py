@@ -40,7 +40,9 @@ def _editing(state: Path | None, sandbox: bool, operation: str) -> Iterator[Stat
     """The state under the lock; saved when the block ends without error."""
     with handled_errors():
         store = _store(state, sandbox)
-        with store.lock(operation):
+        with store.lock(operation) as lock_info:
+            if (notice := lock_info.takeover_notice()) is not None:
+                typer.echo(notice, err=True)
             current = store.read()
             yield current
             store.save(current)

@@ -78,6 +78,8 @@ def run_apply(
     notices = state_notices(store, reporter if saved is None else None)
     scope = _apps_written(saved, desired, options.prune)
     with store.lock("apply", apps=scope, timeout=lock_timeout) as lock_info:
+        if (notice := lock_info.takeover_notice()) is not None:
+            reporter.say(notice)
         _begin_run(store, lock_info)
         fleet = open_fleet(
             desired, store, options, reporter, only=list(saved.endpoints) if saved else None

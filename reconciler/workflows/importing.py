@@ -55,7 +55,9 @@ def import_mini_apps(
         async with where.client(8) as client:
             return await fetch_live(client, requests)
 
-    with store.lock("import"):
+    with store.lock("import") as lock_info:
+        if (notice := lock_info.takeover_notice()) is not None:
+            reporter.say(notice)
         current = store.load(where.identity)
         managed = [app_id for app_id in app_ids if app_id in current.apps]
         if managed:
@@ -135,7 +137,9 @@ def import_others(
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None, 8,
                            DEFAULT_PROBE_WINDOW, ())  # fmt: skip
     store = state_store(state, sandbox)
-    with store.lock("import"):
+    with store.lock("import") as lock_info:
+        if (notice := lock_info.takeover_notice()) is not None:
+            reporter.say(notice)
         current = store.read()
         section = current.providers.setdefault(provider, ProviderState())
 
