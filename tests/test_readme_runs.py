@@ -135,6 +135,7 @@ def test_import_try_it_plans_no_changes(
     block = block_after("--version 0.9.0=", "bash")
     show, forget, importing, check = [x.split("  #")[0] for x in block.strip().splitlines()]
     code, out = run(capsys, show)
+    assert code == 0, out
     version_id = json.loads("\n".join(x for x in out if not x.startswith("Endpoint")))[
         "versions"]["0.9.0"]["id"]
     # the id is the sandbox's (apply order); the README quotes the one a run gives
