@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,17 @@ def test_import_try_it_plans_no_changes(
     validate, plan = check.split(" && ")
     assert run(capsys, validate)[0] == 0
     assert run(capsys, plan)[0] == 0
+
+
+def test_drift_example_is_what_drift_prints(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "reconciler apply manifests/ --sandbox --auto-approve")[0] == 0
+    # "someone renamed the app in the backoffice"
+    with sqlite3.connect(fleet / ".reconciler" / "sandbox.db") as db:
+        db.execute("UPDATE miniapps SET name = 'Renamed outside' "
+                   "WHERE id = 'com.genexus.verdant.teatime'")  # fmt: skip
+    block = block_after("$ reconciler drift manifests/ --sandbox\n", "console")
+    assert check_console(block, capsys) == 1
+    code, _ = run(capsys, "reconciler drift manifests/ --sandbox")
+    assert code == 2  # "Exit 0 in sync, 2 drift"
