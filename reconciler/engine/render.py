@@ -721,11 +721,12 @@ def render_drift(report: DriftReport, fmt: Format, *, color: bool) -> str:
 
 
 def _drift_summary(report: DriftReport) -> str:
-    apps = len({item.app_id for item in report.items})
+    apps = len({str(item.address.root) for item in report.items})
     parts = ", ".join(f"{n} {KIND_LABELS[k]}" for k, n in report.summary.items())
+    # "app(s)", not "mini app(s)": a fleet's report counts every provider's apps
     return (
         f"Drift: {len(report.items)} difference(s) in {apps} of {report.apps_checked}"
-        f" mini app(s): {parts}."
+        f" app(s): {parts}."
     )
 
 
@@ -733,15 +734,15 @@ def _drift_text(report: DriftReport, *, color: bool) -> str:
     paint = _painter(color)
     out: list[str] = []  # the endpoint is said on stderr, as for plans
     if report.in_sync:
-        out.append(paint(f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", "ok"))
+        out.append(paint(f"{IN_SYNC} ({report.apps_checked} app(s) checked)", "ok"))
     else:
-        # Grouped under each provider's own root address (miniapp[x], akana_app[y]).
+        # grouped under each item's root address, the plan's headings: an Akana app's
+        # differences are `# akana_app[NAME]`, never `# miniapp[NAME]`
         by_app: dict[str, list[DriftItem]] = {}
         for item in report.items:
-            root = item.address.root
-            by_app.setdefault(str(Address(root.provider, root.kind, root.key)), []).append(item)
-        for head, items in by_app.items():
-            out.append(paint(f"# {_clean(head)}", "bold"))
+            by_app.setdefault(str(item.address.root), []).append(item)
+        for root, items in by_app.items():
+            out.append(paint(f"# {_clean(root)}", "bold"))
             for item in items:
                 where = _clean(item.address) + (f" {_clean(item.field)}" if item.field else "")
                 label = f"{KIND_LABELS[item.kind]:<15}"
@@ -765,7 +766,7 @@ def _drift_markdown(report: DriftReport) -> str:
     out = [DRIFT_MARKER, "### Mini App Center drift", "",
            f"Endpoint: {_code(_safe_endpoint(report.endpoint))}", ""]
     if report.in_sync:
-        out += [f"{IN_SYNC} ({report.apps_checked} mini app(s) checked)", ""]
+        out += [f"{IN_SYNC} ({report.apps_checked} app(s) checked)", ""]
     else:
         out += [_md(_drift_summary(report)), "", "| kind | count |", "| --- | ---: |"]
         out += [f"| {KIND_LABELS[k]} | {n} |" for k, n in report.summary.items()]
