@@ -1,4 +1,4 @@
-"""Never green when nothing was checked: a --select/--target that matches no mini app, a
+"""Never green when nothing was checked: a --select/--target that matches no app, a
 malformed selector, and paths holding no manifest, for validate, plan, apply and drift."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_select_matching_nothing_lists_the_labels_present(
 ) -> None:
     code, out, err = run(capsys, *COMMANDS[command], "--select", "team=kitchen")
     assert code == 1, (out, err)
-    assert "--select team=kitchen matches no mini app declared in the manifests" in err
+    assert "--select team=kitchen matches no app declared in the manifests" in err
     assert "Labels present: env=prod, env=staging, team=cafe, team=payments" in err
     assert "No changes" not in out and "In sync" not in out and "OK:" not in out
     assert nothing_written(workdir)
@@ -77,7 +77,7 @@ def test_target_typo_names_it_and_suggests_the_declared_id(
 ) -> None:
     code, out, err = run(capsys, *COMMANDS[command], "--target", "com.genexus.verdant.teatme")
     assert code == 1, (out, err)
-    assert "--target com.genexus.verdant.teatme matches no mini app declared" in err
+    assert "--target com.genexus.verdant.teatme matches no app declared" in err
     assert f"did you mean {TEATIME}?" in err
     known = err.split("Known ids: ", 1)[1].strip()
     assert known == (  # the demo fleet's Akana apps are declared too
@@ -97,7 +97,7 @@ def test_each_target_must_match(
         capsys, *COMMANDS[command], "--target", TEATIME, "--target", "com.example.nowhere"
     )
     assert code == 1
-    assert "--target com.example.nowhere matches no mini app" in err
+    assert "--target com.example.nowhere matches no app" in err
     code, _, err = run(
         capsys, *COMMANDS[command], "--target", "com.genexus.verdant.teatme",
         "--target", "com.genexus.verdant.splitbil",
@@ -114,7 +114,7 @@ def test_select_and_target_that_exclude_each_other(
 ) -> None:
     code, _, err = run(capsys, *COMMANDS[command], "--target", TEATIME, "--select", "team=payments")
     assert code == 1
-    assert f"--select team=payments --target {TEATIME} matches no mini app" in err
+    assert f"--select team=payments --target {TEATIME} matches no app" in err
 
 
 @pytest.mark.parametrize("command", ["validate", "plan", "drift", "apply"])
@@ -172,7 +172,7 @@ def test_target_known_only_to_the_state_can_be_pruned(
     # The same id is unknown to validate, which has no state.
     code, _, err = run(capsys, "validate", "manifests", "--target", SPLITBILL)
     assert code == 1
-    assert f"--target {SPLITBILL} matches no mini app declared in the manifests" in err
+    assert f"--target {SPLITBILL} matches no app declared in the manifests" in err
 
 
 def test_select_matching_only_state_recorded_apps_is_valid(

@@ -664,7 +664,7 @@ def test_markdown_truncation_respects_a_smaller_limit_and_hint() -> None:
 def test_markdown_stuck_app_names_are_capped() -> None:
     stuck = tuple(PlanProblem("stuck", app_id=f"app{i}", scope="app") for i in range(50))
     md = render_markdown(plan_of(*small_app("app0"), errors=stuck))
-    title = next(line for line in md.splitlines() if "stuck mini app(s)" in line)
+    title = next(line for line in md.splitlines() if "stuck app(s)" in line)
     assert "`app19`" in title and "`app20`" not in title and " and 30 more" in title
 
 

@@ -122,7 +122,7 @@ def apply(
     if result.stuck or result.unresolved:
         # One stuck app never holds the fleet: the others were applied; it is named above.
         if result.stuck:
-            err(f"Not applied: {len(result.stuck)} stuck mini app(s): {', '.join(result.stuck)}")
+            err(f"Not applied: {len(result.stuck)} stuck app(s): {', '.join(result.stuck)}")
         raise typer.Exit(EXIT_PARTIAL)
     if result.failed or result.skipped:
         raise typer.Exit(EXIT_PARTIAL if result.applied or result.adopted else EXIT_ERROR)

@@ -196,7 +196,7 @@ def _adopt_line(item: Fact) -> str:
 def _stuck_line(plan: Plan) -> str:
     stuck = ", ".join(_clean(app_id) for app_id in plan.stuck_apps)
     return (
-        f"Stuck: {stuck}. Apply skips these mini apps (errors above) and applies the others;"
+        f"Stuck: {stuck}. Apply skips these apps (errors above) and applies the others;"
         " it then exits 3."
     )
 
@@ -239,7 +239,7 @@ def render_markdown(
         else:
             stuck = _md_names(list(plan.stuck_apps), _STUCK_MAX_NAMES)
             title = (
-                f"**{len(plan.errors)} error(s): stuck mini app(s) {stuck} are skipped by"
+                f"**{len(plan.errors)} error(s): stuck app(s) {stuck} are skipped by"
                 " apply; the others are applied.**"
             )
         head += _alert(

@@ -106,7 +106,7 @@ def _unknown_targets(
 ) -> str:
     names = ", ".join(f"--target {_shown(t)}" for t in missing[:MAX_LISTED])
     verb = "matches" if len(missing) == 1 else "match"
-    message = f"{names} {verb} no mini app {where}"
+    message = f"{names} {verb} no app {where}"
     closest = {
         t: close[0]
         for t in missing
@@ -120,6 +120,8 @@ def _unknown_targets(
     )
     if hints:
         message += f"; did you mean {_listed(hints)}?"
+    elif known:
+        message += "."
     if known:
         message += f" Known ids: {_listed(sorted(known))}"
     else:
@@ -135,7 +137,7 @@ def _empty_selection(
 ) -> str:
     asked = [f"--select {_shown(f'{k}={v}')}" for k, v in selectors.items()]
     asked += [f"--target {_shown(t)}" for t in targets]
-    message = f"{' '.join(asked)} matches no mini app {where}"
+    message = f"{' '.join(asked)} matches no app {where}"
     present = sorted({f"{k}={v}" for labels in known.values() for k, v in labels.items()})
     if not present:
         return message + "; none of them has labels"

@@ -355,7 +355,8 @@ def _clean(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _size(count: int) -> str:
+def byte_size(count: int) -> str:
+    """A byte count as people read it: 32 MiB, 64 KiB, else 1,234 bytes."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= scale and count % scale == 0:
             return f"{count // scale} {unit}"
@@ -704,7 +705,7 @@ class ApiSession:
             else:
                 if ok and body.truncated:
                     raise _BadBody(
-                        f"the answer is larger than {_size(cap)} after decompression (the"
+                        f"the answer is larger than {byte_size(cap)} after decompression (the"
                         f" response cap; {MAX_RESPONSE_BYTES_ENV} raises it)"
                     )
                 content = body.content

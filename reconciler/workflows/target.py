@@ -123,9 +123,10 @@ def state_notices(store: StateStore, reporter: Reporter | None) -> tuple[str, ..
     if store.exists():
         return ()
     notices = (
-        f"no state file was found at {store.describe()}: starting from the API. Mini apps that"
-        " exist there are adopted, and their versions found by reading (a first run, or a"
-        " lost state file: check --state / RECONCILER_STATE if you expected one)",
+        f"no state file was found at {store.describe()}: starting from the API. Mini apps and"
+        " REST objects that exist there are adopted (an Akana app only with adopt: true), and"
+        " their versions found by reading (a first run, or a lost state file: check --state /"
+        " RECONCILER_STATE if you expected one)",
     )
     if reporter is not None:
         for notice in notices:

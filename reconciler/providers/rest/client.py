@@ -43,7 +43,7 @@ from reconciler.providers.rest.config import Credentials, RestEndpoint, is_safe_
 from reconciler.providers.rest.model import SERVER_ID_RE
 from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
 from reconciler.transport.config import ClientLimits, check_endpoint_security, is_loopback
-from reconciler.transport.http import RetryPolicy, parse_retry_after, tls_context
+from reconciler.transport.http import RetryPolicy, byte_size, parse_retry_after, tls_context
 from reconciler.transport.redact import redact
 
 log = logging.getLogger("reconciler.providers.rest.client")
@@ -480,7 +480,7 @@ class RestClient:
                         raise TransportError(
                             method,
                             url.path,
-                            f"the answer is larger than {cap} bytes (the response cap)",
+                            f"the answer is larger than {byte_size(cap)} (the response cap)",
                         )
                     content_read = body.content
             finally:
