@@ -66,11 +66,21 @@ def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> RestO
         ("    sku: again\n", "11:5: spec.body.sku: duplicate key 'sku'"),
         ("    <<: {a: 1}\n", "11:5: spec.body: merge keys (<<) are not supported"),
         ("    v: ${NOPE}\n", "11:8: spec.body.v: environment variable NOPE is not set"),
+        # Numbers to YAML 1.2 tools and editors, strings to YAML 1.1 (PyYAML): never guessed.
+        ("    n: 1e3\n", "11:8: spec.body.n: YAML 1.2 tools read 1e3 as a number, this reader"),
+        ("    n: 2.5E4\n", "11:8: spec.body.n: YAML 1.2 tools read 2.5E4 as a number"),
+        ("    n: 0o17\n", "11:8: spec.body.n: YAML 1.2 tools read 0o17 as a number"),
+        ("    n: 1e400\n", "11:8: spec.body.n: YAML 1.2 tools read 1e400 as a number"),
     ],
 )
 def test_body_values_are_read_as_written(tmp_path: Path, extra: str, expected: str) -> None:
     [error] = _errors(tmp_path, HEAD + extra)
     assert error.startswith(expected), error
+
+
+def test_a_quoted_number_like_string_stays_a_string(tmp_path: Path) -> None:
+    body = _load(tmp_path, HEAD + '    code: "1e3"\n    mode: \'0o17\'\n    tag: e3\n').body
+    assert (body["code"], body["mode"], body["tag"]) == ("1e3", "0o17", "e3")
 
 
 def test_every_issue_is_reported_at_once_with_its_place(tmp_path: Path) -> None:

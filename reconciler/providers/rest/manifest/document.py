@@ -11,7 +11,8 @@ anything below them is read. A body is free-form JSON, read node by node as writ
 * a number with a fraction is kept only when its text is the number's own shortest form:
   ``12.5`` yes, ``1.10`` or ``12.50`` no, since YAML would silently send 1.1 / 12.5. Quote
   it for a string, or write the shortest form for the number;
-* dates, octal, hex, ``1_000``, ``.inf`` and custom tags are refused (quote them);
+* dates, octal, hex, ``1_000``, ``.inf`` and custom tags are refused (quote them), and so are
+  plain ``1e3`` and ``0o17``, which YAML 1.2 tools read as numbers and PyYAML as strings;
 * bounded: at most :data:`MAX_BODY_DEPTH` levels and :data:`MAX_BODY_VALUES` values.
 """
 
@@ -21,7 +22,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -68,6 +69,13 @@ FLOAT_TAG = TAG + "float"
 _DECIMAL_INT_RE = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
+
+# Plain scalars that YAML 1.2 (editors, yq, most tools) reads as numbers but PyYAML's YAML 1.1
+# reads as strings: 1e3 and 2.5E-4 (1.1 wants a dot and a signed exponent), 0o17 (1.2's
+# octal). Sent as written they would be strings the author did not mean; they are refused.
+_YAML12_NUMBER_RE: Final = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)|0o[0-7]+"
+)
 
 class RestObjectChecker(DocumentCheckerBase):
     """Validates one document; collects issues instead of stopping at the first. Its
@@ -327,6 +335,13 @@ class RestObjectChecker(DocumentCheckerBase):
         if node.tag == STR_TAG:
             if len(text) > MAX_STRING_CHARS:
                 report(f"a string is at most {MAX_STRING_CHARS} characters")
+                return None
+            if not node.style and _YAML12_NUMBER_RE.fullmatch(text):  # plain: None or ""
+                report(
+                    f"YAML 1.2 tools read {clipped(text)} as a number, this reader (YAML 1.1) as"
+                    f" a string; quote it (\"{clipped(text)}\") for a string, or write the number"
+                    " as a plain decimal (1000, 0.00025)"
+                )
                 return None
             return self._string(node, loc)
         if node.tag == NULL_TAG:
