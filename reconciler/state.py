@@ -616,9 +616,20 @@ class FileStateStore:
         try:
             yield info
         finally:
-            self._close_journal()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)  # then the OS lock goes with the descriptor
+            try:
+                self._close_journal()
+            finally:
+                self._release(fd)
+
+    def _release(self, fd: int) -> None:
+        """Remove our lock file, then let go of its OS lock with the descriptor. A file at the
+        path that is not ours (ours was removed by hand and a later run made its own) is that
+        run's lock: removing it would let a third run in beside it."""
+        try:
+            if _same_file(fd, self.lock_path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.lock_path)
+        finally:
             os.close(fd)
 
     def _holder_or_error(self) -> LockInfo | None:
@@ -638,9 +649,17 @@ class FileStateStore:
             raise StateError(
                 f"cannot create the lock file {self.lock_path}: {_why(exc)}"
             ) from None
-        # Nobody else can have it yet: the OS lock fails only where the file system has none.
-        info.os_lock = _os_lock(fd)
-        _write_lock(fd, info)
+        try:
+            # Waits: a run judging a takeover may hold this new file's OS lock for a moment
+            # (it opened the path just as we created it); it fails only where the file system
+            # has none.
+            info.os_lock = _os_lock(fd, wait=True)
+            _write_lock(fd, info)
+        except BaseException as exc:
+            self._release(fd)  # an empty lock file would stop every later run
+            if isinstance(exc, OSError):
+                raise self._unwritable(exc) from None
+            raise
         return fd
 
     def _take_over_stale(self, info: LockInfo) -> int | None:
@@ -669,8 +688,19 @@ class FileStateStore:
             return None
         info.os_lock = True
         info.replaced = holder.describe()
-        _write_lock(fd, info)
+        try:
+            _write_lock(fd, info)
+        except BaseException as exc:
+            self._release(fd)  # its holder is gone and its record half-rewritten
+            if isinstance(exc, OSError):
+                raise self._unwritable(exc) from None
+            raise
         return fd
+
+    def _unwritable(self, exc: OSError) -> StateError:
+        return StateError(
+            f"cannot write the lock file {self.lock_path}: {_why(exc)}; nothing was changed"
+        )
 
     def _lock_problem(self, problem: str) -> str:
         return (
@@ -695,11 +725,17 @@ class FileStateStore:
 
     def unlock(self, lock_id: str) -> LockInfo:
         holder = self.read_lock()
-        if not self.lock_path.exists():
+        if not os.path.lexists(self.lock_path):  # a dangling symlink stops runs too
             raise StateError(f"the state {self.path} is not locked")
         if holder is not None and holder.id != lock_id:
             raise StateError(
                 f"lock id mismatch: the state is held by {holder.describe()}; pass that id"
+            )
+        if holder is not None and holder.os_lock and _os_lock_held(self.lock_path):
+            # Provably alive (D113): removing its lock would let a second run write beside it.
+            raise StateError(
+                f"the run holding the state is still running: {holder.describe()}. It removes"
+                " its lock when it ends; stop it first (or wait with --lock-timeout)"
             )
         try:
             os.unlink(self.lock_path)
@@ -716,16 +752,39 @@ class FileStateStore:
 _LOCK_POLL_SECONDS = 0.2
 
 
-def _os_lock(fd: int) -> bool:
-    """Take the OS lock on ``fd`` without waiting: False when another process holds it, or
-    the platform or file system has none (then a lock is never taken over)."""
+def _os_lock(fd: int, *, wait: bool = False) -> bool:
+    """Take the OS lock on ``fd`` (without waiting unless ``wait``): False when another
+    process holds it, or the platform or file system has none (then a lock is never taken
+    over)."""
     if fcntl is None:  # pragma: no cover - Windows
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
     return True
+
+
+def _os_lock_held(path: Path) -> bool:
+    """Whether another process holds the OS lock on the file at ``path`` (its holder runs).
+    Never follows a symlink nor blocks on a FIFO; a brief shared lock is the probe."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -746,7 +805,9 @@ def _write_lock(fd: int, info: LockInfo) -> None:
     text = info.model_dump_json(indent=2, exclude={"replaced"}) + "\n"
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, text.encode("utf-8"))
+    data = memoryview(text.encode("utf-8"))
+    while data:  # a short write (a file size limit) would leave a record nobody can read
+        data = data[os.write(fd, data) :]
 
 
 class _Unreadable(Exception):

@@ -173,10 +173,17 @@ def test_concurrent_apply_fails_fast_on_the_lock(
         assert code == 1
         assert "is locked" in err and held.id in err
     assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
-    # a stale lock is removed with the id it names
-    manager = store.lock("apply")
-    info = manager.__enter__()
-    code, _, err = run(capsys, "state", "unlock", info.id, "--sandbox")
+    # a live holder's lock is never removed: a second run would write beside it
+    with store.lock("apply") as held:
+        code, _, err = run(capsys, "state", "unlock", held.id, "--sandbox")
+        assert code == 1 and "still running" in err
+    # a stale lock that cannot be proven dead (another host's) is removed with the id it names
+    stale = {
+        "id": "0d6e3c1a-stale", "who": "ci", "host": "build-agent-7", "pid": 4242,
+        "when": "2026-11-28T10:00:00+00:00", "operation": "apply", "os_lock": True,
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(stale))
+    code, _, err = run(capsys, "state", "unlock", "0d6e3c1a-stale", "--sandbox")
     assert code == 0 and "Removed lock" in err
 
 
