@@ -527,7 +527,7 @@ def test_state_unlock_refuses_a_holder_whose_process_still_runs(tmp_path: Path) 
 
 def test_a_holder_never_removes_a_lock_file_that_is_not_its_own(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    child, live_id = _holder(path, "live")
+    child, _ = _holder(path, "live")
     path.with_name("state.json.lock").unlink()  # as `rm` by a person would
     with FileStateStore(path).lock("apply") as info:
         _release(child)  # the first holder ends: the lock file at the path is ours, not its
