@@ -731,11 +731,13 @@ class FileStateStore:
             raise StateError(
                 f"lock id mismatch: the state is held by {holder.describe()}; pass that id"
             )
-        if holder is not None and holder.os_lock and _os_lock_held(self.lock_path):
-            # Provably alive (D113): removing its lock would let a second run write beside it.
+        if _os_lock_held(self.lock_path):
+            # Provably alive (D114), even with a record this version cannot read: removing
+            # its lock would let a second run write beside it.
+            held = holder.describe() if holder else "a lock file this version cannot read"
             raise StateError(
-                f"the run holding the state is still running: {holder.describe()}. It removes"
-                " its lock when it ends; stop it first (or wait with --lock-timeout)"
+                f"the run holding the state is still running: {held}. It removes its lock when"
+                " it ends; stop it first (or wait with --lock-timeout)"
             )
         try:
             os.unlink(self.lock_path)
