@@ -614,3 +614,19 @@ def test_state_unlock_removes_a_dangling_symlink_that_stops_runs(tmp_path: Path)
         store.unlock("any")
     assert not os.path.lexists(store.lock_path)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_state_migrate_says_when_it_took_over_a_dead_runs_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli.main import main
+
+    source = tmp_path / "state.json"
+    FileStateStore(source).save(State(endpoint=ENDPOINT))
+    child, dead_id = _holder(source, "die")
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    code = main(["state", "migrate", "--state", str(source), "--to", str(tmp_path / "copy.json")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    # as apply, import and the state edits do: a lock taken over is never taken silently
+    assert "took over the state lock" in err and dead_id in err
