@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +189,42 @@ def test_concurrent_apply_fails_fast_on_the_lock(
     store.lock_path.write_text(json.dumps(stale))
     code, _, err = run(capsys, "state", "unlock", "0d6e3c1a-stale", "--sandbox")
     assert code == 0 and "Removed lock" in err
+
+
+_SAVING_HOLDER = """
+import sys
+from reconciler.state import FileStateStore, State
+store = FileStateStore(sys.argv[1])
+with store.lock("apply"):
+    print("held", flush=True)
+    sys.stdin.readline()
+    store.save(State())  # its first apply: the state file exists from now on
+"""
+
+
+def test_a_run_that_waited_for_the_lock_judges_the_state_it_then_reads(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _SAVING_HOLDER, str(workdir / ".reconciler" / "sandbox-state.json")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+    def release_later() -> None:
+        time.sleep(2)  # lets the run below start waiting first (asserts no duration)
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+
+    threading.Thread(target=release_later, daemon=True).start()
+    code, _, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve",
+                       "--lock-timeout", "60")  # fmt: skip
+    assert holder.wait(timeout=30) == 0
+    assert code == 0, err
+    # The holder's state was there when this run read it: "no state file was found ...
+    # adopted" judged before the wait would be false.
+    assert "no state file was found" not in err
 
 
 def test_partial_failure_exits_3(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
