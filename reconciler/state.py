@@ -258,10 +258,18 @@ class LockInfo(_Record):
     replaced: str | None = None
 
     def describe(self) -> str:
-        return (
-            f"lock {self.id} held by {self.who}@{self.host} (pid {self.pid}) since {self.when}"
-            f" for '{self.operation}'"
+        # Read from a file anyone may have written: escaped and bounded, as any damaged file.
+        who, host, when, operation = (
+            _printable(value, 80) for value in (self.who, self.host, self.when, self.operation)
         )
+        return (
+            f"lock {self.shown_id()} held by {who}@{host} (pid {_bounded(str(self.pid), 20)})"
+            f" since {when}"
+            f" for '{operation}'"
+        )
+
+    def shown_id(self) -> str:
+        return _printable(self.id, 80)
 
     def takeover_notice(self) -> str | None:
         """What a run says when it took over a dead holder's lock (None: it did not)."""
@@ -610,7 +618,7 @@ class FileStateStore:
                 raise LockError(
                     f"the state {self.path} is locked ({self.lock_path}): {detail}. If no other"
                     " run is active, remove it with: reconciler state unlock"
-                    f" {holder.id if holder else '<ID>'}"
+                    f" {holder.shown_id() if holder else '<ID>'}"
                 )
             time.sleep(min(_LOCK_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
         try:

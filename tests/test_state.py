@@ -630,3 +630,19 @@ def test_state_migrate_says_when_it_took_over_a_dead_runs_lock(
     assert code == 0, err
     # as apply, import and the state edits do: a lock taken over is never taken silently
     assert "took over the state lock" in err and dead_id in err
+
+
+def test_a_hostile_lock_record_is_shown_escaped_and_bounded(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    hostile = {
+        "id": "0d6e\x1b[2J", "who": "a" * 50_000, "host": "h\x1b]0;pwned\x07", "pid": 9**3000,
+        "when": "t\r\nApply complete: 0 applied", "operation": "apply",
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(hostile))
+    with pytest.raises(LockError) as caught, store.lock("apply"):
+        pass
+    message = str(caught.value)
+    # nothing that moves the cursor, retitles the terminal or fakes a line of output
+    assert all(char.isprintable() for char in message), repr(message[:200])
+    assert len(message) < 2_000
+    assert "0d6e" in message and "held by" in message
