@@ -635,7 +635,9 @@ class FileStateStore:
         run's lock: removing it would let a third run in beside it."""
         try:
             if _same_file(fd, self.lock_path):
-                with contextlib.suppress(FileNotFoundError):
+                # One we cannot remove (a read-only directory) stays with our record: its OS
+                # lock goes with the descriptor, so the next run on this host takes it over.
+                with contextlib.suppress(OSError):
                     os.unlink(self.lock_path)
         finally:
             os.close(fd)

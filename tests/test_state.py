@@ -646,3 +646,28 @@ def test_a_hostile_lock_record_is_shown_escaped_and_bounded(tmp_path: Path) -> N
     assert all(char.isprintable() for char in message), repr(message[:200])
     assert len(message) < 2_000
     assert "0d6e" in message and "held by" in message
+
+
+def test_a_lock_file_that_cannot_be_removed_ends_the_run_cleanly(tmp_path: Path) -> None:
+    # A directory nobody may remove files from (chattr +i stops root too; a chmod would not).
+    locked_dir = tmp_path / "ro"
+    locked_dir.mkdir()
+    store = FileStateStore(locked_dir / "state.json")
+    dead = {
+        "id": "0d6e3c1a-dead", "who": "ci", "host": socket.gethostname(), "pid": 4242,
+        "when": "2026-11-28T10:00:00+00:00", "operation": "apply", "os_lock": True,
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(dead))
+    if shutil.which("chattr") is None or subprocess.run(
+        ["chattr", "+i", str(locked_dir)], capture_output=True
+    ).returncode:
+        pytest.skip("needs chattr +i (root, ext4)")
+    try:
+        with store.lock("apply") as info:
+            assert info.replaced is not None
+        # it ended without an OSError; its record stays, and its OS lock went with it
+        assert json.loads(store.lock_path.read_text())["id"] == info.id
+        with FileStateStore(store.path).lock("apply") as again:
+            assert again.replaced is not None and info.id in again.replaced
+    finally:
+        subprocess.run(["chattr", "-i", str(locked_dir)], check=True)
