@@ -684,6 +684,8 @@ class FileStateStore:
         except FileNotFoundError:
             return None  # released meanwhile: the caller tries again
         except OSError as exc:
+            if _os_lock_held(self.lock_path):
+                return None  # another user's live run: waited for, or named, as any holder
             raise StateError(f"cannot open the lock file {self.lock_path}: {_why(exc)}") from None
         if not _os_lock(fd) or not _same_file(fd, self.lock_path):
             # Alive; or released and replaced meanwhile (we locked a file no longer there).

@@ -671,3 +671,26 @@ def test_a_lock_file_that_cannot_be_removed_ends_the_run_cleanly(tmp_path: Path)
             assert again.replaced is not None and info.id in again.replaced
     finally:
         subprocess.run(["chattr", "-i", str(locked_dir)], check=True)
+
+
+def test_a_live_holder_whose_lock_file_we_may_not_write_is_named_not_a_permission_error(
+    tmp_path: Path,
+) -> None:
+    # Another user's run on a shared state directory: its lock file is not ours to write.
+    path = tmp_path / "state.json"
+    child, live_id = _holder(path, "live")
+    lock_file = path.with_name("state.json.lock")
+    try:
+        if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(lock_file)], capture_output=True
+        ).returncode:
+            pytest.skip("needs chattr +i (root, ext4) to stand for another user's file")
+        try:
+            with pytest.raises(LockError, match=f"is locked .*{live_id}"), FileStateStore(
+                path
+            ).lock("apply"):
+                pass
+        finally:
+            subprocess.run(["chattr", "-i", str(lock_file)], check=True)
+    finally:
+        _release(child)
