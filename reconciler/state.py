@@ -264,8 +264,7 @@ class LockInfo(_Record):
         )
         return (
             f"lock {self.shown_id()} held by {who}@{host} (pid {_bounded(str(self.pid), 20)})"
-            f" since {when}"
-            f" for '{operation}'"
+            f" since {when} for '{operation}'"
         )
 
     def shown_id(self) -> str:
