@@ -258,10 +258,17 @@ class LockInfo(_Record):
     replaced: str | None = None
 
     def describe(self) -> str:
-        return (
-            f"lock {self.id} held by {self.who}@{self.host} (pid {self.pid}) since {self.when}"
-            f" for '{self.operation}'"
+        # Read from a file anyone may have written: escaped and bounded, as any damaged file.
+        who, host, when, operation = (
+            _printable(value, 80) for value in (self.who, self.host, self.when, self.operation)
         )
+        return (
+            f"lock {self.shown_id()} held by {who}@{host} (pid {_bounded(str(self.pid), 20)})"
+            f" since {when} for '{operation}'"
+        )
+
+    def shown_id(self) -> str:
+        return _printable(self.id, 80)
 
     def takeover_notice(self) -> str | None:
         """What a run says when it took over a dead holder's lock (None: it did not)."""
@@ -610,15 +617,28 @@ class FileStateStore:
                 raise LockError(
                     f"the state {self.path} is locked ({self.lock_path}): {detail}. If no other"
                     " run is active, remove it with: reconciler state unlock"
-                    f" {holder.id if holder else '<ID>'}"
+                    f" {holder.shown_id() if holder else '<ID>'}"
                 )
             time.sleep(min(_LOCK_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
         try:
             yield info
         finally:
-            self._close_journal()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)  # then the OS lock goes with the descriptor
+            try:
+                self._close_journal()
+            finally:
+                self._release(fd)
+
+    def _release(self, fd: int) -> None:
+        """Remove our lock file, then let go of its OS lock with the descriptor. A file at the
+        path that is not ours (ours was removed by hand and a later run made its own) is that
+        run's lock: removing it would let a third run in beside it."""
+        try:
+            if _same_file(fd, self.lock_path):
+                # One we cannot remove (a read-only directory) stays with our record: its OS
+                # lock goes with the descriptor, so the next run on this host takes it over.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.lock_path)
+        finally:
             os.close(fd)
 
     def _holder_or_error(self) -> LockInfo | None:
@@ -638,9 +658,17 @@ class FileStateStore:
             raise StateError(
                 f"cannot create the lock file {self.lock_path}: {_why(exc)}"
             ) from None
-        # Nobody else can have it yet: the OS lock fails only where the file system has none.
-        info.os_lock = _os_lock(fd)
-        _write_lock(fd, info)
+        try:
+            # Waits: a run judging a takeover may hold this new file's OS lock for a moment
+            # (it opened the path just as we created it); it fails only where the file system
+            # has none.
+            info.os_lock = _os_lock(fd, wait=True)
+            _write_lock(fd, info)
+        except BaseException as exc:
+            self._release(fd)  # an empty lock file would stop every later run
+            if isinstance(exc, OSError):
+                raise self._unwritable(exc) from None
+            raise
         return fd
 
     def _take_over_stale(self, info: LockInfo) -> int | None:
@@ -655,6 +683,8 @@ class FileStateStore:
         except FileNotFoundError:
             return None  # released meanwhile: the caller tries again
         except OSError as exc:
+            if _os_lock_held(self.lock_path):
+                return None  # another user's live run: waited for, or named, as any holder
             raise StateError(f"cannot open the lock file {self.lock_path}: {_why(exc)}") from None
         if not _os_lock(fd) or not _same_file(fd, self.lock_path):
             # Alive; or released and replaced meanwhile (we locked a file no longer there).
@@ -669,8 +699,19 @@ class FileStateStore:
             return None
         info.os_lock = True
         info.replaced = holder.describe()
-        _write_lock(fd, info)
+        try:
+            _write_lock(fd, info)
+        except BaseException as exc:
+            self._release(fd)  # its holder is gone and its record half-rewritten
+            if isinstance(exc, OSError):
+                raise self._unwritable(exc) from None
+            raise
         return fd
+
+    def _unwritable(self, exc: OSError) -> StateError:
+        return StateError(
+            f"cannot write the lock file {self.lock_path}: {_why(exc)}; nothing was changed"
+        )
 
     def _lock_problem(self, problem: str) -> str:
         return (
@@ -695,11 +736,19 @@ class FileStateStore:
 
     def unlock(self, lock_id: str) -> LockInfo:
         holder = self.read_lock()
-        if not self.lock_path.exists():
+        if not os.path.lexists(self.lock_path):  # a dangling symlink stops runs too
             raise StateError(f"the state {self.path} is not locked")
         if holder is not None and holder.id != lock_id:
             raise StateError(
                 f"lock id mismatch: the state is held by {holder.describe()}; pass that id"
+            )
+        if _os_lock_held(self.lock_path):
+            # Provably alive (D114), even with a record this version cannot read: removing
+            # its lock would let a second run write beside it.
+            held = holder.describe() if holder else "a lock file this version cannot read"
+            raise StateError(
+                f"the run holding the state is still running: {held}. It removes its lock when"
+                " it ends; stop it first (or wait with --lock-timeout)"
             )
         try:
             os.unlink(self.lock_path)
@@ -716,16 +765,39 @@ class FileStateStore:
 _LOCK_POLL_SECONDS = 0.2
 
 
-def _os_lock(fd: int) -> bool:
-    """Take the OS lock on ``fd`` without waiting: False when another process holds it, or
-    the platform or file system has none (then a lock is never taken over)."""
+def _os_lock(fd: int, *, wait: bool = False) -> bool:
+    """Take the OS lock on ``fd`` (without waiting unless ``wait``): False when another
+    process holds it, or the platform or file system has none (then a lock is never taken
+    over)."""
     if fcntl is None:  # pragma: no cover - Windows
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
     return True
+
+
+def _os_lock_held(path: Path) -> bool:
+    """Whether another process holds the OS lock on the file at ``path`` (its holder runs).
+    Never follows a symlink nor blocks on a FIFO; a brief shared lock is the probe."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -746,7 +818,9 @@ def _write_lock(fd: int, info: LockInfo) -> None:
     text = info.model_dump_json(indent=2, exclude={"replaced"}) + "\n"
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, text.encode("utf-8"))
+    data = memoryview(text.encode("utf-8"))
+    while data:  # a short write (a file size limit) would leave a record nobody can read
+        data = data[os.write(fd, data) :]
 
 
 class _Unreadable(Exception):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -173,11 +177,54 @@ def test_concurrent_apply_fails_fast_on_the_lock(
         assert code == 1
         assert "is locked" in err and held.id in err
     assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
-    # a stale lock is removed with the id it names
-    manager = store.lock("apply")
-    info = manager.__enter__()
-    code, _, err = run(capsys, "state", "unlock", info.id, "--sandbox")
+    # a live holder's lock is never removed: a second run would write beside it
+    with store.lock("apply") as held:
+        code, _, err = run(capsys, "state", "unlock", held.id, "--sandbox")
+        assert code == 1 and "still running" in err
+    # a stale lock that cannot be proven dead (another host's) is removed with the id it names
+    stale = {
+        "id": "0d6e3c1a-stale", "who": "ci", "host": "build-agent-7", "pid": 4242,
+        "when": "2026-11-28T10:00:00+00:00", "operation": "apply", "os_lock": True,
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(stale))
+    code, _, err = run(capsys, "state", "unlock", "0d6e3c1a-stale", "--sandbox")
     assert code == 0 and "Removed lock" in err
+
+
+_SAVING_HOLDER = """
+import sys
+from reconciler.state import FileStateStore, State
+store = FileStateStore(sys.argv[1])
+with store.lock("apply"):
+    print("held", flush=True)
+    sys.stdin.readline()
+    store.save(State())  # its first apply: the state file exists from now on
+"""
+
+
+def test_a_run_that_waited_for_the_lock_judges_the_state_it_then_reads(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _SAVING_HOLDER, str(workdir / ".reconciler" / "sandbox-state.json")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+    def release_later() -> None:
+        time.sleep(2)  # lets the run below start waiting first (asserts no duration)
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+
+    threading.Thread(target=release_later, daemon=True).start()
+    code, _, err = run(capsys, "apply", "manifests", "--sandbox", "--auto-approve",
+                       "--lock-timeout", "60")  # fmt: skip
+    assert holder.wait(timeout=30) == 0
+    assert code == 0, err
+    # The holder's state was there when this run read it: "no state file was found ...
+    # adopted" judged before the wait would be false.
+    assert "no state file was found" not in err
 
 
 def test_partial_failure_exits_3(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -119,14 +119,14 @@ def test_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
 
 def test_unlock_needs_the_right_id(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path / "state.json")
-    manager = store.lock("apply")
-    info = manager.__enter__()  # simulate a process that died holding the lock
+    child, dead_id = _holder(store.path, "die")  # a process that died holding the lock
+    assert child.wait(timeout=30) == -signal.SIGKILL
     with pytest.raises(StateError, match="lock id mismatch"):
         store.unlock("not-the-id")
-    assert store.unlock(info.id).id == info.id
+    assert store.unlock(dead_id).id == dead_id
     assert not store.lock_path.exists()
     with pytest.raises(StateError, match="not locked"):
-        store.unlock(info.id)
+        store.unlock(dead_id)
 
 
 def test_appending_after_a_torn_line_does_not_glue_records(tmp_path: Path) -> None:
@@ -501,3 +501,196 @@ def test_a_lock_that_cannot_be_proven_dead_still_stops_the_run(
     with pytest.raises(LockError, match="0d6e3c1a-held"), store.lock("apply"):
         pass
     assert json.loads(store.lock_path.read_text())["id"] == "0d6e3c1a-held"  # left alone
+
+
+# --- review: the lock under real concurrency --------------------------------------------------
+
+
+def _release(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None
+    child.stdin.write("\n")
+    child.stdin.flush()
+    assert child.wait(timeout=30) == 0
+
+
+def test_state_unlock_refuses_a_holder_whose_process_still_runs(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    child, live_id = _holder(path, "live")
+    try:
+        # Removing it would let a second run in beside a live one: two writers of one state.
+        with pytest.raises(StateError, match=f"still running.*{live_id}"):
+            FileStateStore(path).unlock(live_id)
+        assert json.loads(path.with_name("state.json.lock").read_text())["id"] == live_id
+    finally:
+        _release(child)
+
+
+def test_a_holder_never_removes_a_lock_file_that_is_not_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    child, _ = _holder(path, "live")
+    path.with_name("state.json.lock").unlink()  # as `rm` by a person would
+    with FileStateStore(path).lock("apply") as info:
+        _release(child)  # the first holder ends: the lock file at the path is ours, not its
+        assert json.loads(path.with_name("state.json.lock").read_text())["id"] == info.id
+        with pytest.raises(LockError, match=info.id), FileStateStore(path).lock("apply"):
+            pass
+    assert not path.with_name("state.json.lock").exists()
+
+
+_PROBER = """
+import fcntl, os, sys, threading
+path = sys.argv[1]
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+print("ready", flush=True)
+while not stop.is_set():
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        continue
+    try:  # as a run judging a takeover does: lock, read, let go
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.read(fd, 100)
+    except OSError:
+        pass
+    os.close(fd)
+"""
+
+
+def test_a_new_holder_keeps_its_os_lock_while_other_runs_probe_the_lock_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.json"
+    prober = subprocess.Popen(
+        [sys.executable, "-c", _PROBER, str(path.with_name("state.json.lock"))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert prober.stdout is not None and prober.stdout.readline().strip() == "ready"
+    without = 0
+    try:
+        for _ in range(1500):
+            with FileStateStore(path).lock("apply") as info:
+                # A prober holding the new file's OS lock for a moment must not leave this
+                # run without one: if it then died, nobody could prove it gone.
+                without += not info.os_lock
+    finally:
+        assert prober.stdin is not None
+        prober.stdin.close()
+        prober.wait(timeout=30)
+    assert without == 0
+
+
+_FULL_DISK_TAKER = """
+import resource, sys
+from reconciler.errors import StateError
+from reconciler.state import FileStateStore
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # every write fails, as on a full disk
+try:
+    with FileStateStore(sys.argv[1]).lock("apply"):
+        print("locked")
+except StateError as exc:
+    print("StateError:", exc)
+"""
+
+
+def test_a_lock_that_cannot_be_written_is_not_left_behind(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_TAKER, str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.startswith("StateError: cannot write the lock file"), done
+    assert "Traceback" not in done.stderr
+    # An empty lock file left here would stop every later run until a person removed it.
+    assert not path.with_name("state.json.lock").exists()
+
+
+def test_state_unlock_removes_a_dangling_symlink_that_stops_runs(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    store.lock_path.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(LockError, match="state unlock"), store.lock("apply"):
+        pass  # the lock says: remove it with `state unlock`
+    with pytest.raises(StateError, match="removed an unreadable lock file"):
+        store.unlock("any")
+    assert not os.path.lexists(store.lock_path)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_state_migrate_says_when_it_took_over_a_dead_runs_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli.main import main
+
+    source = tmp_path / "state.json"
+    FileStateStore(source).save(State(endpoint=ENDPOINT))
+    child, dead_id = _holder(source, "die")
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    code = main(["state", "migrate", "--state", str(source), "--to", str(tmp_path / "copy.json")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    # as apply, import and the state edits do: a lock taken over is never taken silently
+    assert "took over the state lock" in err and dead_id in err
+
+
+def test_a_hostile_lock_record_is_shown_escaped_and_bounded(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    hostile = {
+        "id": "0d6e\x1b[2J", "who": "a" * 50_000, "host": "h\x1b]0;pwned\x07", "pid": 9**3000,
+        "when": "t\r\nApply complete: 0 applied", "operation": "apply",
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(hostile))
+    with pytest.raises(LockError) as caught, store.lock("apply"):
+        pass
+    message = str(caught.value)
+    # nothing that moves the cursor, retitles the terminal or fakes a line of output
+    assert all(char.isprintable() for char in message), repr(message[:200])
+    assert len(message) < 2_000
+    assert "0d6e" in message and "held by" in message
+
+
+def test_a_lock_file_that_cannot_be_removed_ends_the_run_cleanly(tmp_path: Path) -> None:
+    # A directory nobody may remove files from (chattr +i stops root too; a chmod would not).
+    locked_dir = tmp_path / "ro"
+    locked_dir.mkdir()
+    store = FileStateStore(locked_dir / "state.json")
+    dead = {
+        "id": "0d6e3c1a-dead", "who": "ci", "host": socket.gethostname(), "pid": 4242,
+        "when": "2026-11-28T10:00:00+00:00", "operation": "apply", "os_lock": True,
+    }  # fmt: skip
+    store.lock_path.write_text(json.dumps(dead))
+    if shutil.which("chattr") is None or subprocess.run(
+        ["chattr", "+i", str(locked_dir)], capture_output=True
+    ).returncode:
+        pytest.skip("needs chattr +i (root, ext4)")
+    try:
+        with store.lock("apply") as info:
+            assert info.replaced is not None
+        # it ended without an OSError; its record stays, and its OS lock went with it
+        assert json.loads(store.lock_path.read_text())["id"] == info.id
+        with FileStateStore(store.path).lock("apply") as again:
+            assert again.replaced is not None and info.id in again.replaced
+    finally:
+        subprocess.run(["chattr", "-i", str(locked_dir)], check=True)
+
+
+def test_a_live_holder_whose_lock_file_we_may_not_write_is_named_not_a_permission_error(
+    tmp_path: Path,
+) -> None:
+    # Another user's run on a shared state directory: its lock file is not ours to write.
+    path = tmp_path / "state.json"
+    child, live_id = _holder(path, "live")
+    lock_file = path.with_name("state.json.lock")
+    try:
+        if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(lock_file)], capture_output=True
+        ).returncode:
+            pytest.skip("needs chattr +i (root, ext4) to stand for another user's file")
+        try:
+            with pytest.raises(LockError, match=f"is locked .*{live_id}"), FileStateStore(
+                path
+            ).lock("apply"):
+                pass
+        finally:
+            subprocess.run(["chattr", "-i", str(lock_file)], check=True)
+    finally:
+        _release(child)

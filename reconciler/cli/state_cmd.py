@@ -248,7 +248,10 @@ def migrate(
             raise StateError(
                 f"{target.describe()} already holds a state; migrate into an empty one"
             )
-        with source.lock("state migrate"), target.lock("state migrate"):
+        with source.lock("state migrate") as held, target.lock("state migrate") as made:
+            for notice in (held.takeover_notice(), made.takeover_notice()):
+                if notice is not None:
+                    err(notice)
             current = source.read()
             before = current.to_file()
             if isinstance(target, PgStateStore):

@@ -75,11 +75,12 @@ def run_apply(
             f" --max-deletes {max_deletes}; refusing it"
         )
     store = state_store(state, options.sandbox)
-    notices = state_notices(store, reporter if saved is None else None)
     scope = _apps_written(saved, desired, options.prune)
     with store.lock("apply", apps=scope, timeout=lock_timeout) as lock_info:
         if (notice := lock_info.takeover_notice()) is not None:
             reporter.say(notice)
+        # Judged under the lock: a holder we waited for may have written the first state.
+        notices = state_notices(store, reporter if saved is None else None)
         _begin_run(store, lock_info)
         fleet = open_fleet(
             desired, store, options, reporter, only=list(saved.endpoints) if saved else None
