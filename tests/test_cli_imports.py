@@ -125,3 +125,28 @@ def test_a_typer_that_wants_more_from_rich_falls_back_to_the_usual_import() -> N
     """)
     assert "Usage: reconciler" in out
     assert out.rstrip().endswith("fell back")
+
+
+# A run imports only the providers its manifests (or state, or saved plan) name: validate of
+# one provider's file loads that provider's checkers, never another provider, HTTP or the
+# differ.
+NOT_FOR_VALIDATE = (
+    "httpx", "httpcore", "h11", "deepdiff", "asyncio", "uvicorn", "starlette",
+    "reconciler.engine.service", "reconciler.engine.plan", "reconciler.transport",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("manifest", "provider"),
+    [("manifests/cafe/bakeries.yaml", "miniappcenter"), ("manifests/akana/payments.yaml", "akana")],
+)
+def test_validate_imports_only_the_provider_its_manifests_name(
+    manifest: str, provider: str
+) -> None:
+    loaded = modules_after(
+        "from reconciler.cli.main import main\n"
+        f"assert main(['validate', {str(ROOT / manifest)!r}]) == 0"
+    )
+    providers = {m.split(".")[2] for m in loaded if m.startswith("reconciler.providers.")}
+    assert providers == {"registry", provider}
+    assert sorted(loaded & set(NOT_FOR_VALIDATE)) == []

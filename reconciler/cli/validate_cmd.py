@@ -69,7 +69,7 @@ def validate(
             bad_files = len({issue.file for issue in issues})
             err(f"{_plural(exc.total, 'error')} in {_plural(bad_files, 'file')}")
         raise typer.Exit(EXIT_ERROR) from None
-    from reconciler.engine.service import split_by_provider
+    from reconciler.engine.provider import split_by_provider
     from reconciler.providers.registry import PROVIDERS
 
     # (provider, grouping key, labels) of every resource: --select/--target match these.

@@ -21,11 +21,12 @@ Rules every provider keeps (docs/decisions.md D71):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler.engine.plan import Plan
-from reconciler.manifest.loader import ManifestKinds
+if TYPE_CHECKING:  # types only: validate loads providers without the planner
+    from reconciler.engine.plan import Plan
+    from reconciler.manifest.loader import LoadedApp, ManifestKinds
 
 
 class Provider(Protocol):
@@ -98,4 +99,19 @@ def root_kinds(providers: Mapping[str, Provider]) -> dict[str, str]:
         if kind in out:
             raise ValueError(f"providers {out[kind]} and {name} both claim root kind {kind}")
         out[kind] = name
+    return out
+
+
+def split_by_provider(
+    loaded: Iterable[LoadedApp[Any]], providers: Mapping[str, Provider]
+) -> dict[str, list[LoadedApp[Any]]]:
+    """Each loaded document under the provider whose ``(apiVersion, kind)`` it declares (only
+    the kinds' names are read: no provider is imported for it)."""
+    owner = {kind: name for name, provider in providers.items() for kind in provider.manifest_kinds}
+    out: dict[str, list[LoadedApp[Any]]] = {}
+    for item in loaded:
+        name = owner.get(item.document)
+        if name is None:  # the loader only returns documents of a known kind
+            raise ValueError(f"no provider reads {item.document!r} ({item.file}:{item.line})")
+        out.setdefault(name, []).append(item)
     return out

@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.engine.drift import DriftItem, DriftReport
 from reconciler.engine.plan import Plan, PlanProblem, delete_budget_problem
-from reconciler.engine.provider import Provider
+from reconciler.engine.provider import split_by_provider as split_by_provider
 from reconciler.engine.session import (
     ChangeEvent,
     Connector,
@@ -29,24 +29,9 @@ from reconciler.engine.session import (
     SectionApplied,
 )
 from reconciler.errors import ConfigError
-from reconciler.manifest.loader import LoadedApp
 
 # provider, kind, natural key, the record as JSON (None: removed) -> durable when done
 StoreWrite = Callable[[str, str, str, Mapping[str, Any] | None], Awaitable[None]]
-
-
-def split_by_provider(
-    loaded: Iterable[LoadedApp[Any]], providers: Mapping[str, Provider]
-) -> dict[str, list[LoadedApp[Any]]]:
-    """Each loaded document under the provider whose ``(apiVersion, kind)`` it declares."""
-    owner = {kind: name for name, provider in providers.items() for kind in provider.manifest_kinds}
-    out: dict[str, list[LoadedApp[Any]]] = {}
-    for item in loaded:
-        name = owner.get(item.document)
-        if name is None:  # the loader only returns documents of a known kind
-            raise ValueError(f"no provider reads {item.document!r} ({item.file}:{item.line})")
-        out.setdefault(name, []).append(item)
-    return out
 
 
 @dataclass(frozen=True)

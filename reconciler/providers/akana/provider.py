@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.plan import Plan
 from reconciler.engine.provider import ProviderBase
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
-from reconciler.providers.akana.plan_check import load_saved_plan
 from reconciler.providers.akana.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
 
 if TYPE_CHECKING:
+    from reconciler.engine.plan import Plan
     from reconciler.providers.akana.session import AkanaConnector
 
 
@@ -31,6 +30,9 @@ class Akana(ProviderBase):
         return AKANA_CONNECTOR
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
+        # Imported here: a run that reads no saved plan never needs the check.
+        from reconciler.providers.akana.plan_check import load_saved_plan
+
         return load_saved_plan(data, source)
 
     def resource_key(self, model: Any) -> str:

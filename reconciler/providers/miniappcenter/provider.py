@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.plan import Plan
 from reconciler.engine.provider import ProviderBase
 from reconciler.providers.miniappcenter.manifest import MANIFEST_KINDS
-from reconciler.providers.miniappcenter.plan_check import load_saved_plan
 from reconciler.providers.miniappcenter.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+
+if TYPE_CHECKING:
+    from reconciler.engine.plan import Plan
 
 
 class MiniAppCenter(ProviderBase):
@@ -21,6 +22,9 @@ class MiniAppCenter(ProviderBase):
     operations = OPERATIONS
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
+        # Imported here: the saved-plan check pulls in the differ, which validate never needs.
+        from reconciler.providers.miniappcenter.plan_check import load_saved_plan
+
         return load_saved_plan(data, source)
 
     def resource_key(self, model: Any) -> str:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.plan import Plan
 from reconciler.engine.provider import ProviderBase
 from reconciler.providers.rest.manifest import MANIFEST_KINDS
-from reconciler.providers.rest.plan_check import load_saved_plan
 from reconciler.providers.rest.vocabulary import (
     LEVELS,
     OPERATIONS,
@@ -18,6 +16,7 @@ from reconciler.providers.rest.vocabulary import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.engine.plan import Plan
     from reconciler.providers.rest.session import RestConnector
 
 
@@ -30,6 +29,9 @@ class RestProvider(ProviderBase):
     operations = OPERATIONS
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
+        # Imported here: a run that reads no saved plan never needs the check.
+        from reconciler.providers.rest.plan_check import load_saved_plan
+
         return load_saved_plan(data, source)
 
     def resource_key(self, model: Any) -> str:
