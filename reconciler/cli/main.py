@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer's own exits (a closed pipe: `reconciler ... | head`)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     except Exception as exc:  # a bug of ours: say so plainly, never a bare traceback
+        from reconciler.errors import ReconcilerError
+
+        if isinstance(exc, ReconcilerError):
+            # Raised outside a command's own handling: loading the providers (a plugin that
+            # fails to import, two providers claiming one kind) is a clear error, not a bug.
+            print(f"Error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         if os.environ.get("RECONCILER_DEBUG"):
             raise
         print(

@@ -72,14 +72,18 @@ def list_apps(state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None
 
 @state_app.command("show")
 def show(app_id: str, state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None:
-    """Print what the state recorded for one mini app (JSON)."""
+    """Print what the state recorded for one mini app, or another provider's resource by its
+    address (``state show akana_app[Name]``), as JSON."""
     from reconciler.errors import StateError
 
     with handled_errors():
-        record = _store(state, sandbox).read().app(app_id)
-        if record is None:
+        current = _store(state, sandbox).read()
+        record = current.app(app_id)
+        other = _other_record(current, app_id) if record is None else None
+        if record is None and other is None:
             raise StateError(f"{_shown(app_id)} is not in the state")
-    typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
+    shown = record.model_dump(mode="json") if record is not None else other
+    typer.echo(json.dumps(shown, indent=2))
 
 
 @state_app.command("rm")
@@ -107,6 +111,22 @@ def rm(
             del record.versions[version]
             what = f"{app_id} version {version}"
     err(f"Forgot {what} (nothing was deleted from the Mini App Center).")
+
+
+def _other_record(current: State, text: str) -> dict[str, object] | None:
+    """Another provider's record at the root address ``text`` (None: not one recorded)."""
+    from reconciler.address import AddressError, parse_address
+    from reconciler.providers.registry import ROOT_KINDS
+
+    try:
+        address = parse_address(text, ROOT_KINDS)
+    except AddressError:
+        return None
+    section = current.providers.get(address.provider)
+    records = section.resources.get(address.kind, {}) if section is not None else {}
+    if address.parent is not None or address.key is None:
+        return None
+    return records.get(address.key)
 
 
 def _forget_other(current: State, text: str) -> bool:
