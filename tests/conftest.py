@@ -1,5 +1,13 @@
 """Shared pytest configuration. Fixture modules are plugins so that each area owns its own."""
 
+# The example provider plugin (tests/plugins/kvstore) is installed for the whole session,
+# before anything imports the registry: it is then a registered provider like the built-in
+# ones (the provider contract suite runs over it too), in this process and in every child
+# process the tests start (PYTHONPATH).
+from tests.plugin_install import install_for_session
+
+install_for_session()
+
 pytest_plugins = [
     "tests.fixtures_sandbox",
     "tests.fixtures_pipeline",

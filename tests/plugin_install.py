@@ -22,11 +22,15 @@ PLUGINS = REPO / "tests" / "plugins"
 
 def install(source: Path, site: Path) -> Path:
     project = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    for package in tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))[
-        "tool"
-    ]["setuptools"]["packages"]:
-        shutil.copytree(source / package, site / package, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    for package in tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]["packages"]:
+        shutil.copytree(
+            source / package,
+            site / package,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     name, version = project["name"], project["version"]
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True, exist_ok=True)
@@ -41,8 +45,29 @@ def install(source: Path, site: Path) -> Path:
     return site
 
 
-def run_cli(site: Path, cwd: Path, commands: list[list[str]], env: dict[str, str] | None = None,
-            ) -> list[dict[str, Any]]:
+def install_for_session() -> Path:
+    """Install tests/plugins/kvstore into a temporary folder (removed at exit) and put it on
+    this interpreter's path and on PYTHONPATH for its children."""
+    import atexit
+    import importlib
+    import tempfile
+
+    site = Path(tempfile.mkdtemp(prefix="reconciler-plugins-"))
+    atexit.register(shutil.rmtree, site, ignore_errors=True)
+    install(PLUGINS / "kvstore", site)
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
+    paths = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return site
+
+
+def run_cli(
+    site: Path,
+    cwd: Path,
+    commands: list[list[str]],
+    env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """Run ``reconciler COMMAND`` for each command, in order, in one fresh interpreter with the
     plugin folder on its path: each result's exit code, stdout and stderr."""
     script = textwrap.dedent(
@@ -65,7 +90,12 @@ def run_cli(site: Path, cwd: Path, commands: list[list[str]], env: dict[str, str
             full_env.pop(var, None)
     done = subprocess.run(
         [sys.executable, "-c", script, json.dumps(commands)],
-        capture_output=True, text=True, cwd=cwd, env=full_env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])

@@ -76,7 +76,9 @@ def test_the_registry_gives_each_root_kind_one_provider() -> None:
     from reconciler.providers.miniappcenter.provider import MINIAPPCENTER
     from reconciler.providers.registry import PROVIDERS, ROOT_KINDS
 
-    assert ROOT_KINDS == {"miniapp": "miniappcenter", "akana_app": "akana", "rest_object": "rest"}
+    # The built-in three, and the example plugin the test session installs (conftest).
+    assert ROOT_KINDS == {"miniapp": "miniappcenter", "akana_app": "akana", "rest_object": "rest",
+                          "kv_entry": "kvstore"}
     assert all(name == provider.name for name, provider in PROVIDERS.items())
     with pytest.raises(ValueError, match="both claim root kind miniapp"):
         root_kinds({"miniappcenter": MINIAPPCENTER, "copy": MINIAPPCENTER})

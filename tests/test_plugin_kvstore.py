@@ -33,14 +33,28 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def repo(tmp_path: Path) -> Path:
     manifests = tmp_path / "manifests"
     manifests.mkdir()
-    (manifests / "greeting.yaml").write_text(ENTRY.format(key="greeting", team="web", value="hello"))
+    (manifests / "greeting.yaml").write_text(
+        ENTRY.format(key="greeting", team="web", value="hello")
+    )
     (manifests / "motd.yaml").write_text(ENTRY.format(key="motd", team="ops", value="be kind"))
     return tmp_path
 
 
+def test_the_test_session_registers_the_plugin_like_a_built_in_provider() -> None:
+    """tests/conftest.py installs it before the registry loads: suites parameterised over the
+    registered providers (the provider contract suite) run over it too."""
+    from reconciler.providers.registry import CONNECTORS, DESCRIPTORS, PROVIDERS
+
+    assert list(PROVIDERS) == ["miniappcenter", "akana", "rest", "kvstore"]
+    assert "kvstore" in CONNECTORS
+    [kvstore] = [d for d in DESCRIPTORS if d.name == "kvstore"]
+    assert kvstore.package == "reconciler-kvstore"
+
+
 def test_the_plugin_is_a_registered_provider(site: Path, tmp_path: Path) -> None:
     code = (
-        "from reconciler.providers.registry import CONNECTORS, MANIFEST_KINDS, PROVIDERS, ROOT_KINDS\n"
+        "from reconciler.providers.registry import (\n"
+        "    CONNECTORS, MANIFEST_KINDS, PROVIDERS, ROOT_KINDS)\n"
         "print(list(PROVIDERS), list(CONNECTORS), ROOT_KINDS['kv_entry'],\n"
         "      PROVIDERS['kvstore'].title, ('kvstore/v1', 'Entry') in MANIFEST_KINDS)\n"
     )
@@ -49,27 +63,35 @@ def test_the_plugin_is_a_registered_provider(site: Path, tmp_path: Path) -> None
     import sys
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(PLUGINS.parent.parent)])}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.split("\n")[0] == (
         "['miniappcenter', 'akana', 'rest', 'kvstore'] ['akana', 'rest', 'kvstore'] kvstore"
         " Key/value store True"
     )
 
 
-def test_validate_plan_apply_drift_import_and_state_through_the_cli(
-    site: Path, repo: Path
-) -> None:
+def test_validate_plan_apply_drift_import_and_state_through_the_cli(site: Path, repo: Path) -> None:
     sandbox = ["--sandbox"]
     store = repo / ".reconciler" / "kvstore-sandbox.json"
-    results = run_cli(site, repo, [
-        ["validate", "manifests"],
-        ["plan", "manifests", *sandbox],
-        ["apply", "manifests", *sandbox, "--auto-approve"],
-        ["plan", "manifests", *sandbox, "--detailed-exitcode"],
-        ["state", "list", *sandbox],
-        ["state", "show", "kv_entry[greeting]", *sandbox],
-    ])
+    results = run_cli(
+        site,
+        repo,
+        [
+            ["validate", "manifests"],
+            ["plan", "manifests", *sandbox],
+            ["apply", "manifests", *sandbox, "--auto-approve"],
+            ["plan", "manifests", *sandbox, "--detailed-exitcode"],
+            ["state", "list", *sandbox],
+            ["state", "show", "kv_entry[greeting]", *sandbox],
+        ],
+    )
     validate, plan, apply, replan, listed, shown = results
     assert validate["code"] == 0, validate
     assert validate["out"].strip() == "OK: 2 kvstore resources in 2 files"
@@ -80,33 +102,50 @@ def test_validate_plan_apply_drift_import_and_state_through_the_cli(
     assert replan["code"] == 0, replan  # converged: no changes
     assert "No changes" in replan["out"]
     assert listed["code"] == 0
-    assert listed["out"].splitlines() == ["kv_entry[greeting]\tid greeting",
-                                          "kv_entry[motd]\tid motd"]
+    assert listed["out"].splitlines() == [
+        "kv_entry[greeting]\tid greeting",
+        "kv_entry[motd]\tid motd",
+    ]
     assert shown["code"] == 0, shown
-    assert json.loads(shown["out"]) == {"id": "greeting", "value": "hello",
-                                        "labels": {"team": "web"}}
+    assert json.loads(shown["out"]) == {
+        "id": "greeting",
+        "value": "hello",
+        "labels": {"team": "web"},
+    }
 
     # Changed outside, then drift names it; an entry made outside is imported.
     store.write_text(json.dumps({"greeting": "HELLO", "motd": "be kind", "extra": "found"}))
-    drift, imported, listed = run_cli(site, repo, [
-        ["drift", "manifests", *sandbox, "--format", "json"],
-        ["import", "extra", "--provider", "kvstore", *sandbox, "--out", "manifests"],
-        ["state", "list", *sandbox],
-    ])
+    drift, imported, listed = run_cli(
+        site,
+        repo,
+        [
+            ["drift", "manifests", *sandbox, "--format", "json"],
+            ["import", "extra", "--provider", "kvstore", *sandbox, "--out", "manifests"],
+            ["state", "list", *sandbox],
+        ],
+    )
     assert drift["code"] == 2, drift
     [item] = json.loads(drift["out"])["items"]
     assert (item["kind"], item["address"], item["live"], item["expected"]) == (
-        "changed_outside", "kv_entry[greeting]", "HELLO", "hello")
+        "changed_outside",
+        "kv_entry[greeting]",
+        "HELLO",
+        "hello",
+    )
     assert imported["code"] == 0, imported
     assert "kv_entry[extra]\tid extra" in listed["out"].splitlines()
     written = (repo / "manifests" / "extra.yaml").read_text()
     assert "kind: Entry" in written and "value: found" in written
     # The imported manifest is a valid one: the next apply converges the fleet.
-    validate, apply, replan = run_cli(site, repo, [
-        ["validate", "manifests"],
-        ["apply", "manifests", *sandbox, "--auto-approve"],
-        ["plan", "manifests", *sandbox, "--detailed-exitcode"],
-    ])
+    validate, apply, replan = run_cli(
+        site,
+        repo,
+        [
+            ["validate", "manifests"],
+            ["apply", "manifests", *sandbox, "--auto-approve"],
+            ["plan", "manifests", *sandbox, "--detailed-exitcode"],
+        ],
+    )
     assert validate["out"].strip() == "OK: 3 kvstore resources in 3 files", validate
     assert apply["code"] == 0, apply
     assert json.loads(store.read_text())["greeting"] == "hello"
@@ -142,8 +181,14 @@ def test_validate_of_another_providers_file_does_not_import_the_plugin(
         "print(sorted(m for m in sys.modules if m.startswith('kvstore_provider')))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo_root)])}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.strip() == "['kvstore_provider', 'kvstore_provider.descriptor']"
 
 
@@ -163,8 +208,13 @@ def _plugin_source(folder: Path, name: str, package: str, init: str, descriptor:
 def test_a_plugin_that_fails_to_import_is_a_clear_error_naming_its_package(
     tmp_path: Path,
 ) -> None:
-    source = _plugin_source(tmp_path / "src", "reconciler-broken", "broken_provider",
-                            "raise ImportError('No module named libbroken')\n", "")
+    source = _plugin_source(
+        tmp_path / "src",
+        "reconciler-broken",
+        "broken_provider",
+        "raise ImportError('No module named libbroken')\n",
+        "",
+    )
     site = install(source, tmp_path / "site")
     [validate] = run_cli(site, tmp_path, [["validate", str(PLUGINS.parent.parent / "manifests")]])
     assert validate["code"] == 1
@@ -180,8 +230,9 @@ def test_a_plugin_claiming_a_built_in_kind_is_refused_naming_both(tmp_path: Path
         "DESCRIPTOR = ProviderDescriptor(name='copycat', root_kind='copy',"
         " manifest_kinds=(('akana/v1', 'App'),), provider='copycat_provider:X')\n"
     )
-    source = _plugin_source(tmp_path / "src", "reconciler-copycat", "copycat_provider", "",
-                            descriptor)
+    source = _plugin_source(
+        tmp_path / "src", "reconciler-copycat", "copycat_provider", "", descriptor
+    )
     site = install(source, tmp_path / "site")
     [validate] = run_cli(site, tmp_path, [["validate", str(PLUGINS.parent.parent / "manifests")]])
     assert validate["code"] == 1

@@ -8,7 +8,8 @@ writes only its natural key rule and its ``spec``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from yaml.nodes import MappingNode, Node
@@ -39,7 +40,11 @@ class EntryChecker(DocumentCheckerBase):
     id_missing = "the entry's key"
     api_version = API_VERSION
     kind = KIND
-    section_keys = {"": TOP_KEYS, "metadata": ("name", "labels"), "spec": ("value",)}
+    section_keys: ClassVar[Mapping[str, Sequence[str]]] = {
+        "": TOP_KEYS,
+        "metadata": ("name", "labels"),
+        "spec": ("value",),
+    }
     metadata_flags = ()
     model_spec_is_flat = True
 
@@ -49,8 +54,12 @@ class EntryChecker(DocumentCheckerBase):
     def _natural_key(self, node: Node, loc: Loc) -> str | None:
         key = self._string(node, loc)
         if key is not None and not KEY_RE.fullmatch(key):
-            self.report(loc, pos_of(node), "an entry key is 1-100 letters, digits, '.', '_'"
-                        " or '-', starting with a letter or digit")
+            self.report(
+                loc,
+                pos_of(node),
+                "an entry key is 1-100 letters, digits, '.', '_'"
+                " or '-', starting with a letter or digit",
+            )
             return None
         return key
 
@@ -73,6 +82,10 @@ def render_manifest(key: str, value: str, labels: dict[str, str]) -> str:
     metadata: dict[str, Any] = {"name": key}
     if labels:
         metadata["labels"] = dict(labels)
-    document = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
-                "spec": {"value": value}}
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {"value": value},
+    }
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)

@@ -37,7 +37,8 @@ def load_saved_plan(data: Mapping[str, Any], source: str) -> Plan:
             if payload is not None:
                 raise _fail(source, where, "a delete sends no body")
         elif not (
-            isinstance(payload, dict) and set(payload) == {"value"}
+            isinstance(payload, dict)
+            and set(payload) == {"value"}
             and isinstance(payload["value"], str)
         ):
             raise _fail(source, where, "the body is not {value: text}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from kvstore_provider.manifest import MANIFEST_KINDS
@@ -21,7 +22,7 @@ class KvStore(ProviderBase):
     title = "Key/value store"
     root_kind = ROOT_KIND
     manifest_kinds = MANIFEST_KINDS
-    levels = {ROOT_KIND: 0}
+    levels: Mapping[str, int] = MappingProxyType({ROOT_KIND: 0})
     operations = OPERATIONS
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:

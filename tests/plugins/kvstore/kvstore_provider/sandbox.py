@@ -55,7 +55,9 @@ def make_app(store_path: Path, api_key: str) -> Starlette:
         if not authorised(request):
             return denied()
         entries = store.read()
-        return JSONResponse({"entries": [{"key": k, "value": v} for k, v in sorted(entries.items())]})
+        return JSONResponse(
+            {"entries": [{"key": k, "value": v} for k, v in sorted(entries.items())]}
+        )
 
     async def one_entry(request: Request) -> Response:
         if not authorised(request):
@@ -77,7 +79,7 @@ def make_app(store_path: Path, api_key: str) -> Starlette:
         except (ValueError, KeyError, TypeError):
             value = None
         if not isinstance(value, str):
-            return JSONResponse({"error": "the body is {\"value\": text}"}, status_code=400)
+            return JSONResponse({"error": 'the body is {"value": text}'}, status_code=400)
         created = key not in entries
         entries[key] = value
         store.write(entries)

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -23,11 +23,13 @@ from kvstore_provider.manifest import KEY_RE, KvEntry, render_manifest
 from kvstore_provider.provider import PROVIDER, ROOT_KIND
 from kvstore_provider.sandbox import API_KEY_HEADER, make_app
 from reconciler.address import root_address
-from reconciler.engine.drift import DriftItem, DriftReport
+from reconciler.engine.drift import DriftItem, DriftKind, DriftReport
 from reconciler.engine.plan import AppMeta, Change, FieldChange, Plan
 from reconciler.engine.session import (
     ChangeEvent,
+    Connector,
     Imported,
+    ProviderSession,
     RecordWrite,
     Scope,
     Section,
@@ -61,8 +63,11 @@ class KvClient:
                 finally:
                     await response.aclose()
         except (httpx.HTTPError, TimeoutError) as exc:
-            reason = "no answer within the deadline" if isinstance(exc, TimeoutError) else (
-                redact(f"{type(exc).__name__}: {exc}")[:200])
+            reason = (
+                "no answer within the deadline"
+                if isinstance(exc, TimeoutError)
+                else (redact(f"{type(exc).__name__}: {exc}")[:200])
+            )
             raise TransportError(method, path, reason) from None
         if read.truncated:
             raise TransportError(method, path, "the answer is larger than the response cap")
@@ -110,14 +115,25 @@ class KvSession:
             after = {"value": entry.value}
             if key not in live:
                 reason = "deleted outside since the last apply" if key in records else None
-                changes.append(Change(address, ROOT_KIND, "create", key, None, after,
-                                      payload=after, reason=reason))
+                changes.append(
+                    Change(
+                        address, ROOT_KIND, "create", key, None, after, payload=after, reason=reason
+                    )
+                )
             elif live[key] != entry.value:
                 before = {"value": live[key]}
-                changes.append(Change(
-                    address, ROOT_KIND, "update", key, before, after, payload=after,
-                    fields=(FieldChange("value", live[key], entry.value),),
-                ))
+                changes.append(
+                    Change(
+                        address,
+                        ROOT_KIND,
+                        "update",
+                        key,
+                        before,
+                        after,
+                        payload=after,
+                        fields=(FieldChange("value", live[key], entry.value),),
+                    )
+                )
         if scope.prune:
             for key, record in sorted(records.items()):
                 labels = dict(record.get("labels") or {})
@@ -125,12 +141,17 @@ class KvSession:
                     continue
                 if key in live:
                     address = root_address(PROVIDER, ROOT_KIND, key)
-                    changes.append(Change(address, ROOT_KIND, "delete", key,
-                                          {"value": live[key]}, None))
+                    changes.append(
+                        Change(address, ROOT_KIND, "delete", key, {"value": live[key]}, None)
+                    )
         keys = sorted({*wanted, *(c.app_id for c in changes)})
         meta = {key: AppMeta(False, dict(entry.labels)) for key, entry in wanted.items()}
-        return Plan(endpoints={PROVIDER: self._identity}, changes=tuple(changes),
-                    apps=tuple(keys), app_meta=meta)
+        return Plan(
+            endpoints={PROVIDER: self._identity},
+            changes=tuple(changes),
+            apps=tuple(keys),
+            app_meta=meta,
+        )
 
     async def apply(
         self,
@@ -164,8 +185,7 @@ class KvSession:
                     await self.client.call("PUT", path, dict(change.payload))
                     meta = plan.app_meta.get(key)
                     labels = dict(meta.labels) if meta is not None else {}
-                    records[key] = {"id": key, "value": change.payload["value"],
-                                    "labels": labels}
+                    records[key] = {"id": key, "value": change.payload["value"], "labels": labels}
                     await record(ROOT_KIND, key, records[key])
             except ReconcilerError as exc:
                 _tell(applied, on_event, ChangeEvent(change, "failed", str(exc)))
@@ -185,25 +205,41 @@ class KvSession:
             applied = record.get("value") if record is not None else None
             after = (change.after or {}).get("value")
             before = (change.before or {}).get("value")
+            kind: DriftKind
             if change.action == "create" and record is not None:
                 kind = "missing"
             elif change.action == "update" and record is not None and applied == after:
                 kind = "changed_outside"
             else:
                 kind = "pending"
-            items.append(DriftItem(kind, change.address, change.app_id, ROOT_KIND, "value",
-                                   expected=after, live=before, last_applied=applied))
-        return DriftReport(endpoint=self._identity, items=tuple(items),
-                           apps_checked=len(plan.apps), errors=plan.errors,
-                           warnings=plan.warnings)
+            items.append(
+                DriftItem(
+                    kind,
+                    change.address,
+                    change.app_id,
+                    ROOT_KIND,
+                    "value",
+                    expected=after,
+                    live=before,
+                    last_applied=applied,
+                )
+            )
+        return DriftReport(
+            endpoint=self._identity,
+            items=tuple(items),
+            apps_checked=len(plan.apps),
+            errors=plan.errors,
+            warnings=plan.warnings,
+        )
 
     async def import_resource(self, ref: str, section: Section) -> Imported:
         if not KEY_RE.fullmatch(ref):
             raise ConfigError(f"import: {ref[:100]!r} is not an entry key")
         records = section.resources.setdefault(ROOT_KIND, {})
         if ref in records:
-            raise ReconcilerError(f"{ref} is already in the state: its manifest is what plan"
-                                  " compares")
+            raise ReconcilerError(
+                f"{ref} is already in the state: its manifest is what plan compares"
+            )
         status, data = await self.client.call("GET", f"/entries/{quote(ref, safe='')}")
         if status == 404:
             raise ReconcilerError(f"the store has no entry {ref}")
@@ -212,8 +248,9 @@ class KvSession:
         return Imported(ref, render_manifest(ref, value, {}))
 
 
-def _tell(applied: SectionApplied, on_event: Callable[[ChangeEvent], None],
-          event: ChangeEvent) -> None:
+def _tell(
+    applied: SectionApplied, on_event: Callable[[ChangeEvent], None], event: ChangeEvent
+) -> None:
     applied.events.append(event)
     on_event(event)
 
@@ -252,16 +289,25 @@ class KvConnector:
         else:
             base, key = env.get(URL_ENV, ""), env.get(API_KEY_ENV, "")
             if not base or not key:
-                raise ConfigError(f"the kvstore provider needs {URL_ENV} and {API_KEY_ENV}"
-                                  " (or --sandbox)")
+                raise ConfigError(
+                    f"the kvstore provider needs {URL_ENV} and {API_KEY_ENV} (or --sandbox)"
+                )
             transport = httpx.AsyncHTTPTransport()
             identity = display = base.rstrip("/")
         with secrets_registered(key):  # masked in every message while the session is open
             async with httpx.AsyncClient(
-                transport=transport, base_url=base, headers={API_KEY_HEADER: key},
-                timeout=httpx.Timeout(30.0), follow_redirects=False,
+                transport=transport,
+                base_url=base,
+                headers={API_KEY_HEADER: key},
+                timeout=httpx.Timeout(30.0),
+                follow_redirects=False,
             ) as client:
                 yield KvSession(KvClient(client, env), identity, display)
 
 
 KVSTORE_CONNECTOR = KvConnector()
+
+if TYPE_CHECKING:  # the engine's protocols, checked by mypy
+
+    def _conforms(session: KvSession) -> tuple[Connector, ProviderSession]:
+        return KVSTORE_CONNECTOR, session
