@@ -1,4 +1,5 @@
-"""How fast `reconciler --help` starts, against the interpreter's own floor, in one run.
+"""How fast `reconciler --help` starts, against the interpreter's own floor, in one run; and
+`reconciler validate` of one Mini App Center file against `--help` (target: at most 2x).
 
     python bench/startup.py                          # 30 runs of each command
     python bench/startup.py --baseline 6cfa699       # also the code of that commit, same run
@@ -27,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = "import sys; from reconciler.cli.main import main; sys.exit(main())"
 TARGET_MS = 150.0
+VALIDATE_TARGET = 2.0  # validate of one file: at most this many times `--help`
+ONE_FILE = ROOT / "manifests" / "cafe" / "bakeries.yaml"
 
 
 def cli(*args: str) -> list[str]:
@@ -97,12 +100,17 @@ def main(argv: list[str] | None = None) -> int:
             "`python -c pass` (floor)": ([sys.executable, "-c", "pass"], env),
             "`reconciler --help`": (cli("--help"), env),
             "`reconciler plan --help`": (cli("plan", "--help"), env),
+            "`reconciler validate` of one file": (cli("validate", str(ONE_FILE)), env),
         }
         if args.baseline:
             old_env = {**env, "PYTHONPATH": str(extract(args.baseline, Path(scratch)))}
             commands[f"`reconciler --help` at {args.baseline}"] = (cli("--help"), old_env)
             commands[f"`reconciler plan --help` at {args.baseline}"] = (
                 cli("plan", "--help"),
+                old_env,
+            )
+            commands[f"`reconciler validate` of one file at {args.baseline}"] = (
+                cli("validate", str(ONE_FILE)),
                 old_env,
             )
         commands["`reconciler --help`, no bytecode cache"] = (cli("--help"), no_cache)
@@ -118,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---:|---:|---:|---|")
         for name, samples in times.items():
             median = statistics.median(samples)
-            met = "" if "floor" in name else ("yes" if median * 1e3 < TARGET_MS else "no")
+            met = "" if "floor" in name or "validate" in name else (
+                "yes" if median * 1e3 < TARGET_MS else "no"
+            )
             print(f"| {name} | {median * 1e3:.0f} ms | {min(samples) * 1e3:.0f} ms |"
                   f" {(median - floor) * 1e3:.0f} ms | {met} |")
         if args.baseline:
@@ -127,6 +137,22 @@ def main(argv: list[str] | None = None) -> int:
                 new = statistics.median(times[f"`reconciler {what}`"])
                 print(f"\n`reconciler {what}`: {old / new:.2f}x faster than {args.baseline}"
                       f" (median), {(old - floor) / (new - floor):.2f}x above the floor.")
+        for label in ("", f" at {args.baseline}") if args.baseline else ("",):
+            validate = statistics.median(times[f"`reconciler validate` of one file{label}"])
+            shown = statistics.median(times[f"`reconciler --help`{label}"])
+            ratio = validate / shown
+            print(f"\n`reconciler validate` of one Mini App Center file{label}: {ratio:.2f}x"
+                  f" `reconciler --help` (median; target at most {VALIDATE_TARGET:g}x):"
+                  f" {'met' if ratio <= VALIDATE_TARGET else 'not met'}")
+        loaded = importtime(env, cwd, "validate", str(ONE_FILE))
+        print("\n`python -X importtime` of `reconciler validate FILE`, biggest top-level imports:")
+        print("\n| module | cumulative |\n|---|---:|")
+        top = sorted(((m, ms) for m, (ms, top) in loaded.items() if top), key=lambda r: -r[1])[:10]
+        for module, ms in top:
+            print(f"| `{module}` | {ms:.1f} ms |")
+        prefix = "reconciler.providers."
+        providers = sorted({m.split(".")[2] for m in loaded if m.startswith(prefix)})
+        print(f"\nProviders' packages it imports: {', '.join(providers)}")
         now = importtime(env, cwd, "plan", "--help")
         print("\n`python -X importtime` of `reconciler plan --help`, biggest top-level imports:")
         print("\n| module | cumulative |\n|---|---:|")
