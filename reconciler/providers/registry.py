@@ -165,10 +165,6 @@ class _LazyKinds(Mapping[tuple[str, str], "CheckerFactory"]):
     def __len__(self) -> int:
         return len(self._owners)
 
-    def owner(self, kind: tuple[str, str]) -> str | None:
-        """The name of the provider that reads ``kind``, without importing it."""
-        provider = self._owners.get(kind)
-        return provider.name if provider is not None else None
 
 
 class LazyConnector:
