@@ -166,7 +166,6 @@ class _LazyKinds(Mapping[tuple[str, str], "CheckerFactory"]):
         return len(self._owners)
 
 
-
 class LazyConnector:
     """A provider's connector, imported when a session is first asked of it."""
 
