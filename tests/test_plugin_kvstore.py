@@ -7,6 +7,7 @@ with the plugin installed on its path (tests/plugin_install.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,55 @@ def test_a_plugin_claiming_a_built_in_kind_is_refused_naming_both(tmp_path: Path
         " reconciler-copycat) both claim the manifest kind apiVersion akana/v1, kind App;"
         " uninstall one of them\n"
     )
+
+
+@pytest.fixture
+def kv_server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """The plugin's own sandbox served over real HTTP on loopback: (URL, API key, store)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from kvstore_provider.sandbox import make_app  # on the path: tests/conftest.py installs it
+
+    key, store = "kv-key-0123456789abcdef", tmp_path / "served.json"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(make_app(store, key), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", key, store
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def test_a_real_endpoint_over_http_with_its_api_key(
+    site: Path, repo: Path, kv_server: tuple[str, str, Path]
+) -> None:
+    url, key, store = kv_server
+    env = {"KVSTORE_URL": url, "KVSTORE_API_KEY": key}
+    apply, replan = run_cli(site, repo, [
+        ["apply", "manifests", "--provider", "kvstore", "--auto-approve"],
+        ["plan", "manifests", "--provider", "kvstore", "--detailed-exitcode"],
+    ], env=env)  # fmt: skip
+    assert apply["code"] == 0, apply
+    assert f"Endpoint (kvstore): {url}" in apply["err"]
+    assert json.loads(store.read_text()) == {"greeting": "hello", "motd": "be kind"}
+    assert replan["code"] == 0, replan
+
+    wrong = "kv-wrong-key-fedcba9876543210"
+    [refused] = run_cli(site, repo, [["plan", "manifests", "--provider", "kvstore"]],
+                        env={**env, "KVSTORE_API_KEY": wrong})  # fmt: skip
+    assert refused["code"] == 1
+    assert "401" in refused["err"] and "missing or wrong API key" in refused["err"]
+    assert wrong not in refused["out"] + refused["err"]
+    assert key not in refused["out"] + refused["err"]
