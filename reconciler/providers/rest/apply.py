@@ -14,6 +14,7 @@ names each refused field at the manifest line that sets it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from reconciler.providers.rest.client import (
     RestValidationError,
     object_key,
 )
-from reconciler.providers.rest.model import RestObject
+from reconciler.providers.rest.model import RestObject, json_equal
 from reconciler.providers.rest.records import (
     RestRecord,
     Section,
@@ -73,7 +74,11 @@ def _where(change: Change) -> tuple[str, str, str]:
 
 
 def _record(
-    change: Change, context: _Context, server_id: int | str, fields: Mapping[str, Any]
+    change: Change,
+    context: _Context,
+    server_id: int | str,
+    fields: Mapping[str, Any],
+    answered: Mapping[str, Any],
 ) -> RestRecord:
     endpoint, path, key = _where(change)
     key_text = change.address.key or ""
@@ -88,6 +93,7 @@ def _record(
         key_field=change.key or (previous.key_field if previous else ""),
         key=key,
         fields=dict(fields),
+        answered=dict(answered),
         protect=protect,
         labels=labels,
     )
@@ -100,8 +106,10 @@ async def _create(client: RestClient, change: Change, context: _Context) -> Rest
     server_id = answer.get("id")
     if not isinstance(server_id, int | str) or isinstance(server_id, bool):
         return RestResult(change, False, "created, but the answer has no id; re-plan to adopt it")
-    put_record(context.section, _record(change, context, server_id, change.after or {}))
-    return RestResult(change, True, _ignored(change, answer), server_id)
+    sent = change.after or {}
+    answered = _answered(sent, answer)
+    put_record(context.section, _record(change, context, server_id, sent, answered))
+    return RestResult(change, True, _notes(change, answer), server_id)
 
 
 async def _update(client: RestClient, change: Change, context: _Context) -> RestResult:
@@ -109,9 +117,11 @@ async def _update(client: RestClient, change: Change, context: _Context) -> Rest
     assert change.payload is not None and change.target_id is not None
     answer = await client.update(path, change.target_id, dict(change.payload))
     previous = read_records(context.section).get(change.address.key or "")
-    fields = {**(previous.fields if previous else {}), **(change.after or {})}
-    put_record(context.section, _record(change, context, change.target_id, fields))
-    return RestResult(change, True, _ignored(change, answer), change.target_id)
+    sent = change.after or {}
+    fields = {**(previous.fields if previous else {}), **sent}
+    answered = {**(previous.answered if previous else {}), **_answered(sent, answer)}
+    put_record(context.section, _record(change, context, change.target_id, fields, answered))
+    return RestResult(change, True, _notes(change, answer), change.target_id)
 
 
 async def _delete(client: RestClient, change: Change, context: _Context) -> RestResult:
@@ -163,6 +173,35 @@ DISPATCH: Mapping[tuple[str, str], Handler] = {
     (ROOT_KIND, "update"): _update,
     (ROOT_KIND, "delete"): _delete,
 }
+
+
+def _answered(sent: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """What the server answered for each field sent (those it answered at all)."""
+    return {name: answer[name] for name in sent if name in answer}
+
+
+def _normalized(change: Change, answer: Mapping[str, Any]) -> str | None:
+    """The fields the server answered in another form than sent, said once (from then on
+    its form counts as the one sent)."""
+    sent = change.after or {}
+    moved = [
+        f"{name}: {_short(sent[name])} -> {_short(answer[name])}"
+        for name in sent
+        if name in answer and not json_equal(sent[name], answer[name])
+    ]
+    if not moved:
+        return None
+    return "the server normalized " + ", ".join(moved)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _notes(change: Change, answer: Mapping[str, Any]) -> str | None:
+    notes = [note for note in (_normalized(change, answer), _ignored(change, answer)) if note]
+    return "; ".join(notes) or None
 
 
 def _ignored(change: Change, answer: Mapping[str, Any]) -> str | None:

@@ -31,13 +31,18 @@ from reconciler.engine.plan import (
 )
 from reconciler.providers.rest.model import (
     RestObject,
-    json_equal,
     key_text,
     live_managed,
     managed_fields,
 )
 from reconciler.providers.rest.model import server_id as addressable_id
-from reconciler.providers.rest.records import RestRecord, Section, read_records
+from reconciler.providers.rest.records import (
+    RestRecord,
+    Section,
+    changed_outside,
+    read_records,
+    unchanged,
+)
 from reconciler.providers.rest.vocabulary import (
     PROVIDER,
     ROOT_KIND,
@@ -365,10 +370,12 @@ class _ObjectDiff:
                     self.address,
                 )
             )
+        # What the server normalized on the last write counts as what was sent (learned
+        # from its answer, never configured).
         changed = [
             name
             for name in obj.body
-            if name in live and not json_equal(desired[name], current[name])
+            if name in live and not unchanged(self.record, name, desired[name], current[name])
         ]
         replaced = self.record is not None and self.record.id != server_id
         if self.record is None or replaced:
@@ -395,9 +402,9 @@ class _ObjectDiff:
         record = self.record
         if record is None:
             return ADOPTED
-        applied = record.fields
-        if all(name in applied and json_equal(applied[name], desired[name]) for name in changed):
-            return CHANGED_OUTSIDE  # the manifest says what was applied; live moved
+        current = self.live or {}
+        if all(changed_outside(record, name, desired[name], current.get(name)) for name in changed):
+            return CHANGED_OUTSIDE  # the manifest says what was sent; live left the answer
         return None
 
     def _adopted_record(
@@ -411,6 +418,7 @@ class _ObjectDiff:
             key_field=obj.key_field,
             key=obj.key,
             fields=dict(current),
+            answered=dict(current),
             protect=obj.protect,
             labels=dict(obj.labels),
         ).as_json()
