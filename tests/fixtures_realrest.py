@@ -70,7 +70,9 @@ class RealShop:
         }
 
 
-def _environment(db: Path, access_seconds: float, page_size: int) -> dict[str, str]:
+def _environment(
+    db: Path, access_seconds: float, page_size: int, hooks: dict[str, str]
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REALSHOP_"))}
     env.update(
         PYTHONPATH=str(HERE),
@@ -81,15 +83,25 @@ def _environment(db: Path, access_seconds: float, page_size: int) -> dict[str, s
         REALSHOP_TENANTS=str(TENANTS),
         REALSHOP_ACCESS_SECONDS=str(access_seconds),
         REALSHOP_PAGE_SIZE=str(page_size),
+        **hooks,
     )
     return env
 
 
 def start_realshop(
-    folder: Path, *, access_seconds: float = 300, page_size: int = 5
+    folder: Path,
+    *,
+    access_seconds: float = 300,
+    page_size: int = 5,
+    write_delay: float = 0,
+    blacklist_after_write: bool = False,
 ) -> Iterator[RealShop]:
-    """Bootstrap a database in ``folder``, serve it, yield the server, stop it."""
-    env = _environment(folder / "realshop.sqlite3", access_seconds, page_size)
+    """Bootstrap a database in ``folder``, serve it, yield the server, stop it. The hooks
+    (tests/realrest/realshop/hooks.py) make token expiry and revocation happen mid-apply."""
+    hooks = {"REALSHOP_WRITE_DELAY": str(write_delay)}
+    if blacklist_after_write:
+        hooks["REALSHOP_BLACKLIST_AFTER_WRITE"] = "1"
+    env = _environment(folder / "realshop.sqlite3", access_seconds, page_size, hooks)
     boot = subprocess.run(
         [sys.executable, "-m", "realshop.bootstrap"],
         env=env, cwd=folder, capture_output=True, text=True, timeout=300,

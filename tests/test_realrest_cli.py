@@ -30,18 +30,25 @@ endpoints:
 """
 
 
-@pytest.fixture
-def project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, realshop: RealShop, realshop_tenant: str
+def use_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, realshop: RealShop, api_key: str
 ) -> Path:
+    """A project folder: reconciler.yaml, its variables set for ``api_key``'s tenant."""
     monkeypatch.chdir(tmp_path)
     for var in ("RECONCILER_STATE", "RECONCILER_CONFIG", "HTTPS_PROXY", "HTTP_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    for name, value in realshop.env(realshop_tenant).items():
+    for name, value in realshop.env(api_key).items():
         monkeypatch.setenv(name, value)
     (tmp_path / "reconciler.yaml").write_text(PROJECT, encoding="utf-8")
     (tmp_path / "manifests").mkdir()
     return tmp_path
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, realshop: RealShop, realshop_tenant: str
+) -> Path:
+    return use_project(tmp_path, monkeypatch, realshop, realshop_tenant)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -115,3 +122,42 @@ def test_a_decimal_the_server_normalizes_converges_and_is_said_once(
     assert code == 0 and 'normalized price: 14.25 -> "14.25"' in out + err, out + err
     code, out, err = run(capsys, "plan", "manifests", "--detailed-exitcode")
     assert code == 0, out + err
+
+
+def test_every_page_of_a_collection_is_read(
+    project: Path, capsys: pytest.CaptureFixture[str], realshop: RealShop
+) -> None:
+    count = 3 * realshop.page_size + 2
+    manifest(project, "many.yaml", "---\n".join(product(f"PG-{n:02d}", "1") for n in range(count)))
+    code, out, err = run(capsys, "apply", "manifests", "--auto-approve")
+    assert code == 0 and f"Apply complete: {count} applied" in out, out + err
+    # Each object is found on its page: nothing to create again, nothing adopted twice.
+    code, out, err = run(capsys, "plan", "manifests", "--detailed-exitcode")
+    assert code == 0 and "No changes" in out, out + err
+
+
+def test_a_400_names_the_field_at_its_manifest_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = manifest(project, "bad.yaml", product("BAD-1", '"cheap"'))
+    code, out, err = run(capsys, "apply", "manifests", "--auto-approve")
+    assert code == 1, out + err
+    line = path.read_text().splitlines().index('    price: "cheap"') + 1
+    where = f"{Path('manifests') / 'bad.yaml'}:{line}:12: spec.body.price"
+    assert f"{where}: A valid number is required." in out + err
+    assert "\\u000a" not in out + err  # real line breaks, never an escaped one
+    assert "POST /api/products/ refused (400)\n" in out + err
+
+
+def test_the_read_only_public_key_is_a_clear_403(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    realshop: RealShop,
+) -> None:  # fmt: skip
+    folder = use_project(tmp_path, monkeypatch, realshop, realshop.api_keys["public"])
+    manifest(folder, "p.yaml", product("PUB-1"))
+    code, out, err = run(capsys, "plan", "manifests")
+    assert code == 0, out + err  # reading the public schema is allowed
+    code, out, err = run(capsys, "apply", "manifests", "--auto-approve")
+    assert code == 1, out + err
+    assert "403" in err and "You do not have permission to perform this action." in err
+    assert realshop.api_keys["public"] not in out + err

@@ -18,7 +18,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "realshop",
 ]
-MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware", "realshop.hooks.TestHooks"]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
