@@ -146,8 +146,6 @@ def start_realshop(
         log.close()
 
 
-
-
 @pytest.fixture(scope="session")
 def realshop() -> Iterator[RealShop]:
     with tempfile.TemporaryDirectory(prefix="reconciler-realshop-") as folder:
