@@ -161,3 +161,92 @@ def test_the_read_only_public_key_is_a_clear_403(
     assert code == 1, out + err
     assert "403" in err and "You do not have permission to perform this action." in err
     assert realshop.api_keys["public"] not in out + err
+
+
+SUPPLIER = """\
+apiVersion: rest/v1
+kind: RestObject
+spec:
+  endpoint: shop
+  path: /api/suppliers/
+  key: code
+  body:
+    code: {code}
+    name: Supplier {code}
+"""
+BY_ID = "    supplier: {$ref: {path: /api/suppliers/, key: %s}}\n"
+
+
+def test_a_product_and_the_supplier_it_references_are_created_in_one_apply(
+    project: Path, capsys: pytest.CaptureFixture[str], realshop: RealShop, realshop_tenant: str
+) -> None:
+    # The product is declared (and listed) first: the order comes from the reference.
+    manifest(project, "a-product.yaml", product("REF-1", "5", BY_ID % "ACME"))
+    manifest(project, "b-supplier.yaml", SUPPLIER.format(code="ACME"))
+    code, out, err = run(capsys, "plan", "manifests")
+    assert code == 0, out + err
+    assert "supplier: (known after apply)" in out.replace('"', "")
+    code, out, err = run(capsys, "apply", "manifests", "--auto-approve", "--parallelism", "8")
+    assert code == 0 and "2 applied, 0 failed" in out, out + err
+    headers = {"Authorization": f"Bearer {realshop.access()}", "Api-Key": realshop_tenant}
+    with realshop.http(headers=headers) as client:
+        [supplier] = client.get("/api/suppliers/").json()["results"]
+        [made] = client.get("/api/products/").json()["results"]
+    assert made["supplier"] == supplier["id"]
+    code, out, err = run(capsys, "plan", "manifests", "--detailed-exitcode")
+    assert code == 0 and "No changes" in out, out + err
+    # Both declared absent: the product goes first (the supplier is protected by its key).
+    for name, text in (
+        ("a-product.yaml", product("REF-1", "5")),
+        ("b-supplier.yaml", SUPPLIER.format(code="ACME")),
+    ):
+        manifest(project, name, text.replace("  key:", "  ensure: absent\n  key:"))
+    code, out, err = run(capsys, "apply", "manifests", "--auto-approve", "--parallelism", "8")
+    assert code == 0 and "2 applied, 0 failed" in out, out + err
+
+
+def test_a_reference_to_an_object_outside_the_manifests_is_read_never_written(
+    project: Path, capsys: pytest.CaptureFixture[str], realshop: RealShop, realshop_tenant: str
+) -> None:
+    outside = "    supplier: {$ref: {path: /api/suppliers/, key: BOLT, key_field: code}}\n"
+    manifest(project, "p.yaml", product("REF-2", "5", outside))
+    code, out, err = run(capsys, "plan", "manifests")
+    assert code != 0 and "no such object on the server" in out + err, out + err
+    headers = {"Authorization": f"Bearer {realshop.access()}", "Api-Key": realshop_tenant}
+    with realshop.http(headers=headers) as client:
+        bolt = client.post("/api/suppliers/", json={"code": "BOLT", "name": "Bolt"}).json()
+    code, out, err = run(capsys, "plan", "manifests")
+    assert code == 0 and f"supplier: {bolt['id']}" in out, out + err
+    code, out, err = run(capsys, "apply", "manifests", "--auto-approve")
+    assert code == 0 and "1 applied" in out, out + err
+    with realshop.http(headers=headers) as client:
+        [made] = client.get("/api/products/").json()["results"]
+        [still] = client.get("/api/suppliers/").json()["results"]
+    assert made["supplier"] == bolt["id"] and still == bolt
+    code, out, err = run(capsys, "plan", "manifests", "--detailed-exitcode")
+    assert code == 0, out + err
+
+
+def test_validate_places_an_unknown_target_and_a_cycle(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest(project, "p.yaml", product("REF-3", "5", BY_ID % "NOPE"))
+    code, out, err = run(capsys, "validate", "manifests")
+    assert code == 1
+    line = (project / "manifests" / "p.yaml").read_text().splitlines().index(
+        BY_ID.rstrip("\n") % "NOPE"
+    ) + 1
+    assert f"p.yaml:{line}:15: spec.body.supplier: references /api/suppliers/NOPE" in out
+    cyc = (
+        "  body:\n    code: {c}\n    name: n\n"
+        "    other: {{$ref: {{path: /api/suppliers/, key: {o}}}}}\n"
+    )
+    head = SUPPLIER.split("  body:")[0]
+    manifest(
+        project,
+        "p.yaml",
+        head + cyc.format(c="A", o="B") + "---\n" + head + cyc.format(c="B", o="A"),
+    )
+    code, out, err = run(capsys, "validate", "manifests")
+    assert code == 1 and "references form a cycle: shop:/api/suppliers/:" in out, out + err
+    assert "p.yaml:21:12: spec.body.other" in out, out  # B's reference closes the cycle
