@@ -195,9 +195,12 @@ def test_a_product_and_the_supplier_it_references_are_created_in_one_apply(
     assert made["supplier"] == supplier["id"]
     code, out, err = run(capsys, "plan", "manifests", "--detailed-exitcode")
     assert code == 0 and "No changes" in out, out + err
-    # Both declared absent: the product goes first (the supplier is protected by its key).
+    # Both declared absent: the product's delete goes first (the server refuses to delete a
+    # supplier a product still names: on_delete=PROTECT).
+    # The product is now declared last: its delete is listed after the supplier's.
+    (project / "manifests" / "a-product.yaml").unlink()
     for name, text in (
-        ("a-product.yaml", product("REF-1", "5")),
+        ("z-product.yaml", product("REF-1", "5", BY_ID % "ACME")),
         ("b-supplier.yaml", SUPPLIER.format(code="ACME")),
     ):
         manifest(project, name, text.replace("  key:", "  ensure: absent\n  key:"))

@@ -141,7 +141,7 @@ def build_plan(
                 )
             )
             continue
-        resolved, needs, problems = resolver.resolve(obj)
+        resolved, needs, problems = ({}, [], []) if obj.absent else resolver.resolve(obj)
         if problems:
             errors.extend(PlanProblem(text, key, address, scope="app") for text in problems)
             continue

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, ProtectedError, QuerySet
 from rest_framework import permissions, serializers, viewsets
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.request import Request
 from rest_framework_api_key.permissions import KeyParser
 
@@ -118,9 +118,22 @@ class TenantViewSet(viewsets.ModelViewSet):
         serializer.save(tenant=tenant_of(self.request))
 
 
+class InUse(APIException):
+    status_code = 409
+    default_detail = "This object is referenced by others and cannot be deleted."
+    default_code = "protected"
+
+
 class SupplierViewSet(TenantViewSet):
     model = Supplier
     serializer_class = SupplierSerializer
+
+    def perform_destroy(self, instance: Model) -> None:
+        # A product's supplier is on_delete=PROTECT: said as a 409, not Django's 500.
+        try:
+            instance.delete()
+        except ProtectedError:
+            raise InUse() from None
 
 
 class CategoryViewSet(TenantViewSet):

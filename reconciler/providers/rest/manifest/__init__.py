@@ -85,7 +85,7 @@ def ref_issues(objects: Sequence[RestObject]) -> list[ManifestIssue]:
                         " (key_field: ...): it is then read, and must exist",
                     )
                 continue
-            if target.absent:
+            if target.absent and not obj.absent:
                 issue(obj, name, f"references {ref.path}{ref.key[:80]}, declared ensure: absent")
                 continue
             if ref.key_field is not None and ref.key_field != target.key_field:
