@@ -413,6 +413,10 @@ class _ObjectDiff:
         self.key = key
         self.address = address
         self.live = live
+        if record is not None and record.answered and obj.ignore:
+            # Compared as the live values are: ignored paths removed from the answers too.
+            view = live_managed(record.answered, list(record.answered), obj.ignore)
+            record = record.model_copy(update={"answered": view})
         self.record = record
         self.changes: list[Change] = []
         self.warnings: list[PlanProblem] = []
