@@ -185,7 +185,7 @@ def test_a_product_and_the_supplier_it_references_are_created_in_one_apply(
     manifest(project, "b-supplier.yaml", SUPPLIER.format(code="ACME"))
     code, out, err = run(capsys, "plan", "manifests")
     assert code == 0, out + err
-    assert "supplier: (known after apply)" in out.replace('"', "")
+    assert "supplier: (known after apply)" in out
     code, out, err = run(capsys, "apply", "manifests", "--auto-approve", "--parallelism", "8")
     assert code == 0 and "2 applied, 0 failed" in out, out + err
     headers = {"Authorization": f"Bearer {realshop.access()}", "Api-Key": realshop_tenant}

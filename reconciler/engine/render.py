@@ -19,7 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.address import Address
 from reconciler.engine.drift import KIND_LABELS, DriftItem, DriftReport
-from reconciler.engine.plan import ACTIONS, SYMBOLS, Change, Fact, Plan, PlanProblem
+from reconciler.engine.plan import (
+    ACTIONS,
+    KNOWN_AFTER_APPLY,
+    SYMBOLS,
+    Change,
+    Fact,
+    Plan,
+    PlanProblem,
+)
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
@@ -434,6 +442,8 @@ def _fields(change: Change) -> list[tuple[str, str]]:
 
 
 def _value(value: Any) -> str:
+    if value == KNOWN_AFTER_APPLY:
+        return KNOWN_AFTER_APPLY
     return _shorten(_clean(json.dumps(value, ensure_ascii=False, default=str)))
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from reconciler.address import Address
 from reconciler.engine.plan import (
+    KNOWN_AFTER_APPLY,
     AppMeta,
     Change,
     FieldChange,
@@ -304,9 +305,6 @@ def _delete(
         target_id=as_target_id(target),
         reason=reason,
     )
-
-
-KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 class _Resolver:
