@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures_tenant",
 
     "tests.fixtures_postgres",
+    "tests.fixtures_realrest",
 ]
 
 # respx's default mocker patches httpcore's connection pool; the client's own transport

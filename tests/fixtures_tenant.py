@@ -67,7 +67,9 @@ class RunningTenant:
             assert answer.status_code == 200, answer.text
             return cast(dict[str, str], answer.json())
 
-    def endpoint(self, *, api_key: bool = True) -> RestEndpoint:
+    def endpoint(
+        self, *, api_key: bool = True, page_size_param: str | None = "page_size"
+    ) -> RestEndpoint:
         return RestEndpoint(
             name="shop",
             base_url=self.base_url,
@@ -75,6 +77,7 @@ class RunningTenant:
             api_key=ApiKeyHeader("Api-Key", "T_KEY") if api_key else None,
             file="reconciler.yaml",
             line=2,
+            page_size_param=page_size_param,
         )
 
 
@@ -117,6 +120,9 @@ def tenant_config(tmp_path: Path) -> TenantSandboxConfig:
         users={TENANT_USER: TENANT_PASSWORD},
         api_keys={TENANT_KEY: "tenant_one", OTHER_KEY: "tenant_two"},
         access_seconds=2.0,
+        # These tests ask for page sizes (the default, DRF's, takes no parameter: see
+        # tests/test_realrest_contract.py).
+        page_size_param="page_size",
     )
 
 

@@ -444,3 +444,25 @@ def test_a_provider_the_paths_do_not_declare_is_an_error_not_green(
     assert "akana" in err and "No changes" not in out and "In sync" not in out
     code, out, _ = run(capsys, "state", "list", "--sandbox")
     assert GATEWAY in out and REPORTS in out
+
+
+def test_a_saved_rest_plan_with_a_reference_applies_in_order(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "catalogue")
+    code, out, err = run(
+        capsys, "plan", "catalogue", "--sandbox", "--provider", "rest", "--out", "plan.json"
+    )
+    assert code == 0, err
+    saved = json.loads((fleet / "plan.json").read_text())
+    [hammer] = [c for c in saved["changes"] if c["address"].endswith(":HAM-01]")]
+    assert hammer["after"]["supplier"] == "(known after apply)"
+    assert hammer["depends_on"] == ["rest_object[shop:/api/suppliers/:ACME]"]
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0, out + err
+    state = json.loads((fleet / ".reconciler" / "sandbox-state.json").read_text())
+    records = state["providers"]["rest"]["resources"]["rest_object"]
+    acme = records["shop:/api/suppliers/:ACME"]["id"]
+    assert records["shop:/api/products/:HAM-01"]["fields"]["supplier"] == acme
+    code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--detailed-exitcode")
+    assert code == 0 and "No changes" in out

@@ -718,7 +718,9 @@ def test_apply_result_escapes_server_messages() -> None:
               "results": [failure]}  # fmt: skip
     text = render_apply_result(result, color=False)
     assert "\x1b" not in text
-    assert f"  ~ {app()}: boom\\u001b[2J\\u000aline" in text
+    # A line break is kept, the next line indented under its failure (a server cannot
+    # write a line of its own into the summary); other control characters are escaped.
+    assert f"  ~ {app()}: boom\\u001b[2J\n    line\n" in text
 
 
 # --- dispatcher --------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def _hostile(next_of: Callable[[str], str | None], seen: list[str]) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         host = dict(scope["headers"]).get(b"host", b"").decode()
-        seen.append(f"{scope['method']} {host}{scope['path']}?{scope['query_string'].decode()}")
+        query = scope["query_string"].decode()
+        seen.append(f"{scope['method']} {scope['scheme']}://{host}{scope['path']}?{query}")
         if scope["path"] == "/api/token/":
             body: Any = {"access": "a.b.c", "refresh": "d.e.f"}
         else:
@@ -93,14 +94,15 @@ def _hostile(next_of: Callable[[str], str | None], seen: list[str]) -> Any:
     return app
 
 
-def _hostile_client(app: Any) -> RestClient:
+def _hostile_client(app: Any, base_url: str = "http://127.0.0.1:9", **options: Any) -> RestClient:
     endpoint = RestEndpoint(
         "hostile",
-        "http://127.0.0.1:9",
+        base_url,
         JwtAuth("/api/token/", "/api/token/refresh/", "U", "P"),
         ApiKeyHeader("Api-Key", "K"),
         "reconciler.yaml",
         1,
+        **options,
     )
     return RestClient(endpoint, credentials(), transport=httpx.ASGITransport(app=app), retry=FAST)
 
@@ -109,7 +111,7 @@ def _hostile_client(app: Any) -> RestClient:
     "target",
     [
         "http://evil.example/api/things/?page=2",
-        "https://127.0.0.1:9/api/things/?page=2",  # another scheme
+        "https://127.0.0.1:10/api/things/?page=2",  # another scheme and port
         "http://127.0.0.1:10/api/things/?page=2",  # another port
         "http://127.0.0.1:9/api/other/?page=2",  # another collection
         "//evil.example/api/things/?page=2",  # scheme-relative
@@ -121,8 +123,41 @@ async def test_a_next_link_to_another_origin_is_refused(target: str) -> None:
         with pytest.raises(PaginationError, match="refusing to follow 'next'") as caught:
             await client.list_objects("/api/things/")
     assert ":None" not in str(caught.value)  # the origin as written, not a missing port
-    assert [s for s in seen if "/api/things/" in s] == ["GET 127.0.0.1:9/api/things/?page_size=100"]
+    # No page-size parameter unless the endpoint names one.
+    assert [s for s in seen if "/api/things/" in s] == ["GET http://127.0.0.1:9/api/things/?"]
     assert not any("evil" in s or ":10" in s or "/api/other/" in s for s in seen)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "link"),
+    [
+        ("https://shop.example", "http://shop.example/api/things/?page=2"),
+        ("https://shop.example:8443", "http://shop.example:8443/api/things/?page=2"),
+    ],
+)
+async def test_a_next_link_in_another_scheme_on_the_same_host_and_port_is_read_at_the_origin(
+    base_url: str, link: str
+) -> None:
+    # An application behind a TLS-terminating proxy builds its links with http://: they are
+    # read at the base URL's origin (https), never in clear.
+    seen: list[str] = []
+    pages = {"": link, "page=2": None}
+    async with _hostile_client(_hostile(lambda query: pages[query], seen), base_url) as client:
+        listed = await client.list_objects("/api/things/")
+    assert len(listed) == 2
+    origin = base_url.replace(":8443", "")  # the Host header carries the port
+    assert [s.split(" ", 1)[1].replace(":8443", "") for s in seen if "/api/things/" in s] == [
+        f"{origin}/api/things/?", f"{origin}/api/things/?page=2"
+    ]
+    assert not any(s.split(" ", 1)[1].startswith("http://") for s in seen)
+
+
+async def test_a_page_size_is_asked_for_only_with_the_endpoint_s_parameter() -> None:
+    seen: list[str] = []
+    app = _hostile(lambda query: None, seen)
+    async with _hostile_client(app, page_size_param="limit") as client:
+        await client.list_objects("/api/things/")
+    assert seen[-1] == "GET http://127.0.0.1:9/api/things/?limit=100"
 
 
 async def test_a_next_link_loop_is_detected() -> None:
@@ -189,7 +224,7 @@ async def test_update_patches_only_the_managed_fields(tenant: RunningTenant) -> 
         )
         updated = await client.update("/api/products/", created["id"], {"price": 9})
         fetched = await client.get("/api/products/", created["id"])
-    assert updated["price"] == 9
+    assert updated["price"] == "9.00"  # a DecimalField answers its fixed-point form
     assert fetched is not None and fetched["description"] == "keep" and fetched["name"] == "u"
     assert client.stats.by_request[f"PATCH /api/products/{created['id']}/"] == 1
 

@@ -124,3 +124,16 @@ def test_the_readme_example_is_a_valid_project_file(tmp_path: Path) -> None:
     shop = load_project_config(_write(tmp_path, example), env).endpoint("shop")
     assert shop.auth.password_env == "TENANT_PASSWORD"
     assert shop.api_key is not None and shop.api_key.env == "TENANT_API_KEY"
+
+
+def test_a_page_size_parameter_is_named_per_endpoint_and_none_by_default(tmp_path: Path) -> None:
+    key = "      env: TENANT_API_KEY\n"
+    text = GOOD.replace(key, key + "    page_size_param: limit\n")
+    config = load_project_config(_write(tmp_path, text), {"TENANT_BASE_URL": "https://a.example"})
+    assert config.endpoint("shop").page_size_param == "limit"
+    assert config.endpoint("public").page_size_param is None
+    bad = GOOD.replace(key, key + "    page_size_param: a b\n")
+    with pytest.raises(ProjectConfigError) as caught:
+        load_project_config(_write(tmp_path, bad), {"TENANT_BASE_URL": "https://a.example"})
+    [issue] = caught.value.issues
+    assert issue.line == 13 and "query parameter name" in issue.message

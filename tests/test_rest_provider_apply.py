@@ -232,8 +232,8 @@ async def test_import_writes_a_manifest_that_plans_nothing(tmp_path: Path) -> No
         plan = await _plan(clients, desired, section)
     [obj] = desired
     assert obj.body == {
-        "sku": "IMP-1", "name": "Imported ${x}", "price": 9.25, "category": "tools",
-        "active": True, "description": "",
+        "sku": "IMP-1", "name": "Imported ${x}", "price": "9.25", "category": "tools",
+        "supplier": None, "active": True, "description": "",
     }
     assert obj.ignore == ("created_at", "updated_at")
     assert plan.changes == () and plan.learned == ()

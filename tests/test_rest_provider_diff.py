@@ -296,3 +296,29 @@ def test_an_unreadable_collection_holds_only_its_own_objects() -> None:
         reasons = [p.message for p in result.stuck_apps["shop:/api/products/:A"]]
         assert any("503" in r or "two objects" in r for r in reasons), reasons
         assert [c.app_id for c in result.changes] == ["shop:/api/categories/:tools"]
+
+
+@pytest.mark.parametrize(
+    ("live_price", "desired_price", "planned", "reason"),
+    [
+        ("12.50", 12.5, None, None),  # what the server answered for what was sent: unchanged
+        ("13.00", 12.5, ("13.00", 12.5), CHANGED_OUTSIDE),  # it left that answer: outside
+        ("12.50", 14, ("12.50", 14), None),  # the manifest changed: not "outside"
+    ],
+)
+def test_a_value_the_server_normalized_counts_as_sent(
+    live_price: str, desired_price: float, planned: tuple[Any, Any] | None, reason: str | None
+) -> None:
+    # As apply writes it: the fields sent (ignored paths removed) and the whole answers.
+    normalized = record("A", 3, price=12.5, meta={"n": 1}).model_copy(
+        update={"answered": {"sku": "A", "price": "12.50", "meta": {"etag": "old", "n": "1"}}}
+    )
+    now = live({"id": 3, "sku": "A", "price": live_price, "meta": {"etag": "new", "n": "1"}})
+    desired = obj("A", price=desired_price, meta={"etag": "x", "n": 1}, ignore=("meta.etag",))
+    result = plan([desired], now, section(normalized))
+    if planned is None:
+        assert result.changes == ()
+        return
+    [change] = result.changes
+    assert [(f.path, f.before, f.after) for f in change.fields] == [("price", *planned)]
+    assert change.reason == reason

@@ -322,3 +322,29 @@ def test_a_body_field_name_with_invisible_characters_is_refused(
     for issues in (top, nested):
         assert len(issues) == 1 and issues[0].startswith("11:"), issues
         assert "invisible or control" in issues[0] and issues[0].isprintable()
+
+
+_REF_CASES = [
+    ("{$ref: {path: /api/suppliers/}}", "a reference names path and key"),
+    ("{$ref: {path: api, key: A}}", "path 'api' must be a collection path"),
+    ("{$ref: {path: /a/, key: A, color: red}}", "a reference names path and key (and optionally"
+     " key_field, field), not 'color'"),
+    ("{$ref: {path: /a/, key: A}, x: 1}", "a reference is {$ref: {path: /api/things/, key: KEY}}"
+     " alone"),
+    ("{$ref: {path: /a/, key: A, field: 'a b'}}", "field must be a field name"),
+    ("{$ref: {path: /a/, key: A}}", "references /a/A, which no manifest declares"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "expected"), _REF_CASES)
+def test_a_reference_is_checked_at_its_place(tmp_path: Path, value: str, expected: str) -> None:
+    [error] = _errors(tmp_path, HEAD + f"    s: {value}\n")
+    assert error.startswith(f"11:8: spec.body.s: {expected}"), error
+
+
+def test_a_reference_to_an_object_outside_the_manifests_names_its_key_field(
+    tmp_path: Path,
+) -> None:
+    obj = _load(tmp_path, HEAD + "    s: {$ref: {path: /a/, key: A, key_field: code}}\n")
+    [(name, ref)] = obj.refs.items()
+    assert (name, ref.path, ref.key, ref.key_field, ref.field) == ("s", "/a/", "A", "code", "id")

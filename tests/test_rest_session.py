@@ -208,7 +208,8 @@ async def test_each_completed_write_is_recorded_once_with_its_record_before_it_i
             assert data == section.resources["rest_object"][key]
             assert data is not None and data["id"] == live[key.rsplit(":", 1)[1]]["id"]
             assert data["fields"] == {"sku": data["key"], "name": live[data["key"]]["name"],
-                                      "price": live[data["key"]]["price"]}
+                                      "price": float(live[data["key"]]["price"])}
+            assert data["answered"]["price"] == live[data["key"]]["price"]  # "1.50" for 1.5
             # Durable before reported: the record line comes before the event's.
             assert journal.log.index(f"record {key}") < journal.log.index(f"applied {key}")
         # An update records the new fields; a delete records None.
@@ -289,7 +290,7 @@ async def test_changes_of_a_stuck_key_are_skipped_and_the_others_run(tmp_path: P
     assert applied.stuck == [stuck_key]
     assert [(e.outcome, e.change.app_id, e.message) for e in applied.events] == [
         ("skipped", stuck_key, "cannot tell which object"),
-        ("applied", _key(desired[1]), None),
+        ("applied", _key(desired[1]), 'the server normalized price: 2.5 -> "2.50"'),
     ]
     assert [k for _, k, _ in journal.records] == [_key(desired[1])]
 
@@ -449,7 +450,7 @@ async def test_objects_with_uuid_ids_are_created_updated_deleted_and_saved_plans
         assert [(c.action, c.target_id) for c in delete.changes] == [("delete", record.id)]
         await _apply(session, delete, section, [gone])
         after = await session.client("shop").list_objects("/api/coupons/")
-    assert live is not None and live["percent"] == 15
+    assert live is not None and live["percent"] == "15.00"
     assert journal.records[0][2] is not None and journal.records[0][2]["id"] == record.id
     assert after == [] and _key(spring) not in read_records(section)
 
@@ -528,7 +529,7 @@ async def test_drift_names_a_field_changed_outside(tmp_path: Path) -> None:
         await session.client("shop").update(PRODUCTS, record.id, {"price": 99})
         report = session.drift(await session.plan(desired, section, Scope()), section)
     assert [(i.kind, i.app_id, i.field, i.live, i.expected) for i in report.items] == [
-        ("changed_outside", _key(desired[0]), "price", 99, 1.5)
+        ("changed_outside", _key(desired[0]), "price", "99.00", 1.5)
     ]
     assert report.endpoint == session.identity
 

@@ -231,7 +231,7 @@ class _Progress:
 
         change = result.change
         line = f"{result.outcome:8} {SYMBOLS[change.action]} {change.address}"
-        if result.message and result.outcome != "applied":
+        if result.message:  # a failure's reason, or a note (what the server normalized)
             line += f": {result.message}"
         if self.bar is not None:
             self.bar.console.print(line, markup=False, highlight=False)

@@ -21,6 +21,9 @@ FORMAT_VERSION = 2
 Action = Literal["create", "update", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "delete")
 SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "delete": "-"}
+# A value a provider can know only once an earlier change of the same apply has run (the id
+# of an object it creates); shown as it is, unquoted.
+KNOWN_AFTER_APPLY = "(known after apply)"
 
 @dataclass(frozen=True)
 class FieldChange:

@@ -19,12 +19,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.address import Address
 from reconciler.engine.drift import KIND_LABELS, DriftItem, DriftReport
-from reconciler.engine.plan import ACTIONS, SYMBOLS, Change, Fact, Plan, PlanProblem
+from reconciler.engine.plan import (
+    ACTIONS,
+    KNOWN_AFTER_APPLY,
+    SYMBOLS,
+    Change,
+    Fact,
+    Plan,
+    PlanProblem,
+)
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
 
 MAX_VALUE_CHARS = 120
+MAX_MESSAGE_LINES = 50  # of one failure in the summary: output stays bounded
 NO_CHANGES = "No changes. Live state matches the manifests."
 # Never say "matches" while something is left unchecked (an error below).
 NO_CHANGES_WITH_ERRORS = "No changes to make, but not everything could be checked: see the errors."
@@ -329,9 +338,15 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
         for row in picked:
             symbol = SYMBOLS.get(str(row.get("action")), "?")
             line = f"  {symbol} {_clean(str(row.get('address', '?')))}"
-            if row.get("message"):
-                line += f": {_clean(str(row['message']))}"
-            out.append(paint(line, row_style) if outcome == "failed" else line)
+            # A message of several lines (a 400's fields, each at its manifest line) keeps
+            # its line breaks; each line is cleaned of other control characters.
+            first, *more = str(row.get("message") or "").split("\n")
+            if first or more:
+                line += f": {_clean(first)}"
+            lines = [line, *(f"    {_clean(text)}" for text in more[:MAX_MESSAGE_LINES])]
+            if len(more) > MAX_MESSAGE_LINES:
+                lines.append(f"    ... {len(more) - MAX_MESSAGE_LINES} more line(s)")
+            out += [paint(text, row_style) if outcome == "failed" else text for text in lines]
     if failed or skipped or interrupted or stuck_apps or unresolved:
         out += ["", RETRY_HINT]
     return "\n".join(out) + "\n"
@@ -427,6 +442,8 @@ def _fields(change: Change) -> list[tuple[str, str]]:
 
 
 def _value(value: Any) -> str:
+    if value == KNOWN_AFTER_APPLY:
+        return KNOWN_AFTER_APPLY
     return _shorten(_clean(json.dumps(value, ensure_ascii=False, default=str)))
 
 

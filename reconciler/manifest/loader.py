@@ -170,6 +170,17 @@ def _load(
         room = max(0, min(MAX_ERRORS_PER_FILE, MAX_ERRORS_TOTAL - len(issues)))
         omitted += max(0, len(file_issues) - room)
         issues.extend(_bounded_issue(issue) for issue in file_issues[:room])
+    if not issues and not omitted:
+        # Checks that need every document of a kind (a provider's references between its
+        # resources): a checker class may offer ``check_together(models) -> issues``.
+        for factory in dict.fromkeys(kinds.values()):
+            together = getattr(factory, "check_together", None)
+            if together is None:
+                continue
+            mine = [a.app for a in apps if kinds.get(a.document) is factory]
+            found = list(together(mine))
+            issues.extend(_bounded_issue(issue) for issue in found[:MAX_ERRORS_TOTAL])
+            omitted += max(0, len(found) - MAX_ERRORS_TOTAL)
     if issues or omitted:
         raise ManifestError(issues, omitted=omitted)
     return apps, files

@@ -14,10 +14,12 @@ names each refused field at the manifest line that sets it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.address import Address
 from reconciler.engine.plan import AppMeta, Change, Plan
 from reconciler.errors import PlanError, ReconcilerError
 from reconciler.providers.rest.client import (
@@ -26,7 +28,7 @@ from reconciler.providers.rest.client import (
     RestValidationError,
     object_key,
 )
-from reconciler.providers.rest.model import RestObject
+from reconciler.providers.rest.model import RestObject, json_equal, ref_of
 from reconciler.providers.rest.records import (
     RestRecord,
     Section,
@@ -38,6 +40,7 @@ from reconciler.providers.rest.vocabulary import (
     PROVIDER,
     ROOT_KIND,
     Adopt,
+    address_key,
     adoptions_of,
     split_address_key,
 )
@@ -73,7 +76,11 @@ def _where(change: Change) -> tuple[str, str, str]:
 
 
 def _record(
-    change: Change, context: _Context, server_id: int | str, fields: Mapping[str, Any]
+    change: Change,
+    context: _Context,
+    server_id: int | str,
+    fields: Mapping[str, Any],
+    answered: Mapping[str, Any],
 ) -> RestRecord:
     endpoint, path, key = _where(change)
     key_text = change.address.key or ""
@@ -88,30 +95,76 @@ def _record(
         key_field=change.key or (previous.key_field if previous else ""),
         key=key,
         fields=dict(fields),
+        answered=dict(answered),
         protect=protect,
         labels=labels,
     )
 
 
+class _Unresolved(ReconcilerError):
+    """A reference whose target is not there when its change runs."""
+
+
+async def _resolve(client: RestClient, change: Change, context: _Context) -> dict[str, Any]:
+    """The change's payload with each reference (pending at plan time: its target was to be
+    created in this run) replaced by the target's field, from the state's record of it (just
+    written by its create) or, failing that, read from the server."""
+    endpoint, _path, _key = _where(change)
+    payload = dict(change.payload or {})
+    records = read_records(context.section)
+    for name, value in payload.items():
+        ref = ref_of(value)
+        if ref is None:
+            continue
+        record = records.get(address_key(endpoint, ref.path, ref.key))
+        if record is not None and ref.field == "id":
+            payload[name] = record.id
+            continue
+        if record is not None and ref.field in record.answered:
+            payload[name] = record.answered[ref.field]
+            continue
+        key_field = ref.key_field or (record.key_field if record else None)
+        found = await client.find(ref.path, key_field, ref.key) if key_field else None
+        if found is None or ref.field not in found:
+            raise _Unresolved(
+                f"{name}: the referenced object {ref.path}{ref.key[:80]} is not there"
+                " (was its create applied?)"
+            )
+        payload[name] = found[ref.field]
+    return payload
+
+
+def _sent(change: Change, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The managed fields as sent: the plan's, each reference as resolved."""
+    after = dict(change.after or {})
+    return {**after, **{name: payload[name] for name in after if name in payload}}
+
+
 async def _create(client: RestClient, change: Change, context: _Context) -> RestResult:
     _endpoint, path, _key = _where(change)
     assert change.payload is not None and change.key is not None
-    answer = await client.create(path, change.key, dict(change.payload))
+    payload = await _resolve(client, change, context)
+    answer = await client.create(path, change.key, payload)
     server_id = answer.get("id")
     if not isinstance(server_id, int | str) or isinstance(server_id, bool):
         return RestResult(change, False, "created, but the answer has no id; re-plan to adopt it")
-    put_record(context.section, _record(change, context, server_id, change.after or {}))
-    return RestResult(change, True, _ignored(change, answer), server_id)
+    sent = _sent(change, payload)
+    answered = _answered(sent, answer)
+    put_record(context.section, _record(change, context, server_id, sent, answered))
+    return RestResult(change, True, _notes(sent, change, answer), server_id)
 
 
 async def _update(client: RestClient, change: Change, context: _Context) -> RestResult:
     _endpoint, path, _key = _where(change)
     assert change.payload is not None and change.target_id is not None
-    answer = await client.update(path, change.target_id, dict(change.payload))
+    payload = await _resolve(client, change, context)
+    answer = await client.update(path, change.target_id, payload)
     previous = read_records(context.section).get(change.address.key or "")
-    fields = {**(previous.fields if previous else {}), **(change.after or {})}
-    put_record(context.section, _record(change, context, change.target_id, fields))
-    return RestResult(change, True, _ignored(change, answer), change.target_id)
+    sent = _sent(change, payload)
+    fields = {**(previous.fields if previous else {}), **sent}
+    answered = {**(previous.answered if previous else {}), **_answered(sent, answer)}
+    put_record(context.section, _record(change, context, change.target_id, fields, answered))
+    return RestResult(change, True, _notes(sent, change, answer), change.target_id)
 
 
 async def _delete(client: RestClient, change: Change, context: _Context) -> RestResult:
@@ -163,6 +216,34 @@ DISPATCH: Mapping[tuple[str, str], Handler] = {
     (ROOT_KIND, "update"): _update,
     (ROOT_KIND, "delete"): _delete,
 }
+
+
+def _answered(sent: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """What the server answered for each field sent (those it answered at all)."""
+    return {name: answer[name] for name in sent if name in answer}
+
+
+def _normalized(sent: Mapping[str, Any], answer: Mapping[str, Any]) -> str | None:
+    """The fields the server answered in another form than sent, said once (from then on
+    its form counts as the one sent)."""
+    moved = [
+        f"{name}: {_short(sent[name])} -> {_short(answer[name])}"
+        for name in sent
+        if name in answer and not json_equal(sent[name], answer[name])
+    ]
+    if not moved:
+        return None
+    return "the server normalized " + ", ".join(moved)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _notes(sent: Mapping[str, Any], change: Change, answer: Mapping[str, Any]) -> str | None:
+    notes = [note for note in (_normalized(sent, answer), _ignored(change, answer)) if note]
+    return "; ".join(notes) or None
 
 
 def _ignored(change: Change, answer: Mapping[str, Any]) -> str | None:
@@ -234,7 +315,28 @@ async def apply_changes(
     # waiting task may get it before the cancellation below reaches it).
     stopped: list[Change] = []
 
+    # Creates and updates after the objects they reference, deletes after the changes of
+    # the objects referencing theirs (the plan's depends_on); a change whose dependency
+    # failed is not sent. A cycle (only a hand-edited saved plan has one) fails its changes.
+    waiting_on, cyclic = _dependencies(changes)
+    tasks_by_address: dict[Address, asyncio.Future[RestResult]] = {}
+
     async def run(change: Change) -> RestResult:
+        if change.address in cyclic:
+            return _reported(RestResult(change, False, "its dependencies form a cycle; refused"))
+        for dependency in waiting_on.get(change.address, ()):
+            before = await asyncio.shield(tasks_by_address[dependency])
+            if not before.ok:
+                why = f"not sent: {dependency} was not applied"
+                return _reported(RestResult(change, False, why))
+        return _reported(await attempt(change))
+
+    def _reported(result: RestResult) -> RestResult:
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    async def attempt(change: Change) -> RestResult:
         handler = DISPATCH.get((change.kind, change.action))
         if handler is None or change.address.kind != change.kind:
             result = RestResult(change, False, "not a REST operation; refused")
@@ -260,11 +362,11 @@ async def apply_changes(
                         except BaseException:
                             stopped.append(change)
                             raise
-        if on_result is not None:
-            on_result(result)
         return result
 
     tasks = [asyncio.ensure_future(run(change)) for change in changes]
+    for change, task in zip(changes, tasks, strict=True):
+        tasks_by_address[change.address] = task
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
@@ -275,6 +377,29 @@ async def apply_changes(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _dependencies(
+    changes: Sequence[Change],
+) -> tuple[dict[Address, tuple[Address, ...]], frozenset[Address]]:
+    """Each change's dependencies among ``changes`` (others are ignored: not in this run),
+    and the changes caught in a cycle (Kahn's algorithm: what never becomes free)."""
+    present = {change.address for change in changes}
+    waiting = {
+        change.address: tuple(d for d in change.depends_on if d in present and d != change.address)
+        for change in changes
+    }
+    left = {address: set(deps) for address, deps in waiting.items()}
+    free = [address for address, deps in left.items() if not deps]
+    while free:
+        done = free.pop()
+        for address, deps in left.items():
+            if done in deps:
+                deps.discard(done)
+                if not deps:
+                    free.append(address)
+        left.pop(done, None)
+    return {a: d for a, d in waiting.items() if d}, frozenset(left)
 
 
 async def apply_plan(

@@ -19,9 +19,12 @@ Rules (the question is always "could the server have acted on it?"):
   ambiguous round is resolved by listing too.
 * ``PATCH`` (not ``PUT``) for updates: it sends only the fields the manifest manages, which
   is what "fields left out are not managed" means; a ``PUT`` would need every required field.
-* Pagination is followed only on the same origin and path (a ``next`` pointing elsewhere
-  would send the bearer token and the Api-Key to another host), with bounded pages and
-  items, and a ``next`` seen twice is a loop.
+* Pagination follows the server's pages, whatever their size (a page size is asked for only
+  when the endpoint names its parameter, ``page_size_param``), only on the same origin and
+  path (a ``next`` pointing elsewhere would send the bearer token and the Api-Key to another
+  host), with bounded pages and items, and a ``next`` seen twice is a loop. A ``next`` on the
+  same host and port in another scheme (``http://`` from an application behind a
+  TLS-terminating proxy) is read at the base URL's origin: never followed in clear.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ class ListLimits:
 
     max_pages: int = 1_000
     max_items: int = 100_000
-    page_size: int | None = 100  # sent as ?page_size= (servers cap it); None: the default
+    # Asked for when the endpoint names a page-size parameter (servers cap it); None: never.
+    page_size: int | None = 100
 
     def __post_init__(self) -> None:
         if self.max_pages < 1 or self.max_items < 1:
@@ -276,6 +280,21 @@ class RestClient:
             raise ReconcilerError(f"object id {_clean(text)!r} cannot be put in a URL")
         return f"{self._collection(path)}{text}/"
 
+    def _onto_origin(self, url: httpx.URL) -> httpx.URL:
+        """``url`` in the base URL's scheme when only the scheme differs: an application
+        behind a TLS-terminating proxy builds its links from the ``http://`` it is reached
+        by; the same host and port are the same server, reached the way the user chose."""
+        origin = self._origin
+        if (
+            url.scheme in ("http", "https")
+            and url.scheme != origin.scheme
+            and url.host == origin.host
+            and url.port == origin.port
+            and not url.userinfo
+        ):
+            return url.copy_with(scheme=origin.scheme)
+        return url
+
     def _same_place(self, url: httpx.URL, path: str) -> bool:
         origin = self._origin
         return (
@@ -293,8 +312,9 @@ class RestClient:
         path = self._collection(path)
         limits = self.list_limits
         url = httpx.URL(self.endpoint.base_url + path)
-        if limits.page_size is not None:
-            url = url.copy_add_param("page_size", str(limits.page_size))
+        param = self.endpoint.page_size_param
+        if param is not None and limits.page_size is not None:
+            url = url.copy_add_param(param, str(limits.page_size))
         objects: list[JsonObject] = []
         seen: set[str] = set()
         for _ in range(limits.max_pages):
@@ -326,6 +346,7 @@ class RestClient:
                 following = url.join(next_url)
             except httpx.InvalidURL:
                 raise PaginationError(f"GET {path}: 'next' is not a valid URL") from None
+            following = self._onto_origin(following)
             if not self._same_place(following, path):
                 origin = f"{following.scheme}://{following.netloc.decode(errors='replace')}"
                 raise PaginationError(

@@ -13,6 +13,7 @@ endpoints:
     api_key:                              # optional: without it, the read-only public schema
       header: Api-Key
       env: TENANT_API_KEY
+    page_size_param: page_size            # optional: none is sent unless named
 ```
 
 The file names where secrets live, never the secrets: a value that looks like one (any key
@@ -47,6 +48,7 @@ _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # A path as sent: absolute, URL-safe characters only, no query, fragment, dot segments.
 _PATH_RE = re.compile(r"/(?:[A-Za-z0-9_~.-]+/)*(?:[A-Za-z0-9_~.-]+)?")
 _HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+_PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # Headers a key must never replace: the bearer token and the message framing.
 _RESERVED_HEADERS: Final = frozenset(
     {"authorization", "host", "content-length", "content-type", "transfer-encoding", "cookie"}
@@ -85,6 +87,9 @@ class RestEndpoint:
     api_key: ApiKeyHeader | None
     file: str
     line: int
+    # The query parameter that asks for a page size, when the server takes one (DRF's default
+    # pagination takes none, and pages are followed whatever their size).
+    page_size_param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,7 @@ class _Reader:
 
     def endpoint(self, name: str, node: Node) -> RestEndpoint | None:
         loc = ("endpoints", name)
-        fields = self.mapping(node, loc, ("base_url", "auth"), ("api_key",))
+        fields = self.mapping(node, loc, ("base_url", "auth"), ("api_key", "page_size_param"))
         if fields is None:
             return None
         base_url = (
@@ -216,9 +221,23 @@ class _Reader:
         api_key = (
             self.api_key(fields["api_key"][1], (*loc, "api_key")) if "api_key" in fields else None
         )
+        param = (
+            self.string(
+                fields["page_size_param"],
+                (*loc, "page_size_param"),
+                _PARAM_RE,
+                "a query parameter name (letters, digits, _ . -)",
+            )
+            if "page_size_param" in fields
+            else None
+        )
         if base_url is None or auth is None or ("api_key" in fields and api_key is None):
             return None
-        return RestEndpoint(name, base_url, auth, api_key, self.file, pos_of(node).line)
+        if "page_size_param" in fields and param is None:
+            return None
+        return RestEndpoint(
+            name, base_url, auth, api_key, self.file, pos_of(node).line, page_size_param=param
+        )
 
     def jwt(self, node: Node, loc: tuple[str, ...]) -> JwtAuth | None:
         keys = ("type", "token_path", "refresh_path", "username_env", "password_env")

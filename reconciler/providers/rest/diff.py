@@ -15,12 +15,14 @@ No I/O. Rules (docs/decisions.md D80-D82):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.address import Address
 from reconciler.engine.plan import (
+    KNOWN_AFTER_APPLY,
     AppMeta,
     Change,
     FieldChange,
@@ -30,14 +32,20 @@ from reconciler.engine.plan import (
     unpruned_problem,
 )
 from reconciler.providers.rest.model import (
+    Ref,
     RestObject,
-    json_equal,
     key_text,
     live_managed,
     managed_fields,
 )
 from reconciler.providers.rest.model import server_id as addressable_id
-from reconciler.providers.rest.records import RestRecord, Section, read_records
+from reconciler.providers.rest.records import (
+    RestRecord,
+    Section,
+    changed_outside,
+    read_records,
+    unchanged,
+)
 from reconciler.providers.rest.vocabulary import (
     PROVIDER,
     ROOT_KIND,
@@ -82,6 +90,7 @@ def collections_needed(
 ) -> list[Collection]:
     """Each (endpoint, path) a plan must list once: declared ones and recorded ones."""
     needed = {(obj.endpoint, obj.path) for obj in desired}
+    needed |= {(obj.endpoint, ref.path) for obj in desired for ref in obj.refs.values()}
     needed |= {(r.endpoint, r.path) for r in read_records(section).values()}
     return sorted(needed)
 
@@ -119,6 +128,7 @@ def build_plan(
         else:
             unindexed[collection] = problem
 
+    resolver = _Resolver(desired, live, key_fields, indexes)
     for obj in desired:
         key = address_key(obj.endpoint, obj.path, obj.key)
         keys.append(key)
@@ -132,8 +142,15 @@ def build_plan(
                 )
             )
             continue
-        one = _ObjectDiff(obj, key, address, indexes[collection].get(obj.key), records.get(key))
+        resolved, needs, problems = ({}, [], []) if obj.absent else resolver.resolve(obj)
+        if problems:
+            errors.extend(PlanProblem(text, key, address, scope="app") for text in problems)
+            continue
+        one = _ObjectDiff(
+            obj, key, address, indexes[collection].get(obj.key), records.get(key), resolved
+        )
         one.run()
+        one.depend_on(needs)
         changes.extend(one.changes)
         warnings.extend(one.warnings)
         errors.extend(one.errors)
@@ -173,6 +190,7 @@ def build_plan(
         changes.append(change)
         if record.protect:
             errors.append(_protect_error(key, address))
+    changes = _order_deletes(changes, desired)
     kept = unpruned_problem("REST object(s)", unpruned)
     if kept is not None:
         warnings.append(kept)
@@ -289,6 +307,95 @@ def _delete(
     )
 
 
+class _Resolver:
+    """The values of an object's references: the target's field when the target is live
+    (declared or not), "known after apply" when a manifest declares it and it is created in
+    this run; a target neither live nor declared is a problem of the referencing object."""
+
+    def __init__(
+        self,
+        desired: Sequence[RestObject],
+        live: LiveRest,
+        key_fields: Mapping[Collection, str],
+        indexes: Mapping[Collection, dict[str, JsonObject]],
+    ) -> None:
+        self.declared = {(o.endpoint, o.path, o.key): o for o in desired if not o.absent}
+        self.live = live
+        self.key_fields = key_fields
+        self.indexes = dict(indexes)
+
+    def _index(
+        self, collection: Collection, key_field: str
+    ) -> tuple[dict[str, JsonObject], str | None]:
+        if collection in self.indexes and self.key_fields.get(collection) == key_field:
+            return self.indexes[collection], None
+        return _index(self.live, collection, key_field)
+
+    def resolve(self, obj: RestObject) -> tuple[dict[str, Any], list[Address], list[str]]:
+        """(body field -> value or a pending reference, the targets created in this run,
+        problems)."""
+        values: dict[str, Any] = {}
+        needs: list[Address] = []
+        problems: list[str] = []
+        for name, ref in obj.refs.items():
+            target = self.declared.get((obj.endpoint, ref.path, ref.key))
+            key_field = ref.key_field or (target.key_field if target else None)
+            shown = f"{name}: the reference to {obj.endpoint} {ref.path}{ref.key[:80]}"
+            if key_field is None:
+                problems.append(f"{shown} names no key field and no manifest declares it")
+                continue
+            index, why = self._index((obj.endpoint, ref.path), key_field)
+            if why is not None:
+                problems.append(f"{shown} cannot be resolved: {why}")
+                continue
+            found = index.get(ref.key)
+            if found is not None:
+                if ref.field not in found:
+                    problems.append(f"{shown}: the object has no field {ref.field!r}")
+                    continue
+                values[name] = found[ref.field]
+            elif target is not None:
+                values[name] = PendingRef(ref, object_address(obj.endpoint, ref.path, ref.key))
+                needs.append(values[name].address)
+            else:
+                problems.append(
+                    f"{shown}: no such object on the server (and no manifest declares it);"
+                    " a referenced object outside the manifests must exist"
+                )
+        return values, needs, problems
+
+
+@dataclass(frozen=True)
+class PendingRef:
+    """A reference to an object created in the same run: its value is known after apply."""
+
+    ref: Ref
+    address: Address
+
+
+def _order_deletes(changes: list[Change], desired: Sequence[RestObject]) -> list[Change]:
+    """A delete waits for the changes of the objects whose manifests reference its object
+    (they stop pointing at it, or go first), so a server's foreign key never blocks it."""
+    referrers: dict[str, list[Address]] = {}
+    by_key = {change.app_id: change for change in changes}
+    for obj in desired:
+        source = by_key.get(address_key(obj.endpoint, obj.path, obj.key))
+        if source is None:
+            continue
+        for ref in obj.refs.values():
+            target = address_key(obj.endpoint, ref.path, ref.key)
+            referrers.setdefault(target, []).append(source.address)
+    out: list[Change] = []
+    for change in changes:
+        waits = referrers.get(change.app_id, [])
+        if change.action == "delete" and waits:
+            change = dataclasses.replace(
+                change, depends_on=tuple(dict.fromkeys((*change.depends_on, *waits)))
+            )
+        out.append(change)
+    return out
+
+
 class _ObjectDiff:
     def __init__(
         self,
@@ -297,16 +404,50 @@ class _ObjectDiff:
         address: Address,
         live: JsonObject | None,
         record: RestRecord | None,
+        resolved: Mapping[str, Any] | None = None,
     ) -> None:
+        self.resolved = dict(resolved or {})
         self.obj = obj
         self.key = key
         self.address = address
         self.live = live
+        if record is not None and record.answered and obj.ignore:
+            # Compared as the live values are: ignored paths removed from the answers too.
+            view = live_managed(record.answered, list(record.answered), obj.ignore)
+            record = record.model_copy(update={"answered": view})
         self.record = record
         self.changes: list[Change] = []
         self.warnings: list[PlanProblem] = []
         self.errors: list[PlanProblem] = []
         self.learned: list[Adopt] = []
+
+    def depend_on(self, needs: Sequence[Address]) -> None:
+        """Creates and updates run after the objects they reference are created."""
+        if not needs:
+            return
+        self.changes = [
+            dataclasses.replace(c, depends_on=tuple(dict.fromkeys((*c.depends_on, *needs))))
+            if c.action != "delete"
+            else c
+            for c in self.changes
+        ]
+
+    def _desired(self) -> dict[str, Any]:
+        """The managed fields with each reference resolved (shown "known after apply" when
+        its target is created in this run)."""
+        desired = managed_fields(self.obj)
+        for name, value in self.resolved.items():
+            desired[name] = KNOWN_AFTER_APPLY if isinstance(value, PendingRef) else value
+        return desired
+
+    def _payload(self, names: Any) -> dict[str, Any]:
+        """What is sent: a resolved reference's value; a pending one as written (resolved
+        by apply once its target exists)."""
+        out: dict[str, Any] = {}
+        for name in names:
+            value = self.resolved.get(name, self.obj.body[name])
+            out[name] = self.obj.body[name] if isinstance(value, PendingRef) else value
+        return out
 
     def run(self) -> None:
         if self.obj.absent:
@@ -332,7 +473,7 @@ class _ObjectDiff:
             self.errors.append(_protect_error(self.key, self.address))
 
     def _create(self) -> None:
-        body = dict(self.obj.body)
+        body = self._payload(self.obj.body)
         self.changes.append(
             Change(
                 address=self.address,
@@ -340,7 +481,7 @@ class _ObjectDiff:
                 action="create",
                 app_id=self.key,
                 before=None,
-                after=managed_fields(self.obj),
+                after=self._desired(),
                 key=self.obj.key_field,
                 payload=body,
                 reason=DELETED_OUTSIDE if self.record is not None else None,
@@ -353,7 +494,7 @@ class _ObjectDiff:
         if server_id is None:
             self.errors.append(_id_problem(self.key, self.address))
             return
-        desired = managed_fields(obj)
+        desired = self._desired()
         current = live_managed(live, list(obj.body), obj.ignore)
         unknown = sorted(name for name in obj.body if name not in live)
         if unknown:
@@ -365,10 +506,12 @@ class _ObjectDiff:
                     self.address,
                 )
             )
+        # What the server normalized on the last write counts as what was sent (learned
+        # from its answer, never configured).
         changed = [
             name
             for name in obj.body
-            if name in live and not json_equal(desired[name], current[name])
+            if name in live and not unchanged(self.record, name, desired[name], current[name])
         ]
         replaced = self.record is not None and self.record.id != server_id
         if self.record is None or replaced:
@@ -385,7 +528,7 @@ class _ObjectDiff:
                 after={name: desired[name] for name in changed},
                 key=obj.key_field,
                 target_id=as_target_id(server_id),
-                payload={name: obj.body[name] for name in changed},
+                payload=self._payload(changed),
                 fields=tuple(FieldChange(name, current[name], desired[name]) for name in changed),
                 reason=self._why(changed, desired),
             )
@@ -395,9 +538,9 @@ class _ObjectDiff:
         record = self.record
         if record is None:
             return ADOPTED
-        applied = record.fields
-        if all(name in applied and json_equal(applied[name], desired[name]) for name in changed):
-            return CHANGED_OUTSIDE  # the manifest says what was applied; live moved
+        current = self.live or {}
+        if all(changed_outside(record, name, desired[name], current.get(name)) for name in changed):
+            return CHANGED_OUTSIDE  # the manifest says what was sent; live left the answer
         return None
 
     def _adopted_record(
@@ -411,6 +554,7 @@ class _ObjectDiff:
             key_field=obj.key_field,
             key=obj.key,
             fields=dict(current),
+            answered=dict(current),
             protect=obj.protect,
             labels=dict(obj.labels),
         ).as_json()

@@ -1,6 +1,7 @@
 """Drift of REST objects: why each planned difference exists, from the plan and the section.
 
-- an update whose fields all equal what was last applied: ``changed_outside`` (per field);
+- an update of a field the manifest still says as last sent, whose live value is no longer
+  what the server answered then: ``changed_outside`` (per field);
 - an update of fields the manifest changed (or of an adopted object): ``pending``;
 - a create of a recorded object: ``missing``; of an unrecorded one: ``pending``;
 - a delete (``ensure: absent`` or ``--prune``): ``pending``.
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 from reconciler.engine.drift import DriftItem, DriftKind, DriftReport
 from reconciler.engine.plan import Plan
-from reconciler.providers.rest.model import json_equal
-from reconciler.providers.rest.records import Section, read_records
+from reconciler.providers.rest.records import Section, changed_outside, read_records
 from reconciler.providers.rest.vocabulary import PROVIDER, ROOT_KIND
 
 
@@ -41,11 +41,7 @@ def classify(plan: Plan, section: Section) -> DriftReport:
         else:
             for item in change.fields:
                 applied = record.fields.get(item.path) if record else None
-                outside = (
-                    record is not None
-                    and item.path in record.fields
-                    and json_equal(applied, item.after)
-                )
+                outside = changed_outside(record, item.path, item.after, item.before)
                 items.append(
                     DriftItem(
                         "changed_outside" if outside else "pending",

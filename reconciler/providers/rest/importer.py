@@ -48,5 +48,6 @@ async def import_object(
         key_field=key_field,
         key=key,
         fields=dict(body),
+        answered=dict(body),
     )
     return render_manifest(obj, schema=schema), record

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 API_VERSION = "rest/v1"
 KIND = "RestObject"
@@ -39,6 +39,41 @@ class Where:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+REF: Final = "$ref"
+REF_KEYS: Final = ("path", "key", "key_field", "field")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A body value naming another object of the same endpoint: ``{$ref: {path, key,
+    key_field?, field?}}`` takes that object's ``field`` (its server ``id`` by default).
+    ``key_field`` is needed only for an object no manifest declares (read, never written)."""
+
+    path: str
+    key: str
+    key_field: str | None = None
+    field: str = "id"
+
+    def describe(self) -> str:
+        return f"{self.field} of {self.path}{self.key}"
+
+
+def ref_of(value: Any) -> Ref | None:
+    """The reference ``value`` holds (as the checker validated it), else None."""
+    if not isinstance(value, Mapping) or set(value) != {REF}:
+        return None
+    spec = value[REF]
+    if not isinstance(spec, Mapping):
+        return None
+    path, key = spec.get("path"), spec.get("key")
+    key_field, field_name = spec.get("key_field"), spec.get("field", "id")
+    if not isinstance(path, str) or not isinstance(key, str) or not isinstance(field_name, str):
+        return None
+    if key_field is not None and not isinstance(key_field, str):
+        return None
+    return Ref(path, key, key_field, field_name)
+
+
 @dataclass(frozen=True, eq=False)
 class RestObject:
     """One object of one collection of one endpoint, as a manifest declares it."""
@@ -58,6 +93,16 @@ class RestObject:
     @property
     def absent(self) -> bool:
         return self.ensure == "absent"
+
+    @property
+    def refs(self) -> dict[str, Ref]:
+        """Body field -> the reference it holds (top-level body values only)."""
+        out: dict[str, Ref] = {}
+        for name, value in self.body.items():
+            ref = ref_of(value)
+            if ref is not None:
+                out[name] = ref
+        return out
 
     @property
     def key(self) -> str:

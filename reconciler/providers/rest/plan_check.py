@@ -65,6 +65,10 @@ class _Change(_Strict):
     payload: Json | None = None
     fields: list[_FieldChange] = Field(default_factory=list)
     reason: StrictStr | None = Field(default=None, max_length=500)
+    # Other REST objects' changes this one runs after (references between objects).
+    depends_on: list[Annotated[StrictStr, Field(max_length=2048)]] = Field(
+        default_factory=list, max_length=1_000
+    )
 
 
 class _Adopt(_Strict):
@@ -122,6 +126,14 @@ def _check_change(index: int, change: _Change, source: str) -> None:
         raise _fail(source, where, "bad address") from None
     if change.app_id != address.key:
         raise _fail(source, where, "app_id is not the address key")
+    for dependency in change.depends_on:
+        try:
+            other = parse_address(dependency, ROOT_KINDS)
+            if other.kind != ROOT_KIND or other.key is None:
+                raise ValueError(dependency)
+            _check_key(other.key)
+        except (AddressError, ValueError):
+            raise _fail(source, where, "depends_on names no REST object") from None
     if not FIELD_NAME_RE.fullmatch(change.key):
         raise _fail(source, where, "key is not a field name")
     if change.action == "create":

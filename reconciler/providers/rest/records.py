@@ -13,6 +13,7 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from reconciler.errors import StateError
+from reconciler.providers.rest.model import json_equal
 from reconciler.providers.rest.vocabulary import PROVIDER, ROOT_KIND, address_key
 
 
@@ -35,6 +36,12 @@ class RestRecord(BaseModel):
     key_field: StrictStr
     key: StrictStr
     fields: dict[str, Any] = Field(default_factory=dict)  # last applied managed fields
+    # What the server answered for those fields after that write (or held when adopted or
+    # imported): a server may normalize what it is sent (a DecimalField answers 12.5 as
+    # "12.50"), and a field is unchanged while the manifest still says what was sent and the
+    # server still holds what it answered. A field not here (a record made before this was
+    # kept) is compared as sent.
+    answered: dict[str, Any] = Field(default_factory=dict)
     protect: StrictBool = False
     labels: dict[StrictStr, StrictStr] = Field(default_factory=dict)
 
@@ -44,6 +51,31 @@ class RestRecord(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def unchanged(record: RestRecord | None, name: str, desired: Any, live: Any) -> bool:
+    """``desired`` and ``live`` agree for field ``name``: equal, or ``desired`` is what was
+    last sent and ``live`` is what the server answered for it then (its normal form)."""
+    if json_equal(desired, live):
+        return True
+    return (
+        record is not None
+        and name in record.fields
+        and json_equal(desired, record.fields[name])
+        and json_equal(live, record.answered.get(name, record.fields[name]))
+    )
+
+
+def changed_outside(record: RestRecord | None, name: str, desired: Any, live: Any) -> bool:
+    """The manifest still says what was last sent for ``name``, and the server no longer
+    holds what it answered then (what was sent, for a record that does not say): someone
+    else changed it."""
+    return (
+        record is not None
+        and name in record.fields
+        and json_equal(desired, record.fields[name])
+        and not json_equal(live, record.answered.get(name, record.fields[name]))
+    )
 
 
 def read_records(section: Section) -> dict[str, RestRecord]:

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.errors import ManifestIssue
 from reconciler.manifest.checker import MISSING, TOP_KEYS, DocumentCheckerBase, Entries
 from reconciler.manifest.nodes import (
     BOOL_TAG,
@@ -47,6 +48,8 @@ from reconciler.providers.rest.model import (
     KIND,
     MAX_IGNORE_DEPTH,
     MAX_IGNORE_PATHS,
+    REF,
+    REF_KEYS,
     RestObject,
     Where,
     key_text,
@@ -96,6 +99,13 @@ class RestObjectChecker(DocumentCheckerBase):
     ) -> None:
         super().__init__(file, env, roots)
         self._values = 0
+
+    @staticmethod
+    def check_together(objects: Sequence[RestObject]) -> list[ManifestIssue]:
+        """What needs every document of this kind (the loader calls it once all are read)."""
+        from reconciler.providers.rest.manifest import ref_issues
+
+        return ref_issues(objects)
 
     def _where(self, node: Node) -> Where:
         pos = pos_of(node)
@@ -287,7 +297,35 @@ class RestObjectChecker(DocumentCheckerBase):
         for key, (_key_node, value_node) in self._json_keys(node, loc).items():
             positions[key] = self._where(value_node)
             out[key] = self._json(value_node, (*loc, key), 2)
+            if isinstance(out[key], dict) and REF in out[key]:
+                self._ref(out[key], value_node, (*loc, key))
         return out if len(self.issues) == before else None
+
+    def _ref(self, value: dict[str, Any], node: Node, loc: Loc) -> None:
+        """``{$ref: {path, key, key_field?, field?}}``: checked here, alone in its mapping;
+        whether its target exists, and cycles, need every document (:func:`ref_issues`)."""
+        report = self._reporter(loc, node)
+        spec = value[REF]
+        if len(value) != 1 or not isinstance(spec, dict):
+            report(f"a reference is {{{REF}: {{path: /api/things/, key: KEY}}}} alone")
+            return
+        unknown = sorted(set(spec) - set(REF_KEYS))
+        if unknown or "path" not in spec or "key" not in spec:
+            report(
+                f"a reference names path and key (and optionally key_field, field), not"
+                f" {', '.join(shown(k) for k in unknown) or 'only ' + ', '.join(spec)}"
+            )
+            return
+        path, key = spec["path"], spec["key"]
+        if not isinstance(path, str) or _path_problem(path) is not None:
+            report(_path_problem(str(path)) or "path must be a string")
+        if not isinstance(key, str) or not key:
+            report("key must be the target's natural key, as a string")
+        for name in ("key_field", "field"):
+            if name in spec and (
+                not isinstance(spec[name], str) or _field_problem(spec[name]) is not None
+            ):
+                report(f"{name} must be a field name (letters, digits, _ and -)")
 
     def _json_keys(self, node: MappingNode, loc: Loc) -> Entries:
         entries = self._mapping(node, loc, None)

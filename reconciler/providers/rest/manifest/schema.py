@@ -21,6 +21,7 @@ from reconciler.providers.rest.model import (
     KIND,
     MAX_IGNORE_DEPTH,
     MAX_IGNORE_PATHS,
+    REF,
 )
 
 SCHEMA_ID = "urn:miniapp-reconciler:schema:rest-object:v1"
@@ -41,6 +42,36 @@ _SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["apiVersion", "kind", "spec"],
+    "$defs": {
+        "reference": {
+            "type": "object",
+            "description": (
+                "Another object's field (its server id by default), found by its natural key"
+                " in a collection of the same endpoint. Created and updated after it, deleted"
+                " before it. A target no manifest declares needs key_field: it is read (and"
+                " must exist), never changed."
+            ),
+            "additionalProperties": False,
+            "required": [REF],
+            "properties": {
+                REF: {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["path", "key"],
+                    "properties": {
+                        "path": {"type": "string", "pattern": PATH_PATTERN},
+                        "key": {"type": "string", "minLength": 1},
+                        "key_field": {"type": "string", "pattern": FIELD_PATTERN},
+                        "field": {
+                            "type": "string",
+                            "pattern": FIELD_PATTERN,
+                            "description": "The target's field to take (default: id).",
+                        },
+                    },
+                }
+            },
+        }
+    },
     "properties": {
         "apiVersion": {"const": API_VERSION},
         "kind": {"const": KIND},
@@ -97,9 +128,17 @@ _SCHEMA: dict[str, Any] = {
                     "description": (
                         "The fields this tool manages (JSON values); fields left out are not"
                         " managed. Numbers are written in their shortest form (12.5, not"
-                        " 12.50); quote anything meant as a string."
+                        " 12.50); quote anything meant as a string. A field's value may be a"
+                        " reference to another object of the same endpoint: {$ref: {path,"
+                        " key}}."
                     ),
                     "propertyNames": {"maxLength": MAX_BODY_KEY_CHARS},
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"$ref": "#/$defs/reference"},
+                            {"not": {"type": "object", "required": [REF]}},
+                        ]
+                    },
                 },
                 "ignore": {
                     "type": "array",

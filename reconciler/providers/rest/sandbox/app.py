@@ -13,8 +13,9 @@ Behaviour copied from Django REST framework + djangorestframework-simplejwt defa
 * The schema (tenant) comes from ``Api-Key``; none: the read-only ``public`` schema (403 on
   writes); an unknown key: 403 (never a silent fall back to public, which would show a
   reconciler public data as if it were the tenant's).
-* Lists are paginated ``{"count", "next", "previous", "results"}`` (``?page=``,
-  ``?page_size=`` capped at ``max_page_size``), ``next``/``previous`` absolute URLs.
+* Lists are paginated ``{"count", "next", "previous", "results"}`` (``?page=``; a page-size
+  parameter only when ``page_size_param`` is configured, capped at ``max_page_size``, as
+  DRF's default pagination takes none), ``next``/``previous`` absolute URLs.
 
 Token times are NumericDates with milliseconds (RFC 7519 allows non-integers) so that tests
 can use 2-second lifetimes precisely.
@@ -27,7 +28,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -199,7 +200,7 @@ class TenantApi:
         schema, collection = self._context(request)
         if request.method == "POST":
             return await self._create(request, schema, collection)
-        size = _page_size(request, self.config.page_size, self.config.max_page_size)
+        size = _page_size(request, self.config)
         count = self.store.count(schema, collection)
         pages = max(1, -(-count // size))
         raw_page = request.query_params.get("page", "1")
@@ -225,7 +226,9 @@ class TenantApi:
         )
 
     async def _create(self, request: Request, schema: str, collection: Collection) -> Response:
-        values, errors = validate(collection, await _json_body(request), partial=False)
+        values, errors = validate(
+            collection, await _json_body(request), partial=False, exists=self._exists(schema)
+        )
         if errors:
             raise DrfError(400, errors)
         merged = {**defaults(collection), **values}
@@ -236,6 +239,12 @@ class TenantApi:
             raise self._unique(collection) from None
         return JSONResponse(self.store.get(schema, collection, object_id), status_code=201)
 
+    def _exists(self, schema: str) -> Callable[[str, int], bool]:
+        def exists(name: str, object_id: int) -> bool:
+            return self.store.get(schema, COLLECTIONS[name], object_id) is not None
+
+        return exists
+
     def _unique(self, collection: Collection) -> DrfError:
         key = collection.natural_key
         return DrfError(400, {key: [f"{collection.verbose} with this {key} already exists."]})
@@ -243,16 +252,22 @@ class TenantApi:
     async def detail(self, request: Request) -> Response:
         schema, collection = self._context(request)
         object_id = _object_id(collection, request.path_params["object_id"])
-        current = None if object_id is None else self.store.get(schema, collection, object_id)
-        if current is None or object_id is None:
+        if object_id is None:
             raise _detail(404, "Not found.")
+        current = self.store.get(schema, collection, object_id)
+        if current is None:
+            # Django's get_object_or_404, as DRF 3.16+ passes its message on.
+            name = collection.verbose.capitalize()
+            raise _detail(404, f"No {name} matches the given query.")
         if request.method == "GET":
             return JSONResponse(current)
         if request.method == "DELETE":
             self.store.delete(schema, collection, object_id)
             return Response(status_code=204)
         partial = request.method == "PATCH"
-        values, errors = validate(collection, await _json_body(request), partial=partial)
+        values, errors = validate(
+            collection, await _json_body(request), partial=partial, exists=self._exists(schema)
+        )
         if errors:
             raise DrfError(400, errors)
         stored = {k: v for k, v in current.items() if k not in READ_ONLY}
@@ -275,13 +290,15 @@ def _object_id(collection: Collection, text: str) -> ObjectId | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
-def _page_size(request: Request, default: int, maximum: int) -> int:
-    # DRF's PageNumberPagination.get_page_size: a bad value falls back to the default, a
-    # large one is cut to the maximum.
-    raw = request.query_params.get("page_size", "")
+def _page_size(request: Request, config: TenantSandboxConfig) -> int:
+    # DRF's PageNumberPagination.get_page_size: no parameter unless one is configured; a
+    # bad value falls back to the default, a large one is cut to the maximum.
+    if config.page_size_param is None:
+        return config.page_size
+    raw = request.query_params.get(config.page_size_param, "")
     if raw.isdigit() and int(raw) > 0:
-        return min(int(raw), maximum)
-    return default
+        return min(int(raw), config.max_page_size)
+    return config.page_size
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

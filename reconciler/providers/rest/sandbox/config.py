@@ -34,6 +34,9 @@ class TenantSandboxConfig:
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     page_size: int = 10
     max_page_size: int = 100
+    # DRF's PageNumberPagination takes no page-size parameter unless its
+    # ``page_size_query_param`` is set: by default the server's pages are what a client gets.
+    page_size_param: str | None = None
     latency_ms: float = 0
     fail_rate: float = 0
     ambiguous_rate: float = 0
