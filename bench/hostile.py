@@ -51,12 +51,15 @@ def measure(name: str, deadline: float) -> list[str]:
             example = setup(provider, _origin(server), root)
             run = run_cli(plan_args(example, "--format", "json"), example.env, root)
         row.append(f"{run.rss_mb:.0f} MB (exit {run.code})")
-    with tempfile.TemporaryDirectory() as folder, hostile("slow_headers", drip_interval=0.2) as server:
+    slow = hostile("slow_headers", drip_interval=0.2)
+    with tempfile.TemporaryDirectory() as folder, slow as server:
         root = Path(folder)
         example = setup(provider, _origin(server), root)
         env = {**example.env, "MAC_REQUEST_DEADLINE": f"{deadline:g}"}
         run = run_cli(plan_args(example), env, root, timeout=600)
-    row.append(f"{run.seconds:.1f} s (exit {run.code})")
+        requests = server.requests
+    said = "deadline named" if "MAC_REQUEST_DEADLINE" in run.stdout + run.stderr else "?"
+    row.append(f"{run.seconds:.1f} s, {requests} requests (exit {run.code}, {said})")
     seen: list[str] = []
     for status in (401, 400):
         with tempfile.TemporaryDirectory() as folder, hostile(

@@ -179,14 +179,37 @@ def refuse_credentials(loaded: Sequence[LoadedApp[Any]], config: Path | None = N
     if not secrets:
         return
     issues = [
-        ManifestIssue(item.file, item.line, 1, "", f"contains the value of {name}; a secret"
-                      " must never be written into a manifest")
+        ManifestIssue(
+            item.file,
+            *_place(item, name, value),
+            "",
+            f"contains the value of {name}; a secret must never be written into a manifest",
+        )
         for item in loaded
         for name, value in secrets.items()
         if _holds(_as_text(item.app), value)
     ]
     if issues:
         raise ManifestError(issues)
+
+
+def _place(item: LoadedApp[Any], name: str, value: str) -> tuple[int, int]:
+    """(line, column) of the first line of ``item``'s document holding ``value`` or a
+    ``${name}`` reference; the document's start when neither is found (a value built by
+    the checker)."""
+    try:
+        lines = Path(item.file).read_text("utf-8", "replace").splitlines()
+    except OSError:
+        return item.line, 1
+    for number in range(item.line, len(lines) + 1):
+        line = lines[number - 1]
+        if number > item.line and line.rstrip() == "---":  # the next document
+            break
+        for needle in (value, "${" + name):
+            at = line.find(needle)
+            if at >= 0:
+                return number, at + 1
+    return item.line, 1
 
 
 def _holds(text: str, value: str) -> bool:
