@@ -56,7 +56,6 @@ SLOW_BOUND = 60.0
 MAX_STORM_REQUESTS = 12
 RUN_TIMEOUT = 240.0
 WINDOW = 16  # no piece of a secret this long may show
-LOGIN_BYPASS = "login requests bypass the transport (session auth rewrite)"
 
 CODE = "import sys; from reconciler.cli.main import main; sys.exit(main())"
 
