@@ -79,6 +79,9 @@ class _Registry:
     def masked(self) -> list[str]:
         return [*self._counts, *self._retired]
 
+    def forget_retired(self) -> None:
+        self._retired.clear()
+
 
 _registry = _Registry()
 
@@ -123,6 +126,12 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
             if variant in text:
                 text = text.replace(variant, MASK)
     return text
+
+
+def forget_retired() -> None:
+    """Stop masking the secrets no longer held (tests: one test's old token must not mask
+    another test's text; a process never needs this)."""
+    _registry.forget_retired()
 
 
 def any_masked() -> bool:
