@@ -26,3 +26,16 @@ pytest_plugins = [
 import respx.mocks  # noqa: E402
 
 respx.mocks.DEFAULT_MOCKER = "httpx"
+
+
+import pytest  # noqa: E402
+
+from reconciler.secrets import forget_retired  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _forget_retired_secrets() -> object:
+    """A secret let go stays masked for the rest of the process (D116); in the test process,
+    one test's old token (``xxxxxxxx``) must not mask another test's text."""
+    yield
+    forget_retired()

@@ -9,11 +9,17 @@ client makes a test fail, never hang the suite.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
+import secrets
+import threading
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import quote
 
 Mode = Literal[
     "slow_headers",  # the status line and headers, one byte at a time
@@ -29,6 +35,8 @@ Mode = Literal[
     "endless_informational",  # "103 Early Hints" interim answers, never the real one
     "nesting_bomb",  # a 200 whose JSON body is 100,000 nested arrays
     "ok",  # a well-formed small JSON answer (the control)
+    "huge_body",  # a 200 with ``body_size`` bytes of body
+    "echo",  # ``echo_status`` answering the whole request back (see _echo)
 ]
 
 CHUNK = 64 * 1024
@@ -41,8 +49,12 @@ class HostileServer:
     drip_interval: float = 0.02  # seconds between bytes when dripping
     max_seconds: float = 20.0  # per connection: the server gives up on its own
     max_bytes: int = 4 * 1024**3  # per connection: what the answer would total if read fully
+    body_size: int = 800 * 1024**2  # huge_error, huge_body
+    echo_status: int = 401  # echo: the status of every answer but a granted login
+    grant_logins: bool = False  # echo: a POST carrying "password" gets a session (_grant)
     requests: int = 0
     bytes_sent: int = 0
+    issued: list[str] = field(default_factory=list)  # secrets _grant handed out
     port: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -75,9 +87,11 @@ class HostileServer:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value.strip())
-        if length:
-            await reader.readexactly(length)
+        body = await reader.readexactly(length) if length else b""
         self.requests += 1
+        if self.mode == "echo":
+            await self._echo(writer, head, body)
+            return
         await getattr(self, "_" + self.mode)(writer)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -128,8 +142,66 @@ class HostileServer:
         while self.bytes_sent < self.max_bytes:
             await self._send(writer, chunk)
 
+    async def _huge_body(self, writer: asyncio.StreamWriter) -> None:
+        size = self.body_size
+        await self._send(
+            writer,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % size,
+        )
+        block = b" " * CHUNK
+        for _ in range(size // CHUNK):
+            await self._send(writer, block)
+
+    async def _echo(self, writer: asyncio.StreamWriter, head: bytes, body: bytes) -> None:
+        """The request back, as a server with a debug page or a careless error handler
+        would: headers and body as JSON (so JSON-escaped), the body URL-encoded and base64'd
+        too. With ``grant_logins`` a POST whose body names a password is a login: it gets a
+        session in every common form (session and CSRF cookies, a JWT access/refresh pair),
+        so that the next requests carry them and their echo must be masked too."""
+        if self.grant_logins and head.startswith(b"POST ") and b"password" in body:
+            await self._grant(writer)
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip()] = value.strip()
+        text = body.decode("utf-8", "replace")
+        echoed = {
+            "detail": f"bad request: {lines[0]} {text}",
+            "request": lines[0],
+            "headers": headers,
+            "body": text,
+            "form": quote(text),
+            "encoded": base64.b64encode(body).decode(),
+        }
+        answer = json.dumps(echoed).encode()
+        reason = {400: "Bad Request", 401: "Unauthorized"}.get(self.echo_status, "Error")
+        await self._send(
+            writer,
+            f"HTTP/1.1 {self.echo_status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(answer)}\r\n\r\n".encode()
+            + answer,
+        )
+
+    async def _grant(self, writer: asyncio.StreamWriter) -> None:
+        now = int(time.time())
+        cookie, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        access, refresh = _jwt(now, "access"), _jwt(now, "refresh")
+        self.issued += [cookie, csrf, access, refresh]
+        answer = json.dumps({"access": access, "refresh": refresh}).encode()
+        await self._send(
+            writer,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Set-Cookie: AtmoAuthToken_hostile=" + cookie.encode() + b"; Max-Age=3600\r\n"
+            b"Set-Cookie: Csrf-Token_hostile=" + csrf.encode() + b"; Max-Age=3600\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(answer) + answer,
+        )
+
     async def _huge_error(self, writer: asyncio.StreamWriter) -> None:
-        size = 800 * 1024**2
+        size = self.body_size
         await self._send(
             writer,
             b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
@@ -179,6 +251,44 @@ class HostileServer:
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
             b'{"data": {',
         )
+
+
+def _jwt(now: int, kind: str) -> str:
+    """An unsigned-looking but well-formed JWT (clients read ``exp``/``iat``, never verify)."""
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"token_type": kind, "iat": now, "exp": now + 3600, "jti": secrets.token_hex(16)}
+    signature = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{signature}"
+
+
+@contextlib.contextmanager
+def hostile_server_thread(mode: Mode, **options: object) -> Iterator[HostileServer]:
+    """:func:`hostile_server` on its own event loop in a thread: for a client in another
+    process (the CLI run as a user runs it). Read ``requests``/``issued`` after the run."""
+    ready = threading.Event()
+    holder: list[HostileServer] = []
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with hostile_server(mode, **options) as state:  # type: ignore[arg-type]
+            holder.append(state)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the hostile server did not start")
+    try:
+        yield holder[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,8 @@ except ImportError:  # pragma: no cover
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, HELP_OPTION_NAMES, app, tidy_help
 from reconciler.cli.lean_help import import_typer_rich_utils
+from reconciler.cli.output import redacted_output
+from reconciler.secrets import redact
 
 # Each module registers its commands on `app` when imported; `--help` lists them in this
 # order, the order of the pipeline.
@@ -40,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args or any(arg in HELP_OPTION_NAMES for arg in args):
         import_typer_rich_utils()  # help will be shown: load its formatter lean (D45)
     command = typer_main_command()
+    with redacted_output():
+        return _run(command, argv)
+
+
+def _run(command: Any, argv: list[str] | None) -> int:
     try:
         result = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
     except click_exceptions.UsageError as exc:
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RECONCILER_DEBUG"):
             raise
         print(
-            f"Internal error: {type(exc).__name__}: {exc}\n"
+            f"Internal error: {type(exc).__name__}: {redact(str(exc))}\n"
             "This is a bug in miniapp-reconciler; rerun with RECONCILER_DEBUG=1 for the"
             " traceback and report it. Every completed write is recorded in the state.",
             file=sys.stderr,

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
-from reconciler.cli.common import RootOpt, SelectOpt, TargetOpt, err
+from reconciler.cli.common import ConfigOpt, RootOpt, SelectOpt, TargetOpt, err
 
 
 class ValidateFormat(StrEnum):
@@ -36,6 +36,7 @@ def validate(
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
     root: list[Path] = RootOpt,
+    config: Path | None = ConfigOpt,
 ) -> None:
     """Load and validate manifests; report every error as file:line:col: path: message."""
     from reconciler.errors import ConfigError, ManifestError
@@ -56,6 +57,10 @@ def validate(
 
         loaded, files = load_manifest_files(paths, dict(os.environ), root, kinds=MANIFEST_KINDS)
         require_manifests(paths, loaded)
+        from reconciler.workflows.desired import refuse_credentials
+
+        # What plan refuses: a manifest holding any provider's credential.
+        refuse_credentials(loaded, config)
     except ManifestError as exc:
         issues = exc.issues
         if format is ValidateFormat.json:

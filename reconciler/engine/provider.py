@@ -22,11 +22,32 @@ Rules every provider keeps (docs/decisions.md D71):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: validate loads providers without the planner
     from reconciler.engine.plan import Plan
     from reconciler.manifest.loader import LoadedApp, ManifestKinds
+
+
+@dataclass(frozen=True)
+class ContractExample:
+    """What the provider contract suite (``tests/contract/``) needs to run the CLI against
+    a server it controls: everything a user would set, pointed at ``origin``.
+
+    ``env``: the endpoint variables and dummy credentials; ``files``: the files to write into
+    an empty working folder (relative path -> text: at least one manifest, and any project
+    file); ``manifests``: the paths given to ``validate``/``plan``; ``args``: extra options
+    those commands need; ``secrets``: every credential value in ``env``/``files`` that must
+    never show anywhere (output, logs, state, files).
+    """
+
+    env: Mapping[str, str]
+    files: Mapping[str, str]
+    manifests: tuple[str, ...]
+    secrets: tuple[str, ...]
+    args: tuple[str, ...] = field(default=())
 
 
 class Provider(Protocol):
@@ -73,6 +94,18 @@ class Provider(Protocol):
         """The labels ``--select`` matches."""
         ...
 
+    def credential_variables(self, env: Mapping[str, str], config: Path | None) -> frozenset[str]:
+        """The environment variables holding its credentials (passwords, tokens, API keys):
+        a manifest holding one's value is refused by ``validate`` and ``plan`` alike.
+        ``config``: the project file option, for providers whose names are declared there."""
+        ...
+
+    def contract_example(self, origin: str) -> ContractExample:
+        """A tiny working setup against ``origin`` (``http://127.0.0.1:PORT``): the hook the
+        provider contract suite runs every guarantee through, so a registered provider gets
+        the suite for free."""
+        ...
+
 
 class ProviderBase:
     """The plain parts every provider states as data (its module's constants), so that a
@@ -86,8 +119,14 @@ class ProviderBase:
     levels: Mapping[str, int]
     operations: frozenset[tuple[str, str, str | None]]
 
+    # The variables holding its credentials (see Provider.credential_variables).
+    credentials: frozenset[str] = frozenset()
+
     def resource_labels(self, model: Any) -> Mapping[str, str]:
         return dict(model.labels)
+
+    def credential_variables(self, env: Mapping[str, str], config: Path | None) -> frozenset[str]:
+        return self.credentials
 
 
 def root_kinds(providers: Mapping[str, Provider]) -> dict[str, str]:

@@ -66,6 +66,7 @@ from reconciler.transport.config import (
     check_token,
     is_loopback,
 )
+from reconciler.transport.guard import GuardedTransport
 from reconciler.transport.h11lane import H11Lane, LaneBody
 from reconciler.transport.redact import (
     ApiKeyAuth,
@@ -261,7 +262,7 @@ def api_error(
     items = read_items(response.content)
     if items is not None:
         return ApiError(method, path, status, errors=items)
-    text = response.text
+    text = redact(response.text)  # before cutting: a cut secret would no longer match
     if len(text) > MAX_ERROR_TEXT:
         text = text[:MAX_ERROR_TEXT] + "...(truncated)"
     if 300 <= status < 400:
@@ -539,7 +540,8 @@ class ApiSession:
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             verify=tls_context(),  # always verifying; see _tls_context
-            transport=transport,
+            # Every request, those of an auth flow included, under the shared limits.
+            transport=GuardedTransport(transport, self.limits),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),

@@ -24,7 +24,7 @@ from typing import Final
 
 import httpx
 
-from reconciler.secrets import MASK, live_secrets, register_secret, unregister_secret
+from reconciler.secrets import MASK, any_masked, register_secret, unregister_secret
 from reconciler.secrets import redact as _redact
 
 # Every logger httpx/httpcore write to (httpcore names one per module; see their sources).
@@ -68,7 +68,7 @@ class RedactingFilter(logging.Filter):
     """Rewrites (never drops) a log record whose message contains a live token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not live_secrets():
+        if not any_masked():  # nothing held nor held before: nothing to rewrite
             return True
         try:
             message = record.getMessage()

@@ -78,7 +78,7 @@ def load_desired(
         list(paths), dict(os.environ), list(roots), kinds=MANIFEST_KINDS
     )
     require_manifests(list(paths), every)
-    _refuse_secrets(every)
+    refuse_credentials(every)
     by_provider = split_by_provider(every, PROVIDERS)
     if provider is not None:
         by_provider = {name: items for name, items in by_provider.items() if name == provider}
@@ -156,32 +156,67 @@ def _labels_of(record: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
-# The environment variables whose values must never appear in a manifest (they would be
-# printed in plans, PR comments and the state).
-SECRET_VARIABLES = ("MAC_API_TOKEN", "AKANA_PASSWORD")
-
-
-def _refuse_secrets(loaded: Sequence[LoadedApp[Any]]) -> None:
-    """Defence in depth: a manifest value equal to (or holding) a secret would be printed in
-    plans, PR comments and the state. Refuse before anything is shown."""
+def refuse_credentials(loaded: Sequence[LoadedApp[Any]], config: Path | None = None) -> None:
+    """Defence in depth: a manifest value equal to (or holding) a credential would be printed
+    in plans, PR comments and the state. Refuse before anything is shown. The credentials are
+    what every registered provider declares (``Provider.credential_variables``): ``validate``
+    and ``plan`` refuse the same values. ``config``: the project file (``--config``; else
+    ``RECONCILER_CONFIG``, else the default one)."""
     from reconciler.errors import ManifestError, ManifestIssue
+    from reconciler.providers.registry import PROVIDERS
 
+    env = dict(os.environ)
+    if config is None and env.get("RECONCILER_CONFIG"):
+        config = Path(env["RECONCILER_CONFIG"])
+    names = sorted(
+        {name for p in PROVIDERS.values() for name in p.credential_variables(env, config)}
+    )
     secrets = {
-        name: os.environ[name]
-        for name in SECRET_VARIABLES
-        if len(os.environ.get(name, "")) >= 8  # shorter: too many false alarms
+        name: env[name]
+        for name in names
+        if len(env.get(name, "")) >= 8  # shorter: too many false alarms
     }
     if not secrets:
         return
     issues = [
-        ManifestIssue(item.file, item.line, 1, "", f"contains the value of {name}; a secret"
-                      " must never be written into a manifest")
+        ManifestIssue(
+            item.file,
+            *_place(item, name, value),
+            "",
+            f"contains the value of {name}; a secret must never be written into a manifest",
+        )
         for item in loaded
         for name, value in secrets.items()
-        if value in _as_text(item.app)
+        if _holds(_as_text(item.app), value)
     ]
     if issues:
         raise ManifestError(issues)
+
+
+def _place(item: LoadedApp[Any], name: str, value: str) -> tuple[int, int]:
+    """(line, column) of the first line of ``item``'s document holding ``value`` or a
+    ``${name}`` reference; the document's start when neither is found (a value built by
+    the checker)."""
+    try:
+        lines = Path(item.file).read_text("utf-8", "replace").splitlines()
+    except OSError:
+        return item.line, 1
+    for number in range(item.line, len(lines) + 1):
+        line = lines[number - 1]
+        if number > item.line and line.rstrip() == "---":  # the next document
+            break
+        for needle in (value, "${" + name):
+            at = line.find(needle)
+            if at >= 0:
+                return number, at + 1
+    return item.line, 1
+
+
+def _holds(text: str, value: str) -> bool:
+    import json
+
+    # _as_text is JSON: a value with quotes or backslashes shows there escaped.
+    return value in text or json.dumps(value, ensure_ascii=False)[1:-1] in text
 
 
 def _as_text(model: Any) -> str:

@@ -40,7 +40,13 @@ from typing import Final
 import httpx
 
 from reconciler.errors import ReconcilerError
-from reconciler.secrets import MASK, MIN_SECRET_LENGTH, register_secret, unregister_secret
+from reconciler.secrets import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    redact,
+    register_secret,
+    unregister_secret,
+)
 
 # The shared transport pieces (moving to a transport package).
 from reconciler.transport.redact import LOGGER_NAMES, Secret, install_log_redaction
@@ -155,7 +161,8 @@ def _set_cookies(response: httpx.Response) -> dict[str, _SetCookie]:
 
 
 def _excerpt(response: httpx.Response) -> str:
-    text = mask_session_values(response.text.strip())
+    # Every secret masked before the cut below (an echoed login body holds the password).
+    text = redact(mask_session_values(response.text.strip()))
     text = "".join(c if c.isprintable() else "?" for c in text)
     return text if len(text) <= MAX_SHOWN_BODY else text[:MAX_SHOWN_BODY] + "...(truncated)"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.provider import ProviderBase
+from reconciler.engine.provider import ContractExample, ProviderBase
+from reconciler.providers.akana.config import BASE_URL_ENV, EMAIL_ENV, PASSWORD_ENV
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
 
@@ -21,6 +22,16 @@ class Akana(ProviderBase):
     manifest_kinds = MANIFEST_KINDS
     levels = LEVELS
     operations = OPERATIONS
+    credentials = frozenset({PASSWORD_ENV})
+
+    def contract_example(self, origin: str) -> ContractExample:
+        password = 'akana-Pa"ss\\w0rd/+&=contract-51d2'
+        return ContractExample(
+            env={BASE_URL_ENV: origin, EMAIL_ENV: "ops@example.com", PASSWORD_ENV: password},
+            files={"manifests/gateway.yaml": _EXAMPLE},
+            manifests=("manifests",),
+            secrets=(password,),
+        )
 
     @property
     def connector(self) -> AkanaConnector:
@@ -40,3 +51,16 @@ class Akana(ProviderBase):
 
 
 AKANA = Akana()
+
+
+_EXAMPLE = """\
+apiVersion: akana/v1
+kind: App
+metadata:
+  name: contract-gateway
+spec:
+  summary: The contract suite's app
+  versions:
+    - name: "1.0"
+      visibility: Private
+"""

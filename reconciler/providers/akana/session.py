@@ -56,6 +56,7 @@ from reconciler.providers.akana.live import app_fingerprint, fingerprints, live_
 from reconciler.providers.akana.model import AkanaApp
 from reconciler.providers.akana.records import AkanaSection
 from reconciler.providers.akana.vocabulary import PROVIDER, ROOT_KIND, app_address
+from reconciler.transport.config import ClientLimits, limits_from_env
 from reconciler.transport.redact import Secret
 
 # The intents of app creates not yet known to be recorded (see the module's docstring).
@@ -385,9 +386,12 @@ class AkanaConnector:
         config: Path | None,
         parallelism: int,
     ) -> AbstractAsyncContextManager[ProviderSession]:
+        # The fleet-wide limits (MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES): checked
+        # before anything is sent, applied to every request (logins included).
+        limits = limits_from_env(env)
         if sandbox_dir is not None:
-            return _sandbox_session(sandbox_dir, parallelism)
-        return _env_session(akana_config_from_env(env), parallelism)
+            return _sandbox_session(sandbox_dir, parallelism, limits)
+        return _env_session(akana_config_from_env(env), parallelism, limits)
 
 
 def _client_connections(parallelism: int) -> int:
@@ -395,9 +399,13 @@ def _client_connections(parallelism: int) -> int:
 
 
 @asynccontextmanager
-async def _env_session(config: AkanaConfig, parallelism: int) -> AsyncIterator[ProviderSession]:
+async def _env_session(
+    config: AkanaConfig, parallelism: int, limits: ClientLimits
+) -> AsyncIterator[ProviderSession]:
     # Closing the client logs out, whatever ended the block.
-    async with AkanaClient(config, max_connections=_client_connections(parallelism)) as client:
+    async with AkanaClient(
+        config, max_connections=_client_connections(parallelism), limits=limits
+    ) as client:
         yield AkanaSession(
             client,
             identity=config.endpoint.base_url,
@@ -408,7 +416,9 @@ async def _env_session(config: AkanaConfig, parallelism: int) -> AsyncIterator[P
 
 
 @asynccontextmanager
-async def _sandbox_session(sandbox_dir: Path, parallelism: int) -> AsyncIterator[ProviderSession]:
+async def _sandbox_session(
+    sandbox_dir: Path, parallelism: int, limits: ClientLimits
+) -> AsyncIterator[ProviderSession]:
     # Imported here: the sandbox (Starlette) loads only for --sandbox runs.
     from reconciler.providers.akana.sandbox.inprocess import in_process_akana
 
@@ -422,7 +432,7 @@ async def _sandbox_session(sandbox_dir: Path, parallelism: int) -> AsyncIterator
         )
         async with AkanaClient(
             config, transport=sandbox.transport,
-            max_connections=_client_connections(parallelism),
+            max_connections=_client_connections(parallelism), limits=limits,
         ) as client:
             yield AkanaSession(
                 client,

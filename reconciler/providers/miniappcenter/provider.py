@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.provider import ProviderBase
+from reconciler.engine.provider import ContractExample, ProviderBase
 from reconciler.providers.miniappcenter.manifest import MANIFEST_KINDS
 from reconciler.providers.miniappcenter.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
 
@@ -20,6 +20,16 @@ class MiniAppCenter(ProviderBase):
     manifest_kinds = MANIFEST_KINDS
     levels = LEVELS
     operations = OPERATIONS
+    credentials = frozenset({"MAC_API_TOKEN"})
+
+    def contract_example(self, origin: str) -> ContractExample:
+        token = 'mac-Tok"en\\/+&=contract-9f31c7'
+        return ContractExample(
+            env={"MAC_BASE_URL": f"{origin}/api", "MAC_API_TOKEN": token},
+            files={"manifests/shop.yaml": _EXAMPLE},
+            manifests=("manifests",),
+            secrets=(token,),
+        )
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         # Imported here: the saved-plan check pulls in the differ, which validate never needs.
@@ -32,3 +42,21 @@ class MiniAppCenter(ProviderBase):
 
 
 MINIAPPCENTER = MiniAppCenter()
+
+
+_EXAMPLE = """\
+apiVersion: miniappcenter/v1
+kind: MiniApp
+metadata:
+  id: com.example.contract.shop
+spec:
+  name: Contract Shop
+  superapp_id: com.example.superapp
+  type: Web
+  versions:
+    - code: "1.0.0"
+      platform_id: Android
+      main_name: HomePanel
+      main_type: Panel
+      service_url: https://shop.example.com/
+"""

@@ -45,7 +45,13 @@ from reconciler.providers.rest.auth import JwtApiKeyAuth
 from reconciler.providers.rest.config import Credentials, RestEndpoint, is_safe_path
 from reconciler.providers.rest.model import SERVER_ID_RE
 from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
-from reconciler.transport.config import ClientLimits, check_endpoint_security, is_loopback
+from reconciler.transport.config import (
+    REQUEST_DEADLINE_ENV,
+    ClientLimits,
+    check_endpoint_security,
+    is_loopback,
+)
+from reconciler.transport.guard import GuardedTransport
 from reconciler.transport.http import RetryPolicy, byte_size, parse_retry_after, tls_context
 from reconciler.transport.redact import redact
 
@@ -141,11 +147,19 @@ def _clean(text: str) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...(truncated)"
 
 
+def _too_slow(deadline: float) -> str:
+    return (
+        f"the server was too slow: no complete answer within {deadline:g}s (the per-request"
+        f" deadline; {REQUEST_DEADLINE_ENV} raises it)"
+    )
+
+
 def _messages(value: object) -> list[str]:
     if isinstance(value, list):
         return [_clean(str(v)) for v in value[:20]]
     if isinstance(value, dict):  # nested serializer errors: flattened, bounded
-        return [_clean(json.dumps(value)[:MAX_SHOWN])]
+        # Masked before it is cut (in _clean): a cut secret would no longer match.
+        return [_clean(json.dumps(value))]
     return [_clean(str(value))]
 
 
@@ -230,6 +244,13 @@ class RestClient:
             ),
             trust_env=not loopback,  # never a proxy for loopback: it would see the tokens
         )
+        # The shared guard: the deadline and the size cap for every request, the token calls
+        # of the auth flow included, whichever transport httpx picked (a proxy's included).
+        self._http._transport = GuardedTransport(self._http._transport, self.limits)
+        self._http._mounts = {
+            pattern: None if mounted is None else GuardedTransport(mounted, self.limits)
+            for pattern, mounted in self._http._mounts.items()
+        }
         self.auth.bind(self._http)
         self._closed = False
 
@@ -450,8 +471,12 @@ class RestClient:
                 error = TransportError(
                     method, path, _clean(f"could not connect ({type(exc).__name__})")
                 )
+            except TimeoutError:  # the per-request deadline (asyncio.timeout in _send)
+                reason = _too_slow(self.limits.request_deadline)
+                if not idempotent:
+                    raise AmbiguousWriteError(method, path, reason) from None
+                error = TransportError(method, path, reason)
             except (
-                TimeoutError,
                 httpx.TimeoutException,
                 httpx.NetworkError,
                 httpx.RemoteProtocolError,

@@ -367,3 +367,22 @@ def resolve_credentials(endpoint: RestEndpoint, env: Mapping[str, str]) -> Crede
         password=need(auth.password_env, "the password"),
         api_key=need(endpoint.api_key.env, "the Api-Key") if endpoint.api_key else None,
     )
+
+
+def credential_variables(env: Mapping[str, str], config: Path | None) -> frozenset[str]:
+    """The password and Api-Key variables of every endpoint of the project file (``config``,
+    else ``./reconciler.yaml`` when it exists); none when there is no readable one (the run
+    that needs it reports its problems)."""
+    path = config if config is not None else Path(DEFAULT_PROJECT_FILE)
+    if config is None and not path.is_file():
+        return frozenset()
+    try:
+        project = load_project_config(path, env)
+    except ConfigError:
+        return frozenset()
+    names: set[str] = set()
+    for endpoint in project.endpoints.values():
+        names.add(endpoint.auth.password_env)
+        if endpoint.api_key is not None:
+            names.add(endpoint.api_key.env)
+    return frozenset(names)

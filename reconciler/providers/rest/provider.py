@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.provider import ProviderBase
+from reconciler.engine.provider import ContractExample, ProviderBase
 from reconciler.providers.rest.manifest import MANIFEST_KINDS
 from reconciler.providers.rest.vocabulary import (
     LEVELS,
@@ -37,6 +38,29 @@ class RestProvider(ProviderBase):
     def resource_key(self, model: Any) -> str:
         return str(address_key(model.endpoint, model.path, model.key))
 
+    def credential_variables(self, env: Mapping[str, str], config: Path | None) -> frozenset[str]:
+        """The password and Api-Key variables the project file names (none without one)."""
+        from reconciler.providers.rest.config import credential_variables
+
+        return credential_variables(env, config)
+
+    def contract_example(self, origin: str) -> ContractExample:
+        password, api_key = 'rest-Pa"ss\\w0rd/+&=contract-77ab', "rest-api-key-contract-0c4e9a"
+        return ContractExample(
+            env={
+                "CONTRACT_USER": "ops",
+                "CONTRACT_PASSWORD": password,
+                "CONTRACT_API_KEY": api_key,
+            },
+            files={
+                "reconciler.yaml": _PROJECT.replace("ORIGIN", origin),
+                "manifests/tools.yaml": _EXAMPLE,
+            },
+            manifests=("manifests",),
+            secrets=(password, api_key),
+            args=("--config", "reconciler.yaml"),
+        )
+
     @property
     def connector(self) -> RestConnector:
         """How the engine's service opens this provider (:mod:`.session`); imported on use so
@@ -47,3 +71,34 @@ class RestProvider(ProviderBase):
 
 
 REST = RestProvider()
+
+
+_PROJECT = """\
+endpoints:
+  shop:
+    base_url: ORIGIN
+    auth:
+      type: jwt
+      token_path: /api/token/
+      refresh_path: /api/token/refresh/
+      username_env: CONTRACT_USER
+      password_env: CONTRACT_PASSWORD
+    api_key:
+      header: Api-Key
+      env: CONTRACT_API_KEY
+"""
+
+_EXAMPLE = """\
+apiVersion: rest/v1
+kind: RestObject
+metadata:
+  name: tools
+spec:
+  endpoint: shop
+  path: /api/categories/
+  key: slug
+  body:
+    slug: tools
+    name: Tools
+    description: contract-suite-category
+"""

@@ -84,6 +84,7 @@ from reconciler.providers.rest.vocabulary import (
     adoptions_of,
     split_address_key,
 )
+from reconciler.transport.config import limits_from_env
 from reconciler.transport.redact import Secret
 
 SANDBOX_DB: Final = "tenant-sandbox.db"
@@ -588,6 +589,9 @@ class RestConnector:
         parallelism: int,
     ) -> AsyncIterator[RestSession]:
         connections = max(MIN_CONNECTIONS, parallelism)
+        # The fleet-wide limits (MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES), for every
+        # client; checked before anything is sent.
+        options = {"limits": limits_from_env(env), **self.client_options}
         backend: _Backend
         if sandbox_dir is not None:
             folder = sandbox_dir.resolve()
@@ -596,14 +600,14 @@ class RestConnector:
                 folder / SANDBOX_DB,
                 env,
                 max_connections=connections,
-                client_options=self.client_options,
+                client_options=options,
             )
         else:
             backend = _ProjectBackend(
                 _project_config(config, env),
                 env,
                 max_connections=connections,
-                client_options=self.client_options,
+                client_options=options,
             )
         session = RestSession(backend)
         try:
