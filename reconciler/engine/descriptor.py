@@ -17,6 +17,9 @@ import re
 from dataclasses import dataclass
 
 ENTRY_POINT_GROUP = "reconciler.providers"
+# The project file (``--config``, else ``RECONCILER_CONFIG``): providers whose endpoints need
+# names declare them there, with the *names* of the variables holding their secrets.
+DEFAULT_PROJECT_FILE = "reconciler.yaml"
 # A provider's name is a state section, a plan key and an address owner: one plain word.
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # "package.module:ATTRIBUTE": where the provider (or its connector) object lives.
@@ -42,6 +45,12 @@ class ProviderDescriptor:
     provider: str
     connector: str | None = None
     package: str = "miniapp-reconciler"  # the distribution it comes from, named in errors
+    # The environment variables holding its credentials, by fixed name: ``validate`` refuses a
+    # manifest holding one's value without importing the provider.
+    credentials: tuple[str, ...] = ()
+    # "module:function" ``(env, project_file) -> names`` for credentials whose variable names
+    # the project file declares; imported only when a project file is in use.
+    project_credentials: str | None = None
 
     def problems(self) -> list[str]:
         """What is malformed in this descriptor (empty when it is usable)."""
@@ -59,7 +68,11 @@ class ProviderDescriptor:
                 and all(isinstance(part, str) and part for part in pair)
             ):
                 out.append(f"manifest kind {str(pair)[:80]} is not an (apiVersion, kind) pair")
-        for what, ref in (("provider", self.provider), ("connector", self.connector)):
+        for what, ref in (
+            ("provider", self.provider),
+            ("connector", self.connector),
+            ("project_credentials", self.project_credentials),
+        ):
             if ref is not None and not _OBJECT_RE.fullmatch(str(ref)):
                 out.append(f"{what} {str(ref)[:80]!r} is not a 'module:ATTRIBUTE' reference")
         return out

@@ -173,11 +173,12 @@ def _load(
     if not issues and not omitted:
         # Checks that need every document of a kind (a provider's references between its
         # resources): a checker class may offer ``check_together(models) -> issues``.
-        for factory in dict.fromkeys(kinds.values()):
+        # Only the kinds these files declare: looking up another would import its provider.
+        for factory in dict.fromkeys(kinds[a.document] for a in apps):
             together = getattr(factory, "check_together", None)
             if together is None:
                 continue
-            mine = [a.app for a in apps if kinds.get(a.document) is factory]
+            mine = [a.app for a in apps if kinds[a.document] is factory]
             found = list(together(mine))
             issues.extend(_bounded_issue(issue) for issue in found[:MAX_ERRORS_TOTAL])
             omitted += max(0, len(found) - MAX_ERRORS_TOTAL)

@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.descriptor import ENTRY_POINT_GROUP, ProviderDescriptor
+from reconciler.engine.descriptor import DEFAULT_PROJECT_FILE, ENTRY_POINT_GROUP, ProviderDescriptor
 from reconciler.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         root_kind="miniapp",
         manifest_kinds=(("miniappcenter/v1", "MiniApp"),),
         provider=f"{_P}.miniappcenter.provider:MINIAPPCENTER",
+        credentials=("MAC_API_TOKEN",),
         # Not yet run through the engine's service: it keeps its own planner and executor.
         connector=None,
     ),
@@ -44,6 +45,7 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         root_kind="akana_app",
         manifest_kinds=(("akana/v1", "App"),),
         provider=f"{_P}.akana.provider:AKANA",
+        credentials=("AKANA_PASSWORD",),
         connector=f"{_P}.akana.session:AKANA_CONNECTOR",
     ),
     ProviderDescriptor(
@@ -51,6 +53,7 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         root_kind="rest_object",
         manifest_kinds=(("rest/v1", "RestObject"),),
         provider=f"{_P}.rest.provider:REST",
+        project_credentials=f"{_P}.rest.config:credential_variables",
         connector=f"{_P}.rest.session:REST_CONNECTOR",
     ),
 )
@@ -138,6 +141,22 @@ class LazyProvider:
 
     def resource_labels(self, model: Any) -> Mapping[str, str]:
         return self.loaded().resource_labels(model)
+
+    def credential_variables(self, env: Mapping[str, str], config: Path | None) -> frozenset[str]:
+        """What its descriptor declares, without importing the provider (``validate`` refuses
+        every provider's credential values but loads only the providers its files name); a
+        loaded provider answers itself."""
+        if self._provider is not None:
+            return self._provider.credential_variables(env, config)
+        d = self.descriptor
+        if not d.credentials and d.project_credentials is None:
+            # It declares none up front (a plugin may keep them on its provider): ask it.
+            return self.loaded().credential_variables(env, config)
+        names = set(d.credentials)
+        project = config if config is not None else Path(DEFAULT_PROJECT_FILE)
+        if d.project_credentials is not None and project.is_file():
+            names |= _import(d, d.project_credentials, "project file's credentials")(env, config)
+        return frozenset(names)
 
     def __getattr__(self, attribute: str) -> Any:
         # A provider's own extras (e.g. ``connector``); never for private names, so that

@@ -15,14 +15,20 @@ import httpx
 
 from reconciler.errors import ConfigError
 
+# Its variables' names live with its vocabulary (light: the provider's description imports
+# them without the transport); re-exported here for the code that reads them.
+from reconciler.providers.akana.vocabulary import (
+    BASE_URL_ENV,
+    BUSINESS_ID_ENV,
+    EMAIL_ENV,
+    PASSWORD_ENV,
+)
+
 # The shared transport pieces (moving to a transport package).
 from reconciler.transport.config import Endpoint, check_endpoint_security
 from reconciler.transport.redact import Secret
 
-BASE_URL_ENV = "AKANA_BASE_URL"
-EMAIL_ENV = "AKANA_EMAIL"
-PASSWORD_ENV = "AKANA_PASSWORD"
-BUSINESS_ID_ENV = "AKANA_BUSINESS_ID"
+__all__ = ["BASE_URL_ENV", "BUSINESS_ID_ENV", "EMAIL_ENV", "PASSWORD_ENV"]
 API_PREFIX = "api"  # every documented path starts with /api
 
 

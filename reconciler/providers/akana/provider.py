@@ -6,9 +6,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.provider import ContractExample, ProviderBase
-from reconciler.providers.akana.config import BASE_URL_ENV, EMAIL_ENV, PASSWORD_ENV
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
-from reconciler.providers.akana.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
+from reconciler.providers.akana.vocabulary import (
+    BASE_URL_ENV,
+    EMAIL_ENV,
+    LEVELS,
+    OPERATIONS,
+    PASSWORD_ENV,
+    PROVIDER,
+    ROOT_KIND,
+)
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan

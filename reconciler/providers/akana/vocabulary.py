@@ -6,6 +6,13 @@ from collections.abc import Mapping
 
 from reconciler.address import Address
 
+# Its environment variables: named here, where the provider's description can import them
+# without the HTTP client (``validate`` never loads the transport).
+BASE_URL_ENV = "AKANA_BASE_URL"
+EMAIL_ENV = "AKANA_EMAIL"
+PASSWORD_ENV = "AKANA_PASSWORD"
+BUSINESS_ID_ENV = "AKANA_BUSINESS_ID"
+
 PROVIDER = "akana"  # the provider's name in plans and state
 ROOT_KIND = "akana_app"  # an Akana app, keyed by its Name
 VERSION_KIND = "version"  # an app version, keyed by its Name inside the app

@@ -32,6 +32,7 @@ from typing import Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from reconciler.engine.descriptor import DEFAULT_PROJECT_FILE as PROJECT_FILE
 from reconciler.errors import ConfigError, ManifestIssue
 from reconciler.manifest.files import FileRefused, read_regular_file
 from reconciler.manifest.loader import _syntax_issue
@@ -40,7 +41,7 @@ from reconciler.manifest.screen import screen
 from reconciler.transport.config import check_endpoint_security
 from reconciler.transport.redact import Secret
 
-DEFAULT_PROJECT_FILE: Final = "reconciler.yaml"
+DEFAULT_PROJECT_FILE: Final = PROJECT_FILE  # the project file every provider shares
 MAX_PROJECT_BYTES: Final = 256 * 1024
 MAX_ENDPOINTS: Final = 100
 _NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")

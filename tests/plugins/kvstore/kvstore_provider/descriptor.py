@@ -8,4 +8,5 @@ DESCRIPTOR = ProviderDescriptor(
     manifest_kinds=(("kvstore/v1", "Entry"),),
     provider="kvstore_provider.provider:KVSTORE",
     connector="kvstore_provider.session:KVSTORE_CONNECTOR",
+    credentials=("KVSTORE_API_KEY",),
 )

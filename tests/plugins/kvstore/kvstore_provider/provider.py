@@ -8,7 +8,7 @@ from typing import Any
 
 from kvstore_provider.manifest import MANIFEST_KINDS
 from reconciler.engine.plan import Plan
-from reconciler.engine.provider import ProviderBase
+from reconciler.engine.provider import ContractExample, ProviderBase
 
 PROVIDER = "kvstore"
 ROOT_KIND = "kv_entry"
@@ -24,6 +24,17 @@ class KvStore(ProviderBase):
     manifest_kinds = MANIFEST_KINDS
     levels: Mapping[str, int] = MappingProxyType({ROOT_KIND: 0})
     operations = OPERATIONS
+    credentials = frozenset({"KVSTORE_API_KEY"})  # as its descriptor declares
+
+    def contract_example(self, origin: str) -> ContractExample:
+        """What the engine's provider contract suite runs against its hostile servers."""
+        key = 'kv-Ke"y\\/+&=contract-70b1e2'
+        return ContractExample(
+            env={"KVSTORE_URL": origin, "KVSTORE_API_KEY": key},
+            files={"manifests/greeting.yaml": _EXAMPLE},
+            manifests=("manifests",),
+            secrets=(key,),
+        )
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         from kvstore_provider.plan_check import load_saved_plan
@@ -35,3 +46,12 @@ class KvStore(ProviderBase):
 
 
 KVSTORE = KvStore()
+
+_EXAMPLE = """\
+apiVersion: kvstore/v1
+kind: Entry
+metadata:
+  name: greeting
+spec:
+  value: hello
+"""

@@ -8,7 +8,6 @@ holds one record per entry (``{"id", "value", "labels"}``) under the kind ``kv_e
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -39,6 +38,7 @@ from reconciler.errors import ApiError, ConfigError, ReconcilerError, TransportE
 from reconciler.secrets import redact, secrets_registered
 from reconciler.transport.body import read_body
 from reconciler.transport.config import limits_from_env
+from reconciler.transport.guard import GuardedTransport
 
 URL_ENV = "KVSTORE_URL"
 API_KEY_ENV = "KVSTORE_API_KEY"
@@ -54,20 +54,18 @@ class KvClient:
         self.limits = limits_from_env(env)
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        # The deadline and the size cap are the engine's guarded transport's (connect()); the
+        # bounded reader only keeps this client from holding more than the cap.
         try:
-            async with asyncio.timeout(self.limits.request_deadline):
-                request = self.client.build_request(method, path, json=body)
-                response = await self.client.send(request, stream=True)
-                try:
-                    read = await read_body(response, self.limits.max_response_bytes)
-                finally:
-                    await response.aclose()
-        except (httpx.HTTPError, TimeoutError) as exc:
-            reason = (
-                "no answer within the deadline"
-                if isinstance(exc, TimeoutError)
-                else (redact(f"{type(exc).__name__}: {exc}")[:200])
-            )
+            request = self.client.build_request(method, path, json=body)
+            response = await self.client.send(request, stream=True)
+            try:
+                read = await read_body(response, self.limits.max_response_bytes)
+            finally:
+                await response.aclose()
+        except httpx.HTTPError as exc:
+            # Masked before it is cut: no prefix of a secret survives.
+            reason = redact(f"{type(exc).__name__}: {exc}")[:300]
             raise TransportError(method, path, reason) from None
         if read.truncated:
             raise TransportError(method, path, "the answer is larger than the response cap")
@@ -292,7 +290,9 @@ class KvConnector:
                 raise ConfigError(
                     f"the kvstore provider needs {URL_ENV} and {API_KEY_ENV} (or --sandbox)"
                 )
-            transport = httpx.AsyncHTTPTransport()
+            # The engine's guarded transport: the per-request deadline and the size cap apply
+            # to every byte of every answer, whatever this client does with it.
+            transport = GuardedTransport(httpx.AsyncHTTPTransport(), limits_from_env(env))
             identity = display = base.rstrip("/")
         with secrets_registered(key):  # masked in every message while the session is open
             async with httpx.AsyncClient(
