@@ -119,6 +119,13 @@ def apply(
     if not outcome.approved:  # the user did not type "yes": nothing applied, as Terraform
         raise typer.Exit(EXIT_ERROR)
     result = outcome.result
+    if result.stuck_providers:
+        # One provider down never holds the others: they were applied; its error is above.
+        names = ", ".join(result.stuck_providers)
+        err(f"Not applied: stuck provider(s) (their error above): {names}")
+        if result.stuck:
+            err(f"Not applied: {len(result.stuck)} stuck app(s): {', '.join(result.stuck)}")
+        raise typer.Exit(EXIT_PARTIAL)
     if result.stuck or result.unresolved:
         # One stuck app never holds the fleet: the others were applied; it is named above.
         if result.stuck:

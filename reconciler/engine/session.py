@@ -19,6 +19,23 @@ from typing import Any, Literal, Protocol
 
 from reconciler.engine.drift import DriftReport
 from reconciler.engine.plan import Change, Plan
+from reconciler.errors import ApiError, ConfigError, ReconcilerError, TransportError, UsageError
+
+
+class ProviderUnreadable(ReconcilerError):
+    """Raised by a session's ``plan`` when nothing of its provider could be read (every
+    listing failed): the provider is stuck for this run, as when its login fails."""
+
+
+def provider_wide(error: BaseException) -> bool:
+    """Whether ``error``, raised while a session read its endpoint (login, listing), stops
+    that provider only: its endpoint is down, answers 5xx after the retries, refuses the
+    login after a fresh one, or answers what cannot be read. The service then names the
+    provider as stuck and runs the others; anything else (a usage error, the state, a bug)
+    still stops the run."""
+    if isinstance(error, UsageError):
+        return False
+    return isinstance(error, TransportError | ApiError | ConfigError | ProviderUnreadable)
 
 
 @dataclass(frozen=True)

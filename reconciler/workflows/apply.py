@@ -165,7 +165,8 @@ def _result_word(outcome: ApplyOutcome) -> str:
         return "error"
     if not outcome.approved:
         return "not approved"
-    if result.failed or result.skipped or result.stuck or result.unresolved:
+    if (result.failed or result.skipped or result.stuck or result.unresolved
+            or result.stuck_providers):  # fmt: skip
         return "partial"
     return "applied" if outcome.plan.has_changes else "no changes"
 
@@ -210,6 +211,8 @@ def _run(
 ) -> ApplyOutcome:
     import asyncio
 
+    from reconciler.engine.service import is_stuck
+
     outcome = ApplyOutcome(plan=saved)
     executor: Executor | None = None
     current_state = fleet.state
@@ -222,7 +225,8 @@ def _run(
         total = len(the_plan.merged.changes)
         reporter.progress_begin(total)
         try:
-            if the_plan.mac is not None and fleet.mac is not None:
+            # A stuck provider's part is not run: it could not be read when planning.
+            if the_plan.mac is not None and fleet.mac is not None and not is_stuck(the_plan.mac):
                 await _execute_mac(the_plan.mac)
             if the_plan.parts and (executor is None or not executor.stopping):
                 await _execute_others(the_plan.parts)
@@ -250,7 +254,9 @@ def _run(
             )
             reporter.writes_running(lambda: executor)
             # With no changes this only records labels and protection: no API write.
+            stuck = outcome.result.stuck_providers
             outcome.result = await executor.run()
+            outcome.result.stuck_providers = stuck
 
     async def _execute_others(parts: Mapping[str, Plan]) -> None:
         from reconciler.engine.service import apply_parts
@@ -294,6 +300,9 @@ def _run(
             made = asyncio.run(plan_fleet(fleet, desired, options, notices, reporter))
             outcome.plan = made.merged
         the_plan = made.merged
+        outcome.result.stuck_providers = {
+            item.provider: item.reason for item in the_plan.stuck_providers
+        }
         asks = the_plan.has_changes and not auto_approve
         reporter.review(the_plan, asks)
         if the_plan.fleet_errors or (asks and not reporter.confirm()):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.limits import MAC_PROVIDER
 from reconciler.workflows.desired import check_provider, check_scope, in_scope_filter, load_desired
 from reconciler.workflows.fleet import (
     FleetOptions,
@@ -45,27 +46,44 @@ def check_drift(
     async def run() -> DriftReport:
         from contextlib import AsyncExitStack
 
-        from reconciler.engine.service import merge_drift, plan_parts
+        from reconciler.engine.plan import Plan
+        from reconciler.engine.service import (
+            is_stuck,
+            merge_drift,
+            plan_parts,
+            raise_if_all_stuck,
+            stuck_part,
+            stuck_report,
+        )
+        from reconciler.engine.session import provider_wide
+        from reconciler.errors import ReconcilerError
 
         reports: list[DriftReport] = []
+        parts_seen: list[Plan] = []
         if fleet.mac is not None:
             from reconciler.providers.miniappcenter.drift import classify
             from reconciler.providers.miniappcenter.planning import make_plan
 
-            async with fleet.mac.client(parallelism) as client:
-                plan = await make_plan(
-                    client,
-                    desired.apps,
-                    fleet.state,
-                    identity=fleet.mac.identity,
-                    in_scope=in_scope_filter(desired.selectors, options.targets),
-                    declared=desired.declared,
-                    parallelism=parallelism,
-                    probe_window=options.probe_window,
-                    notices=tuple([*notices, *fleet.notices]),
-                    endpoint_setting=fleet.mac.setting,
-                )
-            reports.append(classify(plan, fleet.state))
+            try:
+                async with fleet.mac.client(parallelism) as client:
+                    plan = await make_plan(
+                        client,
+                        desired.apps,
+                        fleet.state,
+                        identity=fleet.mac.identity,
+                        in_scope=in_scope_filter(desired.selectors, options.targets),
+                        declared=desired.declared,
+                        parallelism=parallelism,
+                        probe_window=options.probe_window,
+                        notices=tuple([*notices, *fleet.notices]),
+                        endpoint_setting=fleet.mac.setting,
+                    )
+            except ReconcilerError as exc:
+                if not provider_wide(exc):
+                    raise
+                plan = stuck_part(MAC_PROVIDER, fleet.mac.identity, exc)
+            parts_seen.append(plan)
+            reports.append(stuck_report(plan) if is_stuck(plan) else classify(plan, fleet.state))
         if fleet.others:
             sections = sections_of(fleet)
             async with AsyncExitStack() as stack:
@@ -73,10 +91,14 @@ def check_drift(
                 models = {name: desired.models(name) for name in fleet.others}
                 scope = scope_of(desired, options, [*notices, *fleet.notices])
                 parts = await plan_parts(sessions, models, sections, scope)
+                parts_seen.extend(parts.values())
                 reports += [
-                    sessions.by_name[name].drift(part, sections[name])
+                    stuck_report(part)
+                    if is_stuck(part)
+                    else sessions.by_name[name].drift(part, sections[name])
                     for name, part in parts.items()
                 ]
+        raise_if_all_stuck(parts_seen)  # nothing could be checked: the first error, exit 1
         return merge_drift(reports)
 
     return asyncio.run(run())

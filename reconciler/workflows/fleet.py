@@ -241,7 +241,7 @@ async def plan_fleet(
     """Every taking part provider's plan, read concurrently, merged into one."""
     import asyncio
 
-    from reconciler.engine.service import merge_plans, plan_parts
+    from reconciler.engine.service import merge_plans, plan_parts, raise_if_all_stuck
 
     mixed = bool(fleet.others)
     scope = scope_of(desired, options, [*notices, *fleet.notices])
@@ -249,24 +249,32 @@ async def plan_fleet(
     async def mac_part() -> Plan | None:
         if fleet.mac is None:
             return None
+        from reconciler.engine.service import stuck_part
+        from reconciler.engine.session import provider_wide
+        from reconciler.errors import ReconcilerError
         from reconciler.providers.miniappcenter.planning import make_plan
 
-        async with fleet.mac.client(options.parallelism) as client:
-            return await make_plan(
-                client,
-                desired.apps,
-                fleet.state,
-                identity=fleet.mac.identity,
-                prune=options.prune,
-                # Mixed: the budget is checked once on the whole plan (below).
-                max_deletes=None if mixed else options.max_deletes,
-                in_scope=in_scope_filter(desired.selectors, options.targets, desired.only),
-                declared=desired.declared,
-                parallelism=options.parallelism,
-                probe_window=options.probe_window,
-                notices=tuple([*notices, *fleet.notices]),
-                endpoint_setting=fleet.mac.setting,
-            )
+        try:
+            async with fleet.mac.client(options.parallelism) as client:
+                return await make_plan(
+                    client,
+                    desired.apps,
+                    fleet.state,
+                    identity=fleet.mac.identity,
+                    prune=options.prune,
+                    # Mixed: the budget is checked once on the whole plan (below).
+                    max_deletes=None if mixed else options.max_deletes,
+                    in_scope=in_scope_filter(desired.selectors, options.targets, desired.only),
+                    declared=desired.declared,
+                    parallelism=options.parallelism,
+                    probe_window=options.probe_window,
+                    notices=tuple([*notices, *fleet.notices]),
+                    endpoint_setting=fleet.mac.setting,
+                )
+        except ReconcilerError as exc:
+            if not provider_wide(exc):
+                raise
+            return stuck_part(MAC_PROVIDER, fleet.mac.identity, exc)
 
     async def other_parts() -> dict[str, Plan]:
         if not fleet.others:
@@ -277,6 +285,8 @@ async def plan_fleet(
             return await plan_parts(sessions, models, sections_of(fleet), scope)
 
     mac, parts = await asyncio.gather(mac_part(), other_parts())
+    # Every provider stuck: nothing was read, the run stops on the first error (exit 1).
+    raise_if_all_stuck([*([mac] if mac is not None else []), *parts.values()])
     if mac is not None and not parts:
         return FleetPlan(mac, mac, {})
     merged = merge_plans(
