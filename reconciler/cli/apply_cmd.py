@@ -35,8 +35,7 @@ from reconciler.cli.common import (
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Change, Plan
-    from reconciler.providers.miniappcenter.apply import ChangeResult
-    from reconciler.workflows.report import Stoppable
+    from reconciler.workflows.report import ChangeResult, Stoppable
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED_BEFORE_WRITES = (

@@ -54,14 +54,14 @@ def import_(
         _import_other(provider, app_ids, out, force, state, sandbox, sandbox_db, config)
         return
 
-    from reconciler.providers.miniappcenter.ids import check_app_id
-    from reconciler.workflows.importing import import_mini_apps
+    from reconciler.workflows.fleet import root_connector
+    from reconciler.workflows.importing import import_root
 
     with handled_errors():
         for app_id in app_ids:
-            check_app_id(app_id)
+            root_connector().check_ref(app_id)
         versions = _parse_versions(version, app_ids)
-        import_mini_apps(
+        import_root(
             app_ids, out=out, versions=versions, label=label, force=force, state=state,
             sandbox=sandbox, sandbox_db=sandbox_db, reporter=StderrReporter(),
         )  # fmt: skip

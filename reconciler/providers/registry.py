@@ -11,6 +11,7 @@ from reconciler.manifest.loader import ManifestKinds
 from reconciler.providers.akana.provider import AKANA
 from reconciler.providers.akana.session import AKANA_CONNECTOR
 from reconciler.providers.miniappcenter.provider import MINIAPPCENTER
+from reconciler.providers.miniappcenter.session import MINIAPPCENTER_CONNECTOR
 from reconciler.providers.rest.provider import REST
 from reconciler.providers.rest.session import REST_CONNECTOR
 
@@ -24,8 +25,9 @@ MANIFEST_KINDS: ManifestKinds = {
     for provider in PROVIDERS.values()
     for kind, checker in provider.manifest_kinds.items()
 }
-# The providers that run through the engine's service (sessions); the Mini App Center keeps
-# its own planner and executor (review flow, version probe).
+# How each provider opens its session. The Mini App Center's is a state-root connector
+# (engine.session.StateRootConnector): its records live at the state's root.
 CONNECTORS: Mapping[str, Connector] = {
-    connector.name: connector for connector in (AKANA_CONNECTOR, REST_CONNECTOR)
+    connector.name: connector
+    for connector in (MINIAPPCENTER_CONNECTOR, AKANA_CONNECTOR, REST_CONNECTOR)
 }

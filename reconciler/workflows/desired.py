@@ -10,13 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.limits import MAC_PROVIDER
-
 if TYPE_CHECKING:
     from reconciler.manifest import LoadedApp
     from reconciler.manifest.changed import ChangedFiles
-    from reconciler.providers.miniappcenter.model import MiniApp
     from reconciler.state import State
+
+
+def root_provider() -> str:
+    """The provider whose records live at the state's root (its connector says
+    ``state_root``): its manifests are narrowed by id here, the others' by grouping key."""
+    from reconciler.providers.registry import CONNECTORS
+
+    return next(name for name, c in CONNECTORS.items() if getattr(c, "state_root", False))
 
 
 def check_provider(provider: str | None) -> None:
@@ -33,7 +38,7 @@ def check_provider(provider: str | None) -> None:
 
 @dataclass(frozen=True)
 class Desired:
-    apps: list[MiniApp]  # after --select / --target
+    apps: list[Any]  # the state-root provider's models, after --select / --target
     selectors: dict[str, str]
     declared: frozenset[str]  # every id the manifests declare, before narrowing
     targets: tuple[str, ...] = ()
@@ -48,8 +53,13 @@ class Desired:
     provider: str | None = None  # --provider: the only provider whose resources count
 
     @property
-    def declares_mini_apps(self) -> bool:
+    def declares_root(self) -> bool:
+        """Whether the manifests declare a resource of the state-root provider."""
         return bool(self.declared)
+
+    @property
+    def root_models(self) -> list[Any]:
+        return self.apps
 
     def models(self, provider: str) -> list[Any]:
         return [item.app for item in self.others.get(provider, ())]
@@ -91,7 +101,7 @@ def load_desired(
                 f"--provider {provider}: the paths given declare no {provider} resource, so"
                 " nothing would be checked; give the paths that hold its manifests"
             )
-    loaded: list[LoadedApp[MiniApp]] = by_provider.pop(MAC_PROVIDER, [])
+    loaded: list[LoadedApp[Any]] = by_provider.pop(root_provider(), [])
     chosen = select_apps(loaded, selectors, list(target))
     only = None
     if changes is not None:
@@ -138,7 +148,7 @@ def check_scope(desired: Desired, state: State) -> None:
     # must not make `--provider akana --select team=cafe` look like it matched something.
     wanted = desired.provider
     recorded: dict[str, Mapping[str, str]] = {}
-    if wanted in (None, MAC_PROVIDER):
+    if wanted in (None, root_provider()):
         recorded.update({app_id: record.labels for app_id, record in state.apps.items()})
     for name, section in state.providers.items():
         if wanted is not None and name != wanted:
@@ -194,18 +204,3 @@ def _as_text(model: Any) -> str:
     if dataclasses.is_dataclass(model) and not isinstance(model, type):
         return json.dumps(dataclasses.asdict(model), default=str, ensure_ascii=False)
     return repr(model)
-
-
-def in_scope_filter(
-    selectors: dict[str, str], targets: Sequence[str], only: frozenset[str] | None = None
-) -> Any:
-    wanted = set(targets)
-
-    def in_scope(app_id: str, record: Any) -> bool:
-        if wanted and app_id not in wanted:
-            return False
-        if only is not None and app_id not in only:
-            return False
-        return all(record.labels.get(k) == v for k, v in selectors.items())
-
-    return in_scope

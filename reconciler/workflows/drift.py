@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.limits import MAC_PROVIDER
-from reconciler.workflows.desired import check_provider, check_scope, in_scope_filter, load_desired
+from reconciler.workflows.desired import check_provider, check_scope, load_desired, root_provider
 from reconciler.workflows.fleet import (
     FleetOptions,
     open_fleet,
     open_sessions,
+    root_scope,
     scope_of,
     sections_of,
 )
@@ -41,7 +41,6 @@ def check_drift(
     fleet = open_fleet(desired, store, options, reporter)
     notices = state_notices(store, reporter)
     check_scope(desired, fleet.state)
-    parallelism = options.parallelism
 
     async def run() -> DriftReport:
         from contextlib import AsyncExitStack
@@ -60,30 +59,24 @@ def check_drift(
 
         reports: list[DriftReport] = []
         parts_seen: list[Plan] = []
-        if fleet.mac is not None:
-            from reconciler.providers.miniappcenter.drift import classify
-            from reconciler.providers.miniappcenter.planning import make_plan
-
+        if fleet.root is not None:
             try:
-                async with fleet.mac.client(parallelism) as client:
-                    plan = await make_plan(
-                        client,
-                        desired.apps,
-                        fleet.state,
-                        identity=fleet.mac.identity,
-                        in_scope=in_scope_filter(desired.selectors, options.targets),
-                        declared=desired.declared,
-                        parallelism=parallelism,
-                        probe_window=options.probe_window,
-                        notices=tuple([*notices, *fleet.notices]),
-                        endpoint_setting=fleet.mac.setting,
-                    )
+                report = await fleet.root.drift_root(
+                    desired.root_models,
+                    fleet.state,
+                    root_scope(desired, options, changed=False),
+                    probe_window=options.probe_window,
+                    notices=[*notices, *fleet.notices],
+                )
             except ReconcilerError as exc:
                 if not provider_wide(exc):
                     raise
-                plan = stuck_part(MAC_PROVIDER, fleet.mac.identity, exc)
-            parts_seen.append(plan)
-            reports.append(stuck_report(plan) if is_stuck(plan) else classify(plan, fleet.state))
+                part = stuck_part(root_provider(), fleet.root.identity, exc)
+                parts_seen.append(part)
+                report = stuck_report(part)
+            else:
+                parts_seen.append(Plan(endpoints={}, changes=()))  # read: not stuck
+            reports.append(report)
         if fleet.others:
             sections = sections_of(fleet)
             async with AsyncExitStack() as stack:

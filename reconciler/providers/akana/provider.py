@@ -22,6 +22,7 @@ class Akana(ProviderBase):
     manifest_kinds = MANIFEST_KINDS
     levels = LEVELS
     operations = OPERATIONS
+    direct = True  # its client runs on the shared transport's lanes: no proxy
 
     @property
     def connector(self) -> AkanaConnector:

@@ -19,6 +19,7 @@ class MiniAppCenter(ProviderBase):
     manifest_kinds = MANIFEST_KINDS
     levels = LEVELS
     operations = OPERATIONS
+    direct = True  # its client runs on the shared transport's lanes: no proxy
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
