@@ -182,8 +182,10 @@ def set_status(
 
 
 def _check_status(status: str | None) -> None:
-    from reconciler.providers.miniappcenter.model import STATUSES
+    from reconciler.providers.registry import PROVIDERS
+    from reconciler.workflows.desired import root_provider
 
+    STATUSES: tuple[str, ...] = tuple(getattr(PROVIDERS[root_provider()], "statuses", ()))
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="STATUS")
 

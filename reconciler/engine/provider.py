@@ -84,6 +84,14 @@ class ProviderBase:
     manifest_kinds: ManifestKinds
     levels: Mapping[str, int]
     operations: frozenset[tuple[str, str, str | None]]
+    # What the commands say about it, as data (the CLI and the workflows name no provider):
+    noun: str = "resource"  # one of its resources, as `validate` counts them
+    # Environment variables holding its secrets: a manifest holding one's value is refused.
+    secret_variables: tuple[str, ...] = ()
+    # What a first run (no state file) adopts, in plural ("REST objects"), and a caveat.
+    first_run_adopts: str | None = None
+    first_run_caveat: str | None = None
+    direct: bool = False  # its client runs on the shared transport's lanes (no proxy)
 
     def resource_labels(self, model: Any) -> Mapping[str, str]:
         return dict(model.labels)

@@ -36,6 +36,13 @@ def check_provider(provider: str | None) -> None:
         )
 
 
+def root_noun() -> str:
+    """One resource of the state-root provider, as its registry entry names it."""
+    from reconciler.providers.registry import PROVIDERS
+
+    return str(getattr(PROVIDERS[root_provider()], "noun", "resource"))
+
+
 @dataclass(frozen=True)
 class Desired:
     apps: list[Any]  # the state-root provider's models, after --select / --target
@@ -166,9 +173,14 @@ def _labels_of(record: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
-# The environment variables whose values must never appear in a manifest (they would be
-# printed in plans, PR comments and the state).
-SECRET_VARIABLES = ("MAC_API_TOKEN", "AKANA_PASSWORD")
+def secret_variables() -> tuple[str, ...]:
+    """The environment variables whose values must never appear in a manifest (they would be
+    printed in plans, PR comments and the state): each provider declares its own."""
+    from reconciler.providers.registry import PROVIDERS
+
+    return tuple(
+        name for p in PROVIDERS.values() for name in getattr(p, "secret_variables", ())
+    )
 
 
 def _refuse_secrets(loaded: Sequence[LoadedApp[Any]]) -> None:
@@ -178,7 +190,7 @@ def _refuse_secrets(loaded: Sequence[LoadedApp[Any]]) -> None:
 
     secrets = {
         name: os.environ[name]
-        for name in SECRET_VARIABLES
+        for name in secret_variables()
         if len(os.environ.get(name, "")) >= 8  # shorter: too many false alarms
     }
     if not secrets:

@@ -111,7 +111,7 @@ def import_others(
 
 
 def _file_name(key: str) -> str:
-    """A manifest file name for a natural key (REST keys hold ``:`` and ``/``)."""
+    """A manifest file name for a natural key (some hold ``:`` and ``/``)."""
     import re
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")[:100]

@@ -31,12 +31,23 @@ def state_notices(store: StateStore, reporter: Reporter | None) -> tuple[str, ..
     if store.exists():
         return ()
     notices = (
-        f"no state file was found at {store.describe()}: starting from the API. Mini apps and"
-        " REST objects that exist there are adopted (an Akana app only with adopt: true), and"
-        " their versions found by reading (a first run, or a lost state file: check --state /"
-        " RECONCILER_STATE if you expected one)",
+        f"no state file was found at {store.describe()}: starting from the API. {_adopted()},"
+        " and their versions found by reading (a first run, or a lost state file: check"
+        " --state / RECONCILER_STATE if you expected one)",
     )
     if reporter is not None:
         for notice in notices:
             reporter.say(f"Warning: {notice}")
     return notices
+
+
+def _adopted() -> str:
+    """What a first run adopts, from what each provider declares on its registry entry."""
+    from reconciler.providers.registry import PROVIDERS
+
+    adopts = [getattr(p, "first_run_adopts", None) for p in PROVIDERS.values()]
+    caveats = [getattr(p, "first_run_caveat", None) for p in PROVIDERS.values()]
+    text = f"{' and '.join(a for a in adopts if a) or 'Resources'} that exist there are adopted"
+    if any(caveats):
+        text += f" ({'; '.join(c for c in caveats if c)})"
+    return text

@@ -23,6 +23,9 @@ class Akana(ProviderBase):
     levels = LEVELS
     operations = OPERATIONS
     direct = True  # its client runs on the shared transport's lanes: no proxy
+    noun = "Akana app"
+    secret_variables = ("AKANA_PASSWORD",)
+    first_run_caveat = "an Akana app only with adopt: true"
 
     @property
     def connector(self) -> AkanaConnector:

@@ -28,6 +28,8 @@ class RestProvider(ProviderBase):
     manifest_kinds = MANIFEST_KINDS
     levels = LEVELS
     operations = OPERATIONS
+    noun = "REST object"
+    first_run_adopts = "REST objects"
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         return load_saved_plan(data, source)
