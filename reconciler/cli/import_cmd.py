@@ -46,10 +46,13 @@ def import_(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Write a manifest per existing resource from live state and record it as managed."""
-    if provider != MAC_PROVIDER:
+    from reconciler.cli.common import root_words
+    from reconciler.workflows.desired import root_provider
+
+    if provider != root_provider():
         if version or label:
             raise typer.BadParameter(
-                "--version and --label are for mini apps", param_hint="--provider"
+                f"--version and --label are for {root_words()[0]}s", param_hint="--provider"
             )
         _import_other(provider, app_ids, out, force, state, sandbox, sandbox_db, config)
         return

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors
+from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors, root_words
 
 if TYPE_CHECKING:
     from reconciler.state import State, StateStore
@@ -66,7 +66,8 @@ def list_apps(state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None
                 typer.echo(f"{root_address(name, kind, key)}\tid {data.get('id')}{flags}")
                 others += 1
     more = f", {others} other resource(s)" if others else ""
-    err(f"{len(current.apps)} mini app(s){more}; endpoint {current.endpoint}; serial"
+    noun, _ = root_words()
+    err(f"{len(current.apps)} {noun}(s){more}; endpoint {current.endpoint}; serial"
         f" {current.serial}")  # fmt: skip
 
 
@@ -106,7 +107,7 @@ def rm(
                 raise StateError(f"{_shown(app_id)} has no version {_shown(version)} in the state")
             del record.versions[version]
             what = f"{app_id} version {version}"
-    err(f"Forgot {what} (nothing was deleted from the Mini App Center).")
+    err(f"Forgot {what} (nothing was deleted from the {root_words()[1]}).")
 
 
 def _forget_other(current: State, text: str) -> bool:
@@ -269,7 +270,7 @@ def migrate(
                 " source is unchanged"
             )
     err(
-        f"Migrated {len(current.apps)} mini app(s), lineage {current.lineage} serial"
+        f"Migrated {len(current.apps)} {root_words()[0]}(s), lineage {current.lineage} serial"
         f" {current.serial}, from {source.describe()} to {target.describe()}. Point --state /"
         " RECONCILER_STATE at the new one; the old one is left as it was."
     )

@@ -22,6 +22,8 @@ Rules every provider keeps (docs/decisions.md D71):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.engine.plan import Plan
@@ -73,6 +75,25 @@ class Provider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SandboxServe:
+    """`reconciler sandbox serve` as the CLI parsed it, for the provider whose sandbox it
+    serves (its registry entry's ``sandbox_api``). ``db``: --db, else None; ``default_db``:
+    where the default sandbox's file is (``$MAC_SANDBOX_DB`` or the default path)."""
+
+    host: str
+    port: int
+    db: Path | None
+    default_db: Path
+    token: str | None
+    latency_ms: float
+    fail_rate: float
+    ambiguous_rate: float
+    seed: int | None
+    rate_limit: float | None
+    session_seconds: float
+
+
 class ProviderBase:
     """The plain parts every provider states as data (its module's constants), so that a
     provider class only names them and writes what is its own (the saved-plan check, the
@@ -92,6 +113,12 @@ class ProviderBase:
     first_run_adopts: str | None = None
     first_run_caveat: str | None = None
     direct: bool = False  # its client runs on the shared transport's lanes (no proxy)
+    sandbox_api: str | None = None  # `sandbox serve --api NAME` serves its sandbox
+
+    def serve_sandbox(self, options: SandboxServe) -> None:
+        """Serve its sandbox over HTTP until stopped (UsageError: an option it does not
+        take; ListenError: it cannot listen)."""
+        raise NotImplementedError(f"{self.name} has no sandbox to serve")
 
     def resource_labels(self, model: Any) -> Mapping[str, str]:
         return dict(model.labels)

@@ -6,13 +6,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Plan
-from reconciler.engine.provider import ProviderBase
+from reconciler.engine.provider import ProviderBase, SandboxServe
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.plan_check import load_saved_plan
 from reconciler.providers.akana.vocabulary import LEVELS, OPERATIONS, PROVIDER, ROOT_KIND
 
 if TYPE_CHECKING:
     from reconciler.providers.akana.session import AkanaConnector
+
+
+# `sandbox serve --api akana`'s defaults (shown in its --help).
+DEFAULT_SANDBOX_DB = ".reconciler/akana-sandbox.db"
+DEFAULT_SANDBOX_EMAIL = "admin@sandbox.local"
 
 
 class Akana(ProviderBase):
@@ -26,6 +31,37 @@ class Akana(ProviderBase):
     noun = "Akana app"
     secret_variables = ("AKANA_PASSWORD",)
     first_run_caveat = "an Akana app only with adopt: true"
+    sandbox_api = "akana"
+
+    def serve_sandbox(self, options: SandboxServe) -> None:
+        """One user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
+        import os
+        import secrets
+        from pathlib import Path
+
+        from reconciler.errors import UsageError
+        from reconciler.providers.akana import sandbox
+
+        if options.token is not None:
+            raise UsageError(
+                "--token is for the Mini App Center sandbox; the Akana sandbox logs in"
+                " with $AKANA_EMAIL / $AKANA_PASSWORD (made up and printed when unset)."
+            )
+        db_path = options.db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_SANDBOX_DB)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        email = os.environ.get("AKANA_EMAIL") or DEFAULT_SANDBOX_EMAIL
+        password = os.environ.get("AKANA_PASSWORD") or secrets.token_urlsafe(18)
+        config = sandbox.AkanaSandboxConfig(
+            db_path=db_path,
+            users={email: password},
+            session_seconds=options.session_seconds,
+            latency_ms=options.latency_ms,
+            fail_rate=options.fail_rate,
+            ambiguous_rate=options.ambiguous_rate,
+            seed=options.seed,
+            rate_limit=options.rate_limit,
+        )
+        sandbox.serve_akana(config, email, host=options.host, port=options.port)
 
     @property
     def connector(self) -> AkanaConnector:
