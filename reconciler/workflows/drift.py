@@ -58,7 +58,8 @@ def check_drift(
         from reconciler.errors import ReconcilerError
 
         reports: list[DriftReport] = []
-        parts_seen: list[Plan] = []
+        stuck: list[Plan] = []  # the parts of providers that could not be read
+        taking_part = len(fleet.others) + (fleet.root is not None)
         if fleet.root is not None:
             try:
                 report = await fleet.root.drift_root(
@@ -72,10 +73,8 @@ def check_drift(
                 if not provider_wide(exc):
                     raise
                 part = stuck_part(root_provider(), fleet.root.identity, exc)
-                parts_seen.append(part)
+                stuck.append(part)
                 report = stuck_report(part)
-            else:
-                parts_seen.append(Plan(endpoints={}, changes=()))  # read: not stuck
             reports.append(report)
         if fleet.others:
             sections = sections_of(fleet)
@@ -84,14 +83,15 @@ def check_drift(
                 models = {name: desired.models(name) for name in fleet.others}
                 scope = scope_of(desired, options, [*notices, *fleet.notices])
                 parts = await plan_parts(sessions, models, sections, scope)
-                parts_seen.extend(parts.values())
+                stuck += [part for part in parts.values() if is_stuck(part)]
                 reports += [
                     stuck_report(part)
                     if is_stuck(part)
                     else sessions.by_name[name].drift(part, sections[name])
                     for name, part in parts.items()
                 ]
-        raise_if_all_stuck(parts_seen)  # nothing could be checked: the first error, exit 1
+        if len(stuck) == taking_part:  # nothing could be checked: the first error, exit 1
+            raise_if_all_stuck(stuck)
         return merge_drift(reports)
 
     return asyncio.run(run())
