@@ -95,7 +95,7 @@ def run_apply(
         if desired is not None:
             check_scope(desired, current_state)
             if scope is None and fleet.root is not None:  # a prune: not locked one by one
-                _refuse_claimed(store, fleet.root.identity, [a.id for a in desired.apps])
+                _refuse_claimed(store, fleet.root.identity, desired.root_keys)
         if saved is not None and not _same_state(saved, current_state):
             raise PlanError(
                 "the saved plan is stale: the state changed since it was made (serial"
@@ -140,7 +140,7 @@ def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> l
                       | set(saved.app_meta))  # fmt: skip
     if desired is None or prune:
         return None
-    return sorted({a.id for a in desired.apps})
+    return sorted(set(desired.root_keys))
 
 
 def _refuse_claimed(store: StateStore, endpoint: str, apps: list[str]) -> None:

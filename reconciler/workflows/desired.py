@@ -68,6 +68,14 @@ class Desired:
     def root_models(self) -> list[Any]:
         return self.apps
 
+    @property
+    def root_keys(self) -> list[str]:
+        """The grouping keys of the state-root provider's models (after narrowing)."""
+        from reconciler.providers.registry import PROVIDERS
+
+        provider = PROVIDERS[root_provider()]
+        return [provider.resource_key(model) for model in self.apps]
+
     def models(self, provider: str) -> list[Any]:
         return [item.app for item in self.others.get(provider, ())]
 
@@ -108,15 +116,16 @@ def load_desired(
                 f"--provider {provider}: the paths given declare no {provider} resource, so"
                 " nothing would be checked; give the paths that hold its manifests"
             )
-    loaded: list[LoadedApp[Any]] = by_provider.pop(root_provider(), [])
+    root = PROVIDERS[root_provider()]
+    loaded: list[LoadedApp[Any]] = by_provider.pop(root.name, [])
     chosen = select_apps(loaded, selectors, list(target))
     only = None
     if changes is not None:
         from reconciler.manifest.changed import touched_ids
 
         only = touched_ids(loaded, changes)
-        chosen = [item for item in chosen if item.app.id in only]
-    labels = {item.app.id: dict(item.app.labels) for item in loaded}
+        chosen = [item for item in chosen if root.resource_key(item.app) in only]
+    labels = {root.resource_key(item.app): dict(root.resource_labels(item.app)) for item in loaded}
     others: dict[str, list[LoadedApp[Any]]] = {}
     others_declared: dict[str, frozenset[str]] = {}
     wanted = set(target)
@@ -135,7 +144,7 @@ def load_desired(
     return Desired(
         apps=[item.app for item in chosen],
         selectors=selectors,
-        declared=frozenset(item.app.id for item in loaded),
+        declared=frozenset(root.resource_key(item.app) for item in loaded),
         targets=tuple(target),
         labels=labels,
         only=only,
