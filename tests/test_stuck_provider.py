@@ -191,6 +191,7 @@ def _stuck_then_converges(
 
     code, out, err = run(capsys, "drift", "manifests", "--format", "json")
     assert code == 1 and f"provider {down} was not planned" in out + err
+    assert [e["provider"] for e in json.loads(out)["stuck_providers"]] == [down]
 
     fleet.restart_akana() if down == "akana" else fleet.servers[down].start()
     code, out, err = run(capsys, "apply", "manifests", "--auto-approve", "--format", "json")

@@ -133,7 +133,10 @@ def is_stuck(part: Plan) -> bool:
 def stuck_report(part: Plan) -> DriftReport:
     """A stuck provider's drift report: nothing checked, its error named (exit 1)."""
     return DriftReport(
-        endpoint="; ".join(part.endpoints.values()), items=(), errors=part.errors
+        endpoint="; ".join(part.endpoints.values()),
+        items=(),
+        errors=part.errors,
+        stuck_providers=part.stuck_providers,
     )
 
 
@@ -239,4 +242,5 @@ def merge_drift(reports: Sequence[DriftReport]) -> DriftReport:
         warnings=tuple(_unique(w for report in reports for w in report.warnings)),
         errors=tuple(e for report in reports for e in report.errors),
         apps_checked=sum(report.apps_checked for report in reports),
+        stuck_providers=tuple(item for report in reports for item in report.stuck_providers),
     )
