@@ -309,8 +309,10 @@ def _run(
         if executor is not None:
             root = root_provider()
             others = [r for r in outcome.result.results if r.change.provider != root]
+            stuck = outcome.result.stuck_providers
             outcome.result = executor.result
             outcome.result.results.extend(others)
+            outcome.result.stuck_providers = stuck
     finally:
         reporter.loop_closed()  # closing a loop resets the signal handlers it installed
         # Fold the journal into the state file whatever happened (it is durable already);
