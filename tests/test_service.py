@@ -181,3 +181,19 @@ async def test_plan_parts_names_a_stuck_provider_and_plans_the_others() -> None:
         raise_if_all_stuck([parts["akana"]])
     with pytest.raises(PlanError):
         await plan_parts(Sessions({"rest": Broken()}), {}, sections, Scope())  # type: ignore[dict-item]
+
+
+async def test_the_mini_app_center_connector_is_on_the_registry(tmp_path: Any) -> None:
+    from reconciler.providers.registry import CONNECTORS
+
+    connector = CONNECTORS["miniappcenter"]
+    assert getattr(connector, "state_root", False)
+    assert connector.configured({"MAC_BASE_URL": "https://mac.example/api"}, None)
+    assert not connector.configured({"MAC_BASE_URL": " "}, None)
+    async with connector.connect({}, sandbox_dir=tmp_path, config=None, parallelism=1) as session:
+        assert session.identity == f"sandbox:{(tmp_path / 'sandbox.db').resolve()}"
+        assert "token" not in session.display.lower()
+    # The other connectors run through the service's sessions; this one plans with the state.
+    assert [name for name, c in CONNECTORS.items() if getattr(c, "state_root", False)] == [
+        "miniappcenter"
+    ]

@@ -288,6 +288,9 @@ class MiniAppCenterConnector:
         config: Path | None,
         parallelism: int,
     ) -> AbstractAsyncContextManager[ProviderSession]:
+        """The neutral way to open it (the workflows use :meth:`session`, which takes
+        ``--sandbox-db`` itself): the in-process sandbox's file is ``sandbox.db`` in
+        ``sandbox_dir``."""
         db = None if sandbox_dir is None else sandbox_dir / Path(DEFAULT_SANDBOX_DB).name
         target = resolve_target(sandbox_dir is not None, db, env)
         return _opened(MiniAppCenterSession(target, parallelism))
