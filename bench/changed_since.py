@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import reconciler.workflows.target as common  # noqa: E402
+import reconciler.providers.miniappcenter.session as common  # noqa: E402
 from bench.fleet import make_fleet, write_manifests  # noqa: E402
 from reconciler.cli.main import main as cli  # noqa: E402
 

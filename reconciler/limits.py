@@ -11,3 +11,6 @@ DEFAULT_SANDBOX_DB = ".reconciler/sandbox.db"
 
 # The Mini App Center provider's name (`import --provider`'s default).
 MAC_PROVIDER = "miniappcenter"
+
+# The variable `--sandbox-db` (and `sandbox serve --db`) falls back to.
+SANDBOX_DB_ENV = "MAC_SANDBOX_DB"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import reconciler.workflows.target as common
+import reconciler.providers.miniappcenter.session as common
 from reconciler.cli.main import main
 from reconciler.providers.miniappcenter.client import MiniAppCenterClient
 from tests.test_cli_pipeline import APP_YAML

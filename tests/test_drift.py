@@ -18,9 +18,9 @@ from reconciler.providers.miniappcenter.addresses import app_address
 from reconciler.providers.miniappcenter.client import LocationBody, MiniAppUpdate
 from reconciler.providers.miniappcenter.diff import CHANGED_OUTSIDE, DELETED_OUTSIDE
 from reconciler.providers.miniappcenter.drift import classify
+from reconciler.providers.miniappcenter.session import resolve_target
 from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KINDS
 from reconciler.state import AppRecord, LocationRecord, ObjectRef, State, VersionRecord
-from reconciler.workflows.target import resolve_target
 
 APP = "com.genexus.verdant.coffeemuffins"
 ICON = "gxupload:" + "a" * 32

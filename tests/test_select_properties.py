@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reconciler.errors import ConfigError, UsageError
 from reconciler.manifest import check_selection, parse_selectors
-from reconciler.workflows.desired import in_scope_filter
+from reconciler.providers.miniappcenter.session import in_scope_filter
 
 IDS = st.sampled_from([f"com.example.app{i}" for i in range(6)])
 LABELS = st.dictionaries(st.sampled_from(["team", "env"]), st.sampled_from(["a", "b", "c"]))

@@ -104,3 +104,96 @@ def test_scope_matches_targets_and_labels() -> None:
     assert not scope.includes("b", {"team": "pay"})
     assert not scope.includes("a", {"team": "cafe"})
     assert Scope().includes("anything", {})
+
+
+# --- stuck providers ----------------------------------------------------------------------
+
+
+def test_which_errors_make_a_provider_stuck() -> None:
+    from reconciler.engine.session import ProviderUnreadable, provider_wide
+    from reconciler.errors import (
+        ApiError,
+        ConfigError,
+        PlanError,
+        StateError,
+        TransportError,
+        UsageError,
+    )
+
+    assert provider_wide(TransportError("GET", "/api/apps", "could not connect"))
+    assert provider_wide(ApiError(503, "GET", "/api/apps"))
+    assert provider_wide(ConfigError("login refused after a fresh one"))
+    assert provider_wide(ProviderUnreadable("every listing failed"))
+    # A usage error, the state, a plan or a bug still stop the run.
+    for error in (UsageError("--provider x"), StateError("damaged"), PlanError("stale"),
+                  ValueError("bug")):  # fmt: skip
+        assert not provider_wide(error)
+
+
+def test_a_stuck_providers_reason_is_one_bounded_line() -> None:
+    from reconciler.engine.plan import STUCK_REASON_MAX, StuckProvider
+
+    stuck = StuckProvider.of("akana", ValueError("line one\nline two " + "x" * 1000))
+    assert "\n" not in stuck.reason and len(stuck.reason) == STUCK_REASON_MAX
+    assert stuck.reason.startswith("line one line two") and stuck.reason.endswith("...")
+    assert stuck.problem.scope == "provider"
+    assert str(stuck.problem).startswith("provider akana was not planned: line one")
+
+
+async def test_plan_parts_names_a_stuck_provider_and_plans_the_others() -> None:
+    from contextlib import AsyncExitStack
+
+    from reconciler.engine.service import Sessions, plan_parts, raise_if_all_stuck
+    from reconciler.errors import PlanError, TransportError
+    from reconciler.state import ProviderState
+
+    class Down:
+        identity = display = "http://127.0.0.1:9"
+
+        def bind(self, section: Any) -> None: ...
+
+        async def plan(self, desired: Any, section: Any, scope: Scope) -> Plan:
+            raise TransportError("GET", "/api/apps", "could not connect (refused)")
+
+    class Up(Down):
+        async def plan(self, desired: Any, section: Any, scope: Scope) -> Plan:
+            return Plan(endpoints={"rest": self.identity}, changes=())
+
+    class Broken(Down):
+        async def plan(self, desired: Any, section: Any, scope: Scope) -> Plan:
+            raise PlanError("not the endpoint's fault")
+
+    sections = {"akana": ProviderState(), "rest": ProviderState()}
+    async with AsyncExitStack():
+        parts = await plan_parts(
+            Sessions({"akana": Down(), "rest": Up()}), {}, sections, Scope()  # type: ignore[dict-item]
+        )
+    assert [s.provider for s in parts["akana"].stuck_providers] == ["akana"]
+    assert not parts["rest"].stuck_providers
+    merged = merge_plans(list(parts.values()), max_deletes=None, state_lineage=None,
+                         state_serial=None)  # fmt: skip
+    assert merged.as_dict()["stuck_providers"] == [
+        {"provider": "akana", "reason": "GET /api/apps: could not connect (refused)"}
+    ]
+    assert not merged.fleet_errors  # apply goes on with the others
+    raise_if_all_stuck(list(parts.values()))  # one was read: nothing raised
+    with pytest.raises(TransportError):
+        raise_if_all_stuck([parts["akana"]])
+    with pytest.raises(PlanError):
+        await plan_parts(Sessions({"rest": Broken()}), {}, sections, Scope())  # type: ignore[dict-item]
+
+
+async def test_the_mini_app_center_connector_is_on_the_registry(tmp_path: Any) -> None:
+    from reconciler.providers.registry import CONNECTORS
+
+    connector = CONNECTORS["miniappcenter"]
+    assert getattr(connector, "state_root", False)
+    assert connector.configured({"MAC_BASE_URL": "https://mac.example/api"}, None)
+    assert not connector.configured({"MAC_BASE_URL": " "}, None)
+    async with connector.connect({}, sandbox_dir=tmp_path, config=None, parallelism=1) as session:
+        assert session.identity == f"sandbox:{(tmp_path / 'sandbox.db').resolve()}"
+        assert "token" not in session.display.lower()
+    # The other connectors run through the service's sessions; this one plans with the state.
+    assert [name for name, c in CONNECTORS.items() if getattr(c, "state_root", False)] == [
+        "miniappcenter"
+    ]

@@ -35,8 +35,7 @@ from reconciler.cli.common import (
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Change, Plan
-    from reconciler.providers.miniappcenter.apply import ChangeResult
-    from reconciler.workflows.report import Stoppable
+    from reconciler.workflows.report import ChangeResult, Stoppable
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED_BEFORE_WRITES = (
@@ -119,6 +118,13 @@ def apply(
     if not outcome.approved:  # the user did not type "yes": nothing applied, as Terraform
         raise typer.Exit(EXIT_ERROR)
     result = outcome.result
+    if result.stuck_providers:
+        # One provider down never holds the others: they were applied; its error is above.
+        names = ", ".join(result.stuck_providers)
+        err(f"Not applied: stuck provider(s) (their error above): {names}")
+        if result.stuck:
+            err(f"Not applied: {len(result.stuck)} stuck app(s): {', '.join(result.stuck)}")
+        raise typer.Exit(EXIT_PARTIAL)
     if result.stuck or result.unresolved:
         # One stuck app never holds the fleet: the others were applied; it is named above.
         if result.stuck:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from reconciler.limits import DEFAULT_PROBE_WINDOW, DEFAULT_SANDBOX_DB
+from reconciler.limits import DEFAULT_PROBE_WINDOW, DEFAULT_SANDBOX_DB, SANDBOX_DB_ENV
 
 # --- shared option declarations (typer reads the defaults as option specs) -------------
 
@@ -22,7 +22,7 @@ SandboxOpt = typer.Option(
 SandboxDbOpt = typer.Option(
     None,
     "--sandbox-db",
-    envvar="MAC_SANDBOX_DB",
+    envvar=SANDBOX_DB_ENV,
     help=f"SQLite file of the embedded sandbox (default: {DEFAULT_SANDBOX_DB}).",
 )
 def _state_location(value: str) -> Path | str:
@@ -156,3 +156,13 @@ def handled_errors(*, machine: bool = False) -> Iterator[None]:
         if machine:
             typer.echo(json.dumps({"errors": [{"message": str(exc)}]}, indent=2))
         raise typer.Exit(1) from None
+
+
+def root_words() -> tuple[str, str]:
+    """(noun, title) of the state-root provider, as its registry entry names them: what the
+    state commands say of the resources at the state's root ("mini app", "Mini App Center")."""
+    from reconciler.providers.registry import PROVIDERS
+    from reconciler.workflows.desired import root_provider
+
+    entry = PROVIDERS[root_provider()]
+    return str(getattr(entry, "noun", "resource")), entry.title

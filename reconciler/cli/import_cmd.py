@@ -46,22 +46,25 @@ def import_(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Write a manifest per existing resource from live state and record it as managed."""
-    if provider != MAC_PROVIDER:
+    from reconciler.cli.common import root_words
+    from reconciler.workflows.desired import root_provider
+
+    if provider != root_provider():
         if version or label:
             raise typer.BadParameter(
-                "--version and --label are for mini apps", param_hint="--provider"
+                f"--version and --label are for {root_words()[0]}s", param_hint="--provider"
             )
         _import_other(provider, app_ids, out, force, state, sandbox, sandbox_db, config)
         return
 
-    from reconciler.providers.miniappcenter.ids import check_app_id
-    from reconciler.workflows.importing import import_mini_apps
+    from reconciler.workflows.fleet import root_connector
+    from reconciler.workflows.importing import import_root
 
     with handled_errors():
         for app_id in app_ids:
-            check_app_id(app_id)
+            root_connector().check_ref(app_id)
         versions = _parse_versions(version, app_ids)
-        import_mini_apps(
+        import_root(
             app_ids, out=out, versions=versions, label=label, force=force, state=state,
             sandbox=sandbox, sandbox_db=sandbox_db, reporter=StderrReporter(),
         )  # fmt: skip

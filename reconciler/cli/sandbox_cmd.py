@@ -10,10 +10,12 @@ import ipaddress
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
+from reconciler.limits import MAC_PROVIDER, SANDBOX_DB_ENV
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
 DEFAULT_AKANA_DB = Path(".reconciler") / "akana-sandbox.db"
@@ -39,7 +41,7 @@ def is_loopback(host: str) -> bool:
 @sandbox_app.command("serve")
 def serve_command(
     api: str = typer.Option(
-        "miniappcenter",
+        MAC_PROVIDER,
         "--api",
         metavar="API",
         help="Which API to serve: miniappcenter (default), akana (apps, session login) or"
@@ -85,7 +87,7 @@ def serve_command(
 ) -> None:
     """Serve the sandbox; prints `export MAC_BASE_URL=...` and `export MAC_API_TOKEN=...`
     (with --api akana: `export AKANA_BASE_URL=...`, AKANA_EMAIL and AKANA_PASSWORD)."""
-    if api not in APIS:
+    if api not in APIS:  # checked before the providers load (their names are in --help)
         typer.echo(f"Error: unknown --api {api[:40]!r}: use one of {', '.join(APIS)}.", err=True)
         raise typer.Exit(EXIT_USAGE)
     if not is_loopback(host) and not allow_remote:
@@ -97,105 +99,30 @@ def serve_command(
         )
         raise typer.Exit(EXIT_USAGE)
 
-    if api == "akana":
-        if token is not None:
-            typer.echo(
-                "Error: --token is for the Mini App Center sandbox; the Akana sandbox logs in"
-                " with $AKANA_EMAIL / $AKANA_PASSWORD (made up and printed when unset).",
-                err=True,
-            )
-            raise typer.Exit(EXIT_USAGE)
-        _serve_akana(
-            host, port, db, session_seconds, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit
-        )
-        return
+    from reconciler.engine.provider import SandboxServe
+    from reconciler.errors import UsageError
 
-    import secrets
-
-    from reconciler.providers.miniappcenter.sandbox import SandboxConfig, serve
-
-    db_path = db or Path(os.environ.get("MAC_SANDBOX_DB") or DEFAULT_DB)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    if api == "tenant":
-        # Its own default file: the two sandboxes' tables are not the same.
-        tenant_db = db or db_path.with_name(db_path.stem + "-tenant" + db_path.suffix)
-        _serve_tenant(
-            tenant_db, host, port, latency_ms, fail_rate, ambiguous_rate, seed, rate_limit
-        )
-        return
-    config = SandboxConfig(
-        db_path=db_path,
-        token=token or os.environ.get("MAC_API_TOKEN") or secrets.token_urlsafe(24),
-        latency_ms=latency_ms,
-        fail_rate=fail_rate,
-        ambiguous_rate=ambiguous_rate,
-        seed=seed,
-        rate_limit=rate_limit,
-    )
-    with _listen_errors(port):
-        serve(config, host=host, port=port)
-
-
-def _serve_akana(
-    host: str,
-    port: int,
-    db: Path | None,
-    session_seconds: float,
-    latency_ms: float,
-    fail_rate: float,
-    ambiguous_rate: float,
-    seed: int | None,
-    rate_limit: float | None,
-) -> None:
-    """The Akana sandbox: one user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
-    import secrets
-
-    from reconciler.providers.akana.sandbox import AkanaSandboxConfig, serve_akana
-
-    db_path = db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_AKANA_DB)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    email = os.environ.get("AKANA_EMAIL") or DEFAULT_AKANA_EMAIL
-    password = os.environ.get("AKANA_PASSWORD") or secrets.token_urlsafe(18)
-    config = AkanaSandboxConfig(
-        db_path=db_path,
-        users={email: password},
-        session_seconds=session_seconds,
-        latency_ms=latency_ms,
-        fail_rate=fail_rate,
-        ambiguous_rate=ambiguous_rate,
-        seed=seed,
-        rate_limit=rate_limit,
-    )
-    with _listen_errors(port):
-        serve_akana(config, email, host=host, port=port)
-
-
-def _serve_tenant(
-    db_path: Path,
-    host: str,
-    port: int,
-    latency_ms: float,
-    fail_rate: float,
-    ambiguous_rate: float,
-    seed: int | None,
-    rate_limit: float | None,
-) -> None:
-    from reconciler.providers.rest.sandbox import serve_tenant, tenant_config_from_env
-
+    serving = sandbox_providers()[api]
+    options = SandboxServe(
+        host=host, port=port, db=db,
+        default_db=db or Path(os.environ.get(SANDBOX_DB_ENV) or DEFAULT_DB),
+        token=token, latency_ms=latency_ms, fail_rate=fail_rate, ambiguous_rate=ambiguous_rate,
+        seed=seed, rate_limit=rate_limit, session_seconds=session_seconds,
+    )  # fmt: skip
     try:
-        config = tenant_config_from_env(
-            db_path,
-            latency_ms=latency_ms,
-            fail_rate=fail_rate,
-            ambiguous_rate=ambiguous_rate,
-            seed=seed,
-            rate_limit=rate_limit,
-        )
-    except ValueError as exc:
+        with _listen_errors(port):
+            serving.serve_sandbox(options)
+    except UsageError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    with _listen_errors(port):
-        serve_tenant(config, host=host, port=port)
+
+
+def sandbox_providers() -> dict[str, Any]:
+    """``--api`` name -> the provider whose sandbox it serves (from the registry)."""
+    from reconciler.providers.registry import PROVIDERS
+
+    apis = {name: getattr(p, "sandbox_api", None) for name, p in PROVIDERS.items()}
+    return {str(api): PROVIDERS[name] for name, api in apis.items() if api}
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors
+from reconciler.cli.common import SandboxOpt, StateOpt, err, handled_errors, root_words
 
 if TYPE_CHECKING:
     from reconciler.state import State, StateStore
@@ -66,7 +66,8 @@ def list_apps(state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None
                 typer.echo(f"{root_address(name, kind, key)}\tid {data.get('id')}{flags}")
                 others += 1
     more = f", {others} other resource(s)" if others else ""
-    err(f"{len(current.apps)} mini app(s){more}; endpoint {current.endpoint}; serial"
+    noun, _ = root_words()
+    err(f"{len(current.apps)} {noun}(s){more}; endpoint {current.endpoint}; serial"
         f" {current.serial}")  # fmt: skip
 
 
@@ -110,7 +111,7 @@ def rm(
                 raise StateError(f"{_shown(app_id)} has no version {_shown(version)} in the state")
             del record.versions[version]
             what = f"{app_id} version {version}"
-    err(f"Forgot {what} (nothing was deleted from the Mini App Center).")
+    err(f"Forgot {what} (nothing was deleted from the {root_words()[1]}).")
 
 
 def _other_record(current: State, text: str) -> dict[str, object] | None:
@@ -202,8 +203,10 @@ def set_status(
 
 
 def _check_status(status: str | None) -> None:
-    from reconciler.providers.miniappcenter.model import STATUSES
+    from reconciler.providers.registry import PROVIDERS
+    from reconciler.workflows.desired import root_provider
 
+    STATUSES: tuple[str, ...] = tuple(getattr(PROVIDERS[root_provider()], "statuses", ()))
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="STATUS")
 
@@ -287,7 +290,7 @@ def migrate(
                 " source is unchanged"
             )
     err(
-        f"Migrated {len(current.apps)} mini app(s), lineage {current.lineage} serial"
+        f"Migrated {len(current.apps)} {root_words()[0]}(s), lineage {current.lineage} serial"
         f" {current.serial}, from {source.describe()} to {target.describe()}. Point --state /"
         " RECONCILER_STATE at the new one; the old one is left as it was."
     )

@@ -11,6 +11,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -76,6 +77,7 @@ def validate(
         raise typer.Exit(EXIT_ERROR) from None
     from reconciler.engine.provider import split_by_provider
     from reconciler.providers.registry import PROVIDERS
+    from reconciler.workflows.desired import root_provider
 
     # (provider, grouping key, labels) of every resource: --select/--target match these.
     keyed = [
@@ -96,19 +98,18 @@ def validate(
             labels.get(k) == v for k, v in selectors.items()
         ):
             counts[name] = counts.get(name, 0) + 1
-    # The Mini App Center first (the line it always was), then the others by name.
-    counts = dict(sorted(counts.items(), key=lambda item: (item[0] != "miniappcenter", item[0])))
+    # The state-root provider first (the line it always was), then the others by name.
+    first = root_provider()
+    counts = dict(sorted(counts.items(), key=lambda item: (item[0] != first, item[0])))
     count = sum(counts.values())
     if format is ValidateFormat.json:
         _print_json(valid=True, apps=count, errors=[], by_provider=counts)
     else:
-        said = [_plural(n, _NOUNS.get(name, f"{name} resource")) for name, n in counts.items()]
-        typer.echo(f"OK: {', '.join(said) or _plural(0, 'mini app')} in"
+        nouns = {name: str(getattr(p, "noun", f"{name} resource")) for name, p in PROVIDERS.items()}
+        said = [_plural(n, nouns.get(name, f"{name} resource")) for name, n in counts.items()]
+        typer.echo(f"OK: {', '.join(said) or _plural(0, nouns[first])} in"
                    f" {_plural(len(files), 'file')}")  # fmt: skip
     raise typer.Exit(EXIT_OK)
-
-
-_NOUNS = {"miniappcenter": "mini app", "akana": "Akana app", "rest": "REST object"}
 
 
 def _print_json(
@@ -120,7 +121,9 @@ def _print_json(
     by_provider: dict[str, int] | None = None,
 ) -> None:
     document: dict[str, object] = {"valid": valid, "apps": apps, "errors": errors}
-    if by_provider and set(by_provider) != {"miniappcenter"}:
+    from reconciler.workflows.desired import root_provider
+
+    if by_provider and set(by_provider) != {root_provider()}:
         document["by_provider"] = by_provider
     if omitted:  # errors found beyond the caps, not listed
         document["omitted_errors"] = omitted
@@ -134,7 +137,9 @@ def schema() -> None:
     Regenerate the shipped copies with:
     reconciler schema > schema/miniapp.schema.json
     """
-    from reconciler.providers.miniappcenter.manifest import manifest_json_schema_text
+    from reconciler.providers.registry import PROVIDERS
+    from reconciler.workflows.desired import root_provider
 
-    sys.stdout.write(manifest_json_schema_text())
+    root: Any = PROVIDERS[root_provider()]
+    sys.stdout.write(root.manifest_json_schema_text())
     sys.stdout.flush()

@@ -45,6 +45,9 @@ class ProviderDescriptor:
     provider: str
     connector: str | None = None
     package: str = "miniapp-reconciler"  # the distribution it comes from, named in errors
+    # Its records live at the state's root, not in a section of its own (the Mini App Center,
+    # whose state predates providers): see engine.session.StateRootConnector.
+    state_root: bool = False
     # The environment variables holding its credentials, by fixed name: ``validate`` refuses a
     # manifest holding one's value without importing the provider.
     credentials: tuple[str, ...] = ()

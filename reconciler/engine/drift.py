@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.address import Address
-from reconciler.engine.plan import PlanProblem
+from reconciler.engine.plan import PlanProblem, StuckProvider
 
 DriftKind = Literal["changed_outside", "pending", "missing", "unmanaged"]
 KINDS: tuple[DriftKind, ...] = ("changed_outside", "missing", "unmanaged", "pending")
@@ -57,6 +57,8 @@ class DriftReport:
     warnings: tuple[PlanProblem, ...] = ()
     errors: tuple[PlanProblem, ...] = ()
     apps_checked: int = 0
+    # Providers whose endpoint could not be read: nothing of theirs was checked.
+    stuck_providers: tuple[StuckProvider, ...] = ()
 
     @property
     def in_sync(self) -> bool:
@@ -79,4 +81,10 @@ class DriftReport:
             "items": [item.as_dict() for item in self.items],
             "warnings": [str(w) for w in self.warnings],
             "errors": [str(e) for e in self.errors],
+            # Only when there is one: a report with every provider read stays as it was.
+            **(
+                {"stuck_providers": [item.as_dict() for item in self.stuck_providers]}
+                if self.stuck_providers
+                else {}
+            ),
         }

@@ -107,8 +107,10 @@ class Change:
 # What an error stops: "fleet" refuses the whole plan before any write (delete budget,
 # protection); "app" skips that app's changes and lets apply go on with the others; "version"
 # stops nothing but the one thing it names (a review status no read or refused step can tell):
-# apply does the rest. Apply exits 3 for the last two, naming them; plan exits 1 for all.
-Scope = Literal["fleet", "app", "version"]
+# apply does the rest. "provider" stops one provider whose endpoint could not be read (a
+# stuck provider): apply applies the others. Apply exits 3 for the last three, naming them;
+# plan exits 1 for all.
+Scope = Literal["fleet", "app", "version", "provider"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class PlanProblem:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], root_kinds: Mapping[str, str]) -> PlanProblem:
         scope = data.get("scope", "fleet")
-        if scope not in ("app", "fleet", "version"):
+        if scope not in ("app", "fleet", "version", "provider"):
             raise ValueError(f"unknown problem scope {scope!r}")
         address = data.get("address")
         return cls(
@@ -146,6 +148,40 @@ class PlanProblem:
     def __str__(self) -> str:
         where = self.address or self.app_id
         return f"{where}: {self.message}" if where else self.message
+
+
+# How much of a stuck provider's error is kept: its first line, bounded (the transport has
+# redacted it already; cutting comes after that, so no prefix of a secret can survive).
+STUCK_REASON_MAX = 240
+
+
+@dataclass(frozen=True)
+class StuckProvider:
+    """A provider whose endpoint could not be read for this run (down, a login or listing
+    refused, an unreadable answer): none of its resources is planned or applied; the other
+    providers are."""
+
+    provider: str
+    reason: str
+    # The error itself, raised again when every provider of a run is stuck (never saved).
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, provider: str, error: BaseException) -> StuckProvider:
+        text = " ".join(str(error).split()) or type(error).__name__
+        if len(text) > STUCK_REASON_MAX:
+            text = text[: STUCK_REASON_MAX - 3] + "..."
+        return cls(provider, text, error)
+
+    @property
+    def problem(self) -> PlanProblem:
+        """The plan's error naming it (plan and drift exit 1; apply applies the others)."""
+        return PlanProblem(
+            f"provider {self.provider} was not planned: {self.reason}", scope="provider"
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return {"provider": self.provider, "reason": self.reason}
 
 
 class Fact(Protocol):
@@ -216,6 +252,9 @@ class Plan:
     app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
     learned: tuple[Fact, ...] = ()
     incremental: Incremental | None = None
+    # Providers whose endpoint could not be read: named, not planned (their error is in
+    # ``errors`` with scope "provider").
+    stuck_providers: tuple[StuckProvider, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -285,8 +324,15 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         # "incremental" only when it is: a full plan's document stays as it was.
         narrowed = {"incremental": self.incremental.as_dict()} if self.incremental else {}
+        # Only when there is one: a plan with every provider read stays as it was.
+        stuck = (
+            {"stuck_providers": [item.as_dict() for item in self.stuck_providers]}
+            if self.stuck_providers
+            else {}
+        )
         return {
             **narrowed,
+            **stuck,
             "format_version": FORMAT_VERSION,
             "endpoints": dict(sorted(self.endpoints.items())),
             "summary": self.summary,

@@ -107,6 +107,25 @@ class Provider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SandboxServe:
+    """`reconciler sandbox serve` as the CLI parsed it, for the provider whose sandbox it
+    serves (its registry entry's ``sandbox_api``). ``db``: --db, else None; ``default_db``:
+    where the default sandbox's file is (``$MAC_SANDBOX_DB`` or the default path)."""
+
+    host: str
+    port: int
+    db: Path | None
+    default_db: Path
+    token: str | None
+    latency_ms: float
+    fail_rate: float
+    ambiguous_rate: float
+    seed: int | None
+    rate_limit: float | None
+    session_seconds: float
+
+
 class ProviderBase:
     """The plain parts every provider states as data (its module's constants), so that a
     provider class only names them and writes what is its own (the saved-plan check, the
@@ -118,6 +137,18 @@ class ProviderBase:
     manifest_kinds: ManifestKinds
     levels: Mapping[str, int]
     operations: frozenset[tuple[str, str, str | None]]
+    # What the commands say about it, as data (the CLI and the workflows name no provider):
+    noun: str = "resource"  # one of its resources, as `validate` counts them
+    # What a first run (no state file) adopts, in plural ("REST objects"), and a caveat.
+    first_run_adopts: str | None = None
+    first_run_caveat: str | None = None
+    direct: bool = False  # its client runs on the shared transport's lanes (no proxy)
+    sandbox_api: str | None = None  # `sandbox serve --api NAME` serves its sandbox
+
+    def serve_sandbox(self, options: SandboxServe) -> None:
+        """Serve its sandbox over HTTP until stopped (UsageError: an option it does not
+        take; ListenError: it cannot listen)."""
+        raise NotImplementedError(f"{self.name} has no sandbox to serve")
 
     # The variables holding its credentials (see Provider.credential_variables).
     credentials: frozenset[str] = frozenset()

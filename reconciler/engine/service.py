@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.drift import DriftItem, DriftReport
-from reconciler.engine.plan import Plan, PlanProblem, delete_budget_problem
+from reconciler.engine.plan import Plan, PlanProblem, StuckProvider, delete_budget_problem
 from reconciler.engine.provider import split_by_provider as split_by_provider
 from reconciler.engine.session import (
     ChangeEvent,
@@ -27,8 +27,9 @@ from reconciler.engine.session import (
     Scope,
     Section,
     SectionApplied,
+    provider_wide,
 )
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ReconcilerError
 
 # provider, kind, natural key, the record as JSON (None: removed) -> durable when done
 StoreWrite = Callable[[str, str, str, Mapping[str, Any] | None], Awaitable[None]]
@@ -79,10 +80,49 @@ async def plan_parts(
 
     async def one(name: str) -> tuple[str, Plan]:
         session = sessions.by_name[name]
-        return name, await session.plan(desired.get(name, ()), sections[name], scope)
+        try:
+            return name, await session.plan(desired.get(name, ()), sections[name], scope)
+        except ReconcilerError as exc:
+            if not provider_wide(exc):
+                raise
+            return name, stuck_part(name, session.identity, exc)
 
     done = await asyncio.gather(*(one(name) for name in sorted(sessions.by_name)))
     return dict(done)
+
+
+def stuck_part(name: str, identity: str, error: ReconcilerError) -> Plan:
+    """The plan part of a provider whose endpoint could not be read: no change, its error
+    (scope "provider"), and the error itself kept to be raised when every provider of the
+    run is stuck (then nothing was read at all: the run stops as it always did)."""
+    stuck = StuckProvider.of(name, error)
+    return Plan(
+        endpoints={name: identity}, changes=(), errors=(stuck.problem,), stuck_providers=(stuck,)
+    )
+
+
+def raise_if_all_stuck(parts: Sequence[Plan]) -> None:
+    """A run whose every provider is stuck read nothing: its first error is raised as is
+    (exit 1, the message a single-provider run always gave)."""
+    if parts and all(part.stuck_providers for part in parts):
+        stuck = parts[0].stuck_providers[0]
+        if stuck.error is not None:
+            raise stuck.error
+        raise ConfigError(str(stuck.problem))
+
+
+def is_stuck(part: Plan) -> bool:
+    return bool(part.stuck_providers)
+
+
+def stuck_report(part: Plan) -> DriftReport:
+    """A stuck provider's drift report: nothing checked, its error named (exit 1)."""
+    return DriftReport(
+        endpoint="; ".join(part.endpoints.values()),
+        items=(),
+        errors=part.errors,
+        stuck_providers=part.stuck_providers,
+    )
 
 
 def merge_plans(
@@ -119,6 +159,7 @@ def merge_plans(
         app_meta=app_meta,
         learned=tuple(fact for part in parts for fact in part.learned),
         incremental=next((p.incremental for p in parts if p.incremental is not None), None),
+        stuck_providers=tuple(item for part in parts for item in part.stuck_providers),
     )
 
 
@@ -167,7 +208,11 @@ async def apply_parts(
         )
         return name, applied
 
-    done = await asyncio.gather(*(one(name) for name in sorted(parts) if name in sessions.by_name))
+    # A stuck provider's part is not run: its endpoint could not be read when planning.
+    names = [
+        name for name in sorted(parts) if name in sessions.by_name and not is_stuck(parts[name])
+    ]
+    done = await asyncio.gather(*(one(name) for name in names))
     return dict(done)
 
 
@@ -182,4 +227,5 @@ def merge_drift(reports: Sequence[DriftReport]) -> DriftReport:
         warnings=tuple(_unique(w for report in reports for w in report.warnings)),
         errors=tuple(e for report in reports for e in report.errors),
         apps_checked=sum(report.apps_checked for report in reports),
+        stuck_providers=tuple(item for report in reports for item in report.stuck_providers),
     )

@@ -19,6 +19,23 @@ from typing import Any, Literal, Protocol
 
 from reconciler.engine.drift import DriftReport
 from reconciler.engine.plan import Change, Plan
+from reconciler.errors import ApiError, ConfigError, ReconcilerError, TransportError, UsageError
+
+
+class ProviderUnreadable(ReconcilerError):
+    """Raised by a session's ``plan`` when nothing of its provider could be read (every
+    listing failed): the provider is stuck for this run, as when its login fails."""
+
+
+def provider_wide(error: BaseException) -> bool:
+    """Whether ``error``, raised while a session read its endpoint (login, listing), stops
+    that provider only: its endpoint is down, answers 5xx after the retries, refuses the
+    login after a fresh one, or answers what cannot be read. The service then names the
+    provider as stuck and runs the others; anything else (a usage error, the state, a bug)
+    still stops the run."""
+    if isinstance(error, UsageError):
+        return False
+    return isinstance(error, TransportError | ApiError | ConfigError | ProviderUnreadable)
 
 
 @dataclass(frozen=True)
@@ -151,4 +168,127 @@ class Connector(Protocol):
     ) -> AbstractAsyncContextManager[ProviderSession]:
         """A session (logged in lazily, logged out on exit). ``sandbox_dir``: serve this
         provider's in-process sandbox from a SQLite file in that folder instead."""
+        ...
+
+
+# --- a provider that keeps its records at the state's root -------------------------------
+# The Mini App Center keeps its records at the state's root (not in a section), binds the
+# state file to its endpoint and journals its own writes (a review flow, a version probe):
+# richer than :class:`ProviderSession`'s section and ``record``. Its connector says so
+# (``state_root``) and its session offers these operations, each given the whole state and
+# its store. The engine still knows none of its fields: the state, the store and the models
+# are opaque here.
+
+
+@dataclass(frozen=True)
+class RootScope:
+    """What a state-root plan covers: ``--select``, ``--target``, the keys its manifests
+    declare before narrowing (never prune candidates), and --changed-since's touched keys
+    (None: every one)."""
+
+    selectors: Mapping[str, str]
+    targets: Sequence[str]
+    declared: frozenset[str]
+    only: frozenset[str] | None = None
+
+
+class Stoppable(Protocol):
+    """Running writes a graceful stop asks to start nothing new."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def request_stop(self) -> None: ...
+
+
+class RootExecutor(Stoppable, Protocol):
+    async def run(self) -> Any:
+        """Run the writes; the apply result (the fleet's result type, see
+        :meth:`StateRootConnector.empty_result`)."""
+        ...
+
+    @property
+    def result(self) -> Any: ...
+
+
+class StateRootSession(ProviderSession, Protocol):
+    @property
+    def setting(self) -> str:
+        """What the user sets to choose this endpoint (named when it may be wrong)."""
+        ...
+
+    async def plan_root(
+        self,
+        desired: Sequence[Any],
+        state: Any,
+        scope: RootScope,
+        *,
+        prune: bool,
+        max_deletes: int | None,
+        probe_window: int,
+        notices: Sequence[str],
+    ) -> Plan: ...
+
+    async def drift_root(
+        self,
+        desired: Sequence[Any],
+        state: Any,
+        scope: RootScope,
+        *,
+        probe_window: int,
+        notices: Sequence[str],
+    ) -> DriftReport: ...
+
+    def executor(
+        self,
+        plan: Plan,
+        store: Any,
+        state: Any,
+        *,
+        verify_fingerprints: bool,
+        probe_window: int,
+        on_result: Callable[[Any], None],
+        on_start: Callable[[Change], None],
+    ) -> AbstractAsyncContextManager[RootExecutor]: ...
+
+
+class StateRootConnector(Connector, Protocol):
+    """The connector of a state-root provider (``state_root`` is True)."""
+
+    state_root: bool
+
+    def session(self, sandbox: bool, sandbox_db: Path | None, parallelism: int) -> StateRootSession:
+        """Its session for this run (the endpoint resolved and checked; nothing connected
+        yet): ``--sandbox`` serves its in-process sandbox from ``sandbox_db``."""
+        ...
+
+    def empty_result(self) -> Any:
+        """An empty apply result: the type every provider's change results are merged in."""
+        ...
+
+    def change_result(self, event: ChangeEvent) -> Any:
+        """Another provider's change result, as one of the fleet's results."""
+        ...
+
+    def check_saved(self, saved: Plan, state: Any, source: str) -> None:
+        """Refuse (PlanError) a saved plan the state contradicts."""
+        ...
+
+    def check_ref(self, ref: str) -> None:
+        """Refuse (InvalidIdError) what cannot name one of its resources for import."""
+        ...
+
+    def import_resources(
+        self,
+        refs: Sequence[str],
+        *,
+        out: Path,
+        versions: Mapping[str, Mapping[str, int]],
+        labels: Mapping[str, str],
+        force: bool,
+        store: Any,
+        session: StateRootSession,
+        say: Callable[[str], None],
+    ) -> None:
+        """``reconciler import`` of its resources into manifests under ``out`` and the state."""
         ...

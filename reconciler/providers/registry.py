@@ -37,8 +37,10 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         manifest_kinds=(("miniappcenter/v1", "MiniApp"),),
         provider=f"{_P}.miniappcenter.provider:MINIAPPCENTER",
         credentials=("MAC_API_TOKEN",),
-        # Not yet run through the engine's service: it keeps its own planner and executor.
-        connector=None,
+        state_root=True,
+        # A state-root connector (engine.session.StateRootConnector): its records live at
+        # the state's root.
+        connector=f"{_P}.miniappcenter.session:MINIAPPCENTER_CONNECTOR",
     ),
     ProviderDescriptor(
         name="akana",
@@ -203,6 +205,11 @@ class LazyConnector:
     def name(self) -> str:
         return self.descriptor.name
 
+    @property
+    def state_root(self) -> bool:
+        # From the descriptor: choosing the state-root provider imports no connector.
+        return self.descriptor.state_root
+
     def configured(self, env: Mapping[str, str], config: Path | None) -> bool:
         return self.loaded().configured(env, config)
 
@@ -311,8 +318,7 @@ ROOT_KINDS: Mapping[str, str] = {d.root_kind: d.name for d in DESCRIPTORS}
 MANIFEST_KINDS: ManifestKinds = _LazyKinds(
     {kind: provider for provider in _LAZY.values() for kind in provider.descriptor.manifest_kinds}
 )
-# The providers that run through the engine's service (sessions); the Mini App Center keeps
-# its own planner and executor (review flow, version probe).
+# How each provider opens its session (imported on first use).
 CONNECTORS: Mapping[str, Connector] = {
     d.name: LazyConnector(d) for d in DESCRIPTORS if d.connector is not None
 }

@@ -1,6 +1,6 @@
 """`apply`: plan (or read a saved plan), confirm, execute every provider's part and record
-it: the Mini App Center's with its executor, the others through their sessions (the engine's
-service), into one result; locks and the history of runs around it."""
+it: the state-root provider's with its executor, the others through their sessions (the
+engine's service), into one result; locks and the history of runs around it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.limits import MAC_PROVIDER
-from reconciler.workflows.desired import check_provider, check_scope, load_desired
+from reconciler.workflows.desired import check_provider, check_scope, load_desired, root_provider
 from reconciler.workflows.fleet import (
     Fleet,
     FleetOptions,
@@ -19,6 +18,7 @@ from reconciler.workflows.fleet import (
     open_fleet,
     open_sessions,
     plan_fleet,
+    root_connector,
     sections_of,
     split_saved,
 )
@@ -26,8 +26,7 @@ from reconciler.workflows.target import state_notices, state_store
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
-    from reconciler.engine.session import ChangeEvent
-    from reconciler.providers.miniappcenter.apply import ApplyResult, Executor
+    from reconciler.engine.session import ChangeEvent, RootExecutor
     from reconciler.state import State, StateStore
     from reconciler.workflows.desired import Desired
     from reconciler.workflows.report import ApplyReporter
@@ -39,7 +38,9 @@ class ApplyOutcome:
     its changes, whether it was approved and whether it was interrupted."""
 
     plan: Plan | None = None
-    result: ApplyResult = field(default_factory=lambda: _empty_result())
+    # The fleet's apply result (the state-root provider's result type, every provider's
+    # change results merged in).
+    result: Any = field(default_factory=lambda: _empty_result())
     approved: bool = False
     interrupted: bool = False
 
@@ -59,7 +60,6 @@ def run_apply(
     """Apply the manifests ``paths`` (narrowed as ``plan`` narrows them) or exactly the saved
     plan ``plan_file``, under the state's lock, and record the run in the history."""
     from reconciler.errors import PlanError
-    from reconciler.providers.miniappcenter.plan_check import check_against_state
 
     check_provider(options.provider)
     desired: Desired | None = None
@@ -86,16 +86,16 @@ def run_apply(
             desired, store, options, reporter, only=list(saved.endpoints) if saved else None
         )
         current_state = fleet.state
-        if saved is not None and fleet.mac is not None:
-            planned_for = saved.endpoints.get(MAC_PROVIDER)
-            if planned_for != fleet.mac.identity:
+        if saved is not None and fleet.root is not None:
+            planned_for = saved.endpoints.get(root_provider())
+            if planned_for != fleet.root.identity:
                 raise PlanError(
-                    f"the saved plan was made for {planned_for}, not {fleet.mac.identity}"
+                    f"the saved plan was made for {planned_for}, not {fleet.root.identity}"
                 )
         if desired is not None:
             check_scope(desired, current_state)
-            if scope is None and fleet.mac is not None:  # a prune: not locked one by one
-                _refuse_claimed(store, fleet.mac.identity, [a.id for a in desired.apps])
+            if scope is None and fleet.root is not None:  # a prune: not locked one by one
+                _refuse_claimed(store, fleet.root.identity, desired.root_keys)
         if saved is not None and not _same_state(saved, current_state):
             raise PlanError(
                 "the saved plan is stale: the state changed since it was made (serial"
@@ -103,10 +103,10 @@ def run_apply(
                 " --out` again; a saved plan is never re-planned silently."
             )
         if (saved is not None and plan_file is not None and not saved.fleet_errors
-                and fleet.mac is not None):  # fmt: skip
+                and fleet.root is not None):  # fmt: skip
             # Protection recorded in the state, status chains, location ids. (A plan
             # with fleet errors is never executed: it is shown with its errors below.)
-            check_against_state(saved, current_state, str(plan_file))
+            root_connector().check_saved(saved, current_state, str(plan_file))
         reporter.may_write()
         try:
             outcome = _run(fleet, store, saved, desired, options, notices, auto_approve, reporter)
@@ -130,7 +130,7 @@ def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> l
     """The apps this run may write, locked before the state is read (a store that locks per
     app locks these; the file store locks the whole file anyway). None: the whole state (a
     prune may delete any app the state records, known only once it is read)."""
-    if saved is not None and MAC_PROVIDER not in saved.endpoints:
+    if saved is not None and root_provider() not in saved.endpoints:
         return None  # another provider's records live in the workspace's own row
     if desired is not None and any(desired.others_declared.values()):
         return None
@@ -140,7 +140,7 @@ def _apps_written(saved: Plan | None, desired: Desired | None, prune: bool) -> l
                       | set(saved.app_meta))  # fmt: skip
     if desired is None or prune:
         return None
-    return sorted({a.id for a in desired.apps})
+    return sorted(set(desired.root_keys))
 
 
 def _refuse_claimed(store: StateStore, endpoint: str, apps: list[str]) -> None:
@@ -165,7 +165,8 @@ def _result_word(outcome: ApplyOutcome) -> str:
         return "error"
     if not outcome.approved:
         return "not approved"
-    if result.failed or result.skipped or result.stuck or result.unresolved:
+    if (result.failed or result.skipped or result.stuck or result.unresolved
+            or result.stuck_providers):  # fmt: skip
         return "partial"
     return "applied" if outcome.plan.has_changes else "no changes"
 
@@ -192,10 +193,8 @@ def _finish_run(
         reporter.say(f"Warning: the run's result was not recorded in the history: {exc}")
 
 
-def _empty_result() -> ApplyResult:
-    from reconciler.providers.miniappcenter.apply import ApplyResult
-
-    return ApplyResult()
+def _empty_result() -> Any:
+    return root_connector().empty_result()
 
 
 def _run(
@@ -210,47 +209,47 @@ def _run(
 ) -> ApplyOutcome:
     import asyncio
 
+    from reconciler.engine.service import is_stuck
+
     outcome = ApplyOutcome(plan=saved)
-    executor: Executor | None = None
+    executor: RootExecutor | None = None
     current_state = fleet.state
     made: FleetPlan | None = None
     if saved is not None:
-        mac_part, parts = split_saved(saved)
-        made = FleetPlan(saved, mac_part, parts)
+        root_part, parts = split_saved(saved)
+        made = FleetPlan(saved, root_part, parts)
 
     async def execute(the_plan: FleetPlan) -> None:
         total = len(the_plan.merged.changes)
         reporter.progress_begin(total)
         try:
-            if the_plan.mac is not None and fleet.mac is not None:
-                await _execute_mac(the_plan.mac)
+            # A stuck provider's part is not run: it could not be read when planning.
+            if the_plan.root is not None and fleet.root is not None and not is_stuck(the_plan.root):
+                await _execute_root(the_plan.root)
             if the_plan.parts and (executor is None or not executor.stopping):
                 await _execute_others(the_plan.parts)
         finally:
             reporter.progress_end()
 
-    async def _execute_mac(mac_plan: Plan) -> None:
+    async def _execute_root(root_plan: Plan) -> None:
         nonlocal executor
-        from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
 
-        assert fleet.mac is not None
-        async with fleet.mac.client(options.parallelism) as client:
-            executor = Executor(
-                client,
-                store,
-                current_state,
-                mac_plan,
-                options=ApplyOptions(
-                    parallelism=options.parallelism,
-                    probe_window=options.probe_window,
-                    verify_fingerprints=saved is not None,
-                    on_result=reporter.progress_result,
-                    on_start=reporter.progress_start,
-                ),
-            )
+        assert fleet.root is not None
+        async with fleet.root.executor(
+            root_plan,
+            store,
+            current_state,
+            verify_fingerprints=saved is not None,
+            probe_window=options.probe_window,
+            on_result=reporter.progress_result,
+            on_start=reporter.progress_start,
+        ) as running:
+            executor = running
             reporter.writes_running(lambda: executor)
             # With no changes this only records labels and protection: no API write.
-            outcome.result = await executor.run()
+            stuck = outcome.result.stuck_providers
+            outcome.result = await running.run()
+            outcome.result.stuck_providers = stuck
 
     async def _execute_others(parts: Mapping[str, Plan]) -> None:
         from reconciler.engine.service import apply_parts
@@ -294,6 +293,9 @@ def _run(
             made = asyncio.run(plan_fleet(fleet, desired, options, notices, reporter))
             outcome.plan = made.merged
         the_plan = made.merged
+        outcome.result.stuck_providers = {
+            item.provider: item.reason for item in the_plan.stuck_providers
+        }
         asks = the_plan.has_changes and not auto_approve
         reporter.review(the_plan, asks)
         if the_plan.fleet_errors or (asks and not reporter.confirm()):
@@ -305,9 +307,12 @@ def _run(
     except (KeyboardInterrupt, asyncio.CancelledError):
         outcome.interrupted = True
         if executor is not None:
-            others = [r for r in outcome.result.results if r.change.provider != MAC_PROVIDER]
+            root = root_provider()
+            others = [r for r in outcome.result.results if r.change.provider != root]
+            stuck = outcome.result.stuck_providers
             outcome.result = executor.result
             outcome.result.results.extend(others)
+            outcome.result.stuck_providers = stuck
     finally:
         reporter.loop_closed()  # closing a loop resets the signal handlers it installed
         # Fold the journal into the state file whatever happened (it is durable already);
@@ -328,9 +333,7 @@ def _run(
 
 def _merge_event(outcome: ApplyOutcome, reporter: ApplyReporter, event: ChangeEvent) -> None:
     """Another provider's change result, in the one apply summary and progress."""
-    from reconciler.providers.miniappcenter.apply import ChangeResult
-
-    result = ChangeResult(event.change, event.outcome, event.message)
+    result = root_connector().change_result(event)
     outcome.result.results.append(result)
     reporter.progress_result(result)
 

@@ -10,13 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.limits import MAC_PROVIDER
-
 if TYPE_CHECKING:
     from reconciler.manifest import LoadedApp
     from reconciler.manifest.changed import ChangedFiles
-    from reconciler.providers.miniappcenter.model import MiniApp
     from reconciler.state import State
+
+
+def root_provider() -> str:
+    """The provider whose records live at the state's root (its connector says
+    ``state_root``): its manifests are narrowed by id here, the others' by grouping key."""
+    from reconciler.providers.registry import CONNECTORS
+
+    return next(name for name, c in CONNECTORS.items() if getattr(c, "state_root", False))
 
 
 def check_provider(provider: str | None) -> None:
@@ -31,9 +36,16 @@ def check_provider(provider: str | None) -> None:
         )
 
 
+def root_noun() -> str:
+    """One resource of the state-root provider, as its registry entry names it."""
+    from reconciler.providers.registry import PROVIDERS
+
+    return str(getattr(PROVIDERS[root_provider()], "noun", "resource"))
+
+
 @dataclass(frozen=True)
 class Desired:
-    apps: list[MiniApp]  # after --select / --target
+    apps: list[Any]  # the state-root provider's models, after --select / --target
     selectors: dict[str, str]
     declared: frozenset[str]  # every id the manifests declare, before narrowing
     targets: tuple[str, ...] = ()
@@ -48,8 +60,21 @@ class Desired:
     provider: str | None = None  # --provider: the only provider whose resources count
 
     @property
-    def declares_mini_apps(self) -> bool:
+    def declares_root(self) -> bool:
+        """Whether the manifests declare a resource of the state-root provider."""
         return bool(self.declared)
+
+    @property
+    def root_models(self) -> list[Any]:
+        return self.apps
+
+    @property
+    def root_keys(self) -> list[str]:
+        """The grouping keys of the state-root provider's models (after narrowing)."""
+        from reconciler.providers.registry import PROVIDERS
+
+        provider = PROVIDERS[root_provider()]
+        return [provider.resource_key(model) for model in self.apps]
 
     def models(self, provider: str) -> list[Any]:
         return [item.app for item in self.others.get(provider, ())]
@@ -91,15 +116,16 @@ def load_desired(
                 f"--provider {provider}: the paths given declare no {provider} resource, so"
                 " nothing would be checked; give the paths that hold its manifests"
             )
-    loaded: list[LoadedApp[MiniApp]] = by_provider.pop(MAC_PROVIDER, [])
+    root = PROVIDERS[root_provider()]
+    loaded: list[LoadedApp[Any]] = by_provider.pop(root.name, [])
     chosen = select_apps(loaded, selectors, list(target))
     only = None
     if changes is not None:
         from reconciler.manifest.changed import touched_ids
 
         only = touched_ids(loaded, changes)
-        chosen = [item for item in chosen if item.app.id in only]
-    labels = {item.app.id: dict(item.app.labels) for item in loaded}
+        chosen = [item for item in chosen if root.resource_key(item.app) in only]
+    labels = {root.resource_key(item.app): dict(root.resource_labels(item.app)) for item in loaded}
     others: dict[str, list[LoadedApp[Any]]] = {}
     others_declared: dict[str, frozenset[str]] = {}
     wanted = set(target)
@@ -118,7 +144,7 @@ def load_desired(
     return Desired(
         apps=[item.app for item in chosen],
         selectors=selectors,
-        declared=frozenset(item.app.id for item in loaded),
+        declared=frozenset(root.resource_key(item.app) for item in loaded),
         targets=tuple(target),
         labels=labels,
         only=only,
@@ -138,7 +164,7 @@ def check_scope(desired: Desired, state: State) -> None:
     # must not make `--provider akana --select team=cafe` look like it matched something.
     wanted = desired.provider
     recorded: dict[str, Mapping[str, str]] = {}
-    if wanted in (None, MAC_PROVIDER):
+    if wanted in (None, root_provider()):
         recorded.update({app_id: record.labels for app_id, record in state.apps.items()})
     for name, section in state.providers.items():
         if wanted is not None and name != wanted:
@@ -229,18 +255,3 @@ def _as_text(model: Any) -> str:
     if dataclasses.is_dataclass(model) and not isinstance(model, type):
         return json.dumps(dataclasses.asdict(model), default=str, ensure_ascii=False)
     return repr(model)
-
-
-def in_scope_filter(
-    selectors: dict[str, str], targets: Sequence[str], only: frozenset[str] | None = None
-) -> Any:
-    wanted = set(targets)
-
-    def in_scope(app_id: str, record: Any) -> bool:
-        if wanted and app_id not in wanted:
-            return False
-        if only is not None and app_id not in only:
-            return False
-        return all(record.labels.get(k) == v for k, v in selectors.items())
-
-    return in_scope

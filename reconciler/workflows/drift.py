@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.workflows.desired import check_provider, check_scope, in_scope_filter, load_desired
+from reconciler.workflows.desired import check_provider, check_scope, load_desired, root_provider
 from reconciler.workflows.fleet import (
     FleetOptions,
     open_fleet,
     open_sessions,
+    root_scope,
     scope_of,
     sections_of,
 )
@@ -40,32 +41,41 @@ def check_drift(
     fleet = open_fleet(desired, store, options, reporter)
     notices = state_notices(store, reporter)
     check_scope(desired, fleet.state)
-    parallelism = options.parallelism
 
     async def run() -> DriftReport:
         from contextlib import AsyncExitStack
 
-        from reconciler.engine.service import merge_drift, plan_parts
+        from reconciler.engine.plan import Plan
+        from reconciler.engine.service import (
+            is_stuck,
+            merge_drift,
+            plan_parts,
+            raise_if_all_stuck,
+            stuck_part,
+            stuck_report,
+        )
+        from reconciler.engine.session import provider_wide
+        from reconciler.errors import ReconcilerError
 
         reports: list[DriftReport] = []
-        if fleet.mac is not None:
-            from reconciler.providers.miniappcenter.drift import classify
-            from reconciler.providers.miniappcenter.planning import make_plan
-
-            async with fleet.mac.client(parallelism) as client:
-                plan = await make_plan(
-                    client,
-                    desired.apps,
+        stuck: list[Plan] = []  # the parts of providers that could not be read
+        taking_part = len(fleet.others) + (fleet.root is not None)
+        if fleet.root is not None:
+            try:
+                report = await fleet.root.drift_root(
+                    desired.root_models,
                     fleet.state,
-                    identity=fleet.mac.identity,
-                    in_scope=in_scope_filter(desired.selectors, options.targets),
-                    declared=desired.declared,
-                    parallelism=parallelism,
+                    root_scope(desired, options, changed=False),
                     probe_window=options.probe_window,
-                    notices=tuple([*notices, *fleet.notices]),
-                    endpoint_setting=fleet.mac.setting,
+                    notices=[*notices, *fleet.notices],
                 )
-            reports.append(classify(plan, fleet.state))
+            except ReconcilerError as exc:
+                if not provider_wide(exc):
+                    raise
+                part = stuck_part(root_provider(), fleet.root.identity, exc)
+                stuck.append(part)
+                report = stuck_report(part)
+            reports.append(report)
         if fleet.others:
             sections = sections_of(fleet)
             async with AsyncExitStack() as stack:
@@ -73,10 +83,15 @@ def check_drift(
                 models = {name: desired.models(name) for name in fleet.others}
                 scope = scope_of(desired, options, [*notices, *fleet.notices])
                 parts = await plan_parts(sessions, models, sections, scope)
+                stuck += [part for part in parts.values() if is_stuck(part)]
                 reports += [
-                    sessions.by_name[name].drift(part, sections[name])
+                    stuck_report(part)
+                    if is_stuck(part)
+                    else sessions.by_name[name].drift(part, sections[name])
                     for name, part in parts.items()
                 ]
+        if len(stuck) == taking_part:  # nothing could be checked: the first error, exit 1
+            raise_if_all_stuck(stuck)
         return merge_drift(reports)
 
     return asyncio.run(run())

@@ -1,8 +1,9 @@
 """What plan, apply and drift share across providers: which providers take part in a run,
-the Mini App Center's endpoint (only when it takes part), the other providers' sessions, and
-one merged plan. The provider-neutral steps are the engine's service
-(:mod:`reconciler.engine.service`); the Mini App Center keeps its own planner and executor
-(review flow, version probe, journal paths) and joins the merged plan as one part.
+their sessions, and one merged plan. The provider-neutral steps are the engine's service
+(:mod:`reconciler.engine.service`). The state-root provider (the one whose records live at the
+state's root and which binds the state file, see engine.session.StateRootConnector) plans and
+executes with the whole state; it joins the merged plan as one part. No provider is named
+here: they come from the registry.
 """
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.limits import DEFAULT_SANDBOX_DB, MAC_PROVIDER
-from reconciler.workflows.desired import Desired, in_scope_filter
-from reconciler.workflows.target import resolve_target
+from reconciler.limits import DEFAULT_SANDBOX_DB
+from reconciler.workflows.desired import Desired, root_provider
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
     from reconciler.engine.service import Sessions
-    from reconciler.engine.session import Connector, Scope, Section
+    from reconciler.engine.session import (
+        Connector,
+        RootScope,
+        Scope,
+        Section,
+        StateRootConnector,
+        StateRootSession,
+    )
     from reconciler.state import State, StateStore
     from reconciler.workflows.report import Reporter
-    from reconciler.workflows.target import Target
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,7 @@ class FleetOptions:
 
     @property
     def sandbox_dir(self) -> Path | None:
-        """Where the in-process sandboxes keep their SQLite files (beside the Mini App
-        Center's)."""
+        """Where the in-process sandboxes keep their SQLite files (beside --sandbox-db's)."""
         if not self.sandbox:
             return None
         return (self.sandbox_db or Path(DEFAULT_SANDBOX_DB)).resolve().parent
@@ -52,22 +57,32 @@ class FleetOptions:
 
 @dataclass
 class Fleet:
-    """Who takes part in a run: the Mini App Center (with its endpoint) and the others."""
+    """Who takes part in a run: the state-root provider (with its session) and the others."""
 
     state: State
-    mac: Target | None
+    root: StateRootSession | None
     others: list[str]
     notices: list[str] = field(default_factory=list)
 
     @property
     def identity(self) -> str:
-        return self.mac.identity if self.mac is not None else ""
+        return self.root.identity if self.root is not None else ""
 
 
 def connectors() -> Mapping[str, Connector]:
+    """The providers that run through the engine's service's sessions (the state-root
+    provider's connector is :func:`root_connector`)."""
     from reconciler.providers.registry import CONNECTORS
 
-    return CONNECTORS
+    return {name: c for name, c in CONNECTORS.items() if not getattr(c, "state_root", False)}
+
+
+def root_connector() -> StateRootConnector:
+    from typing import cast
+
+    from reconciler.providers.registry import CONNECTORS
+
+    return cast("StateRootConnector", CONNECTORS[root_provider()])
 
 
 def open_fleet(
@@ -78,7 +93,7 @@ def open_fleet(
     *,
     only: Sequence[str] | None = None,
 ) -> Fleet:
-    """Decide who takes part and load the state (bound to the Mini App Center's endpoint when
+    """Decide who takes part and load the state (bound to the state-root provider's endpoint when
     it takes part). A provider takes part when the manifests declare its resources, or when
     the state records some and its endpoint is configured (or --sandbox); recorded but not
     configured, it is named in a warning (and --prune, which could not delete them, is an
@@ -89,23 +104,26 @@ def open_fleet(
     wanted = set(only) if only is not None else None
     if options.provider is not None:
         wanted = {options.provider} if wanted is None else wanted & {options.provider}
-    # A saved plan of the Mini App Center needs it whatever the state holds.
-    mac_declared = (desired is not None and desired.declares_mini_apps) or (
-        only is not None and MAC_PROVIDER in only
+    # A saved plan of the state-root provider needs it whatever the state holds.
+    root_name = root_provider()
+    root_declared = (desired is not None and desired.declares_root) or (
+        only is not None and root_name in only
     )
     peek: State | None = None
-    if mac_declared:
-        mac_in = wanted is None or MAC_PROVIDER in wanted
+    if root_declared:
+        root_in = wanted is None or root_name in wanted
     else:
         peek = store.read()
-        mac_in = bool(peek.apps) and (wanted is None or MAC_PROVIDER in wanted)
-    if mac_in:
-        mac: Target | None = resolve_target(options.sandbox, options.sandbox_db)
-        assert mac is not None
-        reporter.say(f"Endpoint: {mac.display}")
-        state = store.load(mac.identity)
+        root_in = bool(peek.apps) and (wanted is None or root_name in wanted)
+    if root_in:
+        root: StateRootSession | None = root_connector().session(
+            options.sandbox, options.sandbox_db, options.parallelism
+        )
+        assert root is not None
+        reporter.say(f"Endpoint: {root.display}")
+        state = store.load(root.identity)
     else:
-        mac = None
+        root = None
         state = peek if peek is not None else store.read()
     others: list[str] = []
     notices: list[str] = []
@@ -135,14 +153,15 @@ def open_fleet(
                     f"the state records {name} resources that were not checked: no {name}"
                     " endpoint is configured in this run"
                 )
-    if not mac_in and not others:
+    if not root_in and not others:
         which = f"the {options.provider} provider" if options.provider else "any provider"
         raise ConfigError(
             f"nothing to check: no manifest declares a resource of {which} and the state"
             " records none"
         )
     proxy = proxy_variable(env)
-    direct = [name for name in (MAC_PROVIDER if mac_in else None, *others) if name in DIRECT]
+    lanes = direct_providers()
+    direct = [name for name in (root_name if root_in else None, *others) if name in lanes]
     if proxy is not None and options.sandbox_dir is None and direct:
         # Said, not silently ignored: a pipeline behind a proxy must know why it cannot connect.
         # Only the shared transport's lanes connect directly; the REST client honours it.
@@ -151,15 +170,21 @@ def open_fleet(
                      " (docs/decisions.md D100)")
     for notice in notices:
         reporter.say(f"Warning: {notice}")
-    return Fleet(state, mac, others, notices)
+    return Fleet(state, root, others, notices)
 
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
                    "all_proxy")  # fmt: skip
 
 
-# The providers whose clients run on the shared transport's lanes, which never use a proxy.
-DIRECT = ("miniappcenter", "akana")
+def direct_providers() -> frozenset[str]:
+    """The providers whose clients run on the shared transport's lanes, which never use a
+    proxy (each says so on its registry entry)."""
+    from reconciler.providers.registry import PROVIDERS
+
+    return frozenset(
+        name for name, provider in PROVIDERS.items() if getattr(provider, "direct", False)
+    )
 
 
 def proxy_variable(env: Mapping[str, str]) -> str | None:
@@ -227,7 +252,7 @@ async def open_sessions(
 @dataclass(frozen=True)
 class FleetPlan:
     merged: Plan
-    mac: Plan | None
+    root: Plan | None  # the state-root provider's part
     parts: Mapping[str, Plan]
 
 
@@ -241,32 +266,33 @@ async def plan_fleet(
     """Every taking part provider's plan, read concurrently, merged into one."""
     import asyncio
 
-    from reconciler.engine.service import merge_plans, plan_parts
+    from reconciler.engine.service import merge_plans, plan_parts, raise_if_all_stuck
 
     mixed = bool(fleet.others)
     scope = scope_of(desired, options, [*notices, *fleet.notices])
 
-    async def mac_part() -> Plan | None:
-        if fleet.mac is None:
+    async def root_part() -> Plan | None:
+        if fleet.root is None:
             return None
-        from reconciler.providers.miniappcenter.planning import make_plan
+        from reconciler.engine.service import stuck_part
+        from reconciler.engine.session import provider_wide
+        from reconciler.errors import ReconcilerError
 
-        async with fleet.mac.client(options.parallelism) as client:
-            return await make_plan(
-                client,
-                desired.apps,
+        try:
+            return await fleet.root.plan_root(
+                desired.root_models,
                 fleet.state,
-                identity=fleet.mac.identity,
+                root_scope(desired, options),
                 prune=options.prune,
                 # Mixed: the budget is checked once on the whole plan (below).
                 max_deletes=None if mixed else options.max_deletes,
-                in_scope=in_scope_filter(desired.selectors, options.targets, desired.only),
-                declared=desired.declared,
-                parallelism=options.parallelism,
                 probe_window=options.probe_window,
-                notices=tuple([*notices, *fleet.notices]),
-                endpoint_setting=fleet.mac.setting,
+                notices=[*notices, *fleet.notices],
             )
+        except ReconcilerError as exc:
+            if not provider_wide(exc):
+                raise
+            return stuck_part(root_provider(), fleet.root.identity, exc)
 
     async def other_parts() -> dict[str, Plan]:
         if not fleet.others:
@@ -276,22 +302,37 @@ async def plan_fleet(
             models = {name: desired.models(name) for name in fleet.others}
             return await plan_parts(sessions, models, sections_of(fleet), scope)
 
-    mac, parts = await asyncio.gather(mac_part(), other_parts())
-    if mac is not None and not parts:
-        return FleetPlan(mac, mac, {})
+    root, parts = await asyncio.gather(root_part(), other_parts())
+    # Every provider stuck: nothing was read, the run stops on the first error (exit 1).
+    raise_if_all_stuck([*([root] if root is not None else []), *parts.values()])
+    if root is not None and not parts:
+        return FleetPlan(root, root, {})
     merged = merge_plans(
-        [*([mac] if mac is not None else []), *parts.values()],
+        [*([root] if root is not None else []), *parts.values()],
         max_deletes=options.max_deletes,
         state_lineage=fleet.state.lineage if fleet.state.serial else None,
         state_serial=fleet.state.serial,
     )
-    return FleetPlan(merged, mac, parts)
+    return FleetPlan(merged, root, parts)
+
+
+def root_scope(desired: Desired, options: FleetOptions, *, changed: bool = True) -> RootScope:
+    """What the state-root provider's part covers (``changed``: narrowed by
+    --changed-since)."""
+    from reconciler.engine.session import RootScope
+
+    return RootScope(
+        selectors=desired.selectors,
+        targets=options.targets,
+        declared=desired.declared,
+        only=desired.only if changed else None,
+    )
 
 
 def split_saved(saved: Plan) -> tuple[Plan | None, dict[str, Plan]]:
-    """A saved plan covers one provider (engine.plan_file): the Mini App Center's part, or
-    another provider's."""
+    """A saved plan covers one provider (engine.plan_file): the state-root provider's part,
+    or another provider's."""
     (name,) = saved.endpoints
-    if name == MAC_PROVIDER:
+    if name == root_provider():
         return saved, {}
     return None, {name: saved}

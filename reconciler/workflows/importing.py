@@ -1,5 +1,6 @@
 """`import`: write a manifest per existing resource from live state and record it as managed
-in the state (mini apps by id; other providers' resources through their session)."""
+in the state (the state-root provider's through its connector; the others' through their
+session)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.workflows.desired import check_provider
-from reconciler.workflows.target import resolve_target, state_store
+from reconciler.workflows.target import state_store
 
 if TYPE_CHECKING:
     from reconciler.engine.session import Imported
-    from reconciler.providers.miniappcenter.fetch import LiveState
     from reconciler.workflows.report import Reporter
 
 
-def import_mini_apps(
-    app_ids: Sequence[str],
+def import_root(
+    refs: Sequence[str],
     *,
     out: Path,
     versions: dict[str, dict[str, int]],
@@ -28,83 +28,20 @@ def import_mini_apps(
     sandbox_db: Path | None,
     reporter: Reporter,
 ) -> None:
-    """Import mini apps ``app_ids`` (checked ids; ``versions``: per app, code -> version id,
-    since the API cannot list them) into manifests under ``out`` and the state."""
-    import asyncio
-
-    from reconciler.errors import ConfigError, ReconcilerError
+    """Import the state-root provider's resources ``refs`` (checked ids; ``versions``: per
+    resource, code -> version id, since its API cannot list them) into manifests under
+    ``out`` and the state."""
     from reconciler.manifest import parse_selectors
-    from reconciler.providers.miniappcenter.manifest import render_manifest
+    from reconciler.workflows.fleet import root_connector
 
     labels = parse_selectors(list(label))
-    where = resolve_target(sandbox, sandbox_db)
-    reporter.say(f"Endpoint: {where.display}")
-    targets = {app_id: out / f"{app_id}.yaml" for app_id in app_ids}
-    existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not force:
-        raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
-    store = state_store(state, where.sandbox_db is not None)
-
-    async def run() -> LiveState:
-        from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live
-
-        requests = [
-            FetchRequest(app_id, locations=True, versions=versions.get(app_id, {}))
-            for app_id in app_ids
-        ]
-        async with where.client(8) as client:
-            return await fetch_live(client, requests)
-
-    with store.lock("import") as lock_info:
-        if (notice := lock_info.takeover_notice()) is not None:
-            reporter.say(notice)
-        current = store.load(where.identity)
-        managed = [app_id for app_id in app_ids if app_id in current.apps]
-        if managed:
-            # Re-importing would drop version ids and protection the state keeps.
-            raise ConfigError(
-                f"already managed: {', '.join(managed)}. Its manifest is the source of"
-                " truth; to adopt it again, first `reconciler state rm` it"
-            )
-        live = asyncio.run(run())
-        from reconciler.providers.miniappcenter.importer import import_app
-
-        results = []
-        for app_id in app_ids:
-            live_app = live.apps.get(app_id)
-            if live_app is None:
-                raise ReconcilerError(f"mini app {app_id} does not exist on the server")
-            if live_app.missing_versions:
-                wrong = ", ".join(
-                    f"{code}={versions[app_id][code]}" for code in live_app.missing_versions
-                )
-                raise ReconcilerError(
-                    f"{app_id}: no version with that code and id on the server: {wrong}"
-                )
-            results.append(import_app(live_app, labels))
-        out.mkdir(parents=True, exist_ok=True)
-        for result in results:
-            path = targets[result.app.id]
-            schema = _schema_path(path)
-            path.write_text(render_manifest(result.app, schema=schema), encoding="utf-8")
-            current.apps[result.app.id] = result.record
-            reporter.say(f"Imported {result.app.id} -> {path}")
-            if result.skipped:
-                reporter.say(
-                    f"  not imported (the API returns URLs, writes need upload ids):"
-                    f" {', '.join(result.skipped)}"
-                )
-        store.save(current)
-
-
-def _schema_path(manifest: Path) -> str | None:
-    """A relative path from the manifest to the repo's schema, when there is one."""
-    import os
-
-    schema = Path("schema/miniapp.schema.json")
-    if not schema.exists():
-        return None
-    return os.path.relpath(schema.resolve(), manifest.parent.resolve())
+    connector = root_connector()
+    session = connector.session(sandbox, sandbox_db, 8)
+    reporter.say(f"Endpoint: {session.display}")
+    connector.import_resources(
+        refs, out=out, versions=versions, labels=labels, force=force,
+        store=state_store(state, sandbox), session=session, say=reporter.say,
+    )  # fmt: skip
 
 
 def import_others(
@@ -174,7 +111,7 @@ def import_others(
 
 
 def _file_name(key: str) -> str:
-    """A manifest file name for a natural key (REST keys hold ``:`` and ``/``)."""
+    """A manifest file name for a natural key (some hold ``:`` and ``/``)."""
     import re
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")[:100]

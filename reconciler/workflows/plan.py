@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.workflows.desired import check_provider, check_scope, load_desired
+from reconciler.workflows.desired import check_provider, check_scope, load_desired, root_noun
 from reconciler.workflows.fleet import FleetOptions, open_fleet, plan_fleet
 from reconciler.workflows.target import state_notices, state_store
 
@@ -62,7 +62,7 @@ def make_plan(
         touched = len(desired.only or ()) + others
         narrowed = Incremental(changes.ref, changes.commit, changes.file_count, touched)
         result = dataclasses.replace(result, incremental=narrowed)
-        noun = "resource(s)" if others else "mini app(s)"
+        noun = "resource(s)" if others else f"{root_noun()}(s)"
         reporter.say(f"Incremental: {touched} {noun} touched by {changes.file_count} manifest"
                      f" file(s) changed since {changes.ref}")
     return result

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from reconciler.engine.session import Stoppable
+
 if TYPE_CHECKING:
     from reconciler.engine.plan import Change, Plan
-    from reconciler.providers.miniappcenter.apply import ChangeResult
+
+__all__ = ["ApplyReporter", "ChangeResult", "Reporter", "Stoppable"]
 
 
 class Reporter(Protocol):
@@ -17,14 +20,17 @@ class Reporter(Protocol):
         stdout stays machine-readable)."""
 
 
-class Stoppable(Protocol):
-    """What a graceful stop asks of the running writes (the Mini App Center's executor)."""
+class ChangeResult(Protocol):
+    """One change's result as the progress line shows it (the state-root provider's type)."""
 
     @property
-    def stopping(self) -> bool: ...
+    def change(self) -> Change: ...
 
-    def request_stop(self) -> None:
-        """Start no new change; the writes in flight finish and are recorded."""
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def message(self) -> str | None: ...
 
 
 class ApplyReporter(Reporter, Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.provider import ContractExample, ProviderBase
+from reconciler.engine.provider import ContractExample, ProviderBase, SandboxServe
 from reconciler.providers.akana.manifest import MANIFEST_KINDS
 from reconciler.providers.akana.vocabulary import (
     BASE_URL_ENV,
@@ -20,6 +20,11 @@ from reconciler.providers.akana.vocabulary import (
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
     from reconciler.providers.akana.session import AkanaConnector
+
+
+# `sandbox serve --api akana`'s defaults (shown in its --help).
+DEFAULT_SANDBOX_DB = ".reconciler/akana-sandbox.db"
+DEFAULT_SANDBOX_EMAIL = "admin@sandbox.local"
 
 
 class Akana(ProviderBase):
@@ -39,6 +44,41 @@ class Akana(ProviderBase):
             manifests=("manifests",),
             secrets=(password,),
         )
+
+    direct = True  # its client runs on the shared transport's lanes: no proxy
+    noun = "Akana app"
+    first_run_caveat = "an Akana app only with adopt: true"
+    sandbox_api = "akana"
+
+    def serve_sandbox(self, options: SandboxServe) -> None:
+        """One user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
+        import os
+        import secrets
+        from pathlib import Path
+
+        from reconciler.errors import UsageError
+        from reconciler.providers.akana import sandbox
+
+        if options.token is not None:
+            raise UsageError(
+                "--token is for the Mini App Center sandbox; the Akana sandbox logs in"
+                " with $AKANA_EMAIL / $AKANA_PASSWORD (made up and printed when unset)."
+            )
+        db_path = options.db or Path(os.environ.get("AKANA_SANDBOX_DB") or DEFAULT_SANDBOX_DB)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        email = os.environ.get("AKANA_EMAIL") or DEFAULT_SANDBOX_EMAIL
+        password = os.environ.get("AKANA_PASSWORD") or secrets.token_urlsafe(18)
+        config = sandbox.AkanaSandboxConfig(
+            db_path=db_path,
+            users={email: password},
+            session_seconds=options.session_seconds,
+            latency_ms=options.latency_ms,
+            fail_rate=options.fail_rate,
+            ambiguous_rate=options.ambiguous_rate,
+            seed=options.seed,
+            rate_limit=options.rate_limit,
+        )
+        sandbox.serve_akana(config, email, host=options.host, port=options.port)
 
     @property
     def connector(self) -> AkanaConnector:

@@ -108,6 +108,9 @@ class ApplyResult:
     unresolved: list[str] = field(default_factory=list)
     adopted: int = 0  # apps and versions recorded from what was learnt by reading
     probe_reads: int = 0  # version reads spent looking for unknown versions during apply
+    # Providers whose endpoint could not be read when planning (provider -> why): none of
+    # their resources was applied; the other providers' were.
+    stuck_providers: dict[str, str] = field(default_factory=dict)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)
@@ -132,10 +135,22 @@ class ApplyResult:
             and not self.interrupted
             and not self.stuck
             and not self.unresolved
+            and not self.stuck_providers
         )
 
     def as_dict(self) -> dict[str, Any]:
+        # Only when there is one: a run with every provider read keeps its document as it was.
+        stuck = (
+            {
+                "stuck_providers": [
+                    {"provider": name, "reason": why} for name, why in self.stuck_providers.items()
+                ]
+            }
+            if self.stuck_providers
+            else {}
+        )
         return {
+            **stuck,
             "summary": {
                 "applied": self.applied,
                 "failed": self.failed,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+from reconciler.engine.session import ProviderUnreadable
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.providers.rest.client import JsonObject, RestClient
 from reconciler.providers.rest.diff import Collection, LiveRest, collections_needed
@@ -27,6 +28,7 @@ async def read_live(
     needed = collections_needed(desired, section)
     objects: dict[Collection, list[JsonObject]] = {}
     unreadable: dict[Collection, str] = {}
+    failed: dict[Collection, ReconcilerError] = {}
 
     async def one(collection: Collection) -> None:
         endpoint, path = collection
@@ -40,6 +42,12 @@ async def read_live(
             raise  # a refused login is the endpoint's, not one collection's: said once
         except ReconcilerError as exc:
             unreadable[collection] = f"listing failed: {exc}"
+            failed[collection] = exc
 
     await asyncio.gather(*(one(collection) for collection in needed))
+    if needed and failed and len(failed) == len(needed):
+        # Nothing could be read (the endpoint down, no token): the provider is stuck for
+        # this run, named once, rather than one error per object.
+        first = min(failed, key=lambda collection: collection)
+        raise ProviderUnreadable(f"{first[0]} {first[1]}: listing failed: {failed[first]}")
     return LiveRest(objects=objects, unreadable=unreadable, reads=len(needed))
