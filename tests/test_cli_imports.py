@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -150,3 +151,19 @@ def test_validate_imports_only_the_provider_its_manifests_name(
     providers = {m.split(".")[2] for m in loaded if m.startswith("reconciler.providers.")}
     assert providers == {"registry", provider}
     assert sorted(loaded & set(NOT_FOR_VALIDATE)) == []
+
+
+def test_a_plan_imports_only_the_providers_taking_part(tmp_path: Path) -> None:
+    """A Mini App Center plan on its sandbox (no state file yet: the first-run notice, the
+    proxy check and the fleet's set-up all ask the registry) never imports another provider."""
+    fleet = tmp_path / "cafe"
+    shutil.copytree(ROOT / "manifests" / "cafe", fleet)
+    loaded = modules_after(
+        "import os\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        "os.environ['HTTPS_PROXY'] = 'http://proxy.invalid:3128'\n"
+        "from reconciler.cli.main import main\n"
+        "assert main(['plan', 'cafe', '--sandbox', '--no-color']) == 0"
+    )
+    providers = {m.split(".")[2] for m in loaded if m.startswith("reconciler.providers.")}
+    assert providers == {"registry", "miniappcenter"}

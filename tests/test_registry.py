@@ -197,3 +197,19 @@ def test_a_broken_plugin_is_one_clear_line_naming_its_package(point: _Point, mes
     text = str(caught.value)
     assert text.startswith(message)
     assert "\n" not in text and len(text) < 600
+
+
+def test_what_a_builtin_descriptor_says_is_what_its_provider_says() -> None:
+    """The descriptor answers without importing the provider (nouns, credentials, the
+    state-root flag): each answer must be the loaded provider's own."""
+    from reconciler.providers.registry import BUILTIN, CONNECTORS, LazyProvider
+
+    for descriptor in BUILTIN:
+        fresh = LazyProvider(descriptor)
+        said = (fresh.noun, fresh.credential_variables({}, None))
+        loaded = fresh.loaded()
+        assert said == (loaded.noun, loaded.credential_variables({}, None))  # type: ignore[attr-defined]
+        connector = CONNECTORS[descriptor.name]
+        assert descriptor.state_root == bool(
+            getattr(connector.loaded(), "state_root", False)  # type: ignore[attr-defined]
+        )

@@ -105,8 +105,10 @@ def validate(
     if format is ValidateFormat.json:
         _print_json(valid=True, apps=count, errors=[], by_provider=counts)
     else:
-        nouns = {name: str(getattr(p, "noun", f"{name} resource")) for name, p in PROVIDERS.items()}
-        said = [_plural(n, nouns.get(name, f"{name} resource")) for name, n in counts.items()]
+        # Only the providers counted (and the first): asking another would import it.
+        nouns = {name: str(getattr(PROVIDERS[name], "noun", f"{name} resource"))
+                 for name in {*counts, first}}  # fmt: skip
+        said = [_plural(n, nouns[name]) for name, n in counts.items()]
         typer.echo(f"OK: {', '.join(said) or _plural(0, nouns[first])} in"
                    f" {_plural(len(files), 'file')}")  # fmt: skip
     raise typer.Exit(EXIT_OK)

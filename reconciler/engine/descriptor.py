@@ -48,6 +48,9 @@ class ProviderDescriptor:
     # Its records live at the state's root, not in a section of its own (the Mini App Center,
     # whose state predates providers): see engine.session.StateRootConnector.
     state_root: bool = False
+    # One of its resources, as the commands count them ("mini app"); None: the provider's own
+    # ``noun``, else "<name> resource".
+    noun: str | None = None
     # The environment variables holding its credentials, by fixed name: ``validate`` refuses a
     # manifest holding one's value without importing the provider.
     credentials: tuple[str, ...] = ()

@@ -38,6 +38,7 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         provider=f"{_P}.miniappcenter.provider:MINIAPPCENTER",
         credentials=("MAC_API_TOKEN",),
         state_root=True,
+        noun="mini app",
         # A state-root connector (engine.session.StateRootConnector): its records live at
         # the state's root.
         connector=f"{_P}.miniappcenter.session:MINIAPPCENTER_CONNECTOR",
@@ -48,6 +49,7 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         manifest_kinds=(("akana/v1", "App"),),
         provider=f"{_P}.akana.provider:AKANA",
         credentials=("AKANA_PASSWORD",),
+        noun="Akana app",
         connector=f"{_P}.akana.session:AKANA_CONNECTOR",
     ),
     ProviderDescriptor(
@@ -56,6 +58,7 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         manifest_kinds=(("rest/v1", "RestObject"),),
         provider=f"{_P}.rest.provider:REST",
         project_credentials=f"{_P}.rest.config:credential_variables",
+        noun="REST object",
         connector=f"{_P}.rest.session:REST_CONNECTOR",
     ),
 )
@@ -104,6 +107,12 @@ class LazyProvider:
             name, root, kinds = provider.name, provider.root_kind, set(provider.manifest_kinds)
         except Exception as exc:
             raise _failed(d, "provider", exc) from exc
+        noun = getattr(provider, "noun", None)
+        if d.noun is not None and noun is not None and noun != d.noun:
+            raise ConfigError(
+                f"the {d.name} provider (package {d.package}) does not match its descriptor:"
+                f" its noun is {str(noun)[:40]!r}, its descriptor's {d.noun[:40]!r}"
+            )
         if (name, root, kinds) != (d.name, d.root_kind, set(d.manifest_kinds)):
             raise ConfigError(
                 f"the {d.name} provider (package {d.package}) does not match its descriptor:"
@@ -126,6 +135,14 @@ class LazyProvider:
     @property
     def title(self) -> str:
         return self.loaded().title
+
+    @property
+    def noun(self) -> str:
+        """One of its resources, as the commands count them (from the descriptor when it
+        says, so that counting imports nothing)."""
+        if self.descriptor.noun is not None:
+            return self.descriptor.noun
+        return str(getattr(self.loaded(), "noun", f"{self.name} resource"))
 
     @property
     def levels(self) -> Mapping[str, int]:

@@ -80,7 +80,11 @@ def run_apply(
         if (notice := lock_info.takeover_notice()) is not None:
             reporter.say(notice)
         # Judged under the lock: a holder we waited for may have written the first state.
-        notices = state_notices(store, reporter if saved is None else None)
+        notices = state_notices(
+            store,
+            reporter if saved is None else None,
+            desired.providers if desired is not None else list(saved.endpoints) if saved else None,
+        )
         _begin_run(store, lock_info)
         fleet = open_fleet(
             desired, store, options, reporter, only=list(saved.endpoints) if saved else None

@@ -60,6 +60,11 @@ class Desired:
     provider: str | None = None  # --provider: the only provider whose resources count
 
     @property
+    def providers(self) -> list[str]:
+        """The providers whose manifests these are (the state-root one first)."""
+        return ([root_provider()] if self.declares_root else []) + sorted(self.others)
+
+    @property
     def declares_root(self) -> bool:
         """Whether the manifests declare a resource of the state-root provider."""
         return bool(self.declared)

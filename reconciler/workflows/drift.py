@@ -39,7 +39,7 @@ def check_drift(
     desired = load_desired(paths, select, options.targets, roots, provider=options.provider)
     store = state_store(state, options.sandbox)
     fleet = open_fleet(desired, store, options, reporter)
-    notices = state_notices(store, reporter)
+    notices = state_notices(store, reporter, desired.providers)
     check_scope(desired, fleet.state)
 
     async def run() -> DriftReport:

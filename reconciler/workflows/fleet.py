@@ -160,14 +160,16 @@ def open_fleet(
             " records none"
         )
     proxy = proxy_variable(env)
-    lanes = direct_providers()
-    direct = [name for name in (root_name if root_in else None, *others) if name in lanes]
-    if proxy is not None and options.sandbox_dir is None and direct:
-        # Said, not silently ignored: a pipeline behind a proxy must know why it cannot connect.
-        # Only the shared transport's lanes connect directly; the REST client honours it.
-        reporter.say(f"Warning: {proxy} is set, but the {' and '.join(direct)} clients do not"
-                     " use proxies: they connect to their endpoints directly"
-                     " (docs/decisions.md D100)")
+    if proxy is not None and options.sandbox_dir is None:
+        taking_part = [name for name in (root_name if root_in else None, *others) if name]
+        direct = [name for name in taking_part if is_direct(name)]
+        if direct:
+            # Said, not silently ignored: a pipeline behind a proxy must know why it cannot
+            # connect. Only the shared transport's lanes connect directly.
+            reporter.say(
+                f"Warning: {proxy} is set, but the {' and '.join(direct)} clients do not use"
+                " proxies: they connect to their endpoints directly"
+            )
     for notice in notices:
         reporter.say(f"Warning: {notice}")
     return Fleet(state, root, others, notices)
@@ -177,14 +179,12 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "AL
                    "all_proxy")  # fmt: skip
 
 
-def direct_providers() -> frozenset[str]:
-    """The providers whose clients run on the shared transport's lanes, which never use a
-    proxy (each says so on its registry entry)."""
+def is_direct(name: str) -> bool:
+    """Whether the provider's client runs on the shared transport's lanes, which never use a
+    proxy (it says so on its registry entry; asked only of the providers taking part)."""
     from reconciler.providers.registry import PROVIDERS
 
-    return frozenset(
-        name for name, provider in PROVIDERS.items() if getattr(provider, "direct", False)
-    )
+    return bool(getattr(PROVIDERS[name], "direct", False))
 
 
 def proxy_variable(env: Mapping[str, str]) -> str | None:

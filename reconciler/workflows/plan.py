@@ -45,7 +45,7 @@ def make_plan(
     store = state_store(state, options.sandbox)
     fleet = open_fleet(desired, store, options, reporter)
     check_scope(desired, fleet.state)
-    notices = state_notices(store, reporter)
+    notices = state_notices(store, reporter, desired.providers)
 
     made = asyncio.run(plan_fleet(fleet, desired, options, notices, reporter))
     result = made.merged
