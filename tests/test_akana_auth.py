@@ -184,9 +184,9 @@ async def test_a_login_answering_503_is_retried_like_an_unsent_request(
 async def test_closing_logs_out(akana: RunningAkana) -> None:
     async with akana_client(akana) as client:
         await client.list_apps()
-        assert client.auth.has_session
+        assert client.auth.has_credential
     assert akana.store.count("logout") == 1
-    assert not client.auth.has_session
+    assert not client.auth.has_credential
 
 
 async def test_closing_without_a_session_sends_nothing(akana: RunningAkana) -> None:

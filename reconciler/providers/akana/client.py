@@ -1,7 +1,8 @@
 """``AkanaClient``: one typed method per Akana apps operation. Only this module builds URLs.
 
 Transport (retries, pacing, lanes, bounded bodies, redaction) is the shared ``ApiSession``;
-auth is :class:`~reconciler.providers.akana.auth.AkanaSessionAuth`.
+auth is the shared session engine (:mod:`reconciler.transport.session_auth`) with Akana's
+scheme (:mod:`reconciler.providers.akana.auth`).
 
 Creates are not idempotent and ids are server-assigned: when a create's answer is lost
 (timeout, dropped connection, 5xx after sending), the client lists and matches the app's
@@ -31,8 +32,8 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.providers.akana.auth import (
-    ENDSESSION_PATH,
-    AkanaSessionAuth,
+    AkanaCredential,
+    akana_session_auth,
     mask_session_values,
 )
 from reconciler.providers.akana.config import AkanaConfig
@@ -52,6 +53,7 @@ from reconciler.secrets import bounded
 # The shared transport pieces (moving to a transport package).
 from reconciler.transport.config import ClientLimits
 from reconciler.transport.http import ApiSession, ClientStats, RetryPolicy
+from reconciler.transport.session_auth import SessionAuth
 
 log = logging.getLogger("reconciler.providers.akana.client")
 
@@ -153,14 +155,13 @@ class AkanaClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.auth = AkanaSessionAuth(
-            config.endpoint.root, config.email, config.password, clock=clock
-        )
+        self.auth: SessionAuth[AkanaCredential]
+        self.auth, scheme = akana_session_auth(config.email, config.password, clock=clock)
         try:
             self._session = ApiSession(
                 config.endpoint,
                 None,
-                auth=self.auth,
+                session_auth=self.auth,
                 headers={"Accept": VND_JSON},
                 error_items=_error_items,
                 transport=transport,
@@ -169,6 +170,7 @@ class AkanaClient:
                 max_connections=max_connections,
                 limits=limits,
             )
+            scheme.call = self._session.call
         except BaseException:
             self.auth.close()
             raise
@@ -195,11 +197,7 @@ class AkanaClient:
     async def aclose(self) -> None:
         """Log out (best effort: a failed logout only lets the session expire), then close."""
         try:
-            if self.auth.has_session:
-                try:
-                    await self._session.call("GET", ENDSESSION_PATH, idempotent=True)
-                except ReconcilerError as exc:
-                    log.debug("Akana logout failed (the session will expire): %s", exc)
+            await self.auth.logout()  # sends nothing without a session
         finally:
             try:
                 await self._session.aclose()
