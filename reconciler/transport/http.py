@@ -752,9 +752,13 @@ class ApiSession:
                 content = b"(undecodable error body)"
             else:
                 if ok and body.truncated:
+                    why = (
+                        f"the response cap; {MAX_RESPONSE_BYTES_ENV} raises it"
+                        if cap == self.limits.max_response_bytes
+                        else "more than this answer can hold"
+                    )
                     raise _BadBody(
-                        f"the answer is larger than {byte_size(cap)} after decompression (the"
-                        f" response cap; {MAX_RESPONSE_BYTES_ENV} raises it)"
+                        f"the answer is larger than {byte_size(cap)} after decompression ({why})"
                     )
                 content = body.content
         finally:
