@@ -31,7 +31,7 @@ class FakeClock:
 async def test_first_request_logs_in_once_and_sends_both_headers(tenant: RunningTenant) -> None:
     async with RestClient(tenant.endpoint(), credentials()) as client:
         await asyncio.gather(*(client.list_objects("/api/categories/") for _ in range(8)))
-        assert (client.auth.logins, client.auth.refreshes) == (1, 0)
+        assert (client.auth.logins, client.auth.renewals) == (1, 0)
     assert tenant.api.logins == 1
 
 
@@ -43,7 +43,7 @@ async def test_sixteen_parallel_requests_on_a_due_token_cause_one_refresh(
         await client.list_objects("/api/categories/")
         clock.offset = 10.0  # every request now finds the access token expired
         await asyncio.gather(*(client.list_objects("/api/categories/") for _ in range(16)))
-        assert client.auth.refreshes == 1
+        assert client.auth.renewals == 1
         assert client.auth.logins == 1
     assert tenant.api.refreshes == 1
 
@@ -61,7 +61,7 @@ async def test_sixteen_parallel_401s_cause_one_refresh_and_are_replayed(
             *(client.list_objects("/api/categories/") for _ in range(16))
         )
         assert all(len(r) == 1 for r in results)
-        assert client.auth.refreshes == 1
+        assert client.auth.renewals == 1
     assert tenant.api.refreshes == 1
     assert tenant.api.logins == 1
 
@@ -71,13 +71,14 @@ async def test_a_refused_refresh_token_means_logging_in_again(tenant: RunningTen
     async with RestClient(tenant.endpoint(), credentials(), clock=clock) as client:
         await client.list_objects("/api/categories/")
         # Blacklist the client's refresh token server-side (as a rotation elsewhere would).
-        refresh = client.auth._refresh
-        assert refresh is not None
+        credential = client.auth.credential
+        assert credential is not None and credential.refresh is not None
+        refresh = credential.refresh
         tenant.api.store.blacklist(str(token_claims(refresh.reveal())["jti"]))
         clock.offset = 10.0
         assert len(await client.list_objects("/api/categories/")) == 1
         assert client.auth.logins == 2
-        assert client.auth.refreshes == 0
+        assert client.auth.renewals == 0
     assert tenant.api.logins == 2
 
 
@@ -112,7 +113,7 @@ async def test_no_refresh_storm_during_a_100_object_run_with_2_second_tokens(
             await client.create("/api/products/", "sku", body)
         listed = await client.list_objects("/api/products/")
         duration = time.monotonic() - started
-        refreshes, logins = client.auth.refreshes, client.auth.logins
+        refreshes, logins = client.auth.renewals, client.auth.logins
     assert len(listed) == 100
     assert logins == 1
     # A token lives 2 s and is renewed in its last quarter: at most one refresh per 1.5 s.

@@ -174,6 +174,10 @@ class SessionAuth(Generic[C]):
         return self._held is not None
 
     @property
+    def credential(self) -> C | None:
+        return self._held.credential if self._held is not None else None
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 
@@ -317,10 +321,11 @@ class SessionAuth(Generic[C]):
         credential: C | None = None
         from_login = False
         if held is not None and not login:
-            self.renewals += 1
             credential = await self._scheme.renew(held.credential)
             if credential is None:
                 log.debug("the renewal was refused: logging in again")
+            else:
+                self.renewals += 1  # renewals that gave a credential (not the refused ones)
         if credential is None:
             self.logins += 1
             from_login = True

@@ -38,13 +38,19 @@ import httpx
 
 from reconciler import __version__
 from reconciler.errors import AmbiguousWriteError, ReconcilerError, TransportError
-from reconciler.providers.rest.auth import JwtApiKeyAuth
+from reconciler.providers.rest.auth import (
+    MAX_TOKEN_BODY,
+    JwtApiKeyScheme,
+    JwtCredential,
+    jwt_session_auth,
+)
 from reconciler.providers.rest.config import Credentials, RestEndpoint, is_safe_path
 from reconciler.providers.rest.model import SERVER_ID_RE
 from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
 from reconciler.transport.config import ClientLimits, check_endpoint_security, is_loopback
 from reconciler.transport.http import RetryPolicy, byte_size, parse_retry_after, tls_context
 from reconciler.transport.redact import redact
+from reconciler.transport.session_auth import Lease, SessionAuth
 
 log = logging.getLogger("reconciler.providers.rest.client")
 
@@ -202,16 +208,17 @@ class RestClient:
         self.list_limits = list_limits or ListLimits()
         self.stats = RestStats()
         self._origin = httpx.URL(endpoint.base_url)
-        self.auth = JwtApiKeyAuth(
+        self._scheme = JwtApiKeyScheme(
             base_url=endpoint.base_url,
             jwt=endpoint.auth,
             credentials=credentials,
             api_key_header=endpoint.api_key.header if endpoint.api_key else None,
             clock=clock,
         )
+        self._scheme.send = self._token_call
+        self.auth: SessionAuth[JwtCredential] = jwt_session_auth(self._scheme, clock)
         loopback = is_loopback(self._origin.host)
         self._http = httpx.AsyncClient(
-            auth=self.auth,
             headers={
                 "Accept": "application/json",
                 "Accept-Encoding": ACCEPT_ENCODING,
@@ -226,13 +233,12 @@ class RestClient:
             ),
             trust_env=not loopback,  # never a proxy for loopback: it would see the tokens
         )
-        self.auth.bind(self._http)
         self._closed = False
 
     def credential_variable_in(self, text: str) -> str | None:
         """The name of the variable whose value (this endpoint's password or Api-Key)
         ``text`` holds, or None: never the value itself."""
-        which = self.auth.secret_in(text)
+        which = self._scheme.secret_in(text)
         if which == "password":
             return self.endpoint.auth.password_env
         if which == "api_key" and self.endpoint.api_key is not None:
@@ -244,7 +250,10 @@ class RestClient:
             return
         self._closed = True
         try:
-            await self._http.aclose()
+            try:
+                await self.auth.logout()  # JWTs send nothing; forgets the tokens
+            finally:
+                await self._http.aclose()
         finally:
             self.auth.close()
 
@@ -462,13 +471,45 @@ class RestClient:
             await policy.sleep(delay)
 
     async def _send(self, method: str, url: httpx.URL, content: bytes | None) -> _Answer:
+        """One attempt, under a lease on the session's tokens; a request refused as
+        unauthenticated (``token_not_valid``) is replayed after one refresh."""
+        replays = 0
+        while True:
+            lease = await self.auth.acquire()
+            try:
+                answer, response = await self._send_once(method, url, content, lease)
+            finally:
+                self.auth.release(lease)
+            if self.auth.is_refusal(response) and await self.auth.refused(lease, replays):
+                replays += 1
+                log.debug("%s %s: replaying after a refreshed token", method, url.path)
+                continue
+            return answer
+
+    async def _token_call(self, url: httpx.URL, body: dict[str, str]) -> tuple[int, Any]:
+        """A token call through the same path (deadline, a small body cap), no lease."""
+        answer, _ = await self._send_once("POST", url, _encode(body), None, MAX_TOKEN_BODY)
+        return answer.status, answer.data
+
+    async def _send_once(
+        self,
+        method: str,
+        url: httpx.URL,
+        content: bytes | None,
+        lease: Lease[JwtCredential] | None,
+        max_bytes: int | None = None,
+    ) -> tuple[_Answer, httpx.Response]:
         headers = {"Content-Type": "application/json"} if content is not None else {}
         request = self._http.build_request(method, url, content=content, headers=headers)
+        if lease is not None:
+            self.auth.attach(request, lease)
         async with asyncio.timeout(self.limits.request_deadline):
             response = await self._http.send(request, stream=True)
             try:
                 ok = 200 <= response.status_code < 300
                 cap = self.limits.max_response_bytes if ok else MAX_ERROR_BODY
+                if ok and max_bytes is not None:
+                    cap = min(cap, max_bytes)
                 try:
                     body = await read_body(response, cap)
                 except BodyError as exc:
@@ -486,9 +527,11 @@ class RestClient:
             finally:
                 await response.aclose()
         log.debug("%s %s -> %d", method, url.path, response.status_code)
-        return _Answer(
+        response._content = content_read  # read and closed: what the scheme may look at
+        answer = _Answer(
             response.status_code, _parse(content_read), response.headers.get("retry-after")
         )
+        return answer, response
 
     def _error(self, method: str, path: str, answer: _Answer) -> RestApiError:
         status, data = answer.status, answer.data
