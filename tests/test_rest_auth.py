@@ -5,6 +5,7 @@ during a long run, and no secret in a DEBUG log."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -171,3 +172,24 @@ async def test_a_token_answer_that_is_not_json_says_so(tenant: RunningTenant) ->
     message = str(caught.value)
     assert "HTTP 200: HTTP 200" not in message
     assert "not a JSON object" in message and "base_url" in message
+
+
+async def test_a_dripping_token_endpoint_is_cut_by_the_request_deadline(
+    tenant: RunningTenant,
+) -> None:
+    # A token answer dripped a byte at a time never trips httpx's per-read timeouts; the
+    # per-request deadline applies to token calls as to every other request.
+    from reconciler.errors import TransportError
+    from reconciler.transport.config import ClientLimits
+    from tests.hostile_server import hostile_server
+
+    async with hostile_server("slow_body", max_seconds=8) as server:
+        endpoint = tenant.endpoint()
+        endpoint = dataclasses.replace(endpoint, base_url=server.base_url[:-4])
+        async with RestClient(
+            endpoint, credentials(), limits=ClientLimits(request_deadline=0.5)
+        ) as client:
+            with pytest.raises(TransportError) as caught:
+                await client.list_objects("/api/categories/")
+    assert "deadline" in str(caught.value)
+    assert server.requests == 3  # each token attempt cut, none left to the server's limit

@@ -204,7 +204,9 @@ class JwtApiKeyScheme:
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             try:
                 status, data = await send(url, body)
-            except (httpx.HTTPError, TimeoutError, ReconcilerError) as exc:
+            except TimeoutError:
+                last = "no complete answer within the per-request deadline"
+            except (httpx.HTTPError, ReconcilerError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")[:300]
             else:
                 if 200 <= status < 300 and isinstance(data, dict):
