@@ -528,16 +528,16 @@ def _what_if_lines(result: dict[str, Any], what_if: dict[str, Any]) -> list[str]
     return lines
 
 
-def write_results_section(text: str, results_md: Path) -> None:
-    """Put ``text`` (starting with SECTION_TITLE) into RESULTS.md: in place of the previous
+def write_results_section(text: str, results_md: Path, title: str = SECTION_TITLE) -> None:
+    """Put ``text`` (starting with ``title``) into RESULTS.md: in place of the previous
     such section, else at the end."""
     old = results_md.read_text(encoding="utf-8") if results_md.exists() else ""
-    start = old.find(SECTION_TITLE)
+    start = old.find(title)
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        following = re.search(r"^## ", old[start + len(SECTION_TITLE):], re.MULTILINE)
-        end = len(old) if following is None else start + len(SECTION_TITLE) + following.start()
+        following = re.search(r"^## ", old[start + len(title):], re.MULTILINE)
+        end = len(old) if following is None else start + len(title) + following.start()
         new = old[:start] + text + ("\n" + old[end:] if end < len(old) else "")
     results_md.write_text(new, encoding="utf-8")
 
