@@ -19,6 +19,7 @@ from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate
 from reconciler.secrets import live_secrets
 from reconciler.transport.redact import Secret
+from reconciler.transport.session_auth import carried_sessions
 from tests.fixtures_akana import (
     FED,
     PASSWORD,
@@ -284,3 +285,50 @@ async def test_a_hostile_login_answer_is_read_bounded(mode: Any) -> None:
     message = str(caught.value)
     assert "/api/login" in message and "\n" not in message
     assert PASSWORD not in message
+
+
+def _one_phase(running: RunningAkana, *, write: bool = False) -> None:
+    async def phase() -> None:
+        async with akana_client(running) as client:
+            await client.list_apps()
+            if write:
+                await client.create_app(new_app())
+
+    asyncio.run(phase())
+
+
+def test_a_run_logs_in_once_for_its_plan_and_its_writes(akana: RunningAkana) -> None:
+    # apply plans in one event loop and writes in another (the prompt between them): the
+    # session is carried over, with its cookie, instead of a second login.
+    with carried_sessions() as carrier:
+        _one_phase(akana)  # the plan
+        assert (akana.store.count("login"), akana.store.count("logout")) == (1, 0)
+        carrier.last_phase()
+        _one_phase(akana, write=True)  # the writes: no login, a logout at the end
+        assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert not live_secrets_of(PASSWORD)
+
+
+def test_a_run_that_stops_before_its_writes_still_logs_out(akana: RunningAkana) -> None:
+    with carried_sessions():
+        _one_phase(akana)  # the plan; then no change, or the prompt declined
+    assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert not live_secrets_of(PASSWORD)
+
+
+def test_a_carried_session_that_expired_at_the_prompt_logs_in_again(
+    akana_factory: Any,
+) -> None:
+    server_clock = SettableClock(time.time())
+    running = akana_factory(clock=server_clock)
+    with carried_sessions() as carrier:
+        _one_phase(running)
+        server_clock.advance(3600)  # a person read the plan for an hour
+        carrier.last_phase()
+        _one_phase(running, write=True)
+    assert running.store.count("login") == 2  # one fresh login, no error
+
+
+def live_secrets_of(value: str) -> bool:
+    return value in live_secrets()

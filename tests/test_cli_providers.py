@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
+from tests.fixtures_akana import EMAIL, PASSWORD, RunningAkana
 from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, TENANT_USER, RunningTenant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -444,3 +445,19 @@ def test_a_provider_the_paths_do_not_declare_is_an_error_not_green(
     assert "akana" in err and "No changes" not in out and "In sync" not in out
     code, out, _ = run(capsys, "state", "list", "--sandbox")
     assert GATEWAY in out and REPORTS in out
+
+
+def test_an_apply_logs_in_to_akana_once_for_its_plan_and_its_writes(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    akana: RunningAkana,
+) -> None:
+    monkeypatch.setenv("AKANA_BASE_URL", akana.base_url)
+    monkeypatch.setenv("AKANA_EMAIL", EMAIL)
+    monkeypatch.setenv("AKANA_PASSWORD", PASSWORD)
+    code, out, err = run(capsys, "apply", "manifests/akana", "--auto-approve")
+    assert code == 0, err
+    assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert PASSWORD not in out + err
+    code, out, err = run(capsys, "apply", "manifests/akana", "--auto-approve")  # no change
+    assert code == 0, err
+    assert (akana.store.count("login"), akana.store.count("logout")) == (2, 2)

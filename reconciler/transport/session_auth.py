@@ -33,7 +33,7 @@ bounded decompressed body, redaction), never around it. The engine owns the rest
   for a while: a late log line may carry one).
 * **Carried across event loops.** The credential is plain data; the engine's waiting
   primitives are made per event loop, so one engine (one login) can serve a run whose plan and
-  writes run in two loops.
+  writes run in two loops (:func:`carried_sessions`).
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -172,6 +173,10 @@ class SessionAuth(Generic[C]):
     @property
     def has_credential(self) -> bool:
         return self._held is not None
+
+    @property
+    def scheme(self) -> AuthScheme[C]:
+        return self._scheme
 
     @property
     def credential(self) -> C | None:
@@ -396,3 +401,81 @@ class SessionAuth(Generic[C]):
             unregister_token(self._masked.popleft())
         for value in self._fixed:
             unregister_token(value)
+
+
+# --- one login per run ---------------------------------------------------------------------
+
+
+class CarriedSessions:
+    """Session engines kept between the event loops of one run (the plan, then the writes).
+
+    Inside :func:`carried_sessions`, a client that closes before :meth:`last_phase` *parks*
+    its engine here instead of logging out, and the next client of the same key (endpoint and
+    user) takes it over, credential and all: one login per run. After :meth:`last_phase`,
+    clients log out when they close, as outside the block. Engines still parked when the block
+    ends (the run stopped before its writes) are logged out then, each through a client of
+    its own in a short event loop (``late_logout``).
+    """
+
+    def __init__(self) -> None:
+        self._parked: dict[str, tuple[SessionAuth[Any], Callable[[], Awaitable[None]]]] = {}
+        self.final = False
+
+    def last_phase(self) -> None:
+        """From now on clients log out when they close (the writes are the last phase)."""
+        self.final = True
+
+    def take(self, key: str) -> SessionAuth[Any] | None:
+        parked = self._parked.pop(key, None)
+        return parked[0] if parked is not None else None
+
+    def park(
+        self, key: str, engine: SessionAuth[Any], late_logout: Callable[[], Awaitable[None]]
+    ) -> None:
+        old = self._parked.pop(key, None)
+        if old is not None and old[0] is not engine:
+            old[0].close()
+        self._parked[key] = (engine, late_logout)
+
+    def end(self) -> None:
+        parked, self._parked = list(self._parked.values()), {}
+        live = [logout for engine, logout in parked if engine.has_credential]
+
+        async def logout_all() -> None:
+            for logout in live:
+                try:
+                    await logout()
+                except Exception as exc:  # best effort: the session expires anyway
+                    log.debug("the logout at the end of the run failed: %s", exc)
+
+        try:
+            if live:
+                asyncio.run(logout_all())
+        finally:
+            for engine, _ in parked:
+                engine.close()
+
+
+_carrier: CarriedSessions | None = None
+
+
+@contextmanager
+def carried_sessions() -> Iterator[CarriedSessions]:
+    """One login per run for the clients opened inside (see :class:`CarriedSessions`).
+    Called outside any event loop; a nested block joins the outer one."""
+    global _carrier
+    if _carrier is not None:
+        yield _carrier
+        return
+    carrier = CarriedSessions()
+    _carrier = carrier
+    try:
+        yield carrier
+    finally:
+        _carrier = None
+        carrier.end()
+
+
+def current_carrier() -> CarriedSessions | None:
+    """The run's carrier when inside :func:`carried_sessions`."""
+    return _carrier

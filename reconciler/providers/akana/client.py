@@ -32,6 +32,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.providers.akana.auth import (
+    AkanaAuthScheme,
     AkanaCredential,
     akana_session_auth,
     mask_session_values,
@@ -53,7 +54,7 @@ from reconciler.secrets import bounded
 # The shared transport pieces (moving to a transport package).
 from reconciler.transport.config import ClientLimits
 from reconciler.transport.http import ApiSession, ClientStats, RetryPolicy
-from reconciler.transport.session_auth import SessionAuth
+from reconciler.transport.session_auth import SessionAuth, current_carrier
 
 log = logging.getLogger("reconciler.providers.akana.client")
 
@@ -153,10 +154,26 @@ class AkanaClient:
         max_connections: int = 16,
         limits: ClientLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        session_auth: SessionAuth[AkanaCredential] | None = None,
     ) -> None:
+        """``session_auth``: an engine (and its session) to carry on with, instead of a new
+        one that logs in."""
         self.config = config
+        self._timeout, self._retry, self._limits = timeout, retry, limits
+        # One login per run: a run's plan and writes (two event loops) share the session
+        # when the run carries it (reconciler.transport.session_auth.carried_sessions). Only
+        # on the real network: an injected transport (a sandbox, a test) lives in one loop.
+        carrier = current_carrier() if transport is None else None
+        self._carry_key = f"akana {config.endpoint.base_url} {config.email}"
         self.auth: SessionAuth[AkanaCredential]
-        self.auth, scheme = akana_session_auth(config.email, config.password, clock=clock)
+        taken = (carrier.take(self._carry_key) if carrier is not None else None) or session_auth
+        if taken is not None:
+            self.auth = taken
+            scheme = taken.scheme
+            assert isinstance(scheme, AkanaAuthScheme)
+        else:
+            self.auth, scheme = akana_session_auth(config.email, config.password, clock=clock)
+        self._carried = carrier is not None
         try:
             self._session = ApiSession(
                 config.endpoint,
@@ -195,7 +212,13 @@ class AkanaClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Log out (best effort: a failed logout only lets the session expire), then close."""
+        """Log out (best effort: a failed logout only lets the session expire), then close;
+        or, between the phases of a run that carries its session, keep it for the next."""
+        carrier = current_carrier() if self._carried else None
+        if carrier is not None and not carrier.final and self.auth.has_credential:
+            carrier.park(self._carry_key, self.auth, self._late_logout)
+            await self._session.aclose()
+            return
         try:
             await self.auth.logout()  # sends nothing without a session
         finally:
@@ -203,6 +226,17 @@ class AkanaClient:
                 await self._session.aclose()
             finally:
                 self.auth.close()
+
+    async def _late_logout(self) -> None:
+        # A client of its own (this one's connections belonged to a closed event loop).
+        late = AkanaClient(
+            self.config,
+            timeout=self._timeout,
+            retry=self._retry,
+            limits=self._limits,
+            session_auth=self.auth,
+        )
+        await late.aclose()
 
     # --- plumbing --------------------------------------------------------------------
 
