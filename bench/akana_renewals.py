@@ -144,7 +144,8 @@ def report(result: dict[str, Any], command: str) -> str:
         SECTION_TITLE,
         "",
         f"`{command}` ({when}; {machine_note()}){hog}. {result['n']} fresh apps planned and"
-        f" applied ({result['pairs'][0]['never']['changes']:,} creates) with one client, parallelism {result['parallelism']},"
+        f" applied ({result['pairs'][0]['never']['changes']:,} creates) with one client,"
+        f" parallelism {result['parallelism']},"
         f" {result['latency_ms']:g} ms per request, sandbox in its own process. Each run is a"
         f" pair on fresh servers, alternating order: sessions of {result['session_seconds']:g} s"
         " (renewed at 3/4 of that, requests in flight) against sessions that never expire."
