@@ -371,8 +371,8 @@ async def run_fleet(
 def renewals_ignored(ignored: bool) -> Iterator[None]:
     """A what-if, never a mode of the tool: the session auth does not see the platform's
     ``Atmo-Renew-Token: renew`` answers, so it renews only when the cookie nears expiry. The
-    difference is what renewing before the next request costs (it holds every new request
-    for one round trip)."""
+    difference is what serving those hints costs (the engine serves one only when no request
+    is in flight, so it holds no request in flight)."""
     if not ignored:
         yield
         return
@@ -507,9 +507,8 @@ def _what_if_lines(result: dict[str, Any], what_if: dict[str, Any]) -> list[str]
         "What token renewals cost: the same run on a fresh server, the session auth not"
         " seeing `Atmo-Renew-Token: renew` (`--what-if`: runs alternated with and without,"
         " best of 2 each by the creates' apply, the table above being the best run with; a"
-        " measurement, not a mode of the tool). A renewal is sent under the session lock"
-        " before the next request, so every new request waits for it (the sandbox, D54, kills"
-        " the old cookie on renewal):",
+        " measurement, not a mode of the tool). A renewal the platform asks for is sent only"
+        " when no request is in flight (the sandbox, D54, kills the old cookie on renewal):",
         "",
         "| phase | renewals | requests | wall | **wall / floor** | renewals ignored: renewals |"
         " requests | wall | **wall / floor** | slower by |",
