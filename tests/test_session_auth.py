@@ -300,3 +300,25 @@ def test_one_credential_serves_two_event_loops() -> None:
     asyncio.run(engine.logout())
     assert scheme.logouts == 1
     engine.close()
+
+
+async def test_a_failed_renewal_keeps_a_session_that_still_works() -> None:
+    from reconciler.errors import TransportError
+
+    server, clock = Server(), Clock()
+    scheme = Scheme(server, lifetime=100.0)
+    engine = SessionAuth(scheme, clock=clock)
+    assert await request(engine, server)
+    clock.now += 80  # due; the renewal endpoint is down
+
+    async def down(current: Token) -> Token | None:
+        scheme.renewals += 1
+        raise TransportError("POST", "/renew", "HTTP 503 (gave up after 5 attempts)")
+
+    scheme.renew = down  # type: ignore[method-assign]
+    results = await asyncio.gather(*(request(engine, server) for _ in range(10)))
+    assert all(results)
+    assert scheme.renewals == 1  # tried once, not once per request
+    clock.now += 30  # over: now the failure is the caller's
+    with pytest.raises(TransportError):
+        await request(engine, server)

@@ -153,6 +153,7 @@ class SessionAuth(Generic[C]):
         self._generation = 0
         self._failure: LoginRefused | None = None
         self._renewal_asked = False
+        self._renew_not_before = -float("inf")
         self._in_flight = 0
         self._change: _Change | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -269,7 +270,13 @@ class SessionAuth(Generic[C]):
     # --- the change (login or renewal) ---------------------------------------------------
 
     def _due(self, held: _Held[C]) -> bool:
-        return held.expires_at is not None and self._clock() >= held.expires_at - held.margin
+        now = self._clock()
+        if held.expires_at is None or now < self._renew_not_before:
+            return False
+        return now >= held.expires_at - held.margin
+
+    def _usable(self, held: _Held[C]) -> bool:
+        return held.expires_at is None or self._clock() < held.expires_at
 
     async def _run(
         self,
@@ -326,7 +333,17 @@ class SessionAuth(Generic[C]):
         credential: C | None = None
         from_login = False
         if held is not None and not login:
-            credential = await self._scheme.renew(held.credential)
+            try:
+                credential = await self._scheme.renew(held.credential)
+            except ReconcilerError as exc:
+                if not self._usable(held):
+                    raise
+                # The renewal endpoint failed (after the transport's retries) while the
+                # session still works: keep it, and try again a little later, not per request.
+                log.debug("the renewal failed, the session still works: %s", exc)
+                self._renewal_asked = False
+                self._renew_not_before = self._clock() + max(held.margin / 4, 0.5)
+                return
             if credential is None:
                 log.debug("the renewal was refused: logging in again")
             else:
