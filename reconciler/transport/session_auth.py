@@ -207,7 +207,7 @@ class SessionAuth(Generic[C]):
         loop = self._bind_loop()
         while True:
             if self._failure is not None:
-                raise self._failure
+                raise self._failure.with_traceback(None)
             change = self._change
             if change is not None:
                 await asyncio.shield(change.done)
@@ -248,11 +248,12 @@ class SessionAuth(Generic[C]):
         still the current one); False: give up (surface the refusal)."""
         loop = self._bind_loop()
         if self._failure is not None:
-            raise self._failure
+            raise self._failure.with_traceback(None)
         if replays >= self.max_replays:
             return False
         held = self._held
         if held is not None and held.generation != lease.generation:
+            self.replays += 1
             return True  # renewed since it was sent: replay with the newer credential
         if lease.from_login and replays > 0:
             return False  # refused again right after a fresh login: not a session problem
@@ -265,6 +266,7 @@ class SessionAuth(Generic[C]):
             expected=lease.generation,
             after_refusal=True,
         )
+        self.replays += 1
         return True
 
     # --- the change (login or renewal) ---------------------------------------------------
@@ -291,7 +293,7 @@ class SessionAuth(Generic[C]):
             await asyncio.shield(self._change.done)
             held = self._held
             if self._failure is not None:
-                raise self._failure
+                raise self._failure.with_traceback(None)
             if held is not None and held.generation != expected:
                 return  # someone else's change already replaced that credential
         held = self._held
