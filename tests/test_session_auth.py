@@ -322,3 +322,21 @@ async def test_a_failed_renewal_keeps_a_session_that_still_works() -> None:
     clock.now += 30  # over: now the failure is the caller's
     with pytest.raises(TransportError):
         await request(engine, server)
+
+
+async def test_a_static_key_is_the_simplest_session() -> None:
+    from reconciler.transport.redact import Secret
+    from reconciler.transport.session_auth import StaticKeyScheme
+
+    key = "static-key-0123456789"
+    engine = SessionAuth(StaticKeyScheme("APIKey-Auth", Secret(key)))
+    assert key in live_secrets()
+    lease = await engine.acquire()
+    request = httpx.Request("GET", "https://api.example/v1/miniapps")
+    engine.attach(request, lease)
+    engine.release(lease)
+    assert request.headers["APIKey-Auth"] == key
+    assert not engine.is_refusal(httpx.Response(401))  # a refused key is never replayed
+    await engine.logout()
+    engine.close()
+    assert key not in live_secrets()

@@ -74,7 +74,7 @@ from reconciler.transport.redact import (
     register_token,
     unregister_token,
 )
-from reconciler.transport.session_auth import SessionAuth
+from reconciler.transport.session_auth import SessionAuth, StaticKeyScheme
 from reconciler.transport.urls import UrlJoiner
 
 log = logging.getLogger("reconciler.providers.miniappcenter.client")
@@ -514,8 +514,15 @@ class ApiSession:
         check_endpoint_security(endpoint.base_url)
         if [token, auth, session_auth].count(None) != 2:
             raise ValueError("ApiSession needs exactly one of token, auth and session_auth")
-        self._session_auth = session_auth
         secret = Secret(check_token(token)) if token is not None else None
+        if secret is not None:
+            # The static key is the simplest session: nothing to obtain, renew or end. This
+            # session registers it for redaction itself (whatever its length), below.
+            session_auth = SessionAuth(
+                StaticKeyScheme(ApiKeyAuth.HEADER, secret, register=False)
+            )
+        self._session_auth = session_auth
+        self._owns_auth = secret is not None
         self._error_items: ErrorItemsReader = error_items or _error_items
         self.endpoint = endpoint
         self._url = UrlJoiner(endpoint.root)
@@ -534,7 +541,7 @@ class ApiSession:
                 functools.partial(H11Lane, verify=tls_context()),  # always verifying
             )
         self._http = httpx.AsyncClient(
-            auth=ApiKeyAuth(secret) if secret is not None else auth,
+            auth=auth,
             # Only the codings read_body can inflate with a bound (never br/zstd).
             headers={
                 "Accept": JSON,
@@ -566,6 +573,8 @@ class ApiSession:
         try:
             await self._http.aclose()
         finally:
+            if self._owns_auth and self._session_auth is not None:
+                self._session_auth.close()
             if self._token is not None:
                 unregister_token(self._token.reveal())
 

@@ -51,7 +51,7 @@ import httpx
 
 from reconciler.errors import ReconcilerError
 from reconciler.secrets import MIN_SECRET_LENGTH
-from reconciler.transport.redact import register_token, unregister_token
+from reconciler.transport.redact import Secret, register_token, unregister_token
 
 log = logging.getLogger("reconciler.transport.session_auth")
 
@@ -498,3 +498,53 @@ def carried_sessions() -> Iterator[CarriedSessions]:
 def current_carrier() -> CarriedSessions | None:
     """The run's carrier when inside :func:`carried_sessions`."""
     return _carrier
+
+
+# --- the simplest scheme: a static API key ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaticKey:
+    """A key that is never obtained, renewed nor ended (the Mini App Center's token)."""
+
+    key: Secret
+    lifetime: float | None = None
+
+    def secrets(self) -> list[str]:
+        return []  # masked as the scheme's fixed secret (or by its owner), not per credential
+
+
+class StaticKeyScheme:
+    """``header: <key>`` on every request; no login request, nothing to renew, and a 401 is
+    the caller's error (a key the server refuses stays refused: never replayed)."""
+
+    refusal_needs_login = False
+
+    def __init__(self, header: str, key: Secret, *, register: bool = True) -> None:
+        self._header = header
+        self._key = key
+        self._register = register
+
+    def __repr__(self) -> str:
+        return f"StaticKeyScheme({self._header}: ***)"
+
+    def fixed_secrets(self) -> list[str]:
+        return [self._key.reveal()] if self._register else []
+
+    async def login(self) -> StaticKey:
+        return StaticKey(self._key)
+
+    async def renew(self, current: StaticKey) -> StaticKey | None:
+        return current
+
+    async def logout(self, current: StaticKey) -> None:
+        return None
+
+    def attach(self, request: httpx.Request, credential: StaticKey) -> None:
+        request.headers[self._header] = credential.key.reveal()
+
+    def refused(self, response: httpx.Response) -> bool:
+        return False
+
+    def asks_renewal(self, response: httpx.Response) -> bool:
+        return False
