@@ -461,3 +461,28 @@ def test_an_apply_logs_in_to_akana_once_for_its_plan_and_its_writes(
     code, out, err = run(capsys, "apply", "manifests/akana", "--auto-approve")  # no change
     assert code == 0, err
     assert (akana.store.count("login"), akana.store.count("logout")) == (2, 2)
+
+
+def test_an_apply_logs_in_to_a_rest_endpoint_once_for_its_plan_and_its_writes(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tenant: RunningTenant,
+) -> None:
+    for name, value in {"T_USER": TENANT_USER, "T_PASSWORD": TENANT_PASSWORD,
+                        "T_KEY": TENANT_KEY}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    (fleet / "reconciler.yaml").write_text(
+        "endpoints:\n  shop:\n"
+        f"    base_url: {tenant.base_url}\n"
+        "    auth: {type: jwt, token_path: /api/token/, refresh_path: /api/token/refresh/,"
+        " username_env: T_USER, password_env: T_PASSWORD}\n"
+        "    api_key: {header: Api-Key, env: T_KEY}\n"
+    )
+    (fleet / "shop").mkdir()
+    (fleet / "shop" / "supplier.yaml").write_text(
+        "apiVersion: rest/v1\nkind: RestObject\nspec:\n  endpoint: shop\n"
+        "  path: /api/suppliers/\n  key: code\n  body:\n    code: ONCE\n    name: Once Ltd\n"
+    )
+    code, out, err = run(capsys, "apply", "shop", "--auto-approve")
+    assert code == 0, err
+    assert tenant.api.logins == 1  # the plan's token pair served the writes too
+    assert TENANT_PASSWORD not in out + err

@@ -50,7 +50,7 @@ from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
 from reconciler.transport.config import ClientLimits, check_endpoint_security, is_loopback
 from reconciler.transport.http import RetryPolicy, byte_size, parse_retry_after, tls_context
 from reconciler.transport.redact import redact
-from reconciler.transport.session_auth import Lease, SessionAuth
+from reconciler.transport.session_auth import Lease, SessionAuth, current_carrier
 
 log = logging.getLogger("reconciler.providers.rest.client")
 
@@ -208,15 +208,27 @@ class RestClient:
         self.list_limits = list_limits or ListLimits()
         self.stats = RestStats()
         self._origin = httpx.URL(endpoint.base_url)
-        self._scheme = JwtApiKeyScheme(
-            base_url=endpoint.base_url,
-            jwt=endpoint.auth,
-            credentials=credentials,
-            api_key_header=endpoint.api_key.header if endpoint.api_key else None,
-            clock=clock,
+        # One login per run, as for Akana: a run's plan and writes (two event loops) share
+        # the tokens when the run carries them; only on the real network.
+        carrier = current_carrier() if transport is None else None
+        self._carry_key = (
+            f"rest {endpoint.name} {endpoint.base_url} {credentials.username.reveal()}"
         )
+        taken = carrier.take(self._carry_key) if carrier is not None else None
+        self.auth: SessionAuth[JwtCredential]
+        if taken is not None and isinstance(taken.scheme, JwtApiKeyScheme):
+            self.auth, self._scheme = taken, taken.scheme
+        else:
+            self._scheme = JwtApiKeyScheme(
+                base_url=endpoint.base_url,
+                jwt=endpoint.auth,
+                credentials=credentials,
+                api_key_header=endpoint.api_key.header if endpoint.api_key else None,
+                clock=clock,
+            )
+            self.auth = jwt_session_auth(self._scheme, clock)
         self._scheme.send = self._token_call
-        self.auth: SessionAuth[JwtCredential] = jwt_session_auth(self._scheme, clock)
+        self._carried = carrier is not None
         loopback = is_loopback(self._origin.host)
         self._http = httpx.AsyncClient(
             headers={
@@ -249,6 +261,11 @@ class RestClient:
         if self._closed:
             return
         self._closed = True
+        carrier = current_carrier() if self._carried else None
+        if carrier is not None and not carrier.final and self.auth.has_credential:
+            carrier.park(self._carry_key, self.auth, _nothing_to_send)
+            await self._http.aclose()
+            return
         try:
             try:
                 await self.auth.logout()  # JWTs send nothing; forgets the tokens
@@ -565,6 +582,10 @@ class RestClient:
                 f"the token was refused even after a refresh; check ${auth.username_env}",
             )
         return RestApiError(method, path, status, detail)
+
+
+async def _nothing_to_send() -> None:
+    return None  # a JWT session ends by itself: no logout request
 
 
 def _encode(body: JsonObject) -> bytes:
