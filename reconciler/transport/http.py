@@ -644,7 +644,6 @@ class ApiSession:
         while True:
             attempt += 1
             await self._wait_pause(budget, covered)
-            lease = await auth.acquire() if auth is not None else None
             refusal = False
             timeout: httpx.Timeout | None = None
             deadline = self.limits.request_deadline
@@ -665,6 +664,9 @@ class ApiSession:
                 # Only a write asks whether it was sent (``maybe_sent``); a trace makes httpcore
                 # await the callback twice per phase, ~10% of a read's CPU (bench/).
                 request.extensions["trace"] = progress
+            # Taken last, just before sending: nothing between here and the release below
+            # can fail, so a lease is never left behind to hold up a renewal.
+            lease = await auth.acquire() if auth is not None else None
             if lease is not None:
                 assert auth is not None
                 auth.attach(request, lease)
