@@ -371,8 +371,8 @@ async def run_fleet(
 def renewals_ignored(ignored: bool) -> Iterator[None]:
     """A what-if, never a mode of the tool: the session auth does not see the platform's
     ``Atmo-Renew-Token: renew`` answers, so it renews only when the cookie nears expiry. The
-    difference is what renewing before the next request costs (it holds every new request
-    for one round trip)."""
+    difference is what serving those hints costs (the engine serves one only when no request
+    is in flight, so it holds no request in flight)."""
     if not ignored:
         yield
         return
@@ -507,9 +507,8 @@ def _what_if_lines(result: dict[str, Any], what_if: dict[str, Any]) -> list[str]
         "What token renewals cost: the same run on a fresh server, the session auth not"
         " seeing `Atmo-Renew-Token: renew` (`--what-if`: runs alternated with and without,"
         " best of 2 each by the creates' apply, the table above being the best run with; a"
-        " measurement, not a mode of the tool). A renewal is sent under the session lock"
-        " before the next request, so every new request waits for it (the sandbox, D54, kills"
-        " the old cookie on renewal):",
+        " measurement, not a mode of the tool). A renewal the platform asks for is sent only"
+        " when no request is in flight (the sandbox, D54, kills the old cookie on renewal):",
         "",
         "| phase | renewals | requests | wall | **wall / floor** | renewals ignored: renewals |"
         " requests | wall | **wall / floor** | slower by |",
@@ -528,16 +527,16 @@ def _what_if_lines(result: dict[str, Any], what_if: dict[str, Any]) -> list[str]
     return lines
 
 
-def write_results_section(text: str, results_md: Path) -> None:
-    """Put ``text`` (starting with SECTION_TITLE) into RESULTS.md: in place of the previous
+def write_results_section(text: str, results_md: Path, title: str = SECTION_TITLE) -> None:
+    """Put ``text`` (starting with ``title``) into RESULTS.md: in place of the previous
     such section, else at the end."""
     old = results_md.read_text(encoding="utf-8") if results_md.exists() else ""
-    start = old.find(SECTION_TITLE)
+    start = old.find(title)
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        following = re.search(r"^## ", old[start + len(SECTION_TITLE):], re.MULTILINE)
-        end = len(old) if following is None else start + len(SECTION_TITLE) + following.start()
+        following = re.search(r"^## ", old[start + len(title):], re.MULTILINE)
+        end = len(old) if following is None else start + len(title) + following.start()
         new = old[:start] + text + ("\n" + old[end:] if end < len(old) else "")
     results_md.write_text(new, encoding="utf-8")
 

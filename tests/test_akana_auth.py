@@ -14,9 +14,12 @@ import pytest
 
 from reconciler.errors import ReconcilerError
 from reconciler.providers.akana.auth import AkanaLoginError, AkanaPendingTaskError
-from reconciler.providers.akana.client import AkanaApiError
+from reconciler.providers.akana.client import AkanaApiError, AkanaClient
+from reconciler.providers.akana.config import AkanaConfig, akana_endpoint
 from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate
 from reconciler.secrets import live_secrets
+from reconciler.transport.redact import Secret
+from reconciler.transport.session_auth import carried_sessions
 from tests.fixtures_akana import (
     FED,
     PASSWORD,
@@ -26,6 +29,7 @@ from tests.fixtures_akana import (
     RunningAkana,
     SettableClock,
     akana_client,
+    fast_retry,
 )
 
 CSRF_HEADER = f"X-Csrf-Token_{FED}"
@@ -184,9 +188,9 @@ async def test_a_login_answering_503_is_retried_like_an_unsent_request(
 async def test_closing_logs_out(akana: RunningAkana) -> None:
     async with akana_client(akana) as client:
         await client.list_apps()
-        assert client.auth.has_session
+        assert client.auth.has_credential
     assert akana.store.count("logout") == 1
-    assert not client.auth.has_session
+    assert not client.auth.has_credential
 
 
 async def test_closing_without_a_session_sends_nothing(akana: RunningAkana) -> None:
@@ -237,3 +241,94 @@ async def test_no_secret_in_debug_logs_or_errors(
         assert secret not in logged
     assert len(errors) == 3
     assert set(live_secrets()) == before  # unregistered once the clients closed
+
+
+async def test_a_renewal_never_kills_a_request_in_flight(akana_factory: Any) -> None:
+    # The sandbox kills the old cookie on renewal; 16 slow reads are on the wire when the
+    # session becomes due. The server must refuse none of them (no 401 at all, not even one
+    # that a replay would hide), and the renewal waits for them instead.
+    running = akana_factory(latency_ms=60)
+    clock = SettableClock(1000.0)
+    recorder = Recorder()
+    async with akana_client(running, clock=clock, transport=recorder) as client:
+        await client.list_apps()
+        first = [asyncio.ensure_future(client.list_apps()) for _ in range(16)]
+        await asyncio.sleep(0.02)  # sent, and waiting in the server's latency
+        clock.advance(1800 - 30)  # now within the renewal margin
+        second = [asyncio.ensure_future(client.list_apps()) for _ in range(16)]
+        await asyncio.gather(*first, *second)
+        # Creates answer "renew" while others are in flight: still nothing refused.
+        await asyncio.gather(*(client.create_app(new_app(f"app-{i}")) for i in range(8)))
+        await asyncio.gather(*(client.list_apps() for _ in range(8)))
+    refused = [r for r in recorder.responses if r.status_code == 401]
+    assert refused == []
+    assert running.store.count("login") == 1
+    assert running.store.count("renew") >= 1
+
+
+@pytest.mark.parametrize("mode", ["endless_chunked", "huge_error"])
+async def test_a_hostile_login_answer_is_read_bounded(mode: Any) -> None:
+    # An endless or huge answer to the login is read only up to a small cap (a login answer
+    # is a few hundred bytes), then refused with one clear line; never held in memory.
+    from tests.hostile_server import hostile_server
+
+    async with hostile_server(mode, max_bytes=64 * 1024**2) as server:
+        config = AkanaConfig(
+            akana_endpoint(f"http://127.0.0.1:{server.port}"), "a@b.example", Secret(PASSWORD)
+        )
+        async with AkanaClient(config, retry=fast_retry()) as client:
+            with pytest.raises(ReconcilerError) as caught:
+                await client.list_apps()
+    # What the server managed to write: the client's reads plus socket buffers, far from
+    # the 64 MiB each answer offered.
+    assert server.bytes_sent < 16 * 1024**2, server.bytes_sent
+    message = str(caught.value)
+    assert "/api/login" in message and "\n" not in message
+    assert PASSWORD not in message
+
+
+def _one_phase(running: RunningAkana, *, write: bool = False) -> None:
+    async def phase() -> None:
+        async with akana_client(running) as client:
+            await client.list_apps()
+            if write:
+                await client.create_app(new_app())
+
+    asyncio.run(phase())
+
+
+def test_a_run_logs_in_once_for_its_plan_and_its_writes(akana: RunningAkana) -> None:
+    # apply plans in one event loop and writes in another (the prompt between them): the
+    # session is carried over, with its cookie, instead of a second login.
+    with carried_sessions() as carrier:
+        _one_phase(akana)  # the plan
+        assert (akana.store.count("login"), akana.store.count("logout")) == (1, 0)
+        carrier.last_phase()
+        _one_phase(akana, write=True)  # the writes: no login, a logout at the end
+        assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert not live_secrets_of(PASSWORD)
+
+
+def test_a_run_that_stops_before_its_writes_still_logs_out(akana: RunningAkana) -> None:
+    with carried_sessions():
+        _one_phase(akana)  # the plan; then no change, or the prompt declined
+    assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert not live_secrets_of(PASSWORD)
+
+
+def test_a_carried_session_that_expired_at_the_prompt_logs_in_again(
+    akana_factory: Any,
+) -> None:
+    server_clock = SettableClock(time.time())
+    running = akana_factory(clock=server_clock)
+    with carried_sessions() as carrier:
+        _one_phase(running)
+        server_clock.advance(3600)  # a person read the plan for an hour
+        carrier.last_phase()
+        _one_phase(running, write=True)
+    assert running.store.count("login") == 2  # one fresh login, no error
+
+
+def live_secrets_of(value: str) -> bool:
+    return value in live_secrets()

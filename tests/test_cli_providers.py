@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli.main import main
+from tests.fixtures_akana import EMAIL, PASSWORD, RunningAkana
 from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, TENANT_USER, RunningTenant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -466,3 +467,44 @@ def test_a_saved_rest_plan_with_a_reference_applies_in_order(
     assert records["shop:/api/products/:HAM-01"]["fields"]["supplier"] == acme
     code, out, _ = run(capsys, "plan", "catalogue", "--sandbox", "--detailed-exitcode")
     assert code == 0 and "No changes" in out
+
+
+def test_an_apply_logs_in_to_akana_once_for_its_plan_and_its_writes(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    akana: RunningAkana,
+) -> None:
+    monkeypatch.setenv("AKANA_BASE_URL", akana.base_url)
+    monkeypatch.setenv("AKANA_EMAIL", EMAIL)
+    monkeypatch.setenv("AKANA_PASSWORD", PASSWORD)
+    code, out, err = run(capsys, "apply", "manifests/akana", "--auto-approve")
+    assert code == 0, err
+    assert (akana.store.count("login"), akana.store.count("logout")) == (1, 1)
+    assert PASSWORD not in out + err
+    code, out, err = run(capsys, "apply", "manifests/akana", "--auto-approve")  # no change
+    assert code == 0, err
+    assert (akana.store.count("login"), akana.store.count("logout")) == (2, 2)
+
+
+def test_an_apply_logs_in_to_a_rest_endpoint_once_for_its_plan_and_its_writes(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tenant: RunningTenant,
+) -> None:
+    for name, value in {"T_USER": TENANT_USER, "T_PASSWORD": TENANT_PASSWORD,
+                        "T_KEY": TENANT_KEY}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    (fleet / "reconciler.yaml").write_text(
+        "endpoints:\n  shop:\n"
+        f"    base_url: {tenant.base_url}\n"
+        "    auth: {type: jwt, token_path: /api/token/, refresh_path: /api/token/refresh/,"
+        " username_env: T_USER, password_env: T_PASSWORD}\n"
+        "    api_key: {header: Api-Key, env: T_KEY}\n"
+    )
+    (fleet / "shop").mkdir()
+    (fleet / "shop" / "supplier.yaml").write_text(
+        "apiVersion: rest/v1\nkind: RestObject\nspec:\n  endpoint: shop\n"
+        "  path: /api/suppliers/\n  key: code\n  body:\n    code: ONCE\n    name: Once Ltd\n"
+    )
+    code, out, err = run(capsys, "apply", "shop", "--auto-approve")
+    assert code == 0, err
+    assert tenant.api.logins == 1  # the plan's token pair served the writes too
+    assert TENANT_PASSWORD not in out + err

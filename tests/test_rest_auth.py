@@ -5,6 +5,7 @@ during a long run, and no secret in a DEBUG log."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ class FakeClock:
 async def test_first_request_logs_in_once_and_sends_both_headers(tenant: RunningTenant) -> None:
     async with RestClient(tenant.endpoint(), credentials()) as client:
         await asyncio.gather(*(client.list_objects("/api/categories/") for _ in range(8)))
-        assert (client.auth.logins, client.auth.refreshes) == (1, 0)
+        assert (client.auth.logins, client.auth.renewals) == (1, 0)
     assert tenant.api.logins == 1
 
 
@@ -43,7 +44,7 @@ async def test_sixteen_parallel_requests_on_a_due_token_cause_one_refresh(
         await client.list_objects("/api/categories/")
         clock.offset = 10.0  # every request now finds the access token expired
         await asyncio.gather(*(client.list_objects("/api/categories/") for _ in range(16)))
-        assert client.auth.refreshes == 1
+        assert client.auth.renewals == 1
         assert client.auth.logins == 1
     assert tenant.api.refreshes == 1
 
@@ -61,7 +62,7 @@ async def test_sixteen_parallel_401s_cause_one_refresh_and_are_replayed(
             *(client.list_objects("/api/categories/") for _ in range(16))
         )
         assert all(len(r) == 1 for r in results)
-        assert client.auth.refreshes == 1
+        assert client.auth.renewals == 1
     assert tenant.api.refreshes == 1
     assert tenant.api.logins == 1
 
@@ -71,13 +72,14 @@ async def test_a_refused_refresh_token_means_logging_in_again(tenant: RunningTen
     async with RestClient(tenant.endpoint(), credentials(), clock=clock) as client:
         await client.list_objects("/api/categories/")
         # Blacklist the client's refresh token server-side (as a rotation elsewhere would).
-        refresh = client.auth._refresh
-        assert refresh is not None
+        credential = client.auth.credential
+        assert credential is not None and credential.refresh is not None
+        refresh = credential.refresh
         tenant.api.store.blacklist(str(token_claims(refresh.reveal())["jti"]))
         clock.offset = 10.0
         assert len(await client.list_objects("/api/categories/")) == 1
         assert client.auth.logins == 2
-        assert client.auth.refreshes == 0
+        assert client.auth.renewals == 0
     assert tenant.api.logins == 2
 
 
@@ -112,7 +114,7 @@ async def test_no_refresh_storm_during_a_100_object_run_with_2_second_tokens(
             await client.create("/api/products/", "sku", body)
         listed = await client.list_objects("/api/products/")
         duration = time.monotonic() - started
-        refreshes, logins = client.auth.refreshes, client.auth.logins
+        refreshes, logins = client.auth.renewals, client.auth.logins
     assert len(listed) == 100
     assert logins == 1
     # A token lives 2 s and is renewed in its last quarter: at most one refresh per 1.5 s.
@@ -170,3 +172,24 @@ async def test_a_token_answer_that_is_not_json_says_so(tenant: RunningTenant) ->
     message = str(caught.value)
     assert "HTTP 200: HTTP 200" not in message
     assert "not a JSON object" in message and "base_url" in message
+
+
+async def test_a_dripping_token_endpoint_is_cut_by_the_request_deadline(
+    tenant: RunningTenant,
+) -> None:
+    # A token answer dripped a byte at a time never trips httpx's per-read timeouts; the
+    # per-request deadline applies to token calls as to every other request.
+    from reconciler.errors import TransportError
+    from reconciler.transport.config import ClientLimits
+    from tests.hostile_server import hostile_server
+
+    async with hostile_server("slow_body", max_seconds=8) as server:
+        endpoint = tenant.endpoint()
+        endpoint = dataclasses.replace(endpoint, base_url=server.base_url[:-4])
+        async with RestClient(
+            endpoint, credentials(), limits=ClientLimits(request_deadline=0.5)
+        ) as client:
+            with pytest.raises(TransportError) as caught:
+                await client.list_objects("/api/categories/")
+    assert "deadline" in str(caught.value)
+    assert server.requests == 3  # each token attempt cut, none left to the server's limit

@@ -97,7 +97,7 @@ async def test_100_objects_converge_with_2_second_tokens_and_no_refresh_storm(
         assert [r.message for r in results if not r.ok] == []
         duration = time.monotonic() - started
         auth = clients["shop"].auth
-        refreshes, logins = auth.refreshes, auth.logins
+        refreshes, logins = auth.renewals, auth.logins
         # Read together: the re-plan below may refresh again (its clock runs on).
         served = app.state.api.refreshes
         again = await _plan(clients, desired, section)

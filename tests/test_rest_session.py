@@ -640,12 +640,12 @@ async def test_a_100_object_apply_with_2_second_tokens_refreshes_without_a_storm
         applied, journal = await _apply(session, plan, section, desired)
         duration = time.monotonic() - started
         auth = session.client("shop").auth
-        refreshes, logins = auth.refreshes, auth.logins
+        refreshes, logins = auth.renewals, auth.logins
         again = await session.plan(desired, section, Scope())
         report = session.drift(again, section)
         shown = [session.identity, session.display]
         # Counted after the re-plan too: it may refresh once more.
-        refreshes_in_all = auth.refreshes
+        refreshes_in_all = auth.renewals
     assert [e.outcome for e in applied.events] == ["applied"] * 100
     assert len(journal.records) == 100 and again.changes == ()
     assert logins == 1

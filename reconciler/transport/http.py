@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -75,6 +75,7 @@ from reconciler.transport.redact import (
     register_token,
     unregister_token,
 )
+from reconciler.transport.session_auth import SessionAuth, StaticKeyScheme
 from reconciler.transport.urls import UrlJoiner
 
 log = logging.getLogger("reconciler.providers.miniappcenter.client")
@@ -491,6 +492,9 @@ class ApiSession:
     API passes ``token=None`` with its own ``auth`` (an :class:`httpx.Auth`), default
     ``headers`` (e.g. a vendor ``Accept``) and ``error_items`` (which bodies are the API's own
     errors: a 404/405 whose body it does not recognise is read as "not the API answering").
+    An API with a session (a login, renewals) passes ``session_auth`` instead of ``auth``: the
+    call loop takes a lease on its credential for each attempt, and the scheme's own login,
+    renewal and logout requests come back through :meth:`call` with ``authenticate=False``.
     """
 
     def __init__(
@@ -506,11 +510,20 @@ class ApiSession:
         auth: httpx.Auth | None = None,
         headers: Mapping[str, str] | None = None,
         error_items: ErrorItemsReader | None = None,
+        session_auth: SessionAuth[Any] | None = None,
     ) -> None:
         check_endpoint_security(endpoint.base_url)
-        if (token is None) == (auth is None):
-            raise ValueError("ApiSession needs exactly one of token and auth")
+        if [token, auth, session_auth].count(None) != 2:
+            raise ValueError("ApiSession needs exactly one of token, auth and session_auth")
         secret = Secret(check_token(token)) if token is not None else None
+        if secret is not None:
+            # The static key is the simplest session: nothing to obtain, renew or end. This
+            # session registers it for redaction itself (whatever its length), below.
+            session_auth = SessionAuth(
+                StaticKeyScheme(ApiKeyAuth.HEADER, secret, register=False)
+            )
+        self._session_auth = session_auth
+        self._owns_auth = secret is not None
         self._error_items: ErrorItemsReader = error_items or _error_items
         self.endpoint = endpoint
         self._url = UrlJoiner(endpoint.root)
@@ -529,7 +542,7 @@ class ApiSession:
                 functools.partial(H11Lane, verify=tls_context()),  # always verifying
             )
         self._http = httpx.AsyncClient(
-            auth=ApiKeyAuth(secret) if secret is not None else auth,
+            auth=auth,
             # Only the codings read_body can inflate with a bound (never br/zstd).
             headers={
                 "Accept": JSON,
@@ -562,6 +575,8 @@ class ApiSession:
         try:
             await self._http.aclose()
         finally:
+            if self._owns_auth and self._session_auth is not None:
+                self._session_auth.close()
             if self._token is not None:
                 unregister_token(self._token.reveal())
 
@@ -606,10 +621,18 @@ class ApiSession:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         missing_ok: bool = False,
+        authenticate: bool = True,
+        max_bytes: int | None = None,
+        answer: frozenset[int] = frozenset(),
     ) -> httpx.Response | None:
         """Send ``method`` to ``endpoint.root + path`` (already validated and encoded).
 
-        Returns the 2xx response, or None for a 404 when ``missing_ok``.
+        Returns the 2xx response, or None for a 404 when ``missing_ok``. The session auth's
+        own requests pass ``authenticate=False`` (no lease, not counted in ``stats``),
+        ``max_bytes`` (a smaller cap than the response cap) and ``answer``: the statuses
+        handed back as responses instead of raised (a refused login is the scheme's to word).
+        A request the server refuses as unauthenticated is replayed after one renewal (see
+        :mod:`reconciler.transport.session_auth`), without spending a retry attempt.
         """
         url = self._url(path)
         shown = url_path(url)
@@ -617,10 +640,13 @@ class ApiSession:
         budget = _Budget(policy)
         outcome_unknown = False
         covered: float | None = None  # the pause this call already slept through
+        auth = self._session_auth if authenticate else None
+        replays = 0
         attempt = 0
         while True:
             attempt += 1
             await self._wait_pause(budget, covered)
+            refusal = False
             timeout: httpx.Timeout | None = None
             deadline = self.limits.request_deadline
             if idempotent:
@@ -640,22 +666,37 @@ class ApiSession:
                 # Only a write asks whether it was sent (``maybe_sent``); a trace makes httpcore
                 # await the callback twice per phase, ~10% of a read's CPU (bench/).
                 request.extensions["trace"] = progress
-            self._count(method, shown, attempt)
+            # Taken last, just before sending: nothing between here and the release below
+            # can fail, so a lease is never left behind to hold up a renewal.
+            lease = await auth.acquire() if auth is not None else None
+            if lease is not None:
+                assert auth is not None
+                auth.attach(request, lease)
+            if authenticate:  # the session auth's own requests are not the client's calls
+                self._count(method, shown, attempt)
             try:
                 # Wall clock from send to the last byte: httpx's timeouts are per read, and a
                 # server dripping one byte per read never trips them.
                 async with asyncio.timeout(deadline):
-                    response = await self._receive(request, progress)
+                    response = await self._receive(request, progress, max_bytes)
             except TimeoutError:
                 failure = self._too_slow(method, shown, deadline, idempotent, progress)
             except _BadBody as exc:
-                failure = self._bad_body(method, shown, exc, idempotent)
+                failure = (
+                    self._bad_body(method, shown, exc, idempotent)
+                    if authenticate
+                    # A login's or renewal's answer we refuse changed nothing a caller reads.
+                    else _Failure(TransportError(method, shown, exc.reason), retryable=False)
+                )
             except httpx.HTTPError as exc:
                 failure = self._classify_exception(method, shown, exc, idempotent, progress)
             else:
                 status = response.status_code
                 log.debug("%s %s -> %d (attempt %d)", method, shown, status, attempt)
-                if 200 <= status < 300:
+                if auth is not None:
+                    auth.note_answer(response)
+                    refusal = auth.is_refusal(response)
+                if 200 <= status < 300 or status in answer:
                     return response
                 if status in (404, 405):
                     await response.aread()
@@ -673,6 +714,19 @@ class ApiSession:
                     log.debug("%s %s: 404 after an unanswered attempt: done", method, shown)
                     return response
                 failure = self._classify_status(method, shown, response, idempotent)
+            finally:
+                if lease is not None:
+                    assert auth is not None
+                    auth.release(lease)
+            if refusal and lease is not None:
+                assert auth is not None
+                # Refused before any work: replayed with the renewed credential, as a new
+                # attempt that spends none of the retry budget.
+                if await auth.refused(lease, replays):
+                    replays += 1
+                    attempt -= 1
+                    log.debug("%s %s: replaying after an auth refusal", method, shown)
+                    continue
             outcome_unknown = outcome_unknown or failure.outcome_unknown
             if failure.retryable:
                 delay = (
@@ -690,14 +744,19 @@ class ApiSession:
                 raise self._give_up(failure.error, attempt)
             raise failure.error
 
-    async def _receive(self, request: httpx.Request, progress: _Progress) -> httpx.Response:
-        """Send and read the answer, keeping at most the response cap (decoded) of a 2xx
-        body and :data:`MAX_ERROR_BODY` of any other; the rest is never read."""
+    async def _receive(
+        self, request: httpx.Request, progress: _Progress, max_bytes: int | None = None
+    ) -> httpx.Response:
+        """Send and read the answer, keeping at most the response cap (decoded; or
+        ``max_bytes`` when smaller) of a 2xx body and :data:`MAX_ERROR_BODY` of any other;
+        the rest is never read."""
         response = await self._http.send(request, stream=True)
         progress.answered = True
         try:
             ok = 200 <= response.status_code < 300
             cap = self.limits.max_response_bytes if ok else MAX_ERROR_BODY
+            if ok and max_bytes is not None:
+                cap = min(cap, max_bytes)
             try:
                 body = await read_body(response, cap)
             except BodyError as exc:
@@ -706,9 +765,13 @@ class ApiSession:
                 content = b"(undecodable error body)"
             else:
                 if ok and body.truncated:
+                    why = (
+                        f"the response cap; {MAX_RESPONSE_BYTES_ENV} raises it"
+                        if cap == self.limits.max_response_bytes
+                        else "more than this answer can hold"
+                    )
                     raise _BadBody(
-                        f"the answer is larger than {byte_size(cap)} after decompression (the"
-                        f" response cap; {MAX_RESPONSE_BYTES_ENV} raises it)"
+                        f"the answer is larger than {byte_size(cap)} after decompression ({why})"
                     )
                 content = body.content
         finally:

@@ -5,7 +5,7 @@ engine's service), into one result; locks and the history of runs around it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -289,6 +289,11 @@ def _run(
             for key in done.stuck:
                 outcome.result.stuck[key] = "; ".join(str(p) for p in stuck.get(key, ()))
 
+    from reconciler.transport.session_auth import carried_sessions
+
+    # One login per run: the plan's sessions are carried into the writes' event loop.
+    run_sessions = ExitStack()
+    carrier = run_sessions.enter_context(carried_sessions())
     try:
         # Planning and the confirmation run outside the writes' event loop: a Ctrl-C there
         # simply stops (nothing was written).
@@ -307,6 +312,7 @@ def _run(
         outcome.approved = True
         if the_plan.has_changes or the_plan.learned:
             store.ensure_base(current_state)
+        carrier.last_phase()  # the writes' clients log out when they close
         asyncio.run(execute(made))
     except (KeyboardInterrupt, asyncio.CancelledError):
         outcome.interrupted = True
@@ -318,6 +324,7 @@ def _run(
             outcome.result.results.extend(others)
             outcome.result.stuck_providers = stuck
     finally:
+        run_sessions.close()  # logs out of a session the writes did not take over
         reporter.loop_closed()  # closing a loop resets the signal handlers it installed
         # Fold the journal into the state file whatever happened (it is durable already);
         # a run that recorded nothing leaves the file, its serial and saved plans alone.

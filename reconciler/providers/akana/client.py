@@ -1,7 +1,8 @@
 """``AkanaClient``: one typed method per Akana apps operation. Only this module builds URLs.
 
 Transport (retries, pacing, lanes, bounded bodies, redaction) is the shared ``ApiSession``;
-auth is :class:`~reconciler.providers.akana.auth.AkanaSessionAuth`.
+auth is the shared session engine (:mod:`reconciler.transport.session_auth`) with Akana's
+scheme (:mod:`reconciler.providers.akana.auth`).
 
 Creates are not idempotent and ids are server-assigned: when a create's answer is lost
 (timeout, dropped connection, 5xx after sending), the client lists and matches the app's
@@ -31,8 +32,9 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.providers.akana.auth import (
-    ENDSESSION_PATH,
-    AkanaSessionAuth,
+    AkanaAuthScheme,
+    AkanaCredential,
+    akana_session_auth,
     mask_session_values,
 )
 from reconciler.providers.akana.config import AkanaConfig
@@ -52,6 +54,7 @@ from reconciler.secrets import bounded
 # The shared transport pieces (moving to a transport package).
 from reconciler.transport.config import ClientLimits
 from reconciler.transport.http import ApiSession, ClientStats, RetryPolicy
+from reconciler.transport.session_auth import SessionAuth, current_carrier
 
 log = logging.getLogger("reconciler.providers.akana.client")
 
@@ -151,16 +154,31 @@ class AkanaClient:
         max_connections: int = 16,
         limits: ClientLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        session_auth: SessionAuth[AkanaCredential] | None = None,
     ) -> None:
+        """``session_auth``: an engine (and its session) to carry on with, instead of a new
+        one that logs in."""
         self.config = config
-        self.auth = AkanaSessionAuth(
-            config.endpoint.root, config.email, config.password, clock=clock
-        )
+        self._timeout, self._retry, self._limits = timeout, retry, limits
+        # One login per run: a run's plan and writes (two event loops) share the session
+        # when the run carries it (reconciler.transport.session_auth.carried_sessions). Only
+        # on the real network: an injected transport (a sandbox, a test) lives in one loop.
+        carrier = current_carrier() if transport is None else None
+        self._carry_key = f"akana {config.endpoint.base_url} {config.email}"
+        self.auth: SessionAuth[AkanaCredential]
+        taken = (carrier.take(self._carry_key) if carrier is not None else None) or session_auth
+        if taken is not None:
+            self.auth = taken
+            scheme = taken.scheme
+            assert isinstance(scheme, AkanaAuthScheme)
+        else:
+            self.auth, scheme = akana_session_auth(config.email, config.password, clock=clock)
+        self._carried = carrier is not None
         try:
             self._session = ApiSession(
                 config.endpoint,
                 None,
-                auth=self.auth,
+                session_auth=self.auth,
                 headers={"Accept": VND_JSON},
                 error_items=_error_items,
                 transport=transport,
@@ -169,6 +187,7 @@ class AkanaClient:
                 max_connections=max_connections,
                 limits=limits,
             )
+            scheme.call = self._session.call
         except BaseException:
             self.auth.close()
             raise
@@ -193,18 +212,31 @@ class AkanaClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Log out (best effort: a failed logout only lets the session expire), then close."""
+        """Log out (best effort: a failed logout only lets the session expire), then close;
+        or, between the phases of a run that carries its session, keep it for the next."""
+        carrier = current_carrier() if self._carried else None
+        if carrier is not None and not carrier.final and self.auth.has_credential:
+            carrier.park(self._carry_key, self.auth, self._late_logout)
+            await self._session.aclose()
+            return
         try:
-            if self.auth.has_session:
-                try:
-                    await self._session.call("GET", ENDSESSION_PATH, idempotent=True)
-                except ReconcilerError as exc:
-                    log.debug("Akana logout failed (the session will expire): %s", exc)
+            await self.auth.logout()  # sends nothing without a session
         finally:
             try:
                 await self._session.aclose()
             finally:
                 self.auth.close()
+
+    async def _late_logout(self) -> None:
+        # A client of its own (this one's connections belonged to a closed event loop).
+        late = AkanaClient(
+            self.config,
+            timeout=self._timeout,
+            retry=self._retry,
+            limits=self._limits,
+            session_auth=self.auth,
+        )
+        await late.aclose()
 
     # --- plumbing --------------------------------------------------------------------
 

@@ -1,24 +1,22 @@
-"""JWT access/refresh tokens plus a tenant Api-Key, as an ``httpx.Auth`` (async only).
+"""JWT access/refresh tokens plus a tenant Api-Key: this provider's wire specifics for the
+shared session-auth engine (:mod:`reconciler.transport.session_auth`), which owns single
+flight, the gate around renewals, replays and redaction.
 
-httpx's documented place for a token flow is an auth class; a flow that does its own I/O
-and must be single-flight under concurrency overrides ``async_auth_flow`` and uses an
-``asyncio.Lock`` (httpx docs, "Customizing authentication"). The lock is never held across
-a ``yield``: httpx may resume the generator from another task, and holding a lock there
-would serialize every request. Token calls are made inside the lock, through the same
-client with ``auth=None``.
+* Login: ``POST token_path {username, password}`` -> ``{access, refresh}``; a 400/401 is a
+  refused login (sticky: a clear configuration error, never sent again).
+* Each request gets ``Authorization: Bearer <access>`` and ``api_key_header: <key>``.
+* Lifetime: ``exp - iat`` of the access token's payload (read, never verified: only the server
+  can) counted from receipt on the local clock, so a skewed clock cannot make every new token
+  look expired. The engine refreshes within a quarter of it (at most 30 s) of its end.
+* Refresh: ``POST refresh_path {refresh}`` -> ``{access}`` (+ a new ``refresh`` when the server
+  rotates them). A refused refresh token (expired, or blacklisted after a rotation) means
+  logging in again.
+* A 401 with ``code: token_not_valid`` (clock skew, a token revoked server-side) is a refusal:
+  the engine refreshes once and replays.
 
-* First use: ``POST token_path {username, password}`` -> ``{access, refresh}``.
-* Before each request: if the access token is within a margin of its end (a quarter of its
-  lifetime, at most 30 s), refresh first. The lifetime is ``exp - iat`` of its payload (read,
-  never verified: only the server can) counted from receipt on the local clock, so a skewed
-  clock cannot make every new token look expired. N concurrent requests that find it due
-  wait on the lock; the first one refreshes, the others see the new token and go on: one
-  refresh, not N.
-* A 401 with ``code: token_not_valid`` (clock skew, a token revoked server-side): refresh
-  once, unless another request already did since this one was sent, and replay.
-* A refused refresh token (expired, or blacklisted after rotation): log in again.
-* The password, the Api-Key and every token are registered secrets while the auth is open,
-  so they are masked in every log record and message (:mod:`reconciler.secrets`).
+Token calls go through the client's own send path (per-request deadline, a 64 KiB cap on the
+answer) and are retried on connection failures and 429/502/503/504 (getting tokens changes
+nothing a retry could duplicate that matters: at worst one unused pair).
 """
 
 from __future__ import annotations
@@ -28,26 +26,23 @@ import base64
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
-from reconciler.errors import ConfigError, TransportError
+from reconciler.errors import ConfigError, ReconcilerError, TransportError
 from reconciler.providers.rest.config import Credentials, JwtAuth
 from reconciler.secrets import MIN_SECRET_LENGTH
-from reconciler.transport.body import BodyError, read_body
-from reconciler.transport.redact import Secret, redact, register_token, unregister_token
+from reconciler.transport.redact import Secret, redact
+from reconciler.transport.session_auth import LoginRefused, SessionAuth
 
 log = logging.getLogger("reconciler.providers.rest.auth")
 
 MAX_TOKEN_BODY: Final = 64 * 1024
 MAX_MARGIN_SECONDS: Final = 30.0
-MARGIN_FRACTION: Final = 0.25
 TOKEN_ATTEMPTS: Final = 3
-# Old tokens stay masked for a while after they are replaced (a late log line may carry one).
-_KEEP_MASKED: Final = 8
 
 
 def token_claims(token: str) -> dict[str, Any]:
@@ -70,16 +65,29 @@ def _number(value: object) -> float | None:
     return None
 
 
-class TokenRefused(Exception):
-    """The token endpoint answered 400/401 (credentials or refresh token refused)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
+class RestLoginRefused(LoginRefused, ConfigError):
+    """The token endpoint refused the username and password."""
 
 
-class JwtApiKeyAuth(httpx.Auth):
-    """Bearer tokens obtained and refreshed on demand, plus ``api_key_header: <key>``."""
+@dataclass(frozen=True)
+class JwtCredential:
+    access: Secret
+    refresh: Secret | None
+    lifetime: float | None
+
+    def secrets(self) -> list[str]:
+        return [s.reveal() for s in (self.access, self.refresh) if s is not None]
+
+
+# A token call: (url, JSON body) -> (status, parsed body or None). Raises httpx errors,
+# TimeoutError (the per-request deadline) or ReconcilerError (an answer over the cap).
+TokenSend = Callable[[httpx.URL, dict[str, str]], Awaitable[tuple[int, Any]]]
+
+
+class JwtApiKeyScheme:
+    """The scheme; ``send`` is bound by the client (its own deadline and body cap)."""
+
+    refusal_needs_login = False  # token_not_valid: a refresh may well cure it
 
     def __init__(
         self,
@@ -90,31 +98,23 @@ class JwtApiKeyAuth(httpx.Auth):
         api_key_header: str | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._token_url = base_url + jwt.token_path
-        self._refresh_url = base_url + jwt.refresh_path
+        self._token_url = httpx.URL(base_url + jwt.token_path)
+        self._refresh_url = httpx.URL(base_url + jwt.refresh_path)
         self._jwt = jwt
         self._credentials = credentials
         self._api_key_header = api_key_header if credentials.api_key is not None else None
         self._clock = clock
-        self._lock = asyncio.Lock()
-        self._client: httpx.AsyncClient | None = None
-        self._access: Secret | None = None
-        self._refresh: Secret | None = None
-        self._expires_at: float | None = None
-        self._margin = 0.0
-        self._masked: deque[str] = deque()
-        self.logins = 0
-        self.refreshes = 0
-        self._closed = False
-        # Masked while open; a value shorter than MIN_SECRET_LENGTH is not searched for (it
-        # would garble every message and protects nothing), as for the manifest loader.
-        self._fixed = [
+        self.send: TokenSend | None = None
+
+    def __repr__(self) -> str:
+        return f"JwtApiKeyScheme(token_url={str(self._token_url)!r}, tokens=***)"
+
+    def fixed_secrets(self) -> list[str]:
+        return [
             secret.reveal()
-            for secret in (credentials.password, credentials.api_key)
-            if secret is not None and len(secret.reveal()) >= MIN_SECRET_LENGTH
+            for secret in (self._credentials.password, self._credentials.api_key)
+            if secret is not None
         ]
-        for value in self._fixed:
-            register_token(value)
 
     def secret_in(self, text: str) -> str | None:
         """Which of this endpoint's secrets ``text`` holds ("password", "api_key"), or None;
@@ -126,80 +126,9 @@ class JwtApiKeyAuth(httpx.Auth):
                 return which
         return None
 
-    def bind(self, client: httpx.AsyncClient) -> None:
-        """The client token calls go through (the one this auth is installed on)."""
-        self._client = client
+    # --- the engine's calls --------------------------------------------------------------
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        while self._masked:
-            unregister_token(self._masked.popleft())
-        for value in self._fixed:
-            unregister_token(value)
-
-    def __repr__(self) -> str:
-        return f"JwtApiKeyAuth(token_url={self._token_url!r}, tokens=***)"
-
-    # --- the flow ----------------------------------------------------------------------
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("JwtApiKeyAuth works with httpx.AsyncClient only")
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._api_key_header is not None and self._credentials.api_key is not None:
-            request.headers[self._api_key_header] = self._credentials.api_key.reveal()
-        sent = await self._current_access()
-        request.headers["Authorization"] = f"Bearer {sent.reveal()}"
-        response = yield request
-        if response.status_code != 401 or not await _token_not_valid(response):
-            return
-        log.debug("access token refused (token_not_valid): refreshing once and replaying")
-        fresh = await self._renew(after=sent)
-        request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-        yield request
-
-    def _due(self) -> bool:
-        if self._access is None:
-            return True
-        if self._expires_at is None:  # no readable exp: rely on the server's 401
-            return False
-        return self._expires_at - self._clock() <= self._margin
-
-    async def _current_access(self) -> Secret:
-        seen = self._access
-        if seen is not None and not self._due():
-            return seen
-        async with self._lock:  # single flight: the others wait and find a fresh token
-            # Renewed while this request waited: use that token, whatever the clock says.
-            if self._access is None or (self._access is seen and self._due()):
-                await self._refresh_or_login()
-            assert self._access is not None
-            return self._access
-
-    async def _renew(self, *, after: Secret) -> Secret:
-        async with self._lock:
-            if self._access is None or self._access is after:
-                await self._refresh_or_login()
-            assert self._access is not None
-            return self._access
-
-    async def _refresh_or_login(self) -> None:
-        if self._refresh is not None:
-            try:
-                data = await self._post(self._refresh_url, {"refresh": self._refresh.reveal()})
-            except TokenRefused as exc:
-                # Expired, or blacklisted after a rotation (a refresh used twice): log in.
-                log.debug("refresh token refused (%s): logging in again", exc.detail)
-            else:
-                self.refreshes += 1
-                self._store(data, keep_refresh=True)
-                return
+    async def login(self) -> JwtCredential:
         data = await self._post(
             self._token_url,
             {
@@ -208,68 +137,79 @@ class JwtApiKeyAuth(httpx.Auth):
             },
             login=True,
         )
-        self.logins += 1
-        self._store(data, keep_refresh=False)
+        assert data is not None
+        return self._credential(data, previous=None)
 
-    def _store(self, data: dict[str, Any], *, keep_refresh: bool) -> None:
+    async def renew(self, current: JwtCredential) -> JwtCredential | None:
+        if current.refresh is None:
+            return None
+        data = await self._post(self._refresh_url, {"refresh": current.refresh.reveal()})
+        if data is None:
+            return None  # expired, or blacklisted after a rotation (a refresh used twice)
+        return self._credential(data, previous=current)
+
+    async def logout(self, current: JwtCredential) -> None:
+        return None  # JWTs simply expire; nothing to send
+
+    def attach(self, request: httpx.Request, credential: JwtCredential) -> None:
+        if self._api_key_header is not None and self._credentials.api_key is not None:
+            request.headers[self._api_key_header] = self._credentials.api_key.reveal()
+        request.headers["Authorization"] = f"Bearer {credential.access.reveal()}"
+
+    def refused(self, response: httpx.Response) -> bool:
+        """A 401 saying simplejwt's ``token_not_valid`` (its body is already read, bounded)."""
+        if response.status_code != 401:
+            return False
+        data = _json_object(response.content[:MAX_TOKEN_BODY])
+        return data is not None and data.get("code") == "token_not_valid"
+
+    def asks_renewal(self, response: httpx.Response) -> bool:
+        return False
+
+    # --- token answers -------------------------------------------------------------------
+
+    def _credential(self, data: dict[str, Any], *, previous: JwtCredential | None) -> JwtCredential:
         access = data.get("access")
         refresh = data.get("refresh")
         if not isinstance(access, str) or not access:
             raise TransportError(
                 "POST", self._jwt.token_path, "the token answer has no access token"
             )
-        if refresh is not None and not isinstance(refresh, str):
-            refresh = None
-        for token in (access, refresh):
-            if token:
-                self._mask(token)
-        self._access = Secret(access)
-        if refresh:
-            self._refresh = Secret(refresh)  # rotation: the old one is now blacklisted
-        elif not keep_refresh:
-            self._refresh = None
+        kept: Secret | None = None
+        if isinstance(refresh, str) and refresh:
+            kept = Secret(refresh)  # rotation: the old one is now blacklisted
+        elif previous is not None:
+            kept = previous.refresh
         claims = token_claims(access)
         exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+        lifetime: float | None = None
         if exp is not None and iat is not None:
-            # The lifetime counted from receipt on this machine's clock: a clock ahead of the
-            # server's would otherwise find every new token already due (a refresh storm).
+            # Counted from receipt on this machine's clock: a clock ahead of the server's
+            # would otherwise find every new token already due (a refresh storm).
             lifetime = max(0.0, exp - iat)
-            self._expires_at = self._clock() + lifetime
-        else:
-            lifetime = MAX_MARGIN_SECONDS * 4
-            self._expires_at = exp
-        self._margin = min(MAX_MARGIN_SECONDS, lifetime * MARGIN_FRACTION)
-        log.debug("access token obtained (lifetime %.1fs)", lifetime)
+        elif exp is not None:
+            lifetime = max(0.0, exp - self._clock())
+        log.debug("access token obtained (lifetime %s)", lifetime)
+        return JwtCredential(Secret(access), kept, lifetime)
 
-    def _mask(self, token: str) -> None:
-        register_token(token)
-        self._masked.append(token)
-        while len(self._masked) > _KEEP_MASKED:
-            unregister_token(self._masked.popleft())
-
-    async def _post(self, url: str, body: dict[str, str], *, login: bool = False) -> dict[str, Any]:
-        """One token call, retried on connection failures and 502/503/504 (getting tokens
-        changes nothing a retry could duplicate that matters: at worst one unused pair)."""
-        client = self._client
-        if client is None:
-            raise RuntimeError("JwtApiKeyAuth.bind(client) was not called")
-        path = httpx.URL(url).path
+    async def _post(
+        self, url: httpx.URL, body: dict[str, str], *, login: bool = False
+    ) -> dict[str, Any] | None:
+        """One token call with its retries; None when a refresh token is refused."""
+        send = self.send
+        if send is None:
+            raise RuntimeError("JwtApiKeyScheme.send is not bound to a client")
+        path = url.path
         last = ""
         for attempt in range(1, TOKEN_ATTEMPTS + 1):
             try:
-                response = await client.send(
-                    client.build_request("POST", url, json=body), auth=None, stream=True
-                )
-                try:
-                    payload = await read_body(response, MAX_TOKEN_BODY)
-                finally:
-                    await response.aclose()
-            except (httpx.HTTPError, BodyError) as exc:
+                status, data = await send(url, body)
+            except TimeoutError:
+                last = "no complete answer within the per-request deadline"
+            except (httpx.HTTPError, ReconcilerError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")[:300]
             else:
-                status = response.status_code
-                data = _json_object(payload.content)
-                if 200 <= status < 300 and data is not None:
+                if 200 <= status < 300 and isinstance(data, dict):
                     return data
                 if 200 <= status < 300:
                     # A success that is no token answer: a web server, not the API, answered.
@@ -278,14 +218,16 @@ class JwtApiKeyAuth(httpx.Auth):
                         f" {self._jwt.token_path} in the project file"
                     )
                 else:
-                    detail = redact(str((data or {}).get("detail") or f"HTTP {status}"))[:300]
+                    shown = data.get("detail") if isinstance(data, dict) else None
+                    detail = redact(str(shown or f"HTTP {status}"))[:300]
                 if status in (400, 401):
                     if login:
-                        raise ConfigError(
+                        raise RestLoginRefused(
                             f"POST {path} -> HTTP {status}: {detail}: the login was refused;"
                             f" check ${self._jwt.username_env} and ${self._jwt.password_env}"
                         )
-                    raise TokenRefused(status, detail)
+                    log.debug("refresh token refused (%s): logging in again", detail)
+                    return None
                 last = f"HTTP {status}: {detail}"
                 if status not in (429, 502, 503, 504):
                     break
@@ -302,12 +244,7 @@ def _json_object(content: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-async def _token_not_valid(response: httpx.Response) -> bool:
-    """Whether a 401 says simplejwt's ``token_not_valid``; reads at most 64 KiB of it (a
-    body without a small Content-Length is not read: it is not simplejwt's answer)."""
-    length = response.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_TOKEN_BODY:
-        return False
-    await response.aread()
-    data = _json_object(response.content)
-    return data is not None and data.get("code") == "token_not_valid"
+def jwt_session_auth(
+    scheme: JwtApiKeyScheme, clock: Callable[[], float]
+) -> SessionAuth[JwtCredential]:
+    return SessionAuth(scheme, clock=clock, max_margin=MAX_MARGIN_SECONDS)

@@ -41,7 +41,12 @@ import httpx
 
 from reconciler import __version__
 from reconciler.errors import AmbiguousWriteError, ReconcilerError, TransportError
-from reconciler.providers.rest.auth import JwtApiKeyAuth
+from reconciler.providers.rest.auth import (
+    MAX_TOKEN_BODY,
+    JwtApiKeyScheme,
+    JwtCredential,
+    jwt_session_auth,
+)
 from reconciler.providers.rest.config import Credentials, RestEndpoint, is_safe_path
 from reconciler.providers.rest.model import SERVER_ID_RE
 from reconciler.transport.body import ACCEPT_ENCODING, BodyError, read_body
@@ -54,6 +59,7 @@ from reconciler.transport.config import (
 from reconciler.transport.guard import GuardedTransport
 from reconciler.transport.http import RetryPolicy, byte_size, parse_retry_after, tls_context
 from reconciler.transport.redact import redact
+from reconciler.transport.session_auth import Lease, SessionAuth, current_carrier
 
 log = logging.getLogger("reconciler.providers.rest.client")
 
@@ -220,16 +226,29 @@ class RestClient:
         self.list_limits = list_limits or ListLimits()
         self.stats = RestStats()
         self._origin = httpx.URL(endpoint.base_url)
-        self.auth = JwtApiKeyAuth(
-            base_url=endpoint.base_url,
-            jwt=endpoint.auth,
-            credentials=credentials,
-            api_key_header=endpoint.api_key.header if endpoint.api_key else None,
-            clock=clock,
+        # One login per run, as for Akana: a run's plan and writes (two event loops) share
+        # the tokens when the run carries them; only on the real network.
+        carrier = current_carrier() if transport is None else None
+        self._carry_key = (
+            f"rest {endpoint.name} {endpoint.base_url} {credentials.username.reveal()}"
         )
+        taken = carrier.take(self._carry_key) if carrier is not None else None
+        self.auth: SessionAuth[JwtCredential]
+        if taken is not None and isinstance(taken.scheme, JwtApiKeyScheme):
+            self.auth, self._scheme = taken, taken.scheme
+        else:
+            self._scheme = JwtApiKeyScheme(
+                base_url=endpoint.base_url,
+                jwt=endpoint.auth,
+                credentials=credentials,
+                api_key_header=endpoint.api_key.header if endpoint.api_key else None,
+                clock=clock,
+            )
+            self.auth = jwt_session_auth(self._scheme, clock)
+        self._scheme.send = self._token_call
+        self._carried = carrier is not None
         loopback = is_loopback(self._origin.host)
         self._http = httpx.AsyncClient(
-            auth=self.auth,
             headers={
                 "Accept": "application/json",
                 "Accept-Encoding": ACCEPT_ENCODING,
@@ -251,13 +270,12 @@ class RestClient:
             pattern: None if mounted is None else GuardedTransport(mounted, self.limits)
             for pattern, mounted in self._http._mounts.items()
         }
-        self.auth.bind(self._http)
         self._closed = False
 
     def credential_variable_in(self, text: str) -> str | None:
         """The name of the variable whose value (this endpoint's password or Api-Key)
         ``text`` holds, or None: never the value itself."""
-        which = self.auth.secret_in(text)
+        which = self._scheme.secret_in(text)
         if which == "password":
             return self.endpoint.auth.password_env
         if which == "api_key" and self.endpoint.api_key is not None:
@@ -268,8 +286,16 @@ class RestClient:
         if self._closed:
             return
         self._closed = True
-        try:
+        carrier = current_carrier() if self._carried else None
+        if carrier is not None and not carrier.final and self.auth.has_credential:
+            carrier.park(self._carry_key, self.auth, _nothing_to_send)
             await self._http.aclose()
+            return
+        try:
+            try:
+                await self.auth.logout()  # JWTs send nothing; forgets the tokens
+            finally:
+                await self._http.aclose()
         finally:
             self.auth.close()
 
@@ -508,13 +534,45 @@ class RestClient:
             await policy.sleep(delay)
 
     async def _send(self, method: str, url: httpx.URL, content: bytes | None) -> _Answer:
+        """One attempt, under a lease on the session's tokens; a request refused as
+        unauthenticated (``token_not_valid``) is replayed after one refresh."""
+        replays = 0
+        while True:
+            lease = await self.auth.acquire()
+            try:
+                answer, response = await self._send_once(method, url, content, lease)
+            finally:
+                self.auth.release(lease)
+            if self.auth.is_refusal(response) and await self.auth.refused(lease, replays):
+                replays += 1
+                log.debug("%s %s: replaying after a refreshed token", method, url.path)
+                continue
+            return answer
+
+    async def _token_call(self, url: httpx.URL, body: dict[str, str]) -> tuple[int, Any]:
+        """A token call through the same path (deadline, a small body cap), no lease."""
+        answer, _ = await self._send_once("POST", url, _encode(body), None, MAX_TOKEN_BODY)
+        return answer.status, answer.data
+
+    async def _send_once(
+        self,
+        method: str,
+        url: httpx.URL,
+        content: bytes | None,
+        lease: Lease[JwtCredential] | None,
+        max_bytes: int | None = None,
+    ) -> tuple[_Answer, httpx.Response]:
         headers = {"Content-Type": "application/json"} if content is not None else {}
         request = self._http.build_request(method, url, content=content, headers=headers)
+        if lease is not None:
+            self.auth.attach(request, lease)
         async with asyncio.timeout(self.limits.request_deadline):
             response = await self._http.send(request, stream=True)
             try:
                 ok = 200 <= response.status_code < 300
                 cap = self.limits.max_response_bytes if ok else MAX_ERROR_BODY
+                if ok and max_bytes is not None:
+                    cap = min(cap, max_bytes)
                 try:
                     body = await read_body(response, cap)
                 except BodyError as exc:
@@ -532,9 +590,11 @@ class RestClient:
             finally:
                 await response.aclose()
         log.debug("%s %s -> %d", method, url.path, response.status_code)
-        return _Answer(
+        response._content = content_read  # read and closed: what the scheme may look at
+        answer = _Answer(
             response.status_code, _parse(content_read), response.headers.get("retry-after")
         )
+        return answer, response
 
     def _error(self, method: str, path: str, answer: _Answer) -> RestApiError:
         status, data = answer.status, answer.data
@@ -568,6 +628,10 @@ class RestClient:
                 f"the token was refused even after a refresh; check ${auth.username_env}",
             )
         return RestApiError(method, path, status, detail)
+
+
+async def _nothing_to_send() -> None:
+    return None  # a JWT session ends by itself: no logout request
 
 
 def _encode(body: JsonObject) -> bytes:
