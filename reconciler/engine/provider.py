@@ -138,7 +138,6 @@ class ProviderBase:
     levels: Mapping[str, int]
     operations: frozenset[tuple[str, str, str | None]]
     # What the commands say about it, as data (the CLI and the workflows name no provider):
-    noun: str = "resource"  # one of its resources, as `validate` counts them
     # What a first run (no state file) adopts, in plural ("REST objects"), and a caveat.
     first_run_adopts: str | None = None
     first_run_caveat: str | None = None
@@ -152,6 +151,11 @@ class ProviderBase:
 
     # The variables holding its credentials (see Provider.credential_variables).
     credentials: frozenset[str] = frozenset()
+
+    @property
+    def noun(self) -> str:
+        """One of its resources, as the commands count them: a provider names its own."""
+        return f"{self.name} resource"
 
     def resource_labels(self, model: Any) -> Mapping[str, str]:
         return dict(model.labels)

@@ -35,6 +35,7 @@ import httpx
 from reconciler.errors import ConfigError, ReconcilerError, TransportError
 from reconciler.providers.rest.config import Credentials, JwtAuth
 from reconciler.secrets import MIN_SECRET_LENGTH
+from reconciler.transport.config import REQUEST_DEADLINE_ENV
 from reconciler.transport.redact import Secret, redact
 from reconciler.transport.session_auth import LoginRefused, SessionAuth
 
@@ -205,7 +206,10 @@ class JwtApiKeyScheme:
             try:
                 status, data = await send(url, body)
             except TimeoutError:
-                last = "no complete answer within the per-request deadline"
+                last = (
+                    "no complete answer within the per-request deadline"
+                    f" ({REQUEST_DEADLINE_ENV} raises it)"
+                )
             except (httpx.HTTPError, ReconcilerError) as exc:
                 last = redact(f"{type(exc).__name__}: {exc}")[:300]
             else:
