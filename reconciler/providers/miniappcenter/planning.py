@@ -68,6 +68,7 @@ async def make_plan(
         options=PlanOptions(
             prune=prune, max_deletes=max_deletes, in_scope=in_scope, declared=declared,
             notices=notices, probe_window=probe_window, endpoint_setting=endpoint_setting,
+            unread=live.unread,
         ),
         fingerprints=live.fingerprints,
     )

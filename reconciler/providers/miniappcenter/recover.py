@@ -24,7 +24,12 @@ from typing import Any
 from reconciler.errors import ReconcilerError
 from reconciler.providers.miniappcenter.addresses import version_address
 from reconciler.providers.miniappcenter.client import MiniAppCenterClient, VersionData
-from reconciler.providers.miniappcenter.fetch import LiveState, fingerprint, live_version
+from reconciler.providers.miniappcenter.fetch import (
+    LiveState,
+    fingerprint,
+    live_version,
+    transient,
+)
 from reconciler.providers.miniappcenter.model import (
     VERSION_OBJECT_FIELDS,
     LiveApp,
@@ -155,10 +160,20 @@ async def recover_unknown_versions(
     async def one(
         app_id: str, after: int, wanted: dict[str, dict[str, Any]], exact_only: bool
     ) -> None:
-        result = await probe_versions(
-            client, app_id, wanted, after=after, window=window, skip_ids=skip,
-            parallelism=parallelism, exact_only=exact_only,
-        )
+        try:
+            result = await probe_versions(
+                client, app_id, wanted, after=after, window=window, skip_ids=skip,
+                parallelism=parallelism, exact_only=exact_only,
+            )
+        except ReconcilerError as error:
+            if not transient(error):
+                raise
+            # Only this app waits: what it could not find is looked for again next run.
+            live.unread[app_id] = (
+                f"its versions could not be looked for ({error}); nothing of it was changed,"
+                " the next run reads on"
+            )
+            return
         current = live.apps[app_id]
         assert current is not None
         live.apps[app_id] = with_probe_result(current, wanted, result)
