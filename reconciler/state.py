@@ -59,6 +59,9 @@ VERSION_ID_MARK = "version_id"  # the name of the Mini App Center's version-id m
 DEFAULT_STATE_DIR = ".reconciler"
 UNKNOWN = "unknown"  # a status or version whose outcome an interrupted write left unknown
 EXISTS = "exists"  # a version the server said exists (duplicate code) at an id not yet found
+# The Mini App Center's review statuses (its review flow: providers/miniappcenter/review.py).
+# A recorded status outside these (and UNKNOWN) is damage, refused when the state is read.
+REVIEW_STATUSES = ("pending", "waiting_for_review", "in_review", "rejected", "ready")
 # Bounds on what a damaged file can make us read: a real state of a few thousand apps is a
 # few MB, a record a few levels deep.
 MAX_STATE_BYTES = 64 * 1024 * 1024
@@ -1095,6 +1098,17 @@ def _check_server_ids(where: str, raw: dict[str, Any], record: AppRecord) -> Non
                 f"is invalid at {_printable(where + '.' + path)}: a server id must be a"
                 f" positive integer, not {_shown(value)}"
             )
+    # A status outside the review flow would be planned from as if real (wrong steps, wrong
+    # advice): damage, named with where it is and what to put there instead.
+    for code, version in record.versions.items():
+        for status in (version.status, *(version.status_candidates or ())):
+            if status is not None and status != UNKNOWN and status not in REVIEW_STATUSES:
+                raise _Unreadable(
+                    f"is invalid at {_printable(f'{where}.versions.{code}')}: review status"
+                    f" {_shown(status)} is not one of {', '.join(REVIEW_STATUSES)}; replace"
+                    f" it with \"{UNKNOWN}\" and the next apply learns the real status from"
+                    " the server"
+                )
 
 
 def _invalid(exc: ValidationError | _Unreadable) -> str:

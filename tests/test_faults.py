@@ -3,13 +3,15 @@ learnt by reading is kept; a damaged review status in the state is named as dama
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reconciler.errors import ApiError
+from reconciler.state import AppRecord, mac_records
 from tests.fixtures_pipeline import Fault, Mac
 from tests.test_apply import APP, OTHER, app
 
-pytestmark = pytest.mark.asyncio
 
 
 async def test_a_failed_app_read_makes_only_that_app_stuck(mac: Mac) -> None:
@@ -48,3 +50,44 @@ async def test_a_refused_read_still_fails_the_run(mac: Mac) -> None:
     mac.faults.append(Fault("GET", rf"/miniapps/{OTHER}$", "400", times=1000))
     with pytest.raises(ApiError):
         await mac.plan([app(), app(OTHER, name="Tea", icon=None)])
+
+
+def test_the_state_knows_every_review_status_of_the_flow() -> None:
+    from reconciler.providers.miniappcenter.review import STATUSES
+    from reconciler.state import REVIEW_STATUSES
+
+    assert set(REVIEW_STATUSES) == set(STATUSES)
+
+
+@pytest.mark.parametrize("field", ["status", "status_candidates"])
+def test_an_unknown_review_status_in_the_state_is_damage(
+    tmp_path: Path, field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from reconciler.cli.main import main
+    from reconciler.errors import StateError
+    from reconciler.state import FileStateStore, State, VersionRecord
+
+    path = tmp_path / "state.json"
+    store = FileStateStore(path)
+    state = State(endpoint="sandbox:test")
+    state.apps[APP] = AppRecord(versions={"1.0.0": VersionRecord(id=3, status="ready")})
+    store.save(state)
+    data = json.loads(path.read_text())
+    record = mac_records(data)[APP]["versions"]["1.0.0"]
+    if field == "status":
+        record["status"] = "bogus"
+    else:
+        record.update(status="unknown", status_candidates=["pending", "bogus"])
+    path.write_text(json.dumps(data))
+    with pytest.raises(StateError) as caught:
+        FileStateStore(path).load("sandbox:test")
+    message = str(caught.value)
+    assert str(path) in message and "'bogus'" in message
+    assert 'replace it with "unknown"' in message and "Restore it from a backup" in message
+    assert "Publish a new version" not in message
+    # The CLI says it in one line, with no traceback.
+    code = main(["state", "show", APP, "--state", str(path)])
+    captured = capsys.readouterr()
+    assert code == 1 and "'bogus'" in captured.err and "Traceback" not in captured.err
