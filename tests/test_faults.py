@@ -13,7 +13,6 @@ from tests.fixtures_pipeline import Fault, Mac
 from tests.test_apply import APP, OTHER, app
 
 
-
 async def test_a_failed_app_read_makes_only_that_app_stuck(mac: Mac) -> None:
     await mac.apply([app(), app(OTHER, name="Tea", icon=None)])
     # Every read of OTHER fails, whatever the retries: 503 each time.

@@ -146,10 +146,11 @@ async def fetch_live(
         for version_id in request.versions.values():
             reads.append(bounded(_version_reader(client, app_id, version_id)))
         # Every read runs to its end (none is left running unawaited); the first failure counts.
-        results = list(await asyncio.gather(*reads, return_exceptions=True))
-        for outcome in results:
+        outcomes = await asyncio.gather(*reads, return_exceptions=True)
+        for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+        results: list[Any] = list(outcomes)
         # Recorded only once every read of the app succeeded: an unread app has none.
         fingerprints[app_address(app_id)] = fingerprint(data)
         locations = results.pop(0) if request.locations else None
