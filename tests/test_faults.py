@@ -3,13 +3,20 @@ learnt by reading is kept; a damaged review status in the state is named as dama
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
-from reconciler.errors import ApiError
+from reconciler.errors import ApiError, ReconcilerError
+from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
+from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient, RetryPolicy
+from reconciler.providers.miniappcenter.model import MiniApp
+from reconciler.providers.miniappcenter.planning import make_plan
+from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
 from reconciler.state import AppRecord, mac_records
-from tests.fixtures_pipeline import Fault, Mac
+from tests.fixtures_pipeline import IDENTITY, TOKEN, Fault, Mac, instant_sleep
 from tests.test_apply import APP, OTHER, app
 
 
@@ -90,3 +97,88 @@ def test_an_unknown_review_status_in_the_state_is_damage(
     code = main(["state", "show", APP, "--state", str(path)])
     captured = capsys.readouterr()
     assert code == 1 and "'bogus'" in captured.err and "Traceback" not in captured.err
+
+
+async def test_a_lost_state_is_recovered_in_near_linear_reads(mac: Mac) -> None:
+    from bench.fleet import make_app, make_fleet
+
+    # Versions of apps made by someone else come first: the fleet's ids start past them.
+    await mac.apply([make_app(1000 + n) for n in range(5)])
+    fleet = make_fleet(40)
+    await mac.apply(fleet)
+    versions = sum(len(a.spec.versions or ()) for a in fleet)
+    mac.state_path.unlink()  # a lost state
+    plan = await mac.plan(fleet)
+    sent = mac.transports[-1].sent
+    assert [c for c in plan.changes if c.kind == "version" and c.action == "create"] == []
+    found = [i for i in plan.learned if i.code and i.version_id is not None]
+    assert len(found) == versions
+    assert len(sent) <= 8 * (len(fleet) + versions), len(sent)
+    # What the plan says it spent on the search is what it sent.
+    version_reads = sum(1 for method, path in sent if method == "GET" and "/versions/" in path)
+    assert plan.probe_reads == version_reads
+
+
+PERSON = ("state adopt-version", "state set-status", "find the version's id")
+
+
+async def _faulty_round(mac: Mac, fleet: list[MiniApp], seed: int) -> tuple[int, list[str]]:
+    """One `apply --auto-approve` against a server failing 30% of requests and doing 20% of
+    the writes but answering 502: (its exit code, every message it showed)."""
+    faulty = create_app(SandboxConfig(db_path=mac.db, token=TOKEN, fail_rate=0.3,
+                                      ambiguous_rate=0.2, seed=seed))
+    client = MiniAppCenterClient(
+        Endpoint(base_url="http://127.0.0.1/api"), TOKEN,
+        transport=httpx.ASGITransport(app=faulty),
+        retry=RetryPolicy(sleep=instant_sleep, jitter=False),
+    )
+    store = mac.store
+    try:
+        with store.lock("apply"):
+            state = store.load(IDENTITY)
+            async with client:
+                try:
+                    plan = await make_plan(client, fleet, state, identity=IDENTITY)
+                except ReconcilerError as error:
+                    return 1, [str(error)]
+                shown = [str(e) for e in (*plan.errors, *plan.warnings)]
+                if plan.fleet_errors:
+                    return 1, shown
+                executor = Executor(client, store, state, plan,
+                                    options=ApplyOptions(parallelism=8))
+                try:
+                    result = await executor.run()
+                finally:
+                    store.save(state)
+    finally:
+        faulty.state.store.close()
+    shown += [r.message or "" for r in result.results] + list(result.unresolved)
+    return (0 if result.ok and not plan.errors else 3), shown
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_fleet_converges_under_heavy_faults_without_a_person(
+    mac: Mac, tmp_path: Path, seed: int
+) -> None:
+    from bench.faults import write_fleet
+    from reconciler.providers.miniappcenter.manifest import load_manifests
+
+    folder = write_fleet(tmp_path / "fleet", 8)
+    fleet = [item.app for item in load_manifests([folder], {})]
+    codes: list[int] = []
+    for run in range(10):
+        code, shown = await _faulty_round(mac, fleet, seed * 100 + run)
+        codes.append(code)
+        assert not [m for m in shown if any(p in m for p in PERSON)], shown
+        if code == 0:
+            break
+    assert codes[-1] == 0, codes
+    clean = await mac.plan(fleet)
+    assert clean.changes == () and clean.errors == (), [str(c.address) for c in clean.changes]
+    with sqlite3.connect(mac.db) as conn:
+        duplicates = conn.execute(
+            "SELECT app_id, code FROM versions GROUP BY app_id, code HAVING COUNT(*) > 1"
+            " UNION ALL SELECT app_id, name FROM locations GROUP BY app_id, name"
+            " HAVING COUNT(*) > 1"
+        ).fetchall()
+    assert duplicates == []
