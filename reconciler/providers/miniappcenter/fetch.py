@@ -111,7 +111,10 @@ async def fetch_live(
     *,
     parallelism: int = 16,
     on_app_done: Callable[[str], None] | None = None,
+    isolate: bool = False,
 ) -> LiveState:
+    """``isolate``: a transient failure makes only its app unread (the plan's reads);
+    otherwise any failure fails the call (import, and apply's re-read of one app)."""
     semaphore = asyncio.Semaphore(max(1, parallelism))
     apps: dict[str, LiveApp | None] = {}
     fingerprints: dict[Address, str] = {}
@@ -125,7 +128,7 @@ async def fetch_live(
         try:
             await read_one(request)
         except ReconcilerError as error:
-            if not transient(error):
+            if not isolate or not transient(error):
                 raise
             failed[request.app_id] = error
             if on_app_done:
