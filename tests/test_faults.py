@@ -182,3 +182,24 @@ async def test_a_fleet_converges_under_heavy_faults_without_a_person(
             " HAVING COUNT(*) > 1"
         ).fetchall()
     assert duplicates == []
+
+
+async def test_an_app_whose_create_answer_was_lost_is_searched_only_where_it_can_be(
+    mac: Mac,
+) -> None:
+    """The app landed but the state never recorded it (its create's answer and the read back
+    were lost), so its versions were never created: the search for them stops at the
+    highest id the endpoint can have handed out, not at `--probe-window`."""
+    third = "com.genexus.verdant.third"
+    await mac.apply([app(), app(OTHER, name="Tea", icon=None)])
+    await mac.apply([app(third, name="Third", icon=None, versions=[])])
+    store = mac.store
+    state = store.read()
+    del state.apps[third]
+    store.save(state)
+    mac.transports.clear()
+    plan = await mac.plan([app(), app(OTHER, name="Tea", icon=None),
+                           app(third, name="Third", icon=None)])
+    reads = [p for m, p in mac.transports[-1].sent if m == "GET" and f"{third}/versions/" in p]
+    assert len(reads) <= 2 * 16 + 4, len(reads)
+    assert [c.address for c in plan.changes if c.kind == "version" and c.action == "create"]

@@ -81,3 +81,20 @@ async def test_a_guided_probe_reads_nearest_the_center_first() -> None:
     )
     assert result.found["1.0.0"].id == 40 and result.reads <= 7
     assert result.range == (min(server.reads), max(server.reads))
+
+
+def test_around_stays_within_its_floor_and_ceiling() -> None:
+    from reconciler.providers.miniappcenter.recover import around
+
+    assert list(around(5, floor=3, ceiling=7)) == [5, 6, 4, 7, 3]
+    assert list(around(9, ceiling=4)) == [4, 3, 2, 1]
+    assert list(around(1, ceiling=0)) == []
+
+
+async def test_an_unanswered_create_is_not_looked_for_above_the_ceiling() -> None:
+    server = UnscopedServer({})
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=5, window=256, exact_only=True,  # type: ignore[arg-type]
+        ceiling=12,
+    )
+    assert result.found == {} and server.reads == list(range(6, 13)) and result.range == (6, 12)

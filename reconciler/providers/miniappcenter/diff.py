@@ -309,7 +309,7 @@ def _path(deepdiff_path: str) -> str:
 
 def _unread_error(app_id: str, why: str) -> PlanProblem:
     return PlanProblem(
-        f"{app_id} {why}", app_id=app_id, address=app_address(app_id), scope="app"
+        why, app_id=app_id, address=app_address(app_id), scope="app"
     )
 
 

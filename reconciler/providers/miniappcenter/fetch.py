@@ -73,8 +73,11 @@ def transient(error: BaseException) -> bool:
     return isinstance(error, TransportError)
 
 
-def unread_reason(error: ReconcilerError) -> str:
-    return f"could not be read ({error}); nothing of it was changed, the next run reads it again"
+def unread_reason(app_id: str, error: ReconcilerError) -> str:
+    return (
+        f"{app_id} could not be read ({error}); nothing of it was changed, the next run reads"
+        " it again"
+    )
 
 
 def requests_for(
@@ -178,7 +181,7 @@ async def fetch_live(
     return LiveState(
         apps=apps,
         fingerprints=fingerprints,
-        unread={app_id: unread_reason(error) for app_id, error in failed.items()},
+        unread={app_id: unread_reason(app_id, error) for app_id, error in failed.items()},
     )
 
 

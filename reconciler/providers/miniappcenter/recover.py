@@ -73,15 +73,25 @@ def ascending(after: int) -> Iterator[int]:
     return itertools.count(after + 1)
 
 
-def around(center: int, *, floor: int = 1) -> Iterator[int]:
-    """Ids nearest ``center`` first (``center``, +1, -1, +2, -2, ...), none below ``floor``:
-    where a version is likely to be when its neighbours' ids say so."""
+def around(center: int, *, floor: int = 1, ceiling: int | None = None) -> Iterator[int]:
+    """Ids nearest ``center`` first (``center``, +1, -1, +2, -2, ...), none below ``floor``
+    nor above ``ceiling``: where a version is likely to be when its neighbours' ids say so."""
+    top = ceiling
     center = max(center, floor)
+    if top is not None:
+        center = min(center, top)
+        if center < floor:
+            return
     yield center
     for distance in itertools.count(1):
-        yield center + distance
-        if center - distance >= floor:
-            yield center - distance
+        up, down = center + distance, center - distance
+        up_ok = top is None or up <= top
+        if up_ok:
+            yield up
+        if down >= floor:
+            yield down
+        elif not up_ok:
+            return
 
 
 async def probe_versions(
@@ -95,6 +105,7 @@ async def probe_versions(
     parallelism: int = 16,
     exact_only: bool = False,
     order: Iterator[int] | None = None,
+    ceiling: int | None = None,
 ) -> ProbeResult:
     """Read at most ``window`` version ids of ``app_id`` (ids in ``skip_ids`` are not read
     and cost nothing), in ``order`` (default: ascending from ``after+1``), until every code
@@ -102,7 +113,8 @@ async def probe_versions(
     exact match, the first version with that code, unless ``exact_only``: after our own
     unanswered create, a same-code version with other fields may be another app's (a server
     that does not scope version ids by app); not found, the create is sent again and a
-    duplicate refusal says whether the code really exists in this app."""
+    duplicate refusal says whether the code really exists in this app. ``ceiling``: no id
+    above it is read (:func:`probe_ceiling`)."""
     ids = order if order is not None else ascending(after)
     result = ProbeResult(first=after + 1, last=after)
     exact: dict[str, VersionData] = {}
@@ -115,12 +127,18 @@ async def probe_versions(
     skip = skip_ids if isinstance(skip_ids, set) else set(skip_ids)
     lowest: int | None = None
     highest = after
-    while result.reads < budget and len(exact) < len(wanted):
+    exhausted = False
+    while not exhausted and result.reads < budget and len(exact) < len(wanted):
         batch: list[int] = []
         while len(batch) < min(batch_size, budget - result.reads):
-            vid = next(ids)
+            vid = next(ids, None)
+            if vid is None or (ceiling is not None and vid > ceiling):
+                exhausted = True  # a bounded order ran out, or ascending passed the ceiling
+                break
             if vid not in skip:
                 batch.append(vid)
+        if not batch:
+            break
         answers = await asyncio.gather(*(client.get_version(app_id, vid) for vid in batch))
         batch_size = min(batch_size * 2, max(1, parallelism))
         result.reads += len(batch)
@@ -142,6 +160,26 @@ async def probe_versions(
     result.found = {**fallback, **exact}
     result.exact = set(exact)
     return result
+
+
+def probe_ceiling(state: State, parallelism: int) -> int | None:
+    """The highest id an unanswered create of ours can have landed on, but for a version
+    made elsewhere meanwhile: the highest id the endpoint answered, plus one for every
+    create whose answer is still unknown, plus the creates that may be in flight. A miss
+    below it means the create did not land, and it is sent again: the server refuses a code
+    it already has, and that refusal sends a probe with no ceiling. So an unanswered create
+    that did not land costs a few reads, not ``--probe-window``. None when the state knows
+    no id at all (a lost state): nothing bounds where the versions are."""
+    mark = state.version_mark()
+    if mark == 0:
+        return None
+    unresolved = sum(
+        1
+        for record in state.apps.values()
+        for version in record.versions.values()
+        if version.create_outcome is not None
+    )
+    return mark + unresolved + 2 * max(1, parallelism)
 
 
 class _Neighbours:
@@ -202,6 +240,7 @@ async def recover_unknown_versions(
     """
     skip = set(state.recorded_version_ids())
     neighbours = _Neighbours(desired, state)
+    ceiling = probe_ceiling(state, parallelism)
     jobs: list[tuple[str, int, dict[str, dict[str, Any]], bool]] = []
     lost: list[tuple[str, dict[str, dict[str, Any]]]] = []  # apps the state does not know
     for app in desired:
@@ -235,14 +274,17 @@ async def recover_unknown_versions(
             result = await probe_versions(
                 client, app_id, wanted, after=after, window=window, skip_ids=skip,
                 parallelism=parallelism, exact_only=exact_only, order=order,
+                # Only our own unanswered create can be missing: one the server said
+                # exists is looked for until found.
+                ceiling=ceiling if exact_only else None,
             )
         except ReconcilerError as error:
             if not transient(error):
                 raise
             # Only this app waits: what it could not find is looked for again next run.
             live.unread[app_id] = (
-                f"its versions could not be looked for ({error}); nothing of it was changed,"
-                " the next run reads on"
+                f"the versions of {app_id} could not be looked for ({error}); nothing of it"
+                " was changed, the next run looks again"
             )
             return
         current = live.apps[app_id]
@@ -263,7 +305,9 @@ async def recover_unknown_versions(
 
     async def guided(rank: int, app_id: str, wanted: dict[str, dict[str, Any]]) -> None:
         async with gate:
-            order = around(neighbours.center(app_id))
+            # An app the state lost while it knows others (its create's answer was lost):
+            # its versions, if any, lie below the ceiling; with no state at all, anywhere.
+            order = around(neighbours.center(app_id), ceiling=ceiling)
             await one(app_id, 0, wanted, False, order)
 
     async def all_lost() -> None:
