@@ -5,7 +5,6 @@ records, scope, protection, adoption, the interrupted create, binding, drift and
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager

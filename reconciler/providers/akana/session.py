@@ -215,8 +215,8 @@ class AkanaSession:
                 event(change, "skipped", f"its app is stuck: {why}")
             elif change.app_id in moved:
                 event(change, "failed", moved[change.app_id])
-            elif desired is None and (why := _mistargeted(change, akana)) is not None:
-                event(change, "failed", why)
+            elif desired is None and (wrong := _mistargeted(change, akana)) is not None:
+                event(change, "failed", wrong)
             else:
                 runnable.append(change)
 
