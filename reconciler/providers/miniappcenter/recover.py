@@ -17,6 +17,7 @@ shows those fields as updates. Ids the state records for other versions are neve
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -200,23 +201,32 @@ class _Neighbours:
             if not app.absent:
                 count += len(app.spec.versions or ())
         self.first_id: dict[int, int] = {}  # plan index -> its lowest version id known
+        self.placed_at: list[int] = []  # those plan indexes, sorted (nearest by bisection)
         for app in desired:
             record = state.app(app.id)
             known = [v.id for v in record.versions.values() if v.id] if record else []
             if known:
-                self.first_id[self.index[app.id]] = min(known)
+                self._place(self.index[app.id], min(known))
+
+    def _place(self, i: int, first: int) -> None:
+        if i not in self.first_id:
+            bisect.insort(self.placed_at, i)
+        self.first_id[i] = first
 
     def placed(self, app_id: str, ids: Collection[int]) -> None:
         if ids:
-            self.first_id[self.index[app_id]] = min(ids)
+            self._place(self.index[app_id], min(ids))
 
     def center(self, app_id: str) -> int:
         """The likeliest id of the app's first version (the fresh endpoint's when no
         neighbour is placed yet)."""
         i = self.index[app_id]
-        if not self.first_id:
+        if not self.placed_at:
             return self.declared_before[i] + 1
-        near = min(self.first_id, key=lambda j: (abs(j - i), j > i))
+        at = bisect.bisect_left(self.placed_at, i)
+        # The nearest placed neighbour in plan order; the one before wins a tie.
+        candidates = self.placed_at[max(0, at - 1):at + 1]
+        near = min(candidates, key=lambda j: (abs(j - i), j > i))
         return self.first_id[near] + self.declared_before[i] - self.declared_before[near]
 
 
