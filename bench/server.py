@@ -56,7 +56,8 @@ def ratio_text(ratio: float | None) -> str:
 
 
 def start_sandbox(
-    db: Path, *, latency_ms: float = 0, rate_limit: float | None = None, port: int = 0
+    db: Path, *, latency_ms: float = 0, rate_limit: float | None = None, port: int = 0,
+    extra: list[str] | None = None,
 ) -> SandboxServer:
     """Start ``reconciler sandbox serve --port PORT`` (0: any free one) and wait for its
     ``export`` line."""
@@ -79,6 +80,7 @@ def start_sandbox(
     ]
     if rate_limit is not None:
         cmd += ["--rate-limit", str(rate_limit)]
+    cmd += extra or []  # e.g. --fail-rate R --seed N (bench/faults.py)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # uvicorn writes one access-log line per request to stdout: into a file, never a pipe
     # (a full pipe would block the server mid-benchmark).

@@ -4,6 +4,7 @@ records, scope, protection, adoption, the interrupted create, binding, drift and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -646,3 +647,32 @@ async def test_the_plan_reads_as_many_apps_at_once_as_parallelism_allows(
     finally:
         running.close()
     assert seen == [24]
+
+
+@pytest.mark.parametrize("action", ["update", "delete"])
+async def test_a_saved_version_change_moved_to_another_apps_version_is_refused(
+    tmp_path: Path, action: str
+) -> None:
+    """The change keeps its address but names another app's version in before.id: without
+    the check, that version (and with it, its only version, the other app) was written."""
+    section = ProviderState()
+    async with sandbox(tmp_path) as box:
+        both = apps_from(app_doc("Solo") + "---\n" + app_doc("Other"), tmp_path)
+        await run(box.session, await box.session.plan(both, section, Scope()), section)
+        solo = (app_doc("Solo", versions=["2.0"]) if action == "delete"
+                else app_doc("Solo").replace("{name: '1.0'}", "{name: '1.0', description: d2}"))
+        edited = apps_from(solo + "---\n" + app_doc("Other"), tmp_path)
+        plan = await box.session.plan(edited, section, Scope())
+        other = section.resources[APP]["Other"]
+        other_version = other["versions"]["1.0"]["id"]
+        changes = list(plan.changes)
+        index = next(i for i, c in enumerate(changes)
+                     if c.kind != APP and c.action in ("delete", "update"))
+        changes[index] = dataclasses.replace(
+            changes[index], before={**(changes[index].before or {}), "id": other_version})
+        tampered = dataclasses.replace(plan, changes=tuple(changes))
+        _, events = await run(box.session, tampered, section, desired=None)
+        refused = [e for e in events if e.change.address == changes[index].address]
+        assert [e.outcome for e in refused] == ["failed"]
+        assert "server id the state does not record" in str(refused[0].message)
+        assert [v["name"] for v in box.store.versions(other["id"])] == ["1.0"]

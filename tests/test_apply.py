@@ -234,20 +234,23 @@ async def test_version_that_exists_beyond_the_probe_window_makes_only_its_app_st
     mac: Mac,
 ) -> None:
     other = app(OTHER, name="Tea", icon=None)
+    third = app("com.genexus.verdant.third", name="Third", icon=None)
     await mac.apply([other])  # version id 1
-    await mac.apply([app()])  # version id 2
+    await mac.apply([third])  # version id 2
+    await mac.apply([app()])  # version id 3
     store = mac.store
     state = store.read()
     del state.apps[APP].versions["1.0.0"]  # the state forgets it
+    del state.apps[third.id]  # ... and the app whose version id 2 is
     store.save(state)
-    # window 1: reads id 1 only (recorded for OTHER: skipped), so id 2 is never reached
+    # window 1: one read; id 1 (recorded for OTHER) costs none, id 2 is not APP's
     _, result, _ = await mac.apply([app(), other], probe_window=1)
     failed = [r for r in result.results if r.outcome == "failed"]
     assert [str(r.change.address) for r in failed] == [f"miniapp[{APP}].version[1.0.0]"]
     record = mac.state().apps[APP].versions["1.0.0"]
-    assert record.create_outcome == "exists" and record.probed_to == 1
+    assert record.create_outcome == "exists" and record.probed_to == 2
     plan = await mac.plan([app(), other], probe_window=1)
-    assert plan.stuck_apps == {} and [a.version_id for a in plan.adoptions] == [2]
+    assert plan.stuck_apps == {} and [a.version_id for a in plan.adoptions] == [3]
     # ... and had the next window also missed, only this app would be stuck:
     state = store.read()
     state.apps[APP].versions["1.0.0"] = record.model_copy(update={"probed_to": 5})

@@ -173,3 +173,12 @@ def test_cpu_per_request_and_whole_processes(tmp_path: Path) -> None:
     process = measure.measure_process(3, latency_ms=0, workdir=tmp_path / "process")
     assert process["reads"] == 2 * 3 + 5  # the tool's own GETs, from the server's log
     assert process["plan_s"] > 0 and process["sequential_s"] > 0
+
+
+def test_lost_state_bench_counts_what_the_server_received() -> None:
+    from bench import lost_state
+
+    row = lost_state.measure(6, parallelism=4, window=256)
+    assert row["found"] == row["versions"] and row["creates"] == 0
+    assert row["received"] == row["counted"] > 0
+    assert "| 6 |" in lost_state.report([row], 4, 256)

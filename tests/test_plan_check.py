@@ -678,3 +678,169 @@ def test_a_location_update_aimed_at_another_id_is_refused_before_any_write(
     assert code == 1, err
     assert "target_id is not the id of this app's location of that name" in err
     assert writes(requests_log) == [] and _dump(db) == before
+
+
+TWO_APPS = """\
+apiVersion: miniappcenter/v1
+kind: MiniApp
+metadata:
+  id: {id}
+spec:
+  name: {name}
+  superapp_id: com.genexus.verdantbank
+  type: Native
+  attributes: {{COUNTRY: {country}{tier}}}
+  locations:
+    - name: Central
+      geo_point: POINT({lon} -34.92)
+{pocitos}"""
+
+
+def _write_two(root: Path, *, trimmed: bool) -> None:
+    pocitos = "    - name: Pocitos\n      geo_point: POINT({lon} -34.91)\n"
+    for app_id, name, country, lon, tier in (
+        (APP, "Coffee", "Uruguay", "-56.16", "gold"), (OTHER, "Tea", "Chile", "-70.6", "silver")
+    ):
+        cut = trimmed and app_id == APP  # the PR drops APP's TIER and Pocitos
+        (root / "manifests" / f"{name}.yaml").write_text(TWO_APPS.format(
+            id=app_id, name=name, country=country, lon=lon,
+            tier="" if cut else f", TIER: {tier}",
+            pocitos="" if cut else pocitos.format(lon=lon),
+        ))
+
+
+def _retarget_attribute_to_other_app(plan: Plan, state: dict[str, Any]) -> int:
+    i = index_of(plan, lambda c: c["kind"] == "attribute" and c["action"] == "delete")
+    change = plan["changes"][i]
+    change["app_id"] = OTHER
+    change["address"] = change["address"].replace(APP, OTHER)
+    return i
+
+
+def _retarget_attribute_to_another_key(plan: Plan, state: dict[str, Any]) -> int:
+    i = index_of(plan, lambda c: c["kind"] == "attribute" and c["action"] == "delete")
+    change = plan["changes"][i]
+    change["key"] = "COUNTRY"
+    change["address"] = change["address"].replace("TIER", "COUNTRY")
+    return i
+
+
+def _retarget_location_to_other_app(plan: Plan, state: dict[str, Any]) -> int:
+    i = index_of(plan, lambda c: c["kind"] == "location" and c["action"] == "delete")
+    change = plan["changes"][i]
+    change["app_id"] = OTHER
+    change["address"] = change["address"].replace(APP, OTHER)
+    change["target_id"] = mac_records(state)[OTHER]["locations"]["Pocitos"]["id"]
+    return i
+
+
+@pytest.mark.parametrize("retarget", [
+    _retarget_attribute_to_other_app, _retarget_attribute_to_another_key,
+    _retarget_location_to_other_app,
+])
+def test_a_delete_moved_to_another_target_is_never_sent(
+    workdir: Path, capsys: pytest.CaptureFixture[str], requests_log: list[tuple[str, str]],
+    retarget: Callable[[Plan, dict[str, Any]], int],
+) -> None:
+    """Found by a drill: a delete moved consistently (app_id, address, target_id) to an
+    object the manifests keep passed every check, and was sent."""
+    (workdir / "manifests" / "app.yaml").unlink()
+    _write_two(workdir, trimmed=False)
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    _write_two(workdir, trimmed=True)
+    plan = saved_plan(capsys)
+    state = json.loads((workdir / ".reconciler" / "sandbox-state.json").read_text())
+    index = retarget(plan, state)
+    moved = plan["changes"][index]
+    Path("plan.json").write_text(json.dumps(plan))
+    requests_log.clear()
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code in (1, 3), out + err
+    assert "refusing it: run `reconciler plan` again" in out + err
+    assert moved["address"] in out + err
+    # Nothing the manifests keep was deleted: OTHER whole, APP's COUNTRY.
+    db = workdir / ".reconciler" / "sandbox.db"
+    with sqlite3.connect(db) as conn:
+        attributes = set(conn.execute("SELECT app_id, field FROM attributes").fetchall())
+        locations = conn.execute("SELECT COUNT(*) FROM locations WHERE app_id = ?",
+                                 (OTHER,)).fetchone()
+    assert {(OTHER, "COUNTRY"), (OTHER, "TIER"), (APP, "COUNTRY")} <= attributes
+    assert locations == (2,)
+
+
+def _readdress(change: dict[str, Any]) -> None:
+    """The change's address recomputed from its (possibly edited) fields, as `plan` makes it."""
+    from reconciler.providers.miniappcenter.addresses import (
+        attribute_address,
+        location_address,
+        version_address,
+    )
+
+    app_id, key = change["app_id"], change.get("key") or ""
+    kind = change["kind"]
+    if kind == "attribute":
+        change["address"] = str(attribute_address(app_id, key))
+    elif kind == "location":
+        address = location_address(app_id, key)
+        if "#" in change["address"] and isinstance(change.get("target_id"), int):
+            address = address.duplicate(change["target_id"])
+        change["address"] = str(address)
+    elif kind == "version":
+        change["address"] = str(version_address(app_id, key))
+
+
+def _kept(db: Path) -> set[tuple[Any, ...]]:
+    """What the trimmed manifests keep on the server: OTHER whole, APP's COUNTRY and Central."""
+    with sqlite3.connect(db) as conn:
+        rows = {("attribute", *r) for r in conn.execute("SELECT app_id, field, value FROM"
+                                                        " attributes")}
+        rows |= {("location", *r) for r in conn.execute("SELECT app_id, name, geo_point FROM"
+                                                        " locations")}
+    return {r for r in rows if r[1] == OTHER or r[2] in ("COUNTRY", "Central")}
+
+
+@settings(max_examples=int(os.environ.get("PLAN_RETARGET_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_change_moved_to_another_target_never_touches_what_the_manifests_keep(
+    workdir: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject,
+) -> None:
+    """Any field of any change of a two-app plan set to a value another change (or app) has,
+    with the address recomputed to match, as an edit that passes the file's own checks
+    would: applied or refused, nothing the manifests keep is deleted or changed."""
+    folder = workdir / ".reconciler"
+    if not (workdir / "pristine").exists():
+        (workdir / "manifests" / "app.yaml").unlink()
+        _write_two(workdir, trimmed=False)
+        assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+        _write_two(workdir, trimmed=True)
+        saved_plan(capsys, "pristine.json")
+        (workdir / "pristine").mkdir()
+        for path in folder.iterdir():
+            (workdir / "pristine" / path.name).write_bytes(path.read_bytes())
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    for path in (workdir / "pristine").iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    plan = json.loads(Path("pristine.json").read_text())
+    kept = _kept(folder / "sandbox.db")
+    index = data.draw(st.integers(0, len(plan["changes"]) - 1), label="change")
+    change = plan["changes"][index]
+    fields = sorted(k for k in change if k not in ("address", "provider", "kind", "action"))
+    field = data.draw(st.sampled_from(fields), label="field")
+    pool = [c[field] for c in plan["changes"] if field in c and c[field] != change[field]]
+    pool += [OTHER, APP, "COUNTRY", "TIER", "Central", "Pocitos"]
+    state = json.loads((folder / "sandbox-state.json").read_text())
+    pool += [loc["id"] for rec in mac_records(state).values()
+             for loc in (rec.get("locations") or {}).values()]
+    # A value of the field's own type: anything else the schema refuses before any request.
+    pool = [v for v in pool if type(v) is type(change[field]) and v != change[field]]
+    if not pool:
+        return
+    change[field] = data.draw(st.sampled_from(pool), label="value")
+    _readdress(change)
+    Path("plan.json").write_text(json.dumps(plan))
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert "Traceback" not in err and "Internal error" not in out + err
+    event(f"exit {code}")
+    assert _kept(folder / "sandbox.db") == kept, (index, field, change[field], out, err)

@@ -73,7 +73,8 @@ def test_the_plugin_is_a_registered_provider(site: Path, tmp_path: Path) -> None
         check=True,
     )
     assert done.stdout.split("\n")[0] == (
-        "['miniappcenter', 'akana', 'rest', 'kvstore'] ['miniappcenter', 'akana', 'rest', 'kvstore'] kvstore"
+        "['miniappcenter', 'akana', 'rest', 'kvstore']"
+        " ['miniappcenter', 'akana', 'rest', 'kvstore'] kvstore"
         " Key/value store True"
     )
 

@@ -57,4 +57,44 @@ async def test_ids_the_state_records_elsewhere_are_never_read() -> None:
     result = await probe_versions(
         server, "com.a", {"1.0.0": SENT}, after=0, window=3, skip_ids={2}  # type: ignore[arg-type]
     )
-    assert 2 not in server.reads and result.found == {} and result.reads == 2
+    # The window bounds the reads: a skipped id costs nothing.
+    assert server.reads == [1, 3, 4] and result.found == {} and result.reads == 3
+
+
+async def test_a_window_of_ids_recorded_elsewhere_still_reads_past_them() -> None:
+    # 300 apps, one version each: the ids of apps 0-255 are recorded; app 256's is 257.
+    server = UnscopedServer({257: {"code": "1.0.0", **SENT}})
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=0, window=256,  # type: ignore[arg-type]
+        skip_ids=set(range(1, 257)),
+    )
+    assert result.found["1.0.0"].id == 257 and result.reads == 1
+
+
+async def test_a_guided_probe_reads_nearest_the_center_first() -> None:
+    from reconciler.providers.miniappcenter.recover import around
+
+    server = UnscopedServer({40: {"code": "1.0.0", **SENT}})
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=0, window=256, parallelism=4,  # type: ignore[arg-type]
+        order=around(38),
+    )
+    assert result.found["1.0.0"].id == 40 and result.reads <= 7
+    assert result.range == (min(server.reads), max(server.reads))
+
+
+def test_around_stays_within_its_floor_and_ceiling() -> None:
+    from reconciler.providers.miniappcenter.recover import around
+
+    assert list(around(5, floor=3, ceiling=7)) == [5, 6, 4, 7, 3]
+    assert list(around(9, ceiling=4)) == [4, 3, 2, 1]
+    assert list(around(1, ceiling=0)) == []
+
+
+async def test_an_unanswered_create_is_not_looked_for_above_the_ceiling() -> None:
+    server = UnscopedServer({})
+    result = await probe_versions(
+        server, "com.a", {"1.0.0": SENT}, after=5, window=256, exact_only=True,  # type: ignore[arg-type]
+        ceiling=12,
+    )
+    assert result.found == {} and server.reads == list(range(6, 13)) and result.range == (6, 12)

@@ -58,7 +58,9 @@ from reconciler.state.model import (
     MAX_LOCK_BYTES,
     MAX_STATE_BYTES,
     READABLE_FORMATS,
+    REVIEW_STATUSES,
     STATE_FORMAT_VERSION,
+    UNKNOWN,
     AppRecord,
     JournalPath,
     LockInfo,
@@ -823,6 +825,17 @@ def _check_server_ids(where: str, raw: dict[str, Any], record: AppRecord) -> Non
                 f"is invalid at {_printable(where + '.' + path)}: a server id must be a"
                 f" positive integer, not {_shown(value)}"
             )
+    # A status outside the review flow would be planned from as if real (wrong steps, wrong
+    # advice): damage, named with where it is and what to put there instead.
+    for code, version in record.versions.items():
+        for status in (version.status, *(version.status_candidates or ())):
+            if status is not None and status != UNKNOWN and status not in REVIEW_STATUSES:
+                raise _Unreadable(
+                    f"is invalid at {_printable(f'{where}.versions.{code}')}: review status"
+                    f" {_shown(status)} is not one of {', '.join(REVIEW_STATUSES)}; replace"
+                    f" it with \"{UNKNOWN}\" and the next apply learns the real status from"
+                    " the server"
+                )
 
 
 def _invalid(exc: ValidationError | _Unreadable) -> str:

@@ -22,6 +22,9 @@ VERSION_ID_MARK = "version_id"  # the name of the Mini App Center's version-id m
 DEFAULT_STATE_DIR = ".reconciler"
 UNKNOWN = "unknown"  # a status or version whose outcome an interrupted write left unknown
 EXISTS = "exists"  # a version the server said exists (duplicate code) at an id not yet found
+# The Mini App Center's review statuses (its review flow: providers/miniappcenter/review.py).
+# A recorded status outside these (and UNKNOWN) is damage, refused when the state is read.
+REVIEW_STATUSES = ("pending", "waiting_for_review", "in_review", "rejected", "ready")
 # Bounds on what a damaged file can make us read: a real state of a few thousand apps is a
 # few MB, a record a few levels deep.
 MAX_STATE_BYTES = 64 * 1024 * 1024

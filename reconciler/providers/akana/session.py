@@ -216,6 +216,8 @@ class AkanaSession:
                 event(change, "skipped", f"its app is stuck: {why}")
             elif change.app_id in moved:
                 event(change, "failed", moved[change.app_id])
+            elif desired is None and (wrong := _mistargeted(change, akana)) is not None:
+                event(change, "failed", wrong)
             else:
                 runnable.append(change)
 
@@ -447,3 +449,26 @@ async def _sandbox_session(
 AKANA_CONNECTOR: Final = AkanaConnector()
 _CHECKED: Connector = AKANA_CONNECTOR  # mypy checks the protocol here
 
+
+def _mistargeted(change: Change, akana: AkanaSection) -> str | None:
+    """A saved change writes the server object its ``before.id`` names: that must be the id
+    the state records for the change's address (an edit moving it to another app's object
+    would update or delete what no reviewer saw). An object the state does not record (an
+    adoption's, an app left by an interrupted create) is left to the fingerprint check."""
+    target = (change.before or {}).get("id")
+    if change.action == "create" or not isinstance(target, str):
+        return None
+    record = akana.apps.get(change.app_id)
+    if record is None:
+        return None
+    if change.kind == ROOT_KIND:
+        recorded: str | None = record.id
+    else:
+        version = record.versions.get(change.key or "")
+        recorded = version.id if version is not None else None
+    if recorded is None or recorded == target:
+        return None
+    return (
+        f"{change.address}: the saved plan names a server id the state does not record for"
+        " it; refusing it: run `reconciler plan` again"
+    )

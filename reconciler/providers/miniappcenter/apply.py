@@ -43,7 +43,11 @@ from reconciler.providers.miniappcenter.model import (
     object_key,
 )
 from reconciler.providers.miniappcenter.plan_check import unshown_writes
-from reconciler.providers.miniappcenter.recover import ProbeResult, probe_versions
+from reconciler.providers.miniappcenter.recover import (
+    ProbeResult,
+    probe_ceiling,
+    probe_versions,
+)
 from reconciler.providers.miniappcenter.review import (
     STATUSES,
     after_step,
@@ -695,6 +699,9 @@ class Executor:
         self, app_id: str, code: str, payload: Mapping[str, Any], after: int,
         *, exact_only: bool = False,
     ) -> ProbeResult:
+        # Our own unanswered create (exact_only) is looked for up to where it can have
+        # landed; a version the server said exists, until found (recover.probe_ceiling).
+        ceiling = probe_ceiling(self.state, self.options.parallelism) if exact_only else None
         result = await probe_versions(
             self.client,
             app_id,
@@ -704,6 +711,7 @@ class Executor:
             skip_ids=self.state.recorded_version_ids(),
             parallelism=self.options.parallelism,
             exact_only=exact_only,
+            ceiling=ceiling,
         )
         self.result.probe_reads += result.reads
         return result

@@ -86,6 +86,9 @@ class PlanOptions:
     probe_window: int = DEFAULT_PROBE_WINDOW
     # What the user sets to choose the endpoint (named when it may be the wrong one).
     endpoint_setting: str = "MAC_BASE_URL"
+    # Apps a read of which failed after the retries (app id -> why): no change is planned
+    # for them, and an app-scoped error makes apply skip only them (exit 3).
+    unread: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_plan(
@@ -106,6 +109,9 @@ def build_plan(
 
     for app in desired:
         apps.append(app.id)
+        if app.id in options.unread:
+            errors.append(_unread_error(app.id, options.unread[app.id]))
+            continue
         diff = _AppDiff(app, live.get(app.id), state.app(app.id), options.probe_window)
         diff.run()
         changes.extend(order_changes(diff.changes, LEVELS))
@@ -118,6 +124,11 @@ def build_plan(
     unpruned: list[str] = []
     for app_id in orphans:
         record = state.apps[app_id]
+        if app_id in options.unread:
+            if options.prune:
+                apps.append(app_id)
+                errors.append(_unread_error(app_id, options.unread[app_id]))
+            continue
         if live.get(app_id) is None:
             continue  # already gone; nothing to delete
         if not options.prune:
@@ -294,6 +305,12 @@ def _path(deepdiff_path: str) -> str:
 
 
 # --- one app -----------------------------------------------------------------------------
+
+
+def _unread_error(app_id: str, why: str) -> PlanProblem:
+    return PlanProblem(
+        why, app_id=app_id, address=app_address(app_id), scope="app"
+    )
 
 
 def _protect_error(app_id: str, address: Address) -> PlanProblem:

@@ -3,6 +3,11 @@
 Only what the manifests reference is read: ``GET /miniapps/{id}``, its locations when the
 manifest manages them, and each version whose id the state knows. Requests share one bounded
 semaphore (``--parallelism``) over the client's single connection pool.
+
+A read that still fails after the client's retries (5xx, 429, a broken connection) makes only
+its own app unread (``LiveState.unread``): the plan names it as stuck and apply does the
+rest. Any other failure (a refused token, a wrong endpoint), or every app failing, fails the
+run: that is a read the whole fleet depends on.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from reconciler.address import Address
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ApiError, ReconcilerError, TransportError
 from reconciler.providers.miniappcenter.addresses import (
     app_address,
     locations_address,
@@ -54,6 +59,25 @@ class FetchRequest:
 class LiveState:
     apps: dict[str, LiveApp | None]
     fingerprints: dict[Address, str]
+    # Apps a read of which failed after the retries (app id -> why): stuck for this run.
+    unread: dict[str, str] = field(default_factory=dict)
+
+
+def transient(error: BaseException) -> bool:
+    """A read failure that says nothing about the fleet: it stops only the app it was for.
+
+    The server's own trouble (5xx, 429 once the retries ran out) or a connection that broke
+    or timed out. A 4xx (a refused token, a wrong path) would fail every app the same way."""
+    if isinstance(error, ApiError):
+        return error.status >= 500 or error.status == 429
+    return isinstance(error, TransportError)
+
+
+def unread_reason(app_id: str, error: ReconcilerError) -> str:
+    return (
+        f"{app_id} could not be read ({error}); nothing of it was changed, the next run reads"
+        " it again"
+    )
 
 
 def requests_for(
@@ -90,20 +114,34 @@ async def fetch_live(
     *,
     parallelism: int = 16,
     on_app_done: Callable[[str], None] | None = None,
+    isolate: bool = False,
 ) -> LiveState:
+    """``isolate``: a transient failure makes only its app unread (the plan's reads);
+    otherwise any failure fails the call (import, and apply's re-read of one app)."""
     semaphore = asyncio.Semaphore(max(1, parallelism))
     apps: dict[str, LiveApp | None] = {}
     fingerprints: dict[Address, str] = {}
+    failed: dict[str, ReconcilerError] = {}
 
     async def bounded(call: Callable[[], Awaitable[T]]) -> T:
         async with semaphore:
             return await call()
 
     async def one(request: FetchRequest) -> None:
+        try:
+            await read_one(request)
+        except ReconcilerError as error:
+            if not isolate or not transient(error):
+                raise
+            failed[request.app_id] = error
+            if on_app_done:
+                on_app_done(request.app_id)
+
+    async def read_one(request: FetchRequest) -> None:
         app_id = request.app_id
         data = await bounded(lambda: client.get_miniapp(app_id))
-        fingerprints[app_address(app_id)] = fingerprint(data)
         if data is None:
+            fingerprints[app_address(app_id)] = fingerprint(data)
             apps[app_id] = None
             if on_app_done:
                 on_app_done(app_id)
@@ -113,7 +151,14 @@ async def fetch_live(
             reads.append(bounded(lambda: client.list_locations(app_id)))
         for version_id in request.versions.values():
             reads.append(bounded(_version_reader(client, app_id, version_id)))
-        results = await asyncio.gather(*reads)
+        # Every read runs to its end (none is left running unawaited); the first failure counts.
+        outcomes = await asyncio.gather(*reads, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        results: list[Any] = list(outcomes)
+        # Recorded only once every read of the app succeeded: an unread app has none.
+        fingerprints[app_address(app_id)] = fingerprint(data)
         locations = results.pop(0) if request.locations else None
         if locations is not None:
             fingerprints[locations_address(app_id)] = fingerprint(locations)
@@ -131,7 +176,13 @@ async def fetch_live(
                 group.create_task(one(request))
     except* ReconcilerError as failures:
         raise failures.exceptions[0] from None
-    return LiveState(apps=apps, fingerprints=fingerprints)
+    if failed and not apps:
+        raise next(iter(failed.values()))  # nothing could be read: the endpoint is failing
+    return LiveState(
+        apps=apps,
+        fingerprints=fingerprints,
+        unread={app_id: unread_reason(app_id, error) for app_id, error in failed.items()},
+    )
 
 
 def _version_reader(

@@ -787,6 +787,11 @@ def _state_problem(
         for name, location in record.locations.items():
             if location.id == change.target_id and name != change.key:
                 return "target_id is the id of another location in the state"
+    if change.kind == "compatibility" and change.action == "delete":
+        version = record.versions.get(change.version_code or "")
+        recorded = version.compatibility if version is not None else None
+        if recorded is None or change.key not in {str(sav) for sav in recorded}:
+            return "removes a compatibility the state does not record for that version"
     if change.kind == "status" and first_step and change.version_code is not None:
         version = record.versions.get(change.version_code)
         known = version is not None and (change.app_id, change.version_code) not in created
@@ -832,10 +837,70 @@ def _foreign_location(change: Change, live: LiveApp) -> str | None:
     )
 
 
+def _target_problem(change: Change, live: LiveApp | None) -> str | None:
+    """What a saved change writes must be as the plan saw it on the server: a create names
+    something the server has not, an update or delete something it has, with ``before`` as
+    it is now. An edit that moves a change to another app, attribute or location (keeping
+    the rest) then meets an object that is not what the reviewer was shown."""
+    if change.kind in ("compatibility", "status"):
+        return None  # unreadable on the API: checked against the state (_state_problem)
+    if live is None:
+        if change.action == "create":
+            return None  # the app is created by this plan (or its create is refused)
+        return f"{change.address}: the saved plan changes it, but its app is not on the server"
+    spec = live.app.spec
+    key = change.key or ""
+    exists: bool
+    current: dict[str, Any] | None = None
+    if change.kind == "miniapp":
+        exists = True
+        current = {name: getattr(spec, name, None) for name in (change.before or {})}
+    elif change.kind == "attribute":
+        attributes = spec.attributes or {}
+        exists = key in attributes
+        current = {"value": attributes[key]} if exists else None
+    elif change.kind == "location":
+        if not live.locations_read:
+            return None
+        geo = {loc.name: loc.geo_point for loc in spec.locations or ()}
+        exists = key in geo
+        current = {"geo_point": geo[key]} if exists else None
+    elif change.kind == "version":
+        found = live.app.version(key)
+        exists = found is not None or key in live.version_ids
+        if found is not None:
+            current = {name: getattr(found, name, None) for name in (change.before or {})}
+    else:
+        return None
+    if change.action == "create":
+        if exists:
+            return (
+                f"{change.address}: the saved plan creates it, but the server already has it;"
+                " refusing it: run `reconciler plan` again"
+            )
+        return None
+    if not exists:
+        return (
+            f"{change.address}: the saved plan changes it, but the server does not have it;"
+            " refusing it: run `reconciler plan` again"
+        )
+    if change.before is not None and current is not None and current != change.before:
+        return (
+            f"{change.address}: the saved plan shows it before the change as something the"
+            " server does not have; refusing it: run `reconciler plan` again"
+        )
+    return None
+
+
 def unshown_writes(changes: Sequence[Change], live: LiveApp | None) -> str | None:
     """An update's PUT sends every managed field, but the plan shows (and the reviewer saw)
     only those in ``after``. Every other field the payload sends must be what the server
-    already has, or a hand-edited payload would change something nobody reviewed."""
+    already has, or a hand-edited payload would change something nobody reviewed. And every
+    change's target and ``before`` must be what the server has (:func:`_target_problem`)."""
+    for change in changes:
+        problem = _target_problem(change, live)
+        if problem is not None:
+            return problem
     if live is None:
         return None
     for change in changes:

@@ -34,7 +34,7 @@ async def read_live(
     ``declared``: every id the manifests declare, before any narrowing."""
     orphans = orphan_ids(desired, state, declared, in_scope)
     requests = requests_for(desired, state, orphans, all_locations=all_locations)
-    live = await fetch_live(client, requests, parallelism=parallelism)
+    live = await fetch_live(client, requests, parallelism=parallelism, isolate=True)
     await recover_unknown_versions(
         client, desired, state, live, window=probe_window, parallelism=parallelism
     )
@@ -68,6 +68,7 @@ async def make_plan(
         options=PlanOptions(
             prune=prune, max_deletes=max_deletes, in_scope=in_scope, declared=declared,
             notices=notices, probe_window=probe_window, endpoint_setting=endpoint_setting,
+            unread=live.unread,
         ),
         fingerprints=live.fingerprints,
     )
