@@ -8,7 +8,7 @@ table:
 * peak RSS of the child (``wait4``'s ``ru_maxrss``) under a 100 MB answer, a 100 MB error
   body and an endless chunked body (default limits);
 * seconds to the error under a slowloris (status line and headers dripped) with
-  ``MAC_REQUEST_DEADLINE=10`` (``--deadline``);
+  ``RECONCILER_REQUEST_DEADLINE=10`` (``--deadline``);
 * whether any credential (or a 16-character piece of one, in any encoding) was seen in
   stdout, stderr, ``--format json`` or the files the run wrote, under a server echoing the
   request (401 to everything; a granted login then 400 to everything).
@@ -55,10 +55,10 @@ def measure(name: str, deadline: float) -> list[str]:
     with tempfile.TemporaryDirectory() as folder, slow as server:
         root = Path(folder)
         example = setup(provider, _origin(server), root)
-        env = {**example.env, "MAC_REQUEST_DEADLINE": f"{deadline:g}"}
+        env = {**example.env, "RECONCILER_REQUEST_DEADLINE": f"{deadline:g}"}
         run = run_cli(plan_args(example), env, root, timeout=600)
         requests = server.requests
-    said = "deadline named" if "MAC_REQUEST_DEADLINE" in run.stdout + run.stderr else "?"
+    said = "deadline named" if "RECONCILER_REQUEST_DEADLINE" in run.stdout + run.stderr else "?"
     row.append(f"{run.seconds:.1f} s, {requests} requests (exit {run.code}, {said})")
     seen: list[str] = []
     for status in (401, 400):
@@ -86,7 +86,7 @@ def main() -> None:
     names = args.provider or sorted(PROVIDERS)
     print(
         "| provider | peak RSS, 100 MB answer | peak RSS, 100 MB error body |"
-        f" peak RSS, endless chunked | slowloris, MAC_REQUEST_DEADLINE={args.deadline:g} |"
+        f" peak RSS, endless chunked | slowloris, RECONCILER_REQUEST_DEADLINE={args.deadline:g} |"
         " secret seen (echo) |"
     )
     print("|---|---:|---:|---:|---:|---|")

@@ -17,8 +17,16 @@ from reconciler.cli.main import main, typer_main_command
 PYTHON_PLACEHOLDER = re.compile(
     r"<(bool|str|int|float|path|list\[[^\]]*\]|[a-z]+ range)>|\{[a-z_]+\}"
 )
-API_ENV = ("MAC_BASE_URL", "MAC_API_TOKEN", "MAC_API_VERSION", "RECONCILER_STATE",
-           "MAC_SANDBOX_DB", "NO_COLOR", "RECONCILER_DEBUG")  # fmt: skip
+API_ENV = ("RECONCILER_STATE", "RECONCILER_REQUEST_DEADLINE", "RECONCILER_MAX_RESPONSE_BYTES",
+           "NO_COLOR", "RECONCILER_DEBUG")  # fmt: skip
+
+
+def every_providers_variables() -> list[str]:
+    """What each registered provider declares (the example plugin's too): every command
+    that calls an API lists them all."""
+    from reconciler.providers.registry import DESCRIPTORS
+
+    return [name for d in DESCRIPTORS for name, _ in d.variables]
 
 
 def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -86,15 +94,22 @@ def test_help_lists_exit_codes(
         assert re.search(rf"(^|\s){code}\s", section, re.MULTILINE), (code, section)
 
 
-@pytest.mark.parametrize(
-    "path", [(), ("plan",), ("apply",), ("drift",), ("import",), ("state", "list")]
-)
+def test_state_help_lists_no_endpoint_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    """The state commands read the state; they never call an API."""
+    text = help_text(capsys, "state", "list")
+    assert "RECONCILER_STATE" in text
+    assert "MAC_BASE_URL" not in text and "AKANA_BASE_URL" not in text
+
+
+@pytest.mark.parametrize("path", [(), ("plan",), ("apply",), ("drift",), ("import",)])
 def test_help_lists_the_environment(
     capsys: pytest.CaptureFixture[str], path: tuple[str, ...]
 ) -> None:
     text = help_text(capsys, *path)
     assert "Environment" in text
-    for name in API_ENV:
+    assert "AKANA_PASSWORD" in every_providers_variables()
+    assert "KVSTORE_API_KEY" in every_providers_variables()  # a plugin's, by itself
+    for name in (*API_ENV, *every_providers_variables()):
         if name == "NO_COLOR" and path[:1] in (("import",), ("state",)):
             continue  # they print no colour
         assert name in text, (name, path)

@@ -108,14 +108,14 @@ async def test_the_too_slow_message_names_the_deadline_and_its_setting() -> None
     async with hostile_server("slow_body") as server, client_for(server) as client:
         with pytest.raises(TransportError) as caught:
             await client.get_miniapp(APP)
-    assert "1s" in str(caught.value) and "MAC_REQUEST_DEADLINE" in str(caught.value)
+    assert "1s" in str(caught.value) and "RECONCILER_REQUEST_DEADLINE" in str(caught.value)
 
 
 async def test_the_size_message_names_the_cap_and_its_setting() -> None:
     async with hostile_server("gzip_bomb") as server, client_for(server) as client:
         with pytest.raises(TransportError) as caught:
             await client.get_miniapp(APP)
-    assert "1 MiB" in str(caught.value) and "MAC_MAX_RESPONSE_BYTES" in str(caught.value)
+    assert "1 MiB" in str(caught.value) and "RECONCILER_MAX_RESPONSE_BYTES" in str(caught.value)
 
 
 async def test_a_control_answer_from_the_same_server_works() -> None:
@@ -170,8 +170,15 @@ def test_defaults_are_documented_values() -> None:
 
 
 def test_limits_come_from_the_environment() -> None:
-    env = {"MAC_REQUEST_DEADLINE": "7.5", "MAC_MAX_RESPONSE_BYTES": "1048576"}
+    env = {"RECONCILER_REQUEST_DEADLINE": "7.5", "RECONCILER_MAX_RESPONSE_BYTES": "1048576"}
     assert limits_from_env(env) == ClientLimits(request_deadline=7.5, max_response_bytes=1 << 20)
+
+
+def test_the_older_limit_names_are_still_read_and_the_engines_win() -> None:
+    older = {"MAC_REQUEST_DEADLINE": "7.5", "MAC_MAX_RESPONSE_BYTES": "1048576"}
+    assert limits_from_env(older) == ClientLimits(request_deadline=7.5, max_response_bytes=1 << 20)
+    both = {**older, "RECONCILER_REQUEST_DEADLINE": "3", "RECONCILER_MAX_RESPONSE_BYTES": "2048"}
+    assert limits_from_env(both) == ClientLimits(request_deadline=3.0, max_response_bytes=2048)
 
 
 @pytest.mark.parametrize(
@@ -185,6 +192,8 @@ def test_limits_come_from_the_environment() -> None:
         ("MAC_MAX_RESPONSE_BYTES", "1.5"),
         ("MAC_MAX_RESPONSE_BYTES", "0"),
         ("MAC_MAX_RESPONSE_BYTES", "lots"),
+        ("RECONCILER_REQUEST_DEADLINE", "soon"),
+        ("RECONCILER_MAX_RESPONSE_BYTES", "0"),
     ],
 )
 def test_bad_limits_are_config_errors_naming_the_variable(name: str, value: str) -> None:

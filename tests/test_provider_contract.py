@@ -12,7 +12,7 @@ show) and the suite points it at the hostile server. Guarantees:
   URL-encoded or base64.
 * **huge body / huge error body / endless chunked**: a clear error, and a bounded peak RSS
   of the child process (``wait4``'s rusage: that child's own maximum).
-* **slowloris**: with ``MAC_REQUEST_DEADLINE`` set, the run ends with an error in a bounded
+* **slowloris**: with ``RECONCILER_REQUEST_DEADLINE`` set, the run ends with an error in a bounded
   multiple of it (not the 120 s default).
 * **401 storm**: a clear error, a bounded number of requests (logins included).
 * **validate agrees with plan**: a manifest holding a credential's value is refused by both.
@@ -49,7 +49,7 @@ NAMES = sorted(PROVIDERS)
 # A bounded read of a 100 MB answer costs tens of MB; an unbounded one 650 MB to GBs.
 RSS_BOUND_MB = 300
 HUGE = 100 * 1024**2
-DEADLINE = 2.0  # MAC_REQUEST_DEADLINE for the slowloris
+DEADLINE = 2.0  # RECONCILER_REQUEST_DEADLINE for the slowloris
 # Far below the 120 s default, above every retry of a 2 s deadline plus interpreter start-up
 # on a loaded machine.
 SLOW_BOUND = 60.0
@@ -84,7 +84,7 @@ def run_cli(
     child_env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("MAC_", "AKANA_", "TENANT_", "RECONCILER_"))
+        if not key.startswith(("MAC_", "AKANA_", "TENANT_", "RECONCILER_", "KVSTORE_"))
     }
     child_env.update(env)
     child_env["NO_COLOR"] = "1"
@@ -240,11 +240,11 @@ def test_a_dripping_server_is_cut_by_the_deadline_from_the_environment(
 ) -> None:
     with hostile("slow_headers", drip_interval=0.2) as server:
         example = setup(PROVIDERS[name], _origin(server), tmp_path)
-        env = {**example.env, "MAC_REQUEST_DEADLINE": str(DEADLINE)}
+        env = {**example.env, "RECONCILER_REQUEST_DEADLINE": str(DEADLINE)}
         run = run_cli(plan_args(example), env, tmp_path)
     _refused_cleanly(run)
     assert run.seconds < SLOW_BOUND, f"{run.seconds:.0f}s\n{run.describe()}"
-    assert "MAC_REQUEST_DEADLINE" in run.stdout + run.stderr, run.describe()
+    assert "RECONCILER_REQUEST_DEADLINE" in run.stdout + run.stderr, run.describe()
 
 
 # --- a 401 storm -----------------------------------------------------------------------------

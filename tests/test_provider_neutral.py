@@ -22,8 +22,9 @@ from reconciler.providers.registry import CONNECTORS, PROVIDERS
 ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 # Help text: keyword arguments that typer shows with --help, and the epilog tables.
 HELP_KEYWORDS = frozenset({"help", "epilog", "metavar"})
+# The commands' help lists every provider's variables from the registry's descriptors; what is
+# left here is `sandbox serve`, whose options are each sandbox's own.
 HELP_CONSTANTS = {
-    "app.py": frozenset({"_ENV_API", "EPILOGS", "app"}),
     "sandbox_cmd.py": frozenset({"APIS", "DEFAULT_AKANA_DB", "DEFAULT_AKANA_EMAIL", "sandbox_app"}),
 }
 # Shown as `import --provider`'s and `sandbox serve --api`'s default in --help

@@ -52,7 +52,7 @@ async def test_a_whole_read_stops_at_the_cap() -> None:
     body = Endless()
     limits = ClientLimits(max_response_bytes=CAP)
     async with httpx.AsyncClient(transport=GuardedTransport(serving(body), limits)) as client:
-        with pytest.raises(ResponseTooLarge, match="MAC_MAX_RESPONSE_BYTES"):
+        with pytest.raises(ResponseTooLarge, match="RECONCILER_MAX_RESPONSE_BYTES"):
             await client.get("http://127.0.0.1/x")  # reads the whole body, as aread does
     assert body.produced < CAP + 2 * 1024 * 1024 + 2 * CHUNK
 
@@ -61,7 +61,7 @@ async def test_a_dripping_body_is_cut_by_the_deadline() -> None:
     body = Endless(pause=0.05)
     limits = ClientLimits(request_deadline=0.3, max_response_bytes=1024**3)
     async with httpx.AsyncClient(transport=GuardedTransport(serving(body), limits)) as client:
-        with pytest.raises(httpx.ReadTimeout, match="MAC_REQUEST_DEADLINE"):
+        with pytest.raises(httpx.ReadTimeout, match="RECONCILER_REQUEST_DEADLINE"):
             await client.get("http://127.0.0.1/x")
 
 

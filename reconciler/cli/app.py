@@ -32,8 +32,8 @@ def _version_callback(value: bool) -> None:
 
 app = typer.Typer(
     name="reconciler",
-    help="Keep GeneXus Mini App Center mini apps equal to YAML manifests: validate, plan, "
-    "apply, detect drift.",
+    help="Keep the objects of your APIs equal to YAML manifests: validate, plan, apply, detect"
+    " drift. One engine, one plan and one state for every provider listed below.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -51,7 +51,7 @@ def _root(
         help="Print the version and exit.",
     ),
 ) -> None:
-    """Keep GeneXus Mini App Center mini apps equal to YAML manifests."""
+    """Keep the objects of your APIs equal to YAML manifests."""
 
 
 # --- help for people -----------------------------------------------------------------------
@@ -84,27 +84,32 @@ _OPTION_METAVARS: dict[str, str] = {
 # By argument name; a repeatable argument reads NAME...
 _ARGUMENT_METAVARS: dict[str, str] = {"paths": "PATH", "app_ids": "APP_ID"}
 
-_ENV_API = """\
-Environment:
-  MAC_BASE_URL       API base URL as the docs give it, e.g. https://host/api
-  MAC_API_TOKEN      API token, sent as APIKey-Auth (never printed)
-  MAC_API_VERSION    API version path segment (default v1)
-  RECONCILER_STATE   state file (like --state)
-  MAC_SANDBOX_DB     embedded sandbox database (like --sandbox-db)"""
+# The shared variables; each provider's own come from its registry entry (see
+# provider_environment), so a provider added later (a plugin) is listed by itself.
+_ENV_SHARED = """\
+  Every provider:
+    RECONCILER_STATE   state file or postgresql:// URL (like --state)
+    RECONCILER_REQUEST_DEADLINE
+                       seconds one request may take (default 120)
+    RECONCILER_MAX_RESPONSE_BYTES
+                       largest answer read (default 32 MiB)"""
 _ENV_COLOR = """\
   NO_COLOR           set: no colour (like --no-color)"""
 _ENV_DEBUG = """\
   RECONCILER_DEBUG   set: show the traceback of an internal error"""
 _ENV_MANIFESTS = """\
 Environment:
-  ${VAR} and ${VAR:-default} in manifests are read from the environment.
+  ${VAR} and ${VAR:-default} in manifests are read from the environment; a manifest
+  holding the value of any provider's secret variable is refused.
   RECONCILER_DEBUG   set: show the traceback of an internal error"""
+_PROVIDERS_PLACEHOLDER = "{providers}"  # replaced when help is shown (provider_environment)
 
 
 def _exits(*rows: str) -> str:
     return "Exit codes:\n" + "\n".join(f"  {row}" for row in (*rows, "64  usage error"))
 
 
+_ENV_API = f"Environment:\n{_PROVIDERS_PLACEHOLDER}\n{_ENV_SHARED}"
 _API_COMMAND = f"{_ENV_API}\n{_ENV_DEBUG}"
 _PRINTING_API_COMMAND = f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}"
 
@@ -114,7 +119,7 @@ EPILOGS: dict[str, str] = {
         "0   success; no changes; in sync",
         "1   error (nothing applied, or the check could not run)",
         "2   changes (plan --detailed-exitcode) or drift found",
-        "3   apply: some changes applied, some failed",
+        "3   apply: some changes applied, some failed (or a provider was stuck)",
         "130 apply interrupted (Ctrl-C, SIGTERM)",
     )
     + "\n\nRun `reconciler COMMAND --help` for each command's own.",
@@ -125,33 +130,55 @@ EPILOGS: dict[str, str] = {
         "0   no changes (or any plan, without --detailed-exitcode)",
         "2   changes (with --detailed-exitcode)",
         "1   error (the plan has errors, or it could not be made)",
-    ),
+    )
+    + "\n\nExample:\n  reconciler plan manifests/ --sandbox --detailed-exitcode",
     "apply": f"{_PRINTING_API_COMMAND}\n\n"
     + _exits(
         "0   all changes applied",
-        "3   partly applied: some changes failed",
+        "3   partly applied: some changes failed, or a provider could not be reached",
         "1   error before any write (nothing applied)",
         "130 interrupted; every completed write is recorded",
-    ),
+    )
+    + "\n\nExample:\n  reconciler apply manifests/ --sandbox --auto-approve",
     "drift": f"{_PRINTING_API_COMMAND}\n\n"
-    + _exits("0   in sync", "2   drift found", "1   could not check"),
+    + _exits("0   in sync", "2   drift found", "1   could not check")
+    + "\n\nExample:\n  reconciler drift manifests/ --sandbox",
     "import": f"{_API_COMMAND}\n\n" + _exits("0   imported", "1   error"),
-    "sandbox serve": """\
-Environment:
-  MAC_API_TOKEN      the token clients must send (when --token is not given)
-  MAC_SANDBOX_DB     the database (when --db is not given)
-
-"""
-    + _exits("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
+    "sandbox serve": _exits("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
 }
+# The state commands read the state, and name endpoints only to choose a section.
 for _name in ("list", "show", "rm", "unlock", "adopt-version", "set-status"):
-    EPILOGS[f"state {_name}"] = f"{_API_COMMAND}\n\n" + _exits("0   done", "1   error")
+    EPILOGS[f"state {_name}"] = (
+        f"Environment:\n  RECONCILER_STATE   state file or postgresql:// URL (like --state)"
+        f"\n{_ENV_DEBUG}\n\n"
+        + _exits("0   done", "1   error")
+    )
 
 
-def tidy_help(command: Any, path: str = "") -> None:
-    """Placeholders, flags and epilogs for ``command`` and every subcommand (in place)."""
+def provider_environment() -> str:
+    """Every registered provider's variables, under its title: read from the registry's
+    descriptors (plain data: no provider is imported to show help)."""
+    import textwrap
+
+    from reconciler.providers.registry import DESCRIPTORS
+
+    lines: list[str] = []
+    for descriptor in DESCRIPTORS:
+        lines.append(f"  {descriptor.title or descriptor.name} ({descriptor.name}):")
+        for name, what in descriptor.variables:
+            first = f"    {name:<18} " if len(name) <= 18 else f"    {name}\n{' ' * 23}"
+            lines.append(textwrap.fill(what, 79, initial_indent=first,
+                                       subsequent_indent=" " * 23))  # fmt: skip
+    return "\n".join(lines)
+
+
+def tidy_help(command: Any, path: str = "", *, providers: str | None = None) -> None:
+    """Placeholders, flags and epilogs for ``command`` and every subcommand (in place).
+    ``providers``: the providers' variables for the epilogs (None: not listed; help is not
+    being shown, so the registry is not read)."""
     if command.epilog is None and path in EPILOGS:
-        command.epilog = EPILOGS[path]
+        command.epilog = EPILOGS[path].replace(_PROVIDERS_PLACEHOLDER + "\n", providers + "\n"
+                                               if providers else "")  # fmt: skip
     for param in command.params:
         if isinstance(param, TyperArgument):
             if param.metavar is None:
@@ -165,7 +192,7 @@ def tidy_help(command: Any, path: str = "") -> None:
             param.metavar = _OPTION_METAVARS.get(long_name, (param.name or "").upper())
     _tidy_help_option(command)
     for name, sub in getattr(command, "commands", {}).items():
-        tidy_help(sub, f"{path} {name}".strip())
+        tidy_help(sub, f"{path} {name}".strip(), providers=providers)
 
 
 def _tidy_help_option(command: Any) -> None:

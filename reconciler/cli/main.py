@@ -39,9 +39,10 @@ _NO_ARGS = getattr(click_exceptions, "NoArgsIsHelpError", ())
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script passes it to sys.exit)."""
     args = sys.argv[1:] if argv is None else argv
-    if not args or any(arg in HELP_OPTION_NAMES for arg in args):
+    helping = not args or any(arg in HELP_OPTION_NAMES for arg in args)
+    if helping:
         import_typer_rich_utils()  # help will be shown: load its formatter lean (D45)
-    command = typer_main_command()
+    command = typer_main_command(helping=helping)
     with redacted_output():
         return _run(command, argv)
 
@@ -83,11 +84,15 @@ def _run(command: Any, argv: list[str] | None) -> int:
     return result if isinstance(result, int) else EXIT_OK
 
 
-def typer_main_command() -> Any:
+def typer_main_command(*, helping: bool = True) -> Any:
+    """The click command tree; ``helping``: help is to be shown, so the epilogs list every
+    registered provider's variables (read from the registry's descriptors)."""
     import typer.main
 
+    from reconciler.cli.app import provider_environment
+
     command = typer.main.get_command(app)
-    tidy_help(command)
+    tidy_help(command, providers=provider_environment() if helping else None)
     return command
 
 

@@ -48,6 +48,10 @@ class ProviderDescriptor:
     # Its records live at the state's root, not in a section of its own (the Mini App Center,
     # whose state predates providers): see engine.session.StateRootConnector.
     state_root: bool = False
+    # What `--help` lists: its title, and the environment variables a user sets for it, as
+    # (name, what it is) rows; secrets are said to be secrets (never printed).
+    title: str | None = None
+    variables: tuple[tuple[str, str], ...] = ()
     # One of its resources, as the commands count them ("mini app"); None: the provider's own
     # ``noun``, else "<name> resource".
     noun: str | None = None

@@ -39,6 +39,13 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         credentials=("MAC_API_TOKEN",),
         state_root=True,
         noun="mini app",
+        title="GeneXus Mini App Center",
+        variables=(
+            ("MAC_BASE_URL", "API base URL as the docs give it, e.g. https://host/api"),
+            ("MAC_API_TOKEN", "API token, sent as APIKey-Auth (never printed)"),
+            ("MAC_API_VERSION", "API version path segment (default v1)"),
+            ("MAC_SANDBOX_DB", "embedded sandbox database (like --sandbox-db)"),
+        ),
         # A state-root connector (engine.session.StateRootConnector): its records live at
         # the state's root.
         connector=f"{_P}.miniappcenter.session:MINIAPPCENTER_CONNECTOR",
@@ -50,6 +57,13 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         provider=f"{_P}.akana.provider:AKANA",
         credentials=("AKANA_PASSWORD",),
         noun="Akana app",
+        title="Akana API Platform apps",
+        variables=(
+            ("AKANA_BASE_URL", "the platform's root, e.g. https://host (the client adds /api)"),
+            ("AKANA_EMAIL", "the user who logs in"),
+            ("AKANA_PASSWORD", "that user's password (never printed)"),
+            ("AKANA_BUSINESS_ID", "optional: list and create in this organization only"),
+        ),
         connector=f"{_P}.akana.session:AKANA_CONNECTOR",
     ),
     ProviderDescriptor(
@@ -59,6 +73,14 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         provider=f"{_P}.rest.provider:REST",
         project_credentials=f"{_P}.rest.config:credential_variables",
         noun="REST object",
+        title="JSON REST APIs (JWT + Api-Key)",
+        variables=(
+            (
+                "RECONCILER_CONFIG",
+                "the project file declaring REST endpoints and the names of the variables"
+                " holding their secrets (like --config; default reconciler.yaml)",
+            ),
+        ),
         connector=f"{_P}.rest.session:REST_CONNECTOR",
     ),
 )

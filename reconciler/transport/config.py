@@ -149,8 +149,14 @@ def token_from_env(env: Mapping[str, str]) -> str:
 
 # --- limits against hostile or broken servers ---------------------------------------------
 
-REQUEST_DEADLINE_ENV = "MAC_REQUEST_DEADLINE"
-MAX_RESPONSE_BYTES_ENV = "MAC_MAX_RESPONSE_BYTES"
+# Every provider's limits, so the names are the engine's; the older MAC_* names (from when the
+# reconciler managed the Mini App Center only) are still read when the new ones are unset.
+REQUEST_DEADLINE_ENV = "RECONCILER_REQUEST_DEADLINE"
+MAX_RESPONSE_BYTES_ENV = "RECONCILER_MAX_RESPONSE_BYTES"
+LEGACY_LIMIT_ENVS = {
+    REQUEST_DEADLINE_ENV: "MAC_REQUEST_DEADLINE",
+    MAX_RESPONSE_BYTES_ENV: "MAC_MAX_RESPONSE_BYTES",
+}
 DEFAULT_REQUEST_DEADLINE = 120.0
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
@@ -174,12 +180,22 @@ class ClientLimits:
             raise ConfigError(f"{MAX_RESPONSE_BYTES_ENV} must be a positive number of bytes")
 
 
+def _limit_setting(env: Mapping[str, str], name: str) -> tuple[str, str]:
+    """(the variable read, its text): the engine's name, else its older MAC_* name."""
+    for variable in (name, LEGACY_LIMIT_ENVS[name]):
+        text = env.get(variable, "").strip()
+        if text:
+            return variable, text
+    return name, ""
+
+
 def limits_from_env(env: Mapping[str, str]) -> ClientLimits:
-    """``MAC_REQUEST_DEADLINE`` (seconds) and ``MAC_MAX_RESPONSE_BYTES`` (bytes), or the
-    defaults; ConfigError naming the variable when one is not a positive number."""
+    """``RECONCILER_REQUEST_DEADLINE`` (seconds) and ``RECONCILER_MAX_RESPONSE_BYTES`` (bytes)
+    (or their older ``MAC_*`` names), else the defaults; ConfigError naming the variable when
+    one is not a positive number."""
     deadline = DEFAULT_REQUEST_DEADLINE
     size = DEFAULT_MAX_RESPONSE_BYTES
-    text = env.get(REQUEST_DEADLINE_ENV, "").strip()
+    variable, text = _limit_setting(env, REQUEST_DEADLINE_ENV)
     if text:
         try:
             deadline = float(text)
@@ -187,14 +203,14 @@ def limits_from_env(env: Mapping[str, str]) -> ClientLimits:
             deadline = -1.0
         if not (0 < deadline < float("inf")):
             raise ConfigError(
-                f"{REQUEST_DEADLINE_ENV} must be a positive number of seconds (default"
+                f"{variable} must be a positive number of seconds (default"
                 f" {DEFAULT_REQUEST_DEADLINE:g})"
             )
-    text = env.get(MAX_RESPONSE_BYTES_ENV, "").strip()
+    variable, text = _limit_setting(env, MAX_RESPONSE_BYTES_ENV)
     if text:
         if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
             raise ConfigError(
-                f"{MAX_RESPONSE_BYTES_ENV} must be a positive whole number of bytes (default"
+                f"{variable} must be a positive whole number of bytes (default"
                 f" {DEFAULT_MAX_RESPONSE_BYTES})"
             )
         size = int(text)

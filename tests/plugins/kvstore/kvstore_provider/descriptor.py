@@ -9,4 +9,9 @@ DESCRIPTOR = ProviderDescriptor(
     provider="kvstore_provider.provider:KVSTORE",
     connector="kvstore_provider.session:KVSTORE_CONNECTOR",
     credentials=("KVSTORE_API_KEY",),
+    title="Key/value store",
+    variables=(
+        ("KVSTORE_URL", "the store's base URL, e.g. https://kv.example.com"),
+        ("KVSTORE_API_KEY", "its API key (never printed)"),
+    ),
 )
