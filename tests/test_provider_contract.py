@@ -11,7 +11,7 @@ show) and the suite points it at the hostile server. Guarantees:
   stdout, stderr, ``--format json`` or any file the run writes, raw, JSON-escaped,
   URL-encoded or base64.
 * **huge body / huge error body / endless chunked**: a clear error, and a bounded peak RSS
-  of the child process (``wait4``'s rusage: that child's own maximum).
+  of the child process (its own ``VmHWM``, written as it ends).
 * **slowloris**: with ``RECONCILER_REQUEST_DEADLINE`` set, the run ends with an error in a bounded
   multiple of it (not the 120 s default).
 * **401 storm**: a clear error, a bounded number of requests (logins included).
@@ -57,7 +57,21 @@ MAX_STORM_REQUESTS = 12
 RUN_TIMEOUT = 240.0
 WINDOW = 16  # no piece of a secret this long may show
 
-CODE = "import sys; from reconciler.cli.main import main; sys.exit(main())"
+# The child writes its own peak RSS (VmHWM: this process image's high-water mark) when it
+# ends. wait4's ru_maxrss is no good here: it keeps the peak of the forked pytest image too,
+# which is hundreds of MB late in a full run.
+CODE = """\
+import sys
+from reconciler.cli.main import main
+try:
+    code = main()
+finally:
+    with open("/proc/self/status") as status:
+        hwm = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(".contract-hwm", "w") as out:
+        out.write(hwm)
+sys.exit(code)
+"""
 
 
 @dataclass
@@ -80,7 +94,7 @@ class Run:
 def run_cli(
     args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = RUN_TIMEOUT
 ) -> Run:
-    """Run ``reconciler ARGS`` in ``cwd`` as a child process; its own peak RSS from wait4."""
+    """Run ``reconciler ARGS`` in ``cwd`` as a child process; its own peak RSS (VmHWM)."""
     child_env = {
         key: value
         for key, value in os.environ.items()
@@ -116,10 +130,19 @@ def run_cli(
         proc.returncode,
         out.read_text("utf-8", "replace"),
         err.read_text("utf-8", "replace"),
-        usage.ru_maxrss / 1024,  # KiB on Linux
+        _peak_kib(cwd, usage.ru_maxrss) / 1024,
         seconds,
         files,
     )
+
+
+def _peak_kib(cwd: Path, fallback: int) -> int:
+    """The child's own high-water mark in KiB; wait4's figure (an upper bound) when the child
+    was killed before it could say."""
+    try:
+        return int((cwd / ".contract-hwm").read_text())
+    except (OSError, ValueError):
+        return fallback
 
 
 def setup(provider: Provider, origin: str, root: Path) -> ContractExample:
