@@ -50,6 +50,8 @@ class Scope:
     # a resource is never a prune candidate, even when it is outside the selection.
     declared: frozenset[str] = frozenset()
     notices: tuple[str, ...] = ()  # said in the plan's warnings (e.g. a missing state file)
+    # plan --changed-since: the grouping keys whose manifests changed (None: every one).
+    only: frozenset[str] | None = None
 
     def includes(self, key: str, labels: Mapping[str, str]) -> bool:
         if self.targets and key not in self.targets:
@@ -80,6 +82,7 @@ class ChangeEvent:
     change: Change
     outcome: Outcome
     message: str | None = None  # why it failed or was skipped; what was done otherwise
+    stuck: bool = False  # skipped because its whole grouping key is stuck (the plan says why)
 
 
 @dataclass
@@ -87,6 +90,28 @@ class SectionApplied:
     events: list[ChangeEvent] = field(default_factory=list)
     adopted: int = 0  # resources recorded without a write (adopt: true / found by key)
     stuck: list[str] = field(default_factory=list)  # grouping keys skipped for plan errors
+    interrupted: bool = False  # a graceful stop or a cancellation ended it early
+    unresolved: list[str] = field(default_factory=list)  # writes whose outcome is unknown
+    probe_reads: int = 0  # reads spent looking for what an earlier run may have created
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a session that declares ``attach(run)`` is given before it plans, applies or
+    imports (docs/decisions.md D145): the whole state and its store, opaque here, for a
+    provider whose records are typed and read across resources, and which journals its own
+    writes (the store makes each line durable before the change is reported). A session
+    without ``attach`` sees only its section."""
+
+    state: Any
+    store: Any = None  # None: a run that writes nothing (plan, drift)
+    probe_window: int = 0
+    verify_fingerprints: bool = False  # a saved plan: refuse a change whose live source moved
+    on_start: Callable[[Change], None] | None = None  # a write starts (the progress line)
+    out: Path | None = None  # import: the folder its manifests are written to
+    # import: what the user said about each ref, the provider's to read (e.g. version ids an
+    # API cannot list, labels to give the manifest).
+    hints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -144,6 +169,12 @@ class ProviderSession(Protocol):
         """Find the resource ``ref`` names (natural key or server id), record it in
         ``section`` and return its manifest."""
         ...
+
+
+class Attachable(Protocol):
+    """A session that needs the run's context (see :class:`RunContext`)."""
+
+    def attach(self, run: RunContext) -> None: ...
 
 
 class Connector(Protocol):

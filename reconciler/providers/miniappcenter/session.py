@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.limits import DEFAULT_SANDBOX_DB
-from reconciler.providers.miniappcenter.vocabulary import PROVIDER
+from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KIND
 
 if TYPE_CHECKING:
     from reconciler.engine.drift import DriftReport
@@ -30,9 +30,12 @@ if TYPE_CHECKING:
         ChangeEvent,
         Imported,
         ProviderSession,
+        RecordWrite,
         RootScope,
+        RunContext,
         Scope,
         Section,
+        SectionApplied,
         StateRootSession,
     )
     from reconciler.providers.miniappcenter.apply import ApplyResult, ChangeResult, Executor
@@ -136,6 +139,7 @@ class MiniAppCenterSession:
     def __init__(self, target: Target, parallelism: int) -> None:
         self.target = target
         self.parallelism = parallelism
+        self._run: RunContext | None = None
 
     # --- ProviderSession ----------------------------------------------------------------
     @property
@@ -150,17 +154,104 @@ class MiniAppCenterSession:
         """The state file itself is bound to this endpoint when it is loaded
         (``StateStore.load(identity)``): nothing more to bind."""
 
-    async def plan(self, desired: Sequence[Any], section: Section, scope: Scope) -> Plan:
-        raise NotImplementedError("the Mini App Center plans with plan_root (the whole state)")
+    def attach(self, run: RunContext) -> None:
+        """Its records are typed at the state's root and its executor journals its own
+        lines: it plans, applies and imports on the run's whole state and store."""
+        self._run = run
 
-    async def apply(self, plan: Plan, section: Section, **_: Any) -> Any:
-        raise NotImplementedError("the Mini App Center applies with executor (the whole state)")
+    def _context(self) -> RunContext:
+        run = self._run
+        if run is None:
+            raise RuntimeError("the Mini App Center session needs attach(run) before use")
+        return run
+
+    async def plan(self, desired: Sequence[Any], section: Section, scope: Scope) -> Plan:
+        """Its part of the plan; the delete budget is the service's (fleet-wide)."""
+        from reconciler.engine.session import RootScope
+
+        run = self._context()
+        return await self.plan_root(
+            desired,
+            run.state,
+            RootScope(scope.selectors, sorted(scope.targets), scope.declared, scope.only),
+            prune=scope.prune,
+            max_deletes=None,
+            probe_window=run.probe_window,
+            notices=scope.notices,
+        )
+
+    async def apply(
+        self,
+        plan: Plan,
+        section: Section,
+        *,
+        desired: Sequence[Any] | None,
+        parallelism: int,
+        record: RecordWrite,
+        on_event: Callable[[ChangeEvent], None],
+    ) -> SectionApplied:
+        """Run its part with its executor, which journals each write through the run's
+        store itself (``record`` is not used: its records grow version by version)."""
+        from reconciler.engine.session import ChangeEvent, SectionApplied
+
+        run = self._context()
+
+        def on_result(result: ChangeResult) -> None:
+            on_event(ChangeEvent(result.change, result.outcome, result.message, result.stuck))
+
+        async with self.executor(
+            plan,
+            run.store,
+            run.state,
+            verify_fingerprints=run.verify_fingerprints,
+            probe_window=run.probe_window,
+            on_result=on_result,
+            on_start=run.on_start or (lambda _change: None),
+        ) as running:
+            done = await running.run()
+        return SectionApplied(
+            adopted=done.adopted,
+            stuck=list(done.stuck),
+            interrupted=done.interrupted,
+            unresolved=list(done.unresolved),
+            probe_reads=done.probe_reads,
+        )
 
     def drift(self, plan: Plan, section: Section) -> DriftReport:
-        raise NotImplementedError("the Mini App Center classifies drift with drift_root")
+        from reconciler.providers.miniappcenter.drift import classify
+
+        return classify(plan, self._context().state)
 
     async def import_resource(self, ref: str, section: Section) -> Imported:
-        raise NotImplementedError("the Mini App Center imports with import_apps")
+        """Import mini app ``ref``: the run's hints give its version ids (``versions``,
+        code -> id: the API cannot list them) and the manifest's ``labels``; the record is
+        put in the run's state, saved by the caller."""
+        from reconciler.engine.session import Imported
+        from reconciler.errors import ReconcilerError
+        from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live
+        from reconciler.providers.miniappcenter.ids import check_app_id
+        from reconciler.providers.miniappcenter.importer import import_app
+        from reconciler.providers.miniappcenter.manifest import render_manifest
+
+        check_app_id(ref)
+        run = self._context()
+        hints = run.hints.get(ref, {})
+        versions = {str(k): int(v) for k, v in dict(hints.get("versions") or {}).items()}
+        labels = {str(k): str(v) for k, v in dict(hints.get("labels") or {}).items()}
+        async with self.target.client(8) as client:
+            live = await fetch_live(
+                client, [FetchRequest(ref, locations=True, versions=dict(versions))]
+            )
+        live_app = live.apps.get(ref)
+        if live_app is None:
+            raise ReconcilerError(f"mini app {ref} does not exist on the server")
+        if live_app.missing_versions:
+            wrong = ", ".join(f"{code}={versions[code]}" for code in live_app.missing_versions)
+            raise ReconcilerError(f"{ref}: no version with that code and id on the server: {wrong}")
+        result = import_app(live_app, labels)
+        schema = None if run.out is None else _schema_path(run.out / f"{ref}.yaml")
+        run.state.apps[ref] = result.record
+        return Imported(ref, render_manifest(result.app, schema=schema))
 
     # --- a state-root provider ----------------------------------------------------------
     @property
@@ -244,6 +335,24 @@ class MiniAppCenterSession:
                     on_start=on_start,
                 ),
             )
+
+
+def root_section(state: State) -> Section:
+    """Its section as the service and the state commands see every provider's: a snapshot
+    of the typed records at the state's root, as JSON (the on-disk layout's
+    ``providers.miniappcenter``). Writes go through the run's state, never through this."""
+    from reconciler.state import ProviderState
+    from reconciler.state.model import VERSION_ID_MARK  # the on-disk mark's name
+
+    return ProviderState(
+        endpoint=state.endpoint,
+        marks={VERSION_ID_MARK: state.version_id_mark},
+        resources={
+            ROOT_KIND: {
+                app_id: record.model_dump(mode="json") for app_id, record in state.apps.items()
+            }
+        },
+    )
 
 
 def in_scope_filter(

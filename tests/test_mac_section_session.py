@@ -1,0 +1,161 @@
+"""The Mini App Center's session through the neutral ProviderSession methods (plan, apply,
+drift, import_resource) on a run context (docs/decisions.md D145), on its in-process sandbox:
+the same plan as its state-root path, writes journaled through the run's store, drift and
+import on the run's state."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.engine.session import ChangeEvent, RootScope, RunContext, Scope
+from reconciler.errors import ReconcilerError
+from reconciler.providers.miniappcenter.session import (
+    MINIAPPCENTER_CONNECTOR,
+    MiniAppCenterSession,
+    root_section,
+)
+from reconciler.state import State
+from reconciler.state.file import FileStateStore
+from reconciler.workflows.desired import load_desired
+
+PROVIDER = "miniappcenter"
+ICON = "gxupload:" + "a" * 32  # an upload id, as the sandbox requires
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB"):
+        monkeypatch.delenv(var, raising=False)
+    shutil.copytree(Path(__file__).resolve().parent.parent / "manifests", tmp_path / "fleet")
+    yield tmp_path
+
+
+def session_of(here: Path) -> MiniAppCenterSession:
+    async def opened() -> Any:
+        async with MINIAPPCENTER_CONNECTOR.connect(
+            {}, sandbox_dir=here, config=None, parallelism=4
+        ) as session:
+            return session
+
+    session = asyncio.run(opened())
+    assert isinstance(session, MiniAppCenterSession)
+    return session
+
+
+def models(here: Path) -> list[Any]:
+    return load_desired([here / "fleet"], [], [], provider=PROVIDER).root_models
+
+
+def store_of(here: Path) -> FileStateStore:
+    return FileStateStore(here / "state.json")
+
+
+def test_plan_is_the_state_root_plan(here: Path) -> None:
+    session = session_of(here)
+    state = State()
+    session.attach(RunContext(state=state, probe_window=50))
+    desired = models(here)
+    scope = Scope(declared=frozenset(app.id for app in desired))
+    plan = asyncio.run(session.plan(desired, root_section(state), scope))
+    root = asyncio.run(session.plan_root(
+        desired, state, RootScope({}, [], scope.declared), prune=False, max_deletes=None,
+        probe_window=50, notices=(),
+    ))  # fmt: skip
+    assert plan.endpoints == {PROVIDER: session.identity}
+    assert plan.changes and plan.changes == root.changes
+    assert "create" in {c.action for c in plan.changes}
+
+
+def test_apply_then_drift_in_sync_and_an_outside_rename_is_seen(here: Path) -> None:
+    session = session_of(here)
+    store = store_of(here)
+    desired = models(here)
+    scope = Scope(declared=frozenset(app.id for app in desired))
+    events: list[ChangeEvent] = []
+    with store.lock("apply"):
+        state = store.load(session.identity)
+        session.attach(RunContext(state=state, store=store, probe_window=50))
+        plan = asyncio.run(session.plan(desired, root_section(state), scope))
+        store.ensure_base(state)
+
+        async def unused(*_: Any) -> None:
+            raise AssertionError("its executor journals through the run's store itself")
+
+        applied = asyncio.run(session.apply(
+            plan, root_section(state), desired=desired, parallelism=4, record=unused,
+            on_event=events.append,
+        ))  # fmt: skip
+        store.save(state)
+    assert len(events) == len(plan.changes)
+    assert {event.outcome for event in events} == {"applied"}
+    assert not applied.interrupted and not applied.stuck and not applied.unresolved
+    # The section view and the saved file hold the records the executor journaled.
+    again = store.load(session.identity)
+    section = root_section(again)
+    assert sorted(section.resources["miniapp"]) == sorted(app.id for app in desired)
+
+    session.attach(RunContext(state=again, probe_window=50))
+    fresh = asyncio.run(session.plan(desired, section, scope))
+    assert fresh.changes == ()
+    assert session.drift(fresh, section).in_sync
+
+    renamed = desired[0].id
+
+    async def rename() -> None:
+        from reconciler.providers.miniappcenter.client import MiniAppUpdate
+
+        async with session.target.client(2) as client:
+            live = await client.get_miniapp(renamed)
+            await client.update_miniapp(renamed, MiniAppUpdate(
+                name="Renamed outside", superapp_id=live.superapp_id, type=live.type))
+
+    asyncio.run(rename())
+    report = session.drift(asyncio.run(session.plan(desired, section, scope)), section)
+    assert not report.in_sync
+    assert [(i.kind, i.app_id, i.field) for i in report.items] == [
+        ("changed_outside", renamed, "name")
+    ]
+
+
+def test_import_resource_records_it_in_the_run_state(here: Path) -> None:
+    session = session_of(here)
+    app_id = "com.outside.made"
+
+    async def create() -> int:
+        from reconciler.providers.miniappcenter.client import MiniAppCreate, VersionCreate
+
+        async with session.target.client(2) as client:
+            await client.create_miniapp(MiniAppCreate(
+                id=app_id, name="Made outside", superapp_id="com.genexus.verdantbank",
+                type="web", keywords="a b", icon=ICON))
+            created = await client.create_version(app_id, VersionCreate(
+                code="1.0", platform_id="iOS", main_name="m", main_type="panel"))
+            return int(created.id)
+
+    vid = asyncio.run(create())
+    state = State()
+    hints = {app_id: {"versions": {"1.0": vid}, "labels": {"team": "ops"}}}
+    session.attach(RunContext(state=state, out=here / "imported", hints=hints))
+    imported = asyncio.run(session.import_resource(app_id, root_section(state)))
+    assert imported.key == app_id
+    assert "team: ops" in imported.manifest and 'code: "1.0"' in imported.manifest
+    assert state.version_id(app_id, "1.0") == vid
+    assert app_id in root_section(state).resources["miniapp"]
+
+    wrong = {app_id: {"versions": {"1.0": 999}}}
+    session.attach(RunContext(state=State(), hints=wrong))
+    with pytest.raises(ReconcilerError, match=r"1\.0=999"):
+        asyncio.run(session.import_resource(app_id, root_section(State())))
+
+
+def test_a_session_not_attached_says_so(here: Path) -> None:
+    session = session_of(here)
+    with pytest.raises(RuntimeError, match="attach"):
+        asyncio.run(session.plan([], root_section(State()), Scope()))
