@@ -241,8 +241,9 @@ def test_akana_answering_503_is_a_stuck_provider(
     fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet.restart_akana(fail_rate=1.0)
-    # Injected 503s: half of them answered, half cut after the status line.
-    _stuck_then_converges(fleet, capsys, "akana", "503|no valid HTTP answer")
+    # Injected 503s: half of them answered, half cut after the status line (the login, on
+    # the shared transport, says "no complete answer" for a cut one).
+    _stuck_then_converges(fleet, capsys, "akana", "503|no valid HTTP answer|no complete answer")
 
 
 def test_the_delete_budget_still_refuses_everything_when_a_provider_is_stuck(
