@@ -253,7 +253,7 @@ def test_a_provider_recorded_but_not_configured_is_named_not_checked(
     desired = load_desired([fleet / "manifests" / "cafe"], [], [])
     options = FleetOptions(False, None, None, None, False, None, 4, 100, ())
     opened = open_fleet(desired, store, options, StderrReporter())
-    assert opened.others == [] and opened.root is not None
+    assert opened.names == ["miniappcenter"] and opened.binding is not None
     assert opened.notices == [
         "the state records akana resources that were not checked: no akana endpoint is"
         " configured in this run"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.session import ChangeEvent, RootScope, RunContext, Scope
+from reconciler.engine.session import ChangeEvent, RunContext, Scope
 from reconciler.errors import ReconcilerError
 from reconciler.providers.miniappcenter.session import (
     MINIAPPCENTER_CONNECTOR,
@@ -57,17 +57,27 @@ def store_of(here: Path) -> FileStateStore:
     return FileStateStore(here / "state.json")
 
 
-def test_plan_is_the_state_root_plan(here: Path) -> None:
+async def _planned_directly(
+    session: MiniAppCenterSession, desired: list[Any], state: State, declared: frozenset[str]
+) -> Any:
+    """Its planner called on its own client, outside the session: the reference."""
+    from reconciler.providers.miniappcenter.planning import make_plan
+
+    async with session.target.client(4) as client:
+        return await make_plan(
+            client, desired, state, identity=session.identity, declared=declared,
+            probe_window=50,
+        )  # fmt: skip
+
+
+def test_plan_is_its_planners_plan(here: Path) -> None:
     session = session_of(here)
     state = State()
     session.attach(RunContext(state=state, probe_window=50))
     desired = models(here)
     scope = Scope(declared=frozenset(app.id for app in desired))
     plan = asyncio.run(session.plan(desired, root_section(state), scope))
-    root = asyncio.run(session.plan_root(
-        desired, state, RootScope({}, [], scope.declared), prune=False, max_deletes=None,
-        probe_window=50, notices=(),
-    ))  # fmt: skip
+    root = asyncio.run(_planned_directly(session, desired, state, scope.declared))
     assert plan.endpoints == {PROVIDER: session.identity}
     assert plan.changes and plan.changes == root.changes
     assert "create" in {c.action for c in plan.changes}

@@ -49,24 +49,23 @@ def import_(
     from reconciler.cli.common import root_words
     from reconciler.workflows.desired import root_provider
 
-    if provider != root_provider():
-        if version or label:
-            raise typer.BadParameter(
-                f"--version and --label are for {root_words()[0]}s", param_hint="--provider"
-            )
-        _import_other(provider, app_ids, out, force, state, sandbox, sandbox_db, config)
-        return
-
-    from reconciler.workflows.fleet import root_connector
-    from reconciler.workflows.importing import import_root
+    if provider != root_provider() and (version or label):
+        raise typer.BadParameter(
+            f"--version and --label are for {root_words()[0]}s", param_hint="--provider"
+        )
+    from reconciler.workflows.importing import run_import
 
     with handled_errors():
-        for app_id in app_ids:
-            root_connector().check_ref(app_id)
-        versions = _parse_versions(version, app_ids)
-        import_root(
-            app_ids, out=out, versions=versions, label=label, force=force, state=state,
-            sandbox=sandbox, sandbox_db=sandbox_db, reporter=StderrReporter(),
+        hints = {}
+        if version or label:
+            from reconciler.manifest import parse_selectors
+
+            labels = parse_selectors(list(label))
+            versions = _parse_versions(version, app_ids)
+            hints = {ref: {"versions": versions.get(ref, {}), "labels": labels} for ref in app_ids}
+        run_import(
+            provider, app_ids, out=out, force=force, state=state, sandbox=sandbox,
+            sandbox_db=sandbox_db, config=config, reporter=StderrReporter(), hints=hints,
         )  # fmt: skip
     err(REVIEW_IMPORTED)
 
@@ -91,23 +90,3 @@ def _parse_versions(values: list[str], app_ids: list[str]) -> dict[str, dict[str
             raise typer.BadParameter(f"{app_id!r} is not being imported", param_hint="--version")
         out.setdefault(app_id, {})[code] = int(raw_id)
     return out
-
-
-def _import_other(
-    provider: str,
-    refs: list[str],
-    out: Path,
-    force: bool,
-    state: Path | None,
-    sandbox: bool,
-    sandbox_db: Path | None,
-    config: Path | None,
-) -> None:
-    from reconciler.workflows.importing import import_others
-
-    with handled_errors():
-        import_others(
-            provider, refs, out=out, force=force, state=state, sandbox=sandbox,
-            sandbox_db=sandbox_db, config=config, reporter=StderrReporter(),
-        )  # fmt: skip
-    err(REVIEW_IMPORTED)

@@ -24,6 +24,7 @@ from reconciler.engine.session import (
     ChangeEvent,
     Connector,
     ProviderSession,
+    RunContext,
     Scope,
     Section,
     SectionApplied,
@@ -66,6 +67,15 @@ async def open_sessions(
             connector.connect(env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism)
         )
     return Sessions(opened)
+
+
+def attach(sessions: Sessions, run: RunContext) -> None:
+    """Give ``run`` to every session that asks for the run's context (``attach``): a
+    provider whose records are typed across resources and which journals its own writes."""
+    for session in sessions.by_name.values():
+        attach_to = getattr(session, "attach", None)
+        if attach_to is not None:
+            attach_to(run)
 
 
 async def plan_parts(

@@ -90,6 +90,9 @@ class SectionApplied:
     events: list[ChangeEvent] = field(default_factory=list)
     adopted: int = 0  # resources recorded without a write (adopt: true / found by key)
     stuck: list[str] = field(default_factory=list)  # grouping keys skipped for plan errors
+    # Why each stuck key was skipped, when the session words it itself (else: the plan's
+    # errors of that key).
+    reasons: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False  # a graceful stop or a cancellation ended it early
     unresolved: list[str] = field(default_factory=list)  # writes whose outcome is unknown
     probe_reads: int = 0  # reads spent looking for what an earlier run may have created
@@ -112,6 +115,8 @@ class RunContext:
     # import: what the user said about each ref, the provider's to read (e.g. version ids an
     # API cannot list, labels to give the manifest).
     hints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # apply: the run's graceful stop, polled before each change starts (None: never asked).
+    stop: Stoppable | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class Imported:
 
     key: str
     manifest: str  # YAML text
+    notes: tuple[str, ...] = ()  # said under its line (e.g. fields the manifest cannot carry)
 
 
 class ProviderSession(Protocol):
@@ -202,27 +208,6 @@ class Connector(Protocol):
         ...
 
 
-# --- a provider that keeps its records at the state's root -------------------------------
-# The Mini App Center keeps its records at the state's root (not in a section), binds the
-# state file to its endpoint and journals its own writes (a review flow, a version probe):
-# richer than :class:`ProviderSession`'s section and ``record``. Its connector says so
-# (``state_root``) and its session offers these operations, each given the whole state and
-# its store. The engine still knows none of its fields: the state, the store and the models
-# are opaque here.
-
-
-@dataclass(frozen=True)
-class RootScope:
-    """What a state-root plan covers: ``--select``, ``--target``, the keys its manifests
-    declare before narrowing (never prune candidates), and --changed-since's touched keys
-    (None: every one)."""
-
-    selectors: Mapping[str, str]
-    targets: Sequence[str]
-    declared: frozenset[str]
-    only: frozenset[str] | None = None
-
-
 class Stoppable(Protocol):
     """Running writes a graceful stop asks to start nothing new."""
 
@@ -232,94 +217,36 @@ class Stoppable(Protocol):
     def request_stop(self) -> None: ...
 
 
-class RootExecutor(Stoppable, Protocol):
-    async def run(self) -> Any:
-        """Run the writes; the apply result (the fleet's result type, see
-        :meth:`StateRootConnector.empty_result`)."""
-        ...
+class StopSignal:
+    """One run's graceful stop (Ctrl-C, SIGTERM): the CLI asks it, a session given the
+    run's context polls it before each change starts; the writes in flight finish and are
+    recorded."""
+
+    def __init__(self) -> None:
+        self._stop = False
 
     @property
-    def result(self) -> Any: ...
+    def stopping(self) -> bool:
+        return self._stop
+
+    def request_stop(self) -> None:
+        self._stop = True
 
 
-class StateRootSession(ProviderSession, Protocol):
-    @property
-    def setting(self) -> str:
-        """What the user sets to choose this endpoint (named when it may be wrong)."""
-        ...
+@dataclass(frozen=True)
+class Binding:
+    """What the state file is bound to, known before any session opens."""
 
-    async def plan_root(
-        self,
-        desired: Sequence[Any],
-        state: Any,
-        scope: RootScope,
-        *,
-        prune: bool,
-        max_deletes: int | None,
-        probe_window: int,
-        notices: Sequence[str],
-    ) -> Plan: ...
-
-    async def drift_root(
-        self,
-        desired: Sequence[Any],
-        state: Any,
-        scope: RootScope,
-        *,
-        probe_window: int,
-        notices: Sequence[str],
-    ) -> DriftReport: ...
-
-    def executor(
-        self,
-        plan: Plan,
-        store: Any,
-        state: Any,
-        *,
-        verify_fingerprints: bool,
-        probe_window: int,
-        on_result: Callable[[Any], None],
-        on_start: Callable[[Change], None],
-    ) -> AbstractAsyncContextManager[RootExecutor]: ...
+    identity: str
+    display: str  # never a secret
 
 
-class StateRootConnector(Connector, Protocol):
-    """The connector of a state-root provider (``state_root`` is True)."""
+class BindsStateFile(Protocol):
+    """The connector of the provider whose descriptor says ``state_root``: the state file
+    is loaded bound to its endpoint (``StateStore.load(identity)``), so the engine asks
+    that identity before the state is read and before any session is opened. Its session's
+    ``identity`` is the same."""
 
-    state_root: bool
-
-    def session(self, sandbox: bool, sandbox_db: Path | None, parallelism: int) -> StateRootSession:
-        """Its session for this run (the endpoint resolved and checked; nothing connected
-        yet): ``--sandbox`` serves its in-process sandbox from ``sandbox_db``."""
-        ...
-
-    def empty_result(self) -> Any:
-        """An empty apply result: the type every provider's change results are merged in."""
-        ...
-
-    def change_result(self, event: ChangeEvent) -> Any:
-        """Another provider's change result, as one of the fleet's results."""
-        ...
-
-    def check_saved(self, saved: Plan, state: Any, source: str) -> None:
-        """Refuse (PlanError) a saved plan the state contradicts."""
-        ...
-
-    def check_ref(self, ref: str) -> None:
-        """Refuse (InvalidIdError) what cannot name one of its resources for import."""
-        ...
-
-    def import_resources(
-        self,
-        refs: Sequence[str],
-        *,
-        out: Path,
-        versions: Mapping[str, Mapping[str, int]],
-        labels: Mapping[str, str],
-        force: bool,
-        store: Any,
-        session: StateRootSession,
-        say: Callable[[str], None],
-    ) -> None:
-        """``reconciler import`` of its resources into manifests under ``out`` and the state."""
-        ...
+    def binding(
+        self, env: Mapping[str, str], *, sandbox_dir: Path | None, config: Path | None
+    ) -> Binding: ...

@@ -46,8 +46,8 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
             ("MAC_API_VERSION", "API version path segment (default v1)"),
             ("MAC_SANDBOX_DB", "embedded sandbox database (like --sandbox-db)"),
         ),
-        # A state-root connector (engine.session.StateRootConnector): its records live at
-        # the state's root.
+        # Its records live at the state's root and the state file is bound to its endpoint
+        # (its connector is also an engine.session.BindsStateFile).
         connector=f"{_P}.miniappcenter.session:MINIAPPCENTER_CONNECTOR",
     ),
     ProviderDescriptor(

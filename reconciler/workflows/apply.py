@@ -1,6 +1,6 @@
-"""`apply`: plan (or read a saved plan), confirm, execute every provider's part and record
-it: the state-root provider's with its executor, the others through their sessions (the
-engine's service), into one result; locks and the history of runs around it."""
+"""`apply`: plan (or read a saved plan), confirm, execute every provider's part through its
+session (the engine's service) and record it, into one result; locks and the history of runs
+around it."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from reconciler.workflows.fleet import (
     Fleet,
     FleetOptions,
     FleetPlan,
+    connectors,
     open_fleet,
     open_sessions,
     plan_fleet,
-    root_connector,
     sections_of,
     split_saved,
 )
@@ -26,7 +26,8 @@ from reconciler.workflows.target import state_notices, state_store
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
-    from reconciler.engine.session import ChangeEvent, RootExecutor
+    from reconciler.engine.result import ApplyResult
+    from reconciler.engine.session import ChangeEvent, SectionApplied
     from reconciler.state import State, StateStore
     from reconciler.workflows.desired import Desired
     from reconciler.workflows.report import ApplyReporter
@@ -38,9 +39,8 @@ class ApplyOutcome:
     its changes, whether it was approved and whether it was interrupted."""
 
     plan: Plan | None = None
-    # The fleet's apply result (the state-root provider's result type, every provider's
-    # change results merged in).
-    result: Any = field(default_factory=lambda: _empty_result())
+    # The fleet's apply result: every provider's change results merged in.
+    result: ApplyResult = field(default_factory=lambda: _empty_result())
     approved: bool = False
     interrupted: bool = False
 
@@ -90,27 +90,27 @@ def run_apply(
             desired, store, options, reporter, only=list(saved.endpoints) if saved else None
         )
         current_state = fleet.state
-        if saved is not None and fleet.root is not None:
+        if saved is not None and fleet.binding is not None:
+            # The state file is bound to this endpoint: a plan made for another is refused
+            # before anything else is judged.
             planned_for = saved.endpoints.get(root_provider())
-            if planned_for != fleet.root.identity:
-                raise PlanError(
-                    f"the saved plan was made for {planned_for}, not {fleet.root.identity}"
-                )
+            if planned_for != fleet.identity:
+                raise PlanError(f"the saved plan was made for {planned_for}, not {fleet.identity}")
         if desired is not None:
             check_scope(desired, current_state)
-            if scope is None and fleet.root is not None:  # a prune: not locked one by one
-                _refuse_claimed(store, fleet.root.identity, desired.root_keys)
+            if scope is None and fleet.binding is not None:  # a prune: not locked one by one
+                _refuse_claimed(store, fleet.identity, desired.root_keys)
         if saved is not None and not _same_state(saved, current_state):
             raise PlanError(
                 "the saved plan is stale: the state changed since it was made (serial"
                 f" {saved.state_serial} -> {current_state.serial}). Run `reconciler plan"
                 " --out` again; a saved plan is never re-planned silently."
             )
-        if (saved is not None and plan_file is not None and not saved.fleet_errors
-                and fleet.root is not None):  # fmt: skip
-            # Protection recorded in the state, status chains, location ids. (A plan
-            # with fleet errors is never executed: it is shown with its errors below.)
-            root_connector().check_saved(saved, current_state, str(plan_file))
+        if saved is not None and plan_file is not None and not saved.fleet_errors:
+            # What the provider's records contradict (protection, status chains, ids),
+            # before anything is shown or written. (A plan with fleet errors is never
+            # executed: it is shown with its errors below.)
+            _check_saved(saved, current_state, str(plan_file))
         reporter.may_write()
         try:
             outcome = _run(fleet, store, saved, desired, options, notices, auto_approve, reporter)
@@ -197,8 +197,21 @@ def _finish_run(
         reporter.say(f"Warning: the run's result was not recorded in the history: {exc}")
 
 
-def _empty_result() -> Any:
-    return root_connector().empty_result()
+def _empty_result() -> ApplyResult:
+    from reconciler.engine.result import ApplyResult
+
+    return ApplyResult()
+
+
+def _check_saved(saved: Plan, state: State, source: str) -> None:
+    """A provider may refuse a saved plan its records contradict (its connector's optional
+    ``check_saved``); the stale-serial guard is the workflow's, for every provider."""
+    from reconciler.engine.session import RunContext
+
+    for name in saved.endpoints:
+        check = getattr(connectors()[name], "check_saved", None)
+        if check is not None:
+            check(saved, RunContext(state=state), source)
 
 
 def _run(
@@ -214,55 +227,42 @@ def _run(
     import asyncio
 
     from reconciler.engine.service import is_stuck
+    from reconciler.engine.session import StopSignal
 
     outcome = ApplyOutcome(plan=saved)
-    executor: RootExecutor | None = None
     current_state = fleet.state
     made: FleetPlan | None = None
     if saved is not None:
-        root_part, parts = split_saved(saved)
-        made = FleetPlan(saved, root_part, parts)
+        made = FleetPlan(saved, split_saved(saved))
+    stop = StopSignal()
+    started: list[Plan] = []  # the parts whose writes started (for an interrupted run)
 
     async def execute(the_plan: FleetPlan) -> None:
         total = len(the_plan.merged.changes)
         reporter.progress_begin(total)
         try:
-            # A stuck provider's part is not run: it could not be read when planning.
-            if the_plan.root is not None and fleet.root is not None and not is_stuck(the_plan.root):
-                await _execute_root(the_plan.root)
-            if the_plan.parts and (executor is None or not executor.stopping):
-                await _execute_others(the_plan.parts)
+            await _execute(the_plan.parts)
         finally:
             reporter.progress_end()
 
-    async def _execute_root(root_plan: Plan) -> None:
-        nonlocal executor
-
-        assert fleet.root is not None
-        async with fleet.root.executor(
-            root_plan,
-            store,
-            current_state,
-            verify_fingerprints=saved is not None,
-            probe_window=options.probe_window,
-            on_result=reporter.progress_result,
-            on_start=reporter.progress_start,
-        ) as running:
-            executor = running
-            reporter.writes_running(lambda: executor)
-            # With no changes this only records labels and protection: no API write.
-            stuck = outcome.result.stuck_providers
-            outcome.result = await running.run()
-            outcome.result.stuck_providers = stuck
-
-    async def _execute_others(parts: Mapping[str, Plan]) -> None:
+    async def _execute(parts: Mapping[str, Plan]) -> None:
         from reconciler.engine.service import apply_parts
+        from reconciler.engine.session import RunContext
         from reconciler.errors import PlanError
 
-        reporter.writes_running(lambda: executor)
+        run = RunContext(
+            state=current_state,
+            store=store,
+            probe_window=options.probe_window,
+            verify_fingerprints=saved is not None,
+            on_start=reporter.progress_start,
+            stop=stop,
+        )
         async with AsyncExitStack() as stack:
             # Said when planning; a saved plan's endpoint is said here.
-            sessions = await open_sessions(stack, fleet, options, reporter, say=saved is not None)
+            sessions = await open_sessions(
+                stack, fleet, options, reporter, say=saved is not None, run=run
+            )
             for name, part in parts.items():
                 session = sessions.by_name.get(name)
                 if session is None or part.endpoints.get(name) != session.identity:
@@ -271,9 +271,17 @@ def _run(
                         f"the plan's {name} part was made for {part.endpoints.get(name)}, not"
                         f" {where}"
                     )
+            # A session given the run's context polls the graceful stop; the others' writes
+            # are cancelled by a stop (each completed one is recorded already).
+            stoppable = any(
+                hasattr(sessions.by_name[name], "attach") and not is_stuck(part)
+                for name, part in parts.items()
+            )
+            reporter.writes_running(lambda: stop if stoppable else None)
             models = None
             if desired is not None:
                 models = {name: desired.models(name) for name in parts}
+            started.extend(part for part in parts.values() if not is_stuck(part))
             applied = await apply_parts(
                 sessions,
                 parts,
@@ -284,10 +292,7 @@ def _run(
                 on_event=lambda event: _merge_event(outcome, reporter, event),
             )
         for name, done in applied.items():
-            outcome.result.adopted += done.adopted
-            stuck = parts[name].stuck_apps
-            for key in done.stuck:
-                outcome.result.stuck[key] = "; ".join(str(p) for p in stuck.get(key, ()))
+            _merge_applied(outcome.result, parts[name], done)
 
     from reconciler.transport.session_auth import carried_sessions
 
@@ -316,13 +321,13 @@ def _run(
         asyncio.run(execute(made))
     except (KeyboardInterrupt, asyncio.CancelledError):
         outcome.interrupted = True
-        if executor is not None:
-            root = root_provider()
-            others = [r for r in outcome.result.results if r.change.provider != root]
-            stuck = outcome.result.stuck_providers
-            outcome.result = executor.result
-            outcome.result.results.extend(others)
-            outcome.result.stuck_providers = stuck
+        # The results reported before the interruption are in already; what the plan could
+        # not settle was not touched either.
+        for part in started:
+            outcome.result.unresolved.extend(
+                str(problem) for problem in part.unresolved
+                if str(problem) not in outcome.result.unresolved
+            )
     finally:
         run_sessions.close()  # logs out of a session the writes did not take over
         reporter.loop_closed()  # closing a loop resets the signal handlers it installed
@@ -343,10 +348,23 @@ def _run(
 
 
 def _merge_event(outcome: ApplyOutcome, reporter: ApplyReporter, event: ChangeEvent) -> None:
-    """Another provider's change result, in the one apply summary and progress."""
-    result = root_connector().change_result(event)
+    """A provider's change result, in the one apply summary and progress."""
+    from reconciler.engine.result import ChangeResult
+
+    result = ChangeResult(event.change, event.outcome, event.message, event.stuck)
     outcome.result.results.append(result)
     reporter.progress_result(result)
+
+
+def _merge_applied(result: ApplyResult, part: Plan, done: SectionApplied) -> None:
+    """A provider's part, done, in the fleet's result."""
+    result.adopted += done.adopted
+    result.probe_reads += done.probe_reads
+    result.interrupted = result.interrupted or done.interrupted
+    result.unresolved.extend(done.unresolved)
+    stuck = part.stuck_apps
+    for key in done.stuck:
+        result.stuck[key] = done.reasons.get(key) or "; ".join(str(p) for p in stuck.get(key, ()))
 
 
 def _same_state(saved: Plan, current: State) -> bool:

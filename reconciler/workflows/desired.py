@@ -82,6 +82,8 @@ class Desired:
         return [provider.resource_key(model) for model in self.apps]
 
     def models(self, provider: str) -> list[Any]:
+        if provider == root_provider():
+            return self.apps
         return [item.app for item in self.others.get(provider, ())]
 
 

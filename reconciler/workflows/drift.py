@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.workflows.desired import check_provider, check_scope, load_desired, root_provider
+from reconciler.workflows.desired import check_provider, check_scope, load_desired
 from reconciler.workflows.fleet import (
     FleetOptions,
     open_fleet,
     open_sessions,
-    root_scope,
     scope_of,
     sections_of,
 )
@@ -45,53 +44,31 @@ def check_drift(
     async def run() -> DriftReport:
         from contextlib import AsyncExitStack
 
-        from reconciler.engine.plan import Plan
         from reconciler.engine.service import (
             is_stuck,
             merge_drift,
             plan_parts,
             raise_if_all_stuck,
-            stuck_part,
             stuck_report,
         )
-        from reconciler.engine.session import provider_wide
-        from reconciler.errors import ReconcilerError
+        from reconciler.engine.session import RunContext
 
-        reports: list[DriftReport] = []
-        stuck: list[Plan] = []  # the parts of providers that could not be read
-        taking_part = len(fleet.others) + (fleet.root is not None)
-        if fleet.root is not None:
-            try:
-                report = await fleet.root.drift_root(
-                    desired.root_models,
-                    fleet.state,
-                    root_scope(desired, options, changed=False),
-                    probe_window=options.probe_window,
-                    notices=[*notices, *fleet.notices],
-                )
-            except ReconcilerError as exc:
-                if not provider_wide(exc):
-                    raise
-                part = stuck_part(root_provider(), fleet.root.identity, exc)
-                stuck.append(part)
-                report = stuck_report(part)
-            reports.append(report)
-        if fleet.others:
-            sections = sections_of(fleet)
-            async with AsyncExitStack() as stack:
-                sessions = await open_sessions(stack, fleet, options, reporter)
-                models = {name: desired.models(name) for name in fleet.others}
-                scope = scope_of(desired, options, [*notices, *fleet.notices])
-                parts = await plan_parts(sessions, models, sections, scope)
-                stuck += [part for part in parts.values() if is_stuck(part)]
-                reports += [
-                    stuck_report(part)
-                    if is_stuck(part)
-                    else sessions.by_name[name].drift(part, sections[name])
-                    for name, part in parts.items()
-                ]
-        if len(stuck) == taking_part:  # nothing could be checked: the first error, exit 1
+        sections = sections_of(fleet)
+        run = RunContext(state=fleet.state, probe_window=options.probe_window)
+        async with AsyncExitStack() as stack:
+            sessions = await open_sessions(stack, fleet, options, reporter, run=run)
+            models = {name: desired.models(name) for name in fleet.names}
+            scope = scope_of(desired, options, [*notices, *fleet.notices])
+            parts = await plan_parts(sessions, models, sections, scope)
+        ordered = [(name, parts[name]) for name in fleet.names]
+        stuck = [part for _, part in ordered if is_stuck(part)]
+        if len(stuck) == len(ordered):  # nothing could be checked: the first error, exit 1
             raise_if_all_stuck(stuck)
-        return merge_drift(reports)
+        return merge_drift([
+            stuck_report(part)
+            if is_stuck(part)
+            else sessions.by_name[name].drift(part, sections[name])
+            for name, part in ordered
+        ])
 
     return asyncio.run(run())

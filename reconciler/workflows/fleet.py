@@ -1,9 +1,8 @@
 """What plan, apply and drift share across providers: which providers take part in a run,
 their sessions, and one merged plan. The provider-neutral steps are the engine's service
-(:mod:`reconciler.engine.service`). The state-root provider (the one whose records live at the
-state's root and which binds the state file, see engine.session.StateRootConnector) plans and
-executes with the whole state; it joins the merged plan as one part. No provider is named
-here: they come from the registry.
+(:mod:`reconciler.engine.service`): every provider, the one whose descriptor binds the state
+file included, is planned, applied and checked for drift through its session. No provider is
+named here: they come from the registry.
 """
 
 from __future__ import annotations
@@ -21,14 +20,7 @@ from reconciler.workflows.desired import Desired, root_provider
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
     from reconciler.engine.service import Sessions
-    from reconciler.engine.session import (
-        Connector,
-        RootScope,
-        Scope,
-        Section,
-        StateRootConnector,
-        StateRootSession,
-    )
+    from reconciler.engine.session import Binding, Connector, RunContext, Scope, Section
     from reconciler.state import State, StateStore
     from reconciler.workflows.report import Reporter
 
@@ -57,32 +49,47 @@ class FleetOptions:
 
 @dataclass
 class Fleet:
-    """Who takes part in a run: the state-root provider (with its session) and the others."""
+    """Who takes part in a run (the provider that binds the state file first, then the
+    others by name), the state, and what the state file is bound to."""
 
     state: State
-    root: StateRootSession | None
-    others: list[str]
+    names: list[str]
+    binding: Binding | None = None  # None: the provider that binds the state takes no part
     notices: list[str] = field(default_factory=list)
 
     @property
     def identity(self) -> str:
-        return self.root.identity if self.root is not None else ""
+        return self.binding.identity if self.binding is not None else ""
 
 
 def connectors() -> Mapping[str, Connector]:
-    """The providers that run through the engine's service's sessions (the state-root
-    provider's connector is :func:`root_connector`)."""
+    """Every registered provider's connector (imported on first use)."""
     from reconciler.providers.registry import CONNECTORS
 
-    return {name: c for name, c in CONNECTORS.items() if not getattr(c, "state_root", False)}
+    return CONNECTORS
 
 
-def root_connector() -> StateRootConnector:
+def fleet_env(options: FleetOptions) -> dict[str, str]:
+    """The environment the connectors read: ``--sandbox-db`` travels as its variable, so the
+    in-process sandbox of the provider that binds the state is that file."""
+    from reconciler.limits import SANDBOX_DB_ENV
+
+    env = dict(os.environ)
+    if options.sandbox and options.sandbox_db is not None:
+        env[SANDBOX_DB_ENV] = str(options.sandbox_db)
+    return env
+
+
+def state_binding(options: FleetOptions) -> Binding:
+    """What the state file is bound to: the endpoint of the provider whose descriptor says
+    it binds the state (resolved and checked; nothing connected)."""
     from typing import cast
 
-    from reconciler.providers.registry import CONNECTORS
+    from reconciler.engine.session import BindsStateFile
 
-    return cast("StateRootConnector", CONNECTORS[root_provider()])
+    binder = cast("BindsStateFile", connectors()[root_provider()])
+    return binder.binding(fleet_env(options), sandbox_dir=options.sandbox_dir,
+                          config=options.config)  # fmt: skip
 
 
 def open_fleet(
@@ -100,7 +107,7 @@ def open_fleet(
     error). ``only``: the providers of a saved plan."""
     from reconciler.errors import ConfigError
 
-    env = dict(os.environ)
+    env = fleet_env(options)
     wanted = set(only) if only is not None else None
     if options.provider is not None:
         wanted = {options.provider} if wanted is None else wanted & {options.provider}
@@ -115,20 +122,18 @@ def open_fleet(
     else:
         peek = store.read()
         root_in = bool(peek.apps) and (wanted is None or root_name in wanted)
+    binding: Binding | None = None
     if root_in:
-        root: StateRootSession | None = root_connector().session(
-            options.sandbox, options.sandbox_db, options.parallelism
-        )
-        assert root is not None
-        reporter.say(f"Endpoint: {root.display}")
-        state = store.load(root.identity)
+        # Said before the state is read: the state file is bound to this endpoint.
+        binding = state_binding(options)
+        reporter.say(f"Endpoint: {binding.display}")
+        state = store.load(binding.identity)
     else:
-        root = None
         state = peek if peek is not None else store.read()
     others: list[str] = []
     notices: list[str] = []
     for name, connector in sorted(connectors().items()):
-        if wanted is not None and name not in wanted:
+        if name == root_name or (wanted is not None and name not in wanted):
             continue
         declared = desired is not None and bool(desired.others_declared.get(name))
         if desired is not None and desired.only is not None:
@@ -172,7 +177,8 @@ def open_fleet(
             )
     for notice in notices:
         reporter.say(f"Warning: {notice}")
-    return Fleet(state, root, others, notices)
+    names = ([root_name] if root_in else []) + others
+    return Fleet(state, names, binding, notices)
 
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
@@ -193,9 +199,18 @@ def proxy_variable(env: Mapping[str, str]) -> str | None:
 
 
 def sections_of(fleet: Fleet) -> dict[str, Section]:
+    """Each provider's section of the state. The provider that binds the state keeps its
+    records typed at the state's root and works on the run's context (``attach``): it is
+    given a detached section, never one saved beside its records."""
     from reconciler.state import ProviderState
 
-    return {name: fleet.state.providers.setdefault(name, ProviderState()) for name in fleet.others}
+    binder = root_provider() if fleet.binding is not None else None
+    return {
+        name: ProviderState(endpoint=fleet.state.endpoint)
+        if name == binder
+        else fleet.state.providers.setdefault(name, ProviderState())
+        for name in fleet.names
+    }
 
 
 def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[str]) -> Scope:
@@ -204,24 +219,28 @@ def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[s
 
     declared: frozenset[str] = frozenset()
     selectors: dict[str, str] = {}
+    only: frozenset[str] | None = None
     if desired is not None:
         declared = frozenset(key for keys in desired.others_declared.values() for key in keys)
+        declared |= desired.declared
         selectors = dict(desired.selectors)
     targets = frozenset(options.targets)
     if desired is not None and desired.only is not None:
-        # plan --changed-since: read and plan only the resources whose manifests changed.
-        touched = {
+        # plan --changed-since: read and plan only the resources whose manifests changed
+        # (the keys of manifests removed since included: still prune candidates).
+        only = desired.only | {
             PROVIDERS[name].resource_key(item.app)
             for name, items in desired.others.items()
             for item in items
         }
-        targets = frozenset(touched)
+        targets = only
     return Scope(
         selectors=selectors,
         targets=targets,
         prune=options.prune,
         declared=declared,
         notices=tuple(notices),
+        only=only,
     )
 
 
@@ -232,27 +251,34 @@ async def open_sessions(
     reporter: Reporter,
     *,
     say: bool = True,
+    run: RunContext | None = None,
 ) -> Sessions:
+    """The sessions of every provider taking part, each given ``run`` when it asks for the
+    run's context (``attach``). The endpoint the state is bound to was said already."""
+    from reconciler.engine.service import attach
     from reconciler.engine.service import open_sessions as open_each
 
     sessions = await open_each(
         stack,
         connectors(),
-        fleet.others,
-        dict(os.environ),
+        fleet.names,
+        fleet_env(options),
         sandbox_dir=options.sandbox_dir,
         config=options.config,
         parallelism=options.parallelism,
     )
+    if run is not None:
+        attach(sessions, run)
+    binder = root_provider() if fleet.binding is not None else None
     for name, session in sorted(sessions.by_name.items()) if say else ():
-        reporter.say(f"Endpoint ({name}): {session.display}")
+        if name != binder:
+            reporter.say(f"Endpoint ({name}): {session.display}")
     return sessions
 
 
 @dataclass(frozen=True)
 class FleetPlan:
     merged: Plan
-    root: Plan | None  # the state-root provider's part
     parts: Mapping[str, Plan]
 
 
@@ -264,75 +290,28 @@ async def plan_fleet(
     reporter: Reporter,
 ) -> FleetPlan:
     """Every taking part provider's plan, read concurrently, merged into one."""
-    import asyncio
-
     from reconciler.engine.service import merge_plans, plan_parts, raise_if_all_stuck
+    from reconciler.engine.session import RunContext
 
-    mixed = bool(fleet.others)
     scope = scope_of(desired, options, [*notices, *fleet.notices])
-
-    async def root_part() -> Plan | None:
-        if fleet.root is None:
-            return None
-        from reconciler.engine.service import stuck_part
-        from reconciler.engine.session import provider_wide
-        from reconciler.errors import ReconcilerError
-
-        try:
-            return await fleet.root.plan_root(
-                desired.root_models,
-                fleet.state,
-                root_scope(desired, options),
-                prune=options.prune,
-                # Mixed: the budget is checked once on the whole plan (below).
-                max_deletes=None if mixed else options.max_deletes,
-                probe_window=options.probe_window,
-                notices=[*notices, *fleet.notices],
-            )
-        except ReconcilerError as exc:
-            if not provider_wide(exc):
-                raise
-            return stuck_part(root_provider(), fleet.root.identity, exc)
-
-    async def other_parts() -> dict[str, Plan]:
-        if not fleet.others:
-            return {}
-        async with AsyncExitStack() as stack:
-            sessions = await open_sessions(stack, fleet, options, reporter)
-            models = {name: desired.models(name) for name in fleet.others}
-            return await plan_parts(sessions, models, sections_of(fleet), scope)
-
-    root, parts = await asyncio.gather(root_part(), other_parts())
+    run = RunContext(state=fleet.state, probe_window=options.probe_window)
+    async with AsyncExitStack() as stack:
+        sessions = await open_sessions(stack, fleet, options, reporter, run=run)
+        models = {name: desired.models(name) for name in fleet.names}
+        parts = await plan_parts(sessions, models, sections_of(fleet), scope)
     # Every provider stuck: nothing was read, the run stops on the first error (exit 1).
-    raise_if_all_stuck([*([root] if root is not None else []), *parts.values()])
-    if root is not None and not parts:
-        return FleetPlan(root, root, {})
+    ordered = [parts[name] for name in fleet.names]
+    raise_if_all_stuck(ordered)
     merged = merge_plans(
-        [*([root] if root is not None else []), *parts.values()],
+        ordered,
         max_deletes=options.max_deletes,
         state_lineage=fleet.state.lineage if fleet.state.serial else None,
         state_serial=fleet.state.serial,
     )
-    return FleetPlan(merged, root, parts)
+    return FleetPlan(merged, parts)
 
 
-def root_scope(desired: Desired, options: FleetOptions, *, changed: bool = True) -> RootScope:
-    """What the state-root provider's part covers (``changed``: narrowed by
-    --changed-since)."""
-    from reconciler.engine.session import RootScope
-
-    return RootScope(
-        selectors=desired.selectors,
-        targets=options.targets,
-        declared=desired.declared,
-        only=desired.only if changed else None,
-    )
-
-
-def split_saved(saved: Plan) -> tuple[Plan | None, dict[str, Plan]]:
-    """A saved plan covers one provider (engine.plan_file): the state-root provider's part,
-    or another provider's."""
+def split_saved(saved: Plan) -> dict[str, Plan]:
+    """A saved plan covers one provider (engine.plan_file): its part, by provider."""
     (name,) = saved.endpoints
-    if name == root_provider():
-        return saved, {}
-    return None, {name: saved}
+    return {name: saved}

@@ -1,50 +1,22 @@
 """`import`: write a manifest per existing resource from live state and record it as managed
-in the state (the state-root provider's through its connector; the others' through their
-session)."""
+in the state, through the provider's session (the engine's service opens it like any)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from reconciler.workflows.desired import check_provider
+from reconciler.workflows.desired import check_provider, root_provider
 from reconciler.workflows.target import state_store
 
 if TYPE_CHECKING:
     from reconciler.engine.session import Imported
+    from reconciler.state import State
     from reconciler.workflows.report import Reporter
 
 
-def import_root(
-    refs: Sequence[str],
-    *,
-    out: Path,
-    versions: dict[str, dict[str, int]],
-    label: Sequence[str],
-    force: bool,
-    state: Path | str | None,
-    sandbox: bool,
-    sandbox_db: Path | None,
-    reporter: Reporter,
-) -> None:
-    """Import the state-root provider's resources ``refs`` (checked ids; ``versions``: per
-    resource, code -> version id, since its API cannot list them) into manifests under
-    ``out`` and the state."""
-    from reconciler.manifest import parse_selectors
-    from reconciler.workflows.fleet import root_connector
-
-    labels = parse_selectors(list(label))
-    connector = root_connector()
-    session = connector.session(sandbox, sandbox_db, 8)
-    reporter.say(f"Endpoint: {session.display}")
-    connector.import_resources(
-        refs, out=out, versions=versions, labels=labels, force=force,
-        store=state_store(state, sandbox), session=session, say=reporter.say,
-    )  # fmt: skip
-
-
-def import_others(
+def run_import(
     provider: str,
     refs: Sequence[str],
     *,
@@ -55,59 +27,104 @@ def import_others(
     sandbox_db: Path | None,
     config: Path | None,
     reporter: Reporter,
+    hints: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Import through the provider's session: it finds each resource, records it in its
-    section of the state and writes its manifest."""
+    """Import through the provider's session: it finds each resource, records it in the
+    state and returns its manifest. ``hints``: what the user said about each ref, the
+    provider's to read. A provider whose connector checks refs (``check_ref``, a ref that
+    is its natural key) has them, a managed one and an existing file refused before any
+    request."""
     import asyncio
-    import os
     from contextlib import AsyncExitStack
 
-    from reconciler.engine.service import open_sessions
+    from reconciler.engine.service import attach, open_sessions
+    from reconciler.engine.session import RunContext
     from reconciler.errors import ConfigError
     from reconciler.limits import DEFAULT_PROBE_WINDOW
     from reconciler.state import ProviderState
-    from reconciler.workflows.fleet import FleetOptions, connectors
+    from reconciler.workflows.fleet import FleetOptions, connectors, fleet_env, state_binding
 
     check_provider(provider)
     if provider not in connectors():
         raise ConfigError(f"import does not know the {provider} provider")
+    connector = connectors()[provider]
+    check_ref = getattr(connector, "check_ref", None)
+    keys = [str(check_ref(ref)) for ref in refs] if check_ref is not None else None
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None, 8,
                            DEFAULT_PROBE_WINDOW, ())  # fmt: skip
+    binding = state_binding(options) if provider == root_provider() else None
+    if binding is not None:  # said before the state is read: it is bound to this endpoint
+        reporter.say(f"Endpoint: {binding.display}")
+    if keys is not None:
+        _refuse_existing([out / f"{_file_name(key)}.yaml" for key in keys], force)
     store = state_store(state, sandbox)
     with store.lock("import") as lock_info:
         if (notice := lock_info.takeover_notice()) is not None:
             reporter.say(notice)
-        current = store.read()
-        section = current.providers.setdefault(provider, ProviderState())
+        current = store.load(binding.identity) if binding is not None else store.read()
+        if binding is not None:
+            section = ProviderState(endpoint=current.endpoint)  # its records are the root's
+        else:
+            section = current.providers.setdefault(provider, ProviderState())
+        before = _recorded(current, provider)
+        if keys is not None:
+            _refuse_managed([key for key in keys if key in before])
+        run = RunContext(state=current, store=store, out=out, hints=dict(hints or {}))
 
-        async def run() -> list[Imported]:
+        async def imported() -> list[Imported]:
             async with AsyncExitStack() as stack:
                 sessions = await open_sessions(
-                    stack, connectors(), [provider], dict(os.environ),
+                    stack, connectors(), [provider], fleet_env(options),
                     sandbox_dir=options.sandbox_dir, config=config, parallelism=8,
                 )  # fmt: skip
+                attach(sessions, run)
                 session = sessions.by_name[provider]
-                reporter.say(f"Endpoint ({provider}): {session.display}")
+                if binding is None:
+                    reporter.say(f"Endpoint ({provider}): {session.display}")
                 session.bind(section)
                 return [await session.import_resource(ref, section) for ref in refs]
 
-        before = {key for records in section.resources.values() for key in records}
-        results = asyncio.run(run())
-        managed = [item.key for item in results if item.key in before]
-        if managed:  # nothing is saved: re-importing would drop what the state keeps
-            raise ConfigError(
-                f"already managed: {', '.join(managed)}. Its manifest is the source of"
-                " truth; to adopt it again, first remove it from the state"
-            )
+        results = asyncio.run(imported())
+        # Nothing is saved: re-importing would drop what the state keeps.
+        _refuse_managed([item.key for item in results if item.key in before])
         paths = {item.key: out / f"{_file_name(item.key)}.yaml" for item in results}
-        existing = [str(p) for p in paths.values() if p.exists()]
-        if existing and not force:  # checked before anything is saved or written
-            raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+        _refuse_existing(list(paths.values()), force)  # before anything is saved or written
         out.mkdir(parents=True, exist_ok=True)
         for item in results:
             paths[item.key].write_text(item.manifest, encoding="utf-8")
             reporter.say(f"Imported {item.key} -> {paths[item.key]}")
+            for note in item.notes:
+                reporter.say(f"  {note}")
         store.save(current)
+
+
+def _recorded(state: State, provider: str) -> set[str]:
+    """The natural keys the state records for ``provider`` (the records of the provider
+    that binds the state are the state's root)."""
+    if provider == root_provider():
+        return set(state.apps)
+    section = state.providers.get(provider)
+    if section is None:
+        return set()
+    return {key for records in section.resources.values() for key in records}
+
+
+def _refuse_managed(managed: Sequence[str]) -> None:
+    from reconciler.errors import ConfigError
+
+    if managed:
+        raise ConfigError(
+            f"already managed: {', '.join(managed)}. Its manifest is the source of"
+            " truth; to adopt it again, first remove it from the state (`reconciler state rm`)"
+        )
+
+
+def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
+    from reconciler.errors import ConfigError
+
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
 
 
 def _file_name(key: str) -> str:

@@ -21,7 +21,7 @@ class Reporter(Protocol):
 
 
 class ChangeResult(Protocol):
-    """One change's result as the progress line shows it (the state-root provider's type)."""
+    """One change's result as the progress line shows it (engine.result.ChangeResult)."""
 
     @property
     def change(self) -> Change: ...

@@ -18,13 +18,15 @@ import dataclasses
 import hashlib
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
 from reconciler.address import Address
 from reconciler.engine.plan import Change, Plan
+from reconciler.engine.result import ApplyResult, ChangeResult, Outcome
+from reconciler.engine.session import Stoppable
 from reconciler.errors import AmbiguousWriteError, ApiError, ReconcilerError
 from reconciler.providers.miniappcenter.addresses import locations_address, version_address
 from reconciler.providers.miniappcenter.client import (
@@ -75,102 +77,7 @@ from reconciler.state import (
     VersionRecord,
 )
 
-Outcome = Literal["applied", "failed", "skipped"]
-
-
-@dataclass(frozen=True)
-class ChangeResult:
-    change: Change
-    outcome: Outcome
-    message: str | None = None
-    stuck: bool = False  # skipped because its whole app is stuck (the plan says why)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "provider": self.change.provider,
-            "address": str(self.change.address),
-            "resource": self.change.kind,
-            "action": self.change.action,
-            "app_id": self.change.app_id,
-            "outcome": self.outcome,
-        }
-        if self.message:
-            out["message"] = self.message
-        if self.stuck:
-            out["stuck"] = True
-        return out
-
-
-@dataclass
-class ApplyResult:
-    results: list[ChangeResult] = field(default_factory=list)
-    interrupted: bool = False
-    # Apps skipped whole because the plan could not be made for them (app -> why).
-    stuck: dict[str, str] = field(default_factory=dict)
-    # What the plan could not settle and apply did not touch (a review status no read or
-    # refused step can tell): everything else was applied.
-    unresolved: list[str] = field(default_factory=list)
-    adopted: int = 0  # apps and versions recorded from what was learnt by reading
-    probe_reads: int = 0  # version reads spent looking for unknown versions during apply
-    # Providers whose endpoint could not be read when planning (provider -> why): none of
-    # their resources was applied; the other providers' were.
-    stuck_providers: dict[str, str] = field(default_factory=dict)
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for r in self.results if r.outcome == outcome)
-
-    @property
-    def applied(self) -> int:
-        return self.count("applied")
-
-    @property
-    def failed(self) -> int:
-        return self.count("failed")
-
-    @property
-    def skipped(self) -> int:
-        return self.count("skipped")
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.failed == 0
-            and self.skipped == 0
-            and not self.interrupted
-            and not self.stuck
-            and not self.unresolved
-            and not self.stuck_providers
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        # Only when there is one: a run with every provider read keeps its document as it was.
-        stuck = (
-            {
-                "stuck_providers": [
-                    {"provider": name, "reason": why} for name, why in self.stuck_providers.items()
-                ]
-            }
-            if self.stuck_providers
-            else {}
-        )
-        return {
-            **stuck,
-            "summary": {
-                "applied": self.applied,
-                "failed": self.failed,
-                "skipped": self.skipped,
-                "adopted": self.adopted,
-                "stuck_apps": len(self.stuck),
-                "unresolved": len(self.unresolved),
-                "probe_reads": self.probe_reads,
-            },
-            "interrupted": self.interrupted,
-            "unresolved": list(self.unresolved),
-            "stuck_apps": [
-                {"app_id": app_id, "reason": reason} for app_id, reason in self.stuck.items()
-            ],
-            "results": [r.as_dict() for r in self.results],
-        }
+__all__ = ["ApplyOptions", "ApplyResult", "ChangeResult", "Executor", "Outcome"]
 
 
 class _Failed(ReconcilerError):
@@ -201,6 +108,8 @@ class ApplyOptions:
     on_result: Callable[[ChangeResult], None] | None = None
     on_start: Callable[[Change], None] | None = None
     probe_window: int = DEFAULT_PROBE_WINDOW
+    # The run's graceful stop (Ctrl-C): polled before each change starts.
+    stop: Stoppable | None = None
 
 
 class Executor:
@@ -237,7 +146,7 @@ class Executor:
 
     @property
     def stopping(self) -> bool:
-        return self._stop
+        return self._stop or (self.options.stop is not None and self.options.stop.stopping)
 
     def request_stop(self) -> None:
         """Start no new change; the writes in flight finish and are recorded."""
@@ -282,7 +191,7 @@ class Executor:
     ) -> None:
         """The app's changes, each as soon as what it waits for is done (schedule.py), each
         holding one of the run's ``--parallelism`` slots while it writes."""
-        if self._stop:
+        if self.stopping:
             self._skip_all(changes)
             return
         if self.options.verify_fingerprints:
@@ -321,7 +230,7 @@ class Executor:
         """Run one change whose waits are over; True when it was applied."""
         # Yield to the loop: an in-process sandbox never does, and a Ctrl-C must be seen.
         await asyncio.sleep(0)
-        if self._stop:
+        if self.stopping:
             self._skip_all([change])
             return False
         if not applied.issuperset(change.depends_on):
@@ -330,7 +239,7 @@ class Executor:
             self._report(ChangeResult(change, "skipped", "skipped: a change it depends on failed"))
             return False
         async with slots.slot(rank):
-            if self._stop:  # stopped while it waited for a slot
+            if self.stopping:  # stopped while it waited for a slot
                 self._skip_all([change])
                 return False
             if self.options.on_start:

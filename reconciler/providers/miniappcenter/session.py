@@ -3,12 +3,12 @@ Akana and REST, never by importing this package.
 
 :data:`MINIAPPCENTER_CONNECTOR` resolves the endpoint (``MAC_BASE_URL`` / ``MAC_API_TOKEN``, or
 the in-process sandbox for ``--sandbox``, wired here as the other connectors wire theirs) and
-opens a :class:`MiniAppCenterSession`. Unlike the other providers it keeps its records at the
-state's root (``apps``, the version-id mark) and writes its own journal lines (review flow,
-version probe, journal paths), so besides the neutral :class:`ProviderSession` properties the
-session offers the workflows the operations of a *state-root* provider
-(:class:`reconciler.engine.session.StateRootSession`): plan, execute, classify drift, check a
-saved plan and import, each given the whole state and its store.
+opens a :class:`MiniAppCenterSession`, which the engine's service runs like every session.
+Unlike the others it keeps its records typed at the state's root (``apps``, the version-id
+mark) and writes its own journal lines (review flow, version probe, journal paths), so it
+declares ``attach``: it plans, applies and imports on the run's whole state and store
+(:class:`reconciler.engine.session.RunContext`). Its descriptor says ``state_root``: the state
+file is bound to its endpoint (:meth:`MiniAppCenterConnector.binding`).
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ from reconciler.providers.miniappcenter.vocabulary import PROVIDER, ROOT_KIND
 if TYPE_CHECKING:
     from reconciler.engine.drift import DriftReport
     from reconciler.engine.plan import Change, Plan
+    from reconciler.engine.result import ChangeResult
     from reconciler.engine.session import (
+        Binding,
         ChangeEvent,
         Imported,
         ProviderSession,
         RecordWrite,
-        RootScope,
         RunContext,
         Scope,
         Section,
         SectionApplied,
-        StateRootSession,
+        Stoppable,
     )
-    from reconciler.providers.miniappcenter.apply import ApplyResult, ChangeResult, Executor
+    from reconciler.providers.miniappcenter.apply import Executor
     from reconciler.providers.miniappcenter.client import Endpoint, MiniAppCenterClient
-    from reconciler.providers.miniappcenter.fetch import LiveState
     from reconciler.state import State, StateStore
     from reconciler.transport.config import ClientLimits
 
@@ -166,19 +166,26 @@ class MiniAppCenterSession:
         return run
 
     async def plan(self, desired: Sequence[Any], section: Section, scope: Scope) -> Plan:
-        """Its part of the plan; the delete budget is the service's (fleet-wide)."""
-        from reconciler.engine.session import RootScope
+        """Its part of the plan (its review flow and version probe); the delete budget is
+        the service's (fleet-wide)."""
+        from reconciler.providers.miniappcenter.planning import make_plan
 
         run = self._context()
-        return await self.plan_root(
-            desired,
-            run.state,
-            RootScope(scope.selectors, sorted(scope.targets), scope.declared, scope.only),
-            prune=scope.prune,
-            max_deletes=None,
-            probe_window=run.probe_window,
-            notices=scope.notices,
-        )
+        async with self.target.client(self.parallelism) as client:
+            return await make_plan(
+                client,
+                list(desired),
+                run.state,
+                identity=self.identity,
+                prune=scope.prune,
+                max_deletes=None,
+                in_scope=in_scope_filter(scope.selectors, sorted(scope.targets), scope.only),
+                declared=scope.declared,
+                parallelism=self.parallelism,
+                probe_window=run.probe_window,
+                notices=tuple(scope.notices),
+                endpoint_setting=self.target.setting,
+            )
 
     async def apply(
         self,
@@ -199,7 +206,7 @@ class MiniAppCenterSession:
         def on_result(result: ChangeResult) -> None:
             on_event(ChangeEvent(result.change, result.outcome, result.message, result.stuck))
 
-        async with self.executor(
+        async with self._executor(
             plan,
             run.store,
             run.state,
@@ -207,11 +214,13 @@ class MiniAppCenterSession:
             probe_window=run.probe_window,
             on_result=on_result,
             on_start=run.on_start or (lambda _change: None),
+            stop=run.stop,
         ) as running:
             done = await running.run()
         return SectionApplied(
             adopted=done.adopted,
             stuck=list(done.stuck),
+            reasons=dict(done.stuck),
             interrupted=done.interrupted,
             unresolved=list(done.unresolved),
             probe_reads=done.probe_reads,
@@ -251,62 +260,16 @@ class MiniAppCenterSession:
         result = import_app(live_app, labels)
         schema = None if run.out is None else _schema_path(run.out / f"{ref}.yaml")
         run.state.apps[ref] = result.record
-        return Imported(ref, render_manifest(result.app, schema=schema))
-
-    # --- a state-root provider ----------------------------------------------------------
-    @property
-    def setting(self) -> str:
-        return self.target.setting
-
-    async def plan_root(
-        self,
-        desired: Sequence[Any],
-        state: State,
-        scope: RootScope,
-        *,
-        prune: bool,
-        max_deletes: int | None,
-        probe_window: int,
-        notices: Sequence[str],
-    ) -> Plan:
-        """Read and diff this provider's part (its review flow and version probe)."""
-        from reconciler.providers.miniappcenter.planning import make_plan
-
-        async with self.target.client(self.parallelism) as client:
-            return await make_plan(
-                client,
-                list(desired),
-                state,
-                identity=self.identity,
-                prune=prune,
-                max_deletes=max_deletes,
-                in_scope=in_scope_filter(scope.selectors, scope.targets, scope.only),
-                declared=scope.declared,
-                parallelism=self.parallelism,
-                probe_window=probe_window,
-                notices=tuple(notices),
-                endpoint_setting=self.setting,
+        notes: tuple[str, ...] = ()
+        if result.skipped:
+            notes = (
+                "not imported (the API returns URLs, writes need upload ids):"
+                f" {', '.join(result.skipped)}",
             )
-
-    async def drift_root(
-        self,
-        desired: Sequence[Any],
-        state: State,
-        scope: RootScope,
-        *,
-        probe_window: int,
-        notices: Sequence[str],
-    ) -> DriftReport:
-        from reconciler.providers.miniappcenter.drift import classify
-
-        plan = await self.plan_root(
-            desired, state, scope, prune=False, max_deletes=None, probe_window=probe_window,
-            notices=notices,
-        )  # fmt: skip
-        return classify(plan, state)
+        return Imported(ref, render_manifest(result.app, schema=schema), notes)
 
     @asynccontextmanager
-    async def executor(
+    async def _executor(
         self,
         plan: Plan,
         store: StateStore,
@@ -316,8 +279,9 @@ class MiniAppCenterSession:
         probe_window: int,
         on_result: Callable[[ChangeResult], None],
         on_start: Callable[[Change], None],
+        stop: Stoppable | None,
     ) -> AsyncIterator[Executor]:
-        """The executor of ``plan`` (stoppable: a graceful stop asks it), its client open
+        """The executor of ``plan`` (it polls ``stop`` before each change), its client open
         while the block runs; ``await executor.run()`` runs the writes."""
         from reconciler.providers.miniappcenter.apply import ApplyOptions, Executor
 
@@ -333,6 +297,7 @@ class MiniAppCenterSession:
                     verify_fingerprints=verify_fingerprints,
                     on_result=on_result,
                     on_start=on_start,
+                    stop=stop,
                 ),
             )
 
@@ -374,9 +339,6 @@ def in_scope_filter(
 class MiniAppCenterConnector:
     """Opens a :class:`MiniAppCenterSession` from ``MAC_*`` or on the in-process sandbox."""
 
-    # Its records live at the state's root and it binds the state file (see the module).
-    state_root = True
-
     @property
     def name(self) -> str:
         return PROVIDER
@@ -384,10 +346,26 @@ class MiniAppCenterConnector:
     def configured(self, env: Mapping[str, str], config: Path | None) -> bool:
         return bool(env.get(BASE_URL_ENV, "").strip())
 
-    def session(
-        self, sandbox: bool, sandbox_db: Path | None, parallelism: int
-    ) -> MiniAppCenterSession:
-        return MiniAppCenterSession(resolve_target(sandbox, sandbox_db), parallelism)
+    def _target(self, env: Mapping[str, str], sandbox_dir: Path | None) -> Target:
+        """``--sandbox``: the in-process sandbox's file is ``--sandbox-db`` (its variable in
+        ``env``), else ``sandbox.db`` in ``sandbox_dir``."""
+        from reconciler.limits import SANDBOX_DB_ENV
+
+        db = None
+        if sandbox_dir is not None:
+            named = env.get(SANDBOX_DB_ENV, "").strip()
+            db = Path(named) if named else sandbox_dir / Path(DEFAULT_SANDBOX_DB).name
+        return resolve_target(sandbox_dir is not None, db, env)
+
+    def binding(
+        self, env: Mapping[str, str], *, sandbox_dir: Path | None, config: Path | None
+    ) -> Binding:
+        """What the state file is bound to (the endpoint resolved and checked; nothing
+        connected)."""
+        from reconciler.engine.session import Binding
+
+        target = self._target(env, sandbox_dir)
+        return Binding(target.identity, target.display)
 
     def connect(
         self,
@@ -397,110 +375,24 @@ class MiniAppCenterConnector:
         config: Path | None,
         parallelism: int,
     ) -> AbstractAsyncContextManager[ProviderSession]:
-        """The neutral way to open it (the workflows use :meth:`session`, which takes
-        ``--sandbox-db`` itself): the in-process sandbox's file is ``sandbox.db`` in
-        ``sandbox_dir``."""
-        db = None if sandbox_dir is None else sandbox_dir / Path(DEFAULT_SANDBOX_DB).name
-        target = resolve_target(sandbox_dir is not None, db, env)
-        return _opened(MiniAppCenterSession(target, parallelism))
+        """Its session (nothing is sent before a plan, a write or an import asks)."""
+        return _opened(MiniAppCenterSession(self._target(env, sandbox_dir), parallelism))
 
-    # --- what the workflows and the CLI need of it, without importing this package -------
-    def empty_result(self) -> ApplyResult:
-        from reconciler.providers.miniappcenter.apply import ApplyResult
-
-        return ApplyResult()
-
-    def change_result(self, event: ChangeEvent) -> ChangeResult:
-        """Another provider's change result, in the one apply summary and progress."""
-        from reconciler.providers.miniappcenter.apply import ChangeResult
-
-        return ChangeResult(event.change, event.outcome, event.message)
-
-    def check_saved(self, saved: Plan, state: State, source: str) -> None:
-        """A saved plan against the state: protection, status chains, location ids."""
+    # --- optional hooks the workflows ask of any connector that has them -----------------
+    def check_saved(self, saved: Plan, run: RunContext, source: str) -> None:
+        """A saved plan against the run's state: protection, status chains, location ids
+        (the workflow's stale-serial guard has accepted it)."""
         from reconciler.providers.miniappcenter.plan_check import check_against_state
 
-        check_against_state(saved, state, source)
+        check_against_state(saved, run.state, source)
 
-    def check_ref(self, ref: str) -> None:
+    def check_ref(self, ref: str) -> str:
+        """Refuse what cannot be a mini app id, before any request. The id is its natural
+        key: the import refuses a managed one or an existing file before reading."""
         from reconciler.providers.miniappcenter.ids import check_app_id
 
         check_app_id(ref)
-
-    def import_resources(
-        self,
-        refs: Sequence[str],
-        *,
-        out: Path,
-        versions: Mapping[str, Mapping[str, int]],
-        labels: Mapping[str, str],
-        force: bool,
-        store: StateStore,
-        session: StateRootSession,
-        say: Callable[[str], None],
-    ) -> None:
-        """Import mini apps ``refs`` (checked ids; ``versions``: per app, code -> version
-        id, since the API cannot list them) into manifests under ``out`` and the state."""
-        import asyncio
-
-        from reconciler.errors import ConfigError, ReconcilerError
-        from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live
-        from reconciler.providers.miniappcenter.importer import import_app
-        from reconciler.providers.miniappcenter.manifest import render_manifest
-
-        assert isinstance(session, MiniAppCenterSession)
-        where = session.target
-        targets = {app_id: out / f"{app_id}.yaml" for app_id in refs}
-        existing = [str(p) for p in targets.values() if p.exists()]
-        if existing and not force:
-            raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
-
-        async def run() -> LiveState:
-            requests = [
-                FetchRequest(app_id, locations=True, versions=dict(versions.get(app_id, {})))
-                for app_id in refs
-            ]
-            async with where.client(8) as client:
-                return await fetch_live(client, requests)
-
-        with store.lock("import") as lock_info:
-            if (notice := lock_info.takeover_notice()) is not None:
-                say(notice)
-            current = store.load(where.identity)
-            managed = [app_id for app_id in refs if app_id in current.apps]
-            if managed:
-                # Re-importing would drop version ids and protection the state keeps.
-                raise ConfigError(
-                    f"already managed: {', '.join(managed)}. Its manifest is the source of"
-                    " truth; to adopt it again, first `reconciler state rm` it"
-                )
-            live = asyncio.run(run())
-            results = []
-            for app_id in refs:
-                live_app = live.apps.get(app_id)
-                if live_app is None:
-                    raise ReconcilerError(f"mini app {app_id} does not exist on the server")
-                if live_app.missing_versions:
-                    wrong = ", ".join(
-                        f"{code}={versions[app_id][code]}" for code in live_app.missing_versions
-                    )
-                    raise ReconcilerError(
-                        f"{app_id}: no version with that code and id on the server: {wrong}"
-                    )
-                results.append(import_app(live_app, dict(labels)))
-            out.mkdir(parents=True, exist_ok=True)
-            for result in results:
-                path = targets[result.app.id]
-                schema = _schema_path(path)
-                path.write_text(render_manifest(result.app, schema=schema), encoding="utf-8")
-                current.apps[result.app.id] = result.record
-                say(f"Imported {result.app.id} -> {path}")
-                if result.skipped:
-                    say(
-                        f"  not imported (the API returns URLs, writes need upload ids):"
-                        f" {', '.join(result.skipped)}"
-                    )
-            store.save(current)
+        return ref
 
 
 def _schema_path(manifest: Path) -> str | None:
@@ -518,7 +410,8 @@ async def _opened(session: MiniAppCenterSession) -> AsyncIterator[ProviderSessio
 
 MINIAPPCENTER_CONNECTOR = MiniAppCenterConnector()
 
-if TYPE_CHECKING:  # mypy checks that it keeps the protocol the workflows rely on
-    from reconciler.engine.session import StateRootConnector
+if TYPE_CHECKING:  # mypy checks that it keeps the protocols the engine relies on
+    from reconciler.engine.session import BindsStateFile, Connector
 
-    _CONFORMS: StateRootConnector = MINIAPPCENTER_CONNECTOR
+    _CONFORMS: Connector = MINIAPPCENTER_CONNECTOR
+    _BINDS: BindsStateFile = MINIAPPCENTER_CONNECTOR
