@@ -169,3 +169,49 @@ def test_a_session_not_attached_says_so(here: Path) -> None:
     session = session_of(here)
     with pytest.raises(RuntimeError, match="attach"):
         asyncio.run(session.plan([], root_section(State()), Scope()))
+
+
+def test_a_stop_asked_through_the_run_context_starts_no_change(here: Path) -> None:
+    """The graceful stop comes from the run (the CLI's Ctrl-C asks the engine's signal), not
+    from one provider's executor: a stop asked before the writes starts none of them."""
+    from reconciler.engine.session import StopSignal
+
+    session = session_of(here)
+    store = store_of(here)
+    desired = models(here)
+    scope = Scope(declared=frozenset(app.id for app in desired))
+    events: list[ChangeEvent] = []
+    stop = StopSignal()
+    stop.request_stop()
+    with store.lock("apply"):
+        state = store.load(session.identity)
+        session.attach(RunContext(state=state, store=store, probe_window=50, stop=stop))
+        plan = asyncio.run(session.plan(desired, root_section(state), scope))
+        store.ensure_base(state)
+
+        async def unused(*_: Any) -> None:
+            raise AssertionError("its executor journals through the run's store itself")
+
+        asyncio.run(session.apply(
+            plan, root_section(state), desired=desired, parallelism=4, record=unused,
+            on_event=events.append,
+        ))  # fmt: skip
+    assert plan.changes and len(events) == len(plan.changes)
+    assert {event.outcome for event in events} == {"skipped"}
+    assert state.apps == {}  # nothing was created, nothing recorded
+
+
+def test_sandbox_db_names_the_file_the_state_is_bound_to(here: Path) -> None:
+    """``--sandbox-db`` travels to the connector as its variable: the session and the state
+    binding are that file, not the folder's default one."""
+    chosen = here / "elsewhere" / "mine.db"
+    env = {"MAC_SANDBOX_DB": str(chosen)}
+    binding = MINIAPPCENTER_CONNECTOR.binding(env, sandbox_dir=chosen.parent, config=None)
+
+    async def opened() -> str:
+        async with MINIAPPCENTER_CONNECTOR.connect(
+            env, sandbox_dir=chosen.parent, config=None, parallelism=2
+        ) as session:
+            return session.identity
+
+    assert binding.identity == asyncio.run(opened()) == f"sandbox:{chosen.resolve()}"

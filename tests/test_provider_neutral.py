@@ -131,3 +131,30 @@ def test_the_check_sees_a_provider_named_in_code(tmp_path: Path) -> None:
     assert "'miniappcenter'" in found
     assert "MAC_" in found
     assert "docstring" not in found and "cookie" not in found
+
+
+# The Mini App Center once ran beside the engine through its own "state-root" path; every
+# provider now goes through the engine's service. These names belonged to that path only: a
+# workflow, the engine or the CLI naming one again is routing a provider around the seam.
+STATE_ROOT_ONLY = re.compile(
+    r"\b(?:StateRootSession|StateRootConnector|RootScope|RootExecutor|root_connector|plan_root"
+    r"|drift_root|import_root|import_others|empty_result|change_result)\b|\bfleet\.root\b"
+    r"|\.executor\("
+)
+SEAM_PACKAGES = ("workflows", "engine", "cli")
+
+
+def state_root_offenders(root: Path) -> list[str]:
+    """``file:line: text`` of every mention of a state-root-only API under ``root``'s
+    workflows, engine and CLI (comments and docstrings included: they would describe it)."""
+    out: list[str] = []
+    for package in SEAM_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+                if STATE_ROOT_ONLY.search(line):
+                    out.append(f"{path.relative_to(root)}:{number}: {line.strip()[:100]}")
+    return out
+
+
+def test_no_workflow_routes_a_provider_around_the_engine() -> None:
+    assert state_root_offenders(ROOT) == []

@@ -46,7 +46,8 @@ class ProviderDescriptor:
     connector: str | None = None
     package: str = "miniapp-reconciler"  # the distribution it comes from, named in errors
     # Its records live at the state's root, not in a section of its own (the Mini App Center,
-    # whose state predates providers): the state file is bound to its endpoint, see engine.session.BindsStateFile.
+    # whose state predates providers), and the state file is bound to its endpoint: see
+    # engine.session.BindsStateFile.
     state_root: bool = False
     # What `--help` lists: its title, and the environment variables a user sets for it, as
     # (name, what it is) rows; secrets are said to be secrets (never printed).
