@@ -22,11 +22,9 @@ from reconciler.providers.registry import CONNECTORS, PROVIDERS
 ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 # Help text: keyword arguments that typer shows with --help, and the epilog tables.
 HELP_KEYWORDS = frozenset({"help", "epilog", "metavar"})
-# The commands' help lists every provider's variables from the registry's descriptors; what is
-# left here is `sandbox serve`, whose options are each sandbox's own.
-HELP_CONSTANTS = {
-    "sandbox_cmd.py": frozenset({"APIS", "DEFAULT_AKANA_DB", "DEFAULT_AKANA_EMAIL", "sandbox_app"}),
-}
+# The commands' help lists every provider's variables, and `sandbox serve` every sandbox, from
+# the registry's descriptors: no constant of a command module is exempt any more.
+HELP_CONSTANTS: dict[str, frozenset[str]] = {}
 # Shown as `import --provider`'s and `sandbox serve --api`'s default in --help
 # (reconciler.limits, a module the help loads).
 HELP_DEFAULTS = frozenset({"MAC_PROVIDER"})

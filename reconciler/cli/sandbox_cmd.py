@@ -1,6 +1,8 @@
-"""`reconciler sandbox serve`: run the local Mini App Center over HTTP.
+"""`reconciler sandbox serve`: run one provider's local sandbox over HTTP.
 
-The sandbox package is imported inside the command so that ``reconciler --help`` stays fast.
+Which sandboxes there are, and what the help says of each, comes from the registry's
+descriptors (plain data: no provider is imported for it, a plugin's sandbox is listed by
+itself). The sandbox package is imported inside the command so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,15 +17,25 @@ from typing import Any
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
-from reconciler.limits import MAC_PROVIDER, SANDBOX_DB_ENV
+from reconciler.limits import SANDBOX_DB_ENV
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
-DEFAULT_AKANA_DB = Path(".reconciler") / "akana-sandbox.db"
-DEFAULT_AKANA_EMAIL = "admin@sandbox.local"
-APIS = ("miniappcenter", "akana", "tenant")
+
+
+def sandboxes() -> dict[str, str]:
+    """``--api`` name -> what its help says, from the registry's descriptors (the provider
+    that binds the state first: its sandbox is the default)."""
+    from reconciler.providers.registry import DESCRIPTORS
+
+    ordered = sorted(DESCRIPTORS, key=lambda d: not d.state_root)
+    return {d.sandbox_api: d.sandbox_help or d.name for d in ordered if d.sandbox_api}
+
+
+_SANDBOXES = sandboxes()
+_DEFAULT_API = next(iter(_SANDBOXES), "")
 
 sandbox_app = typer.Typer(
-    help="The local Mini App Center (sandbox): the documented API over HTTP, stored in SQLite.",
+    help="The providers' local sandboxes: each documented API over HTTP, stored in SQLite.",
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
@@ -41,12 +53,12 @@ def is_loopback(host: str) -> bool:
 @sandbox_app.command("serve")
 def serve_command(
     api: str = typer.Option(
-        MAC_PROVIDER,
+        _DEFAULT_API,
         "--api",
         metavar="API",
-        help="Which API to serve: miniappcenter (default), akana (apps, session login) or"
-        " tenant (the JWT + Api-Key tenant API; credentials from $TENANT_USERNAME,"
-        " $TENANT_PASSWORD and $TENANT_API_KEY, else random).",
+        help="Which sandbox to serve: "
+        + "; ".join(f"{name}: {what}" for name, what in _SANDBOXES.items())
+        + ".",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port (0: any free port)."),
@@ -54,15 +66,14 @@ def serve_command(
         None,
         "--db",
         metavar="PATH",
-        help=f"SQLite database (default: $MAC_SANDBOX_DB, else {DEFAULT_DB}; with --api akana:"
-        f" $AKANA_SANDBOX_DB, else {DEFAULT_AKANA_DB}).",
+        help="SQLite database (default: the sandbox's own, see --api).",
     ),
     token: str | None = typer.Option(
         None,
         "--token",
         metavar="T",
-        help="API token clients must send as APIKey-Auth (default: $MAC_API_TOKEN, else a "
-        "new random token, printed at start).",
+        help="API token clients must send, for a sandbox that takes one (default: see --api;"
+        " a new random token is printed at start).",
     ),
     latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Delay every request."),
     fail_rate: float = typer.Option(
@@ -76,7 +87,8 @@ def serve_command(
         None, "--rate-limit", min=0.001, help="Requests per second; beyond it 429 + Retry-After."
     ),
     session_seconds: float = typer.Option(
-        1800.0, "--session-seconds", min=1, help="akana: session cookie lifetime (seconds)."
+        1800.0, "--session-seconds", min=1,
+        help="Session lifetime (seconds), for a sandbox with session logins.",
     ),
     allow_remote: bool = typer.Option(
         False,
@@ -85,10 +97,11 @@ def serve_command(
         "data would travel in clear to anyone who can reach it.",
     ),
 ) -> None:
-    """Serve the sandbox; prints `export MAC_BASE_URL=...` and `export MAC_API_TOKEN=...`
-    (with --api akana: `export AKANA_BASE_URL=...`, AKANA_EMAIL and AKANA_PASSWORD)."""
-    if api not in APIS:  # checked before the providers load (their names are in --help)
-        typer.echo(f"Error: unknown --api {api[:40]!r}: use one of {', '.join(APIS)}.", err=True)
+    """Serve one provider's sandbox; prints the `export ...` lines its clients need."""
+    if api not in _SANDBOXES:  # checked before any provider loads (from the descriptors)
+        typer.echo(
+            f"Error: unknown --api {api[:40]!r}: use one of {', '.join(_SANDBOXES)}.", err=True
+        )
         raise typer.Exit(EXIT_USAGE)
     if not is_loopback(host) and not allow_remote:
         typer.echo(
@@ -119,10 +132,9 @@ def serve_command(
 
 def sandbox_providers() -> dict[str, Any]:
     """``--api`` name -> the provider whose sandbox it serves (from the registry)."""
-    from reconciler.providers.registry import PROVIDERS
+    from reconciler.providers.registry import DESCRIPTORS, PROVIDERS
 
-    apis = {name: getattr(p, "sandbox_api", None) for name, p in PROVIDERS.items()}
-    return {str(api): PROVIDERS[name] for name, api in apis.items() if api}
+    return {d.sandbox_api: PROVIDERS[d.name] for d in DESCRIPTORS if d.sandbox_api}
 
 
 @contextlib.contextmanager

@@ -62,6 +62,10 @@ class ProviderDescriptor:
     # "module:function" ``(env, project_file) -> names`` for credentials whose variable names
     # the project file declares; imported only when a project file is in use.
     project_credentials: str | None = None
+    # `reconciler sandbox serve --api NAME` serves its sandbox (None: it has none), and what
+    # that command's help says of it: what it serves, its file, its credentials, one line.
+    sandbox_api: str | None = None
+    sandbox_help: str | None = None
 
     def problems(self) -> list[str]:
         """What is malformed in this descriptor (empty when it is usable)."""

@@ -40,6 +40,10 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         state_root=True,
         noun="mini app",
         title="GeneXus Mini App Center",
+        sandbox_api="miniappcenter",
+        sandbox_help="the Mini App Center (default file $MAC_SANDBOX_DB, else"
+        " .reconciler/sandbox.db; --token, else $MAC_API_TOKEN, else random); prints"
+        " `export MAC_BASE_URL=...` and `export MAC_API_TOKEN=...`",
         variables=(
             ("MAC_BASE_URL", "API base URL as the docs give it, e.g. https://host/api"),
             ("MAC_API_TOKEN", "API token, sent as APIKey-Auth (never printed)"),
@@ -58,6 +62,11 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         credentials=("AKANA_PASSWORD",),
         noun="Akana app",
         title="Akana API Platform apps",
+        sandbox_api="akana",
+        sandbox_help="Akana apps with session login (default file $AKANA_SANDBOX_DB, else"
+        " .reconciler/akana-sandbox.db; logs in with $AKANA_EMAIL / $AKANA_PASSWORD, else"
+        " admin@sandbox.local and a random password, printed; --session-seconds: the"
+        " cookie's lifetime)",
         variables=(
             ("AKANA_BASE_URL", "the platform's root, e.g. https://host (the client adds /api)"),
             ("AKANA_EMAIL", "the user who logs in"),
@@ -74,6 +83,9 @@ BUILTIN: tuple[ProviderDescriptor, ...] = (
         project_credentials=f"{_P}.rest.config:credential_variables",
         noun="REST object",
         title="JSON REST APIs (JWT + Api-Key)",
+        sandbox_api="tenant",
+        sandbox_help="the JWT + Api-Key tenant API (credentials from $TENANT_USERNAME,"
+        " $TENANT_PASSWORD and $TENANT_API_KEY, else random)",
         variables=(
             (
                 "RECONCILER_CONFIG",
