@@ -31,7 +31,18 @@ def sandboxes() -> dict[str, str]:
     return {d.sandbox_api: d.sandbox_help or d.name for d in ordered if d.sandbox_api}
 
 
-_SANDBOXES = sandboxes()
+def _listed() -> dict[str, str]:
+    """What the help lists: none when the registry cannot load (a broken plugin), which
+    every command, this one included, then names as a clear error when it runs."""
+    from reconciler.errors import ConfigError
+
+    try:
+        return sandboxes()
+    except ConfigError:
+        return {}
+
+
+_SANDBOXES = _listed()
 _DEFAULT_API = next(iter(_SANDBOXES), "")
 
 sandbox_app = typer.Typer(
@@ -98,9 +109,16 @@ def serve_command(
     ),
 ) -> None:
     """Serve one provider's sandbox; prints the `export ...` lines its clients need."""
-    if api not in _SANDBOXES:  # checked before any provider loads (from the descriptors)
+    from reconciler.errors import ConfigError
+
+    try:
+        known = sandboxes()  # the descriptors: no provider is loaded to check the name
+    except ConfigError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    if api not in known:
         typer.echo(
-            f"Error: unknown --api {api[:40]!r}: use one of {', '.join(_SANDBOXES)}.", err=True
+            f"Error: unknown --api {api[:40]!r}: use one of {', '.join(known)}.", err=True
         )
         raise typer.Exit(EXIT_USAGE)
     if not is_loopback(host) and not allow_remote:

@@ -47,8 +47,8 @@ class ApplyReporter(Reporter, Protocol):
 
     def writes_running(self, current: Callable[[], Stoppable | None]) -> None:
         """Called inside the event loop as writes start: a CLI installs its graceful stop
-        (Ctrl-C, SIGTERM) here; ``current`` is the executor to stop, None when another
-        provider's writes run."""
+        (Ctrl-C, SIGTERM) here; ``current`` is the run's graceful stop, None when no running
+        session polls it (then a stop cancels the writes; each completed one is recorded)."""
 
     def loop_closed(self) -> None:
         """An event loop closed (closing one resets the signal handlers it installed)."""
