@@ -201,7 +201,7 @@ def test_a_broken_plugin_is_one_clear_line_naming_its_package(point: _Point, mes
 
 def test_what_a_builtin_descriptor_says_is_what_its_provider_says() -> None:
     """The descriptor answers without importing the provider (nouns, credentials, the
-    state-root flag): each answer must be the loaded provider's own."""
+    state-root flag, its sandbox's name): each answer must be the loaded provider's own."""
     from reconciler.providers.registry import BUILTIN, CONNECTORS, LazyProvider
 
     for descriptor in BUILTIN:
@@ -210,6 +210,7 @@ def test_what_a_builtin_descriptor_says_is_what_its_provider_says() -> None:
         loaded = fresh.loaded()
         assert said == (loaded.noun, loaded.credential_variables({}, None))  # type: ignore[attr-defined]
         connector = CONNECTORS[descriptor.name]
-        assert descriptor.state_root == bool(
-            getattr(connector.loaded(), "state_root", False)  # type: ignore[attr-defined]
-        )
+        # The provider that binds the state file says what it is bound to before any session.
+        assert descriptor.state_root == hasattr(connector.loaded(), "binding")  # type: ignore[attr-defined]
+        # `sandbox serve --api` lists the descriptor's name for the sandbox the provider serves.
+        assert descriptor.sandbox_api == getattr(loaded, "sandbox_api", None)
