@@ -100,18 +100,18 @@ def open_fleet(
     *,
     only: Sequence[str] | None = None,
 ) -> Fleet:
-    """Decide who takes part and load the state (bound to the state-root provider's endpoint when
-    it takes part). A provider takes part when the manifests declare its resources, or when
-    the state records some and its endpoint is configured (or --sandbox); recorded but not
-    configured, it is named in a warning (and --prune, which could not delete them, is an
-    error). ``only``: the providers of a saved plan."""
+    """Decide who takes part and load the state (bound to the endpoint of the provider that
+    binds the state file, when it takes part). A provider takes part when the manifests
+    declare its resources, or when the state records some and its endpoint is configured (or
+    --sandbox); recorded but not configured, it is named in a warning (and --prune, which
+    could not delete them, is an error). ``only``: the providers of a saved plan."""
     from reconciler.errors import ConfigError
 
     env = fleet_env(options)
     wanted = set(only) if only is not None else None
     if options.provider is not None:
         wanted = {options.provider} if wanted is None else wanted & {options.provider}
-    # A saved plan of the state-root provider needs it whatever the state holds.
+    # A saved plan of the provider that binds the state needs it whatever the state holds.
     root_name = root_provider()
     root_declared = (desired is not None and desired.declares_root) or (
         only is not None and root_name in only
