@@ -70,7 +70,7 @@ _OPTION_METAVARS: dict[str, str] = {
     "--db": "FILE",
     "--select": "KEY=VALUE",
     "--label": "KEY=VALUE",
-    "--target": "APP_ID",
+    "--target": "KEY|ADDRESS",
     "--parallelism": "N",
     "--max-deletes": "N",
     "--seed": "N",

@@ -30,6 +30,7 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    target_keys,
     use_color,
 )
 
@@ -92,7 +93,7 @@ def apply(
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
-                           parallelism, probe_window, tuple(target))  # fmt: skip
+                           parallelism, probe_window, target_keys(target))  # fmt: skip
     console = _Console(machine, use_color(no_color))
     with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing):
         outcome = run_apply(

@@ -22,6 +22,7 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    target_keys,
     use_color,
 )
 
@@ -54,7 +55,7 @@ def drift(
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
-                           parallelism, probe_window, tuple(target))  # fmt: skip
+                           parallelism, probe_window, target_keys(target))  # fmt: skip
     with handled_errors(machine=format == "json"):
         report = check_drift(
             paths, select=select, roots=root, state=state, options=options,

@@ -24,6 +24,7 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    target_keys,
     use_color,
 )
 
@@ -67,7 +68,7 @@ def plan(
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
-                           parallelism, probe_window, tuple(target))  # fmt: skip
+                           parallelism, probe_window, target_keys(target))  # fmt: skip
     with handled_errors(machine=format == "json"):
         result = make_plan(
             paths, select=select, roots=root, state=state, options=options,

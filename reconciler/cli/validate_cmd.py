@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
-from reconciler.cli.common import ConfigOpt, RootOpt, SelectOpt, TargetOpt, err
+from reconciler.cli.common import ConfigOpt, RootOpt, SelectOpt, TargetOpt, err, target_keys
 
 
 class ValidateFormat(StrEnum):
@@ -85,6 +85,7 @@ def validate(
         for name, items in split_by_provider(loaded, PROVIDERS).items()
         for item in items
     ]
+    target = list(target_keys(target))
     try:  # no state here: a selection must match a declared resource
         check_selection(selectors, target, {key: labels for _, key, labels in keyed})
     except ConfigError as exc:
