@@ -47,14 +47,18 @@ def import_(
 ) -> None:
     """Write a manifest per existing resource from live state and record it as managed."""
     from reconciler.cli.common import root_words
+    from reconciler.cli.location import anchored
     from reconciler.workflows.desired import root_provider
+
+    # The manifests are written to --out: the state belongs to the repository holding it.
+    location, sandbox_db = anchored([out], state, sandbox, sandbox_db)
 
     if provider != root_provider():
         if version or label:
             raise typer.BadParameter(
                 f"--version and --label are for {root_words()[0]}s", param_hint="--provider"
             )
-        _import_other(provider, app_ids, out, force, state, sandbox, sandbox_db, config)
+        _import_other(provider, app_ids, out, force, location, sandbox, sandbox_db, config)
         return
 
     from reconciler.workflows.fleet import root_connector
@@ -65,7 +69,7 @@ def import_(
             root_connector().check_ref(app_id)
         versions = _parse_versions(version, app_ids)
         import_root(
-            app_ids, out=out, versions=versions, label=label, force=force, state=state,
+            app_ids, out=out, versions=versions, label=label, force=force, state=location,
             sandbox=sandbox, sandbox_db=sandbox_db, reporter=StderrReporter(),
         )  # fmt: skip
     err(REVIEW_IMPORTED)
@@ -98,7 +102,7 @@ def _import_other(
     refs: list[str],
     out: Path,
     force: bool,
-    state: Path | None,
+    state: Path | str,
     sandbox: bool,
     sandbox_db: Path | None,
     config: Path | None,

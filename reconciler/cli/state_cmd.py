@@ -30,9 +30,11 @@ def _shown(text: str, limit: int = 200) -> str:
 
 
 def _store(state: Path | None, sandbox: bool) -> StateStore:
+    from reconciler.cli.location import anchored
     from reconciler.workflows.target import state_store
 
-    return state_store(state, sandbox)
+    location, _ = anchored([], state, sandbox, None)
+    return state_store(location, sandbox)
 
 
 @contextmanager
