@@ -66,7 +66,7 @@ def import_others(
     from reconciler.errors import ConfigError
     from reconciler.limits import DEFAULT_PROBE_WINDOW
     from reconciler.state import ProviderState
-    from reconciler.workflows.fleet import FleetOptions, connectors
+    from reconciler.workflows.fleet import FleetOptions, connectors, endpoint_settings
 
     check_provider(provider)
     if provider not in connectors():
@@ -85,6 +85,7 @@ def import_others(
                 sessions = await open_sessions(
                     stack, connectors(), [provider], dict(os.environ),
                     sandbox_dir=options.sandbox_dir, config=config, parallelism=8,
+                    settings=endpoint_settings(),
                 )  # fmt: skip
                 session = sessions.by_name[provider]
                 reporter.say(f"Endpoint ({provider}): {session.display}")
