@@ -44,3 +44,32 @@ def test_an_unconfigured_provider_names_its_variables(
         " configured: set AKANA_BASE_URL, AKANA_EMAIL and AKANA_PASSWORD, or pass --sandbox"
     )
     assert "AKANA_BUSINESS_ID" not in err  # optional: not something to set
+
+
+def test_apply_json_says_kind_as_the_plan_does(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "apply", "manifests/akana", "--sandbox", "--auto-approve",
+                         "--format", "json")  # fmt: skip
+    assert code == 0, err
+    document = json.loads(out)
+    planned = {c["address"]: c["kind"] for c in document["plan"]["changes"]}
+    results = document["apply"]["results"]
+    assert results and all("resource" not in r for r in results)
+    assert {r["address"]: r["kind"] for r in results} == planned
+
+
+def test_drift_markdown_is_not_titled_for_one_provider(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "apply", "manifests/akana", "--sandbox", "--auto-approve")[0] == 0
+    code, out, err = run(capsys, "drift", "manifests/akana", "--sandbox", "--format", "markdown")
+    assert code == 0, err
+    assert out.splitlines()[1] == "### Drift"
+    assert "Mini App Center" not in out
+
+
+def test_the_actions_drift_annotation_names_no_provider() -> None:
+    script = (REPO / "action" / "run.sh").read_text(encoding="utf-8")
+    assert "title=Drift::the live resources differ from the manifests" in script
+    assert "live Mini App Center differs" not in script
