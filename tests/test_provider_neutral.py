@@ -25,6 +25,8 @@ HELP_KEYWORDS = frozenset({"help", "epilog", "metavar"})
 # The commands' help lists every provider's variables from the registry's descriptors; what is
 # left here is `sandbox serve`, whose options are each sandbox's own.
 HELP_CONSTANTS = {
+    # each command's one example names the demo fleet's resources
+    "app.py": frozenset({"EXAMPLES"}),
     "sandbox_cmd.py": frozenset({"APIS", "DEFAULT_AKANA_DB", "DEFAULT_AKANA_EMAIL", "sandbox_app"}),
 }
 # Shown as `import --provider`'s and `sandbox serve --api`'s default in --help
