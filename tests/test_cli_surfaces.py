@@ -73,3 +73,22 @@ def test_the_actions_drift_annotation_names_no_provider() -> None:
     script = (REPO / "action" / "run.sh").read_text(encoding="utf-8")
     assert "title=Drift::the live resources differ from the manifests" in script
     assert "live Mini App Center differs" not in script
+
+
+def test_a_plan_that_cannot_be_saved_is_refused_before_any_read(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Endpoints nobody listens on: a read would fail on the connection, not with this.
+    for name, value in (("MAC_BASE_URL", "http://127.0.0.1:9/api"), ("MAC_API_TOKEN", "token-for-the-test"),
+                        ("AKANA_BASE_URL", "http://127.0.0.1:9"), ("AKANA_EMAIL", "a@b.c"),
+                        ("AKANA_PASSWORD", "password-for-the-test")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RECONCILER_REQUEST_DEADLINE", "5")
+    code, out, err = run(capsys, "plan", "manifests", "--out", "plan.json")
+    assert code == 64, err
+    assert err.splitlines()[-1] == (
+        "Error: this plan spans 2 providers (akana, miniappcenter); a saved plan covers one"
+        " provider: add --provider NAME and save one plan per provider"
+    )
+    assert "127.0.0.1:9" not in err.replace("Endpoint: http://127.0.0.1:9/api", "")
+    assert not (fleet / "plan.json").exists() and out == ""
