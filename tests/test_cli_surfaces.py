@@ -92,3 +92,30 @@ def test_a_plan_that_cannot_be_saved_is_refused_before_any_read(
     )
     assert "127.0.0.1:9" not in err.replace("Endpoint: http://127.0.0.1:9/api", "")
     assert not (fleet / "plan.json").exists() and out == ""
+
+
+@pytest.fixture
+def rest_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILER_CONFIG", raising=False)
+    shutil.copytree(REPO / "examples" / "rest", tmp_path / "rest")
+    monkeypatch.chdir(tmp_path / "rest")
+    return tmp_path / "rest"
+
+
+def test_validate_checks_rest_endpoints_against_the_project_file(
+    rest_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "validate", "manifests")[0] == 0
+    manifest = rest_project / "manifests" / "categories.yaml"
+    text = manifest.read_text("utf-8")
+    manifest.write_text(text.replace("endpoint: shop", "endpoint: shpo", 1), "utf-8")
+    line = text.splitlines().index("  endpoint: shop") + 1
+    code, out, _ = run(capsys, "validate", "manifests")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"manifests/categories.yaml:{line}:3: spec.endpoint: endpoint 'shpo' is not declared"
+        " in reconciler.yaml (declared: shop)"
+    )
+    code, out, _ = run(capsys, "validate", "manifests", "--format", "json")
+    assert code == 1 and json.loads(out)["errors"][0]["path"] == "spec.endpoint"

@@ -46,9 +46,7 @@ def test_a_plan_from_inside_the_manifests_finds_the_state(
     code, said = _run(capsys, "state", "list", "--sandbox")
     assert code == 0 and "akana_app[Payments Gateway]" in said, said
     # One state, one sandbox: nothing written where the command was run from.
-    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob(".reconciler")) == [
-        ".reconciler" if git else "manifests/.reconciler"
-    ]
+    assert [p.relative_to(repo).as_posix() for p in repo.rglob(".reconciler")] == [".reconciler"]
 
 
 def test_the_explicit_setting_wins(
@@ -63,13 +61,23 @@ def test_the_explicit_setting_wins(
     assert not (repo / ".reconciler" / "sandbox-state.json").exists()
 
 
-def test_the_root_is_git_then_a_marker_then_the_manifests_folder(tmp_path: Path) -> None:
+def test_the_root_is_git_then_a_marker_then_the_manifests_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deep = tmp_path / "a" / "b" / "c"
     deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert repository_root([deep]) == deep
+    monkeypatch.chdir(tmp_path)  # a first run from above: the folder it starts from
+    assert repository_root([deep]) == tmp_path
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not from above: the manifests' folder
     assert repository_root([deep]) == deep
     assert repository_root([deep / "x.yaml", tmp_path / "a" / "b"]) == tmp_path / "a" / "b"
     (tmp_path / "a" / "reconciler.yaml").write_text("")
     assert repository_root([deep]) == tmp_path / "a"
+    (tmp_path / "a" / "b" / ".reconciler").mkdir()  # an earlier run's state: nearer
+    assert repository_root([deep]) == tmp_path / "a" / "b"
     (tmp_path / ".git").mkdir()
     assert repository_root([deep]) == tmp_path
     assert repository_root([], start=deep) == tmp_path

@@ -3,9 +3,10 @@ repository's root, never in the current directory, so that `cd manifests && reco
 finds the state that `reconciler plan manifests/` wrote.
 
 The repository's root is the git work tree holding the manifests; without git, the nearest
-folder above them holding ``reconciler.yaml`` or a ``.reconciler/`` folder; else the folder
-the manifests share. Commands that take no manifests (``state``, ``apply --plan``) start
-from the current directory (or the plan file) and walk up the same way.
+folder above them holding ``reconciler.yaml`` or a ``.reconciler/`` folder (the state of an
+earlier run); with neither (a first run), the current directory when it holds the manifests,
+else the folder the manifests share. Commands that take no manifests (``state``,
+``apply --plan``) start from the current directory and walk up the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def repository_root(paths: Sequence[Path], start: Path | None = None) -> Path:
         for folder in (shared, *shared.parents):
             if any((folder / marker).exists() for marker in markers):
                 return folder
-    return shared
+    # Nothing yet (no git, a first run): the folder the run starts from when it holds the
+    # manifests, as before. Its `.reconciler/` is then the marker every later run finds,
+    # from wherever it starts.
+    here = Path(os.path.abspath(Path.cwd()))
+    return here if shared == here or here in shared.parents else shared
 
 
 def anchored(

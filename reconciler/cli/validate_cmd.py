@@ -65,10 +65,11 @@ def validate(
 
         loaded, files = load_manifest_files(paths, dict(os.environ), root, kinds=MANIFEST_KINDS)
         require_manifests(paths, loaded)
-        from reconciler.workflows.desired import refuse_credentials
+        from reconciler.workflows.desired import check_project_references, refuse_credentials
 
         # What plan refuses: a manifest holding any provider's credential.
         refuse_credentials(loaded, config)
+        check_project_references(loaded, config)
     except ManifestError as exc:
         issues = exc.issues
         if format is ValidateFormat.json:
