@@ -119,3 +119,30 @@ def test_validate_checks_rest_endpoints_against_the_project_file(
     )
     code, out, _ = run(capsys, "validate", "manifests", "--format", "json")
     assert code == 1 and json.loads(out)["errors"][0]["path"] == "spec.endpoint"
+
+
+@pytest.mark.parametrize(
+    ("provider", "ref", "schema"),
+    [("rest", "shop:/api/categories/:tools", "rest-object"),
+     ("akana", "Payments Reports", "akana-app")],
+)  # fmt: skip
+def test_import_writes_a_schema_line_that_works_in_the_users_repository(
+    fleet: Path, capsys: pytest.CaptureFixture[str], provider: str, ref: str, schema: str
+) -> None:
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "manifests" / "rest")
+    shutil.copy(REPO / "examples" / "rest" / "reconciler.yaml", fleet / "reconciler.yaml")
+    assert run(capsys, "schema", "--write", "schema")[0] == 0
+    code, _, err = run(capsys, "apply", f"manifests/{provider}", "--sandbox", "--auto-approve")
+    assert code == 0, err
+    address = f"{'rest_object' if provider == 'rest' else 'akana_app'}[{ref}]"
+    assert run(capsys, "state", "rm", address, "--sandbox")[0] == 0
+    code, _, err = run(capsys, "import", "--provider", provider, ref, "--out",
+                       "manifests/imported", "--sandbox")  # fmt: skip
+    assert code == 0, err
+    (written,) = (fleet / "manifests" / "imported").iterdir()
+    first, *rest = written.read_text("utf-8").splitlines()
+    assert first == f"# yaml-language-server: $schema=../../schema/{schema}.schema.json"
+    assert (written.parent / first.split("=", 1)[1]).resolve().is_file()
+    if provider == "rest":
+        assert "    slug: \"tools\"" in rest and not any(x.strip().startswith('"') for x in rest)
+    assert run(capsys, "validate", str(written))[0] == 0

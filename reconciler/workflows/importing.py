@@ -106,9 +106,33 @@ def import_others(
             raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
         out.mkdir(parents=True, exist_ok=True)
         for item in results:
-            paths[item.key].write_text(item.manifest, encoding="utf-8")
+            text = _with_schema_line(item.manifest, provider, paths[item.key])
+            paths[item.key].write_text(text, encoding="utf-8")
             reporter.say(f"Imported {item.key} -> {paths[item.key]}")
         store.save(current)
+
+
+def _with_schema_line(manifest: str, provider: str, path: Path) -> str:
+    """``manifest`` with a first line pointing editors at its schema, when it has none and
+    the repository holds one (``schema/<kind>.schema.json`` in a folder above ``path``, as
+    `reconciler schema --write schema/` writes it): a path relative to the file, so that it
+    works in the user's repository, wherever that is."""
+    import os
+
+    from reconciler.providers.registry import DESCRIPTORS
+
+    if manifest.startswith("# yaml-language-server:"):
+        return manifest
+    kinds = [d.root_kind for d in DESCRIPTORS if d.name == provider]
+    if not kinds:
+        return manifest
+    name = f"{kinds[0].replace('_', '-')}.schema.json"
+    folder = path.parent.resolve()
+    for above in (folder, *folder.parents):
+        if (above / "schema" / name).is_file():
+            relative = os.path.relpath(above / "schema" / name, folder)
+            return f"# yaml-language-server: $schema={relative}\n{manifest}"
+    return manifest
 
 
 def _file_name(key: str) -> str:
