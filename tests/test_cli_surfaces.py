@@ -79,9 +79,14 @@ def test_a_plan_that_cannot_be_saved_is_refused_before_any_read(
     fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Endpoints nobody listens on: a read would fail on the connection, not with this.
-    for name, value in (("MAC_BASE_URL", "http://127.0.0.1:9/api"), ("MAC_API_TOKEN", "token-for-the-test"),
-                        ("AKANA_BASE_URL", "http://127.0.0.1:9"), ("AKANA_EMAIL", "a@b.c"),
-                        ("AKANA_PASSWORD", "password-for-the-test")):  # fmt: skip
+    unreachable = {
+        "MAC_BASE_URL": "http://127.0.0.1:9/api",
+        "MAC_API_TOKEN": "token-for-the-test",
+        "AKANA_BASE_URL": "http://127.0.0.1:9",
+        "AKANA_EMAIL": "a@b.c",
+        "AKANA_PASSWORD": "password-for-the-test",
+    }
+    for name, value in unreachable.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("RECONCILER_REQUEST_DEADLINE", "5")
     code, out, err = run(capsys, "plan", "manifests", "--out", "plan.json")
