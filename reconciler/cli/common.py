@@ -39,8 +39,9 @@ StateOpt = typer.Option(
     envvar="RECONCILER_STATE",
     parser=_state_location,
     metavar="PATH|URL",
-    help="State file (default: .reconciler/state.json; .reconciler/sandbox-state.json with"
-    " --sandbox), or a PostgreSQL database: postgresql://USER@HOST/DB?workspace=NAME"
+    help="State file (default: .reconciler/state.json, or .reconciler/sandbox-state.json with"
+    " --sandbox, at the repository's root: the git work tree of the manifests, wherever you"
+    " run from), or a PostgreSQL database: postgresql://USER@HOST/DB?workspace=NAME"
     " (password from PGPASSWORD or ~/.pgpass).",
 )
 LockTimeoutOpt = typer.Option(
