@@ -218,9 +218,9 @@ case "$outcome" in
     echo "::error title=Interrupted::The apply was interrupted. Every completed write is recorded in the state; re-run to finish." ;;
   drift)
     if [ "$fail_on_drift" = true ]; then
-      echo "::error title=Drift::the live Mini App Center differs from the manifests: see the job summary and the JSON report. Re-apply to restore the manifests, or change the manifests to adopt the live values."
+      echo "::error title=Drift::the live resources differ from the manifests: see the job summary and the JSON report. Re-apply to restore the manifests, or change the manifests to adopt the live values."
     else
-      echo "::warning title=Drift::the live Mini App Center differs from the manifests (fail-on-drift: false)."
+      echo "::warning title=Drift::the live resources differ from the manifests (fail-on-drift: false)."
       exit 0
     fi ;;
   failed) echo "::error title=miniapp-reconciler $command failed::reconciler $command exited $rc (see the log above)." ;;

@@ -179,3 +179,36 @@ def test_no_color_turns_colour_off(
     finally:
         del os.environ["NO_COLOR"]
     assert painted and not any(painted)
+
+
+def _leaf(path: tuple[str, ...]) -> Any:
+    command = typer_main_command()
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+LEAVES = [p for p in ALL_COMMANDS if not getattr(_leaf(p), "commands", None) or not p]
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=lambda p: " ".join(p) or "reconciler")
+def test_every_command_lists_exit_codes_and_one_example(
+    capsys: pytest.CaptureFixture[str], path: tuple[str, ...]
+) -> None:
+    """From the one table (EXIT_CODES, EXAMPLES): the example names this command and only
+    options it has."""
+    import shlex
+
+    from reconciler.cli.app import EXAMPLES, EXIT_CODES
+
+    name = " ".join(path)
+    text = help_text(capsys, *path)
+    assert "Exit codes" in text and "64  usage error" in text
+    for row in EXIT_CODES[name]:
+        assert row in text, (row, text)
+    assert "Example:" in text and EXAMPLES[name] in text, text
+    words = shlex.split(EXAMPLES[name])
+    assert words[: 1 + len(path)] == ["reconciler", *path]
+    command = _leaf(path) if path else _leaf(tuple(words[1:2]))
+    options = {o for p in command.params for o in getattr(p, "opts", [])}
+    assert {w for w in words if w.startswith("--")} <= options, words

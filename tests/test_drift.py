@@ -166,6 +166,7 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB"):
         monkeypatch.delenv(var, raising=False)
     shutil.copytree(Path(__file__).resolve().parent.parent / "manifests", tmp_path / "fleet")
+    (tmp_path / ".git").mkdir()  # a repository: its state and sandbox live at its root
     assert main(["apply", "fleet", "--sandbox", "--auto-approve"]) == 0
     return tmp_path
 

@@ -610,6 +610,7 @@ def flow(platform: str) -> Flow:
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkout as CI has it: manifests/ in the working directory, no endpoint configured."""
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    (tmp_path / ".git").mkdir()  # a checkout: its state and sandbox live at its root
     monkeypatch.chdir(tmp_path)
     for var in (
         "MAC_BASE_URL", "MAC_API_TOKEN", "MAC_SANDBOX_DB", "RECONCILER_STATE",

@@ -35,6 +35,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB"):
         monkeypatch.delenv(var, raising=False)
+    (tmp_path / ".git").mkdir()  # a repository: its state and sandbox live at its root
     (tmp_path / "m" / "icons").mkdir(parents=True)
     (tmp_path / "m" / "bundle").mkdir()
     (tmp_path / "m" / "icons" / "coffee.png").write_bytes(b"\x89PNG first")

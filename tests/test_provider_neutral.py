@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent / "reconciler"
 # Help text: keyword arguments that typer shows with --help, and the epilog tables.
 HELP_KEYWORDS = frozenset({"help", "epilog", "metavar"})
 # The commands' help lists every provider's variables, and `sandbox serve` every sandbox, from
-# the registry's descriptors: no constant of a command module is exempt any more.
-HELP_CONSTANTS: dict[str, frozenset[str]] = {}
+# the registry's descriptors; each command's one example names the demo fleet's resources.
+HELP_CONSTANTS: dict[str, frozenset[str]] = {"app.py": frozenset({"EXAMPLES"})}
 # Shown as `import --provider`'s and `sandbox serve --api`'s default in --help
 # (reconciler.limits, a module the help loads).
 HELP_DEFAULTS = frozenset({"MAC_PROVIDER"})

@@ -32,6 +32,9 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)  # fmt: skip
     shutil.copytree(REPO / "manifests", tmp_path / "manifests")
     shutil.copytree(REPO / "schema", tmp_path / "schema")
+    # A clone is a git work tree: the state lives at its root (.reconciler/), wherever the
+    # commands are run from.
+    (tmp_path / ".git").mkdir()
     return tmp_path
 
 

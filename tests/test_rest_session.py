@@ -565,7 +565,7 @@ async def test_import_records_the_object_and_returns_a_manifest_that_plans_nothi
             await session.import_resource("not a reference", section)
     assert again.changes == () and again.learned == () and not again.errors
     assert [w.message for w in again.warnings] == ["no state file yet"]
-    assert "\"sku\": \"HAM-01\"" in imported.manifest and "endpoint: shop" in imported.manifest
+    assert "sku: \"HAM-01\"" in imported.manifest and "endpoint: shop" in imported.manifest
     assert second.key == "shop:/api/products/:SAW-02"
 
 

@@ -70,7 +70,7 @@ _OPTION_METAVARS: dict[str, str] = {
     "--db": "FILE",
     "--select": "KEY=VALUE",
     "--label": "KEY=VALUE",
-    "--target": "APP_ID",
+    "--target": "KEY|ADDRESS",
     "--parallelism": "N",
     "--max-deletes": "N",
     "--seed": "N",
@@ -105,54 +105,96 @@ Environment:
 _PROVIDERS_PLACEHOLDER = "{providers}"  # replaced when help is shown (provider_environment)
 
 
-def _exits(*rows: str) -> str:
-    return "Exit codes:\n" + "\n".join(f"  {row}" for row in (*rows, "64  usage error"))
-
-
-_ENV_API = f"Environment:\n{_PROVIDERS_PLACEHOLDER}\n{_ENV_SHARED}"
-_API_COMMAND = f"{_ENV_API}\n{_ENV_DEBUG}"
-_PRINTING_API_COMMAND = f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}"
-
-EPILOGS: dict[str, str] = {
-    "": f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}\n\n"
-    + _exits(
+# One table of exit codes, by command: each help's "Exit codes" section is made from it, and
+# the docs' reference is checked against it (tests/test_cli_help.py). 64 (usage) is every
+# command's and is added to each.
+EXIT_CODES: dict[str, tuple[str, ...]] = {
+    "": (
         "0   success; no changes; in sync",
         "1   error (nothing applied, or the check could not run)",
         "2   changes (plan --detailed-exitcode) or drift found",
         "3   apply: some changes applied, some failed (or a provider was stuck)",
         "130 apply interrupted (Ctrl-C, SIGTERM)",
-    )
-    + "\n\nRun `reconciler COMMAND --help` for each command's own.",
-    "validate": f"{_ENV_MANIFESTS}\n\n" + _exits("0   valid", "1   invalid"),
-    "schema": _exits("0   printed"),
-    "plan": f"{_PRINTING_API_COMMAND}\n\n"
-    + _exits(
+    ),
+    "validate": ("0   valid", "1   invalid"),
+    "schema": ("0   printed or written", "1   could not write"),
+    "plan": (
         "0   no changes (or any plan, without --detailed-exitcode)",
         "2   changes (with --detailed-exitcode)",
         "1   error (the plan has errors, or it could not be made)",
-    )
-    + "\n\nExample:\n  reconciler plan manifests/ --sandbox --detailed-exitcode",
-    "apply": f"{_PRINTING_API_COMMAND}\n\n"
-    + _exits(
+    ),
+    "apply": (
         "0   all changes applied",
         "3   partly applied: some changes failed, or a provider could not be reached",
         "1   error before any write (nothing applied)",
         "130 interrupted; every completed write is recorded",
-    )
-    + "\n\nExample:\n  reconciler apply manifests/ --sandbox --auto-approve",
-    "drift": f"{_PRINTING_API_COMMAND}\n\n"
-    + _exits("0   in sync", "2   drift found", "1   could not check")
-    + "\n\nExample:\n  reconciler drift manifests/ --sandbox",
-    "import": f"{_API_COMMAND}\n\n" + _exits("0   imported", "1   error"),
-    "sandbox serve": _exits("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
+    ),
+    "drift": ("0   in sync", "2   drift found", "1   could not check"),
+    "import": ("0   imported", "1   error"),
+    "sandbox serve": ("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
 }
+for _name in ("list", "show", "rm", "unlock", "adopt-version", "set-status", "history",
+              "migrate"):  # fmt: skip
+    EXIT_CODES[f"state {_name}"] = ("0   done", "1   error")
+
+# One example per command, a line a person can copy (the demo fleet's names where it has one).
+EXAMPLES: dict[str, str] = {
+    "": "reconciler plan manifests/ --sandbox",
+    "validate": "reconciler validate manifests/",
+    "schema": "reconciler schema akana --write schema/",
+    "plan": "reconciler plan manifests/ --sandbox --detailed-exitcode",
+    "apply": "reconciler apply manifests/ --sandbox --auto-approve",
+    "drift": "reconciler drift manifests/ --sandbox",
+    "import": "reconciler import --provider akana 'Payments Reports' --sandbox",
+    "state list": "reconciler state list --sandbox",
+    "state show": "reconciler state show 'akana_app[Payments Gateway]' --sandbox",
+    "state rm": "reconciler state rm 'akana_app[Payments Reports]'",
+    "state unlock": "reconciler state unlock LOCK_ID",
+    "state adopt-version": "reconciler state adopt-version com.example.shop 1.2.0 4711"
+    " --status pending",
+    "state set-status": "reconciler state set-status com.example.shop 1.2.0 approved",
+    "state history": "reconciler state history --state postgresql://ci@db/reconciler --limit 5",
+    "state migrate": "reconciler state migrate --to 'postgresql://ci@db/reconciler?workspace=prod'",
+    "sandbox serve": "reconciler sandbox serve --port 8080",
+}
+
+
+def _exits(command: str) -> str:
+    rows = (*EXIT_CODES[command], "64  usage error")
+    return "Exit codes:\n" + "\n".join(f"  {row}" for row in rows)
+
+
+def _example(command: str) -> str:
+    return f"\n\nExample:\n  {EXAMPLES[command]}"
+
+
+_ENV_API = f"Environment:\n{_PROVIDERS_PLACEHOLDER}\n{_ENV_SHARED}"
+_API_COMMAND = f"{_ENV_API}\n{_ENV_DEBUG}"
+_PRINTING_API_COMMAND = f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}"
 # The state commands read the state, and name endpoints only to choose a section.
-for _name in ("list", "show", "rm", "unlock", "adopt-version", "set-status"):
-    EPILOGS[f"state {_name}"] = (
-        f"Environment:\n  RECONCILER_STATE   state file or postgresql:// URL (like --state)"
-        f"\n{_ENV_DEBUG}\n\n"
-        + _exits("0   done", "1   error")
+_ENV_STATE = (
+    "Environment:\n  RECONCILER_STATE   state file or postgresql:// URL (like --state)"
+    f"\n{_ENV_DEBUG}"
+)
+_ENVIRONMENTS: dict[str, str] = {
+    "": f"{_ENV_API}\n{_ENV_COLOR}\n{_ENV_DEBUG}",
+    "validate": _ENV_MANIFESTS,
+    "plan": _PRINTING_API_COMMAND,
+    "apply": _PRINTING_API_COMMAND,
+    "drift": _PRINTING_API_COMMAND,
+    "import": _API_COMMAND,
+}
+
+EPILOGS: dict[str, str] = {
+    command: (
+        (f"{_ENVIRONMENTS[command]}\n\n" if command in _ENVIRONMENTS
+         else f"{_ENV_STATE}\n\n" if command.startswith("state ") else "")
+        + _exits(command)
+        + _example(command)
+        + ("\n\nRun `reconciler COMMAND --help` for each command's own." if not command else "")
     )
+    for command in EXIT_CODES
+}  # fmt: skip
 
 
 def provider_environment() -> str:

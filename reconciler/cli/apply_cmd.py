@@ -30,8 +30,10 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    target_keys,
     use_color,
 )
+from reconciler.cli.location import anchored
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Change, Plan
@@ -91,12 +93,13 @@ def apply(
     machine = format == "json"
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
+    location, sandbox_db = anchored(paths or [], state, sandbox, sandbox_db)
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
-                           parallelism, probe_window, tuple(target))  # fmt: skip
+                           parallelism, probe_window, target_keys(target))  # fmt: skip
     console = _Console(machine, use_color(no_color))
     with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing):
         outcome = run_apply(
-            paths or [], plan_file=plan_file, select=select, roots=root, state=state,
+            paths or [], plan_file=plan_file, select=select, roots=root, state=location,
             lock_timeout=lock_timeout, auto_approve=auto_approve, options=options,
             reporter=console,
         )  # fmt: skip

@@ -39,8 +39,9 @@ StateOpt = typer.Option(
     envvar="RECONCILER_STATE",
     parser=_state_location,
     metavar="PATH|URL",
-    help="State file (default: .reconciler/state.json; .reconciler/sandbox-state.json with"
-    " --sandbox), or a PostgreSQL database: postgresql://USER@HOST/DB?workspace=NAME"
+    help="State file (default: .reconciler/state.json, or .reconciler/sandbox-state.json with"
+    " --sandbox, at the repository's root: the git work tree of the manifests, wherever you"
+    " run from), or a PostgreSQL database: postgresql://USER@HOST/DB?workspace=NAME"
     " (password from PGPASSWORD or ~/.pgpass).",
 )
 LockTimeoutOpt = typer.Option(
@@ -56,7 +57,39 @@ ParallelismOpt = typer.Option(16, "--parallelism", min=1, max=256, help="Concurr
 SelectOpt = typer.Option(
     [], "--select", help="Only apps whose labels match KEY=VALUE (repeatable, all must match)."
 )
-TargetOpt = typer.Option([], "--target", help="Only this app id (repeatable).")
+TargetOpt = typer.Option(
+    [],
+    "--target",
+    help="Only this resource (repeatable): its key (an app id, an Akana app's name) or its"
+    " address as the plan and `state list` print it, e.g. 'akana_app[Payments Gateway]'.",
+)
+
+
+def target_keys(targets: list[str], *, root_only: bool = False) -> tuple[str, ...]:
+    """``--target`` values as the keys the workflows select by: an address the plan or
+    `state list` prints (``akana_app[Payments Gateway]``) becomes its key; anything else is a
+    key already. ``root_only``: convert only the state-root provider's addresses."""
+    from reconciler.address import AddressError, parse_address
+    from reconciler.providers.registry import ROOT_KINDS
+    from reconciler.workflows.desired import root_provider
+
+    keys: list[str] = []
+    for text in targets:
+        try:
+            address = parse_address(text, ROOT_KINDS) if "[" in text else None
+        except AddressError:
+            address = None
+        if (
+            address is None
+            or address.key is None
+            or address.parent is not None
+            or address.instance is not None
+            or (root_only and address.provider != root_provider())
+        ):
+            keys.append(text)
+        else:
+            keys.append(address.key)
+    return tuple(keys)
 PruneOpt = typer.Option(
     False, "--prune", help="Delete apps recorded in the state that no manifest declares."
 )

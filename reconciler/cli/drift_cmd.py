@@ -22,8 +22,10 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    target_keys,
     use_color,
 )
+from reconciler.cli.location import anchored
 
 
 @app.command()
@@ -53,11 +55,12 @@ def drift(
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
+    location, sandbox_db = anchored(paths, state, sandbox, sandbox_db)
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
-                           parallelism, probe_window, tuple(target))  # fmt: skip
+                           parallelism, probe_window, target_keys(target))  # fmt: skip
     with handled_errors(machine=format == "json"):
         report = check_drift(
-            paths, select=select, roots=root, state=state, options=options,
+            paths, select=select, roots=root, state=location, options=options,
             reporter=StderrReporter(),
         )  # fmt: skip
     if out is not None:

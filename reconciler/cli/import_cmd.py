@@ -47,6 +47,7 @@ def import_(
 ) -> None:
     """Write a manifest per existing resource from live state and record it as managed."""
     from reconciler.cli.common import root_words
+    from reconciler.cli.location import anchored
     from reconciler.workflows.desired import root_provider
 
     if provider != root_provider() and (version or label):
@@ -54,6 +55,9 @@ def import_(
             f"--version and --label are for {root_words()[0]}s", param_hint="--provider"
         )
     from reconciler.workflows.importing import run_import
+
+    # The manifests are written to --out: the state belongs to the repository holding it.
+    location, sandbox_db = anchored([out], state, sandbox, sandbox_db)
 
     with handled_errors():
         hints = {}
@@ -64,7 +68,7 @@ def import_(
             versions = _parse_versions(version, app_ids)
             hints = {ref: {"versions": versions.get(ref, {}), "labels": labels} for ref in app_ids}
         run_import(
-            provider, app_ids, out=out, force=force, state=state, sandbox=sandbox,
+            provider, app_ids, out=out, force=force, state=location, sandbox=sandbox,
             sandbox_db=sandbox_db, config=config, reporter=StderrReporter(), hints=hints,
         )  # fmt: skip
     err(REVIEW_IMPORTED)

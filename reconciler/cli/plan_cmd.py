@@ -24,8 +24,10 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    target_keys,
     use_color,
 )
+from reconciler.cli.location import anchored
 
 
 @app.command()
@@ -66,11 +68,12 @@ def plan(
 
     if format not in ("text", "json", "markdown"):
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
+    location, sandbox_db = anchored(paths, state, sandbox, sandbox_db)
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
-                           parallelism, probe_window, tuple(target))  # fmt: skip
+                           parallelism, probe_window, target_keys(target))  # fmt: skip
     with handled_errors(machine=format == "json"):
         result = make_plan(
-            paths, select=select, roots=root, state=state, options=options,
+            paths, select=select, roots=root, state=location, options=options,
             reporter=StderrReporter(), changed_since=changed_since, saving=out is not None,
         )  # fmt: skip
     if out is not None:

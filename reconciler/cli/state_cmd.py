@@ -30,9 +30,11 @@ def _shown(text: str, limit: int = 200) -> str:
 
 
 def _store(state: Path | None, sandbox: bool) -> StateStore:
+    from reconciler.cli.location import anchored
     from reconciler.workflows.target import state_store
 
-    return state_store(state, sandbox)
+    location, _ = anchored([], state, sandbox, None)
+    return state_store(location, sandbox)
 
 
 @contextmanager
@@ -73,18 +75,79 @@ def list_apps(state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None
 
 @state_app.command("show")
 def show(app_id: str, state: Path | None = StateOpt, sandbox: bool = SandboxOpt) -> None:
-    """Print what the state recorded for one mini app, or another provider's resource by its
-    address (``state show akana_app[Name]``), as JSON."""
+    """Print what the state recorded for one resource, as JSON: any address `state list`
+    prints (``state show 'akana_app[Name]'``), or a bare key."""
     from reconciler.errors import StateError
 
     with handled_errors():
         current = _store(state, sandbox).read()
-        record = current.app(app_id)
-        other = _other_record(current, app_id) if record is None else None
-        if record is None and other is None:
-            raise StateError(f"{_shown(app_id)} is not in the state")
-    shown = record.model_dump(mode="json") if record is not None else other
-    typer.echo(json.dumps(shown, indent=2))
+        found = _lookup(current, app_id)
+        if found is None:
+            miss = _did_you_mean(current, app_id)
+            raise StateError(f"{_shown(app_id)} is not in the state{miss}")
+    typer.echo(json.dumps(found, indent=2))
+
+
+def _lookup(current: State, text: str) -> dict[str, object] | None:
+    """The record ``text`` names: a state-root key (``shop``), its address (``miniapp[shop]``)
+    or another provider's root address (``akana_app[Name]``); None: none recorded."""
+    from reconciler.address import AddressError, parse_address
+    from reconciler.providers.registry import ROOT_KINDS
+    from reconciler.workflows.desired import root_provider
+
+    record = current.app(text)
+    if record is not None:
+        return record.model_dump(mode="json")
+    try:
+        address = parse_address(text, ROOT_KINDS)
+    except AddressError:
+        return None
+    if address.parent is not None or address.key is None or address.instance is not None:
+        return None
+    if address.provider == root_provider():
+        record = current.app(address.key)
+        return None if record is None else record.model_dump(mode="json")
+    return _other_record(current, text)
+
+
+def _recorded_addresses(current: State) -> list[str]:
+    """Every address `state list` prints, in the order it prints them."""
+    from reconciler.address import root_address
+
+    names = sorted(current.apps)
+    for name, section in sorted(current.providers.items()):
+        for kind, records in sorted(section.resources.items()):
+            names += [str(root_address(name, kind, key)) for key in sorted(records)]
+    return names
+
+
+def _did_you_mean(current: State, text: str) -> str:
+    """``; did you mean X?`` for the closest recorded address (or key), else a pointer to
+    `state list`: a typo is common, and the list can be long."""
+    import difflib
+
+    from reconciler.address import AddressError, parse_address
+    from reconciler.providers.registry import ROOT_KINDS
+
+    known = _recorded_addresses(current)
+    # Compare keys too, so that a wrong kind (miniapp[X] for akana_app[X]) still finds X.
+    by_key: dict[str, str] = {}
+    for name in known:
+        try:
+            key = parse_address(name, ROOT_KINDS).key
+        except AddressError:
+            key = name
+        by_key.setdefault(key or name, name)
+    try:
+        asked_key = parse_address(text, ROOT_KINDS).key or text
+    except AddressError:
+        asked_key = text
+    close = difflib.get_close_matches(text, known, n=1, cutoff=0.6) or [
+        by_key[k] for k in difflib.get_close_matches(asked_key, list(by_key), n=1, cutoff=0.6)
+    ]
+    if close:
+        return f"; did you mean {_shown(close[0])}?"
+    return "; `reconciler state list` prints what it holds" if known else " (the state is empty)"
 
 
 @state_app.command("rm")
@@ -95,14 +158,19 @@ def rm(
     sandbox: bool = SandboxOpt,
 ) -> None:
     """Forget an app (or one version) WITHOUT deleting it from the API."""
+    from reconciler.cli.common import target_keys
     from reconciler.errors import StateError
 
     with _editing(state, sandbox, "state rm") as current:
+        if current.app(app_id) is None and target_keys([app_id], root_only=True) != (app_id,):
+            app_id = target_keys([app_id], root_only=True)[0]  # miniapp[shop]: the app shop
         record = current.app(app_id)
         if record is None and version is None and _forget_other(current, app_id):
             return
         if record is None:
-            raise StateError(f"{_shown(app_id)} is not in the state")
+            raise StateError(
+                f"{_shown(app_id)} is not in the state{_did_you_mean(current, app_id)}"
+            )
         if version is None:
             del current.apps[app_id]
             what = app_id

@@ -11,12 +11,19 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, app
-from reconciler.cli.common import ConfigOpt, RootOpt, SelectOpt, TargetOpt, err
+from reconciler.cli.common import (
+    ConfigOpt,
+    RootOpt,
+    SelectOpt,
+    TargetOpt,
+    err,
+    handled_errors,
+    target_keys,
+)
 
 
 class ValidateFormat(StrEnum):
@@ -58,10 +65,11 @@ def validate(
 
         loaded, files = load_manifest_files(paths, dict(os.environ), root, kinds=MANIFEST_KINDS)
         require_manifests(paths, loaded)
-        from reconciler.workflows.desired import refuse_credentials
+        from reconciler.workflows.desired import check_project_references, refuse_credentials
 
         # What plan refuses: a manifest holding any provider's credential.
         refuse_credentials(loaded, config)
+        check_project_references(loaded, config)
     except ManifestError as exc:
         issues = exc.issues
         if format is ValidateFormat.json:
@@ -85,6 +93,7 @@ def validate(
         for name, items in split_by_provider(loaded, PROVIDERS).items()
         for item in items
     ]
+    target = list(target_keys(target))
     try:  # no state here: a selection must match a declared resource
         check_selection(selectors, target, {key: labels for _, key, labels in keyed})
     except ConfigError as exc:
@@ -133,15 +142,41 @@ def _print_json(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of a manifest document (for editors: yaml-language-server).
+def schema(
+    kind: str | None = typer.Argument(
+        None,
+        metavar="KIND",
+        help="Whose schema: a provider (miniappcenter, akana, rest, a plugin's) or a kind"
+        " (miniapp, akana_app, rest_object). Default: print the first; with --write, all.",
+    ),
+    write: Path | None = typer.Option(
+        None,
+        "--write",
+        metavar="DIR",
+        help="Write the schema files into DIR (e.g. schema/ in your repository) instead of"
+        " printing; point your editor at them (see the schemas reference page).",
+    ),
+) -> None:
+    """Print or write the JSON Schema of a manifest document, for editors
+    (yaml-language-server: completion, hover and checks while typing)."""
+    from reconciler.cli.schemas import choose
+    from reconciler.cli.schemas import write as write_files
 
-    Regenerate the shipped copies with:
-    reconciler schema > schema/miniapp.schema.json
-    """
-    from reconciler.providers.registry import PROVIDERS
-    from reconciler.workflows.desired import root_provider
-
-    root: Any = PROVIDERS[root_provider()]
-    sys.stdout.write(root.manifest_json_schema_text())
-    sys.stdout.flush()
+    try:
+        chosen = choose(kind)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="KIND") from None
+    with handled_errors():
+        if write is None:
+            sys.stdout.write(chosen[0].text())
+            sys.stdout.flush()
+            return
+        try:
+            written, skipped = write_files(chosen, write)
+        except OSError as exc:
+            err(f"Error: cannot write the schemas into {write}: {exc.strerror or exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+    for path in written:
+        err(f"Wrote {path}")
+    for name in skipped:
+        err(f"Left out {name}: it ships no JSON Schema")

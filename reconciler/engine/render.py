@@ -780,7 +780,7 @@ def _drift_live(item: DriftItem) -> str:
 
 
 def _drift_markdown(report: DriftReport) -> str:
-    out = [DRIFT_MARKER, "### Mini App Center drift", "",
+    out = [DRIFT_MARKER, "### Drift", "",
            f"Endpoint: {_code(_safe_endpoint(report.endpoint))}", ""]
     if report.in_sync:
         out += [f"{IN_SYNC} ({report.apps_checked} app(s) checked)", ""]

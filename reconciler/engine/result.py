@@ -23,7 +23,7 @@ class ChangeResult:
         out: dict[str, Any] = {
             "provider": self.change.provider,
             "address": str(self.change.address),
-            "resource": self.change.kind,
+            "kind": self.change.kind,  # the plan's word for it (was "resource")
             "action": self.change.action,
             "app_id": self.change.app_id,
             "outcome": self.outcome,

@@ -52,16 +52,20 @@ async def open_sessions(
     sandbox_dir: Path | None,
     config: Path | None,
     parallelism: int,
+    settings: Mapping[str, str] | None = None,
 ) -> Sessions:
     """Open the sessions of ``names`` (closed, logged out, when ``stack`` closes). A provider
-    the run needs whose endpoint is not configured is an error naming what to set."""
+    the run needs whose endpoint is not configured is an error naming what to set
+    (``settings``: by provider, its variables as its registry descriptor lists them)."""
     opened: dict[str, ProviderSession] = {}
     for name in sorted(set(names)):
         connector = connectors[name]
         if sandbox_dir is None and not connector.configured(env, config):
+            setting = (settings or {}).get(name)
+            what = f": set {setting}," if setting else ";"
             raise ConfigError(
                 f"the manifests or the state need the {name} provider, but no {name} endpoint"
-                " is configured (see the README's Providers section), or pass --sandbox"
+                f" is configured{what} or pass --sandbox"
             )
         opened[name] = await stack.enter_async_context(
             connector.connect(env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism)

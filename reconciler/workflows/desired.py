@@ -189,6 +189,26 @@ def _labels_of(record: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
+def check_project_references(loaded: Sequence[LoadedApp[Any]], config: Path | None) -> None:
+    """What a provider checks of its manifests against the project file (a REST object's
+    endpoint must be declared there), asked of each provider that offers it
+    (``project_issues``): `validate` says what `plan` would refuse."""
+    from reconciler.engine.provider import split_by_provider
+    from reconciler.errors import ManifestError
+    from reconciler.providers.registry import PROVIDERS
+
+    env = dict(os.environ)
+    if config is None and env.get("RECONCILER_CONFIG"):
+        config = Path(env["RECONCILER_CONFIG"])
+    issues = []
+    for name, items in split_by_provider(loaded, PROVIDERS).items():
+        check = getattr(PROVIDERS[name], "project_issues", None)
+        if check is not None:
+            issues += check(items, config, env)
+    if issues:
+        raise ManifestError(issues)
+
+
 def refuse_credentials(loaded: Sequence[LoadedApp[Any]], config: Path | None = None) -> None:
     """Defence in depth: a manifest value equal to (or holding) a credential would be printed
     in plans, PR comments and the state. Refuse before anything is shown. The credentials are

@@ -244,6 +244,21 @@ def scope_of(desired: Desired | None, options: FleetOptions, notices: Sequence[s
     )
 
 
+def endpoint_settings() -> dict[str, str]:
+    """What to set to configure each provider, from its registry descriptor's variables (the
+    optional ones left out): ``AKANA_BASE_URL, AKANA_EMAIL and AKANA_PASSWORD``."""
+    from reconciler.providers.registry import DESCRIPTORS
+
+    out: dict[str, str] = {}
+    for descriptor in DESCRIPTORS:
+        names = [n for n, what in descriptor.variables if not what.startswith("optional")]
+        if names:
+            out[descriptor.name] = (
+                names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            )
+    return out
+
+
 async def open_sessions(
     stack: AsyncExitStack,
     fleet: Fleet,
@@ -266,6 +281,7 @@ async def open_sessions(
         sandbox_dir=options.sandbox_dir,
         config=options.config,
         parallelism=options.parallelism,
+        settings=endpoint_settings(),
     )
     if run is not None:
         attach(sessions, run)

@@ -42,7 +42,13 @@ def run_import(
     from reconciler.errors import ConfigError
     from reconciler.limits import DEFAULT_PROBE_WINDOW
     from reconciler.state import ProviderState
-    from reconciler.workflows.fleet import FleetOptions, connectors, fleet_env, state_binding
+    from reconciler.workflows.fleet import (
+        FleetOptions,
+        connectors,
+        endpoint_settings,
+        fleet_env,
+        state_binding,
+    )
 
     check_provider(provider)
     if provider not in connectors():
@@ -76,6 +82,7 @@ def run_import(
                 sessions = await open_sessions(
                     stack, connectors(), [provider], fleet_env(options),
                     sandbox_dir=options.sandbox_dir, config=config, parallelism=8,
+                    settings=endpoint_settings(),
                 )  # fmt: skip
                 attach(sessions, run)
                 session = sessions.by_name[provider]
@@ -91,7 +98,8 @@ def run_import(
         _refuse_existing(list(paths.values()), force)  # before anything is saved or written
         out.mkdir(parents=True, exist_ok=True)
         for item in results:
-            paths[item.key].write_text(item.manifest, encoding="utf-8")
+            text = _with_schema_line(item.manifest, provider, paths[item.key])
+            paths[item.key].write_text(text, encoding="utf-8")
             reporter.say(f"Imported {item.key} -> {paths[item.key]}")
             for note in item.notes:
                 reporter.say(f"  {note}")
@@ -125,6 +133,29 @@ def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing and not force:
         raise ConfigError(f"refusing to overwrite {', '.join(existing)} (use --force)")
+
+
+def _with_schema_line(manifest: str, provider: str, path: Path) -> str:
+    """``manifest`` with a first line pointing editors at its schema, when it has none and
+    the repository holds one (``schema/<kind>.schema.json`` in a folder above ``path``, as
+    `reconciler schema --write schema/` writes it): a path relative to the file, so that it
+    works in the user's repository, wherever that is."""
+    import os
+
+    from reconciler.providers.registry import DESCRIPTORS
+
+    if manifest.startswith("# yaml-language-server:"):
+        return manifest
+    kinds = [d.root_kind for d in DESCRIPTORS if d.name == provider]
+    if not kinds:
+        return manifest
+    name = f"{kinds[0].replace('_', '-')}.schema.json"
+    folder = path.parent.resolve()
+    for above in (folder, *folder.parents):
+        if (above / "schema" / name).is_file():
+            relative = os.path.relpath(above / "schema" / name, folder)
+            return f"# yaml-language-server: $schema={relative}\n{manifest}"
+    return manifest
 
 
 def _file_name(key: str) -> str:

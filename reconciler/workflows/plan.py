@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.workflows.desired import check_provider, check_scope, load_desired, root_noun
+from reconciler.workflows.desired import (
+    check_provider,
+    check_scope,
+    load_desired,
+    root_noun,
+)
 from reconciler.workflows.fleet import FleetOptions, open_fleet, plan_fleet
 from reconciler.workflows.target import state_notices, state_store
 
@@ -44,17 +49,16 @@ def make_plan(
     desired = load_desired(paths, select, options.targets, roots, changes, options.provider)
     store = state_store(state, options.sandbox)
     fleet = open_fleet(desired, store, options, reporter)
+    taking_part = sorted(fleet.names)
+    if saving and len(taking_part) > 1:  # said before anything is read from an API
+        raise UsageError(_one_provider_per_saved_plan(taking_part))
     check_scope(desired, fleet.state)
     notices = state_notices(store, reporter, desired.providers)
 
     made = asyncio.run(plan_fleet(fleet, desired, options, notices, reporter))
     result = made.merged
     if saving and len(result.endpoints) > 1:
-        raise UsageError(
-            f"this plan spans {len(result.endpoints)} providers"
-            f" ({', '.join(sorted(result.endpoints))}); a saved plan covers one provider:"
-            " add --provider NAME and save one plan per provider"
-        )
+        raise UsageError(_one_provider_per_saved_plan(sorted(result.endpoints)))
     if changes is not None:
         from reconciler.engine.plan import Incremental
 
@@ -66,3 +70,10 @@ def make_plan(
         reporter.say(f"Incremental: {touched} {noun} touched by {changes.file_count} manifest"
                      f" file(s) changed since {changes.ref}")
     return result
+
+
+def _one_provider_per_saved_plan(names: Sequence[str]) -> str:
+    return (
+        f"this plan spans {len(names)} providers ({', '.join(names)}); a saved plan covers one"
+        " provider: add --provider NAME and save one plan per provider"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,8 @@ from reconciler.providers.rest.vocabulary import (
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
+    from reconciler.errors import ManifestIssue
+    from reconciler.manifest.loader import LoadedApp
     from reconciler.providers.rest.session import RestConnector
 
 
@@ -54,6 +56,36 @@ class RestProvider(ProviderBase):
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         serve_tenant(config, host=options.host, port=options.port)
+
+    def project_issues(
+        self, items: Sequence[LoadedApp[Any]], config: Path | None, env: Mapping[str, str]
+    ) -> list[ManifestIssue]:
+        """`validate`: each object whose ``endpoint`` the project file does not declare (the
+        file's own problems are reported by the run that reads it)."""
+        from reconciler.errors import ConfigError, ManifestIssue
+        from reconciler.providers.rest.config import DEFAULT_PROJECT_FILE, load_project_config
+
+        path = config if config is not None else Path(DEFAULT_PROJECT_FILE)
+        declared: list[str] | None = None
+        if path.is_file():
+            try:
+                declared = sorted(load_project_config(path, env).endpoints)
+            except ConfigError:
+                return []
+        issues: list[ManifestIssue] = []
+        for item in items:
+            name = str(item.app.endpoint)
+            if declared is not None and name in declared:
+                continue
+            where = (
+                f"is not declared in {path} (declared: {', '.join(declared) or 'none'})"
+                if declared is not None
+                else f"is not declared: there is no project file {path} (or pass --config)"
+            )
+            line, column = _endpoint_place(item)
+            message = f"endpoint {name[:64]!r} {where}"
+            issues.append(ManifestIssue(item.file, line, column, "spec.endpoint", message))
+        return issues
 
     def load_saved_plan(self, data: Mapping[str, Any], source: str) -> Plan:
         # Imported here: a run that reads no saved plan never needs the check.
@@ -128,3 +160,20 @@ spec:
     name: Tools
     description: contract-suite-category
 """
+
+
+def _endpoint_place(item: LoadedApp[Any]) -> tuple[int, int]:
+    """(line, column) of the document's ``endpoint:`` key; the document's start when it is
+    not found (a flow mapping, say)."""
+    import re
+
+    try:
+        lines = Path(item.file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return item.line, 1
+    for number in range(max(item.line - 1, 0), min(len(lines), item.line + 500)):
+        if (found := re.match(r"^(\s+)endpoint\s*:", lines[number])) is not None:
+            return number + 1, len(found.group(1)) + 1
+        if number >= item.line and lines[number].startswith("---"):
+            break
+    return item.line, 1

@@ -4,6 +4,7 @@ the same object (a test round-trips it)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -78,7 +79,15 @@ def _flow(value: Any) -> str:
     return _scalar(value)
 
 
+# A key written bare reads back as the same string: a plain word that YAML (1.1 or 1.2) does
+# not read as a boolean or null. Anything else is quoted.
+_BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
 def _key(key: str) -> str:
+    if _BARE_KEY.fullmatch(key) and key.casefold() not in _YAML_WORDS:
+        return key
     return json.dumps(key, ensure_ascii=False)
 
 
