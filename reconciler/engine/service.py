@@ -60,7 +60,7 @@ async def open_sessions(
         if sandbox_dir is None and not connector.configured(env, config):
             raise ConfigError(
                 f"the manifests or the state need the {name} provider, but no {name} endpoint"
-                " is configured (see the README's Providers section), or pass --sandbox"
+                " is configured (see docs/getting-started/index.md), or pass --sandbox"
             )
         opened[name] = await stack.enter_async_context(
             connector.connect(env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism)
