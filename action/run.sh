@@ -48,7 +48,7 @@ fi
 # A provider name only (the CLI says which ones exist): it also names the report folder,
 # the artifact and the PR comment's marker.
 if [ -n "$provider" ] && ! [[ "$provider" =~ ^[a-z][a-z0-9-]{0,39}$ ]]; then
-  fail_usage "provider must be a provider name such as miniappcenter or akana (got: $provider)"
+  fail_usage "provider must be a provider name such as miniappcenter, akana or rest (got: $provider)"
 fi
 
 paths=()

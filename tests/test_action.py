@@ -615,8 +615,8 @@ def test_comment_is_bounded_and_skipped_outside_pull_requests(tmp_path: Path) ->
     assert len(gh_calls(tmp_path)) == calls
 
 
-def test_readme_lists_every_input_of_the_action() -> None:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def test_the_docs_list_every_input_of_the_action() -> None:
+    text = (REPO / "docs" / "how-to" / "github-actions.md").read_text(encoding="utf-8")
     table = text.split("| input | default | what |", 1)[1].split("\n\n", 1)[0]
     shown = re.findall(r"^\| `([a-z-]+)` \|", table, flags=re.MULTILINE)
     assert shown == list(action()["inputs"])

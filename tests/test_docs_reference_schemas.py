@@ -1,5 +1,5 @@
 """docs/reference/schemas-and-addresses.md: every console block runs as written, in-process,
-on a fresh copy of the demo fleet (as tests/test_readme_runs.py runs the README's)."""
+on a fresh copy of the demo fleet (as tests/test_docs_runs.py runs every page)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme_runs import check_console
+from tests.test_docs_runs import check_console
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "reference" / "schemas-and-addresses.md"

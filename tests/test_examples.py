@@ -42,6 +42,11 @@ GITLAB = EXAMPLES / "gitlab" / ".gitlab-ci.yml"
 CI_FILES = [*GITHUB, GITLAB]
 README = EXAMPLES / "README.md"
 MAIN_README = REPO / "README.md"
+# The options table moved with the rest of the README into the docs site.
+COMMANDS_PAGE = REPO / "docs" / "reference" / "commands.md"
+DOC_PAGES = [
+    MAIN_README, *sorted(p for p in (REPO / "docs").rglob("*.md") if p.name != "decisions.md")
+]
 HOOKS = REPO / ".pre-commit-hooks.yaml"
 PLAN_MARKER = "<!-- miniapp-reconciler plan -->"
 DRIFT_MARKER = "<!-- miniapp-reconciler drift -->"
@@ -387,7 +392,7 @@ def is_registered(name: str) -> bool:
 
 
 ALL_INVOCATIONS = [
-    inv for path in [*CI_FILES, README, MAIN_README] for inv in invocations(path)
+    inv for path in [*CI_FILES, README, *DOC_PAGES] for inv in invocations(path)
 ]
 
 
@@ -698,7 +703,7 @@ def test_flow_drift_is_clean_after_apply_and_fails_after_an_outside_change(
 
 def _readme_options_table() -> dict[str, set[str]]:
     rows: dict[str, set[str]] = {}
-    text = MAIN_README.read_text(encoding="utf-8")
+    text = COMMANDS_PAGE.read_text(encoding="utf-8")
     table = text.split("| command | options |", 1)[1].split("\n\n", 1)[0]
     for line in table.splitlines()[2:]:
         command = re.match(r"^\| `([a-z-]+)` \|", line)
@@ -717,7 +722,7 @@ def test_readme_lists_each_commands_options_exactly() -> None:
         assert shown == real, (name, sorted(shown ^ real))
     # the case: `apply` has neither Markdown nor --out
     assert "--out" not in rows["apply"]
-    apply_row = next(x for x in MAIN_README.read_text().splitlines() if x.startswith("| `apply`"))
+    apply_row = next(x for x in COMMANDS_PAGE.read_text().splitlines() if x.startswith("| `apply`"))
     assert "markdown" not in apply_row
 
 

@@ -116,9 +116,9 @@ def test_credentials_come_from_the_named_variables(tmp_path: Path) -> None:
     assert "s3cret" not in repr(creds)
 
 
-def test_the_readme_example_is_a_valid_project_file(tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Tenant API sandbox", 1)[1]
+def test_the_docs_example_is_a_valid_project_file(tmp_path: Path) -> None:
+    page = Path(__file__).parent.parent / "docs" / "getting-started" / "rest.md"
+    section = page.read_text(encoding="utf-8").split("## Tenant API sandbox", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     env = {"TENANT_BASE_URL": "http://127.0.0.1:8090"}
     shop = load_project_config(_write(tmp_path, example), env).endpoint("shop")

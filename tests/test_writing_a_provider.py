@@ -1,5 +1,5 @@
-"""docs/writing-a-provider.md shows the example plugin's own code: every code block that
-names a file of tests/plugins/ is checked to be in that file, as written, so the page cannot
+"""docs/how-to/writing-a-provider.md shows the example plugin's own code: every code block
+that names a file of tests/plugins/ is checked to be in that file, as written, so the page cannot
 drift from the plugin the tests run (tests/test_plugin_kvstore.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "writing-a-provider.md"
+DOC = REPO / "docs" / "how-to" / "writing-a-provider.md"
 BLOCK_RE = re.compile(r"```(?:python|toml)\n# (tests/plugins/\S+)\n(.*?)```", re.DOTALL)
 
 
@@ -21,4 +21,5 @@ def test_every_example_block_is_the_plugins_own_code() -> None:
 
 
 def test_the_readme_links_the_page() -> None:
-    assert "(docs/writing-a-provider.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "(docs/how-to/writing-a-provider.md)" in readme

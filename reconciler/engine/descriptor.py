@@ -5,7 +5,7 @@ registry can list every provider, its manifest kinds and its root kind without i
 provider itself: a run imports only the providers its manifests, its state or its saved plan
 name. The built-in providers are described in :mod:`reconciler.providers.registry`; a plugin
 package describes its own and registers it under the ``reconciler.providers`` entry point
-group (docs/writing-a-provider.md)::
+group (docs/how-to/writing-a-provider.md)::
 
     [project.entry-points."reconciler.providers"]
     kvstore = "kvstore_provider.descriptor:DESCRIPTOR"

@@ -6,7 +6,7 @@ Every provider, built in or a plugin, is known first by its :class:`ProviderDesc
 their values import the provider on first use, so a run imports only the providers its
 manifests, its state or its saved plan name (``validate`` of a Mini App Center file never
 imports the Akana or REST clients). A plugin registers its descriptor under the
-``reconciler.providers`` entry point group (docs/writing-a-provider.md); the built-in three
+``reconciler.providers`` entry point group (docs/how-to/writing-a-provider.md); the built-in three
 are described here with the same type. Two providers claiming one name, one root kind or one
 ``(apiVersion, kind)`` are refused, as is a plugin that fails to import: a ConfigError naming
 its package, never a traceback.
