@@ -13,7 +13,7 @@ import typer
 from typer import _click
 from typer.core import TyperArgument
 
-from reconciler import __version__
+DIST_NAME = "miniapp-reconciler"  # the name in pyproject.toml, which metadata is read by
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -24,9 +24,20 @@ EXIT_USAGE = 64  # EX_USAGE from sysexits.h, so that 2 always means "changes / d
 HELP_OPTION_NAMES = ["-h", "--help"]
 
 
+def installed_version() -> str:
+    """The installed distribution's version, from its metadata: what pip installed is what is
+    reported (not a constant in the source tree that can disagree with it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DIST_NAME)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"reconciler {__version__}")
+        typer.echo(f"reconciler {installed_version()}")
         raise typer.Exit(EXIT_OK)
 
 
@@ -35,10 +46,71 @@ app = typer.Typer(
     help="Keep the objects of your APIs equal to YAML manifests: validate, plan, apply, detect"
     " drift. One engine, one plan and one state for every provider listed below.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # our own options below: typer's import its completion at start
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETE_VAR = "_RECONCILER_COMPLETE"  # the variable the completion scripts set to ask us
+COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
+
+
+def _completion_shell(value: str) -> str:
+    if value not in COMPLETION_SHELLS:
+        raise typer.BadParameter(f"{value[:20]!r}: use one of {', '.join(COMPLETION_SHELLS)}")
+    return value
+
+
+def _show_completion(ctx: typer.Context, value: str) -> None:
+    """Print the completion script for a shell, to source it or save it where the shell
+    looks (typer's scripts: they call this CLI back with ``_RECONCILER_COMPLETE`` set)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(get_completion_script(prog_name="reconciler", complete_var=COMPLETE_VAR,
+                                     shell=_completion_shell(value)))  # fmt: skip
+    raise typer.Exit(EXIT_OK)
+
+
+def _install_completion(ctx: typer.Context, value: str) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from typer._completion_shared import install
+
+    shell, path = install(shell=_completion_shell(value), prog_name="reconciler",
+                          complete_var=COMPLETE_VAR)  # fmt: skip
+    typer.echo(f"{shell} completion installed in {path}; it works in shells started from now.")
+    raise typer.Exit(EXIT_OK)
+
+
+def completion_options() -> list[Any]:
+    """``--show-completion SHELL`` and ``--install-completion SHELL`` for the root command.
+    Added only when asked for or on the root's help (see main): typer's own
+    (``add_completion``) import its completion machinery at every start, and an option's
+    value goes through pydantic, slow to import, whenever a subcommand runs."""
+    holder = typer.Typer(add_completion=False)
+
+    @holder.command()
+    def _options(
+        show: str = typer.Option(
+            "", "--show-completion", metavar="SHELL", callback=_show_completion,
+            is_eager=True, expose_value=False,
+            help="Print the completion script for SHELL (bash, zsh, fish, powershell); exit.",
+        ),
+        install: str = typer.Option(
+            "", "--install-completion", metavar="SHELL", callback=_install_completion,
+            is_eager=True, expose_value=False,
+            help="Install completion for SHELL (bash, zsh, fish, powershell) and exit.",
+        ),
+    ) -> None:  # pragma: no cover - never run: only its options are taken
+        pass
+
+    from typer.main import get_command
+
+    return list(get_command(holder).params)
 
 
 @app.callback()

@@ -1,0 +1,126 @@
+"""The habits people expect of a CLI: `python -m`, shell completion, `--version`, `show`,
+`-v`, streaming JSON events, Ctrl-C, one warning once, honest summaries, full values."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the demo fleet as the current directory, no endpoint configured."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB",
+                "AKANA_BASE_URL", "AKANA_EMAIL", "AKANA_PASSWORD", "RECONCILER_CONFIG",
+                "NO_COLOR"):
+        monkeypatch.delenv(var, raising=False)  # fmt: skip
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    shutil.copytree(REPO / "schema", tmp_path / "schema")
+    return tmp_path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            module: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """The CLI in a child process (the `python` of this venv, as a user runs it)."""
+    command = [sys.executable, "-m", "reconciler"] if module else [
+        sys.executable, "-c", "import sys; from reconciler.cli.main import main; "
+        "sys.exit(main())"]  # fmt: skip
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **(env or {})}, cwd=cwd,
+    )  # fmt: skip
+
+
+# --- python -m, --version, completion --------------------------------------------------------
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    done = run_cli("--help", module=True)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: reconciler" in done.stdout
+
+
+def test_version_is_read_from_the_installed_metadata(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    asked: list[str] = []
+
+    def fake_version(name: str) -> str:
+        asked.append(name)
+        return "9.8.7-test"
+
+    monkeypatch.setattr(importlib.metadata, "version", fake_version)
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == "reconciler 9.8.7-test\n"
+    assert asked == ["miniapp-reconciler"]
+
+
+def test_version_of_this_install_matches_its_metadata() -> None:
+    import importlib.metadata
+
+    done = run_cli("--version", module=True)
+    assert done.stdout.strip() == f"reconciler {importlib.metadata.version('miniapp-reconciler')}"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_show_completion_prints_a_script_for_each_shell(shell: str) -> None:
+    done = run_cli("--show-completion", shell)
+    assert done.returncode == 0, done.stderr
+    assert "_RECONCILER_COMPLETE" in done.stdout
+    assert "not supported" not in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_script_completes_commands_and_options(tmp_path: Path) -> None:
+    """The generated script, sourced in a real bash, asks this CLI and fills COMPREPLY."""
+    script = run_cli("--show-completion", "bash").stdout
+    (tmp_path / "completion.bash").write_text(script)
+    launcher = tmp_path / "reconciler"
+    launcher.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c 'import sys; from reconciler.cli.main import main;"
+        " sys.exit(main())' \"$@\"\n"
+    )
+    launcher.chmod(0o755)
+    probe = (
+        f"source {tmp_path / 'completion.bash'}\n"
+        "COMP_WORDS=(reconciler pl); COMP_CWORD=1; _reconciler_completion reconciler\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"; echo ---\n'
+        "COMP_WORDS=(reconciler plan --det); COMP_CWORD=2; _reconciler_completion reconciler\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", probe], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    first, second = done.stdout.split("---\n")
+    assert first.split() == ["plan"], done
+    assert second.split() == ["--detailed-exitcode"], done
+
+
+def test_zsh_and_fish_completion_protocols_answer() -> None:
+    zsh = run_cli(env={"_RECONCILER_COMPLETE": "complete_zsh",
+                       "_TYPER_COMPLETE_ARGS": "reconciler sta"})  # fmt: skip
+    assert zsh.returncode == 0
+    assert '"state"' in zsh.stdout, zsh
+    fish = run_cli(env={"_RECONCILER_COMPLETE": "complete_fish",
+                        "_TYPER_COMPLETE_ARGS": "reconciler apply --auto",
+                        "_TYPER_COMPLETE_FISH_ACTION": "get-args"})  # fmt: skip
+    assert fish.returncode == 0
+    assert fish.stdout.startswith("--auto-approve"), fish
+
+
+def test_an_unknown_shell_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--show-completion", "tcsh"]) == 64
+    assert "use one of bash, zsh, fish" in capsys.readouterr().err
