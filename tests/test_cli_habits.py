@@ -124,3 +124,46 @@ def test_zsh_and_fish_completion_protocols_answer() -> None:
 def test_an_unknown_shell_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--show-completion", "tcsh"]) == 64
     assert "use one of bash, zsh, fish" in capsys.readouterr().err
+
+
+# --- an honest summary, and one piece of advice for a stale saved plan ---------------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_stale_saved_plan_is_not_complete_and_gets_one_piece_of_advice(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mac = ("--sandbox", "--provider", "miniappcenter")
+    assert cli(capsys, "apply", "manifests", *mac, "--auto-approve")[0] == 0
+    bakeries = fleet / "manifests" / "cafe" / "bakeries.yaml"
+    bakeries.write_text(bakeries.read_text().replace("Sweet Corner Bakery", "Sweet Corner 2"))
+    assert cli(capsys, "plan", "manifests", *mac, "--out", "plan.json")[0] == 0
+    # the app is renamed in the backoffice after the plan was reviewed
+    from reconciler.providers.miniappcenter.sandbox import SandboxStore
+
+    with SandboxStore(fleet / ".reconciler" / "sandbox.db") as store:
+        store.update_miniapp("com.genexus.verdant.sweetcorner", {"name": "Outside"})
+    code, out, err = cli(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1
+    assert "Apply complete" not in out + err
+    assert "Apply incomplete: 0 applied, 1 failed" in out
+    assert "run `reconciler plan` again" in out  # the change's own reason
+    assert "Run `reconciler plan` again" in out  # and the closing advice agrees with it
+    assert "Re-run `reconciler apply`" not in out + err
+
+
+def test_a_clean_apply_is_complete_and_gives_no_advice() -> None:
+    from reconciler.engine.render import render_apply_result
+
+    done = {"summary": {"applied": 2, "failed": 0, "skipped": 0}, "interrupted": False}
+    assert render_apply_result(done, color=False, saved_plan=True) == (
+        "Apply complete: 2 applied, 0 failed, 0 skipped.\n"
+    )
+    stuck = {**done, "stuck_apps": [{"app_id": "a.b", "reason": "locked"}]}
+    assert render_apply_result(stuck, color=False).startswith("Apply incomplete: 2 applied")

@@ -680,7 +680,7 @@ def test_markdown_small_plan_is_not_truncated() -> None:
 def test_apply_result_lists_failed_and_skipped_and_hints_retry() -> None:
     text = render_apply_result(APPLY_RESULT, color=False)
     assert text.splitlines() == [
-        "Apply complete: 2 applied, 1 failed, 1 skipped.",
+        "Apply incomplete: 2 applied, 1 failed, 1 skipped.",
         "",
         "Failed:",
         f"  + {app()}.location[Central]: HTTP 422: geo_point is not a POINT",

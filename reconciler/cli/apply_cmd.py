@@ -106,7 +106,8 @@ def apply(
         plan_json = outcome.plan.as_dict() if outcome.plan is not None else None
         typer.echo(json.dumps({"plan": plan_json, "apply": summary}, indent=2))
     elif summary is not None:
-        typer.echo(render_apply_result(summary, color=use_color(no_color)), nl=False)
+        typer.echo(render_apply_result(summary, color=use_color(no_color),
+                                       saved_plan=plan_file is not None), nl=False)  # fmt: skip
     if outcome.interrupted:
         # Not approved: stopped while planning or at the prompt, before any write.
         err(INTERRUPTED_DURING_WRITES if outcome.approved else INTERRUPTED_BEFORE_WRITES)

@@ -43,6 +43,12 @@ DEFAULT_FULL_PLAN_HINT = "the JSON plan (`reconciler plan --out plan.json`)"
 RETRY_HINT = (
     "Re-run `reconciler apply` to retry: applied changes are recorded and will not be repeated."
 )
+# A saved plan is applied once: what it did is in the state, so applying it again is refused as
+# stale. The one way on is a new plan (which each stale change's own message says too).
+REPLAN_HINT = (
+    "Run `reconciler plan` again (with --out to save it) and apply that plan: applied changes"
+    " are recorded and will not be repeated."
+)
 DELETE_MARKER = "(DELETE)"
 
 # Caps for the Markdown blocks that are never cut away, so they always leave room for apps.
@@ -301,14 +307,23 @@ def _md_summary_table(summary: Mapping[str, int]) -> list[str]:
     ]
 
 
-def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
-    """``result`` has the shape of ``ApplyResult.as_dict()`` (taken as data: no import)."""
+def render_apply_result(
+    result: Mapping[str, Any], *, color: bool, saved_plan: bool = False
+) -> str:
+    """``result`` has the shape of ``ApplyResult.as_dict()`` (taken as data: no import).
+    ``saved_plan``: it applied a saved plan (``apply --plan``), which is never applied twice,
+    so the advice after a failure is a new plan rather than another apply."""
 
     paint = _painter(color)
     counts = result.get("summary", {})
     applied, failed, skipped = (int(counts.get(k, 0)) for k in ("applied", "failed", "skipped"))
     interrupted = bool(result.get("interrupted", False))
-    verb = "Apply interrupted" if interrupted else "Apply complete"
+    stuck_apps: Sequence[Mapping[str, Any]] = result.get("stuck_apps", ())
+    unresolved: Sequence[str] = result.get("unresolved", ())
+    unfinished = bool(failed or skipped or stuck_apps or unresolved)
+    # "complete" only when it is: a run with a failure says so in its first word.
+    verb = ("Apply interrupted" if interrupted
+            else "Apply incomplete" if unfinished else "Apply complete")  # fmt: skip
     style = "error" if failed or interrupted else ("warning" if skipped else "ok")
     adopted, probe_reads = int(counts.get("adopted", 0)), int(counts.get("probe_reads", 0))
     extra = f", {adopted} adopted" if adopted else ""
@@ -316,8 +331,6 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
     if probe_reads:
         line += f" ({probe_reads} version read(s) spent finding unknown versions.)"
     out = [paint(line, style)]
-    stuck_apps: Sequence[Mapping[str, Any]] = result.get("stuck_apps", ())
-    unresolved: Sequence[str] = result.get("unresolved", ())
     if unresolved:
         out += ["", paint("Unresolved (everything else was applied):", "warning")]
         out += [f"  {_clean(str(item))}" for item in unresolved]
@@ -347,8 +360,8 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
             if len(more) > MAX_MESSAGE_LINES:
                 lines.append(f"    ... {len(more) - MAX_MESSAGE_LINES} more line(s)")
             out += [paint(text, row_style) if outcome == "failed" else text for text in lines]
-    if failed or skipped or interrupted or stuck_apps or unresolved:
-        out += ["", RETRY_HINT]
+    if unfinished or interrupted:
+        out += ["", REPLAN_HINT if saved_plan else RETRY_HINT]
     return "\n".join(out) + "\n"
 
 
