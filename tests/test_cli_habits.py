@@ -41,6 +41,40 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     )  # fmt: skip
 
 
+def run_on_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                    timeout: float = 120) -> tuple[int, str]:  # fmt: skip
+    """The CLI with stdin, stdout and stderr on one pseudo-terminal, as a person runs it:
+    its exit code and everything the terminal showed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from reconciler.cli.main import main; "
+         "sys.exit(main())", *args],
+        stdin=slave, stdout=slave, stderr=slave, cwd=cwd, close_fds=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
+    )  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], timeout)
+            if not ready:
+                child.kill()
+                raise AssertionError(f"no output for {timeout}s: {b''.join(chunks)!r}")
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    return child.wait(timeout=timeout), b"".join(chunks).decode("utf-8", "replace")
+
+
 # --- python -m, --version, completion --------------------------------------------------------
 
 
@@ -167,3 +201,27 @@ def test_a_clean_apply_is_complete_and_gives_no_advice() -> None:
     )
     stuck = {**done, "stuck_apps": [{"app_id": "a.b", "reason": "locked"}]}
     assert render_apply_result(stuck, color=False).startswith("Apply incomplete: 2 applied")
+
+
+# --- each warning once ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "drift"])
+def test_the_no_state_warning_is_shown_once_on_a_terminal(fleet: Path, command: str) -> None:
+    code, shown = run_on_terminal(command, "manifests", "--sandbox", cwd=fleet)
+    assert code in (0, 2), shown
+    assert shown.count("no state file was found") == 1, shown
+
+
+def test_a_redirected_report_keeps_its_warnings(fleet: Path) -> None:
+    done = run_cli("plan", "manifests", "--sandbox", cwd=fleet)
+    assert done.returncode == 0, done.stderr
+    # stdout (a file, a pipe) is a document of its own: the warning is in it
+    assert done.stdout.count("no state file was found") == 1
+    assert done.stderr.count("no state file was found") == 1
+
+
+def test_apply_on_a_terminal_shows_the_warning_once(fleet: Path) -> None:
+    code, shown = run_on_terminal("apply", "manifests", "--sandbox", "--auto-approve", cwd=fleet)
+    assert code == 0, shown
+    assert shown.count("no state file was found") == 1, shown

@@ -27,9 +27,11 @@ from reconciler.cli.common import (
     SandboxOpt,
     SelectOpt,
     StateOpt,
+    StderrReporter,
     TargetOpt,
     err,
     handled_errors,
+    said_on_this_terminal,
     use_color,
 )
 
@@ -250,24 +252,24 @@ class _Progress:
             self.bar.stop()
 
 
-class _Console:
+class _Console(StderrReporter):
     """What `apply` shows and asks on a terminal or in a CI log (an ``ApplyReporter``)."""
 
     def __init__(self, machine: bool, color: bool) -> None:
+        super().__init__()
         self.machine = machine
         self.color = color
         self.writing = False  # set once the run may write: until then an interrupt wrote nothing
         self.progress = _Progress(machine)
-
-    def say(self, message: str) -> None:
-        err(message)
 
     def review(self, plan: Plan, asks: bool) -> None:
         if not self.machine or plan.errors or asks:
             from reconciler.engine.render import render
 
             # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
-            typer.echo(render(plan, "text", color=self.color), nl=False, err=self.machine)
+            said = said_on_this_terminal(self, stdout=not self.machine)
+            typer.echo(render(plan, "text", color=self.color, said=said), nl=False,
+                       err=self.machine)  # fmt: skip
 
     def confirm(self) -> bool:
         return _confirm()

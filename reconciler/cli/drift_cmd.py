@@ -22,6 +22,7 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    said_on_this_terminal,
     use_color,
 )
 
@@ -55,17 +56,19 @@ def drift(
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
                            parallelism, probe_window, tuple(target))  # fmt: skip
+    reporter = StderrReporter()
     with handled_errors(machine=format == "json"):
         report = check_drift(
             paths, select=select, roots=root, state=state, options=options,
-            reporter=StderrReporter(),
+            reporter=reporter,
         )  # fmt: skip
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_drift(report, "json", color=False), encoding="utf-8")
         err(f"Saved the drift report to {out}")
     color = use_color(no_color) and format == "text"
-    typer.echo(render_drift(report, format, color=color), nl=False)  # type: ignore[arg-type]
+    said = said_on_this_terminal(reporter)
+    typer.echo(render_drift(report, format, color=color, said=said), nl=False)  # type: ignore[arg-type]
     if report.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if report.in_sync else EXIT_CHANGES)

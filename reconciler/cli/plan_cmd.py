@@ -24,6 +24,7 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    said_on_this_terminal,
     use_color,
 )
 
@@ -68,16 +69,19 @@ def plan(
         raise typer.BadParameter("must be text, json or markdown", param_hint="--format")
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
                            parallelism, probe_window, tuple(target))  # fmt: skip
+    reporter = StderrReporter()
     with handled_errors(machine=format == "json"):
         result = make_plan(
             paths, select=select, roots=root, state=state, options=options,
-            reporter=StderrReporter(), changed_since=changed_since, saving=out is not None,
+            reporter=reporter, changed_since=changed_since, saving=out is not None,
         )  # fmt: skip
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render(result, "json", color=False), encoding="utf-8")
         err(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")
-    typer.echo(render(result, format, color=use_color(no_color) and format == "text"), nl=False)  # type: ignore[arg-type]
+    color = use_color(no_color) and format == "text"
+    said = said_on_this_terminal(reporter)
+    typer.echo(render(result, format, color=color, said=said), nl=False)  # type: ignore[arg-type]
     if result.errors:
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and result.has_changes:

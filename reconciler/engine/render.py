@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -89,9 +89,11 @@ class _Line:
 # --- public API ----------------------------------------------------------------------------
 
 
-def render(plan: Plan, fmt: Format, *, color: bool) -> str:
+def render(plan: Plan, fmt: Format, *, color: bool, said: Collection[str] = ()) -> str:
+    """``said``: warnings already shown on the same terminal (stderr), left out of the text
+    so that each is read once; JSON and Markdown are documents and keep them all."""
     if fmt == "text":
-        return render_text(plan, color=color)
+        return render_text(plan, color=color, said=said)
     if fmt == "json":
         return render_json(plan)
     if fmt == "markdown":
@@ -132,7 +134,7 @@ def json_lines(document: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_text(plan: Plan, *, color: bool) -> str:
+def render_text(plan: Plan, *, color: bool, said: Collection[str] = ()) -> str:
     paint = _painter(color)
     # No "Endpoint:" line: the command says it once on stderr (D21); JSON and Markdown carry
     # it as part of the document.
@@ -154,7 +156,7 @@ def render_text(plan: Plan, *, color: bool) -> str:
                     out.append(paint(text, line.action) if line.kind == "change" else text)
             out.append("")
         out.append(paint(_summary_line(plan), "bold"))
-    out.extend(_problem_lines(plan.warnings, plan.errors, paint))
+    out.extend(_problem_lines(plan.warnings, plan.errors, paint, said))
     if plan.stuck_apps:
         out.append(_stuck_line(plan))
     return "\n".join(out) + "\n"
@@ -372,8 +374,11 @@ def _problem_lines(
     warnings: Sequence[PlanProblem],
     errors: Sequence[PlanProblem],
     paint: Callable[[str, str], str],
+    said: Collection[str] = (),
 ) -> list[str]:
-    """The closing block of a text report: a blank line, then warnings, then errors."""
+    """The closing block of a text report: a blank line, then warnings, then errors
+    (``said``: the warnings already shown, by their text, left out)."""
+    warnings = [w for w in warnings if str(w) not in said]
     if not warnings and not errors:
         return []
     return [
@@ -740,13 +745,15 @@ _DRIFT_STYLE = {"changed_outside": "delete", "missing": "delete", "unmanaged": "
 _DRIFT_MD_MAX_ROWS = 500
 
 
-def render_drift(report: DriftReport, fmt: Format, *, color: bool) -> str:
+def render_drift(
+    report: DriftReport, fmt: Format, *, color: bool, said: Collection[str] = ()
+) -> str:
     if fmt == "json":
         return json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(report)
     if fmt == "text":
-        return _drift_text(report, color=color)
+        return _drift_text(report, color=color, said=said)
     raise ValueError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
 
 
@@ -760,7 +767,7 @@ def _drift_summary(report: DriftReport) -> str:
     )
 
 
-def _drift_text(report: DriftReport, *, color: bool) -> str:
+def _drift_text(report: DriftReport, *, color: bool, said: Collection[str] = ()) -> str:
     paint = _painter(color)
     out: list[str] = []  # the endpoint is said on stderr, as for plans
     if report.in_sync:
@@ -782,7 +789,7 @@ def _drift_text(report: DriftReport, *, color: bool) -> str:
                 out.append(f"      last applied:        {_value(item.last_applied)}")
             out.append("")
         out.append(paint(_drift_summary(report), "bold"))
-    out.extend(_problem_lines(report.warnings, report.errors, paint))
+    out.extend(_problem_lines(report.warnings, report.errors, paint, said))
     return "\n".join(out) + "\n"
 
 
