@@ -225,3 +225,17 @@ def test_apply_on_a_terminal_shows_the_warning_once(fleet: Path) -> None:
     code, shown = run_on_terminal("apply", "manifests", "--sandbox", "--auto-approve", cwd=fleet)
     assert code == 0, shown
     assert shown.count("no state file was found") == 1, shown
+
+
+# --- full values in the text plan ----------------------------------------------------------
+
+
+def test_the_akana_text_plan_shows_every_value_whole(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "plan", "manifests", "--sandbox", "--provider", "akana")
+    assert code == 0
+    assert "…" not in out
+    joined = out.replace("\n        ", "")  # continuation lines joined back
+    assert '"website_address": "https://payments.example.com"}' in joined
+    assert all(len(line) <= 100 for line in out.splitlines() if line.startswith("      "))

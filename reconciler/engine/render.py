@@ -32,7 +32,13 @@ from reconciler.engine.plan import (
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
 
-MAX_VALUE_CHARS = 120
+MAX_VALUE_CHARS = 120  # of one value in Markdown and drift tables: a comment has a size limit
+# A text plan shows each value whole, wrapped at this width (continuation lines indented);
+# only a value beyond TEXT_VALUE_MAX_CHARS is cut, saying how much is left out and where to
+# read it, so that one huge value cannot flood a terminal or a CI log.
+TEXT_WRAP_CHARS = 92
+TEXT_VALUE_MAX_CHARS = 20_000
+_CONTINUATION = "  "  # under a field line's own indent
 MAX_MESSAGE_LINES = 50  # of one failure in the summary: output stays bounded
 NO_CHANGES = "No changes. Live state matches the manifests."
 # Never say "matches" while something is left unchecked (an error below).
@@ -151,7 +157,7 @@ def render_text(plan: Plan, *, color: bool, said: Collection[str] = ()) -> str:
                              "bold"))  # fmt: skip
             out += [paint(_adopt_line(item), "update") for item in adoptions.get(app_id, ())]
             for change in changes_by_app.get(app_id, ()):
-                for line in _change_lines(change):
+                for line in _change_lines(change, full=True):
                     text = _text_line(line)
                     out.append(paint(text, line.action) if line.kind == "change" else text)
             out.append("")
@@ -410,7 +416,9 @@ def _summary_line(plan: Plan) -> str:
     return line
 
 
-def _change_lines(change: Change) -> list[_Line]:
+def _change_lines(change: Change, *, full: bool = False) -> list[_Line]:
+    """``full``: each value whole, wrapped over continuation lines (the text plan); else
+    shortened to one line (Markdown, which has a size budget)."""
     head = f"{SYMBOLS[change.action]} {_clean(change.address)}"
     step = _status_step(change)
     if step is not None:
@@ -419,7 +427,11 @@ def _change_lines(change: Change) -> list[_Line]:
         head += f"  {DELETE_MARKER}"
     lines = [_Line(change.action, "change", head)]
     if step is None:
-        lines += [_Line(change.action, "field", f"{_clean(k)}: {v}") for k, v in _fields(change)]
+        for key, value in _fields(change, full=full):
+            line = f"{_clean(key)}: {value}"
+            first, *more = _wrapped(line) if full else [line]
+            lines.append(_Line(change.action, "field", first))
+            lines += [_Line(change.action, "field", _CONTINUATION + x) for x in more]
     if change.reason:
         lines.append(_Line(change.action, "note", f"({_clean(change.reason)})"))
     return lines
@@ -442,18 +454,21 @@ def _status_step(change: Change) -> tuple[str, str] | None:
     return None
 
 
-def _fields(change: Change) -> list[tuple[str, str]]:
+def _fields(change: Change, *, full: bool = False) -> list[tuple[str, str]]:
     # ``payload`` is never shown: it duplicates ``after`` and is the wire body.
+    def value(item: Any) -> str:
+        return _full_value(item) if full else _value(item)
+
     if change.action == "create":
-        return [(k, _value(v)) for k, v in (change.after or {}).items()]
+        return [(k, value(v)) for k, v in (change.after or {}).items()]
     if change.action == "delete":
-        return [(k, _value(v)) for k, v in (change.before or {}).items()]
+        return [(k, value(v)) for k, v in (change.before or {}).items()]
     if change.fields:
-        return [(f.path, f"{_value(f.before)} -> {_value(f.after)}") for f in change.fields]
+        return [(f.path, f"{value(f.before)} -> {value(f.after)}") for f in change.fields]
     before, after = change.before or {}, change.after or {}
     keys = [*before, *(k for k in after if k not in before)]
     return [
-        (k, f"{_value(before.get(k))} -> {_value(after.get(k))}")
+        (k, f"{value(before.get(k))} -> {value(after.get(k))}")
         for k in keys
         if (k in before) != (k in after) or before.get(k) != after.get(k)
     ]
@@ -463,6 +478,31 @@ def _value(value: Any) -> str:
     if value == KNOWN_AFTER_APPLY:
         return KNOWN_AFTER_APPLY
     return _shorten(_clean(json.dumps(value, ensure_ascii=False, default=str)))
+
+
+def _full_value(value: Any) -> str:
+    """The whole value (up to TEXT_VALUE_MAX_CHARS, then a note saying what is left out)."""
+    if value == KNOWN_AFTER_APPLY:
+        return KNOWN_AFTER_APPLY
+    text = _clean(json.dumps(value, ensure_ascii=False, default=str))
+    if len(text) <= TEXT_VALUE_MAX_CHARS:
+        return text
+    left = len(text) - TEXT_VALUE_MAX_CHARS
+    return f"{text[:TEXT_VALUE_MAX_CHARS]} … ({left} more characters: see the JSON plan)"
+
+
+def _wrapped(text: str, width: int = TEXT_WRAP_CHARS) -> list[str]:
+    """``text`` over lines of at most ``width`` characters, broken after a ", " or a space
+    where there is one (else anywhere). Nothing is dropped or added: the lines joined give
+    ``text`` back, so a value can be read, and copied, whole."""
+    lines: list[str] = []
+    while len(text) > width:
+        cut = max(text.rfind(", ", 0, width - 1) + 2, text.rfind(" ", 0, width) + 1)
+        if cut < width // 3:  # no break point worth taking: break the word
+            cut = width
+        lines.append(text[:cut])
+        text = text[cut:]
+    return [*lines, text]
 
 
 def _shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
