@@ -239,3 +239,43 @@ def test_the_akana_text_plan_shows_every_value_whole(
     joined = out.replace("\n        ", "")  # continuation lines joined back
     assert '"website_address": "https://payments.example.com"}' in joined
     assert all(len(line) <= 100 for line in out.splitlines() if line.startswith("      "))
+
+
+# --- show: a saved plan ------------------------------------------------------------------------
+
+
+def test_show_renders_a_saved_plan_as_plan_printed_it(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    akana = ("manifests", "--sandbox", "--provider", "akana", "--no-color")
+    code, printed, _ = cli(capsys, "plan", *akana, "--out", "plan.json")
+    assert code == 0
+    code, shown, err = cli(capsys, "show", "plan.json", "--no-color")
+    assert code == 0, err
+    # the same renderer: the changes and summary as printed (the warnings travel in the file)
+    assert shown.split("\nPlan:")[0] == printed.split("\nPlan:")[0]
+    assert "Plan: 3 to create, 0 to update, 0 to delete." in shown
+    code, markdown, _ = cli(capsys, "show", "plan.json", "--format", "markdown")
+    assert code == 0 and markdown.startswith("<!-- miniapp-reconciler plan -->")
+    assert "akana_app[Payments Gateway]" in markdown
+    code, document, _ = cli(capsys, "show", "plan.json", "--format", "json")
+    assert code == 0 and document == (fleet / "plan.json").read_text()
+
+
+def test_show_validates_the_plan_whole_first(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    assert cli(capsys, "plan", "manifests", "--sandbox", "--provider", "akana",
+               "--out", "plan.json")[0] == 0  # fmt: skip
+    saved = json.loads((fleet / "plan.json").read_text())
+    saved["changes"][0]["action"] = "rm -rf"  # edited after review
+    (fleet / "edited.json").write_text(json.dumps(saved))
+    code, out, err = cli(capsys, "show", "edited.json")
+    assert code == 1 and out == ""
+    assert err.startswith("Error: ") and len(err.splitlines()) == 1
+    code, _, err = cli(capsys, "show", "missing.json")
+    assert code == 1 and "does not exist" in err
+    code, _, err = cli(capsys, "show", "plan.json", "--format", "yaml")
+    assert code == 64

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "validate_cmd",  # validate, schema
     "plan_cmd",
     "apply_cmd",
+    "show_cmd",  # a saved plan
     "drift_cmd",
     "import_cmd",
     "state_cmd",
