@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,17 +44,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 def run_on_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None,
-                    timeout: float = 120) -> tuple[int, str]:  # fmt: skip
+                    timeout: float = 120, when: str | None = None,
+                    type_in: bytes = b"") -> tuple[int, str]:  # fmt: skip
     """The CLI with stdin, stdout and stderr on one pseudo-terminal, as a person runs it:
-    its exit code and everything the terminal showed."""
+    its exit code and everything the terminal showed. ``type_in`` is typed once ``when``
+    has been shown (b"\x03": the terminal sends the process SIGINT, as Ctrl-C does)."""
+    import fcntl
     import pty
     import select
+    import termios
+
+    def own_terminal() -> None:  # a session of its own, this terminal its controlling one
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     master, slave = pty.openpty()
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; from reconciler.cli.main import main; "
          "sys.exit(main())", *args],
         stdin=slave, stdout=slave, stderr=slave, cwd=cwd, close_fds=True,
+        preexec_fn=own_terminal,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
     )  # fmt: skip
     os.close(slave)
@@ -70,6 +81,10 @@ def run_on_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None,
             if not chunk:
                 break
             chunks.append(chunk)
+            if when is not None and when.encode() in b"".join(chunks):
+                time.sleep(0.3)  # the prompt is read by now
+                os.write(master, type_in)
+                when = None
     finally:
         os.close(master)
     return child.wait(timeout=timeout), b"".join(chunks).decode("utf-8", "replace")
@@ -279,3 +294,76 @@ def test_show_validates_the_plan_whole_first(
     assert code == 1 and "does not exist" in err
     code, _, err = cli(capsys, "show", "plan.json", "--format", "yaml")
     assert code == 64
+
+
+# --- Ctrl-C: exit 130 and one line saying what was written ------------------------------------
+
+
+def _readline(stream: Any, deadline: float) -> str:
+    line = stream.readline()
+    assert line or time.monotonic() < deadline, "the process closed its output"
+    return str(line)
+
+
+def test_ctrl_c_while_planning_and_in_sandbox_serve(tmp_path: Path) -> None:
+    """A plan against a slow server (the sandbox served with 3 s latency) is interrupted
+    mid-read; then the server itself is stopped the same way."""
+    import signal
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MAC_", "RECONCILER_"))}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "sandbox", "serve", "--port", "0",
+         "--latency-ms", "3000", "--db", str(tmp_path / "sandbox.db"), "--token", "t0ken-x"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        deadline = time.monotonic() + 30
+        exports = dict(
+            _readline(server.stdout, deadline).removeprefix("export ").strip().split("=", 1)
+            for _ in range(2)
+        )
+        shutil.copytree(REPO / "manifests" / "cafe", tmp_path / "cafe")
+        planner = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "plan", "cafe", "--state",
+             str(tmp_path / "state.json"), "--out", str(tmp_path / "plan.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env={**clean, **exports},
+        )  # fmt: skip
+        assert planner.stderr is not None
+        while not _readline(planner.stderr, deadline).startswith("Endpoint"):
+            pass
+        time.sleep(1.0)  # reading, each answer 3 s away
+        planner.send_signal(signal.SIGINT)
+        rest = planner.stderr.read()
+        assert planner.wait(timeout=30) == 130, rest
+        assert rest.strip().splitlines()[-1] == (
+            "Interrupted: nothing was written (no plan file, no state, no API write)."
+        )
+        assert "Traceback" not in rest and "Aborted" not in rest
+        assert not (tmp_path / "plan.json").exists() and not (tmp_path / "state.json").exists()
+    finally:
+        server.send_signal(signal.SIGINT)
+        code = server.wait(timeout=30)
+    assert code == 130  # as `sandbox serve --help` says
+    assert server.stderr.read().strip().splitlines()[-1] == (
+        "Stopped: every write it answered is kept in its database."
+    )
+
+
+def test_ctrl_c_at_the_prompt_exits_130_having_written_nothing(fleet: Path) -> None:
+    code, shown = run_on_terminal(
+        "apply", "manifests", "--sandbox", cwd=fleet, when="Only 'yes'", type_in=b"\x03"
+    )
+    assert code == 130, shown
+    assert shown.rstrip().splitlines()[-1] == (
+        "Interrupted before any write: nothing was written to the API or the state."
+    )
+    assert "Aborted" not in shown
+    assert not (fleet / ".reconciler" / "sandbox-state.json").exists()
+
+
+def test_help_says_what_ctrl_c_does(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["plan"], ["drift"], ["sandbox", "serve"]):
+        assert main([*command, "--help"]) == 0
+        assert "130" in capsys.readouterr().out, command

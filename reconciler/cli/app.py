@@ -192,7 +192,7 @@ EPILOGS: dict[str, str] = {
         "1   error (nothing applied, or the check could not run)",
         "2   changes (plan --detailed-exitcode) or drift found",
         "3   apply: some changes applied, some failed (or a provider was stuck)",
-        "130 apply interrupted (Ctrl-C, SIGTERM)",
+        "130 interrupted (Ctrl-C; SIGTERM during apply): one line says what was written",
     )
     + "\n\nRun `reconciler COMMAND --help` for each command's own.",
     "validate": f"{_ENV_MANIFESTS}\n\n" + _exits("0   valid", "1   invalid"),
@@ -202,6 +202,7 @@ EPILOGS: dict[str, str] = {
         "0   no changes (or any plan, without --detailed-exitcode)",
         "2   changes (with --detailed-exitcode)",
         "1   error (the plan has errors, or it could not be made)",
+        "130 interrupted (Ctrl-C); nothing was written",
     )
     + "\n\nExample:\n  reconciler plan manifests/ --sandbox --detailed-exitcode",
     "apply": f"{_PRINTING_API_COMMAND}\n\n"
@@ -213,10 +214,12 @@ EPILOGS: dict[str, str] = {
     )
     + "\n\nExample:\n  reconciler apply manifests/ --sandbox --auto-approve",
     "drift": f"{_PRINTING_API_COMMAND}\n\n"
-    + _exits("0   in sync", "2   drift found", "1   could not check")
+    + _exits("0   in sync", "2   drift found", "1   could not check",
+             "130 interrupted (Ctrl-C); nothing was written")
     + "\n\nExample:\n  reconciler drift manifests/ --sandbox",
     "import": f"{_API_COMMAND}\n\n" + _exits("0   imported", "1   error"),
-    "sandbox serve": _exits("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
+    "sandbox serve": _exits("130 stopped (Ctrl-C); its database keeps the data",
+                            "1   cannot listen on host:port"),
 }
 # The state commands read the state, and name endpoints only to choose a section.
 for _name in ("list", "show", "rm", "unlock", "adopt-version", "set-status"):

@@ -14,6 +14,7 @@ import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
+    EXIT_INTERRUPTED,
     ConfigOpt,
     LockTimeoutOpt,
     MaxDeletesOpt,
@@ -39,12 +40,15 @@ if TYPE_CHECKING:
     from reconciler.engine.plan import Change, Plan
     from reconciler.workflows.report import ChangeResult, Stoppable
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED_BEFORE_WRITES = (
     "Interrupted before any write: nothing was written to the API or the state."
 )
 INTERRUPTED_DURING_WRITES = (
     "Interrupted: every completed write is recorded; run `reconciler apply` again."
+)
+# A saved plan is never applied twice (stale once anything was written): plan again.
+INTERRUPTED_SAVED_PLAN = (
+    "Interrupted: every completed write is recorded; run `reconciler plan` again for the rest."
 )
 
 
@@ -96,7 +100,8 @@ def apply(
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
                            parallelism, probe_window, tuple(target))  # fmt: skip
     console = _Console(machine, use_color(no_color))
-    with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing):
+    during = INTERRUPTED_DURING_WRITES if plan_file is None else INTERRUPTED_SAVED_PLAN
+    with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing, during):
         outcome = run_apply(
             paths or [], plan_file=plan_file, select=select, roots=root, state=state,
             lock_timeout=lock_timeout, auto_approve=auto_approve, options=options,
@@ -112,7 +117,7 @@ def apply(
                                        saved_plan=plan_file is not None), nl=False)  # fmt: skip
     if outcome.interrupted:
         # Not approved: stopped while planning or at the prompt, before any write.
-        err(INTERRUPTED_DURING_WRITES if outcome.approved else INTERRUPTED_BEFORE_WRITES)
+        err(during if outcome.approved else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.plan is not None and outcome.plan.fleet_errors:
         err("Error: the plan has errors that concern the whole fleet (above); nothing was"
@@ -174,13 +179,13 @@ def _sigterm_as_interrupt() -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_exits_130(writing: Callable[[], bool]) -> Iterator[None]:
+def _interrupt_exits_130(writing: Callable[[], bool], during: str) -> Iterator[None]:
     """Ctrl-C or SIGTERM before or after the run (loading, the lock, the final save): the lock
     is released by its context manager and every recorded write is in the journal."""
     try:
         yield
     except KeyboardInterrupt:
-        err(INTERRUPTED_DURING_WRITES if writing() else INTERRUPTED_BEFORE_WRITES)
+        err(during if writing() else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -192,12 +197,18 @@ def _confirm() -> bool:
             "refusing to apply without confirmation: stdin is not a terminal. Review the plan"
             " and pass --auto-approve (CI), or run interactively."
         )
-    answer: str = typer.prompt(
-        "Do you want to perform these actions? Only 'yes' will be accepted",
-        default="",
-        show_default=False,
-        err=True,  # stdout may be JSON or piped
-    )
+    try:
+        answer: str = typer.prompt(
+            "Do you want to perform these actions? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+            err=True,  # stdout may be JSON or piped
+        )
+    except typer.Abort:
+        # click turns Ctrl-C (and Ctrl-D) at a prompt into Abort, which exited 1 with
+        # "Aborted.": stopped before any write, like a Ctrl-C while planning (exit 130).
+        typer.echo("", err=True)  # end the prompt's line
+        raise KeyboardInterrupt from None
     if answer.strip() != "yes":
         err("Apply cancelled; nothing was changed.")
         return False

@@ -177,6 +177,20 @@ def handled_errors(*, machine: bool = False) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+@contextmanager
+def interrupt_exits_130(said: str) -> Iterator[None]:
+    """Ctrl-C: exit 130 (as a shell reports a SIGINT) after one line, ``said``, telling what
+    was written; never click's bare exit or a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err(said)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
 def root_words() -> tuple[str, str]:
     """(noun, title) of the state-root provider, as its registry entry names them: what the
     state commands say of the resources at the state's root ("mini app", "Mini App Center")."""

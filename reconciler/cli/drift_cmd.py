@@ -22,9 +22,12 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    interrupt_exits_130,
     said_on_this_terminal,
     use_color,
 )
+
+DRIFT_INTERRUPTED = "Interrupted: nothing was written (drift never writes)."
 
 
 @app.command()
@@ -57,7 +60,7 @@ def drift(
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
                            parallelism, probe_window, tuple(target))  # fmt: skip
     reporter = StderrReporter()
-    with handled_errors(machine=format == "json"):
+    with handled_errors(machine=format == "json"), interrupt_exits_130(DRIFT_INTERRUPTED):
         report = check_drift(
             paths, select=select, roots=root, state=state, options=options,
             reporter=reporter,

@@ -24,9 +24,23 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    interrupt_exits_130,
     said_on_this_terminal,
     use_color,
 )
+
+PLAN_INTERRUPTED = "Interrupted: nothing was written (no plan file, no state, no API write)."
+
+
+def _save(out: Path, text: str) -> None:
+    """Written whole or not at all: an interrupted save leaves no half plan file behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @app.command()
@@ -70,14 +84,14 @@ def plan(
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
                            parallelism, probe_window, tuple(target))  # fmt: skip
     reporter = StderrReporter()
-    with handled_errors(machine=format == "json"):
+    with handled_errors(machine=format == "json"), interrupt_exits_130(PLAN_INTERRUPTED):
         result = make_plan(
             paths, select=select, roots=root, state=state, options=options,
             reporter=reporter, changed_since=changed_since, saving=out is not None,
         )  # fmt: skip
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(result, "json", color=False), encoding="utf-8")
+        with interrupt_exits_130(PLAN_INTERRUPTED):
+            _save(out, render(result, "json", color=False))
         err(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")
     color = use_color(no_color) and format == "text"
     said = said_on_this_terminal(reporter)

@@ -15,12 +15,14 @@ from typing import Any
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
+from reconciler.cli.common import interrupt_exits_130
 from reconciler.limits import MAC_PROVIDER, SANDBOX_DB_ENV
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
 DEFAULT_AKANA_DB = Path(".reconciler") / "akana-sandbox.db"
 DEFAULT_AKANA_EMAIL = "admin@sandbox.local"
 APIS = ("miniappcenter", "akana", "tenant")
+SERVE_STOPPED = "Stopped: every write it answered is kept in its database."
 
 sandbox_app = typer.Typer(
     help="The local Mini App Center (sandbox): the documented API over HTTP, stored in SQLite.",
@@ -110,7 +112,8 @@ def serve_command(
         seed=seed, rate_limit=rate_limit, session_seconds=session_seconds,
     )  # fmt: skip
     try:
-        with _listen_errors(port):
+        with _listen_errors(port), interrupt_exits_130(SERVE_STOPPED):
+            # uvicorn catches Ctrl-C (SIGINT, SIGTERM), shuts down, then raises it again
             serving.serve_sandbox(options)
     except UsageError as exc:
         typer.echo(f"Error: {exc}", err=True)
