@@ -367,3 +367,77 @@ def test_help_says_what_ctrl_c_does(capsys: pytest.CaptureFixture[str]) -> None:
     for command in (["plan"], ["drift"], ["sandbox", "serve"]):
         assert main([*command, "--help"]) == 0
         assert "130" in capsys.readouterr().out, command
+
+
+# --- -v: one line per request, never a secret ---------------------------------------------------
+
+MAC_TOKEN = "mac-token-RECOGNISABLE-7f3e"
+
+
+@pytest.fixture
+def sandbox_config(tmp_path: Path) -> Any:
+    """The Mini App Center sandbox (tests/fixtures_sandbox.py) with a token we can look for."""
+    from reconciler.providers.miniappcenter.sandbox import SandboxConfig
+
+    return SandboxConfig(db_path=tmp_path / "sandbox.db", token=MAC_TOKEN)
+
+
+def test_verbose_logs_each_request_of_every_provider_and_no_secret(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    sandbox_server: Any, akana: Any,
+) -> None:  # fmt: skip
+    """Over real HTTP: the Mini App Center with its token, Akana with its session login."""
+    from tests.fixtures_akana import EMAIL, PASSWORD
+
+    monkeypatch.setenv("MAC_BASE_URL", sandbox_server.base_url)
+    monkeypatch.setenv("MAC_API_TOKEN", MAC_TOKEN)
+    monkeypatch.setenv("AKANA_BASE_URL", akana.base_url)
+    monkeypatch.setenv("AKANA_EMAIL", EMAIL)
+    monkeypatch.setenv("AKANA_PASSWORD", PASSWORD)
+    code, out, err = cli(capsys, "plan", "manifests", "-v", "--state", "state.json")
+    assert code == 0, err
+    requests = [x for x in err.splitlines() if x.startswith("request: ")]
+    assert "request: GET 127.0.0.1/api/v1/miniapps/com.genexus.verdant.splitbill -> 404" in (
+        "\n".join(requests)
+    )
+    assert any(x.startswith("request: POST 127.0.0.1/api/login -> 200 (") for x in requests)
+    assert all(x.endswith(" ms)") for x in requests)
+    assert "request:" not in out  # stdout stays the plan
+    for secret in (MAC_TOKEN, PASSWORD):
+        assert secret not in out + err
+    # the flag goes before the command too; without it, no request is logged
+    code, _, err = cli(capsys, "-v", "drift", "manifests", "--state", "state.json")
+    assert "request: GET 127.0.0.1/api/apps -> 200" in err
+    code, _, err = cli(capsys, "plan", "manifests", "--state", "state.json")
+    assert code == 0 and "request:" not in err
+
+
+def test_verbose_never_logs_a_query(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import logging
+
+    import httpx
+
+    from reconciler.cli.app import request_log
+    from reconciler.transport.config import ClientLimits
+    from reconciler.transport.guard import GuardedTransport
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(204)
+
+    async def call() -> None:
+        guarded = GuardedTransport(httpx.MockTransport(answer), ClientLimits())
+        async with httpx.AsyncClient(transport=guarded) as client:
+            await client.get("https://api.example/v1/items?api_key=QUERY-SECRET-1")
+
+    request_log(True)
+    try:
+        asyncio.run(call())
+    finally:
+        request_log(False)
+    err = capsys.readouterr().err
+    assert err.startswith("request: GET api.example/v1/items -> 204 (")
+    assert "QUERY-SECRET" not in err and "api_key" not in err
+    from reconciler.cli.app import _REQUEST_LOG_HANDLER
+
+    assert _REQUEST_LOG_HANDLER not in logging.getLogger("reconciler.requests").handlers

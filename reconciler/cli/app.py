@@ -7,6 +7,7 @@ starts fast.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import typer
@@ -84,6 +85,56 @@ def _install_completion(ctx: typer.Context, value: str) -> None:
                           complete_var=COMPLETE_VAR)  # fmt: skip
     typer.echo(f"{shell} completion installed in {path}; it works in shells started from now.")
     raise typer.Exit(EXIT_OK)
+
+
+class _StderrLog(logging.Handler):
+    """Log records to the current ``sys.stderr`` (the masking stream main installs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
+_REQUEST_LOG_HANDLER = _StderrLog()
+
+
+def request_log(on: bool) -> None:
+    """``-v``: the transport's line per request on stderr (see reconciler.transport.guard)."""
+    log = logging.getLogger("reconciler.requests")
+    if on and _REQUEST_LOG_HANDLER not in log.handlers:
+        _REQUEST_LOG_HANDLER.setFormatter(logging.Formatter("request: %(message)s"))
+        log.addHandler(_REQUEST_LOG_HANDLER)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    elif not on:
+        log.removeHandler(_REQUEST_LOG_HANDLER)
+        log.setLevel(logging.NOTSET)
+        log.propagate = True
+
+
+def _verbose(value: bool) -> None:
+    if value:
+        request_log(True)
+
+
+def verbose_option() -> Any:
+    """``-v/--verbose`` for the root and every command (``reconciler -v plan`` and
+    ``reconciler plan -v`` alike): it sets up the request log and is passed to no command."""
+    holder = typer.Typer(add_completion=False)
+
+    @holder.command()
+    def _options(
+        verbose: bool = typer.Option(
+            False, "-v", "--verbose", callback=_verbose, expose_value=False,
+            help="Log each request to stderr: method, host and path, status, milliseconds"
+            " (never a query, header or secret).",
+        ),
+    ) -> None:  # pragma: no cover - never run: only its option is taken
+        pass
+
+    from typer.main import get_command
+
+    (option,) = get_command(holder).params
+    return option
 
 
 def completion_options() -> list[Any]:

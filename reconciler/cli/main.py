@@ -22,6 +22,7 @@ from reconciler.cli.app import (
     EXIT_USAGE,
     HELP_OPTION_NAMES,
     app,
+    request_log,
     tidy_help,
 )
 from reconciler.cli.lean_help import import_typer_rich_utils
@@ -60,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         import_typer_rich_utils()  # help will be shown: load its formatter lean (D45)
     command = typer_main_command(helping=helping, completion=_completion_asked(args))
     with redacted_output():
-        return _run(command, argv)
+        try:
+            return _run(command, argv)
+        finally:
+            request_log(False)  # in-process callers (tests) run main again
 
 
 def _run(command: Any, argv: list[str] | None) -> int:
@@ -100,6 +104,14 @@ def _run(command: Any, argv: list[str] | None) -> int:
     return result if isinstance(result, int) else EXIT_OK
 
 
+def _add_verbose(command: Any, option: Any) -> None:
+    """``-v`` on the root and on every command that calls an API (one shared option)."""
+    if not getattr(command, "commands", None) or command.name in (None, "reconciler"):
+        command.params.append(option)
+    for sub in getattr(command, "commands", {}).values():
+        _add_verbose(sub, option)
+
+
 def _completion_asked(args: list[str]) -> bool:
     """The completion options are on the root's help, or asked for (see completion_options)."""
     root_help = all(arg in HELP_OPTION_NAMES for arg in args)
@@ -111,11 +123,12 @@ def typer_main_command(*, helping: bool = True, completion: bool = True) -> Any:
     registered provider's variables (read from the registry's descriptors)."""
     import typer.main
 
-    from reconciler.cli.app import completion_options, provider_environment
+    from reconciler.cli.app import completion_options, provider_environment, verbose_option
 
     command = typer.main.get_command(app)
     if completion:
         command.params.extend(completion_options())
+    _add_verbose(command, verbose_option())
     tidy_help(command, providers=provider_environment() if helping else None)
     return command
 
