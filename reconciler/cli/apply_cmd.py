@@ -48,7 +48,7 @@ INTERRUPTED_DURING_WRITES = (
 )
 # A saved plan is never applied twice (stale once anything was written): plan again.
 INTERRUPTED_SAVED_PLAN = (
-    "Interrupted: every completed write is recorded; run `reconciler plan` again for the rest."
+    "Interrupted: every completed write is recorded; run `reconciler plan` again for what is left."
 )
 
 
