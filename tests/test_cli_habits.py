@@ -441,3 +441,35 @@ def test_verbose_never_logs_a_query(capsys: pytest.CaptureFixture[str]) -> None:
     from reconciler.cli.app import _REQUEST_LOG_HANDLER
 
     assert _REQUEST_LOG_HANDLER not in logging.getLogger("reconciler.requests").handlers
+
+
+# --- apply --format jsonl: a stream of change events ------------------------------------------
+
+
+def test_apply_jsonl_streams_one_event_a_line(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    code, out, err = cli(capsys, "apply", "manifests/payments", "--sandbox", "--auto-approve",
+                         "--format", "jsonl")  # fmt: skip
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [e["type"] for e in events]
+    planned = [e["address"] for e in events if e["type"] == "planned"]
+    applied = [e["address"] for e in events if e["type"] == "applied"]
+    assert planned and sorted(planned) == sorted(applied)
+    assert kinds.index("started") > max(i for i, k in enumerate(kinds) if k == "planned")
+    for address in applied:  # each change starts before it is applied
+        started = next(
+            i for i, e in enumerate(events) if e["type"] == "started" and e["address"] == address
+        )
+        done = next(i for i, e in enumerate(events)
+                    if e["type"] == "applied" and e["address"] == address)  # fmt: skip
+        assert started < done
+    assert kinds[-1] == "summary" and kinds.count("summary") == 1
+    summary = events[-1]
+    assert summary["applied"] == len(applied) and summary["failed"] == 0
+    assert summary["approved"] is True and summary["interrupted"] is False
+    assert {e["kind"] for e in events[:-1]} >= {"miniapp", "version"}
+    assert "Plan:" in err  # the plan for review is on stderr, stdout is the stream

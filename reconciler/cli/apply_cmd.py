@@ -61,7 +61,11 @@ def apply(
     auto_approve: bool = typer.Option(
         False, "--auto-approve", help="Do not ask for confirmation (CI)."
     ),
-    format: str = typer.Option("text", "--format", help="text | json"),
+    format: str = typer.Option(
+        "text", "--format",
+        help="text | json | jsonl (a stream: one JSON object a line per change event, then"
+        " a summary; the plan for review goes to stderr).",
+    ),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
     root: list[Path] = RootOpt,
@@ -82,8 +86,8 @@ def apply(
     from reconciler.workflows.apply import run_apply
     from reconciler.workflows.fleet import FleetOptions
 
-    if format not in ("text", "json"):
-        raise typer.BadParameter("must be text or json", param_hint="--format")
+    if format not in ("text", "json", "jsonl"):
+        raise typer.BadParameter("must be text, json or jsonl", param_hint="--format")
     if plan_file is not None and paths:
         raise typer.BadParameter("give manifest paths or --plan FILE, not both")
     if plan_file is None and not paths:
@@ -94,12 +98,13 @@ def apply(
             "--select, --target and --prune shape a plan; pass them to `reconciler plan`",
             param_hint="--plan",
         )
-    machine = format == "json"
+    machine = format in ("json", "jsonl")
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
                            parallelism, probe_window, tuple(target))  # fmt: skip
-    console = _Console(machine, use_color(no_color))
+    console = _Console(machine, use_color(no_color),
+                       events=_Events() if format == "jsonl" else None)  # fmt: skip
     during = INTERRUPTED_DURING_WRITES if plan_file is None else INTERRUPTED_SAVED_PLAN
     with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing, during):
         outcome = run_apply(
@@ -109,7 +114,9 @@ def apply(
         )  # fmt: skip
 
     summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
-    if machine:
+    if format == "jsonl":
+        console.events.summary(summary, interrupted=outcome.interrupted)  # type: ignore[union-attr]
+    elif machine:
         plan_json = outcome.plan.as_dict() if outcome.plan is not None else None
         typer.echo(json.dumps({"plan": plan_json, "apply": summary}, indent=2))
     elif summary is not None:
@@ -263,17 +270,53 @@ class _Progress:
             self.bar.stop()
 
 
+class _Events:
+    """``--format jsonl``: one JSON object a line on stdout, flushed, as each thing happens
+    (like ``terraform apply -json``): ``planned`` per change, ``started`` and then ``applied``,
+    ``adopted``, ``failed`` or ``skipped`` per change run, and one ``summary`` at the end."""
+
+    def emit(self, event: str, **fields: Any) -> None:
+        typer.echo(json.dumps({"type": event, **fields}, ensure_ascii=False, default=str))
+        sys.stdout.flush()
+
+    @staticmethod
+    def _change(change: Change) -> dict[str, Any]:
+        return {"address": str(change.address), "kind": change.kind, "action": change.action,
+                "provider": change.provider}  # fmt: skip
+
+    def planned(self, plan: Plan) -> None:
+        for change in plan.changes:
+            self.emit("planned", **self._change(change))
+
+    def started(self, change: Change) -> None:
+        self.emit("started", **self._change(change))
+
+    def result(self, result: ChangeResult) -> None:
+        fields = self._change(result.change)
+        if result.message:
+            fields["message"] = result.message
+        self.emit(str(result.outcome), **fields)
+
+    def summary(self, summary: dict[str, Any] | None, *, interrupted: bool) -> None:
+        counts = dict((summary or {}).get("summary", {}))
+        approved = summary is not None
+        self.emit("summary", approved=approved, interrupted=interrupted, **counts)
+
+
 class _Console(StderrReporter):
     """What `apply` shows and asks on a terminal or in a CI log (an ``ApplyReporter``)."""
 
-    def __init__(self, machine: bool, color: bool) -> None:
+    def __init__(self, machine: bool, color: bool, events: _Events | None = None) -> None:
         super().__init__()
+        self.events = events
         self.machine = machine
         self.color = color
         self.writing = False  # set once the run may write: until then an interrupt wrote nothing
         self.progress = _Progress(machine)
 
     def review(self, plan: Plan, asks: bool) -> None:
+        if self.events is not None:
+            self.events.planned(plan)
         if not self.machine or plan.errors or asks:
             from reconciler.engine.render import render
 
@@ -298,9 +341,13 @@ class _Console(StderrReporter):
         self.progress.begin(total)
 
     def progress_start(self, change: Change) -> None:
+        if self.events is not None:
+            self.events.started(change)
         self.progress.start(change)
 
     def progress_result(self, result: ChangeResult) -> None:
+        if self.events is not None:
+            self.events.result(result)
         self.progress.result(result)
 
     def progress_end(self) -> None:
