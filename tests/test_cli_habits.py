@@ -472,4 +472,3 @@ def test_apply_jsonl_streams_one_event_a_line(
     assert summary["applied"] == len(applied) and summary["failed"] == 0
     assert summary["approved"] is True and summary["interrupted"] is False
     assert {e["kind"] for e in events[:-1]} >= {"miniapp", "version"}
-    assert "Plan:" in err  # the plan for review is on stderr, stdout is the stream
