@@ -472,3 +472,23 @@ def test_apply_jsonl_streams_one_event_a_line(
     assert summary["applied"] == len(applied) and summary["failed"] == 0
     assert summary["approved"] is True and summary["interrupted"] is False
     assert {e["kind"] for e in events[:-1]} >= {"miniapp", "version"}
+
+
+# --- the docs page's examples run as written --------------------------------------------------
+
+DOCS_PAGE = REPO / "docs" / "how-to" / "cli-habits.md"
+
+
+def test_the_docs_page_examples_run(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from tests.test_readme_runs import check_console
+
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    prose = re.sub(r"^```.*?^```$", "", text, flags=re.S | re.M)
+    assert prose.startswith("# ") and prose.count("\n# ") == 0  # one H1
+    blocks = re.findall(r"(<!-- norun: [^>]*-->\n)?^```console\n(.*?)^```$", text,
+                        flags=re.S | re.M)  # fmt: skip
+    runnable = [block for norun, block in blocks if not norun]
+    assert len(runnable) == 5
+    assert sum(check_console(block, capsys) for block in runnable) == 8
