@@ -492,3 +492,25 @@ def test_the_docs_page_examples_run(fleet: Path, capsys: pytest.CaptureFixture[s
     runnable = [block for norun, block in blocks if not norun]
     assert len(runnable) == 5
     assert sum(check_console(block, capsys) for block in runnable) == 8
+
+
+# --- import says what it left out --------------------------------------------------------------
+
+
+def test_import_says_versions_were_left_out_and_how_to_add_them(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app_id = "com.genexus.verdant.splitbill"
+    assert cli(capsys, "apply", "manifests/payments", "--sandbox", "--auto-approve")[0] == 0
+    (fleet / ".reconciler" / "sandbox-state.json").unlink()  # as in another repository
+    code, _, err = cli(capsys, "import", app_id, "--sandbox", "--out", "imported")
+    assert code == 0, err
+    assert f"Not imported: the versions of {app_id} (the API cannot list them)" in err
+    assert "--version CODE=ID" in err and "reconciler state rm APP_ID" in err
+    # following the advice brings the version in, and then nothing is said about versions
+    assert cli(capsys, "state", "rm", app_id, "--sandbox")[0] == 0
+    code, _, err = cli(capsys, "import", app_id, "--sandbox", "--out", "imported",
+                       "--version", "3.1.0=2", "--force")  # fmt: skip
+    assert code == 0, err
+    assert "Not imported: the versions" not in err
+    assert "3.1.0" in (fleet / "imported" / f"{app_id}.yaml").read_text()
