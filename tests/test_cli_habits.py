@@ -514,3 +514,20 @@ def test_import_says_versions_were_left_out_and_how_to_add_them(
     assert code == 0, err
     assert "Not imported: the versions" not in err
     assert "3.1.0" in (fleet / "imported" / f"{app_id}.yaml").read_text()
+
+
+# --- the apply bar counts -----------------------------------------------------------------------
+
+
+def test_the_apply_bar_counts_each_change_as_it_is_done(fleet: Path) -> None:
+    import re
+
+    code, shown = run_on_terminal("apply", "manifests/akana", "--sandbox", "--auto-approve",
+                                  cwd=fleet, env={"TERM": "xterm"})  # fmt: skip
+    assert code == 0, shown
+    # Under the k-th "applied" line, the bar is next drawn as k/3.
+    pieces = re.split(r"applied  \+ [^\n]*\n", shown)
+    assert len(pieces) == 4, shown
+    for done, after in enumerate(pieces[1:], start=1):
+        first_count = re.search(r"(\d+)/3", after)
+        assert first_count is not None and int(first_count.group(1)) == done, after

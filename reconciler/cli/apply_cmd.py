@@ -250,8 +250,6 @@ class _Progress:
             self.bar.update(self.task, description=change.app_id)
 
     def result(self, result: ChangeResult) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
         if self.machine:
             return
         from reconciler.engine.plan import SYMBOLS
@@ -261,6 +259,11 @@ class _Progress:
         if result.message:  # a failure's reason, or a note (what the server normalized)
             line += f": {result.message}"
         if self.bar is not None:
+            # Count, draw, then print: printing redraws the bar as last drawn, so without the
+            # refresh the bar under each line was a step behind ("0/9" until the timer's
+            # refresh caught up, which a busy run starves).
+            self.bar.advance(self.task)
+            self.bar.refresh()
             self.bar.console.print(line, markup=False, highlight=False)
         else:
             err(line)
