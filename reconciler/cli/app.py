@@ -7,6 +7,7 @@ starts fast.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import typer
@@ -24,6 +25,7 @@ EXIT_USAGE = 64  # EX_USAGE from sysexits.h, so that 2 always means "changes / d
 HELP_OPTION_NAMES = ["-h", "--help"]
 
 
+
 def _version_callback(value: bool) -> None:
     if value:
         # read here, not at import: the metadata read costs ~30 ms that help need not pay
@@ -36,10 +38,121 @@ app = typer.Typer(
     help="Keep the objects of your APIs equal to YAML manifests: validate, plan, apply, detect"
     " drift. One engine, one plan and one state for every provider listed below.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # our own options below: typer's import its completion at start
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETE_VAR = "_RECONCILER_COMPLETE"  # the variable the completion scripts set to ask us
+COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
+
+
+def _completion_shell(value: str) -> str:
+    if value not in COMPLETION_SHELLS:
+        raise typer.BadParameter(f"{value[:20]!r}: use one of {', '.join(COMPLETION_SHELLS)}")
+    return value
+
+
+def _show_completion(ctx: typer.Context, value: str) -> None:
+    """Print the completion script for a shell, to source it or save it where the shell
+    looks (typer's scripts: they call this CLI back with ``_RECONCILER_COMPLETE`` set)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(get_completion_script(prog_name="reconciler", complete_var=COMPLETE_VAR,
+                                     shell=_completion_shell(value)))  # fmt: skip
+    raise typer.Exit(EXIT_OK)
+
+
+def _install_completion(ctx: typer.Context, value: str) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from typer._completion_shared import install
+
+    shell, path = install(shell=_completion_shell(value), prog_name="reconciler",
+                          complete_var=COMPLETE_VAR)  # fmt: skip
+    typer.echo(f"{shell} completion installed in {path}; it works in shells started from now.")
+    raise typer.Exit(EXIT_OK)
+
+
+class _StderrLog(logging.Handler):
+    """Log records to the current ``sys.stderr`` (the masking stream main installs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(self.format(record), err=True)
+
+
+_REQUEST_LOG_HANDLER = _StderrLog()
+
+
+def request_log(on: bool) -> None:
+    """``-v``: the transport's line per request on stderr (see reconciler.transport.guard)."""
+    log = logging.getLogger("reconciler.requests")
+    if on and _REQUEST_LOG_HANDLER not in log.handlers:
+        _REQUEST_LOG_HANDLER.setFormatter(logging.Formatter("request: %(message)s"))
+        log.addHandler(_REQUEST_LOG_HANDLER)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    elif not on:
+        log.removeHandler(_REQUEST_LOG_HANDLER)
+        log.setLevel(logging.NOTSET)
+        log.propagate = True
+
+
+def _verbose(value: bool) -> None:
+    if value:
+        request_log(True)
+
+
+def verbose_option() -> Any:
+    """``-v/--verbose`` for the root and every command (``reconciler -v plan`` and
+    ``reconciler plan -v`` alike): it sets up the request log and is passed to no command."""
+    holder = typer.Typer(add_completion=False)
+
+    @holder.command()
+    def _options(
+        verbose: bool = typer.Option(
+            False, "-v", "--verbose", callback=_verbose, expose_value=False,
+            help="Log each request to stderr: method, host and path, status, milliseconds"
+            " (never a query, header or secret).",
+        ),
+    ) -> None:  # pragma: no cover - never run: only its option is taken
+        pass
+
+    from typer.main import get_command
+
+    (option,) = get_command(holder).params
+    return option
+
+
+def completion_options() -> list[Any]:
+    """``--show-completion SHELL`` and ``--install-completion SHELL`` for the root command.
+    Added only when asked for or on the root's help (see main): typer's own
+    (``add_completion``) import its completion machinery at every start, and an option's
+    value goes through pydantic, slow to import, whenever a subcommand runs."""
+    holder = typer.Typer(add_completion=False)
+
+    @holder.command()
+    def _options(
+        show: str = typer.Option(
+            "", "--show-completion", metavar="SHELL", callback=_show_completion,
+            is_eager=True, expose_value=False,
+            help="Print the completion script for SHELL (bash, zsh, fish, powershell); exit.",
+        ),
+        install: str = typer.Option(
+            "", "--install-completion", metavar="SHELL", callback=_install_completion,
+            is_eager=True, expose_value=False,
+            help="Install completion for SHELL (bash, zsh, fish, powershell) and exit.",
+        ),
+    ) -> None:  # pragma: no cover - never run: only its options are taken
+        pass
+
+    from typer.main import get_command
+
+    return list(get_command(holder).params)
 
 
 @app.callback()
@@ -115,7 +228,7 @@ EXIT_CODES: dict[str, tuple[str, ...]] = {
         "1   error (nothing applied, or the check could not run)",
         "2   changes (plan --detailed-exitcode) or drift found",
         "3   apply: some changes applied, some failed (or a provider was stuck)",
-        "130 apply interrupted (Ctrl-C, SIGTERM)",
+        "130 interrupted (Ctrl-C; SIGTERM during apply): one line says what was written",
     ),
     "validate": ("0   valid", "1   invalid"),
     "schema": ("0   printed or written", "1   could not write"),
@@ -123,6 +236,7 @@ EXIT_CODES: dict[str, tuple[str, ...]] = {
         "0   no changes (or any plan, without --detailed-exitcode)",
         "2   changes (with --detailed-exitcode)",
         "1   error (the plan has errors, or it could not be made)",
+        "130 interrupted (Ctrl-C); nothing was written",
     ),
     "apply": (
         "0   all changes applied",
@@ -130,9 +244,17 @@ EXIT_CODES: dict[str, tuple[str, ...]] = {
         "1   error before any write (nothing applied)",
         "130 interrupted; every completed write is recorded",
     ),
-    "drift": ("0   in sync", "2   drift found", "1   could not check"),
+    "drift": (
+        "0   in sync",
+        "2   drift found",
+        "1   could not check",
+        "130 interrupted (Ctrl-C); nothing was written",
+    ),
     "import": ("0   imported", "1   error"),
-    "sandbox serve": ("0   stopped (Ctrl-C)", "1   cannot listen on host:port"),
+    "sandbox serve": (
+        "130 stopped (Ctrl-C); its database keeps the data",
+        "1   cannot listen on host:port",
+    ),
 }
 for _name in ("list", "show", "rm", "unlock", "adopt-version", "set-status", "history",
               "migrate"):  # fmt: skip

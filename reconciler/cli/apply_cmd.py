@@ -14,6 +14,7 @@ import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, app
 from reconciler.cli.common import (
+    EXIT_INTERRUPTED,
     ConfigOpt,
     LockTimeoutOpt,
     MaxDeletesOpt,
@@ -27,9 +28,11 @@ from reconciler.cli.common import (
     SandboxOpt,
     SelectOpt,
     StateOpt,
+    StderrReporter,
     TargetOpt,
     err,
     handled_errors,
+    said_on_this_terminal,
     target_keys,
     use_color,
 )
@@ -39,12 +42,15 @@ if TYPE_CHECKING:
     from reconciler.engine.plan import Change, Plan
     from reconciler.workflows.report import ChangeResult, Stoppable
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED_BEFORE_WRITES = (
     "Interrupted before any write: nothing was written to the API or the state."
 )
 INTERRUPTED_DURING_WRITES = (
     "Interrupted: every completed write is recorded; run `reconciler apply` again."
+)
+# A saved plan is never applied twice (stale once anything was written): plan again.
+INTERRUPTED_SAVED_PLAN = (
+    "Interrupted: every completed write is recorded; run `reconciler plan` again for what is left."
 )
 
 
@@ -57,7 +63,11 @@ def apply(
     auto_approve: bool = typer.Option(
         False, "--auto-approve", help="Do not ask for confirmation (CI)."
     ),
-    format: str = typer.Option("text", "--format", help="text | json"),
+    format: str = typer.Option(
+        "text", "--format",
+        help="text | json | jsonl (a stream: one JSON object a line per change event, then"
+        " a summary; the plan for review goes to stderr).",
+    ),
     select: list[str] = SelectOpt,
     target: list[str] = TargetOpt,
     root: list[Path] = RootOpt,
@@ -78,8 +88,8 @@ def apply(
     from reconciler.workflows.apply import run_apply
     from reconciler.workflows.fleet import FleetOptions
 
-    if format not in ("text", "json"):
-        raise typer.BadParameter("must be text or json", param_hint="--format")
+    if format not in ("text", "json", "jsonl"):
+        raise typer.BadParameter("must be text, json or jsonl", param_hint="--format")
     if plan_file is not None and paths:
         raise typer.BadParameter("give manifest paths or --plan FILE, not both")
     if plan_file is None and not paths:
@@ -90,14 +100,16 @@ def apply(
             "--select, --target and --prune shape a plan; pass them to `reconciler plan`",
             param_hint="--plan",
         )
-    machine = format == "json"
+    machine = format in ("json", "jsonl")
     _sigterm_as_interrupt()  # outside the event loop (loading, saving): stop like Ctrl-C
 
     location, sandbox_db = anchored(paths or [], state, sandbox, sandbox_db)
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
                            parallelism, probe_window, target_keys(target))  # fmt: skip
-    console = _Console(machine, use_color(no_color))
-    with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing):
+    console = _Console(machine, use_color(no_color),
+                       events=_Events() if format == "jsonl" else None)  # fmt: skip
+    during = INTERRUPTED_DURING_WRITES if plan_file is None else INTERRUPTED_SAVED_PLAN
+    with handled_errors(machine=machine), _interrupt_exits_130(lambda: console.writing, during):
         outcome = run_apply(
             paths or [], plan_file=plan_file, select=select, roots=root, state=location,
             lock_timeout=lock_timeout, auto_approve=auto_approve, options=options,
@@ -105,14 +117,17 @@ def apply(
         )  # fmt: skip
 
     summary = outcome.result.as_dict() if outcome.plan is not None and outcome.approved else None
-    if machine:
+    if format == "jsonl":
+        console.events.summary(summary, interrupted=outcome.interrupted)  # type: ignore[union-attr]
+    elif machine:
         plan_json = outcome.plan.as_dict() if outcome.plan is not None else None
         typer.echo(json.dumps({"plan": plan_json, "apply": summary}, indent=2))
     elif summary is not None:
-        typer.echo(render_apply_result(summary, color=use_color(no_color)), nl=False)
+        typer.echo(render_apply_result(summary, color=use_color(no_color),
+                                       saved_plan=plan_file is not None), nl=False)  # fmt: skip
     if outcome.interrupted:
         # Not approved: stopped while planning or at the prompt, before any write.
-        err(INTERRUPTED_DURING_WRITES if outcome.approved else INTERRUPTED_BEFORE_WRITES)
+        err(during if outcome.approved else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.plan is not None and outcome.plan.fleet_errors:
         err("Error: the plan has errors that concern the whole fleet (above); nothing was"
@@ -174,13 +189,13 @@ def _sigterm_as_interrupt() -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_exits_130(writing: Callable[[], bool]) -> Iterator[None]:
+def _interrupt_exits_130(writing: Callable[[], bool], during: str) -> Iterator[None]:
     """Ctrl-C or SIGTERM before or after the run (loading, the lock, the final save): the lock
     is released by its context manager and every recorded write is in the journal."""
     try:
         yield
     except KeyboardInterrupt:
-        err(INTERRUPTED_DURING_WRITES if writing() else INTERRUPTED_BEFORE_WRITES)
+        err(during if writing() else INTERRUPTED_BEFORE_WRITES)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -192,12 +207,18 @@ def _confirm() -> bool:
             "refusing to apply without confirmation: stdin is not a terminal. Review the plan"
             " and pass --auto-approve (CI), or run interactively."
         )
-    answer: str = typer.prompt(
-        "Do you want to perform these actions? Only 'yes' will be accepted",
-        default="",
-        show_default=False,
-        err=True,  # stdout may be JSON or piped
-    )
+    try:
+        answer: str = typer.prompt(
+            "Do you want to perform these actions? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+            err=True,  # stdout may be JSON or piped
+        )
+    except typer.Abort:
+        # click turns Ctrl-C (and Ctrl-D) at a prompt into Abort, which exited 1 with
+        # "Aborted.": stopped before any write, like a Ctrl-C while planning (exit 130).
+        typer.echo("", err=True)  # end the prompt's line
+        raise KeyboardInterrupt from None
     if answer.strip() != "yes":
         err("Apply cancelled; nothing was changed.")
         return False
@@ -232,8 +253,6 @@ class _Progress:
             self.bar.update(self.task, description=change.app_id)
 
     def result(self, result: ChangeResult) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
         if self.machine:
             return
         from reconciler.engine.plan import SYMBOLS
@@ -243,6 +262,11 @@ class _Progress:
         if result.message:  # a failure's reason, or a note (what the server normalized)
             line += f": {result.message}"
         if self.bar is not None:
+            # Count, draw, then print: printing redraws the bar as last drawn, so without the
+            # refresh the bar under each line was a step behind ("0/9" until the timer's
+            # refresh caught up, which a busy run starves).
+            self.bar.advance(self.task)
+            self.bar.refresh()
             self.bar.console.print(line, markup=False, highlight=False)
         else:
             err(line)
@@ -252,24 +276,60 @@ class _Progress:
             self.bar.stop()
 
 
-class _Console:
+class _Events:
+    """``--format jsonl``: one JSON object a line on stdout, flushed, as each thing happens
+    (like ``terraform apply -json``): ``planned`` per change, ``started`` and then ``applied``,
+    ``adopted``, ``failed`` or ``skipped`` per change run, and one ``summary`` at the end."""
+
+    def emit(self, event: str, **fields: Any) -> None:
+        typer.echo(json.dumps({"type": event, **fields}, ensure_ascii=False, default=str))
+        sys.stdout.flush()
+
+    @staticmethod
+    def _change(change: Change) -> dict[str, Any]:
+        return {"address": str(change.address), "kind": change.kind, "action": change.action,
+                "provider": change.provider}  # fmt: skip
+
+    def planned(self, plan: Plan) -> None:
+        for change in plan.changes:
+            self.emit("planned", **self._change(change))
+
+    def started(self, change: Change) -> None:
+        self.emit("started", **self._change(change))
+
+    def result(self, result: ChangeResult) -> None:
+        fields = self._change(result.change)
+        if result.message:
+            fields["message"] = result.message
+        self.emit(str(result.outcome), **fields)
+
+    def summary(self, summary: dict[str, Any] | None, *, interrupted: bool) -> None:
+        counts = dict((summary or {}).get("summary", {}))
+        approved = summary is not None
+        self.emit("summary", approved=approved, interrupted=interrupted, **counts)
+
+
+class _Console(StderrReporter):
     """What `apply` shows and asks on a terminal or in a CI log (an ``ApplyReporter``)."""
 
-    def __init__(self, machine: bool, color: bool) -> None:
+    def __init__(self, machine: bool, color: bool, events: _Events | None = None) -> None:
+        super().__init__()
+        self.events = events
         self.machine = machine
         self.color = color
         self.writing = False  # set once the run may write: until then an interrupt wrote nothing
         self.progress = _Progress(machine)
 
-    def say(self, message: str) -> None:
-        err(message)
-
     def review(self, plan: Plan, asks: bool) -> None:
+        if self.events is not None:
+            self.events.planned(plan)
         if not self.machine or plan.errors or asks:
             from reconciler.engine.render import render
 
             # JSON mode keeps stdout for the JSON: the human reads the plan on stderr
-            typer.echo(render(plan, "text", color=self.color), nl=False, err=self.machine)
+            said = said_on_this_terminal(self, stdout=not self.machine)
+            typer.echo(render(plan, "text", color=self.color, said=said), nl=False,
+                       err=self.machine)  # fmt: skip
 
     def confirm(self) -> bool:
         return _confirm()
@@ -287,9 +347,13 @@ class _Console:
         self.progress.begin(total)
 
     def progress_start(self, change: Change) -> None:
+        if self.events is not None:
+            self.events.started(change)
         self.progress.start(change)
 
     def progress_result(self, result: ChangeResult) -> None:
+        if self.events is not None:
+            self.events.result(result)
         self.progress.result(result)
 
     def progress_end(self) -> None:

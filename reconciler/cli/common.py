@@ -134,15 +134,34 @@ def err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+WARNING_PREFIX = "Warning: "
+
+
 class StderrReporter:
-    """What a workflow says goes to stderr, one line each (a :class:`Reporter`)."""
+    """What a workflow says goes to stderr, one line each (a :class:`Reporter`). The
+    warnings said are remembered (:attr:`warned`), so that a report printed to the same
+    terminal afterwards does not say them twice (see :func:`said_on_this_terminal`)."""
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
 
     def say(self, message: str) -> None:
+        if message.startswith(WARNING_PREFIX):
+            self.warned.add(message.removeprefix(WARNING_PREFIX))
         err(message)
 
 
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def said_on_this_terminal(reporter: StderrReporter, *, stdout: bool = True) -> set[str]:
+    """The warnings ``reporter`` said on stderr that a text report would repeat where they
+    were already read: stdout and stderr on one terminal (``stdout``: the report goes to
+    stdout; else to stderr, always the same stream). Redirected, each stream keeps all."""
+    if not stdout or (sys.stdout.isatty() and sys.stderr.isatty()):
+        return set(reporter.warned)
+    return set()
 
 
 def use_color(no_color: bool = False) -> bool:
@@ -189,6 +208,20 @@ def handled_errors(*, machine: bool = False) -> Iterator[None]:
         if machine:
             typer.echo(json.dumps({"errors": [{"message": str(exc)}]}, indent=2))
         raise typer.Exit(1) from None
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+@contextmanager
+def interrupt_exits_130(said: str) -> Iterator[None]:
+    """Ctrl-C: exit 130 (as a shell reports a SIGINT) after one line, ``said``, telling what
+    was written; never click's bare exit or a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err(said)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def root_words() -> tuple[str, str]:

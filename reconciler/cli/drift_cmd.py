@@ -22,10 +22,14 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    interrupt_exits_130,
+    said_on_this_terminal,
     target_keys,
     use_color,
 )
 from reconciler.cli.location import anchored
+
+DRIFT_INTERRUPTED = "Interrupted: nothing was written (drift never writes)."
 
 
 @app.command()
@@ -58,17 +62,19 @@ def drift(
     location, sandbox_db = anchored(paths, state, sandbox, sandbox_db)
     options = FleetOptions(sandbox, sandbox_db, config, provider, False, None,
                            parallelism, probe_window, target_keys(target))  # fmt: skip
-    with handled_errors(machine=format == "json"):
+    reporter = StderrReporter()
+    with handled_errors(machine=format == "json"), interrupt_exits_130(DRIFT_INTERRUPTED):
         report = check_drift(
             paths, select=select, roots=root, state=location, options=options,
-            reporter=StderrReporter(),
+            reporter=reporter,
         )  # fmt: skip
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_drift(report, "json", color=False), encoding="utf-8")
         err(f"Saved the drift report to {out}")
     color = use_color(no_color) and format == "text"
-    typer.echo(render_drift(report, format, color=color), nl=False)  # type: ignore[arg-type]
+    said = said_on_this_terminal(reporter)
+    typer.echo(render_drift(report, format, color=color, said=said), nl=False)  # type: ignore[arg-type]
     if report.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if report.in_sync else EXIT_CHANGES)

@@ -71,7 +71,22 @@ def import_(
             provider, app_ids, out=out, force=force, state=location, sandbox=sandbox,
             sandbox_db=sandbox_db, config=config, reporter=StderrReporter(), hints=hints,
         )  # fmt: skip
+    without = [app_id for app_id in app_ids if app_id not in versions]
+    if without:
+        err(_versions_hint(without, several=len(app_ids) > 1))
     err(REVIEW_IMPORTED)
+
+
+def _versions_hint(apps: list[str], *, several: bool) -> str:
+    """What was left out and how to add it: the API cannot list versions, so an import
+    without --version brings none, and saying nothing made that look complete."""
+    names = ", ".join(apps[:5]) + (f" and {len(apps) - 5} more" if len(apps) > 5 else "")
+    form = "APP_ID:CODE=ID" if several else "CODE=ID"
+    return (
+        f"Not imported: the versions of {names} (the API cannot list them). To import them,"
+        f" run `reconciler state rm APP_ID` and import again with --version {form} for each"
+        " version (its id is in the backoffice; repeatable)."
+    )
 
 
 def _parse_versions(values: list[str], app_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -14,7 +14,17 @@ try:  # typer >= 0.24 vendors click; older releases use the click package itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from reconciler.cli.app import EXIT_ERROR, EXIT_OK, EXIT_USAGE, HELP_OPTION_NAMES, app, tidy_help
+from reconciler.cli.app import (
+    COMPLETE_VAR,
+    COMPLETION_OPTIONS,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    HELP_OPTION_NAMES,
+    app,
+    request_log,
+    tidy_help,
+)
 from reconciler.cli.lean_help import import_typer_rich_utils
 from reconciler.cli.output import redacted_output
 from reconciler.secrets import redact
@@ -25,6 +35,7 @@ COMMAND_MODULES = (
     "validate_cmd",  # validate, schema
     "plan_cmd",
     "apply_cmd",
+    "show_cmd",  # a saved plan
     "drift_cmd",
     "import_cmd",
     "state_cmd",
@@ -40,11 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script passes it to sys.exit)."""
     args = sys.argv[1:] if argv is None else argv
     helping = not args or any(arg in HELP_OPTION_NAMES for arg in args)
+    if os.environ.get(COMPLETE_VAR):
+        # A completion script asks for candidates: register typer's shell classes (bash,
+        # zsh, fish, powershell), which click then finds by name. Only now: they cost startup.
+        from typer._completion_classes import completion_init
+
+        completion_init()
     if helping:
         import_typer_rich_utils()  # help will be shown: load its formatter lean (D45)
-    command = typer_main_command(helping=helping)
+    command = typer_main_command(helping=helping, completion=_completion_asked(args))
     with redacted_output():
-        return _run(command, argv)
+        try:
+            return _run(command, argv)
+        finally:
+            request_log(False)  # in-process callers (tests) run main again
 
 
 def _run(command: Any, argv: list[str] | None) -> int:
@@ -84,14 +104,31 @@ def _run(command: Any, argv: list[str] | None) -> int:
     return result if isinstance(result, int) else EXIT_OK
 
 
-def typer_main_command(*, helping: bool = True) -> Any:
+def _add_verbose(command: Any, option: Any) -> None:
+    """``-v`` on the root and on every command that calls an API (one shared option)."""
+    if not getattr(command, "commands", None) or command.name in (None, "reconciler"):
+        command.params.append(option)
+    for sub in getattr(command, "commands", {}).values():
+        _add_verbose(sub, option)
+
+
+def _completion_asked(args: list[str]) -> bool:
+    """The completion options are on the root's help, or asked for (see completion_options)."""
+    root_help = all(arg in HELP_OPTION_NAMES for arg in args)
+    return root_help or any(arg.split("=")[0] in COMPLETION_OPTIONS for arg in args)
+
+
+def typer_main_command(*, helping: bool = True, completion: bool = True) -> Any:
     """The click command tree; ``helping``: help is to be shown, so the epilogs list every
     registered provider's variables (read from the registry's descriptors)."""
     import typer.main
 
-    from reconciler.cli.app import provider_environment
+    from reconciler.cli.app import completion_options, provider_environment, verbose_option
 
     command = typer.main.get_command(app)
+    if completion:
+        command.params.extend(completion_options())
+    _add_verbose(command, verbose_option())
     tidy_help(command, providers=provider_environment() if helping else None)
     return command
 

@@ -24,10 +24,25 @@ from reconciler.cli.common import (
     TargetOpt,
     err,
     handled_errors,
+    interrupt_exits_130,
+    said_on_this_terminal,
     target_keys,
     use_color,
 )
 from reconciler.cli.location import anchored
+
+PLAN_INTERRUPTED = "Interrupted: nothing was written (no plan file, no state, no API write)."
+
+
+def _save(out: Path, text: str) -> None:
+    """Written whole or not at all: an interrupted save leaves no half plan file behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @app.command()
@@ -71,16 +86,19 @@ def plan(
     location, sandbox_db = anchored(paths, state, sandbox, sandbox_db)
     options = FleetOptions(sandbox, sandbox_db, config, provider, prune, max_deletes,
                            parallelism, probe_window, target_keys(target))  # fmt: skip
-    with handled_errors(machine=format == "json"):
+    reporter = StderrReporter()
+    with handled_errors(machine=format == "json"), interrupt_exits_130(PLAN_INTERRUPTED):
         result = make_plan(
             paths, select=select, roots=root, state=location, options=options,
-            reporter=StderrReporter(), changed_since=changed_since, saving=out is not None,
+            reporter=reporter, changed_since=changed_since, saving=out is not None,
         )  # fmt: skip
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(result, "json", color=False), encoding="utf-8")
+        with interrupt_exits_130(PLAN_INTERRUPTED):
+            _save(out, render(result, "json", color=False))
         err(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")
-    typer.echo(render(result, format, color=use_color(no_color) and format == "text"), nl=False)  # type: ignore[arg-type]
+    color = use_color(no_color) and format == "text"
+    said = said_on_this_terminal(reporter)
+    typer.echo(render(result, format, color=color, said=said), nl=False)  # type: ignore[arg-type]
     if result.errors:
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and result.has_changes:

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from reconciler.cli.app import EXIT_ERROR, EXIT_USAGE, app
+from reconciler.cli.common import interrupt_exits_130
 from reconciler.limits import SANDBOX_DB_ENV
 
 DEFAULT_DB = Path(".reconciler") / "sandbox.db"
@@ -44,6 +45,8 @@ def _listed() -> dict[str, str]:
 
 _SANDBOXES = _listed()
 _DEFAULT_API = next(iter(_SANDBOXES), "")
+
+SERVE_STOPPED = "Stopped: every write it answered is kept in its database."
 
 sandbox_app = typer.Typer(
     help="The providers' local sandboxes: each documented API over HTTP, stored in SQLite.",
@@ -141,7 +144,8 @@ def serve_command(
         seed=seed, rate_limit=rate_limit, session_seconds=session_seconds,
     )  # fmt: skip
     try:
-        with _listen_errors(port):
+        with _listen_errors(port), interrupt_exits_130(SERVE_STOPPED):
+            # uvicorn catches Ctrl-C (SIGINT, SIGTERM), shuts down, then raises it again
             serving.serve_sandbox(options)
     except UsageError as exc:
         typer.echo(f"Error: {exc}", err=True)

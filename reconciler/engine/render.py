@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +32,13 @@ from reconciler.engine.plan import (
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
 
-MAX_VALUE_CHARS = 120
+MAX_VALUE_CHARS = 120  # of one value in Markdown and drift tables: a comment has a size limit
+# A text plan shows each value whole, wrapped at this width (continuation lines indented);
+# only a value beyond TEXT_VALUE_MAX_CHARS is cut, saying how much is left out and where to
+# read it, so that one huge value cannot flood a terminal or a CI log.
+TEXT_WRAP_CHARS = 92
+TEXT_VALUE_MAX_CHARS = 20_000
+_CONTINUATION = "  "  # under a field line's own indent
 MAX_MESSAGE_LINES = 50  # of one failure in the summary: output stays bounded
 NO_CHANGES = "No changes. Live state matches the manifests."
 # Never say "matches" while something is left unchecked (an error below).
@@ -42,6 +48,12 @@ MARKDOWN_MAX_CHARS = 60000  # GitHub refuses comments over 65,536 characters
 DEFAULT_FULL_PLAN_HINT = "the JSON plan (`reconciler plan --out plan.json`)"
 RETRY_HINT = (
     "Re-run `reconciler apply` to retry: applied changes are recorded and will not be repeated."
+)
+# A saved plan is applied once: what it did is in the state, so applying it again is refused as
+# stale. The one way on is a new plan (which each stale change's own message says too).
+REPLAN_HINT = (
+    "Run `reconciler plan` again (with --out to save it) and apply that plan: applied changes"
+    " are recorded and will not be repeated."
 )
 DELETE_MARKER = "(DELETE)"
 
@@ -83,9 +95,11 @@ class _Line:
 # --- public API ----------------------------------------------------------------------------
 
 
-def render(plan: Plan, fmt: Format, *, color: bool) -> str:
+def render(plan: Plan, fmt: Format, *, color: bool, said: Collection[str] = ()) -> str:
+    """``said``: warnings already shown on the same terminal (stderr), left out of the text
+    so that each is read once; JSON and Markdown are documents and keep them all."""
     if fmt == "text":
-        return render_text(plan, color=color)
+        return render_text(plan, color=color, said=said)
     if fmt == "json":
         return render_json(plan)
     if fmt == "markdown":
@@ -126,7 +140,7 @@ def json_lines(document: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_text(plan: Plan, *, color: bool) -> str:
+def render_text(plan: Plan, *, color: bool, said: Collection[str] = ()) -> str:
     paint = _painter(color)
     # No "Endpoint:" line: the command says it once on stderr (D21); JSON and Markdown carry
     # it as part of the document.
@@ -143,12 +157,12 @@ def render_text(plan: Plan, *, color: bool) -> str:
                              "bold"))  # fmt: skip
             out += [paint(_adopt_line(item), "update") for item in adoptions.get(app_id, ())]
             for change in changes_by_app.get(app_id, ()):
-                for line in _change_lines(change):
+                for line in _change_lines(change, full=True):
                     text = _text_line(line)
                     out.append(paint(text, line.action) if line.kind == "change" else text)
             out.append("")
         out.append(paint(_summary_line(plan), "bold"))
-    out.extend(_problem_lines(plan.warnings, plan.errors, paint))
+    out.extend(_problem_lines(plan.warnings, plan.errors, paint, said))
     if plan.stuck_apps:
         out.append(_stuck_line(plan))
     return "\n".join(out) + "\n"
@@ -301,14 +315,23 @@ def _md_summary_table(summary: Mapping[str, int]) -> list[str]:
     ]
 
 
-def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
-    """``result`` has the shape of ``ApplyResult.as_dict()`` (taken as data: no import)."""
+def render_apply_result(
+    result: Mapping[str, Any], *, color: bool, saved_plan: bool = False
+) -> str:
+    """``result`` has the shape of ``ApplyResult.as_dict()`` (taken as data: no import).
+    ``saved_plan``: it applied a saved plan (``apply --plan``), which is never applied twice,
+    so the advice after a failure is a new plan rather than another apply."""
 
     paint = _painter(color)
     counts = result.get("summary", {})
     applied, failed, skipped = (int(counts.get(k, 0)) for k in ("applied", "failed", "skipped"))
     interrupted = bool(result.get("interrupted", False))
-    verb = "Apply interrupted" if interrupted else "Apply complete"
+    stuck_apps: Sequence[Mapping[str, Any]] = result.get("stuck_apps", ())
+    unresolved: Sequence[str] = result.get("unresolved", ())
+    unfinished = bool(failed or skipped or stuck_apps or unresolved)
+    # "complete" only when it is: a run with a failure says so in its first word.
+    verb = ("Apply interrupted" if interrupted
+            else "Apply incomplete" if unfinished else "Apply complete")  # fmt: skip
     style = "error" if failed or interrupted else ("warning" if skipped else "ok")
     adopted, probe_reads = int(counts.get("adopted", 0)), int(counts.get("probe_reads", 0))
     extra = f", {adopted} adopted" if adopted else ""
@@ -316,8 +339,6 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
     if probe_reads:
         line += f" ({probe_reads} version read(s) spent finding unknown versions.)"
     out = [paint(line, style)]
-    stuck_apps: Sequence[Mapping[str, Any]] = result.get("stuck_apps", ())
-    unresolved: Sequence[str] = result.get("unresolved", ())
     if unresolved:
         out += ["", paint("Unresolved (everything else was applied):", "warning")]
         out += [f"  {_clean(str(item))}" for item in unresolved]
@@ -347,8 +368,8 @@ def render_apply_result(result: Mapping[str, Any], *, color: bool) -> str:
             if len(more) > MAX_MESSAGE_LINES:
                 lines.append(f"    ... {len(more) - MAX_MESSAGE_LINES} more line(s)")
             out += [paint(text, row_style) if outcome == "failed" else text for text in lines]
-    if failed or skipped or interrupted or stuck_apps or unresolved:
-        out += ["", RETRY_HINT]
+    if unfinished or interrupted:
+        out += ["", REPLAN_HINT if saved_plan else RETRY_HINT]
     return "\n".join(out) + "\n"
 
 
@@ -359,8 +380,11 @@ def _problem_lines(
     warnings: Sequence[PlanProblem],
     errors: Sequence[PlanProblem],
     paint: Callable[[str, str], str],
+    said: Collection[str] = (),
 ) -> list[str]:
-    """The closing block of a text report: a blank line, then warnings, then errors."""
+    """The closing block of a text report: a blank line, then warnings, then errors
+    (``said``: the warnings already shown, by their text, left out)."""
+    warnings = [w for w in warnings if str(w) not in said]
     if not warnings and not errors:
         return []
     return [
@@ -392,7 +416,9 @@ def _summary_line(plan: Plan) -> str:
     return line
 
 
-def _change_lines(change: Change) -> list[_Line]:
+def _change_lines(change: Change, *, full: bool = False) -> list[_Line]:
+    """``full``: each value whole, wrapped over continuation lines (the text plan); else
+    shortened to one line (Markdown, which has a size budget)."""
     head = f"{SYMBOLS[change.action]} {_clean(change.address)}"
     step = _status_step(change)
     if step is not None:
@@ -401,7 +427,11 @@ def _change_lines(change: Change) -> list[_Line]:
         head += f"  {DELETE_MARKER}"
     lines = [_Line(change.action, "change", head)]
     if step is None:
-        lines += [_Line(change.action, "field", f"{_clean(k)}: {v}") for k, v in _fields(change)]
+        for key, value in _fields(change, full=full):
+            line = f"{_clean(key)}: {value}"
+            first, *more = _wrapped(line) if full else [line]
+            lines.append(_Line(change.action, "field", first))
+            lines += [_Line(change.action, "field", _CONTINUATION + x) for x in more]
     if change.reason:
         lines.append(_Line(change.action, "note", f"({_clean(change.reason)})"))
     return lines
@@ -424,18 +454,21 @@ def _status_step(change: Change) -> tuple[str, str] | None:
     return None
 
 
-def _fields(change: Change) -> list[tuple[str, str]]:
+def _fields(change: Change, *, full: bool = False) -> list[tuple[str, str]]:
     # ``payload`` is never shown: it duplicates ``after`` and is the wire body.
+    def value(item: Any) -> str:
+        return _full_value(item) if full else _value(item)
+
     if change.action == "create":
-        return [(k, _value(v)) for k, v in (change.after or {}).items()]
+        return [(k, value(v)) for k, v in (change.after or {}).items()]
     if change.action == "delete":
-        return [(k, _value(v)) for k, v in (change.before or {}).items()]
+        return [(k, value(v)) for k, v in (change.before or {}).items()]
     if change.fields:
-        return [(f.path, f"{_value(f.before)} -> {_value(f.after)}") for f in change.fields]
+        return [(f.path, f"{value(f.before)} -> {value(f.after)}") for f in change.fields]
     before, after = change.before or {}, change.after or {}
     keys = [*before, *(k for k in after if k not in before)]
     return [
-        (k, f"{_value(before.get(k))} -> {_value(after.get(k))}")
+        (k, f"{value(before.get(k))} -> {value(after.get(k))}")
         for k in keys
         if (k in before) != (k in after) or before.get(k) != after.get(k)
     ]
@@ -445,6 +478,31 @@ def _value(value: Any) -> str:
     if value == KNOWN_AFTER_APPLY:
         return KNOWN_AFTER_APPLY
     return _shorten(_clean(json.dumps(value, ensure_ascii=False, default=str)))
+
+
+def _full_value(value: Any) -> str:
+    """The whole value (up to TEXT_VALUE_MAX_CHARS, then a note saying what is left out)."""
+    if value == KNOWN_AFTER_APPLY:
+        return KNOWN_AFTER_APPLY
+    text = _clean(json.dumps(value, ensure_ascii=False, default=str))
+    if len(text) <= TEXT_VALUE_MAX_CHARS:
+        return text
+    left = len(text) - TEXT_VALUE_MAX_CHARS
+    return f"{text[:TEXT_VALUE_MAX_CHARS]} … ({left} more characters: see the JSON plan)"
+
+
+def _wrapped(text: str, width: int = TEXT_WRAP_CHARS) -> list[str]:
+    """``text`` over lines of at most ``width`` characters, broken after a ", " or a space
+    where there is one (else anywhere). Nothing is dropped or added: the lines joined give
+    ``text`` back, so a value can be read, and copied, whole."""
+    lines: list[str] = []
+    while len(text) > width:
+        cut = max(text.rfind(", ", 0, width - 1) + 2, text.rfind(" ", 0, width) + 1)
+        if cut < width // 3:  # no break point worth taking: break the word
+            cut = width
+        lines.append(text[:cut])
+        text = text[cut:]
+    return [*lines, text]
 
 
 def _shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
@@ -727,13 +785,15 @@ _DRIFT_STYLE = {"changed_outside": "delete", "missing": "delete", "unmanaged": "
 _DRIFT_MD_MAX_ROWS = 500
 
 
-def render_drift(report: DriftReport, fmt: Format, *, color: bool) -> str:
+def render_drift(
+    report: DriftReport, fmt: Format, *, color: bool, said: Collection[str] = ()
+) -> str:
     if fmt == "json":
         return json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(report)
     if fmt == "text":
-        return _drift_text(report, color=color)
+        return _drift_text(report, color=color, said=said)
     raise ValueError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
 
 
@@ -747,7 +807,7 @@ def _drift_summary(report: DriftReport) -> str:
     )
 
 
-def _drift_text(report: DriftReport, *, color: bool) -> str:
+def _drift_text(report: DriftReport, *, color: bool, said: Collection[str] = ()) -> str:
     paint = _painter(color)
     out: list[str] = []  # the endpoint is said on stderr, as for plans
     if report.in_sync:
@@ -769,7 +829,7 @@ def _drift_text(report: DriftReport, *, color: bool) -> str:
                 out.append(f"      last applied:        {_value(item.last_applied)}")
             out.append("")
         out.append(paint(_drift_summary(report), "bold"))
-    out.extend(_problem_lines(report.warnings, report.errors, paint))
+    out.extend(_problem_lines(report.warnings, report.errors, paint, said))
     return "\n".join(out) + "\n"
 
 

@@ -25,12 +25,14 @@ Failures are httpx exceptions (so every client's existing classification applies
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Final
 
 import httpx
 
+from reconciler.secrets import redact
 from reconciler.transport.config import (
     MAX_RESPONSE_BYTES_ENV,
     REQUEST_DEADLINE_ENV,
@@ -41,6 +43,18 @@ from reconciler.transport.config import (
 MAX_ERROR_BODY: Final = 64 * 1024
 _PLAIN: Final = frozenset({"", "identity"})
 _SLACK: Final = 1024 * 1024
+
+
+# `reconciler -v`: one line per request, every provider's and every auth flow's, since they
+# all pass here. Method, host and path, never the query or a header (where secrets travel);
+# the line is masked like every message besides.
+REQUEST_LOG: Final = logging.getLogger("reconciler.requests")
+
+
+def _log_request(request: httpx.Request, outcome: str, started: float) -> None:
+    millis = (time.monotonic() - started) * 1000
+    where = f"{request.url.host}{request.url.path}"
+    REQUEST_LOG.info(redact(f"{request.method} {where} -> {outcome} ({millis:.0f} ms)"))
 
 
 class ResponseTooLarge(httpx.DecodingError):
@@ -63,12 +77,22 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         deadline = self.limits.request_deadline
-        ends = time.monotonic() + deadline
+        started = time.monotonic()
+        ends = started + deadline
+        logging_on = REQUEST_LOG.isEnabledFor(logging.INFO)
         try:
             async with asyncio.timeout(deadline):
                 response = await self._inner.handle_async_request(request)
         except TimeoutError:
+            if logging_on:
+                _log_request(request, "no answer in time", started)
             raise httpx.ReadTimeout(_too_slow(deadline), request=request) from None
+        except httpx.HTTPError as exc:
+            if logging_on:
+                _log_request(request, type(exc).__name__, started)
+            raise
+        if logging_on:
+            _log_request(request, str(response.status_code), started)
         coding = response.headers.get("content-encoding", "").strip().lower()
         if coding not in _PLAIN and "accept-encoding" not in request.headers:
             await response.aclose()
