@@ -59,7 +59,7 @@ class Server:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            method, path, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+            _method, path, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
             length = 0
             for line in head.decode().split("\r\n")[1:]:
                 if line.lower().startswith("content-length:"):
@@ -131,10 +131,10 @@ def _endpoint(base_url: str) -> RestEndpoint:
 async def test_a_token_not_valid_401_is_a_refusal_whatever_its_framing(
     framing: str, padding: int
 ) -> None:
-    async with serving(Server(framing, padding)) as server:
-        async with RestClient(_endpoint(server.base_url), credentials()) as client:
-            listed = await client.list_objects("/api/categories/")
-            replays = client.auth.replays
+    server = Server(framing, padding)
+    async with serving(server), RestClient(_endpoint(server.base_url), credentials()) as client:
+        listed = await client.list_objects("/api/categories/")
+        replays = client.auth.replays
     assert listed == []
     assert (server.reads, server.refreshes, replays) == (2, 1, 1)
 
@@ -145,11 +145,10 @@ async def test_at_most_64_kib_of_a_refusal_is_read(framing: str) -> None:
     # plain 401), and the client stops reading; the server is held back by what it could
     # not send (a few socket buffers on loopback, never the 8 MiB).
     server = Server(framing, padding=8 * KIB * KIB, refusals=10)
-    async with serving(server):
-        async with RestClient(_endpoint(server.base_url), credentials()) as client:
-            with pytest.raises(ReconcilerError) as caught:
-                await client.list_objects("/api/categories/")
-            replays = client.auth.replays
+    async with serving(server), RestClient(_endpoint(server.base_url), credentials()) as client:
+        with pytest.raises(ReconcilerError) as caught:
+            await client.list_objects("/api/categories/")
+        replays = client.auth.replays
     assert "401" in str(caught.value) and len(str(caught.value).splitlines()) == 1
     assert replays == 0 and server.refreshes == 0
     assert server.refusal_bytes_sent < 8 * KIB * KIB
