@@ -83,7 +83,7 @@ def serve_command(
         "--drop-assumption",
         metavar="NAME",
         help="Turn off a behaviour the sandbox adds beyond the API's docs, to test a client"
-        " without it (repeatable; akana: unique-app-names, so duplicate app names are served).",
+        " without it (repeatable; miniappcenter: unique-version-codes; akana: unique-app-names).",
     ),
     allow_remote: bool = typer.Option(
         False,
