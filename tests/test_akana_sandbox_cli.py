@@ -140,3 +140,68 @@ def test_bad_akana_settings_are_clear(env: dict[str, str], message: str) -> None
         akana_config_from_env(env)
     assert message in str(caught.value)
     assert "secretpw" not in str(caught.value)
+
+
+def test_drop_assumption_unique_app_names(
+    captured: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    argv = ["sandbox", "serve", "--api", "akana", "--db", str(tmp_path / "a.db")]
+    assert main(argv) == 0
+    assert main([*argv, "--drop-assumption", "unique-app-names"]) == 0
+    assert [call["config"].unique_app_names for call in captured] == [True, False]
+
+
+@pytest.mark.parametrize("api", ["akana", "tenant"])
+def test_an_unknown_assumption_is_a_usage_error(
+    captured: list[dict[str, Any]], capsys: pytest.CaptureFixture[str], api: str
+) -> None:
+    assert main(["sandbox", "serve", "--api", api, "--drop-assumption", "no-such"]) == 64
+    assert captured == []
+    err = capsys.readouterr().err
+    assert err.startswith("Error: the") and "'no-such'" in err and len(err.splitlines()) == 1
+
+
+def test_duplicate_app_names_are_served_when_the_assumption_is_dropped(tmp_path: Path) -> None:
+    from reconciler.providers.akana.sandbox.errors import AkanaError
+
+    unique = akana_sandbox.AkanaSandboxStore(tmp_path / "u.db")
+    allowing = akana_sandbox.AkanaSandboxStore(tmp_path / "d.db", unique_app_names=False)
+    try:
+        for store in (unique, allowing):
+            for n in (1, 2):
+                app = {"id": f"a{n}.fed", "business_id": "", "name": "Same", "summary": "",
+                       "description": "", "picture_id": "", "visibility": "Public",
+                       "state": "s", "created": "t", "updated": "t"}  # fmt: skip
+                version = {"id": f"v{n}.fed", "app_id": f"a{n}.fed", "name": "1.0",
+                           "description": "", "tags": [], "visibility": "Public",
+                           "website": "", "environment": "", "state": "s", "created": "t",
+                           "updated": "t"}  # fmt: skip
+                if store is unique and n == 2:
+                    with pytest.raises(AkanaError, match="already exists"):
+                        store.create_app(app, version)
+                else:
+                    store.create_app(app, version)
+        assert [a["name"] for a in allowing.list_apps("")] == ["Same", "Same"]
+        assert [a["name"] for a in unique.list_apps("")] == ["Same"]
+    finally:
+        unique.close()
+        allowing.close()
+
+
+def test_an_old_database_cannot_drop_unique_app_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the table as sandboxes made it before
+        conn.execute("CREATE TABLE apps (id TEXT PRIMARY KEY, business_id TEXT NOT NULL DEFAULT"
+                     " '', name TEXT NOT NULL, UNIQUE (business_id, name))")  # fmt: skip
+    conn.close()
+    monkeypatch.delenv("AKANA_SANDBOX_DB", raising=False)
+    argv = ["sandbox", "serve", "--api", "akana", "--port", "0", "--db", str(db),
+            "--drop-assumption", "unique-app-names"]  # fmt: skip
+    assert main(argv) == 64
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "use a new database file" in captured.err

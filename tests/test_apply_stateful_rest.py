@@ -163,7 +163,7 @@ def _refresh_token(request: httpx.Request) -> str:
 
 class RestApplyMachine(RuleBasedStateMachine):
     @initialize(
-        access_seconds=st.sampled_from([0.4, 300.0]),
+        access_seconds=st.sampled_from([2.0, 300.0]),  # whole seconds: 2 s live 1 to 2 s
         refresh_seconds=st.sampled_from([1.0, 86_400.0]),
     )
     def setup(self, access_seconds: float, refresh_seconds: float) -> None:

@@ -14,8 +14,10 @@ from collections.abc import Callable
 import pytest
 
 from reconciler.errors import ConfigError
-from reconciler.providers.rest.auth import token_claims
+from reconciler.providers.rest.auth import JwtApiKeyScheme, token_claims
 from reconciler.providers.rest.client import ReadOnlyError, RestClient, RestValidationError
+from reconciler.providers.rest.config import JwtAuth
+from reconciler.providers.rest.sandbox.jwt import encode_hs256
 from tests.fixtures_tenant import TENANT_KEY, TENANT_PASSWORD, RunningTenant, credentials
 
 
@@ -86,10 +88,11 @@ async def test_a_refused_refresh_token_means_logging_in_again(tenant: RunningTen
 async def test_an_expired_refresh_token_means_logging_in_again(
     tenant_factory: Callable[..., RunningTenant],
 ) -> None:
-    tenant = tenant_factory(access_seconds=0.5, refresh_seconds=1.0)
+    # Whole-second times: a 3-second refresh token lives 2 to 3 s.
+    tenant = tenant_factory(access_seconds=2.0, refresh_seconds=3.0)
     async with RestClient(tenant.endpoint(), credentials()) as client:
         await client.list_objects("/api/categories/")
-        await asyncio.sleep(1.2)  # both tokens are now expired
+        await asyncio.sleep(3.1)  # both tokens are now expired
         await client.list_objects("/api/categories/")
         assert client.auth.logins == 2
     assert tenant.api.logins == 2 and tenant.api.refreshes == 0
@@ -117,8 +120,10 @@ async def test_no_refresh_storm_during_a_100_object_run_with_2_second_tokens(
         refreshes, logins = client.auth.renewals, client.auth.logins
     assert len(listed) == 100
     assert logins == 1
-    # A token lives 2 s and is renewed in its last quarter: at most one refresh per 1.5 s.
-    assert 1 <= refreshes <= math.ceil(duration / 1.5) + 1, (refreshes, duration)
+    # A "2-second" token has 1 to 2 s left when issued (whole-second exp, as simplejwt's); it
+    # is renewed in the last quarter of that, less the skew margin: never more than about one
+    # refresh per 0.6 s, and never a storm.
+    assert 1 <= refreshes <= math.ceil(duration / 0.6) + 1, (refreshes, duration)
     assert tenant.api.refreshes == refreshes
 
 
@@ -193,3 +198,52 @@ async def test_a_dripping_token_endpoint_is_cut_by_the_request_deadline(
                 await client.list_objects("/api/categories/")
     assert "deadline" in str(caught.value)
     assert server.requests == 3  # each token attempt cut, none left to the server's limit
+
+
+def test_the_sandbox_issues_whole_second_times_as_simplejwt_does(tenant: RunningTenant) -> None:
+    with tenant.http() as http:
+        pair = http.post("/api/token/", json={"username": "alice", "password": TENANT_PASSWORD})
+    assert pair.status_code == 200, pair.text
+    for token in pair.json().values():
+        claims = token_claims(token)
+        assert type(claims["exp"]) is int and type(claims["iat"]) is int, claims
+
+
+def _scheme(clock: Callable[[], float]) -> JwtApiKeyScheme:
+    jwt = JwtAuth("/api/token/", "/api/token/refresh/", "T_USER", "T_PASSWORD")
+    return JwtApiKeyScheme(base_url="https://api.example", jwt=jwt,
+                           credentials=credentials(), api_key_header="Api-Key",
+                           clock=clock)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("now", "most", "least"),
+    [
+        (1000.9, 1.1, 0.8),  # issued late in its second: 1.1 s left, not 2
+        (1000.0, 2.0, 1.5),  # issued at the start of its second: the whole 2 s
+        (990.0, 2.0, 1.5),  # this clock 10 s behind the server's: never more than exp - iat
+        (1010.0, 2.0, 1.5),  # 10 s ahead: exp already past here, so exp - iat (the 401 is
+        # the safety net), not 0: a clock ahead must not make every new token due
+    ],
+)  # fmt: skip
+def test_the_lifetime_ends_at_the_tokens_own_exp_less_a_margin(
+    now: float, most: float, least: float
+) -> None:
+    access = encode_hs256({"exp": 1002, "iat": 1000, "token_type": "access"}, b"k" * 32)
+    credential = _scheme(lambda: now)._credential({"access": access, "refresh": "r" * 40},
+                                                  previous=None)  # fmt: skip
+    assert credential.lifetime is not None
+    assert least <= credential.lifetime <= most - 0.1, credential.lifetime
+
+
+async def test_a_run_on_whole_second_tokens_never_sends_an_expired_one(
+    tenant_factory: Callable[..., RunningTenant],
+) -> None:
+    tenant = tenant_factory(latency_ms=25)  # 80 sequential writes: several 2-second tokens
+    async with RestClient(tenant.endpoint(), credentials()) as client:
+        for n in range(80):
+            await client.create("/api/categories/", "slug",
+                                {"slug": f"c-{n:03}", "name": f"Category {n}"})  # fmt: skip
+        replays, renewals = client.auth.replays, client.auth.renewals
+    assert renewals >= 1
+    assert replays == 0  # no request met "token_not_valid": each was renewed before its exp

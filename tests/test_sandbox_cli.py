@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -208,3 +209,43 @@ def test_an_unknown_host_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("Error: cannot listen on no-such-host.invalid:8080: ")
     assert "Internal error" not in err
+
+
+def test_drop_assumption_unique_version_codes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import reconciler.providers.miniappcenter.sandbox as mac_sandbox
+
+    configs: list[Any] = []
+    monkeypatch.setattr(mac_sandbox, "serve", lambda config, **_: configs.append(config))
+    argv = ["sandbox", "serve", "--db", str(tmp_path / "s.db"), "--token", "t0ken-for-tests"]
+    assert main(argv) == 0
+    assert main([*argv, "--drop-assumption", "unique-version-codes"]) == 0
+    assert [c.unique_version_codes for c in configs] == [True, False]
+
+
+def test_duplicate_version_codes_are_served_when_the_assumption_is_dropped(
+    tmp_path: Path,
+) -> None:
+    from reconciler.providers.miniappcenter.sandbox.errors import ApiError
+    from reconciler.providers.miniappcenter.sandbox.store import OldDatabaseError, SandboxStore
+
+    version = {"code": "1.0", "platform_id": "iOS", "main_name": "m", "main_type": "Panel"}
+    app = {"id": "com.a.b", "name": "A", "superapp_id": "com.s", "type": "Native"}
+    with SandboxStore(tmp_path / "u.db") as unique, SandboxStore(
+        tmp_path / "d.db", unique_version_codes=False
+    ) as allowing:
+        for store in (unique, allowing):
+            store.create_miniapp(app)
+            store.create_version("com.a.b", version)
+        with pytest.raises(ApiError, match="already has a version"):
+            unique.create_version("com.a.b", version)
+        second, _ = allowing.create_version("com.a.b", version)
+        assert allowing.version_id("com.a.b", "1.0") == second  # the newest of that code
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:  # the table as sandboxes made it before
+        conn.execute("CREATE TABLE versions (id INTEGER PRIMARY KEY, app_id TEXT, code TEXT,"
+                     " UNIQUE (app_id, code))")  # fmt: skip
+    conn.close()
+    with pytest.raises(OldDatabaseError, match="use a new database file"):
+        SandboxStore(old, unique_version_codes=False)

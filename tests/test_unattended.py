@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from reconciler.state import mac_records
 from tests.fixtures_sandbox import RunningSandbox
 
@@ -94,12 +96,16 @@ def _applied_fleet(
 PERSON = ("state adopt-version", "state set-status", "find the version's id")
 
 
+# The sandbox refusing a second version of a code is an assumption beyond the docs: the
+# fleet must converge without duplicates where a server allows them too.
+@pytest.mark.parametrize("unique", [True, False], ids=["codes-unique", "duplicate-codes-allowed"])
 def test_fleet_converges_under_faults_without_a_person(
-    tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox]
+    tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox], unique: bool
 ) -> None:
     fleet = _fleet(tmp_path)
     state = tmp_path / "state.json"
-    faulty = sandbox_server_factory(fail_rate=0.25, ambiguous_rate=0.2, seed=7)
+    faulty = sandbox_server_factory(fail_rate=0.25, ambiguous_rate=0.2, seed=7,
+                                    unique_version_codes=unique)  # fmt: skip
     env = _env(faulty, state)
     codes = []
     for _ in range(2):
@@ -111,7 +117,7 @@ def test_fleet_converges_under_faults_without_a_person(
     # Faults stop (the same server restarted without them): ONE apply converges.
     port = int(faulty.base_url.rsplit(":", 1)[1].split("/")[0])
     faulty.stop()
-    clean = sandbox_server_factory(port=port)
+    clean = sandbox_server_factory(port=port, unique_version_codes=unique)
     env = _env(clean, state)
     final = _run(env, "apply", str(fleet), "--auto-approve")
     assert final.returncode == 0, final.stderr + final.stdout

@@ -104,6 +104,13 @@ def serve_command(
         1800.0, "--session-seconds", min=1,
         help="Session lifetime (seconds), for a sandbox with session logins.",
     ),
+    drop_assumptions: list[str] = typer.Option(
+        [],
+        "--drop-assumption",
+        metavar="NAME",
+        help="Turn off a behaviour the sandbox adds beyond the API's docs, to test a client"
+        " without it (repeatable; miniappcenter: unique-version-codes; akana: unique-app-names).",
+    ),
     allow_remote: bool = typer.Option(
         False,
         "--allow-remote",
@@ -137,11 +144,22 @@ def serve_command(
     from reconciler.errors import UsageError
 
     serving = sandbox_providers()[api]
+    known = dict(getattr(serving, "sandbox_assumptions", {}))
+    unknown = sorted(set(drop_assumptions) - set(known))
+    if unknown:
+        offered = ", ".join(sorted(known)) or "none"
+        typer.echo(
+            f"Error: the {api} sandbox has no assumption {unknown[0][:40]!r} to drop"
+            f" (it has: {offered}).",
+            err=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
     options = SandboxServe(
         host=host, port=port, db=db,
         default_db=db or Path(os.environ.get(SANDBOX_DB_ENV) or DEFAULT_DB),
         token=token, latency_ms=latency_ms, fail_rate=fail_rate, ambiguous_rate=ambiguous_rate,
         seed=seed, rate_limit=rate_limit, session_seconds=session_seconds,
+        drop_assumptions=frozenset(drop_assumptions),
     )  # fmt: skip
     try:
         with _listen_errors(port), interrupt_exits_130(SERVE_STOPPED):

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: validate loads providers without the planner
@@ -124,6 +125,8 @@ class SandboxServe:
     seed: int | None
     rate_limit: float | None
     session_seconds: float
+    # --drop-assumption NAMEs (each one of the provider's ``sandbox_assumptions``).
+    drop_assumptions: frozenset[str] = frozenset()
 
 
 class ProviderBase:
@@ -143,6 +146,9 @@ class ProviderBase:
     first_run_caveat: str | None = None
     direct: bool = False  # its client runs on the shared transport's lanes (no proxy)
     sandbox_api: str | None = None  # `sandbox serve --api NAME` serves its sandbox
+    # What its sandbox guarantees beyond the API's docs, each of which `sandbox serve
+    # --drop-assumption NAME` turns off: NAME -> what the sandbox then stops doing.
+    sandbox_assumptions: Mapping[str, str] = MappingProxyType({})
 
     def serve_sandbox(self, options: SandboxServe) -> None:
         """Serve its sandbox over HTTP until stopped (UsageError: an option it does not

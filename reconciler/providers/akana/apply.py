@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reconciler.engine.normalization import answered_fields, normalized_note
 from reconciler.engine.plan import AppMeta, Change, Fact
 from reconciler.errors import AmbiguousWriteError, ReconcilerError
 from reconciler.providers.akana.client import AkanaApiError, AkanaClient
 from reconciler.providers.akana.diff import Adoption
+from reconciler.providers.akana.live import live_app, live_version
 from reconciler.providers.akana.records import AkanaSection, AppRecord, VersionRecord
 from reconciler.providers.akana.vocabulary import ROOT_KIND, VERSION_KIND
 from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate, VersionUpdate
@@ -85,17 +87,26 @@ async def create_app(client: AkanaClient, change: Change, section: AkanaSection)
     except ReconcilerError as exc:
         return f"created AppID {app_id} (its first version's id is not known yet: {exc})"
     first = (change.after or {}).get("version") or {}
-    version_id = next((v.version_id for v in versions if v.name == body.version.name), None)
-    if version_id is not None:
-        record.versions[body.version.name] = VersionRecord(id=version_id, fields=_fields(first))
+    found = next((v for v in versions if v.name == body.version.name), None)
+    if found is not None:
+        # The listing is the platform's answer for the first version: learned like an update's.
+        sent = _fields(first)
+        record.versions[body.version.name] = VersionRecord(
+            id=found.version_id, fields=sent,
+            answered=answered_fields(sent, live_version(found).fields),
+        )  # fmt: skip
     return f"created AppID {app_id}"
 
 
 async def update_app(client: AkanaClient, change: Change, section: AkanaSection) -> str:
     record = _record(section, change)
-    await client.update_app(record.id, AppUpdate.model_validate(change.payload))
-    record.fields = {**record.fields, **_fields(change.after)}
-    return "updated"
+    detail = await client.update_app(record.id, AppUpdate.model_validate(change.payload))
+    sent = _fields(change.after)
+    answer = live_app(detail).fields  # the app as the platform now has it
+    record.fields = {**record.fields, **sent}
+    record.answered = {**record.answered, **answered_fields(sent, answer)}
+    note = normalized_note(sent, answer)
+    return f"updated; {note}" if note else "updated"
 
 
 async def delete_app(client: AkanaClient, change: Change, section: AkanaSection) -> str:
@@ -123,11 +134,17 @@ async def create_version(client: AkanaClient, change: Change, section: AkanaSect
 
 async def update_version(client: AkanaClient, change: Change, section: AkanaSection) -> str:
     record = _record(section, change)
-    await client.update_version(_target_id(change), VersionUpdate.model_validate(change.payload))
+    version = await client.update_version(
+        _target_id(change), VersionUpdate.model_validate(change.payload)
+    )
     assert change.key is not None
-    record.versions[change.key] = VersionRecord(id=_target_id(change),
-                                                fields=_fields(change.after))
-    return "updated"
+    sent = _fields(change.after)
+    answer = live_version(version).fields  # the version as the platform now has it
+    record.versions[change.key] = VersionRecord(
+        id=_target_id(change), fields=sent, answered=answered_fields(sent, answer)
+    )
+    note = normalized_note(sent, answer)
+    return f"updated; {note}" if note else "updated"
 
 
 async def delete_version(client: AkanaClient, change: Change, section: AkanaSection) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.address import Address
+from reconciler.engine.normalization import agrees
 from reconciler.engine.plan import (
     AppMeta,
     Change,
@@ -31,7 +32,7 @@ from reconciler.providers.akana.model import (
     AkanaApp,
     AkanaVersion,
 )
-from reconciler.providers.akana.records import AkanaSection, AppRecord
+from reconciler.providers.akana.records import AkanaSection, AppRecord, VersionRecord
 from reconciler.providers.akana.vocabulary import (
     LEVELS,
     ROOT_KIND,
@@ -95,12 +96,22 @@ class AkanaDiff:
     app_meta: Mapping[str, AppMeta] = field(default_factory=dict)
 
 
-def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    """The fields ``after`` sets that ``before`` holds differently (flat records), by name."""
+def field_changes(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    record: AppRecord | VersionRecord | None = None,
+) -> tuple[FieldChange, ...]:
+    """The fields ``after`` sets that ``before`` holds differently (flat records), by name.
+
+    With the ``record`` of the last write, a field the platform stores in its own form
+    (trimmed, case-folded) is unchanged while the manifest still says what was sent and the
+    platform still holds what it answered then (the shared learned rule).
+    """
+    sent, answered = (record.fields, record.answered) if record is not None else (None, None)
     return tuple(
         FieldChange(key, before.get(key), value)
         for key, value in sorted(after.items())
-        if key != "id" and before.get(key) != value
+        if key != "id" and not agrees(key, value, before.get(key), sent, answered)
     )
 
 
@@ -182,7 +193,8 @@ class _Builder:
             missing = record is not None
             self._create(app, "missing on the server (deleted outside)" if missing else None)
             return
-        self._update(app, current)
+        self._update(app, current, record if record is not None and record.id == current.id
+                     else None)
 
     def delete_app(
         self,
@@ -229,12 +241,12 @@ class _Builder:
         changes += [self._version_create(app.name, v, (address,)) for v in others]
         self.changes.extend(order_changes(changes, LEVELS))
 
-    def _update(self, app: AkanaApp, current: LiveApp) -> None:
+    def _update(self, app: AkanaApp, current: LiveApp, record: AppRecord | None) -> None:
         address = app_address(app.name)
         changes: list[Change] = []
         wanted = {"name": app.name, **app.fields()}
         before = _app_before(current)
-        fields = field_changes(before, wanted)
+        fields = field_changes(before, wanted, record)
         if fields:
             # PUT carries every field: an unmanaged one keeps what the server has.
             body = {k: app.fields().get(k, current.fields.get(k)) for k in APP_FIELDS}
@@ -251,7 +263,10 @@ class _Builder:
             if found is None:
                 creates.append(self._version_create(app.name, version, ()))
             else:
-                changes.extend(self._version_update(app.name, version, found))
+                written = record.versions.get(version.name) if record is not None else None
+                if written is not None and written.id != found.id:
+                    written = None  # another version of that name: nothing learned about it
+                changes.extend(self._version_update(app.name, version, found, written))
         # Deletes wait for every add: the app never runs out of versions.
         added = tuple(c.address for c in creates)
         deletes = [
@@ -282,10 +297,12 @@ class _Builder:
         )
 
     @staticmethod
-    def _version_update(app_name: str, version: AkanaVersion, found: LiveVersion) -> list[Change]:
+    def _version_update(
+        app_name: str, version: AkanaVersion, found: LiveVersion, record: VersionRecord | None
+    ) -> list[Change]:
         before = _version_before(found)
         wanted = version.fields()
-        fields = field_changes(before, wanted)
+        fields = field_changes(before, wanted, record)
         if not fields:
             return []
         body = {k: wanted.get(k, found.fields.get(k)) for k in VERSION_FIELDS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.provider import ContractExample, ProviderBase, SandboxServe
@@ -49,6 +50,10 @@ class Akana(ProviderBase):
     noun = "Akana app"
     first_run_caveat = "an Akana app only with adopt: true"
     sandbox_api = "akana"
+    sandbox_assumptions: Mapping[str, str] = MappingProxyType({
+        "unique-app-names": "a second app of the same Name is refused (400); dropped, it is"
+        " created like any other, as the docs allow",
+    })
 
     def serve_sandbox(self, options: SandboxServe) -> None:
         """One user, from $AKANA_EMAIL / $AKANA_PASSWORD or made up here."""
@@ -77,8 +82,14 @@ class Akana(ProviderBase):
             ambiguous_rate=options.ambiguous_rate,
             seed=options.seed,
             rate_limit=options.rate_limit,
+            unique_app_names="unique-app-names" not in options.drop_assumptions,
         )
-        sandbox.serve_akana(config, email, host=options.host, port=options.port)
+        from reconciler.providers.akana.sandbox.store import OldDatabaseError
+
+        try:
+            sandbox.serve_akana(config, email, host=options.host, port=options.port)
+        except OldDatabaseError as exc:  # raised before serving: nothing was printed
+            raise UsageError(str(exc)) from None
 
     @property
     def connector(self) -> AkanaConnector:

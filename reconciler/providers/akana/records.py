@@ -29,6 +29,9 @@ class _Record(BaseModel):
 class VersionRecord(_Record):
     id: str = Field(min_length=1)
     fields: dict[str, Any] = Field(default_factory=dict)
+    # What the platform answered for ``fields`` after the last write (the learned
+    # normalization rule, reconciler.engine.normalization); none: compared as sent.
+    answered: dict[str, Any] = Field(default_factory=dict)
 
 
 class AppRecord(_Record):
@@ -36,6 +39,7 @@ class AppRecord(_Record):
     protect: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
+    answered: dict[str, Any] = Field(default_factory=dict)  # as VersionRecord.answered
     versions: dict[str, VersionRecord] = Field(default_factory=dict)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.provider import ContractExample, ProviderBase, SandboxServe
@@ -39,6 +40,10 @@ class MiniAppCenter(ProviderBase):
     statuses = STATUSES
 
     sandbox_api = "miniappcenter"
+    sandbox_assumptions: Mapping[str, str] = MappingProxyType({
+        "unique-version-codes": "a second version of the same code in a mini app is refused"
+        " (400); dropped, it is created like any other, as the docs allow",
+    })
 
     def serve_sandbox(self, options: SandboxServe) -> None:
         import os
@@ -57,8 +62,15 @@ class MiniAppCenter(ProviderBase):
             ambiguous_rate=options.ambiguous_rate,
             seed=options.seed,
             rate_limit=options.rate_limit,
+            unique_version_codes="unique-version-codes" not in options.drop_assumptions,
         )
-        sandbox.serve(config, host=options.host, port=options.port)
+        from reconciler.errors import UsageError
+        from reconciler.providers.miniappcenter.sandbox.store import OldDatabaseError
+
+        try:
+            sandbox.serve(config, host=options.host, port=options.port)
+        except OldDatabaseError as exc:  # raised before serving: nothing was printed
+            raise UsageError(str(exc)) from None
 
     def manifest_json_schema_text(self) -> str:
         """The JSON Schema of its manifest document (`reconciler schema`)."""

@@ -14,12 +14,12 @@ names each refused field at the manifest line that sets it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.address import Address
+from reconciler.engine.normalization import answered_fields, normalized_note
 from reconciler.engine.plan import AppMeta, Change, Plan
 from reconciler.errors import PlanError, ReconcilerError
 from reconciler.providers.rest.client import (
@@ -28,7 +28,7 @@ from reconciler.providers.rest.client import (
     RestValidationError,
     object_key,
 )
-from reconciler.providers.rest.model import RestObject, json_equal, ref_of
+from reconciler.providers.rest.model import RestObject, ref_of
 from reconciler.providers.rest.records import (
     RestRecord,
     Section,
@@ -149,7 +149,7 @@ async def _create(client: RestClient, change: Change, context: _Context) -> Rest
     if not isinstance(server_id, int | str) or isinstance(server_id, bool):
         return RestResult(change, False, "created, but the answer has no id; re-plan to adopt it")
     sent = _sent(change, payload)
-    answered = _answered(sent, answer)
+    answered = answered_fields(sent, answer)
     put_record(context.section, _record(change, context, server_id, sent, answered))
     return RestResult(change, True, _notes(sent, change, answer), server_id)
 
@@ -162,7 +162,7 @@ async def _update(client: RestClient, change: Change, context: _Context) -> Rest
     previous = read_records(context.section).get(change.address.key or "")
     sent = _sent(change, payload)
     fields = {**(previous.fields if previous else {}), **sent}
-    answered = {**(previous.answered if previous else {}), **_answered(sent, answer)}
+    answered = {**(previous.answered if previous else {}), **answered_fields(sent, answer)}
     put_record(context.section, _record(change, context, change.target_id, fields, answered))
     return RestResult(change, True, _notes(sent, change, answer), change.target_id)
 
@@ -218,31 +218,8 @@ DISPATCH: Mapping[tuple[str, str], Handler] = {
 }
 
 
-def _answered(sent: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
-    """What the server answered for each field sent (those it answered at all)."""
-    return {name: answer[name] for name in sent if name in answer}
-
-
-def _normalized(sent: Mapping[str, Any], answer: Mapping[str, Any]) -> str | None:
-    """The fields the server answered in another form than sent, said once (from then on
-    its form counts as the one sent)."""
-    moved = [
-        f"{name}: {_short(sent[name])} -> {_short(answer[name])}"
-        for name in sent
-        if name in answer and not json_equal(sent[name], answer[name])
-    ]
-    if not moved:
-        return None
-    return "the server normalized " + ", ".join(moved)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _notes(sent: Mapping[str, Any], change: Change, answer: Mapping[str, Any]) -> str | None:
-    notes = [note for note in (_normalized(sent, answer), _ignored(change, answer)) if note]
+    notes = [note for note in (normalized_note(sent, answer), _ignored(change, answer)) if note]
     return "; ".join(notes) or None
 
 

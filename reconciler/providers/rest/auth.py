@@ -5,9 +5,9 @@ flight, the gate around renewals, replays and redaction.
 * Login: ``POST token_path {username, password}`` -> ``{access, refresh}``; a 400/401 is a
   refused login (sticky: a clear configuration error, never sent again).
 * Each request gets ``Authorization: Bearer <access>`` and ``api_key_header: <key>``.
-* Lifetime: ``exp - iat`` of the access token's payload (read, never verified: only the server
-  can) counted from receipt on the local clock, so a skewed clock cannot make every new token
-  look expired. The engine refreshes within a quarter of it (at most 30 s) of its end.
+* Lifetime: until the access token's own ``exp`` (its payload read, never verified: only the
+  server can), minus a skew margin, bounded by ``exp - iat`` (see ``token_lifetime``). The
+  engine refreshes within a quarter of it (at most 30 s) of its end.
 * Refresh: ``POST refresh_path {refresh}`` -> ``{access}`` (+ a new ``refresh`` when the server
   rotates them). A refused refresh token (expired, or blacklisted after a rotation) means
   logging in again.
@@ -43,6 +43,7 @@ log = logging.getLogger("reconciler.providers.rest.auth")
 
 MAX_TOKEN_BODY: Final = 64 * 1024
 MAX_MARGIN_SECONDS: Final = 30.0
+SKEW_MARGIN_SECONDS: Final = 1.0
 TOKEN_ATTEMPTS: Final = 3
 
 
@@ -58,6 +59,27 @@ def token_claims(token: str) -> dict[str, Any]:
     except (ValueError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def token_lifetime(exp: float | None, iat: float | None, now: float) -> float | None:
+    """Seconds the access token is still good for, from ``now`` (this machine's wall clock).
+
+    It ends at its own ``exp``, whatever its ``exp - iat`` says: simplejwt truncates both to
+    whole seconds, so a token said to live 2 s may have 1.01 s left when it arrives. A skew
+    margin (a second, at most a quarter of what is left) covers a clock a little ahead of the
+    server's and the trip of the next request. ``exp - iat`` still bounds it (a clock behind
+    the server's must not stretch the token), and stands in when ``exp`` is already past on
+    this clock: a clock far ahead would otherwise make every new token due (a refresh storm);
+    then the server's 401 (a refusal, renewed and replayed) is the safety net.
+    """
+    if exp is None:
+        return None
+    span = None if iat is None else max(0.0, exp - iat)
+    left = exp - now
+    if span is not None and (left <= 0 or left > span):
+        left = span
+    left = max(0.0, left)
+    return max(0.0, left - min(SKEW_MARGIN_SECONDS, left / 4))
 
 
 def _number(value: object) -> float | None:
@@ -182,14 +204,9 @@ class JwtApiKeyScheme:
         elif previous is not None:
             kept = previous.refresh
         claims = token_claims(access)
-        exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
-        lifetime: float | None = None
-        if exp is not None and iat is not None:
-            # Counted from receipt on this machine's clock: a clock ahead of the server's
-            # would otherwise find every new token already due (a refresh storm).
-            lifetime = max(0.0, exp - iat)
-        elif exp is not None:
-            lifetime = max(0.0, exp - self._clock())
+        lifetime = token_lifetime(
+            _number(claims.get("exp")), _number(claims.get("iat")), self._clock()
+        )
         log.debug("access token obtained (lifetime %s)", lifetime)
         return JwtCredential(Secret(access), kept, lifetime)
 

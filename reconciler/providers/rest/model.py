@@ -13,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+# The JSON equality of the learned-normalization rule (one for every provider), kept
+# importable from here.
+from reconciler.engine.normalization import json_equal as json_equal
+
 API_VERSION = "rest/v1"
 KIND = "RestObject"
 ENSURE_VALUES = ("present", "absent")
@@ -136,24 +140,6 @@ def server_id(obj: Mapping[str, Any]) -> int | str | None:
     if isinstance(value, str) and SERVER_ID_RE.fullmatch(value):
         return value
     return None
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values: ``true`` is not ``1`` (Python says it is), ``12`` is
-    ``12.0`` (a server may answer either for a number), key order does not count."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping | list | tuple | int | float) or isinstance(
-        b, Mapping | list | tuple | int | float
-    ):
-        return False
-    return bool(a == b)  # strings and null
 
 
 def split_path(path: str) -> tuple[str, ...]:

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from reconciler.engine.normalization import agrees
+from reconciler.engine.normalization import changed_outside as outside
 from reconciler.errors import StateError
-from reconciler.providers.rest.model import json_equal
 from reconciler.providers.rest.vocabulary import PROVIDER, ROOT_KIND, address_key
 
 
@@ -54,28 +55,15 @@ class RestRecord(BaseModel):
 
 
 def unchanged(record: RestRecord | None, name: str, desired: Any, live: Any) -> bool:
-    """``desired`` and ``live`` agree for field ``name``: equal, or ``desired`` is what was
-    last sent and ``live`` is what the server answered for it then (its normal form)."""
-    if json_equal(desired, live):
-        return True
-    return (
-        record is not None
-        and name in record.fields
-        and json_equal(desired, record.fields[name])
-        and json_equal(live, record.answered.get(name, record.fields[name]))
-    )
+    """``desired`` and ``live`` agree for field ``name`` (the shared learned rule)."""
+    sent, answered = (record.fields, record.answered) if record is not None else (None, None)
+    return agrees(name, desired, live, sent, answered)
 
 
 def changed_outside(record: RestRecord | None, name: str, desired: Any, live: Any) -> bool:
-    """The manifest still says what was last sent for ``name``, and the server no longer
-    holds what it answered then (what was sent, for a record that does not say): someone
-    else changed it."""
-    return (
-        record is not None
-        and name in record.fields
-        and json_equal(desired, record.fields[name])
-        and not json_equal(live, record.answered.get(name, record.fields[name]))
-    )
+    """Someone else changed field ``name`` since this tool's last write (the shared rule)."""
+    sent, answered = (record.fields, record.answered) if record is not None else (None, None)
+    return outside(name, desired, live, sent, answered)
 
 
 def read_records(section: Section) -> dict[str, RestRecord]:

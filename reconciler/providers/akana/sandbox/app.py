@@ -411,7 +411,7 @@ class _Faults:
 
 def create_akana_app(config: AkanaSandboxConfig) -> Starlette:
     """The Akana sandbox as an ASGI app; its store is ``app.state.store``."""
-    store = AkanaSandboxStore(config.db_path)
+    store = AkanaSandboxStore(config.db_path, unique_app_names=config.unique_app_names)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

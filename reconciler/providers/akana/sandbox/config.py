@@ -37,6 +37,9 @@ class AkanaSandboxConfig:
     rate_limit: float | None = None
     # False: the injected faults spare /api/login* (tests that fault only the data path).
     faults_on_login: bool = True
+    # An assumption beyond the docs (docs/reference/sandbox-conformance.md): False serves
+    # duplicate app names, as a real platform may (`--drop-assumption unique-app-names`).
+    unique_app_names: bool = True
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -59,5 +62,6 @@ class AkanaSandboxConfig:
             f" session_seconds={self.session_seconds}, pending_tasks={dict(self.pending_tasks)!r},"
             f" latency_ms={self.latency_ms}, fail_rate={self.fail_rate},"
             f" ambiguous_rate={self.ambiguous_rate}, seed={self.seed},"
-            f" rate_limit={self.rate_limit}, faults_on_login={self.faults_on_login})"
+            f" rate_limit={self.rate_limit}, faults_on_login={self.faults_on_login},"
+            f" unique_app_names={self.unique_app_names})"
         )

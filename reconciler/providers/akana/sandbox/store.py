@@ -31,9 +31,11 @@ CREATE TABLE IF NOT EXISTS apps (
     visibility TEXT NOT NULL,
     state TEXT NOT NULL,
     created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    UNIQUE (business_id, name)
+    updated TEXT NOT NULL
 );
+-- Not UNIQUE: the docs do not say the platform refuses a second app of a Name; whether the
+-- sandbox does is its `unique_app_names` assumption, checked in the write's transaction.
+CREATE INDEX IF NOT EXISTS apps_by_name ON apps (business_id, name);
 CREATE TABLE IF NOT EXISTS versions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- listing order: the order they were added
     id TEXT NOT NULL UNIQUE,
@@ -75,9 +77,41 @@ def new_id(fedmember: str) -> str:
     return f"{uuid.uuid4()}.{fedmember}"
 
 
+class OldDatabaseError(ValueError):
+    """The database file cannot serve what the configuration asks (a user's error)."""
+
+
 class AkanaSandboxStore(SqliteStore):
-    def __init__(self, db_path: str | Path) -> None:
+    """``unique_app_names``: refuse a second app of the same Name at one level (400), an
+    assumption beyond the docs that a real platform may not make."""
+
+    def __init__(self, db_path: str | Path, *, unique_app_names: bool = True) -> None:
         super().__init__(db_path, _SCHEMA, rows=True, foreign_keys=True)
+        self.unique_app_names = unique_app_names
+        if not unique_app_names and self._names_unique_in_schema():
+            self.close()
+            raise OldDatabaseError(
+                f"{db_path}: this sandbox database refuses duplicate app names by its table"
+                " definition (made by an older sandbox); use a new database file"
+            )
+
+    def _names_unique_in_schema(self) -> bool:
+        """A database made before the assumption was switchable has the rule in its table."""
+        with self._tx() as db:
+            row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'apps'").fetchone()
+        return row is not None and "UNIQUE (business_id, name)" in str(row[0])
+
+    def _refuse_duplicate_name(
+        self, db: sqlite3.Connection, business_id: str, name: str, app_id: str
+    ) -> None:
+        if not self.unique_app_names:
+            return
+        taken = db.execute(
+            "SELECT 1 FROM apps WHERE business_id = ? AND name = ? AND id != ?",
+            (business_id, name, app_id),
+        ).fetchone()
+        if taken is not None:
+            raise bad_request(f"an app named {name!r} already exists")
 
     # --- counters (what tests assert: how many logins, renewals, logouts) ----------------
 
@@ -151,30 +185,26 @@ class AkanaSandboxStore(SqliteStore):
     def create_app(self, app: dict[str, Any], version: dict[str, Any]) -> None:
         """The app and its first version, together or not at all."""
         with self._tx() as db:
-            try:
-                db.execute(
-                    "INSERT INTO apps (id, business_id, name, summary, description, picture_id,"
-                    " visibility, state, created, updated) VALUES (:id, :business_id, :name,"
-                    " :summary, :description, :picture_id, :visibility, :state, :created,"
-                    " :updated)",
-                    app,
-                )
-            except sqlite3.IntegrityError:
-                raise bad_request(f"an app named {app['name']!r} already exists") from None
+            self._refuse_duplicate_name(db, app["business_id"], app["name"], app["id"])
+            db.execute(
+                "INSERT INTO apps (id, business_id, name, summary, description, picture_id,"
+                " visibility, state, created, updated) VALUES (:id, :business_id, :name,"
+                " :summary, :description, :picture_id, :visibility, :state, :created,"
+                " :updated)",
+                app,
+            )
             self._insert_version(db, version)
 
     def update_app(self, app_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         with self._tx() as db:
             current = self._app(db, app_id)
             merged = {**current, **changes}
-            try:
-                db.execute(
-                    "UPDATE apps SET name = :name, summary = :summary, description ="
-                    " :description, picture_id = :picture_id, updated = :updated WHERE id = :id",
-                    merged,
-                )
-            except sqlite3.IntegrityError:
-                raise bad_request(f"an app named {merged['name']!r} already exists") from None
+            self._refuse_duplicate_name(db, merged["business_id"], merged["name"], app_id)
+            db.execute(
+                "UPDATE apps SET name = :name, summary = :summary, description ="
+                " :description, picture_id = :picture_id, updated = :updated WHERE id = :id",
+                merged,
+            )
             return self._app(db, app_id)
 
     def delete_app(self, app_id: str) -> None:

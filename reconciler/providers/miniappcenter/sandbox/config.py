@@ -17,6 +17,9 @@ class SandboxConfig:
     ambiguous_rate: float = 0
     seed: int | None = None
     rate_limit: float | None = None  # requests per second across the server; None = unlimited
+    # An assumption beyond the docs (docs/reference/sandbox-conformance.md): False serves a
+    # second version of a code, as a real server may (`--drop-assumption unique-version-codes`).
+    unique_version_codes: bool = True
 
     def __post_init__(self) -> None:
         # An empty token would let an empty APIKey-Auth header through.
@@ -33,5 +36,5 @@ class SandboxConfig:
             f"SandboxConfig(db_path={str(self.db_path)!r}, token='***',"
             f" latency_ms={self.latency_ms}, fail_rate={self.fail_rate},"
             f" ambiguous_rate={self.ambiguous_rate}, seed={self.seed},"
-            f" rate_limit={self.rate_limit})"
+            f" rate_limit={self.rate_limit}, unique_version_codes={self.unique_version_codes})"
         )

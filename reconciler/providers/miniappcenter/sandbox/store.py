@@ -72,9 +72,11 @@ CREATE TABLE IF NOT EXISTS versions (
     main_type TEXT NOT NULL,
     service_url TEXT,
     status TEXT NOT NULL DEFAULT '{st.PENDING}'
-        CHECK (status IN ({", ".join(f"'{s}'" for s in st.STATUSES)})),
-    UNIQUE (app_id, code)
+        CHECK (status IN ({", ".join(f"'{s}'" for s in st.STATUSES)}))
 );
+-- Not UNIQUE: the docs do not say a second version of a code is refused; whether the
+-- sandbox refuses it is its `unique_version_codes` assumption, checked in the write.
+CREATE INDEX IF NOT EXISTS versions_by_code ON versions(app_id, code);
 CREATE TABLE IF NOT EXISTS compatibilities (
     version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
     superapp_version INTEGER NOT NULL,
@@ -102,10 +104,17 @@ class StoredObject:
     data: bytes
 
 
+class OldDatabaseError(ValueError):
+    """The database file cannot serve what the configuration asks (a user's error)."""
+
+
 class SandboxStore:
     """The sandbox database. Raises :class:`ApiError` for unknown or conflicting resources."""
 
-    def __init__(self, db_path: str | Path) -> None:
+    def __init__(self, db_path: str | Path, *, unique_version_codes: bool = True) -> None:
+        """``unique_version_codes``: refuse a second version of the same code in an app
+        (400), an assumption beyond the docs that a real server may not make."""
+        self.unique_version_codes = unique_version_codes
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -121,6 +130,15 @@ class SandboxStore:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            table = self._conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'versions'"
+            ).fetchone()
+        if not unique_version_codes and "UNIQUE (app_id, code)" in str(table[0]):
+            self.close()
+            raise OldDatabaseError(
+                f"{db_path}: this sandbox database refuses duplicate version codes by its"
+                " table definition (made by an older sandbox); use a new database file"
+            )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -356,7 +374,7 @@ class SandboxStore:
                 while str(n) in codes:
                     n += 1
                 row["code"] = str(n)
-            elif row["code"] in codes:
+            elif row["code"] in codes and self.unique_version_codes:
                 raise bad_request(
                     ErrorCode.DUPLICATE_VERSION_CODE,
                     f"mini app {app_id!r} already has a version with code {row['code']!r}",
@@ -454,7 +472,9 @@ class SandboxStore:
         with self._tx(write=False) as conn:
             self._require_app(conn, app_id)
             row = conn.execute(
-                "SELECT id FROM versions WHERE app_id = ? AND code = ?", (app_id, code)
+                # The newest of that code (the one just uploaded, where codes may repeat).
+                "SELECT id FROM versions WHERE app_id = ? AND code = ? ORDER BY id DESC",
+                (app_id, code),
             ).fetchone()
         if row is None:
             raise not_found(ErrorCode.VERSION_NOT_FOUND, f"no version {code!r} in {app_id!r}")

@@ -17,8 +17,8 @@ Behaviour copied from Django REST framework + djangorestframework-simplejwt defa
   parameter only when ``page_size_param`` is configured, capped at ``max_page_size``, as
   DRF's default pagination takes none), ``next``/``previous`` absolute URLs.
 
-Token times are NumericDates with milliseconds (RFC 7519 allows non-integers) so that tests
-can use 2-second lifetimes precisely.
+Token times are whole-second NumericDates, ``exp`` and ``iat`` each truncated, as simplejwt
+issues them: a 2-second token lives between 1 and 2 seconds.
 """
 
 from __future__ import annotations
@@ -101,11 +101,13 @@ class TenantApi:
     # --- tokens ------------------------------------------------------------------------
 
     def _issue(self, user: str, kind: str, lifetime: float) -> str:
-        now = round(time.time(), 3)
+        # Whole seconds, each truncated on its own, as simplejwt's datetime_to_epoch does: a
+        # token said to live 2 s may have only just over 1 s left when it is issued.
+        now = time.time()
         payload = {
             "token_type": kind,
-            "exp": round(now + lifetime, 3),
-            "iat": now,
+            "exp": int(now + lifetime),
+            "iat": int(now),
             "jti": uuid.uuid4().hex,
             "user_id": user,
         }
