@@ -229,7 +229,7 @@ class PgStateStore:
             text = text.replace(password, "***")
         return StateError(f"PostgreSQL state {self.describe()}: cannot {doing}: {text[:300]}")
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connection(self, doing: str = "connect") -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             try:
                 import psycopg
@@ -246,7 +246,8 @@ class PgStateStore:
                     application_name="reconciler",
                 )
             except psycopg.Error as exc:
-                raise _StoreDown(str(self._error("connect", exc))) from None
+                what = doing if doing == "connect" else f"{doing}: cannot connect"
+                raise _StoreDown(str(self._error(what, exc))) from None
             try:
                 ensure_schema(self._conn)
             except psycopg.Error as exc:
@@ -269,7 +270,7 @@ class PgStateStore:
         apply's path)."""
         import psycopg
 
-        conn = self._connection()
+        conn = self._connection(doing)
         try:
             with conn.cursor() as cur:
                 if single:
@@ -833,7 +834,8 @@ class PgStateStore:
 
     def _retrying(self, attempt: Callable[[], None]) -> None:
         """``attempt`` again while the database cannot be reached (a restart), as long as the
-        lease still lasts (at least 2 s): past it, another run may hold the apps."""
+        lease still lasts: past it, another run may hold the apps, and each write tries once
+        (failing fast while the database is down, going on once it is back)."""
         delay, started = 0.2, time.monotonic()
         while True:
             try:
@@ -842,7 +844,8 @@ class PgStateStore:
             except _StoreDown:
                 self.close()
                 lease = self._lease
-                until = max(lease.valid_until if lease is not None else 0.0, started + 2.0)
+                # With a lease: while it lasts (past it, once: the database may be back).
+                until = lease.valid_until if lease is not None else started + 2.0
                 if time.monotonic() + delay > until:
                     raise
                 time.sleep(delay)
