@@ -8,8 +8,9 @@ names. Nothing from the file is quoted unless printable and short.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
@@ -24,7 +25,9 @@ from reconciler.engine.plan_schema import StateRef as _StateRef
 from reconciler.engine.plan_schema import Summary as _Summary
 from reconciler.engine.plan_schema import Text as _Text
 from reconciler.errors import PlanError
-from reconciler.providers.akana.diff import Adoption
+from reconciler.providers.akana.diff import Adoption, _app_before, _version_before
+from reconciler.providers.akana.live import live_app, live_version
+from reconciler.providers.akana.records import AkanaSection
 from reconciler.providers.akana.vocabulary import (
     OPERATIONS,
     PROVIDER,
@@ -32,7 +35,14 @@ from reconciler.providers.akana.vocabulary import (
     ROOT_KINDS,
     VERSION_KIND,
 )
-from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate, VersionUpdate
+from reconciler.providers.akana.wire import (
+    AppCreate,
+    AppDetail,
+    AppUpdate,
+    AppVersion,
+    VersionCreate,
+    VersionUpdate,
+)
 
 MAX_DEPTH = 4  # before/after/payload: flat records, one nested version, lists of tags
 MAX_ITEMS = 2_000
@@ -231,3 +241,89 @@ def _body(change: Change) -> Mapping[str, Any] | str:
     except ValidationError as exc:
         return f"its body is not a valid {model.__name__} ({exc.error_count()} problems)"
     return change.payload
+
+
+# --- at apply time: each change's target and `before` against the platform and the state ----
+
+_SHOWN = 5  # problems named in the refusal (the rest counted)
+
+
+class PlatformReader(Protocol):
+    """The two reads the check makes (the Akana client has them; this module stays pure of
+    any transport)."""
+
+    async def get_app(self, app_id: str) -> AppDetail | None: ...
+
+    async def list_versions(self, app_id: str) -> list[AppVersion]: ...
+
+
+async def stale_saved_plan(client: PlatformReader, plan: Plan, akana: AkanaSection) -> str | None:
+    """Why a saved plan is stale, or None: every update and delete's ``before`` (the object
+    the reviewer saw: its server id, name and fields) must be what the platform has now, read
+    again, and its id what the state records for the change's address. Checked for the whole
+    plan before its first write: a plan edited to aim at another object, or made before
+    someone changed one, is refused whole (nothing of it applied)."""
+    stuck = plan.stuck_apps
+    checked = [
+        c for c in plan.changes
+        if c.provider == PROVIDER and c.action != "create" and c.app_id not in stuck
+    ]  # fmt: skip
+    if not checked:
+        return None
+    adopted = {
+        item.name: item.server_id for item in plan.learned if isinstance(item, Adoption)
+    }
+    versions_of: dict[str, asyncio.Task[list[AppVersion]]] = {}
+    gate = asyncio.Semaphore(4)
+
+    async def versions(server_id: str) -> list[AppVersion]:
+        async with gate:
+            return await client.list_versions(server_id)
+
+    async def detail(server_id: str) -> AppDetail | None:
+        async with gate:
+            return await client.get_app(server_id)
+
+    async def problem(change: Change) -> str | None:
+        before = change.before or {}
+        target = before.get("id")
+        if not isinstance(target, str):
+            return "it names no server id in before.id"
+        record = akana.apps.get(change.app_id)
+        app_server = record.id if record is not None else adopted.get(change.app_id)
+        if change.kind == ROOT_KIND:
+            if app_server is not None and app_server != target:
+                return "it names a server id the state does not record for it"
+            found = await detail(target)
+            now = None if found is None else _app_before(live_app(found))
+        else:
+            recorded = record.versions.get(change.key or "") if record is not None else None
+            if recorded is not None and recorded.id != target:
+                return "it names a server id the state does not record for it"
+            if app_server is None:
+                return "the state records no app for it"
+            if app_server not in versions_of:
+                versions_of[app_server] = asyncio.ensure_future(versions(app_server))
+            listed = await versions_of[app_server]
+            match = next((v for v in listed if v.version_id == target), None)
+            now = None if match is None else _version_before(live_version(match))
+        if now is None:
+            return "the object it names is no longer on the platform"
+        differ = sorted(k for k, v in before.items() if now.get(k) != v)
+        if differ:
+            shown = ", ".join(_printable(k)[:40] for k in differ[:5])
+            return f"the platform has another {shown} than the plan shows"
+        return None
+
+    found = await asyncio.gather(*(problem(c) for c in checked))
+    problems = [
+        f"{_printable(str(c.address))}: {why}"
+        for c, why in zip(checked, found, strict=True) if why is not None
+    ]  # fmt: skip
+    if not problems:
+        return None
+    more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+    return (
+        f"stale saved plan: {'; '.join(problems[:_SHOWN])}{more}. Nothing of it was applied:"
+        " run `reconciler plan --out` again and review it"
+    )
