@@ -27,6 +27,7 @@ from reconciler.engine.plan_schema import Text as _Text
 from reconciler.errors import PlanError
 from reconciler.providers.akana.diff import Adoption, _app_before, _version_before
 from reconciler.providers.akana.live import live_app, live_version
+from reconciler.providers.akana.model import VISIBILITIES
 from reconciler.providers.akana.records import AkanaSection
 from reconciler.providers.akana.vocabulary import (
     OPERATIONS,
@@ -44,6 +45,12 @@ from reconciler.providers.akana.wire import (
     VersionUpdate,
 )
 
+_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    (ROOT_KIND, "create"): AppCreate,
+    (ROOT_KIND, "update"): AppUpdate,
+    (VERSION_KIND, "create"): VersionCreate,
+    (VERSION_KIND, "update"): VersionUpdate,
+}
 MAX_DEPTH = 4  # before/after/payload: flat records, one nested version, lists of tags
 MAX_ITEMS = 2_000
 _REFUSED = ". Nothing was applied: make the plan again and review it"
@@ -221,19 +228,37 @@ def _change_problem(change: Change) -> str | None:
         return body
     if body.get("Name") != name:
         return "its body's Name is not the name its address gives"
+    unshown = _unshown(change)
+    if unshown is not None:
+        return f"its body's {_printable(unshown)[:40]} is not what the plan shows (after)"
     if change.action == "update" and not isinstance((change.before or {}).get("id"), str):
         return "an update names its server id in before.id"
     return None
 
 
+def _unshown(change: Change) -> str | None:
+    """The first field whose value the body sends differs from the change's ``after`` (what
+    the reviewer saw), or None. A visibility the body cannot carry is not sent (kept)."""
+    model = _MODELS[(change.kind, change.action)]
+    sent = model.model_validate(change.payload).model_dump(mode="json", exclude_none=True)
+    return _first_difference(sent, change.after or {})
+
+
+def _first_difference(sent: Mapping[str, Any], shown: Mapping[str, Any]) -> str | None:
+    for key in sorted((set(sent) | set(shown)) - {"id"}):
+        value, seen = sent.get(key), shown.get(key)
+        if isinstance(value, Mapping) and isinstance(seen, Mapping):
+            inner = _first_difference(value, seen)
+            if inner is not None:
+                return f"{key}.{inner}"
+        elif value != seen and not (key == "visibility" and value is None
+                                    and seen not in VISIBILITIES):  # fmt: skip
+            return key
+    return None
+
+
 def _body(change: Change) -> Mapping[str, Any] | str:
-    models: dict[tuple[str, str], type[BaseModel]] = {
-        (ROOT_KIND, "create"): AppCreate,
-        (ROOT_KIND, "update"): AppUpdate,
-        (VERSION_KIND, "create"): VersionCreate,
-        (VERSION_KIND, "update"): VersionUpdate,
-    }
-    model = models[(change.kind, change.action)]
+    model = _MODELS[(change.kind, change.action)]
     if change.payload is None:
         return "a create or update carries its body (payload)"
     try:
