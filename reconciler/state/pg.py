@@ -1,4 +1,4 @@
-"""The state in PostgreSQL: one row per managed app, per-app locks, run history.
+"""The state in PostgreSQL: one row per managed app, per-app leases, run history.
 
 ``--state postgresql://USER@HOST/DB?workspace=NAME`` (or ``RECONCILER_STATE``). A workspace is
 what a state file is (one lineage and serial, one endpoint); one database holds many, e.g. one
@@ -11,16 +11,21 @@ Tables (created and migrated by :func:`ensure_schema`, version in ``reconciler_s
 - ``reconciler_resources``: one row per (workspace, provider, kind, natural key), the record as
   JSONB, plus the endpoint: ``UNIQUE (endpoint, provider, kind, key)`` is the claim: an app is
   managed by one workspace per endpoint, so two shards can never both manage it.
-- ``reconciler_lock_holders``: who holds which lock (written by the holder, for the message
-  of the one that waits).
+- ``reconciler_lock_holders``: no longer written (the session locks' holders, schema 1).
+- ``reconciler_leases`` (schema 2): who holds which lease, with a token and an expiry.
 - ``reconciler_history``: each apply (who, host, when, plan summary, result).
 
 Each recorded write is its own transaction that also bumps the workspace serial (the
-database does the journal's job: committed is durable). Locks are session-level advisory locks
-(D61): an apply holds its workspace in shared mode and each app it may write exclusively; a
-whole-state edit (prune, ``state rm``, migrate) holds the workspace exclusively. They end with
-the session, so a killed apply never leaves one behind. Reads run in a REPEATABLE READ READ
-ONLY transaction and take no lock: plan and drift never wait for an apply.
+database does the journal's job: committed is durable). Writes are fenced by LEASES (rows,
+so a server restart cannot drop them as it drops session locks): an apply leases each app it
+may write and its workspace shared; a whole-state edit (prune, ``state rm``, migrate) leases
+the workspace exclusively. The lease is renewed in the background and by each recorded
+write, whose transaction commits only if this run's token still holds the app's lease; an
+API write starts only while the lease is known to outlast it. A killed run's lease expires
+(``RECONCILER_PG_LEASE_SECONDS``) and is then taken over, naming the holder. A run cut off
+from the database retries while its lease lasts, then stops writing. Reads run in a
+REPEATABLE READ READ ONLY transaction and take no lease: plan and drift never wait for an
+apply.
 """
 
 from __future__ import annotations
