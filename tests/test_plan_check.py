@@ -856,7 +856,8 @@ spec:
   summary: Payments
   description: The gateway.
   versions:
-    - {name: "1.0", description: First, tags: [a, b], visibility: Public}
+    - {name: "1.0", description: First, tags: [a, b], visibility: Public,
+       initial_environment: Sandbox}
     - {name: "2.0", description: Second, tags: [c], visibility: Limited}
 ---
 apiVersion: akana/v1

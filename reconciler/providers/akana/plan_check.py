@@ -244,8 +244,13 @@ def _unshown(change: Change) -> str | None:
     return _first_difference(sent, change.after or {})
 
 
+# Sent, never shown in ``after``: the environment a new version starts in (a create-time
+# setting the platform does not read back, so no diff or `before` can hold it).
+_UNSHOWN_FIELDS = frozenset({"id", "initial_environment"})
+
+
 def _first_difference(sent: Mapping[str, Any], shown: Mapping[str, Any]) -> str | None:
-    for key in sorted((set(sent) | set(shown)) - {"id"}):
+    for key in sorted((set(sent) | set(shown)) - _UNSHOWN_FIELDS):
         value, seen = sent.get(key), shown.get(key)
         if isinstance(value, Mapping) and isinstance(seen, Mapping):
             inner = _first_difference(value, seen)
