@@ -8,13 +8,15 @@ Each test gets its own database (``pg_url``), so tests never see each other's ro
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,12 @@ def pg_bin() -> Path:
 class PgServer:
     socket_dir: Path
     user: str
+    # How to stop and start it again (restart): its binaries, data dir, options, OS user.
+    bindir: Path | None = None
+    data: Path | None = None
+    options: str = ""
+    run_as: str | None = None
+    log: Path | None = field(default=None)
 
     def url(self, db: str = "postgres", workspace: str | None = None) -> str:
         ws = f"&workspace={workspace}" if workspace else ""
@@ -55,13 +63,38 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return name
 
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (every session ends; ``immediate``: as a crash would)."""
+        assert self.bindir is not None and self.data is not None
+        self._pg_ctl("-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def start(self) -> None:
+        """Start it again on the same data directory and socket (the same URL)."""
+        assert self.bindir is not None and self.data is not None and self.log is not None
+        self._pg_ctl("-D", str(self.data), "-l", str(self.log), "-w", "-o", self.options,
+                     "start")  # fmt: skip
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_seconds)  # the outage a real restart (or failover) lasts
+        self.start()
+
+    def _pg_ctl(self, *args: str) -> None:
+        assert self.bindir is not None
+        done = subprocess.run(_as_server_user([str(self.bindir / "pg_ctl"), *args], self.run_as),
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        if done.returncode != 0:
+            tail = self.log.read_text()[-2000:] if self.log and self.log.exists() else ""
+            pytest.fail(f"pg_ctl {args[-1]} failed: {done.stderr[-2000:]}\n{tail}",
+                        pytrace=False)  # fmt: skip
+
 
 def _as_server_user(cmd: list[str], user: str | None) -> list[str]:
     return ["runuser", "-u", user, "--", *cmd] if user else cmd
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+@contextlib.contextmanager
+def _running_server() -> Iterator[PgServer]:
     bindir = pg_bin()
     run_as = "postgres" if os.geteuid() == 0 else None
     base = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
@@ -69,25 +102,39 @@ def pg_server() -> Iterator[PgServer]:
         shutil.chown(base, run_as)
     data, log = base / "data", base / "log"
     db_user = "postgres"
-
-    def run(*cmd: str) -> None:
-        done = subprocess.run(_as_server_user(list(cmd), run_as), capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
-        if done.returncode != 0:
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            pytest.fail(f"{cmd[0]} failed: {done.stderr[-2000:]}\n{tail}", pytrace=False)
-
-    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", db_user, "--no-sync")
+    done = subprocess.run(
+        _as_server_user([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", db_user,
+                         "--no-sync"], run_as),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.fail(f"initdb failed: {done.stderr[-2000:]}", pytrace=False)
     # fsync off: a test server's durability is not under test (speed on a shared machine)
     options = f"-k {base} -c listen_addresses='' -c fsync=off -c max_connections=200"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o", options, "start")
+    server = PgServer(socket_dir=base, user=db_user, bindir=bindir, data=data, options=options,
+                      run_as=run_as, log=log)  # fmt: skip
+    server.start()
     try:
-        yield PgServer(socket_dir=base, user=db_user)
+        yield server
     finally:
         subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m",
                                         "immediate", "-w", "stop"], run_as),
                        capture_output=True, timeout=60)  # fmt: skip
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    with _running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PgServer]:
+    """A server of the test's own, for a test that stops or restarts it (never the shared
+    one: other tests' sessions would see the restart)."""
+    with _running_server() as server:
+        yield server
 
 
 @pytest.fixture

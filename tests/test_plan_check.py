@@ -844,3 +844,150 @@ def test_any_change_moved_to_another_target_never_touches_what_the_manifests_kee
     assert "Traceback" not in err and "Internal error" not in out + err
     event(f"exit {code}")
     assert _kept(folder / "sandbox.db") == kept, (index, field, change[field], out, err)
+
+
+# --- generated tampering of Akana changes --------------------------------------------------
+
+AKANA_APPS = """\
+apiVersion: akana/v1
+kind: App
+metadata: {name: Gateway}
+spec:
+  summary: Payments
+  description: The gateway.
+  versions:
+    - {name: "1.0", description: First, tags: [a, b], visibility: Public,
+       initial_environment: Sandbox}
+    - {name: "2.0", description: Second, tags: [c], visibility: Limited}
+---
+apiVersion: akana/v1
+kind: App
+metadata: {name: Reports}
+spec:
+  summary: Reports
+  versions:
+    - {name: "1.0", description: One}
+"""
+# Updates of both apps and of a version, a version deleted, one created.
+AKANA_EDITED = (
+    AKANA_APPS.replace("summary: Payments", "summary: Payments v2")
+    .replace("description: First,", "description: Refreshed,")
+    .replace('    - {name: "2.0", description: Second, tags: [c], visibility: Limited}\n',
+             '    - {name: "3.0", description: Third}\n')
+    .replace("summary: Reports", "summary: Reports v2")
+)
+
+
+def _akana_view(db: Path, *, ids: bool) -> list[tuple[Any, ...]]:
+    """What the Akana sandbox holds: every column (``ids``), or what a manifest can say
+    (server ids and timestamps are the server's own)."""
+    with sqlite3.connect(db) as conn:
+        apps = conn.execute("SELECT * FROM apps ORDER BY name, id").fetchall()
+        versions = conn.execute(
+            "SELECT v.*, a.name FROM versions v JOIN apps a ON a.id = v.app_id"
+            " ORDER BY a.name, v.name, v.id"
+        ).fetchall()
+        if ids:
+            return [("app", *row) for row in apps] + [("version", *row) for row in versions]
+        apps = conn.execute("SELECT name, summary, description, picture_id, visibility, state"
+                            " FROM apps ORDER BY name").fetchall()
+        versions = conn.execute(
+            "SELECT a.name, v.name, v.description, v.tags, v.visibility, v.website,"
+            " v.environment, v.state FROM versions v JOIN apps a ON a.id = v.app_id"
+            " ORDER BY a.name, v.name"
+        ).fetchall()
+        return [("app", *row) for row in apps] + [("version", *row) for row in versions]
+
+
+@dataclass
+class AkanaPristine:
+    plan: Plan
+    files: dict[str, bytes]
+    applied: list[tuple[Any, ...]]  # the sandbox after applying the untouched plan
+
+
+@pytest.fixture
+def akana_pristine(workdir: Path, capsys: pytest.CaptureFixture[str]) -> AkanaPristine:
+    (workdir / "manifests" / "app.yaml").unlink()
+    (workdir / "manifests" / "akana.yaml").write_text(AKANA_APPS)
+    assert run(capsys, "apply", "manifests", "--sandbox", "--auto-approve")[0] == 0
+    (workdir / "manifests" / "akana.yaml").write_text(AKANA_EDITED)
+    plan = saved_plan(capsys)
+    assert {c["action"] for c in plan["changes"]} == {"create", "update", "delete"}
+    folder = workdir / ".reconciler"
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 0, err
+    return AkanaPristine(plan, files, _akana_view(folder / "akana-sandbox.db", ids=False))
+
+
+@settings(max_examples=int(os.environ.get("PLAN_FUZZ_EXAMPLES", "120")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutation_of_a_saved_akana_plan_is_refused_or_changes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str], akana_pristine: AkanaPristine,
+    data: st.DataObject,
+) -> None:
+    """Any field of any Akana change (and of the rest of the plan) replaced, removed or
+    added to, or set to a value another change has: refused with nothing written, or
+    accepted meaning exactly what the untouched plan meant."""
+    plan = akana_pristine.plan
+    paths = [p for p in _paths(plan) if p and not (p[0] == "app_meta" and len(p) > 2)]
+    # Half the draws land in the changes: that is where a target or a `before` lives.
+    in_changes = [p for p in paths if p[0] == "changes" and len(p) > 2]
+    path = data.draw(st.sampled_from(in_changes) | st.sampled_from(paths), label="path")
+    how = data.draw(st.sampled_from(["replace", "delete", "add"]), label="how")
+    others: list[Any] = []
+    if path[0] == "changes" and len(path) > 2:
+        # the same field of another change: another app's, another version's server id
+        for change in plan["changes"]:
+            value: Any = change
+            for part in path[2:]:
+                found = (isinstance(value, dict) and part in value) or (
+                    isinstance(value, list) and isinstance(part, int) and part < len(value))
+                if not found:
+                    break
+                value = value[part]
+            else:
+                others.append(value)
+    pool = REPLACEMENTS | st.sampled_from(others) if others else REPLACEMENTS
+    value = data.draw(pool, label="value")
+    mutated = _mutate(plan, path, how, value)
+    folder = workdir / ".reconciler"
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    for name, content in akana_pristine.files.items():
+        (folder / name).write_bytes(content)
+    db = folder / "akana-sandbox.db"
+    before = _akana_view(db, ids=True)
+    Path("plan.json").write_text(json.dumps(mutated))
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert "Traceback" not in err and "Internal error" not in err + out
+    event(f"exit {code}")
+    if code == 1:
+        assert _akana_view(db, ids=True) == before, (path, how, value, err)
+        assert len(err) < 2_000 + 400 * len(plan["changes"])
+        return
+    assert code == 0, (path, how, value, out, err)
+    assert _akana_view(db, ids=False) == akana_pristine.applied, (path, how, value, out, err)
+
+
+def test_an_akana_body_that_sends_other_than_the_plan_shows_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], akana_pristine: AkanaPristine,
+) -> None:
+    """Found by the mutation test above: a version update whose body dropped the description
+    the plan shows was accepted, and wrote nothing of it."""
+    plan = copy.deepcopy(akana_pristine.plan)
+    index = next(i for i, c in enumerate(plan["changes"])
+                 if c["kind"] == "version" and c["action"] == "update")
+    del plan["changes"][index]["payload"]["Description"]
+    folder = workdir / ".reconciler"
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    for name, content in akana_pristine.files.items():
+        (folder / name).write_bytes(content)
+    before = _akana_view(folder / "akana-sandbox.db", ids=True)
+    Path("plan.json").write_text(json.dumps(plan))
+    code, _, err = run(capsys, "apply", "--plan", "plan.json", "--sandbox", "--auto-approve")
+    assert code == 1 and "description is not what the plan shows" in err, err
+    assert _akana_view(folder / "akana-sandbox.db", ids=True) == before

@@ -150,7 +150,10 @@ def test_the_lock_waits_up_to_the_timeout_then_fails(pg_url: str, tmp_path: Path
         proc.wait()
 
 
-def test_a_killed_holder_leaves_no_lock_behind(pg_url: str) -> None:
+def test_a_killed_holders_lease_is_taken_over_after_it_expires_naming_the_holder(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_PG_LEASE_SECONDS", "2")
     code = (
         "import sys, time; from reconciler.state_pg import PgStateStore\n"
         "s = PgStateStore(sys.argv[1])\n"
@@ -165,11 +168,11 @@ def test_a_killed_holder_leaves_no_lock_behind(pg_url: str) -> None:
         "apply", apps=["com.a"]
     ):
         pass
-    proc.kill()  # SIGKILL: no cleanup runs in the holder
+    proc.kill()  # SIGKILL: no cleanup runs in the holder, its lease stays until it expires
     proc.wait()
-    # The server notices the closed socket at once; allow it a moment (not a timed assert).
-    with PgStateStore(pg_url).lock("apply", apps=["com.a"], timeout=30):
-        pass
+    with PgStateStore(pg_url).lock("apply", apps=["com.a"], timeout=30) as info:
+        notice = info.takeover_notice()
+    assert notice is not None and f"(pid {proc.pid})" in notice and "lease expired" in notice
 
 
 def test_reads_take_no_lock_and_see_one_snapshot(pg_url: str) -> None:

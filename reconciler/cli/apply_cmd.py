@@ -136,6 +136,10 @@ def apply(
     if not outcome.approved:  # the user did not type "yes": nothing applied, as Terraform
         raise typer.Exit(EXIT_ERROR)
     result = outcome.result
+    if outcome.store_error is not None:
+        # Some writes were applied and recorded before the state store failed: partly applied.
+        err(f"Error: {outcome.store_error}")
+        raise typer.Exit(EXIT_PARTIAL)
     if result.stuck_providers:
         # One provider down never holds the others: they were applied; its error is above.
         names = ", ".join(result.stuck_providers)

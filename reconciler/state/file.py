@@ -553,7 +553,7 @@ def _read_fd(fd: int, limit: int) -> bytes:
 
 
 def _write_lock(fd: int, info: LockInfo) -> None:
-    text = info.model_dump_json(indent=2, exclude={"replaced"}) + "\n"
+    text = info.model_dump_json(indent=2, exclude={"replaced", "replaced_why"}) + "\n"
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     data = memoryview(text.encode("utf-8"))

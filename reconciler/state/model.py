@@ -222,6 +222,8 @@ class LockInfo(_Record):
     os_lock: bool = False
     # The stale lock this one replaced (its holder's process was gone), for the run to say so.
     replaced: str | None = None
+    # Why it could be replaced (None: a lock file whose process is gone).
+    replaced_why: str | None = None
 
     def describe(self) -> str:
         # Read from a file anyone may have written: escaped and bounded, as any damaged file.
@@ -240,9 +242,10 @@ class LockInfo(_Record):
         """What a run says when it took over a dead holder's lock (None: it did not)."""
         if self.replaced is None:
             return None
+        why = self.replaced_why or "its process no longer holds the lock file"
         return (
             f"Warning: took over the state lock left by a run that is gone ({self.replaced}):"
-            " its process no longer holds the lock file"
+            f" {why}"
         )
 
 

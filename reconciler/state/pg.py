@@ -1,4 +1,4 @@
-"""The state in PostgreSQL: one row per managed app, per-app locks, run history.
+"""The state in PostgreSQL: one row per managed app, per-app leases, run history.
 
 ``--state postgresql://USER@HOST/DB?workspace=NAME`` (or ``RECONCILER_STATE``). A workspace is
 what a state file is (one lineage and serial, one endpoint); one database holds many, e.g. one
@@ -11,16 +11,21 @@ Tables (created and migrated by :func:`ensure_schema`, version in ``reconciler_s
 - ``reconciler_resources``: one row per (workspace, provider, kind, natural key), the record as
   JSONB, plus the endpoint: ``UNIQUE (endpoint, provider, kind, key)`` is the claim: an app is
   managed by one workspace per endpoint, so two shards can never both manage it.
-- ``reconciler_lock_holders``: who holds which lock (written by the holder, for the message
-  of the one that waits).
+- ``reconciler_lock_holders``: no longer written (the session locks' holders, schema 1).
+- ``reconciler_leases`` (schema 2): who holds which lease, with a token and an expiry.
 - ``reconciler_history``: each apply (who, host, when, plan summary, result).
 
 Each recorded write is its own transaction that also bumps the workspace serial (the
-database does the journal's job: committed is durable). Locks are session-level advisory locks
-(D61): an apply holds its workspace in shared mode and each app it may write exclusively; a
-whole-state edit (prune, ``state rm``, migrate) holds the workspace exclusively. They end with
-the session, so a killed apply never leaves one behind. Reads run in a REPEATABLE READ READ
-ONLY transaction and take no lock: plan and drift never wait for an apply.
+database does the journal's job: committed is durable). Writes are fenced by LEASES (rows,
+so a server restart cannot drop them as it drops session locks): an apply leases each app it
+may write and its workspace shared; a whole-state edit (prune, ``state rm``, migrate) leases
+the workspace exclusively. The lease is renewed in the background and by each recorded
+write, whose transaction commits only if this run's token still holds the app's lease; an
+API write starts only while the lease is known to outlast it. A killed run's lease expires
+(``RECONCILER_PG_LEASE_SECONDS``) and is then taken over, naming the holder. A run cut off
+from the database retries while its lease lasts, then stops writing. Reads run in a
+REPEATABLE READ READ ONLY transaction and take no lease: plan and drift never wait for an
+apply.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -50,6 +56,7 @@ from reconciler.state.model import (
     AppRecord,
     LockInfo,
     State,
+    _printable,
     _user,
 )
 
@@ -60,9 +67,14 @@ URL_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_WORKSPACE = "default"
 WORKSPACE_PARAM = "workspace"
 _WORKSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x5EC0_0C11  # serialises schema creation between first runs
 _CONNECT_TIMEOUT_S = 10
+_LEASE_LOCK = 0x5EC0_1EA5  # serialises attempts to take leases (a transaction-level lock)
+LEASE_ENV = "RECONCILER_PG_LEASE_SECONDS"
+DEFAULT_LEASE_S = 20.0
+_POLL_S = 0.5  # how often a waiting run tries again
+_EXPIRED = "its lease expired: it stopped renewing it (killed, or cut off from the database)"
 
 # Each migration takes the schema from version i to i + 1 (index i). Never edit a released
 # one: append the next.
@@ -114,6 +126,26 @@ MIGRATIONS: tuple[str, ...] = (
         result text
     );
     CREATE INDEX reconciler_history_by_workspace ON reconciler_history (workspace, id);
+    """,
+    """
+    -- Leases (replacing session advisory locks, which a server restart drops silently): a
+    -- row per (name, holder token), kept across restarts, renewed while the run lives, and
+    -- checked in the transaction of each recorded write.
+    CREATE TABLE reconciler_leases (
+        name text NOT NULL,
+        token text NOT NULL,
+        workspace text NOT NULL,
+        mode text NOT NULL CHECK (mode IN ('shared', 'exclusive')),
+        who text NOT NULL,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        since timestamptz NOT NULL,
+        operation text NOT NULL,
+        expires timestamptz NOT NULL,
+        PRIMARY KEY (name, token)
+    );
+    CREATE INDEX reconciler_leases_by_token ON reconciler_leases (token);
+    CREATE INDEX reconciler_leases_by_workspace ON reconciler_leases (workspace);
     """,
 )
 
@@ -187,6 +219,7 @@ class PgStateStore:
         # Writes come from the event loop's worker threads: one transaction at a time on the
         # one connection (psycopg would interleave two threads' statements in one).
         self._write_lock = threading.Lock()
+        self._lease: _Lease | None = None
         self.dirty = False
 
     def describe(self) -> str:
@@ -201,7 +234,7 @@ class PgStateStore:
             text = text.replace(password, "***")
         return StateError(f"PostgreSQL state {self.describe()}: cannot {doing}: {text[:300]}")
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connection(self, doing: str = "connect") -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             try:
                 import psycopg
@@ -218,7 +251,8 @@ class PgStateStore:
                     application_name="reconciler",
                 )
             except psycopg.Error as exc:
-                raise self._error("connect", exc) from None
+                what = doing if doing == "connect" else f"{doing}: cannot connect"
+                raise _StoreDown(str(self._error(what, exc))) from None
             try:
                 ensure_schema(self._conn)
             except psycopg.Error as exc:
@@ -241,7 +275,7 @@ class PgStateStore:
         apply's path)."""
         import psycopg
 
-        conn = self._connection()
+        conn = self._connection(doing)
         try:
             with conn.cursor() as cur:
                 if single:
@@ -259,6 +293,10 @@ class PgStateStore:
                         cur.execute("ROLLBACK")
                     raise
                 cur.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            # The server restarted or cannot be reached: the caller may try again.
+            self.close()
+            raise _StoreDown(str(self._error(doing, exc))) from None
         except psycopg.Error as exc:
             raise self._error(doing, exc) from None
 
@@ -395,18 +433,29 @@ class PgStateStore:
             # A bug guard: a write outside the locks taken could lose another run's update.
             raise StateError(f"internal error: {app_id} was recorded without its lock")
         payload = record.model_dump(mode="json") if record is not None else None
+        names = self._fence_names(app_id)
+        doing = f"record a completed write of {app_id}"
+
+        def attempt() -> None:
+            try:
+                with self._tx(doing) as cur:
+                    self._fence(cur, names)
+                    self._write_app(cur, app_id, payload)
+            except _NoWorkspace:
+                # The first write of a brand-new state whose caller did not call
+                # ensure_base: create the workspace with the lineage the run loaded.
+                if self._base is None:
+                    raise StateError(f"internal error: {app_id} recorded before the load") from None
+                lineage, endpoint = self._base
+                self.ensure_base(State(lineage=lineage, endpoint=endpoint))
+                with self._tx(doing) as cur:
+                    self._fence(cur, names)
+                    self._write_app(cur, app_id, payload)
+
         try:
-            with self._tx(f"record a completed write of {app_id}", single=True) as cur:
-                self._write_app(cur, app_id, payload)
-        except _NoWorkspace:
-            # The first write of a brand-new state whose caller did not call ensure_base:
-            # create the workspace with the lineage the run loaded, then write.
-            if self._base is None:
-                raise StateError(f"internal error: {app_id} recorded before the load") from None
-            lineage, endpoint = self._base
-            self.ensure_base(State(lineage=lineage, endpoint=endpoint))
-            with self._tx(f"record a completed write of {app_id}", single=True) as cur:
-                self._write_app(cur, app_id, payload)
+            self._retrying(attempt)
+        except _LeaseLost as exc:
+            raise StateError(f"{exc}: the completed write of {app_id} was NOT recorded") from None
         self.dirty = True
 
     async def record_resource(
@@ -420,7 +469,7 @@ class PgStateStore:
     def _record_resource_now(
         self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
     ) -> None:
-        with self._write_lock:
+        def attempt() -> None:
             try:
                 self._write_resource(provider, kind, key, record)
             except _NoWorkspace:
@@ -429,12 +478,21 @@ class PgStateStore:
                 lineage, endpoint = self._base
                 self.ensure_base(State(lineage=lineage, endpoint=endpoint))
                 self._write_resource(provider, kind, key, record)
+
+        with self._write_lock:
+            try:
+                self._retrying(attempt)
+            except _LeaseLost as exc:
+                raise StateError(
+                    f"{exc}: the completed write of {provider} {kind} {key!r} was NOT recorded"
+                ) from None
         self.dirty = True
 
     def _write_resource(
         self, provider: str, kind: str, key: str, record: Mapping[str, Any] | None
     ) -> None:
         with self._tx(f"record a completed write of {provider} {kind} {key!r}") as cur:
+            self._fence(cur, self._fence_names(None))
             cur.execute(
                 "SELECT providers FROM reconciler_workspaces WHERE workspace = %s FOR UPDATE",
                 (self.workspace,),
@@ -501,32 +559,51 @@ class PgStateStore:
         """Write what changed since the read (never other runs' apps: no lost update), the
         marks (their maximum), and bump the serial once."""
         others = {name: s.model_dump(mode="json") for name, s in state.providers.items()}
-        with self._tx("save the state") as cur:
-            cur.execute(
-                "INSERT INTO reconciler_workspaces (workspace, lineage, serial, endpoint)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (workspace) DO UPDATE SET"
-                " endpoint = coalesce(reconciler_workspaces.endpoint, EXCLUDED.endpoint)",
-                (self.workspace, state.lineage, state.serial, state.endpoint),
-            )
-            for app_id in sorted(set(self._loaded) - set(state.apps)):
-                self._write_app(cur, app_id, None)
-            for app_id, record in sorted(state.apps.items()):
-                payload = record.model_dump(mode="json")
-                if self._loaded.get(app_id) != _dumps(payload):
-                    self._write_app(cur, app_id, payload)
-            if _dumps(others) != self._loaded_providers:
+        rows: list[Any] = []
+
+        def attempt() -> None:
+            rows.clear()
+            loaded = dict(self._loaded)
+            try:
+                write()
+            except BaseException:
+                self._loaded = loaded  # rolled back: the next attempt writes them again
+                raise
+
+        def write() -> None:
+            with self._tx("save the state") as cur:
+                self._fence(cur, self._fence_names(None))
                 cur.execute(
-                    "UPDATE reconciler_workspaces SET providers = %s WHERE workspace = %s",
-                    (_json(others), self.workspace),
+                    "INSERT INTO reconciler_workspaces (workspace, lineage, serial, endpoint)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (workspace) DO UPDATE SET"
+                    " endpoint = coalesce(reconciler_workspaces.endpoint, EXCLUDED.endpoint)",
+                    (self.workspace, state.lineage, state.serial, state.endpoint),
                 )
-            cur.execute(
-                "UPDATE reconciler_workspaces SET serial = nextval('reconciler_serial'), marks ="
-                " marks ||"
-                " jsonb_build_object(%s::text, greatest(coalesce((marks->>%s)::bigint, 0),"
-                " %s::bigint)) WHERE workspace = %s RETURNING serial",
-                (VERSION_ID_MARK, VERSION_ID_MARK, state.version_id_mark, self.workspace),
-            )
-            row = cur.fetchone()
+                for app_id in sorted(set(self._loaded) - set(state.apps)):
+                    self._write_app(cur, app_id, None)
+                for app_id, record in sorted(state.apps.items()):
+                    payload = record.model_dump(mode="json")
+                    if self._loaded.get(app_id) != _dumps(payload):
+                        self._write_app(cur, app_id, payload)
+                if _dumps(others) != self._loaded_providers:
+                    cur.execute(
+                        "UPDATE reconciler_workspaces SET providers = %s WHERE workspace = %s",
+                        (_json(others), self.workspace),
+                    )
+                cur.execute(
+                    "UPDATE reconciler_workspaces SET serial = nextval('reconciler_serial'),"
+                    " marks = marks ||"
+                    " jsonb_build_object(%s::text, greatest(coalesce((marks->>%s)::bigint, 0),"
+                    " %s::bigint)) WHERE workspace = %s RETURNING serial",
+                    (VERSION_ID_MARK, VERSION_ID_MARK, state.version_id_mark, self.workspace),
+                )
+                rows.append(cur.fetchone())
+
+        try:
+            self._retrying(attempt)
+        except _LeaseLost as exc:
+            raise StateError(f"{exc}: the state was NOT saved") from None
+        row = rows[-1] if rows else None
         self._loaded_providers = _dumps(others)
         state.serial = int(row[0]) if row else state.serial + 1
         state.read_format = 2
@@ -563,158 +640,227 @@ class PgStateStore:
                 (max(state.serial, 1),),
             )
 
-    # --- locks -----------------------------------------------------------------------------
+    # --- leases ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(
         self, operation: str, *, apps: Collection[str] | None = None, timeout: float = 0.0
     ) -> Iterator[LockInfo]:
-        """``apps``: lock those apps (and the workspace shared); None: the whole workspace.
-        Waits up to ``timeout`` seconds in all, then fails naming the holder."""
+        """``apps``: lease those apps (and the workspace shared); None: the whole workspace.
+        Waits up to ``timeout`` seconds in all (riding out a database restart), then fails
+        naming the holder. The lease is renewed in the background and by every write."""
+        token = str(uuid.uuid4())
         info = LockInfo(
-            id=str(uuid.uuid4()),
+            id=token,
             who=_user(),
             host=socket.gethostname(),
             pid=os.getpid(),
             when=_now().isoformat(timespec="seconds"),
             operation=operation,
         )
-        conn = self._connection()
-        names = sorted(app_lock_name(a) for a in apps) if apps is not None else []
+        ttl = lease_seconds()
+        names = sorted({app_lock_name(a) for a in apps}) if apps is not None else []
         deadline = time.monotonic() + timeout
-        try:
-            # Sorted order: two runs wanting overlapping sets cannot deadlock.
-            self._acquire(f"workspace/{self.workspace}", deadline, timeout, shared=apps is not None)
-            if timeout <= 0:
-                self._try_all(names)  # no waiting: one round trip for all
-            for name in names if timeout > 0 else ():
-                self._acquire(name, deadline, timeout, shared=False)
-            self._write_holders(info, names)
-        except BaseException:
-            self._release_all()
-            raise
+        while True:
+            sent = time.monotonic()
+            try:
+                holder, replaced = self._try_lease(info, names, shared=apps is not None, ttl=ttl)
+            except _StoreDown:
+                self.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(1.0, max(deadline - time.monotonic(), 0.05)))
+                continue
+            if holder is None:
+                break
+            if time.monotonic() >= deadline:
+                raise LockError(self._held_message(holder, timeout))
+            time.sleep(min(_POLL_S, max(deadline - time.monotonic(), 0.01)))
+        lease = _Lease(token, (self._workspace_name(), *names), ttl, sent + ttl)
+        self._lease = lease
+        if replaced:
+            info = info.model_copy(update={"replaced": replaced, "replaced_why": _EXPIRED})
         self._locked = True
         self._locked_apps = frozenset(apps) if apps is not None else None
+        renewer = _Renewer(self.conninfo, lease)
+        renewer.start()
         try:
             yield info
         finally:
+            renewer.stop()
             self._locked = False
             self._locked_apps = None
-            if not conn.closed:
-                self._release_all()
+            self._lease = None
+            with contextlib.suppress(Exception), self._tx("release the lease") as cur:
+                cur.execute("DELETE FROM reconciler_leases WHERE token = %s", (token,))
             self.close()
 
-    def _acquire(self, name: str, deadline: float, timeout: float, *, shared: bool) -> None:
-        import psycopg
+    def _workspace_name(self) -> str:
+        return f"workspace/{self.workspace}"
 
-        key = lock_key(name)
-        kind = "_shared" if shared else ""
-        conn = self._connection()
-        try:
-            left = deadline - time.monotonic()
-            if timeout <= 0 or left <= 0:
-                row = conn.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (key,)).fetchone()
-                if row is not None and row[0]:
-                    return
+    def _try_lease(
+        self, info: LockInfo, names: list[str], *, shared: bool, ttl: float
+    ) -> tuple[_Holder | None, str | None]:
+        """One attempt, one transaction: drop expired leases in the way, and take ours if
+        nothing live is in the way. Returns (the live holder in the way, or None; the
+        expired holder replaced, described)."""
+        ws = self._workspace_name()
+        with self._tx("take the lease") as cur:
+            # Attempts one at a time (a transaction-level lock: a restart cannot leave it).
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LEASE_LOCK,))
+            cur.execute(
+                "DELETE FROM reconciler_leases WHERE expires < clock_timestamp() AND"
+                " (name = ANY(%s) OR workspace = %s) RETURNING name, mode, who, host, pid,"
+                " since, operation",
+                ([ws, *names], self.workspace),
+            )
+            gone = [
+                _Holder(row[2], row[3], row[4], row[5], row[6], name=row[0])
+                for row in cur.fetchall()
+                if not shared or row[0] in names or (row[0] == ws and row[1] == "exclusive")
+            ]
+            if shared:
+                cur.execute(
+                    "SELECT who, host, pid, since, operation, name FROM reconciler_leases WHERE"
+                    " (name = %s AND mode = 'exclusive') OR name = ANY(%s) ORDER BY name"
+                    " LIMIT 1",
+                    (ws, names),
+                )
             else:
-                conn.execute(f"SET lock_timeout = '{max(int(left * 1000), 1)}ms'")
-                try:
-                    conn.execute(f"SELECT pg_advisory_lock{kind}(%s)", (key,))
-                    return
-                except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-                    pass
-                finally:
-                    conn.execute("SET lock_timeout = 0")
-        except psycopg.Error as exc:
-            raise self._error("take a lock", exc) from None
-        raise LockError(self._held_message(name, key, timeout))
+                cur.execute(
+                    "SELECT who, host, pid, since, operation, name FROM reconciler_leases WHERE"
+                    " name = %s OR workspace = %s ORDER BY name DESC LIMIT 1",
+                    (ws, self.workspace),
+                )
+            row = cur.fetchone()
+            if row is not None:
+                return _Holder(row[0], row[1], row[2], row[3], row[4], name=row[5]), None
+            rows = [
+                (n, info.id, self.workspace,
+                 "shared" if shared and n == ws else "exclusive",
+                 info.who, info.host, info.pid, info.when, info.operation, ttl)
+                for n in (ws, *names)
+            ]  # fmt: skip
+            cur.executemany(
+                "INSERT INTO reconciler_leases (name, token, workspace, mode, who, host, pid,"
+                " since, operation, expires) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " clock_timestamp() + %s * interval '1 second')",
+                rows,
+            )
+        return None, gone[0].describe() if gone else None
 
-    def _try_all(self, names: list[str]) -> None:
-        """Try every lock at once (never waits, so the order cannot deadlock); name the
-        first one held elsewhere."""
-        import psycopg
-
-        keys = [lock_key(n) for n in names]
-        try:
-            rows = self._connection().execute(
-                "SELECT k, pg_try_advisory_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
-            ).fetchall()
-        except psycopg.Error as exc:
-            raise self._error("take a lock", exc) from None
-        got = {key for key, ok in rows if ok}
-        for name, key in zip(names, keys, strict=True):
-            if key not in got:
-                raise LockError(self._held_message(name, key, 0))
-
-    def _held_message(self, name: str, key: int, timeout: float) -> str:
-        holder = self._holder(key)
+    def _held_message(self, holder: _Holder, timeout: float) -> str:
         what = (
             f"the workspace {self.workspace}"
-            if name.startswith("workspace/")
-            else f"mini app {name.rsplit('/', 1)[-1]}"
+            if holder.name.startswith("workspace/")
+            else f"mini app {holder.name.rsplit('/', 1)[-1]}"
         )
         waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
-        by = (
-            f"held by {holder.who}@{holder.host} (pid {holder.pid}) since {holder.when} for"
-            f" '{holder.operation}'"
-            if holder
-            else "held by another session"
-        )
         return (
-            f"{what} is locked in the state {self.describe()}{waited}: {by}. The database"
-            " releases it when that run ends or its connection drops (no `state unlock`"
+            f"{what} is locked in the state {self.describe()}{waited}: held by"
+            f" {holder.describe()}. The lease ends when that run ends, or expires"
+            f" {lease_seconds():g}s after a killed run last renewed it (no `state unlock`"
             " needed); retry, or wait longer with --lock-timeout SECONDS"
         )
 
-    def _holder(self, key: int) -> LockInfo | None:
-        """Who holds ``key``: the holder record written by a session that holds it now."""
-        with contextlib.suppress(Exception):
-            row = self._connection().execute(
-                "SELECT h.who, h.host, h.pid, h.since, h.operation FROM reconciler_lock_holders h"
-                " JOIN pg_locks l ON l.pid = h.backend_pid AND l.locktype = 'advisory' AND"
-                " l.granted AND l.classid = ((%s::bigint >> 32) & 4294967295)::oid AND"
-                " l.objid = (%s::bigint & 4294967295)::oid AND l.objsubid = 1"
-                " WHERE h.lock_key = %s",
-                (key, key, key),
-            ).fetchone()
+    def _fence(self, cur: psycopg.Cursor[Any], names: Sequence[str]) -> None:
+        """In the write's own transaction: this run still holds its lease on ``names``
+        (renewing it). Our rows still there means nobody took them over: an acquirer deletes
+        an expired lease before taking its place, and waits on this row lock."""
+        lease = self._lease
+        if lease is None:
+            return  # not under a lock (a tool's own use of the store)
+        if lease.lost is not None:
+            raise _LeaseLost(lease.lost)
+        cur.execute(
+            "UPDATE reconciler_leases SET expires = clock_timestamp() + %s * interval"
+            " '1 second' WHERE token = %s AND name = ANY(%s)",
+            (lease.ttl, lease.token, list(names)),
+        )
+        if cur.rowcount != len(names):
+            lease.lost = self._lost_message(names)
+            raise _LeaseLost(lease.lost)
+
+    def _fence_names(self, app_id: str | None) -> tuple[str, ...]:
+        lease = self._lease
+        if lease is None:
+            return ()
+        if app_id is None or self._locked_apps is None:
+            return lease.names  # a whole-state write: every lease this run holds
+        return (self._workspace_name(), app_lock_name(app_id))
+
+    def _lost_message(self, names: Sequence[str]) -> str:
+        holder = None
+        with contextlib.suppress(Exception), self._tx("read the lease", snapshot=True) as cur:
+            cur.execute(
+                "SELECT who, host, pid, since, operation, name FROM reconciler_leases WHERE"
+                " name = ANY(%s) ORDER BY name DESC LIMIT 1",
+                (list(names),),
+            )
+            row = cur.fetchone()
             if row is not None:
-                who, host, pid, since, operation = row
-                return LockInfo(
-                    id="-", who=who, host=host, pid=pid,
-                    when=since.isoformat(timespec="seconds"), operation=operation,
-                )  # fmt: skip
-        return None
+                holder = _Holder(row[0], row[1], row[2], row[3], row[4], name=row[5])
+        now = f"; it is now held by {holder.describe()}" if holder else ""
+        return (
+            f"this run lost its lease in the state {self.describe()} (it expired while the"
+            f" database could not be reached{now}); it stops writing"
+        )
 
-    def _write_holders(self, info: LockInfo, names: list[str]) -> None:
-        all_names = [f"workspace/{self.workspace}", *names]
-        rows = [
-            (lock_key(n), self.workspace, n, info.who, info.host, info.pid, info.when,
-             info.operation)
-            for n in all_names
-        ]  # fmt: skip
-        with self._tx("record the lock holder") as cur:
-            cur.executemany(
-                "INSERT INTO reconciler_lock_holders (lock_key, workspace, resource, who, host,"
-                " pid, since, operation, backend_pid) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
-                " pg_backend_pid()) ON CONFLICT (lock_key) DO UPDATE SET workspace ="
-                " EXCLUDED.workspace, resource = EXCLUDED.resource, who = EXCLUDED.who, host ="
-                " EXCLUDED.host, pid = EXCLUDED.pid, since = EXCLUDED.since, operation ="
-                " EXCLUDED.operation, backend_pid = EXCLUDED.backend_pid",
-                rows,
-            )
+    async def before_write(self, app_id: str) -> None:
+        """Called before each API write: the run holds its lease, renewed recently enough
+        that it cannot expire during the write; else it confirms it with the database first
+        (riding out a restart while the lease lasts) or refuses the write."""
+        lease = self._lease
+        if lease is None:
+            return
+        if lease.lost is not None:
+            raise StateError(lease.lost)
+        if time.monotonic() < lease.valid_until - lease.ttl / 2:
+            return
+        await asyncio.to_thread(self._reconfirm, app_id)
 
-    def _release_all(self) -> None:
-        with contextlib.suppress(Exception):
-            conn = self._connection()
-            conn.execute(
-                "DELETE FROM reconciler_lock_holders WHERE backend_pid = pg_backend_pid()"
-            )
-            conn.execute("SELECT pg_advisory_unlock_all()")
+    def _reconfirm(self, app_id: str) -> None:
+        with self._write_lock:
+            lease = self._lease
+            if lease is None or time.monotonic() < lease.valid_until - lease.ttl / 2:
+                return
+            names = self._fence_names(app_id)
+
+            def confirm() -> None:
+                sent = time.monotonic()
+                with self._tx("confirm the lease") as cur:
+                    self._fence(cur, names)
+                lease.renewed(sent)
+
+            try:
+                self._retrying(confirm)
+            except _LeaseLost as exc:
+                raise StateError(str(exc)) from None
+
+    def _retrying(self, attempt: Callable[[], None]) -> None:
+        """``attempt`` again while the database cannot be reached (a restart), as long as the
+        lease still lasts: past it, another run may hold the apps, and each write tries once
+        (failing fast while the database is down, going on once it is back)."""
+        delay, started = 0.2, time.monotonic()
+        while True:
+            try:
+                attempt()
+                return
+            except _StoreDown:
+                self.close()
+                lease = self._lease
+                # With a lease: while it lasts (past it, once: the database may be back).
+                until = lease.valid_until if lease is not None else started + 2.0
+                if time.monotonic() + delay > until:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def unlock(self, lock_id: str) -> LockInfo:
         raise StateError(
-            f"the state {self.describe()} has no lock to remove: its locks are held by database"
-            " sessions and released by PostgreSQL when the run ends or dies"
+            f"the state {self.describe()} has no lock to remove: its leases are released by"
+            " the run when it ends, and expire when a killed run stops renewing them"
+            f" ({lease_seconds():g}s); released by PostgreSQL or expiry, never by hand"
         )
 
     # --- history ---------------------------------------------------------------------------
@@ -757,6 +903,122 @@ class PgStateStore:
                     entry[when] = entry[when].isoformat(timespec="seconds")
             out.append(entry)
         return out
+
+
+def lease_seconds() -> float:
+    """How long a lease outlives its holder's last renewal (``RECONCILER_PG_LEASE_SECONDS``):
+    how long a killed run's apps stay locked, and how long a run rides out a database it
+    cannot reach before it stops writing."""
+    raw = os.environ.get(LEASE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LEASE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 1.0 <= value <= 3600.0:
+        raise StateError(f"{LEASE_ENV}={raw[:20]!r} is not a number of seconds from 1 to 3600")
+    return value
+
+
+@dataclass
+class _Lease:
+    """The leases one run holds (one token), and until when (monotonic clock, measured from
+    BEFORE the renewal was sent: on the safe side of the database's own expiry)."""
+
+    token: str
+    names: tuple[str, ...]
+    ttl: float
+    valid_until: float
+    lost: str | None = None
+
+    def renewed(self, sent: float) -> None:
+        self.valid_until = max(self.valid_until, sent + self.ttl)
+
+
+@dataclass(frozen=True)
+class _Holder:
+    who: str
+    host: str
+    pid: int
+    since: dt.datetime | str
+    operation: str
+    name: str = ""
+
+    def describe(self) -> str:
+        since = self.since.isoformat(timespec="seconds") if isinstance(
+            self.since, dt.datetime) else str(self.since)  # fmt: skip
+        who, host, when, operation = (
+            _printable(v, 80) for v in (self.who, self.host, since, self.operation)
+        )
+        return f"{who}@{host} (pid {self.pid}) since {when} for '{operation}'"
+
+
+class _Renewer:
+    """Renews a run's leases in the background on a connection of its own (a long write on
+    the run's connection never delays it). It stops at the first renewal that finds a lease
+    gone (taken over after it expired): the run's next write then refuses."""
+
+    def __init__(self, conninfo: str, lease: _Lease) -> None:
+        self._conninfo = conninfo
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reconciler-lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=_CONNECT_TIMEOUT_S)
+
+    def _run(self) -> None:
+        import psycopg
+
+        lease = self._lease
+        conn: psycopg.Connection[Any] | None = None
+        wait = lease.ttl / 4
+        try:
+            while not self._stop.wait(wait):
+                sent = time.monotonic()
+                try:
+                    if conn is None or conn.closed:
+                        conn = psycopg.connect(
+                            self._conninfo, autocommit=True,
+                            connect_timeout=max(2, int(lease.ttl / 4)),
+                            application_name="reconciler-lease",
+                        )  # fmt: skip
+                    cur = conn.execute(
+                        "UPDATE reconciler_leases SET expires = clock_timestamp() + %s *"
+                        " interval '1 second' WHERE token = %s",
+                        (lease.ttl, lease.token),
+                    )
+                except psycopg.Error:
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                    conn, wait = None, min(0.5, lease.ttl / 4)  # a restart: retry soon
+                    continue
+                if cur.rowcount != len(lease.names):
+                    lease.lost = (
+                        "this run lost its lease (it expired while the database could not be"
+                        " reached, and another run took it over); it stops writing"
+                    )
+                    return
+                lease.renewed(sent)
+                wait = lease.ttl / 4
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+
+class _StoreDown(StateError):
+    """The database could not be reached (or restarted) during an operation: retryable."""
+
+
+class _LeaseLost(Exception):
+    """This run's lease is gone: another run may hold its apps now."""
 
 
 class _NoWorkspace(Exception):

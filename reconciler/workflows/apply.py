@@ -43,6 +43,9 @@ class ApplyOutcome:
     result: ApplyResult = field(default_factory=lambda: _empty_result())
     approved: bool = False
     interrupted: bool = False
+    # The state store failed after some writes were applied and recorded (the error): the
+    # run exits 3, not 1, since 1 says nothing was applied.
+    store_error: str | None = None
 
 
 def run_apply(
@@ -335,8 +338,8 @@ def _run(
         # a run that recorded nothing leaves the file, its serial and saved plans alone.
         if store.dirty:
             read_format = current_state.read_format
-            store.save(current_state)
-            if read_format != current_state.format_version:
+            if (_saved(store, current_state, outcome)
+                    and read_format != current_state.format_version):  # fmt: skip
                 reporter.say(
                     f"Note: the state file {store.describe()} was format"
                     f" {read_format}; it is now written as format"
@@ -345,6 +348,21 @@ def _run(
                 )
     outcome.interrupted = outcome.interrupted or outcome.result.interrupted
     return outcome
+
+
+def _saved(store: StateStore, state: State, outcome: ApplyOutcome) -> bool:
+    """Save the state at the end of a run; a store failing after writes were applied is the
+    run's error (exit 3, said after the summary), not a failure of the whole run (exit 1)."""
+    from reconciler.errors import StateError
+
+    try:
+        store.save(state)
+    except StateError as exc:
+        if not (outcome.result.applied or outcome.result.adopted):
+            raise
+        outcome.store_error = str(exc)
+        return False
+    return True
 
 
 def _merge_event(outcome: ApplyOutcome, reporter: ApplyReporter, event: ChangeEvent) -> None:

@@ -8,8 +8,9 @@ names. Nothing from the file is quoted unless printable and short.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
@@ -24,7 +25,10 @@ from reconciler.engine.plan_schema import StateRef as _StateRef
 from reconciler.engine.plan_schema import Summary as _Summary
 from reconciler.engine.plan_schema import Text as _Text
 from reconciler.errors import PlanError
-from reconciler.providers.akana.diff import Adoption
+from reconciler.providers.akana.diff import Adoption, _app_before, _version_before
+from reconciler.providers.akana.live import live_app, live_version
+from reconciler.providers.akana.model import VISIBILITIES
+from reconciler.providers.akana.records import AkanaSection
 from reconciler.providers.akana.vocabulary import (
     OPERATIONS,
     PROVIDER,
@@ -32,8 +36,21 @@ from reconciler.providers.akana.vocabulary import (
     ROOT_KINDS,
     VERSION_KIND,
 )
-from reconciler.providers.akana.wire import AppCreate, AppUpdate, VersionCreate, VersionUpdate
+from reconciler.providers.akana.wire import (
+    AppCreate,
+    AppDetail,
+    AppUpdate,
+    AppVersion,
+    VersionCreate,
+    VersionUpdate,
+)
 
+_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    (ROOT_KIND, "create"): AppCreate,
+    (ROOT_KIND, "update"): AppUpdate,
+    (VERSION_KIND, "create"): VersionCreate,
+    (VERSION_KIND, "update"): VersionUpdate,
+}
 MAX_DEPTH = 4  # before/after/payload: flat records, one nested version, lists of tags
 MAX_ITEMS = 2_000
 _REFUSED = ". Nothing was applied: make the plan again and review it"
@@ -211,19 +228,42 @@ def _change_problem(change: Change) -> str | None:
         return body
     if body.get("Name") != name:
         return "its body's Name is not the name its address gives"
+    unshown = _unshown(change)
+    if unshown is not None:
+        return f"its body's {_printable(unshown)[:40]} is not what the plan shows (after)"
     if change.action == "update" and not isinstance((change.before or {}).get("id"), str):
         return "an update names its server id in before.id"
     return None
 
 
+def _unshown(change: Change) -> str | None:
+    """The first field whose value the body sends differs from the change's ``after`` (what
+    the reviewer saw), or None. A visibility the body cannot carry is not sent (kept)."""
+    model = _MODELS[(change.kind, change.action)]
+    sent = model.model_validate(change.payload).model_dump(mode="json", exclude_none=True)
+    return _first_difference(sent, change.after or {})
+
+
+# Sent, never shown in ``after``: the environment a new version starts in (a create-time
+# setting the platform does not read back, so no diff or `before` can hold it).
+_UNSHOWN_FIELDS = frozenset({"id", "initial_environment"})
+
+
+def _first_difference(sent: Mapping[str, Any], shown: Mapping[str, Any]) -> str | None:
+    for key in sorted((set(sent) | set(shown)) - _UNSHOWN_FIELDS):
+        value, seen = sent.get(key), shown.get(key)
+        if isinstance(value, Mapping) and isinstance(seen, Mapping):
+            inner = _first_difference(value, seen)
+            if inner is not None:
+                return f"{key}.{inner}"
+        elif value != seen and not (key == "visibility" and value is None
+                                    and seen not in VISIBILITIES):  # fmt: skip
+            return key
+    return None
+
+
 def _body(change: Change) -> Mapping[str, Any] | str:
-    models: dict[tuple[str, str], type[BaseModel]] = {
-        (ROOT_KIND, "create"): AppCreate,
-        (ROOT_KIND, "update"): AppUpdate,
-        (VERSION_KIND, "create"): VersionCreate,
-        (VERSION_KIND, "update"): VersionUpdate,
-    }
-    model = models[(change.kind, change.action)]
+    model = _MODELS[(change.kind, change.action)]
     if change.payload is None:
         return "a create or update carries its body (payload)"
     try:
@@ -231,3 +271,89 @@ def _body(change: Change) -> Mapping[str, Any] | str:
     except ValidationError as exc:
         return f"its body is not a valid {model.__name__} ({exc.error_count()} problems)"
     return change.payload
+
+
+# --- at apply time: each change's target and `before` against the platform and the state ----
+
+_SHOWN = 5  # problems named in the refusal (the rest counted)
+
+
+class PlatformReader(Protocol):
+    """The two reads the check makes (the Akana client has them; this module stays pure of
+    any transport)."""
+
+    async def get_app(self, app_id: str) -> AppDetail | None: ...
+
+    async def list_versions(self, app_id: str) -> list[AppVersion]: ...
+
+
+async def stale_saved_plan(client: PlatformReader, plan: Plan, akana: AkanaSection) -> str | None:
+    """Why a saved plan is stale, or None: every update and delete's ``before`` (the object
+    the reviewer saw: its server id, name and fields) must be what the platform has now, read
+    again, and its id what the state records for the change's address. Checked for the whole
+    plan before its first write: a plan edited to aim at another object, or made before
+    someone changed one, is refused whole (nothing of it applied)."""
+    stuck = plan.stuck_apps
+    checked = [
+        c for c in plan.changes
+        if c.provider == PROVIDER and c.action != "create" and c.app_id not in stuck
+    ]  # fmt: skip
+    if not checked:
+        return None
+    adopted = {
+        item.name: item.server_id for item in plan.learned if isinstance(item, Adoption)
+    }
+    versions_of: dict[str, asyncio.Task[list[AppVersion]]] = {}
+    gate = asyncio.Semaphore(4)
+
+    async def versions(server_id: str) -> list[AppVersion]:
+        async with gate:
+            return await client.list_versions(server_id)
+
+    async def detail(server_id: str) -> AppDetail | None:
+        async with gate:
+            return await client.get_app(server_id)
+
+    async def problem(change: Change) -> str | None:
+        before = change.before or {}
+        target = before.get("id")
+        if not isinstance(target, str):
+            return "it names no server id in before.id"
+        record = akana.apps.get(change.app_id)
+        app_server = record.id if record is not None else adopted.get(change.app_id)
+        if change.kind == ROOT_KIND:
+            if app_server is not None and app_server != target:
+                return "it names a server id the state does not record for it"
+            found = await detail(target)
+            now = None if found is None else _app_before(live_app(found))
+        else:
+            recorded = record.versions.get(change.key or "") if record is not None else None
+            if recorded is not None and recorded.id != target:
+                return "it names a server id the state does not record for it"
+            if app_server is None:
+                return "the state records no app for it"
+            if app_server not in versions_of:
+                versions_of[app_server] = asyncio.ensure_future(versions(app_server))
+            listed = await versions_of[app_server]
+            match = next((v for v in listed if v.version_id == target), None)
+            now = None if match is None else _version_before(live_version(match))
+        if now is None:
+            return "the object it names is no longer on the platform"
+        differ = sorted(k for k, v in before.items() if now.get(k) != v)
+        if differ:
+            shown = ", ".join(_printable(k)[:40] for k in differ[:5])
+            return f"the platform has another {shown} than the plan shows"
+        return None
+
+    found = await asyncio.gather(*(problem(c) for c in checked))
+    problems = [
+        f"{_printable(str(c.address))}: {why}"
+        for c, why in zip(checked, found, strict=True) if why is not None
+    ]  # fmt: skip
+    if not problems:
+        return None
+    more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+    return (
+        f"stale saved plan: {'; '.join(problems[:_SHOWN])}{more}. Nothing of it was applied:"
+        " run `reconciler plan --out` again and review it"
+    )

@@ -182,6 +182,12 @@ class AkanaSession:
         on_event: Callable[[ChangeEvent], None],
     ) -> SectionApplied:
         akana = AkanaSection.from_resources(section.resources)
+        if desired is None:  # a saved plan: refused whole before its first write if stale
+            from reconciler.errors import PlanError
+            from reconciler.providers.akana.plan_check import stale_saved_plan
+
+            if (stale := await stale_saved_plan(self._client, plan, akana)) is not None:
+                raise PlanError(stale)
         writer = _Writer(section, akana, record, plan.app_meta)
         out = SectionApplied()
         stuck = plan.stuck_apps

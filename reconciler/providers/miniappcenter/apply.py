@@ -245,6 +245,11 @@ class Executor:
             if self.options.on_start:
                 self.options.on_start(change)
             try:
+                # A store that leases apps confirms it still holds this one (it may have been
+                # cut off from its database): never write an app another run may hold.
+                guard = getattr(self.store, "before_write", None)
+                if guard is not None:
+                    await guard(change.app_id)
                 note = await self._execute(change)
             except ReconcilerError as exc:
                 self._report(ChangeResult(change, "failed", str(exc)))
