@@ -197,12 +197,19 @@ async def apply_parts(
     parallelism: int,
     store_write: StoreWrite,
     on_event: Callable[[ChangeEvent], None],
+    before_write: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, SectionApplied]:
     """Run each provider's part with its session, concurrently. Every completed write is put
-    in the in-memory section and made durable (``store_write``) before it is reported."""
+    in the in-memory section and made durable (``store_write``) before it is reported.
+    ``before_write`` is awaited before each request that may write, whoever sends it (the
+    shared transport asks it): a store that leases what it writes refuses there."""
 
     async def one(name: str) -> tuple[str, SectionApplied]:
         section = sections[name]
+        if before_write is not None:  # this part's task only: gather runs each in its own
+            from reconciler.transport.guard import WRITE_GATE
+
+            WRITE_GATE.set(before_write)
 
         async def record(kind: str, key: str, data: Mapping[str, Any] | None) -> None:
             records = section.resources.setdefault(kind, {})

@@ -806,7 +806,7 @@ class PgStateStore:
             f" database could not be reached{now}); it stops writing"
         )
 
-    async def before_write(self, app_id: str) -> None:
+    async def before_write(self, app_id: str | None) -> None:
         """Called before each API write: the run holds its lease, renewed recently enough
         that it cannot expire during the write; else it confirms it with the database first
         (riding out a restart while the lease lasts) or refuses the write."""
@@ -819,7 +819,7 @@ class PgStateStore:
             return
         await asyncio.to_thread(self._reconfirm, app_id)
 
-    def _reconfirm(self, app_id: str) -> None:
+    def _reconfirm(self, app_id: str | None) -> None:
         with self._write_lock:
             lease = self._lease
             if lease is None or time.monotonic() < lease.valid_until - lease.ttl / 2:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Final
 
 import httpx
@@ -49,6 +50,15 @@ _SLACK: Final = 1024 * 1024
 # all pass here. Method, host and path, never the query or a header (where secrets travel);
 # the line is masked like every message besides.
 REQUEST_LOG: Final = logging.getLogger("reconciler.requests")
+
+# Set by the engine while a run applies: awaited before every request that may write (any
+# method but GET, HEAD and OPTIONS), whichever provider, plugin or auth flow sends it. A state
+# store that leases what a run writes (PostgreSQL) confirms its lease there, so that no
+# provider's write goes out after the run lost its lease to another run. It raises to refuse.
+WRITE_GATE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "reconciler_write_gate", default=None
+)
+_READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _log_request(request: httpx.Request, outcome: str, started: float) -> None:
@@ -76,6 +86,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self.limits = limits
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in _READS and (gate := WRITE_GATE.get()) is not None:
+            await gate()  # before the request leaves: a refused write was never sent
         deadline = self.limits.request_deadline
         started = time.monotonic()
         ends = started + deadline

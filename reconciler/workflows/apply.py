@@ -4,7 +4,7 @@ around it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +293,7 @@ def _run(
                 parallelism=options.parallelism,
                 store_write=store.record_resource,
                 on_event=lambda event: _merge_event(outcome, reporter, event),
+                before_write=_lease_check(store),
             )
         for name, done in applied.items():
             _merge_applied(outcome.result, parts[name], done)
@@ -391,3 +392,17 @@ def _same_state(saved: Plan, current: State) -> bool:
     if current.serial == 0:
         return saved.state_lineage is None  # planned before any state existed
     return saved.state_lineage == current.lineage
+
+
+def _lease_check(store: object) -> Callable[[], Awaitable[None]] | None:
+    """What the shared transport awaits before each request that may write, for every
+    provider: a store that leases what a run writes (PostgreSQL) confirms this run still
+    holds its lease, or refuses the write. None for a store without leases."""
+    check = getattr(store, "before_write", None)
+    if check is None:
+        return None
+
+    async def confirm() -> None:
+        await check(None)  # the run's lease as a whole (a write's app is not known here)
+
+    return confirm
