@@ -59,6 +59,7 @@ def import_(
     # The manifests are written to --out: the state belongs to the repository holding it.
     location, sandbox_db = anchored([out], state, sandbox, sandbox_db)
 
+    versions: dict[str, dict[str, int]] = {}
     with handled_errors():
         hints = {}
         if version or label:
@@ -71,8 +72,9 @@ def import_(
             provider, app_ids, out=out, force=force, state=location, sandbox=sandbox,
             sandbox_db=sandbox_db, config=config, reporter=StderrReporter(), hints=hints,
         )  # fmt: skip
+    # Versions are the root provider's only: the others import whole.
     without = [app_id for app_id in app_ids if app_id not in versions]
-    if without:
+    if without and provider == root_provider():
         err(_versions_hint(without, several=len(app_ids) > 1))
     err(REVIEW_IMPORTED)
 

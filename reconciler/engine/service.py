@@ -53,6 +53,7 @@ async def open_sessions(
     config: Path | None,
     parallelism: int,
     settings: Mapping[str, str] | None = None,
+    keep_sandbox: bool = True,
 ) -> Sessions:
     """Open the sessions of ``names`` (closed, logged out, when ``stack`` closes). A provider
     the run needs whose endpoint is not configured is an error naming what to set
@@ -68,7 +69,13 @@ async def open_sessions(
                 f" is configured{what} or pass --sandbox (see docs/getting-started/index.md)"
             )
         opened[name] = await stack.enter_async_context(
-            connector.connect(env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism)
+            connector.connect(
+                env,
+                sandbox_dir=sandbox_dir,
+                config=config,
+                parallelism=parallelism,
+                keep_sandbox=keep_sandbox,
+            )
         )
     return Sessions(opened)
 

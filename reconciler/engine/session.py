@@ -77,10 +77,13 @@ Outcome = Literal["applied", "failed", "skipped"]
 
 @dataclass(frozen=True)
 class ChangeEvent:
-    """One change's result, as the progress line and the apply summary show it."""
+    """One change's result, as the progress line and the apply summary show it; or, with
+    the outcome ``"started"``, that its write starts (the progress line and ``apply --format
+    jsonl`` show it; it is not a result: never put in ``SectionApplied.events``). Every
+    session reports each change it writes this way, once before its result."""
 
     change: Change
-    outcome: Outcome
+    outcome: Outcome | Literal["started"]
     message: str | None = None  # why it failed or was skipped; what was done otherwise
     stuck: bool = False  # skipped because its whole grouping key is stuck (the plan says why)
 
@@ -110,7 +113,6 @@ class RunContext:
     store: Any = None  # None: a run that writes nothing (plan, drift)
     probe_window: int = 0
     verify_fingerprints: bool = False  # a saved plan: refuse a change whose live source moved
-    on_start: Callable[[Change], None] | None = None  # a write starts (the progress line)
     out: Path | None = None  # import: the folder its manifests are written to
     # import: what the user said about each ref, the provider's to read (e.g. version ids an
     # API cannot list, labels to give the manifest).
@@ -202,9 +204,13 @@ class Connector(Protocol):
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool = True,
     ) -> AbstractAsyncContextManager[ProviderSession]:
         """A session (logged in lazily, logged out on exit). ``sandbox_dir``: serve this
-        provider's in-process sandbox from a SQLite file in that folder instead."""
+        provider's in-process sandbox from a SQLite file in that folder instead.
+        ``keep_sandbox=False`` (plan, drift): create no file or folder; a sandbox whose file
+        does not exist runs on an empty database that is not kept (same endpoint shown, same
+        identity)."""
         ...
 
 
@@ -248,5 +254,10 @@ class BindsStateFile(Protocol):
     ``identity`` is the same."""
 
     def binding(
-        self, env: Mapping[str, str], *, sandbox_dir: Path | None, config: Path | None
+        self,
+        env: Mapping[str, str],
+        *,
+        sandbox_dir: Path | None,
+        config: Path | None,
+        keep_sandbox: bool = True,
     ) -> Binding: ...

@@ -271,10 +271,18 @@ class LazyConnector:
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool = True,
     ) -> AbstractAsyncContextManager[ProviderSession]:
-        return self.loaded().connect(
-            env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism
-        )
+        connector = self.loaded()
+        if keep_sandbox or not _takes_keep_sandbox(connector):
+            # A plugin written before read-only runs existed is called as it expects.
+            return connector.connect(
+                env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism
+            )
+        return connector.connect(
+            env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism,
+            keep_sandbox=False,
+        )  # fmt: skip
 
     def __getattr__(self, attribute: str) -> Any:
         if attribute.startswith("_"):
@@ -283,6 +291,19 @@ class LazyConnector:
 
     def __repr__(self) -> str:
         return f"<connector {self.name} ({'loaded' if self._connector else 'not loaded'})>"
+
+
+def _takes_keep_sandbox(connector: Connector) -> bool:
+    """Whether a connector's ``connect`` accepts ``keep_sandbox`` (every built-in one does)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(connector.connect).parameters
+    except (TypeError, ValueError):
+        return False
+    return "keep_sandbox" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def plugin_descriptors(

@@ -258,7 +258,6 @@ def _run(
             store=store,
             probe_window=options.probe_window,
             verify_fingerprints=saved is not None,
-            on_start=reporter.progress_start,
             stop=stop,
         )
         async with AsyncExitStack() as stack:
@@ -370,6 +369,9 @@ def _merge_event(outcome: ApplyOutcome, reporter: ApplyReporter, event: ChangeEv
     """A provider's change result, in the one apply summary and progress."""
     from reconciler.engine.result import ChangeResult
 
+    if event.outcome == "started":  # a write starts: shown, not a result
+        reporter.progress_start(event.change)
+        return
     result = ChangeResult(event.change, event.outcome, event.message, event.stuck)
     outcome.result.results.append(result)
     reporter.progress_result(result)

@@ -33,8 +33,11 @@ def check_drift(
 ) -> DriftReport:
     """One drift report for every provider taking part (``options`` never prunes)."""
     import asyncio
+    import dataclasses
 
     check_provider(options.provider)
+    # drift writes nothing: the in-process sandboxes create no file or folder either.
+    options = dataclasses.replace(options, keep_sandbox=False)
     desired = load_desired(paths, select, options.targets, roots, provider=options.provider)
     store = state_store(state, options.sandbox)
     fleet = open_fleet(desired, store, options, reporter)

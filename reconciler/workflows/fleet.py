@@ -38,6 +38,9 @@ class FleetOptions:
     parallelism: int
     probe_window: int
     targets: tuple[str, ...]
+    # False for a read-only run (plan, drift): the in-process sandboxes create no file or
+    # folder (a missing file is served empty, in memory); apply and import keep theirs.
+    keep_sandbox: bool = True
 
     @property
     def sandbox_dir(self) -> Path | None:
@@ -89,7 +92,7 @@ def state_binding(options: FleetOptions) -> Binding:
 
     binder = cast("BindsStateFile", connectors()[root_provider()])
     return binder.binding(fleet_env(options), sandbox_dir=options.sandbox_dir,
-                          config=options.config)  # fmt: skip
+                          config=options.config, keep_sandbox=options.keep_sandbox)  # fmt: skip
 
 
 def open_fleet(
@@ -282,6 +285,7 @@ async def open_sessions(
         config=options.config,
         parallelism=options.parallelism,
         settings=endpoint_settings(),
+        keep_sandbox=options.keep_sandbox,
     )
     if run is not None:
         attach(sessions, run)

@@ -46,6 +46,8 @@ def make_plan(
 
         changes = ask_git(changed_since, list(paths))
     check_provider(options.provider)
+    # plan writes nothing: the in-process sandboxes create no file or folder either.
+    options = dataclasses.replace(options, keep_sandbox=False)
     desired = load_desired(paths, select, options.targets, roots, changes, options.provider)
     store = state_store(state, options.sandbox)
     fleet = open_fleet(desired, store, options, reporter)

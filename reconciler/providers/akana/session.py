@@ -228,6 +228,7 @@ class AkanaSession:
                 runnable.append(change)
 
         async def before_write(change: Change) -> None:
+            on_event(ChangeEvent(change, "started"))  # shown, not a result: not in out.events
             if change.kind == ROOT_KIND and change.action == "create":
                 business_id = (change.after or {}).get("business_id")
                 await writer.intent(
@@ -393,12 +394,13 @@ class AkanaConnector:
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool = True,
     ) -> AbstractAsyncContextManager[ProviderSession]:
         # The fleet-wide limits (MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES): checked
         # before anything is sent, applied to every request (logins included).
         limits = limits_from_env(env)
         if sandbox_dir is not None:
-            return _sandbox_session(sandbox_dir, parallelism, limits)
+            return _sandbox_session(sandbox_dir, parallelism, limits, keep_sandbox)
         return _env_session(akana_config_from_env(env), parallelism, limits)
 
 
@@ -425,15 +427,16 @@ async def _env_session(
 
 @asynccontextmanager
 async def _sandbox_session(
-    sandbox_dir: Path, parallelism: int, limits: ClientLimits
+    sandbox_dir: Path, parallelism: int, limits: ClientLimits, keep_sandbox: bool
 ) -> AsyncIterator[ProviderSession]:
     # Imported here: the sandbox (Starlette) loads only for --sandbox runs.
     from reconciler.providers.akana.sandbox.inprocess import in_process_akana
+    from reconciler.sandbox_kit.files import sandbox_database
 
     db = (sandbox_dir / SANDBOX_DB_NAME).resolve()
-    db.parent.mkdir(parents=True, exist_ok=True)
+    opens = sandbox_database(db, keep=keep_sandbox)
     # A password nobody else knows: the sandbox's users live in this process only.
-    sandbox = in_process_akana(db, password=secrets.token_urlsafe(24))
+    sandbox = in_process_akana(opens, password=secrets.token_urlsafe(24))
     try:
         config = AkanaConfig(
             akana_endpoint(sandbox.base_url), sandbox.email, Secret(sandbox.password)

@@ -59,6 +59,9 @@ class Target:
     display: str  # what we tell the user (never the token)
     sandbox_db: Path | None = None
     limits: ClientLimits | None = None  # MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES
+    # What the sandbox opens: ``sandbox_db``, or an in-memory database for a read-only run
+    # whose file does not exist (sandbox_kit.files).
+    sandbox_opens: Path | None = None
 
     @property
     def setting(self) -> str:
@@ -76,7 +79,8 @@ class Target:
             # (Starlette) loads only for --sandbox runs.
             from reconciler.providers.miniappcenter.sandbox import SandboxConfig, create_app
 
-            app = create_app(SandboxConfig(db_path=self.sandbox_db, token=self.token))
+            opens = self.sandbox_opens or self.sandbox_db
+            app = create_app(SandboxConfig(db_path=opens, token=self.token))
             transport = httpx.ASGITransport(app=app)
         return MiniAppCenterClient(
             self.endpoint,
@@ -88,9 +92,14 @@ class Target:
 
 
 def resolve_target(
-    sandbox: bool, sandbox_db: Path | None, env: Mapping[str, str] | None = None
+    sandbox: bool,
+    sandbox_db: Path | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    keep_sandbox: bool = True,
 ) -> Target:
-    """The endpoint of this run: the in-process sandbox (``--sandbox``) or the environment's."""
+    """The endpoint of this run: the in-process sandbox (``--sandbox``) or the environment's.
+    ``keep_sandbox=False``: a read-only run, which creates no file (sandbox_kit.files)."""
     from reconciler.errors import ConfigError
     from reconciler.providers.miniappcenter.client import (
         Endpoint,
@@ -103,8 +112,10 @@ def resolve_target(
     limits = limits_from_env(env)  # checked before anything runs
 
     if sandbox:
+        from reconciler.sandbox_kit.files import sandbox_database
+
         db = (sandbox_db or Path(DEFAULT_SANDBOX_DB)).resolve()
-        db.parent.mkdir(parents=True, exist_ok=True)
+        opens = sandbox_database(db, keep=keep_sandbox)
         return Target(
             endpoint=Endpoint(base_url="http://127.0.0.1/api"),
             token=SANDBOX_TOKEN,
@@ -112,6 +123,7 @@ def resolve_target(
             display=f"embedded sandbox (in-process, {db})",
             sandbox_db=db,
             limits=limits,
+            sandbox_opens=opens,
         )
     if not env.get(BASE_URL_ENV):
         raise ConfigError(
@@ -213,7 +225,7 @@ class MiniAppCenterSession:
             verify_fingerprints=run.verify_fingerprints,
             probe_window=run.probe_window,
             on_result=on_result,
-            on_start=run.on_start or (lambda _change: None),
+            on_start=lambda change: on_event(ChangeEvent(change, "started")),
             stop=run.stop,
         ) as running:
             done = await running.run()
@@ -346,7 +358,9 @@ class MiniAppCenterConnector:
     def configured(self, env: Mapping[str, str], config: Path | None) -> bool:
         return bool(env.get(BASE_URL_ENV, "").strip())
 
-    def _target(self, env: Mapping[str, str], sandbox_dir: Path | None) -> Target:
+    def _target(
+        self, env: Mapping[str, str], sandbox_dir: Path | None, keep_sandbox: bool = True
+    ) -> Target:
         """``--sandbox``: the in-process sandbox's file is ``--sandbox-db`` (its variable in
         ``env``), else ``sandbox.db`` in ``sandbox_dir``."""
         from reconciler.limits import SANDBOX_DB_ENV
@@ -355,16 +369,21 @@ class MiniAppCenterConnector:
         if sandbox_dir is not None:
             named = env.get(SANDBOX_DB_ENV, "").strip()
             db = Path(named) if named else sandbox_dir / Path(DEFAULT_SANDBOX_DB).name
-        return resolve_target(sandbox_dir is not None, db, env)
+        return resolve_target(sandbox_dir is not None, db, env, keep_sandbox=keep_sandbox)
 
     def binding(
-        self, env: Mapping[str, str], *, sandbox_dir: Path | None, config: Path | None
+        self,
+        env: Mapping[str, str],
+        *,
+        sandbox_dir: Path | None,
+        config: Path | None,
+        keep_sandbox: bool = True,
     ) -> Binding:
         """What the state file is bound to (the endpoint resolved and checked; nothing
         connected)."""
         from reconciler.engine.session import Binding
 
-        target = self._target(env, sandbox_dir)
+        target = self._target(env, sandbox_dir, keep_sandbox)
         return Binding(target.identity, target.display)
 
     def connect(
@@ -374,9 +393,11 @@ class MiniAppCenterConnector:
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool = True,
     ) -> AbstractAsyncContextManager[ProviderSession]:
         """Its session (nothing is sent before a plan, a write or an import asks)."""
-        return _opened(MiniAppCenterSession(self._target(env, sandbox_dir), parallelism))
+        target = self._target(env, sandbox_dir, keep_sandbox)
+        return _opened(MiniAppCenterSession(target, parallelism))
 
     # --- optional hooks the workflows ask of any connector that has them -----------------
     def check_saved(self, saved: Plan, run: RunContext, source: str) -> None:

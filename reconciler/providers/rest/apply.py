@@ -275,6 +275,7 @@ async def apply_changes(
     on_result: Callable[[RestResult], None] | None = None,
     after_write: Callable[[RestResult], Awaitable[None]] | None = None,
     confirm: frozenset[str] = frozenset(),
+    on_start: Callable[[Change], None] | None = None,
 ) -> list[RestResult]:
     """Run ``changes`` (REST ones; each through :data:`DISPATCH`), at most ``parallelism`` at
     once; results in the order of ``changes``. ``meta``: labels/protect by address key (the
@@ -283,7 +284,8 @@ async def apply_changes(
     is awaited after each completed write (the section already updated), before
     ``on_result`` reports it: the engine's service makes the record durable there.
     ``confirm``: the address keys whose delete reads the object first
-    (:func:`saved_plan_deletes_to_confirm`)."""
+    (:func:`saved_plan_deletes_to_confirm`). ``on_start`` is told each change whose write
+    starts (a change refused before it is sent has none)."""
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
     context = _Context(section, meta or {}, objects or {}, confirm)
@@ -326,6 +328,8 @@ async def apply_changes(
                 async with gate:
                     if stopped:
                         raise asyncio.CancelledError  # the run is raising already
+                    if on_start is not None:
+                        on_start(change)
                     try:
                         async with asyncio.timeout(change_deadline):
                             result = await handler(client, change, context)

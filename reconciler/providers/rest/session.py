@@ -190,8 +190,12 @@ class _SandboxBackend:
         *,
         max_connections: int,
         client_options: Mapping[str, Any],
+        opens: Path | None = None,
     ) -> None:
         self.db = db
+        # What the sandbox opens: ``db``, or an empty in-memory database for a read-only
+        # run whose file does not exist (sandbox_kit.files).
+        self.opens = opens or db
         self.env = env
         self.max_connections = max_connections
         self.client_options = client_options
@@ -222,7 +226,7 @@ class _SandboxBackend:
         names = (ACCESS_SECONDS_ENV, REFRESH_SECONDS_ENV)
         lifetimes = {k: self.env[k] for k in names if k in self.env}
         try:
-            base = tenant_config_from_env(self.db, lifetimes)
+            base = tenant_config_from_env(self.opens, lifetimes)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         user, password, api_key = "sandbox", secrets.token_urlsafe(18), secrets.token_urlsafe(24)
@@ -422,6 +426,8 @@ class RestSession:
             on_result=report,
             after_write=written,
             confirm=confirm,
+            # Shown, not a result: never in applied.events.
+            on_start=lambda change: on_event(ChangeEvent(change, "started")),
         )
         return applied
 
@@ -576,8 +582,12 @@ class RestConnector:
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool = True,
     ) -> AbstractAsyncContextManager[RestSession]:
-        return self._session(env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism)
+        return self._session(
+            env, sandbox_dir=sandbox_dir, config=config, parallelism=parallelism,
+            keep_sandbox=keep_sandbox,
+        )  # fmt: skip
 
     @asynccontextmanager
     async def _session(
@@ -587,6 +597,7 @@ class RestConnector:
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool,
     ) -> AsyncIterator[RestSession]:
         connections = max(MIN_CONNECTIONS, parallelism)
         # The fleet-wide limits (MAC_REQUEST_DEADLINE, MAC_MAX_RESPONSE_BYTES), for every
@@ -594,13 +605,15 @@ class RestConnector:
         options = {"limits": limits_from_env(env), **self.client_options}
         backend: _Backend
         if sandbox_dir is not None:
-            folder = sandbox_dir.resolve()
-            folder.mkdir(parents=True, exist_ok=True)
+            from reconciler.sandbox_kit.files import sandbox_database
+
+            db = sandbox_dir.resolve() / SANDBOX_DB
             backend = _SandboxBackend(
-                folder / SANDBOX_DB,
+                db,
                 env,
                 max_connections=connections,
                 client_options=options,
+                opens=sandbox_database(db, keep=keep_sandbox),
             )
         else:
             backend = _ProjectBackend(

@@ -172,6 +172,7 @@ class KvSession:
                 applied.stuck.append(key)
                 _tell(applied, on_event, ChangeEvent(change, "skipped", stuck[key]))
                 continue
+            on_event(ChangeEvent(change, "started"))  # its write starts (not a result)
             try:
                 path = f"/entries/{quote(key, safe='')}"
                 if change.action == "delete":
@@ -270,16 +271,18 @@ class KvConnector:
         sandbox_dir: Path | None,
         config: Path | None,
         parallelism: int,
+        keep_sandbox: bool = True,
     ) -> AbstractAsyncContextManager[KvSession]:
-        return self._session(env, sandbox_dir)
+        return self._session(env, sandbox_dir, keep_sandbox)
 
     @asynccontextmanager
     async def _session(
-        self, env: Mapping[str, str], sandbox_dir: Path | None
+        self, env: Mapping[str, str], sandbox_dir: Path | None, keep_sandbox: bool
     ) -> AsyncIterator[KvSession]:
         if sandbox_dir is not None:
             store = sandbox_dir.resolve() / SANDBOX_FILE
-            store.parent.mkdir(parents=True, exist_ok=True)
+            if keep_sandbox:  # plan and drift create no file or folder
+                store.parent.mkdir(parents=True, exist_ok=True)
             key = secrets.token_urlsafe(24)  # this process's own: never shown, never stored
             transport: httpx.AsyncBaseTransport = httpx.ASGITransport(app=make_app(store, key))
             base, identity = SANDBOX_ORIGIN, f"sandbox:{store}"

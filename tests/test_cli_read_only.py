@@ -1,0 +1,90 @@
+"""`plan` and `drift` write nothing, on the in-process sandboxes too: no file or folder
+appears in a fresh checkout, while `apply` still creates and keeps the sandboxes' files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+from tests.test_cli_habits import REPO, fleet  # noqa: F401 (a fixture)
+
+
+@pytest.fixture
+def checkout(fleet: Path) -> Path:  # noqa: F811
+    """The demo fleet with REST objects, as a fresh git checkout (the state's root)."""
+    shutil.copytree(REPO / "examples" / "rest" / "manifests", fleet / "manifests" / "rest")
+    subprocess.run(["git", "init", "-q", str(fleet)], check=True)
+    return fleet
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(
+        str(path.relative_to(root)) for path in root.rglob("*") if ".git" not in path.parts
+    )
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_and_drift_on_the_sandboxes_create_nothing(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = tree(checkout)
+    code, out, err = cli(capsys, "plan", "manifests", "--sandbox")
+    assert code == 0, err
+    # The endpoints shown are the files an apply would use, though none exists yet.
+    for name in ("sandbox.db", "akana-sandbox.db", "tenant-sandbox.db"):
+        assert f"{checkout / '.reconciler' / name})" in err
+    assert "Plan: " in out
+    assert tree(checkout) == before
+    code, _, err = cli(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
+    assert code == 2, err
+    code, _, err = cli(capsys, "drift", "manifests", "--sandbox")
+    assert code == 2, err
+    assert tree(checkout) == before
+
+
+def test_apply_keeps_the_files_and_plan_then_reads_them(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "apply", "manifests", "--sandbox", "--auto-approve")
+    assert code == 0, err
+    kept = tree(checkout)
+    for name in ("sandbox.db", "akana-sandbox.db", "tenant-sandbox.db", "sandbox-state.json"):
+        assert f".reconciler/{name}" in kept
+    code, out, err = cli(capsys, "plan", "manifests", "--sandbox", "--detailed-exitcode")
+    assert code == 0, err + out  # read from the kept files: nothing left to do
+    code, _, err = cli(capsys, "drift", "manifests", "--sandbox")
+    assert code == 0, err
+    assert tree(checkout) == kept
+
+
+# --- apply --format jsonl: every provider reports each change's start ------------------------
+
+
+def test_apply_jsonl_has_a_started_line_before_each_result_of_every_provider(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    code, out, err = cli(capsys, "apply", "manifests", "--sandbox", "--auto-approve",
+                         "--format", "jsonl")  # fmt: skip
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    results = [(i, e) for i, e in enumerate(events) if e["type"] in ("applied", "failed")]
+    assert {e["provider"] for _, e in results} == {"miniappcenter", "akana", "rest"}
+    for index, event in results:
+        starts = [i for i, e in enumerate(events)
+                  if e["type"] == "started" and e["address"] == event["address"]]  # fmt: skip
+        assert len(starts) == 1, event
+        assert starts[0] < index, event
+    assert sum(e["type"] == "started" for e in events) == len(results)
+    summary = events[-1]
+    assert summary["type"] == "summary" and summary["applied"] == len(results)
