@@ -88,3 +88,79 @@ def test_apply_jsonl_has_a_started_line_before_each_result_of_every_provider(
     assert sum(e["type"] == "started" for e in events) == len(results)
     summary = events[-1]
     assert summary["type"] == "summary" and summary["applied"] == len(results)
+
+
+# --- the plan's live reads, counted per provider, shown on a terminal only --------------------
+
+
+def test_a_plan_on_a_terminal_shows_its_reads_and_erases_them(checkout: Path) -> None:
+    from reconciler.cli.read_status import ERASE
+    from tests.test_cli_habits import run_cli, run_on_terminal
+
+    code, shown = run_on_terminal("plan", "manifests", "--sandbox", cwd=checkout)
+    assert code == 0, shown
+    status = shown.index("Reading live state: ")
+    assert shown.index(ERASE, status) < shown.index("Plan: ")  # erased before the report
+    # Redirected: no status line, no terminal control sequence.
+    done = run_cli("plan", "manifests", "--sandbox", cwd=checkout)
+    assert done.returncode == 0, done.stderr
+    assert "Reading live state" not in done.stderr and "\x1b" not in done.stderr
+
+
+class Counting:
+    """A reporter that shows reads: what the workflows tell it."""
+
+    def __init__(self) -> None:
+        self.reads: dict[str, int] = {}
+        self.ended = 0
+
+    def say(self, message: str) -> None:
+        pass
+
+    def progress_read(self, provider: str) -> None:
+        assert not self.ended  # every read is counted while planning, none after
+        self.reads[provider] = self.reads.get(provider, 0) + 1
+
+    def progress_read_end(self) -> None:
+        self.ended += 1
+
+
+@pytest.mark.parametrize("command", ["plan", "drift"])
+def test_every_providers_reads_are_counted_by_the_shared_transport(
+    checkout: Path, command: str
+) -> None:
+    from reconciler.workflows.drift import check_drift
+    from reconciler.workflows.fleet import FleetOptions
+    from reconciler.workflows.plan import make_plan
+
+    options = FleetOptions(True, None, None, None, False, None, 4, 0, ())
+    reporter = Counting()
+    run = make_plan if command == "plan" else check_drift
+    run([Path("manifests")], select=(), roots=[Path("manifests")], state=None,
+        options=options, reporter=reporter)  # fmt: skip
+    assert set(reporter.reads) == {"miniappcenter", "akana", "rest"}
+    assert all(count >= 1 for count in reporter.reads.values())
+    assert reporter.ended == 1
+
+
+def test_the_status_line_says_each_providers_count_and_is_erased() -> None:
+    import io
+
+    from reconciler.cli.read_status import ERASE, ReadStatus
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    status = ReadStatus(terminal)
+    status.read("rest")
+    status.read("akana")  # within the redraw interval: counted, not drawn
+    assert terminal.getvalue() == f"{ERASE}Reading live state: rest 1 request(s) answered"
+    status.end()
+    assert terminal.getvalue().endswith(ERASE)
+    redirected = io.StringIO()
+    quiet = ReadStatus(redirected)
+    quiet.read("rest")
+    quiet.end()
+    assert redirected.getvalue() == ""

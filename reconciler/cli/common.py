@@ -143,12 +143,23 @@ class StderrReporter:
     terminal afterwards does not say them twice (see :func:`said_on_this_terminal`)."""
 
     def __init__(self) -> None:
+        from reconciler.cli.read_status import ReadStatus
+
         self.warned: set[str] = set()
+        self.reads = ReadStatus()  # the plan's live reads, on a terminal only
 
     def say(self, message: str) -> None:
         if message.startswith(WARNING_PREFIX):
             self.warned.add(message.removeprefix(WARNING_PREFIX))
+        self.reads.clear()  # a line said while reading replaces the status line
         err(message)
+
+    def progress_read(self, provider: str) -> None:
+        """A live read of ``provider`` was answered while planning."""
+        self.reads.read(provider)
+
+    def progress_read_end(self) -> None:
+        self.reads.end()
 
 
 def stdout_is_tty() -> bool:

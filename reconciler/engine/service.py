@@ -94,13 +94,21 @@ async def plan_parts(
     desired: Mapping[str, Sequence[Any]],
     sections: Mapping[str, Section],
     scope: Scope,
+    *,
+    on_read: Callable[[str], None] | None = None,
 ) -> dict[str, Plan]:
-    """Each session's part of the plan, read concurrently (each binds its section first)."""
+    """Each session's part of the plan, read concurrently (each binds its section first).
+    ``on_read`` is told the provider's name after each of its live reads is answered (the
+    shared transport counts them, whichever client sends them)."""
     for name, session in sessions.by_name.items():
         session.bind(sections[name])
 
     async def one(name: str) -> tuple[str, Plan]:
         session = sessions.by_name[name]
+        if on_read is not None:  # this provider's task only: gather runs each in its own
+            from reconciler.transport.guard import READ_SEEN
+
+            READ_SEEN.set(lambda: on_read(name))
         try:
             return name, await session.plan(desired.get(name, ()), sections[name], scope)
         except ReconcilerError as exc:

@@ -60,6 +60,11 @@ WRITE_GATE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
 )
 _READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Set by the engine while a run plans, in each provider's task: called once each read (GET,
+# HEAD, OPTIONS) is answered, whoever sends it, so that a progress display counts the live
+# reads per provider without any provider's code knowing of it.
+READ_SEEN: ContextVar[Callable[[], None] | None] = ContextVar("reconciler_read_seen", default=None)
+
 
 def _log_request(request: httpx.Request, outcome: str, started: float) -> None:
     millis = (time.monotonic() - started) * 1000
@@ -105,6 +110,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             raise
         if logging_on:
             _log_request(request, str(response.status_code), started)
+        if request.method in _READS and (seen := READ_SEEN.get()) is not None:
+            seen()
         coding = response.headers.get("content-encoding", "").strip().lower()
         if coding not in _PLAIN and "accept-encoding" not in request.headers:
             await response.aclose()

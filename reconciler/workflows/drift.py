@@ -12,6 +12,7 @@ from reconciler.workflows.fleet import (
     FleetOptions,
     open_fleet,
     open_sessions,
+    reads_shown,
     scope_of,
     sections_of,
 )
@@ -62,7 +63,8 @@ def check_drift(
             sessions = await open_sessions(stack, fleet, options, reporter, run=run)
             models = {name: desired.models(name) for name in fleet.names}
             scope = scope_of(desired, options, [*notices, *fleet.notices])
-            parts = await plan_parts(sessions, models, sections, scope)
+            with reads_shown(reporter) as on_read:
+                parts = await plan_parts(sessions, models, sections, scope, on_read=on_read)
         ordered = [(name, parts[name]) for name in fleet.names]
         stuck = [part for _, part in ordered if is_stuck(part)]
         if len(stuck) == len(ordered):  # nothing could be checked: the first error, exit 1

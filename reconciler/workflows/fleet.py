@@ -8,8 +8,8 @@ named here: they come from the registry.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -296,6 +296,19 @@ async def open_sessions(
     return sessions
 
 
+@contextmanager
+def reads_shown(reporter: Reporter) -> Iterator[Callable[[str], None] | None]:
+    """The live reads of a plan, counted per provider for a reporter that shows them (its
+    optional ``progress_read(provider)``; ``progress_read_end()`` once planning ends, however
+    it ends): what to give ``plan_parts`` as ``on_read``."""
+    on_read = getattr(reporter, "progress_read", None)
+    try:
+        yield on_read
+    finally:
+        if (end := getattr(reporter, "progress_read_end", None)) is not None:
+            end()
+
+
 @dataclass(frozen=True)
 class FleetPlan:
     merged: Plan
@@ -318,7 +331,9 @@ async def plan_fleet(
     async with AsyncExitStack() as stack:
         sessions = await open_sessions(stack, fleet, options, reporter, run=run)
         models = {name: desired.models(name) for name in fleet.names}
-        parts = await plan_parts(sessions, models, sections_of(fleet), scope)
+        with reads_shown(reporter) as on_read:
+            parts = await plan_parts(sessions, models, sections_of(fleet), scope,
+                                     on_read=on_read)  # fmt: skip
     # Every provider stuck: nothing was read, the run stops on the first error (exit 1).
     ordered = [parts[name] for name in fleet.names]
     raise_if_all_stuck(ordered)
