@@ -117,9 +117,19 @@ async def run(
     desired: Sequence[Any] | None = (),
 ) -> tuple[SectionApplied, list[ChangeEvent]]:
     events: list[ChangeEvent] = []
+    started: set[str] = set()
+
+    def on_event(event: ChangeEvent) -> None:
+        if event.outcome == "started":  # a write starts: not a result
+            started.add(str(event.change.address))
+            return
+        if event.outcome == "applied":  # every write applied was reported started first
+            assert str(event.change.address) in started, event
+        events.append(event)
+
     applied = await session.apply(
         plan, section, desired=desired, parallelism=2, record=journal or Journal(),
-        on_event=events.append,
+        on_event=on_event,
     )
     return applied, events
 

@@ -86,12 +86,18 @@ class Journal:
     )
     events: list[ChangeEvent] = dataclasses.field(default_factory=list)
     log: list[str] = dataclasses.field(default_factory=list)
+    started: list[str] = dataclasses.field(default_factory=list)
 
     async def record(self, kind: str, key: str, data: Mapping[str, Any] | None) -> None:
         self.records.append((kind, key, None if data is None else json.loads(json.dumps(data))))
         self.log.append(f"record {key}")
 
     def on_event(self, event: ChangeEvent) -> None:
+        if event.outcome == "started":  # a write starts: not a result
+            self.started.append(event.change.app_id)
+            return
+        if event.outcome == "applied":  # every write applied was reported started first
+            assert event.change.app_id in self.started, event
         self.events.append(event)
         self.log.append(f"{event.outcome} {event.change.app_id}")
 
