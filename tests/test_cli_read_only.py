@@ -164,3 +164,27 @@ def test_the_status_line_says_each_providers_count_and_is_erased() -> None:
     quiet.read("rest")
     quiet.end()
     assert redirected.getvalue() == ""
+
+
+def test_the_registry_passes_the_flag_only_to_a_connector_that_takes_it() -> None:
+    from typing import Any
+
+    from reconciler.providers.registry import DESCRIPTORS, LazyConnector
+
+    calls: list[Any] = []
+
+    class Older:  # a plugin written before read-only runs
+        def connect(self, env: Any, *, sandbox_dir: Any, config: Any, parallelism: int) -> Any:
+            calls.append("older")
+
+    class Newer:
+        def connect(self, env: Any, *, sandbox_dir: Any, config: Any, parallelism: int,
+                    keep_sandbox: bool = True) -> Any:  # fmt: skip
+            calls.append(keep_sandbox)
+
+    for connector in (Older(), Newer()):
+        lazy = LazyConnector(DESCRIPTORS[0])
+        lazy._connector = connector  # type: ignore[assignment]
+        lazy.connect({}, sandbox_dir=None, config=None, parallelism=1, keep_sandbox=False)
+        lazy.connect({}, sandbox_dir=None, config=None, parallelism=1)
+    assert calls == ["older", "older", False, True]
