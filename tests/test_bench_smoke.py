@@ -131,7 +131,22 @@ def test_yaml_loaders_bench_times_both_loaders(tmp_path: Path) -> None:
 
     row = yaml_loaders.measure(3, 1, tmp_path)
     assert row["files"] == 3 and row["cli_pure_s"] > 0 and row["load_fast_s"] > 0
-    assert "**speed-up**" in yaml_loaders.report(row)
+    assert row["naive_loop_s"] > 0 and row["bare_fast_cpu_s"] >= 0 and row["cli_fast_cpu_s"] > 0
+    text = yaml_loaders.report(row)
+    assert "**speed-up**" in text
+    assert "naive `yaml.safe_load` loop" in text and "Load average (1 min)" in text
+
+
+def test_plan_timeline_bench_stamps_every_moment(tmp_path: Path) -> None:
+    """bench/plan_timeline.py at 3 apps, no latency: every moment of the process stamped."""
+    from bench import plan_timeline
+
+    result = plan_timeline.measure(3, 0, 1, tmp_path)
+    for moment in ("CLI imported", "manifests: loaded", "state: read", "first request written",
+                   "event loop: done", "exit", "process gone (wall)"):
+        assert moment in result["median"], moment
+    assert result["reads"] == 2 * 3 + 5
+    assert "| first answer read |" in plan_timeline.report(result)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
