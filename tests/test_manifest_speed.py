@@ -80,6 +80,27 @@ def test_a_plain_scalar_is_resolved_once(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @needs_libyaml
+def test_a_full_memory_starts_over_instead_of_forgetting_new_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compose, "_RESOLVED_MAX", 3)
+    monkeypatch.setattr(compose.CachedResolverLoader, "_resolved", {})
+    calls: list[str] = []
+    resolve = yaml.resolver.BaseResolver.resolve
+
+    def counting(self: object, kind: object, value: object, implicit: object) -> object:
+        calls.append(str(value))
+        return resolve(self, kind, value, implicit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(yaml.resolver.BaseResolver, "resolve", counting)
+    list(compose.compose_documents("a: b\nc: d\n"))  # four texts: the memory fills
+    calls.clear()
+    list(compose.compose_documents("[late, late]\n"))
+    assert calls == ["late"]  # remembered after its first reading, though memory was full
+    assert len(compose.CachedResolverLoader._resolved) <= 3
+
+
+@needs_libyaml
 def test_the_pure_only_expression_runs_only_on_texts_it_can_match(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

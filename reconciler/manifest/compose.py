@@ -133,7 +133,11 @@ class CachedResolverLoader(_LIBYAML_LOADER):  # type: ignore[misc]
             tag = self._resolved.get(value)
             if tag is None:
                 tag = super().resolve(kind, value, implicit)
-                if len(value) <= _RESOLVED_LENGTH and len(self._resolved) < _RESOLVED_MAX:
+                if len(value) <= _RESOLVED_LENGTH:
+                    if len(self._resolved) >= _RESOLVED_MAX:
+                        # Bounded: start over rather than stop remembering (a long process
+                        # meets new values; the recent ones are the ones that repeat).
+                        self._resolved.clear()
                     self._resolved[value] = tag
             return tag
         if kind is SequenceNode:
