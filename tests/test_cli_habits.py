@@ -482,7 +482,7 @@ DOCS_PAGE = REPO / "docs" / "how-to" / "cli-habits.md"
 def test_the_docs_page_examples_run(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import re
 
-    from tests.test_readme_runs import check_console
+    from tests.test_docs_runs import check_console
 
     text = DOCS_PAGE.read_text(encoding="utf-8")
     prose = re.sub(r"^```.*?^```$", "", text, flags=re.S | re.M)

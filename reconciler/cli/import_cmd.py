@@ -59,6 +59,7 @@ def import_(
     # The manifests are written to --out: the state belongs to the repository holding it.
     location, sandbox_db = anchored([out], state, sandbox, sandbox_db)
 
+    versions: dict[str, dict[str, int]] = {}
     with handled_errors():
         hints = {}
         if version or label:
@@ -72,7 +73,7 @@ def import_(
             sandbox_db=sandbox_db, config=config, reporter=StderrReporter(), hints=hints,
         )  # fmt: skip
     without = [app_id for app_id in app_ids if app_id not in versions]
-    if without:
+    if provider == root_provider() and without:  # the others' imports list their versions
         err(_versions_hint(without, several=len(app_ids) > 1))
     err(REVIEW_IMPORTED)
 
