@@ -217,13 +217,37 @@ def measure_size(
         planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism, plans))
         if peer:
             rounds = plan_rounds if plan_rounds is not None else (7 if n <= 200 else 3)
+            shared: list[dict[str, Any] | None] = []
+
+            def shared_pool() -> None:
+                """The shared-pool peer: an extra row, in the same rounds, never the
+                reference; a transport error of its own (its pool under load) is noted as a
+                missing figure, not a failed bench."""
+                try:
+                    shared.append(
+                        run_peer(
+                            server.base_url, server.token, parallelism, plans[0], False,
+                            lanes=False,
+                        )
+                    )
+                except httpx.TransportError:
+                    shared.append(None)
+
             tools, peers = _pairs(
                 lambda: asyncio.run(plan_converged(make_client, apps, state_path, parallelism)),
                 lambda: run_peer(server.base_url, server.token, parallelism, plans[0], False),
                 rounds,
+                extra=shared_pool,
             )
-            pairs = zip(tools, peers, strict=True)
-            pair_ratios = sorted(ours["wall_s"] / theirs["wall_s"] for ours, theirs in pairs)
+            shared_pairs = [
+                (ours, theirs)
+                for ours, theirs in zip(tools, shared, strict=True)
+                if theirs is not None
+            ]
+            shared_runs = sorted((theirs for _, theirs in shared_pairs), key=lambda r: r["wall_s"])
+            pair_ratios = sorted(
+                ours["wall_s"] / theirs["wall_s"] for ours, theirs in zip(tools, peers, strict=True)
+            )
             best = min(tools, key=lambda r: r["wall_s"])
             if best["wall_s"] < planned["wall_s"]:
                 planned = best | {"read_paths": planned["read_paths"]}
@@ -231,6 +255,13 @@ def measure_size(
                 "plan": sorted(peers, key=lambda r: r["wall_s"])[len(peers) // 2],  # median
                 "plan_tool_median_s": statistics.median(t["wall_s"] for t in tools),
                 "plan_pair_ratios": pair_ratios,
+                "plan_shared_pool": shared_runs[len(shared_runs) // 2] if shared_runs else None,
+                "plan_vs_shared_pool": statistics.median(
+                    ours["wall_s"] / theirs["wall_s"] for ours, theirs in shared_pairs
+                )
+                if shared_pairs
+                else None,
+                "shared_pool_failed_runs": shared.count(None),
             }
         paths = planned.pop("read_paths")
         sequential = sequential_reads(server.base_url, server.token, paths, cap=seq_cap)
@@ -291,12 +322,16 @@ def measure_size(
 
 
 def _pairs(
-    tool: Callable[[], dict[str, Any]], peer: Callable[[], dict[str, Any]], rounds: int
+    tool: Callable[[], dict[str, Any]],
+    peer: Callable[[], dict[str, Any]],
+    rounds: int,
+    extra: Callable[[], object] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``rounds`` runs of each, in pairs, the order alternated (tool first, then peer first),
     so that a pair's ratio sees the same moment of a shared machine. The caller takes the
     median of the pairs' ratios: at 100 apps single pairs range over about +-5% (the sandbox
-    server's queueing, D108), more than the difference being measured."""
+    server's queueing, D108), more than the difference being measured. ``extra`` (an extra
+    row's measurement) runs once per round, after the pair."""
     tools: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
     for round_ in range(max(1, rounds)):
@@ -306,16 +341,25 @@ def _pairs(
         else:
             tools.append(tool())
             peers.append(peer())
+        if extra is not None:
+            extra()
     return tools, peers
 
 
 def run_peer(
-    base_url: str, token: str, parallelism: int, recording: Recording, apply: bool
+    base_url: str,
+    token: str,
+    parallelism: int,
+    recording: Recording,
+    apply: bool,
+    *,
+    lanes: bool = True,
 ) -> dict[str, Any]:
-    """The hand-written peer replaying the tool's plan (reads) or apply (reads, then writes)."""
+    """The hand-written peer replaying the tool's plan (reads) or apply (reads, then writes):
+    one-connection lanes (the reference), or with ``lanes=False`` the shared-pool peer."""
 
     async def go() -> dict[str, Any]:
-        async with Peer(base_url, token, parallelism) as peer:
+        async with Peer(base_url, token, parallelism, lanes=lanes) as peer:
             if apply:
                 figures = await timed(lambda: peer.apply(recording))
             else:
@@ -344,18 +388,27 @@ def measure_cpu(n: int, *, parallelism: int, workdir: Path, repeat: int = 2) -> 
         asyncio.run(apply_fleet(make_client, apps, state_path, parallelism))
         tool: list[float] = []
         peer: list[float] = []
+        shared: list[float] = []
         for _ in range(repeat):
             plans: list[Recording] = []
             planned = asyncio.run(plan_converged(make_client, apps, state_path, parallelism, plans))
             tool.append(planned["client_cpu_s"] / planned["requests"])
             figures = run_peer(server.base_url, server.token, parallelism, plans[0], False)
             peer.append(figures["cpu_s"] / figures["requests"])
+            try:  # the extra row: its pool's transport errors under load are not fatal
+                figures = run_peer(
+                    server.base_url, server.token, parallelism, plans[0], False, lanes=False
+                )
+                shared.append(figures["cpu_s"] / figures["requests"])
+            except httpx.TransportError:
+                pass
     return {
         "n": n,
         "reconciler": str(Path(reconciler.__file__).parent),
         "requests": planned["requests"],
         "tool_cpu_per_request_s": min(tool),
         "peer_cpu_per_request_s": min(peer),
+        "shared_pool_peer_cpu_per_request_s": min(shared) if shared else None,
     }
 
 

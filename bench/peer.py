@@ -5,8 +5,13 @@ What "the same requests" means: the tool's own requests are recorded (method, pa
 per app, in order) while it runs, and the peer replays them against a sandbox holding the
 same data, with:
 
-* one ``httpx.AsyncClient`` (keep-alive pool of ``parallelism`` connections), and an
-  ``asyncio.Semaphore(parallelism)`` around each request: the tool's concurrency;
+* ``parallelism`` lanes, each its own ``httpx.AsyncClient`` holding one keep-alive
+  connection; a request takes a free lane and gives it back (the tool's concurrency). This
+  is the reference peer: the tool's own transport also gives each connection one lane.
+  ``lanes=False`` is the older peer, kept as an extra row: one ``AsyncClient`` whose pool
+  of ``parallelism`` connections is shared by every request behind an
+  ``asyncio.Semaphore(parallelism)``; that pool re-assigns connections under load, which
+  handicaps it (it read as "the tool beats the peer" when it was the peer's pool);
 * the tool's order: a plan reads each app, then its locations and versions together; an
   apply first reads every app, then runs each app's writes one after another (the tool's
   dependency order), apps in parallel;
@@ -94,15 +99,28 @@ def record(client: MiniAppCenterClient) -> Recording:
 
 
 class Peer:
-    """One AsyncClient, one semaphore: the hand-written client."""
+    """The hand-written client: ``parallelism`` one-connection lanes (the reference), or
+    with ``lanes=False`` one shared pool behind a semaphore."""
 
-    def __init__(self, base_url: str, token: str, parallelism: int) -> None:
+    def __init__(self, base_url: str, token: str, parallelism: int, *, lanes: bool = True) -> None:
         self._root = base_url.rstrip("/") + "/v1"
-        self._client = httpx.AsyncClient(
-            headers={"APIKey-Auth": token, "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=parallelism, max_keepalive_connections=parallelism),
-            timeout=30,
-        )
+        self.lanes = lanes
+        headers = {"APIKey-Auth": token, "Accept": "application/json"}
+        per_client = 1 if lanes else parallelism
+        self._clients = [
+            httpx.AsyncClient(
+                headers=headers,
+                limits=httpx.Limits(
+                    max_connections=per_client, max_keepalive_connections=per_client
+                ),
+                timeout=30,
+            )
+            for _ in range(parallelism if lanes else 1)
+        ]
+        # Free lanes (one client each), or the one shared client behind the semaphore.
+        self._free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in self._clients:
+            self._free.put_nowait(client)
         self._slots = asyncio.Semaphore(parallelism)
         self.requests = 0
 
@@ -110,17 +128,24 @@ class Peer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
+
+    async def _request(self, entry: Recorded, url: str) -> httpx.Response:
+        headers = {"Content-Type": entry.content_type} if entry.content_type else None
+        if not self.lanes:
+            async with self._slots:
+                return await self._clients[0].request(
+                    entry.method, url, content=entry.content, headers=headers
+                )
+        client = await self._free.get()
+        try:
+            return await client.request(entry.method, url, content=entry.content, headers=headers)
+        finally:
+            self._free.put_nowait(client)
 
     async def send(self, entry: Recorded, path: str | None = None) -> Any:
-        headers = {"Content-Type": entry.content_type} if entry.content_type else None
-        async with self._slots:
-            response = await self._client.request(
-                entry.method,
-                self._root + (path or entry.path),
-                content=entry.content,
-                headers=headers,
-            )
+        response = await self._request(entry, self._root + (path or entry.path))
         self.requests += 1
         if response.status_code == 404 and entry.method == "GET":
             return None

@@ -107,6 +107,7 @@ def run_worker(spec: dict[str, Any], keep: bool) -> dict[str, Any]:
     spec = {**spec, "workdir": str(workdir)}
     out_file = workdir / "result.json"
     started = time.perf_counter()
+    load_before = load_average()
     try:
         done = subprocess.run(
             [
@@ -126,7 +127,40 @@ def run_worker(spec: dict[str, Any], keep: bool) -> dict[str, Any]:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     result["bench_wall_s"] = time.perf_counter() - started
+    # Every measurement carries the machine's load around it: on a shared machine a figure
+    # means little without it.
+    result["load_avg"] = [load_before, load_average()]
     return result
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def load_line(results: dict[str, Any]) -> str:
+    """One line: the load average before and after each worker of this run."""
+    parts: list[str] = []
+
+    def add(name: str, result: Any) -> None:
+        if isinstance(result, dict) and result.get("load_avg"):
+            before, after = result["load_avg"]
+            if before is not None and after is not None:
+                parts.append(f"{name} {before:.1f} -> {after:.1f}")
+
+    for row in results.get("sizes", []):
+        add(f"N={row.get('n')}", row)
+    for key, value in results.items():
+        if key == "cpu" and isinstance(value, dict):
+            add("cpu", value.get("now"))
+            add("cpu baseline", value.get("baseline"))
+        elif key not in ("sizes", "machine", "config"):
+            add(key, value)
+    start = results.get("machine", {}).get("load_avg")
+    head = f"at start {start:.1f}; " if isinstance(start, float) else ""
+    return "Load average (1 min) " + head + "around each measurement: " + (
+        "; ".join(parts) or "not recorded"
+    ) + "."
 
 
 # --- report --------------------------------------------------------------------------------
@@ -170,6 +204,7 @@ def machine() -> dict[str, Any]:
         "httpx": httpx.__version__,
         "httpcore": httpcore.__version__,
         "commit": commit,
+        "load_avg": load_average(),
     }
 
 
@@ -329,6 +364,7 @@ def report(results: dict[str, Any]) -> str:
         f"Sandbox: `reconciler sandbox serve --latency-ms {cfg['latency_ms']:g}` in its own"
         f" process on 127.0.0.1; client `--parallelism {cfg['parallelism']}`."
         f" Command: `{cfg['command']}` (total {results['total_s']:.0f} s).",
+        load_line(results),
         "",
         "## Plan (converged fleet) and apply (fresh fleet)",
         "",
@@ -365,15 +401,19 @@ def report(results: dict[str, Any]) -> str:
             "",
             "## The tool against the hand-written peer (`bench/peer.py`)",
             "",
-            "The peer replays the tool's own requests (recorded in this run) with one"
-            " `httpx.AsyncClient`, a semaphore of the same `--parallelism`, the same order (an"
+            "The peer (the reference) replays the tool's own requests (recorded in this run)"
+            " with `--parallelism` lanes, each its own `httpx.AsyncClient` holding one"
+            " connection, the same order (an"
             " app, then its locations and versions; an app's writes one after another) and"
             " nothing else: no validation, diff, retries, state or journal. Plan: same server,"
             " several rounds of a pair (tool, peer), the order alternated; the walls are the"
             " medians and **plan tool / peer** is the median of the pairs' ratios (their range"
             " beside it: single pairs scatter by about 5% at 100 apps, D108). Apply: the same"
             " way, each apply on a fresh server (3 pairs up to 200 apps, else 1). CPU = this"
-            " process's `process_time` per request.",
+            " process's `process_time` per request. Extra row, not the reference: the older"
+            " shared-pool peer (one `AsyncClient`, one pool of `--parallelism` connections"
+            " behind a semaphore), run once per plan round after the pair; its pool re-assigns"
+            " connections under load, a handicap of its own.",
             "",
             "| apps | plan (tool) | plan (peer) | **plan tool / peer** | pairs: range |"
             " apply (tool) | apply (peer) | **apply tool / peer** | pairs: range |"
@@ -394,6 +434,21 @@ def report(results: dict[str, Any]) -> str:
                 f" {_us(p['client_cpu_s'] / p['requests'])} |"
                 f" {_us(pe['plan']['cpu_s'] / pe['plan']['requests'])} |"
             )
+        shared_rows = [row for row in peers if row["peer"].get("plan_shared_pool")]
+        if shared_rows:
+            lines += [
+                "",
+                "| apps | plan (shared-pool peer, extra row) | plan tool / shared-pool peer |"
+                " CPU/request |",
+                "|---:|---:|---:|---:|",
+            ]
+            for row in shared_rows:
+                sp = row["peer"]["plan_shared_pool"]
+                lines.append(
+                    f"| {row['n']} | {_s(sp['wall_s'])} |"
+                    f" {_x(row['peer']['plan_vs_shared_pool'])} |"
+                    f" {_us(sp['cpu_s'] / sp['requests'])} |"
+                )
     if "cpu" in results:
         cpu = results["cpu"]
         now, base = cpu["now"], cpu.get("baseline")
@@ -416,6 +471,12 @@ def report(results: dict[str, Any]) -> str:
                 f" {_x(base['tool_cpu_per_request_s'] / base['peer_cpu_per_request_s'])} |"
             )
         lines.append(f"| peer | {_us(now['peer_cpu_per_request_s'])} | 1.00x |")
+        if now.get("shared_pool_peer_cpu_per_request_s"):
+            shared_cpu = now["shared_pool_peer_cpu_per_request_s"]
+            lines.append(
+                f"| shared-pool peer (extra row) | {_us(shared_cpu)} |"
+                f" {_x(shared_cpu / now['peer_cpu_per_request_s'])} |"
+            )
         if base:
             gain = base["tool_cpu_per_request_s"] / now["tool_cpu_per_request_s"]
             lines += ["", f"Baseline / now: **{_x(gain)}** less CPU per request."]

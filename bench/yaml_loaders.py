@@ -15,7 +15,9 @@ bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,14 +42,31 @@ _RUN_CLI = (
 )
 
 
-def _validate_wall(folder: Path, fast: bool) -> float:
+def _validate_wall(folder: Path, fast: bool, cpu: list[float] | None = None) -> float:
+    """Wall of one ``reconciler validate`` process; its CPU (user + system, from the
+    children's rusage) appended to ``cpu``."""
     cmd = [sys.executable, "-c", _RUN_CLI.format(fast=fast), "validate", str(folder)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"validate exited {done.returncode}: {done.stderr[-500:]}")
+    if cpu is not None:
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return elapsed
+
+
+def _bare_loop(folder: Path, loader: Any) -> tuple[float, float]:
+    """The bar: read every file and ``yaml.load`` it with ``loader``, nothing else, in this
+    process (wall, CPU)."""
+    files = sorted(folder.rglob("*.yaml"))
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for file in files:
+        yaml.load(file.read_text(encoding="utf-8"), Loader=loader)
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _load_wall(folder: Path, fast: bool) -> float:
@@ -70,11 +89,18 @@ def measure(files: int, repeat: int, workdir: Path) -> dict[str, Any]:
     start: list[float] = []  # the process start both pay: validate of one file
     cli: dict[bool, list[float]] = {False: [], True: []}
     load: dict[bool, list[float]] = {False: [], True: []}
+    cli_cpu: list[float] = []
+    naive: list[float] = []  # yaml.safe_load, pure-Python loader: wall
+    bare_cpu: list[float] = []  # CSafeLoader alone: CPU
+    loads = [os.getloadavg()[0]]
     for _ in range(repeat):
         for mode in (False, True):  # alternating: both loaders share the machine's moods
-            cli[mode].append(_validate_wall(folder, mode and fast))
+            cli[mode].append(_validate_wall(folder, mode and fast, cli_cpu if mode else None))
             load[mode].append(_load_wall(folder, mode and fast))
         start.append(_validate_wall(one, fast))
+        naive.append(_bare_loop(folder, yaml.SafeLoader)[0])
+        bare_cpu.append(_bare_loop(folder, getattr(yaml, "CSafeLoader", yaml.SafeLoader))[1])
+        loads.append(os.getloadavg()[0])
     return {
         "files": files,
         "repeat": repeat,
@@ -85,6 +111,10 @@ def measure(files: int, repeat: int, workdir: Path) -> dict[str, Any]:
         "cli_fast_s": min(cli[True]),
         "load_pure_s": min(load[False]),
         "load_fast_s": min(load[True]),
+        "cli_fast_cpu_s": min(cli_cpu),
+        "naive_loop_s": min(naive),
+        "bare_fast_cpu_s": min(bare_cpu),
+        "load_avg": [min(loads), max(loads)],
     }
 
 
@@ -106,6 +136,21 @@ def report(row: dict[str, Any]) -> str:
         "",
         f"`reconciler validate` of one file (the process start both pay):"
         f" {row['cli_one_file_s']:.2f} s.",
+        "",
+        "Against the bars (whole `validate` process, start-up included, against a loop in"
+        " this process that only reads and loads each file):",
+        "",
+        "| bar | bar | `reconciler validate` | ratio | target |",
+        "|---|---:|---:|---:|---|",
+        f"| naive `yaml.safe_load` loop (pure Python), wall | {row['naive_loop_s']:.2f} s"
+        f" | {row['cli_fast_s']:.2f} s | **{row['naive_loop_s'] / row['cli_fast_s']:.2f}x**"
+        " faster | >= 2.5x |",
+        f"| bare `CSafeLoader` loop, CPU | {row['bare_fast_cpu_s']:.2f} s"
+        f" | {row['cli_fast_cpu_s']:.2f} s"
+        f" | **{row['cli_fast_cpu_s'] / row['bare_fast_cpu_s']:.2f}x** the CPU | <= 2x |",
+        "",
+        f"Load average (1 min) during the run: {row['load_avg'][0]:.1f} to"
+        f" {row['load_avg'][1]:.1f}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -131,7 +131,22 @@ def test_yaml_loaders_bench_times_both_loaders(tmp_path: Path) -> None:
 
     row = yaml_loaders.measure(3, 1, tmp_path)
     assert row["files"] == 3 and row["cli_pure_s"] > 0 and row["load_fast_s"] > 0
-    assert "**speed-up**" in yaml_loaders.report(row)
+    assert row["naive_loop_s"] > 0 and row["bare_fast_cpu_s"] >= 0 and row["cli_fast_cpu_s"] > 0
+    text = yaml_loaders.report(row)
+    assert "**speed-up**" in text
+    assert "naive `yaml.safe_load` loop" in text and "Load average (1 min)" in text
+
+
+def test_plan_timeline_bench_stamps_every_moment(tmp_path: Path) -> None:
+    """bench/plan_timeline.py at 3 apps, no latency: every moment of the process stamped."""
+    from bench import plan_timeline
+
+    result = plan_timeline.measure(3, 0, 1, tmp_path)
+    for moment in ("CLI imported", "manifests: loaded", "state: read", "first request written",
+                   "event loop: done", "exit", "process gone (wall)"):
+        assert moment in result["median"], moment
+    assert result["reads"] == 2 * 3 + 5
+    assert "| first answer read |" in plan_timeline.report(result)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -163,12 +178,54 @@ def test_peer_replays_the_same_requests_and_the_report_shows_it(tmp_path: Path) 
     applies = peer["apply_pair_ratios"]  # each apply of a pair on a fresh server
     assert len(applies) == 2
     assert row["ratios"]["apply_vs_peer"] == (applies[0] + applies[1]) / 2
+    # The shared-pool peer is an extra row of the same rounds, never the reference.
+    assert peer["plan_shared_pool"]["requests"] == row["plan"]["requests"]
+    assert peer["plan_vs_shared_pool"] > 0
+    results = {
+        "machine": {
+            "date": "today", "nproc": 2, "python": "3", "platform": "p", "httpx": "x",
+            "httpcore": "y", "commit": "", "load_avg": 1.25,
+        },
+        "config": {"latency_ms": 0, "parallelism": 3, "seq_cap": None, "command": "smoke"},
+        "sizes": [row | {"peak_rss_mb": 1.0, "load_avg": [2.0, 3.5]}],
+        "total_s": 1.0,
+    }
+    text = report(results)
+    assert "one connection" in text  # the reference peer is the lanes' one
+    assert "| 4 | " in text.split("shared-pool peer, extra row")[1]
+    assert "Load average (1 min) at start 1.2; around each measurement: N=4 2.0 -> 3.5." in text
+
+
+def test_the_reference_peer_gives_each_lane_one_connection(tmp_path: Path) -> None:
+    """The 16-lane peer: ``parallelism`` clients of one connection each, a request on a free
+    lane; the shared-pool peer: one client, one pool."""
+    from bench.peer import Peer, Recorded, Recording
+    from bench.server import start_sandbox
+
+    with start_sandbox(tmp_path / "sandbox.db", latency_ms=5) as server:
+        reads = {
+            f"app{i}": [Recorded("GET", f"/miniapps/com.none.{i}", None, None)] for i in range(12)
+        }
+        recording = Recording(reads=reads)
+
+        async def replay(lanes: bool) -> tuple[int, list[int]]:
+            async with Peer(server.base_url, server.token, 3, lanes=lanes) as peer:
+                await peer.plan(recording.reads)
+                pools = [len(c._transport._pool.connections) for c in peer._clients]  # type: ignore[attr-defined]
+                return peer.requests, pools
+
+        requests, pools = asyncio.run(replay(True))
+        assert requests == 12
+        assert len(pools) == 3 and max(pools) == 1  # three lanes, one connection each
+        requests, pools = asyncio.run(replay(False))
+        assert requests == 12 and len(pools) == 1 and 1 <= pools[0] <= 3
 
 
 def test_cpu_per_request_and_whole_processes(tmp_path: Path) -> None:
     cpu = measure.measure_cpu(3, parallelism=2, workdir=tmp_path, repeat=1)
     assert cpu["requests"] == 2 * 3 + 5  # app and locations each, five versions
     assert cpu["tool_cpu_per_request_s"] > 0 and cpu["peer_cpu_per_request_s"] > 0
+    assert cpu["shared_pool_peer_cpu_per_request_s"] > 0
     (tmp_path / "process").mkdir()
     process = measure.measure_process(3, latency_ms=0, workdir=tmp_path / "process")
     assert process["reads"] == 2 * 3 + 5  # the tool's own GETs, from the server's log

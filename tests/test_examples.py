@@ -351,6 +351,10 @@ def _shown(path: list[str]) -> str:
     return "'" + " ".join(["reconciler", *path]) + "'"
 
 
+# The root's options that answer and exit (--version; completion takes the shell's name).
+_EAGER = {"--version": 0, "--show-completion": 1, "--install-completion": 1}
+
+
 def cli_problems(argv: tuple[str, ...] | list[str]) -> list[str]:
     """Why ``reconciler ARGV`` would not parse: unknown command or flag, bad value, ..."""
     help_names = {"-h", "--help"}
@@ -363,6 +367,8 @@ def cli_problems(argv: tuple[str, ...] | list[str]) -> list[str]:
             name = args.pop(0).partition("=")[0]
             if name not in options and name not in help_names:
                 return [f"unknown option {name} for {_shown(path)}"]
+            if not path and name in _EAGER:  # answered before any subcommand is parsed
+                return [] if len(args) == _EAGER[name] else [f"{name}: wrong arguments {args}"]
         if not args:
             return [f"{_shown(path)} needs a subcommand"]
         name = args.pop(0)

@@ -72,9 +72,8 @@ def import_(
             provider, app_ids, out=out, force=force, state=location, sandbox=sandbox,
             sandbox_db=sandbox_db, config=config, reporter=StderrReporter(), hints=hints,
         )  # fmt: skip
-    # Versions are the root provider's only: the others import whole.
     without = [app_id for app_id in app_ids if app_id not in versions]
-    if without and provider == root_provider():
+    if provider == root_provider() and without:  # the others' imports list their versions
         err(_versions_hint(without, several=len(app_ids) > 1))
     err(REVIEW_IMPORTED)
 

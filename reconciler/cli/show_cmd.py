@@ -9,27 +9,16 @@ import typer
 from reconciler.cli.app import EXIT_OK, app
 from reconciler.cli.common import NoColorOpt, handled_errors, use_color
 
-_EPILOG = """\
-Reads the file only: never the API or the state.
 
-Exit codes:
-  0   shown
-  1   not a valid saved plan (damaged, edited, or from another version)
-  64  usage error
-
-Example:
-  reconciler plan manifests/payments/ --out plan.json
-  reconciler show plan.json --format markdown"""
-
-
-@app.command(epilog=_EPILOG)
+@app.command()
 def show(
     plan_file: Path = typer.Argument(..., metavar="PLAN", help="A plan saved by `plan --out`."),
     format: str = typer.Option("text", "--format", help="text | markdown | json"),
     no_color: bool = NoColorOpt,
 ) -> None:
     """Show a saved plan (as text, Markdown or JSON) after validating it whole, as apply
-    does: what is shown is what `apply --plan` would run."""
+    does: what is shown is what `apply --plan` would run. Reads the file only: never the
+    API or the state."""
     from reconciler.engine.render import render
     from reconciler.workflows.apply import read_plan
 

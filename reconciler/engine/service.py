@@ -66,7 +66,7 @@ async def open_sessions(
             what = f": set {setting}," if setting else ";"
             raise ConfigError(
                 f"the manifests or the state need the {name} provider, but no {name} endpoint"
-                f" is configured{what} or pass --sandbox (see docs/getting-started/index.md)"
+                f" is configured{what} or pass --sandbox"
             )
         opened[name] = await stack.enter_async_context(
             connector.connect(

@@ -81,7 +81,7 @@ class DocumentCheckerBase:
         self.app_id: str | None = None  # known even when the rest of the document is invalid
         self.app_id_pos: Pos | None = None
         self._reported: list[Loc] = []
-        self._value_pos: dict[Loc, Pos] = {}
+        self._value_pos = _Positions()
 
     # --- reporting ---------------------------------------------------------------------
 
@@ -302,7 +302,7 @@ class DocumentCheckerBase:
                 self.report(key_loc, pos_of(key_node), message)
                 continue
             entries[key] = (key_node, value_node)
-            self._value_pos[key_loc] = pos_of(value_node)
+            self._value_pos.put(key_loc, value_node)
         return entries
 
     def _string(self, node: Node, loc: Loc) -> str | None:
@@ -385,6 +385,19 @@ class DocumentCheckerBase:
             if loc[:end] in self._value_pos:
                 return self._value_pos[loc[:end]]
         return Pos(1, 1)
+
+
+class _Positions(dict[Loc, Any]):
+    """Where each value read is written, by its location: a node or a :class:`Pos`, turned
+    into a ``Pos`` when asked for. Most are never asked for (only a duplicate or a model rule
+    needs one), so a walk stores the node and builds no ``Pos`` for them."""
+
+    def put(self, loc: Loc, node: Node) -> None:
+        dict.__setitem__(self, loc, node)
+
+    def __getitem__(self, loc: Loc) -> Pos:
+        where = dict.__getitem__(self, loc)
+        return where if isinstance(where, Pos) else pos_of(where)
 
 
 def suggestion(value: str, allowed: Sequence[str]) -> str:

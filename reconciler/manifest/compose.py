@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.composer import ComposerError
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 # Collections inside collections. A manifest needs 5 (document, spec, versions, a version,
 # compatibility); the pure loader spends 2 Python frames per level, so 50 stay far from the
@@ -49,6 +49,15 @@ TOO_DEEP = (
 # text they disagree on beyond these (``|#``: a comment glued to a block scalar indicator,
 # accepted by libyaml) is read by whichever runs.
 _PURE_ONLY_RE = re.compile(r"[\t\ufeff]|(?:^|(?<=[\s\[\]{},]))!", re.MULTILINE)
+
+
+def _pure_only(text: str) -> bool:
+    """Whether the pure loader must read ``text``: the regular expression is slow on long
+    texts (a lookbehind tried at every position), and most manifests have none of the three
+    characters it starts from."""
+    if "!" not in text and "\t" not in text and "\ufeff" not in text:
+        return False
+    return _PURE_ONLY_RE.search(text) is not None
 
 
 def libyaml_version() -> tuple[int, ...] | None:
@@ -98,6 +107,53 @@ class GuardedLoader(yaml.SafeLoader):
             raise ComposerError(None, None, TOO_DEEP, event.start_mark)
 
 
+_RESOLVED_MAX = 4096  # plain scalars remembered (a fleet repeats its values: types, booleans)
+_RESOLVED_LENGTH = 64  # longer texts are resolved, not remembered
+
+
+# libyaml's loader (only used when libyaml is there and safe: see use_fast_loader).
+_LIBYAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class CachedResolverLoader(_LIBYAML_LOADER):  # type: ignore[misc]
+    """libyaml's composer with PyYAML's resolver remembered: libyaml calls back into Python's
+    ``resolve`` for every node (a regex list per plain scalar), a fifth of composing a
+    manifest. A plain scalar's tag depends only on its text here (a SafeLoader has no path
+    resolvers), so the answer is kept per text; other nodes get their default tags, as
+    ``BaseResolver.resolve`` gives them without path resolvers."""
+
+    _resolved: ClassVar[dict[str, str]] = {}  # shared: the answers hold for every text
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers:  # someone added some: PyYAML's own way
+            return super().resolve(kind, value, implicit)
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG  # quoted (or tagged "!"): a string
+            tag = self._resolved.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(value) <= _RESOLVED_LENGTH:
+                    if len(self._resolved) >= _RESOLVED_MAX:
+                        # Bounded: start over rather than stop remembering (a long process
+                        # meets new values; the recent ones are the ones that repeat).
+                        self._resolved.clear()
+                    self._resolved[value] = tag
+            return tag
+        if kind is SequenceNode:
+            return self.DEFAULT_SEQUENCE_TAG
+        if kind is MappingNode:
+            return self.DEFAULT_MAPPING_TAG
+        return super().resolve(kind, value, implicit)
+
+    # No path resolvers, so nothing to track as the composer descends and ascends; libyaml
+    # still calls both for every node, so they are C callables that do nothing of note
+    # (``{}.get(node, index)`` answers ``index``; ``tuple()`` is ``()``), not Python methods.
+    _NOTHING: ClassVar[dict[Any, Any]] = {}
+    descend_resolver: ClassVar[Any] = staticmethod(_NOTHING.get)
+    ascend_resolver: ClassVar[Any] = staticmethod(tuple)
+
+
 # Chosen once: the answer cannot change while the process runs. ``use_fast_loader`` lets the
 # benchmark time both loaders in one run.
 use_fast_loader = fast_loader_safe()
@@ -111,9 +167,9 @@ def compose_documents(text: str) -> Iterator[Node]:
     ``ReaderError``), including the :data:`TOO_DEEP` ``ComposerError``.
     """
     done = 0
-    if use_fast_loader and not _PURE_ONLY_RE.search(text):
+    if use_fast_loader and not _pure_only(text):
         try:
-            for root in yaml.compose_all(text, Loader=yaml.CSafeLoader):
+            for root in yaml.compose_all(text, Loader=CachedResolverLoader):
                 done += 1
                 yield root
             return

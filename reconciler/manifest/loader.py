@@ -25,7 +25,7 @@ from reconciler.manifest.files import (
     read_regular_file,
 )
 from reconciler.manifest.nodes import NULL_TAG, Pos, pos_of
-from reconciler.manifest.screen import screen
+from reconciler.manifest.screen import Hints, screen, text_hints
 from reconciler.secrets import bounded, secrets_registered
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -138,8 +138,8 @@ def _load(
     for file, real in list(_manifest_files(paths, roots, issues)):
         files.append(file)
         file_issues: list[ManifestIssue] = []
-        for root in _documents(file, real, file_issues):
-            problems = screen(root)
+        for root, hints in _documents(file, real, file_issues):
+            problems = screen(root, hints)
             if problems:  # nothing below can be read safely: report these alone
                 file_issues.extend(_file_issue(file, m, p.line, p.column) for p, m in problems)
                 continue
@@ -262,11 +262,15 @@ def _file_issue(file: str, message: str, line: int = 1, column: int = 1) -> Mani
     return ManifestIssue(file, line, column, "", message)
 
 
-def _documents(file: str, real: Path, issues: list[ManifestIssue]) -> Iterator[Node]:
-    """The non-empty documents of one file, as composed nodes (no Python objects built)."""
+def _documents(
+    file: str, real: Path, issues: list[ManifestIssue]
+) -> Iterator[tuple[Node, Hints]]:
+    """The non-empty documents of one file, as composed nodes (no Python objects built), and
+    what the file's text can hold (the screen skips the checks that cannot find anything)."""
     text = _read_text(file, real, issues)
     if text is None:
         return
+    hints = text_hints(text)
     try:
         for count, root in enumerate(compose_documents(text), start=1):
             if count > MAX_DOCUMENTS:
@@ -276,7 +280,7 @@ def _documents(file: str, real: Path, issues: list[ManifestIssue]) -> Iterator[N
                 return
             if isinstance(root, ScalarNode) and root.tag == NULL_TAG and not root.value:
                 continue  # an empty document (`---` followed by nothing)
-            yield root
+            yield root, hints
     except yaml.MarkedYAMLError as exc:
         issues.append(_syntax_issue(file, text, exc))
     except yaml.reader.ReaderError as exc:

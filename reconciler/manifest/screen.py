@@ -12,11 +12,18 @@
   or refer to themselves is refused with one message, so work and output stay bounded.
 
 Each node is visited once (a graph walk with a visited set), so this is linear in the text.
+
+Most manifests can hold none of these: a tag needs a ``!`` in the text, a lone surrogate a
+``\\u`` or ``\\U`` escape (the text itself is strict UTF-8), an alias a ``*``.
+:func:`text_hints` says which the text can hold, and :func:`screen` then skips the checks
+that cannot find anything: for a plain manifest only the depth is walked, over collections
+only (scalars are most of the nodes).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -33,8 +40,29 @@ MAX_ALIAS_EXPANSION = 10_000
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
-def screen(root: Node) -> list[tuple[Pos, str]]:
+@dataclass(frozen=True)
+class Hints:
+    """What a document's text can hold (a ``False`` is certain, a ``True`` only possible)."""
+
+    tags: bool = True
+    surrogates: bool = True
+    aliases: bool = True
+
+
+ANYTHING = Hints()
+
+
+def text_hints(text: str) -> Hints:
+    """The hints for every document of ``text``."""
+    return Hints(
+        tags="!" in text, surrogates="\\u" in text or "\\U" in text, aliases="*" in text
+    )
+
+
+def screen(root: Node, hints: Hints = ANYTHING) -> list[tuple[Pos, str]]:
     """Problems that make the document unreadable, with their places; [] when none."""
+    if not (hints.tags or hints.surrogates or hints.aliases):
+        return _depth_only(root)
     problems: list[tuple[Pos, str]] = []
     distinct, shared = 0, False
     seen: set[int] = set()
@@ -71,6 +99,32 @@ def screen(root: Node) -> list[tuple[Pos, str]]:
             f" the limit of {MAX_ALIAS_EXPANSION}; write the values out or use fewer aliases",
         ))
     return sorted(problems, key=lambda problem: problem[0])
+
+
+def _depth_only(root: Node) -> list[tuple[Pos, str]]:
+    """:func:`screen` of a document that has no tag, alias or escape: a tree whose only
+    possible problem is its depth. Only collections are pushed; the order of the walk is the
+    full screen's (depth-first, in document order), so the node named is the same one."""
+    if type(root) is ScalarNode:
+        return []
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_DEPTH:
+            return [(pos_of(node), TOO_DEEP)]
+        deeper = depth + 1
+        if type(node) is MappingNode:
+            for key, value in reversed(node.value):
+                if type(value) is not ScalarNode:
+                    push((value, deeper))
+                if type(key) is not ScalarNode:
+                    push((key, deeper))
+        else:
+            for child in reversed(node.value):
+                if type(child) is not ScalarNode:
+                    push((child, deeper))
+    return []
 
 
 def _node_problem(node: Node) -> str | None:
