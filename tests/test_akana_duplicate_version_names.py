@@ -160,7 +160,7 @@ def test_repeated_version_names_are_served_when_the_assumption_is_dropped(
     try:
         for store in (unique, allowing):
             store.create_app(app("a"), version("v1", "a"))
-        with pytest.raises(AkanaError, match="already has a version named '1.0'"):
+        with pytest.raises(AkanaError, match=r"already has a version named '1\.0'"):
             unique.add_version(version("v2", "a"))
         allowing.add_version(version("v2", "a"))
         assert [v["id"] for v in allowing.versions("a")] == ["v1", "v2"]
