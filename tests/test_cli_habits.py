@@ -14,21 +14,11 @@ from typing import Any
 import pytest
 
 from reconciler.cli.main import main
+from tests.test_docs_runs import fleet as fleet  # a fresh copy of the demo fleet, as cwd
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh copy of the demo fleet as the current directory, no endpoint configured."""
-    monkeypatch.chdir(tmp_path)
-    for var in ("MAC_BASE_URL", "MAC_API_TOKEN", "RECONCILER_STATE", "MAC_SANDBOX_DB",
-                "AKANA_BASE_URL", "AKANA_EMAIL", "AKANA_PASSWORD", "RECONCILER_CONFIG",
-                "NO_COLOR"):
-        monkeypatch.delenv(var, raising=False)  # fmt: skip
-    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
-    shutil.copytree(REPO / "schema", tmp_path / "schema")
-    return tmp_path
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

@@ -96,16 +96,40 @@ def _applied_fleet(
 PERSON = ("state adopt-version", "state set-status", "find the version's id")
 
 
-# The sandbox refusing a second version of a code is an assumption beyond the docs: the
-# fleet must converge without duplicates where a server allows them too.
-@pytest.mark.parametrize("unique", [True, False], ids=["codes-unique", "duplicate-codes-allowed"])
+def _statuses(db: Path) -> dict[tuple[str, str], str]:
+    """Every version's review status as the server holds it: (app id, code) -> status."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT app_id, code, status FROM versions").fetchall()
+    return {(str(app), str(code)): str(status) for app, code, status in rows}
+
+
+def _desired_statuses(apps: int = 12) -> dict[tuple[str, str], str]:
+    return {(f"com.test.fleet.app{n:02d}", f"{major}.0"): STATUSES[(n + major) % len(STATUSES)]
+            for n in range(apps) for major in (1, 2)}  # fmt: skip
+
+
+# What the sandbox does beyond the docs is an assumption: the fleet must converge without
+# duplicates, without a field the server ignored, and with every review status where the
+# manifest wants it on a server that makes none of them (repeated codes served, unknown
+# fields ignored, review steps accepted from any status).
+ALL_DROPPED = {"unique_version_codes": False, "refuse_unknown_fields": False,
+               "review_flow": False}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "assumptions",
+    [{}, {"unique_version_codes": False}, ALL_DROPPED],
+    ids=["as-the-sandbox-assumes", "duplicate-codes-allowed", "no-assumption"],
+)
 def test_fleet_converges_under_faults_without_a_person(
-    tmp_path: Path, sandbox_server_factory: Callable[..., RunningSandbox], unique: bool
+    tmp_path: Path,
+    sandbox_server_factory: Callable[..., RunningSandbox],
+    assumptions: dict[str, bool],
 ) -> None:
     fleet = _fleet(tmp_path)
     state = tmp_path / "state.json"
     faulty = sandbox_server_factory(fail_rate=0.25, ambiguous_rate=0.2, seed=7,
-                                    unique_version_codes=unique)  # fmt: skip
+                                    **assumptions)  # fmt: skip
     env = _env(faulty, state)
     codes = []
     for _ in range(2):
@@ -117,13 +141,17 @@ def test_fleet_converges_under_faults_without_a_person(
     # Faults stop (the same server restarted without them): ONE apply converges.
     port = int(faulty.base_url.rsplit(":", 1)[1].split("/")[0])
     faulty.stop()
-    clean = sandbox_server_factory(port=port, unique_version_codes=unique)
+    clean = sandbox_server_factory(port=port, **assumptions)
     env = _env(clean, state)
     final = _run(env, "apply", str(fleet), "--auto-approve")
     assert final.returncode == 0, final.stderr + final.stdout
     plan = _run(env, "plan", str(fleet), "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert _duplicates(clean.store.db_path) == []
+    # The tool sends only fields the docs name: a lenient server ignores nothing of it.
+    assert faulty.store.ignored_fields == clean.store.ignored_fields == []
+    # The server's own statuses, not only the tool's belief (an empty plan).
+    assert _statuses(clean.store.db_path) == _desired_statuses()
     assert "set-status" not in final.stderr + final.stdout
 
 

@@ -109,7 +109,9 @@ def serve_command(
         "--drop-assumption",
         metavar="NAME",
         help="Turn off a behaviour the sandbox adds beyond the API's docs, to test a client"
-        " without it (repeatable; miniappcenter: unique-version-codes; akana: unique-app-names).",
+        " without it (repeatable; miniappcenter: unique-version-codes, refuse-unknown-fields,"
+        " review-flow; akana: unique-app-names, unique-version-names; tenant:"
+        " fixed-point-decimals).",
     ),
     allow_remote: bool = typer.Option(
         False,

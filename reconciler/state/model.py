@@ -11,7 +11,7 @@ import getpass
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 STATE_FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # 1 is migrated to 2 on the next save
@@ -36,12 +36,26 @@ MAX_KEY_CHARS = 255  # a natural key (an app id, an app name)
 # app's own fields; (COLLECTION, KEY) one attribute, location or version. A line holds only
 # what one write changed, so the journal grows with the writes, not with the app's size.
 JournalPath = tuple[str, ...]
-_APP_FIELDS = frozenset({"protect", "labels", "fields", "objects", "attributes", "locations"})
+_APP_FIELDS = frozenset(
+    {"protect", "labels", "fields", "answered", "objects", "attributes", "locations"}
+)
 _COLLECTIONS = frozenset({"attributes", "locations", "versions"})
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Learned(_Record):
+    """A record with ``answered`` (what the server held after our write): written only when
+    something was learned, so a record without it reads and writes as before."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_answered(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("answered"):
+            data.pop("answered", None)
+        return data
 
 
 class ObjectRef(_Record):
@@ -56,9 +70,12 @@ class LocationRecord(_Record):
     geo_point: str
 
 
-class VersionRecord(_Record):
+class VersionRecord(_Learned):
     id: int | None = None  # None while the create's outcome is unknown
     fields: dict[str, Any] = Field(default_factory=dict)
+    # What the server held for each of ``fields`` right after our write (its normal form;
+    # reconciler/engine/normalization.py). Absent: compared as sent.
+    answered: dict[str, Any] = Field(default_factory=dict)
     objects: dict[str, ObjectRef] = Field(default_factory=dict)
     compatibility: list[int] | None = None
     status: str | None = None  # a review status, UNKNOWN, or None when never known
@@ -81,10 +98,11 @@ class VersionRecord(_Record):
         return cls(id=version_id, status=UNKNOWN)
 
 
-class AppRecord(_Record):
+class AppRecord(_Learned):
     protect: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
     fields: dict[str, Any] = Field(default_factory=dict)
+    answered: dict[str, Any] = Field(default_factory=dict)  # as VersionRecord.answered
     objects: dict[str, ObjectRef] = Field(default_factory=dict)
     attributes: dict[str, str] | None = None
     locations: dict[str, LocationRecord] | None = None

@@ -53,6 +53,8 @@ class Akana(ProviderBase):
     sandbox_assumptions: Mapping[str, str] = MappingProxyType({
         "unique-app-names": "a second app of the same Name is refused (400); dropped, it is"
         " created like any other, as the docs allow",
+        "unique-version-names": "a second version of the same name in one app is refused"
+        " (400); dropped, it is added like any other, as the docs allow",
     })
 
     def serve_sandbox(self, options: SandboxServe) -> None:
@@ -83,6 +85,7 @@ class Akana(ProviderBase):
             seed=options.seed,
             rate_limit=options.rate_limit,
             unique_app_names="unique-app-names" not in options.drop_assumptions,
+            unique_version_names="unique-version-names" not in options.drop_assumptions,
         )
         from reconciler.providers.akana.sandbox.store import OldDatabaseError
 

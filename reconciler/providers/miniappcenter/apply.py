@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.address import Address
+from reconciler.engine.normalization import answered_fields, normalized_note
 from reconciler.engine.plan import Change, Plan
 from reconciler.engine.result import ApplyResult, ChangeResult, Outcome
 from reconciler.engine.session import Stoppable
@@ -37,7 +38,13 @@ from reconciler.providers.miniappcenter.client import (
     VersionCreate,
     VersionUpdate,
 )
-from reconciler.providers.miniappcenter.fetch import FetchRequest, fetch_live, fingerprint
+from reconciler.providers.miniappcenter.fetch import (
+    FetchRequest,
+    fetch_live,
+    fingerprint,
+    live_app,
+    live_version,
+)
 from reconciler.providers.miniappcenter.model import (
     APP_IMAGE_FIELDS,
     VERSION_OBJECT_FIELDS,
@@ -436,7 +443,7 @@ class Executor:
             known.probed_to = max(known.probed_to or 0, item.probed[1])
 
     # mini app
-    async def _miniapp_create(self, change: Change) -> None:
+    async def _miniapp_create(self, change: Change) -> str | None:
         payload = dict(change.payload or {})
         app_id = change.app_id
         body = await self._uploaded(payload, APP_IMAGE_FIELDS)
@@ -449,30 +456,38 @@ class Executor:
                 await self.client.create_miniapp(MiniAppCreate(**body))
         record = self._record(app_id)
         fields = {k: v for k, v in payload.items() if k != "id"}
-        await self._store_app_fields(app_id, record, fields)
+        return await self._store_app_fields(app_id, record, fields)
 
-    async def _miniapp_update(self, change: Change) -> None:
+    async def _miniapp_update(self, change: Change) -> str | None:
         payload = dict(change.payload or {})
         body = await self._uploaded(payload, APP_IMAGE_FIELDS)
         await self.client.update_miniapp(change.app_id, MiniAppUpdate(**body))
         record = self._record(change.app_id)
-        await self._store_app_fields(change.app_id, record, payload)
+        return await self._store_app_fields(change.app_id, record, payload)
 
     async def _store_app_fields(
         self, app_id: str, record: AppRecord, fields: Mapping[str, Any]
-    ) -> None:
+    ) -> str | None:
+        """Record what was sent, and what the server holds now; the normalization note."""
         images = {k: v for k, v in fields.items() if k in APP_IMAGE_FIELDS}
-        for name, value in fields.items():
-            if name not in APP_IMAGE_FIELDS:
-                record.fields[name] = value
-        if images:
-            # The server answers upload ids as URLs: remember both, so that the next plan
-            # compares ids with ids and drift compares URLs with URLs.
-            live = await self.client.get_miniapp(app_id)
-            for name, value in images.items():
-                url = getattr(live, name, None) if live is not None else None
-                record.objects[name] = ObjectRef(object_id=object_key(value), url=url)
+        plain = {k: v for k, v in fields.items() if k not in APP_IMAGE_FIELDS}
+        record.fields.update(plain)
+        # A write answers no body: read the app back, once. The server answers upload ids
+        # as URLs (remember both, so that the next plan compares ids with ids and drift
+        # compares URLs with URLs), and may store a plain field in another form than sent
+        # (learned: the hand-written normalizers know only the documented forms).
+        live = await self.client.get_miniapp(app_id)
+        for name, value in images.items():
+            url = getattr(live, name, None) if live is not None else None
+            record.objects[name] = ObjectRef(object_id=object_key(value), url=url)
+        note = None
+        if plain and live is not None:
+            spec = live_app(app_id, live, None, {}).app.spec
+            answer = {name: getattr(spec, name, None) for name in plain}
+            record.answered = {**record.answered, **answered_fields(plain, answer)}
+            note = normalized_note(plain, answer)
         await self._commit(app_id, *_app_paths(fields))
+        return note
 
     async def _miniapp_delete(self, change: Change) -> None:
         try:
@@ -729,7 +744,7 @@ class Executor:
             + OTHER_STATE_HINT
         )
 
-    async def _version_update(self, change: Change) -> None:
+    async def _version_update(self, change: Change) -> str | None:
         payload = dict(change.payload or {})
         assert change.version_code is not None
         version_id = self._version_id(change)
@@ -737,23 +752,30 @@ class Executor:
         await self.client.update_version(change.app_id, version_id, VersionUpdate(**body))
         record = self._record(change.app_id)
         version = record.versions.setdefault(change.version_code, VersionRecord(id=version_id))
-        await self._store_version_fields(
+        return await self._store_version_fields(
             change.app_id, change.version_code, version, payload
         )
 
     async def _store_version_fields(
         self, app_id: str, code: str, version: VersionRecord, fields: Mapping[str, Any]
-    ) -> None:
+    ) -> str | None:
+        """As _store_app_fields, for a version: the note when the server normalized."""
         objects = {k: v for k, v in fields.items() if k in VERSION_OBJECT_FIELDS}
-        for name, value in fields.items():
-            if name not in VERSION_OBJECT_FIELDS:
-                version.fields[name] = value
-        if objects and version.id is not None:
+        plain = {k: v for k, v in fields.items() if k not in VERSION_OBJECT_FIELDS}
+        version.fields.update(plain)
+        note = None
+        if version.id is not None:
             live = await self.client.get_version(app_id, version.id)
             for name, value in objects.items():
                 url = getattr(live, name, None) if live is not None else None
                 version.objects[name] = ObjectRef(object_id=object_key(value), url=url)
+            if plain and live is not None:
+                spec = live_version(code, live)
+                answer = {name: getattr(spec, name, None) for name in plain}
+                version.answered = {**version.answered, **answered_fields(plain, answer)}
+                note = normalized_note(plain, answer)
         await self._commit(app_id, ("versions", code))
+        return note
 
     def _version_id(self, change: Change) -> int:
         assert change.version_code is not None
@@ -921,7 +943,7 @@ def _app_paths(fields: Mapping[str, Any]) -> tuple[JournalPath, ...]:
     """Where an app write's fields go in its record: plain fields, image objects, or both."""
     images = any(name in APP_IMAGE_FIELDS for name in fields)
     plain = any(name not in APP_IMAGE_FIELDS for name in fields)
-    return (("fields",),) * plain + (("objects",),) * images
+    return (("fields",), ("answered",)) * plain + (("objects",),) * images
 
 
 def _without_code(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from deepdiff import DeepDiff
 
 from reconciler.address import Address
+from reconciler.engine.normalization import agrees
 from reconciler.engine.plan import (
     AppMeta,
     Change,
@@ -398,7 +399,7 @@ class _AppDiff:
     def _update_app(self, live: LiveApp) -> None:
         objects = self.record.objects if self.record else {}
         update = _FieldUpdate.of(self.app.spec.app_fields(), live.app.spec, APP_IMAGE_FIELDS,
-                                 objects)
+                                 objects, self.record)
         if update is None:
             return
         self.changes.append(
@@ -625,7 +626,7 @@ class _AppDiff:
     ) -> bool:
         """Plan the version's field update; True when there is one."""
         update = _FieldUpdate.of(version_fields(version), live, VERSION_OBJECT_FIELDS,
-                                 record.objects)
+                                 record.objects, record)
         if update is None:
             return False
         self.changes.append(
@@ -793,10 +794,16 @@ class _FieldUpdate:
         live: Any,
         object_fields: Sequence[str],
         applied_objects: Mapping[str, ObjectRef],
+        record: AppRecord | VersionRecord | None = None,
     ) -> _FieldUpdate | None:
+        """``record``: what was last sent and what the server answered then; a plain field
+        the server holds in its own form of what was sent is unchanged (learned
+        normalization, beyond the hand-written normalizers of the documented forms)."""
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
         outside = False
+        sent = record.fields if record is not None else None
+        answered = record.answered if record is not None else None
         for name, value in desired.items():
             live_value = getattr(live, name)
             if name in object_fields:
@@ -804,7 +811,7 @@ class _FieldUpdate:
                 outside = outside or drifted
                 if same:
                     continue
-            elif live_value == value:
+            elif live_value == value or agrees(name, value, live_value, sent, answered):
                 continue
             before[name] = live_value
             after[name] = value

@@ -43,6 +43,10 @@ class MiniAppCenter(ProviderBase):
     sandbox_assumptions: Mapping[str, str] = MappingProxyType({
         "unique-version-codes": "a second version of the same code in a mini app is refused"
         " (400); dropped, it is created like any other, as the docs allow",
+        "refuse-unknown-fields": "a JSON body's unknown fields are refused (400); dropped,"
+        " they are ignored, as a lenient server may",
+        "review-flow": "a review step from the wrong status is refused (400); dropped, any"
+        " step sets its status from any status, as the docs allow",
     })
 
     def serve_sandbox(self, options: SandboxServe) -> None:
@@ -63,6 +67,8 @@ class MiniAppCenter(ProviderBase):
             seed=options.seed,
             rate_limit=options.rate_limit,
             unique_version_codes="unique-version-codes" not in options.drop_assumptions,
+            refuse_unknown_fields="refuse-unknown-fields" not in options.drop_assumptions,
+            review_flow="review-flow" not in options.drop_assumptions,
         )
         from reconciler.errors import UsageError
         from reconciler.providers.miniappcenter.sandbox.store import OldDatabaseError

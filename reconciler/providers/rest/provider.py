@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.provider import ContractExample, ProviderBase, SandboxServe
@@ -33,6 +34,10 @@ class RestProvider(ProviderBase):
     noun = "REST object"
     first_run_adopts = "REST objects"
     sandbox_api = "tenant"
+    sandbox_assumptions: Mapping[str, str] = MappingProxyType({
+        "fixed-point-decimals": "a decimal field answers a fixed-point string (12.5 ->"
+        " \"12.50\"), as Django REST framework does; dropped, the number as sent",
+    })
 
     def serve_sandbox(self, options: SandboxServe) -> None:
         """The JWT + Api-Key tenant API; credentials from $TENANT_USERNAME,
@@ -52,6 +57,7 @@ class RestProvider(ProviderBase):
                 ambiguous_rate=options.ambiguous_rate,
                 seed=options.seed,
                 rate_limit=options.rate_limit,
+                fixed_point_decimals="fixed-point-decimals" not in options.drop_assumptions,
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None

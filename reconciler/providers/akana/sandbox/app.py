@@ -411,7 +411,11 @@ class _Faults:
 
 def create_akana_app(config: AkanaSandboxConfig) -> Starlette:
     """The Akana sandbox as an ASGI app; its store is ``app.state.store``."""
-    store = AkanaSandboxStore(config.db_path, unique_app_names=config.unique_app_names)
+    store = AkanaSandboxStore(
+        config.db_path,
+        unique_app_names=config.unique_app_names,
+        unique_version_names=config.unique_version_names,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

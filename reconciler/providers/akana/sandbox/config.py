@@ -40,6 +40,9 @@ class AkanaSandboxConfig:
     # An assumption beyond the docs (docs/reference/sandbox-conformance.md): False serves
     # duplicate app names, as a real platform may (`--drop-assumption unique-app-names`).
     unique_app_names: bool = True
+    # Likewise: False serves a repeated version name in one app
+    # (`--drop-assumption unique-version-names`).
+    unique_version_names: bool = True
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -63,5 +66,6 @@ class AkanaSandboxConfig:
             f" latency_ms={self.latency_ms}, fail_rate={self.fail_rate},"
             f" ambiguous_rate={self.ambiguous_rate}, seed={self.seed},"
             f" rate_limit={self.rate_limit}, faults_on_login={self.faults_on_login},"
-            f" unique_app_names={self.unique_app_names})"
+            f" unique_app_names={self.unique_app_names},"
+            f" unique_version_names={self.unique_version_names})"
         )

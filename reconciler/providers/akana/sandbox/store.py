@@ -48,9 +48,11 @@ CREATE TABLE IF NOT EXISTS versions (
     environment TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
     created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    UNIQUE (app_id, name)
+    updated TEXT NOT NULL
 );
+-- Not UNIQUE either: a version name repeated in one app is refused only under the
+-- sandbox's `unique_version_names` assumption, checked in the write's transaction.
+CREATE INDEX IF NOT EXISTS versions_by_name ON versions (app_id, name);
 CREATE TABLE IF NOT EXISTS sessions (
     token TEXT PRIMARY KEY,
     csrf TEXT NOT NULL,
@@ -82,24 +84,48 @@ class OldDatabaseError(ValueError):
 
 
 class AkanaSandboxStore(SqliteStore):
-    """``unique_app_names``: refuse a second app of the same Name at one level (400), an
-    assumption beyond the docs that a real platform may not make."""
+    """``unique_app_names``: refuse a second app of the same Name at one level (400);
+    ``unique_version_names``: refuse a second version of the same name in one app (400).
+    Both are assumptions beyond the docs that a real platform may not make."""
 
-    def __init__(self, db_path: str | Path, *, unique_app_names: bool = True) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        unique_app_names: bool = True,
+        unique_version_names: bool = True,
+    ) -> None:
         super().__init__(db_path, _SCHEMA, rows=True, foreign_keys=True)
         self.unique_app_names = unique_app_names
-        if not unique_app_names and self._names_unique_in_schema():
-            self.close()
-            raise OldDatabaseError(
-                f"{db_path}: this sandbox database refuses duplicate app names by its table"
-                " definition (made by an older sandbox); use a new database file"
-            )
+        self.unique_version_names = unique_version_names
+        for dropped, table, rule, what in (
+            (not unique_app_names, "apps", "UNIQUE (business_id, name)", "app names"),
+            (not unique_version_names, "versions", "UNIQUE (app_id, name)", "version names"),
+        ):
+            if dropped and self._rule_in_schema(table, rule):
+                self.close()
+                raise OldDatabaseError(
+                    f"{db_path}: this sandbox database refuses duplicate {what} by its table"
+                    " definition (made by an older sandbox); use a new database file"
+                )
 
-    def _names_unique_in_schema(self) -> bool:
+    def _rule_in_schema(self, table: str, rule: str) -> bool:
         """A database made before the assumption was switchable has the rule in its table."""
         with self._tx() as db:
-            row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'apps'").fetchone()
-        return row is not None and "UNIQUE (business_id, name)" in str(row[0])
+            row = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        return row is not None and rule in str(row[0])
+
+    def _refuse_duplicate_version(
+        self, db: sqlite3.Connection, app_id: str, name: str, version_id: str
+    ) -> None:
+        if not self.unique_version_names:
+            return
+        taken = db.execute(
+            "SELECT 1 FROM versions WHERE app_id = ? AND name = ? AND id != ?",
+            (app_id, name, version_id),
+        ).fetchone()
+        if taken is not None:
+            raise bad_request(f"the app already has a version named {name!r}")
 
     def _refuse_duplicate_name(
         self, db: sqlite3.Connection, business_id: str, name: str, app_id: str
@@ -238,35 +264,26 @@ class AkanaSandboxStore(SqliteStore):
             self._app(db, version["app_id"])
             self._insert_version(db, version)
 
-    @staticmethod
-    def _insert_version(db: sqlite3.Connection, version: dict[str, Any]) -> None:
-        try:
-            db.execute(
-                "INSERT INTO versions (id, app_id, name, description, tags, visibility, website,"
-                " environment, state, created, updated) VALUES (:id, :app_id, :name,"
-                " :description, :tags, :visibility, :website, :environment, :state, :created,"
-                " :updated)",
-                {**version, "tags": json.dumps(version["tags"])},
-            )
-        except sqlite3.IntegrityError:
-            raise bad_request(
-                f"the app already has a version named {version['name']!r}"
-            ) from None
+    def _insert_version(self, db: sqlite3.Connection, version: dict[str, Any]) -> None:
+        self._refuse_duplicate_version(db, version["app_id"], version["name"], version["id"])
+        db.execute(
+            "INSERT INTO versions (id, app_id, name, description, tags, visibility, website,"
+            " environment, state, created, updated) VALUES (:id, :app_id, :name,"
+            " :description, :tags, :visibility, :website, :environment, :state, :created,"
+            " :updated)",
+            {**version, "tags": json.dumps(version["tags"])},
+        )
 
     def update_version(self, version_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         with self._tx() as db:
             merged = {**self._version(db, version_id), **changes}
-            try:
-                db.execute(
-                    "UPDATE versions SET name = :name, description = :description, tags = :tags,"
-                    " visibility = :visibility, website = :website, updated = :updated"
-                    " WHERE id = :id",
-                    {**merged, "tags": json.dumps(merged["tags"])},
-                )
-            except sqlite3.IntegrityError:
-                raise bad_request(
-                    f"the app already has a version named {merged['name']!r}"
-                ) from None
+            self._refuse_duplicate_version(db, merged["app_id"], merged["name"], version_id)
+            db.execute(
+                "UPDATE versions SET name = :name, description = :description, tags = :tags,"
+                " visibility = :visibility, website = :website, updated = :updated"
+                " WHERE id = :id",
+                {**merged, "tags": json.dumps(merged["tags"])},
+            )
             return self._version(db, version_id)
 
     def delete_version(self, version_id: str) -> bool:

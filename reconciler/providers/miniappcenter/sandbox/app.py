@@ -61,7 +61,12 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(config: SandboxConfig) -> Starlette:
     """The sandbox as an ASGI app. Its store is ``app.state.store`` (closed at lifespan end)."""
-    store = SandboxStore(config.db_path, unique_version_codes=config.unique_version_codes)
+    store = SandboxStore(
+        config.db_path,
+        unique_version_codes=config.unique_version_codes,
+        refuse_unknown_fields=config.refuse_unknown_fields,
+        review_flow=config.review_flow,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -20,6 +20,11 @@ class SandboxConfig:
     # An assumption beyond the docs (docs/reference/sandbox-conformance.md): False serves a
     # second version of a code, as a real server may (`--drop-assumption unique-version-codes`).
     unique_version_codes: bool = True
+    # Likewise: False ignores a JSON body's unknown fields instead of refusing them
+    # (`--drop-assumption refuse-unknown-fields`), and lets any review step set its status
+    # from any status (`--drop-assumption review-flow`).
+    refuse_unknown_fields: bool = True
+    review_flow: bool = True
 
     def __post_init__(self) -> None:
         # An empty token would let an empty APIKey-Auth header through.
@@ -36,5 +41,7 @@ class SandboxConfig:
             f"SandboxConfig(db_path={str(self.db_path)!r}, token='***',"
             f" latency_ms={self.latency_ms}, fail_rate={self.fail_rate},"
             f" ambiguous_rate={self.ambiguous_rate}, seed={self.seed},"
-            f" rate_limit={self.rate_limit}, unique_version_codes={self.unique_version_codes})"
+            f" rate_limit={self.rate_limit}, unique_version_codes={self.unique_version_codes},"
+            f" refuse_unknown_fields={self.refuse_unknown_fields},"
+            f" review_flow={self.review_flow})"
         )

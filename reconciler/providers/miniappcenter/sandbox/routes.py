@@ -95,6 +95,12 @@ async def _json(request: Request) -> dict[str, Any]:
     return v.parse_json_object(await _body(request, MAX_JSON_BODY))
 
 
+def _ignored(request: Request) -> list[str] | None:
+    """Where unknown fields go when the server ignores them (None: it refuses them)."""
+    store = _store(request)
+    return None if store.refuse_unknown_fields else store.ignored_fields
+
+
 async def _no_body(request: Request) -> None:
     """The status steps are documented without a body: one sent is a client mistake."""
     if await _body(request, MAX_JSON_BODY):
@@ -123,7 +129,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def create_miniapp(request: Request) -> Response:
-    values = v.miniapp_create(await _json(request))
+    values = v.miniapp_create(await _json(request), ignored=_ignored(request))
     _store(request).create_miniapp(values)
     return Response(status_code=CREATED)
 
@@ -149,7 +155,7 @@ async def get_miniapp(request: Request) -> Response:
 
 
 async def update_miniapp(request: Request) -> Response:
-    values = v.miniapp_update(await _json(request))
+    values = v.miniapp_update(await _json(request), ignored=_ignored(request))
     _store(request).update_miniapp(_app_id(request), values)
     return Response(status_code=NO_CONTENT)
 
@@ -164,7 +170,7 @@ async def delete_miniapp(request: Request) -> Response:
 
 async def set_attribute(request: Request) -> Response:
     # An upsert: the docs' "assigns a value to an additional attribute".
-    field, value = v.attribute(await _json(request))
+    field, value = v.attribute(await _json(request), ignored=_ignored(request))
     _store(request).set_attribute(_app_id(request), field, value)
     return Response(status_code=CREATED)
 
@@ -182,13 +188,13 @@ async def list_locations(request: Request) -> Response:
 
 
 async def create_location(request: Request) -> Response:
-    values = v.location_create(await _json(request))
+    values = v.location_create(await _json(request), ignored=_ignored(request))
     location_id = _store(request).create_location(_app_id(request), values)
     return _data({"id": location_id}, CREATED)
 
 
 async def update_location(request: Request) -> Response:
-    values = v.location_update(await _json(request))
+    values = v.location_update(await _json(request), ignored=_ignored(request))
     location_id = _location_id(request)
     _store(request).update_location(_app_id(request), location_id, values)
     return Response(status_code=NO_CONTENT)
@@ -204,7 +210,7 @@ async def delete_location(request: Request) -> Response:
 
 
 async def create_version(request: Request) -> Response:
-    values = v.version_create(await _json(request))
+    values = v.version_create(await _json(request), ignored=_ignored(request))
     version_id, code = _store(request).create_version(_app_id(request), values)
     return _data({"id": version_id, "code": code}, CREATED)
 
@@ -231,19 +237,19 @@ async def get_version(request: Request) -> Response:
 
 
 async def update_version(request: Request) -> Response:
-    values = v.version_update(await _json(request))
+    values = v.version_update(await _json(request), ignored=_ignored(request))
     _store(request).update_version(_app_id(request), _version_id(request), values)
     return Response(status_code=NO_CONTENT)
 
 
 async def add_compatibility(request: Request) -> Response:
-    superapp_version = v.superapp_version(await _json(request))
+    superapp_version = v.superapp_version(await _json(request), ignored=_ignored(request))
     _store(request).add_compatibility(_app_id(request), _version_id(request), superapp_version)
     return Response(status_code=NO_CONTENT)
 
 
 async def delete_compatibility(request: Request) -> Response:
-    superapp_version = v.superapp_version(await _json(request))
+    superapp_version = v.superapp_version(await _json(request), ignored=_ignored(request))
     _store(request).remove_compatibility(_app_id(request), _version_id(request), superapp_version)
     return Response(status_code=NO_CONTENT)
 

@@ -26,6 +26,10 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     (IN_REVIEW, "rejected"): REJECTED,
 }
 
+# Each step has one target status: where it takes a version on a server that does not
+# enforce the flow (the `review-flow` assumption dropped).
+STEP_TARGETS: Final[dict[str, str]] = {step: target for (_, step), target in TRANSITIONS.items()}
+
 
 def next_status(current: str, step: str) -> str | None:
     """The status after ``step``, or None when the step is not allowed from ``current``."""

@@ -111,10 +111,24 @@ class OldDatabaseError(ValueError):
 class SandboxStore:
     """The sandbox database. Raises :class:`ApiError` for unknown or conflicting resources."""
 
-    def __init__(self, db_path: str | Path, *, unique_version_codes: bool = True) -> None:
-        """``unique_version_codes``: refuse a second version of the same code in an app
-        (400), an assumption beyond the docs that a real server may not make."""
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        unique_version_codes: bool = True,
+        refuse_unknown_fields: bool = True,
+        review_flow: bool = True,
+    ) -> None:
+        """Assumptions beyond the docs that a real server may not make:
+        ``unique_version_codes``: refuse a second version of the same code in an app (400);
+        ``refuse_unknown_fields``: refuse a JSON body's unknown fields (400), else ignore them
+        and list their names in ``ignored_fields`` (what a test checks stays empty);
+        ``review_flow``: refuse a review step from the wrong status (400), else a step sets
+        its status from any status."""
         self.unique_version_codes = unique_version_codes
+        self.refuse_unknown_fields = refuse_unknown_fields
+        self.review_flow = review_flow
+        self.ignored_fields: list[str] = []
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -410,7 +424,7 @@ class SandboxStore:
         """Apply a review step; returns the new status, or 400 naming status and step."""
         with self._tx() as conn:
             current = str(self._require_version(conn, app_id, version_id)["status"])
-            new = st.next_status(current, step)
+            new = st.next_status(current, step) if self.review_flow else st.STEP_TARGETS[step]
             if new is None:
                 allowed = ", ".join(st.allowed_steps(current)) or "none"
                 raise ApiError.one(

@@ -168,14 +168,23 @@ class Field:
 
 
 def _fields_problems(
-    body: Mapping[str, Any], fields: tuple[Field, ...], *, prefix: str, strict: bool
+    body: Mapping[str, Any],
+    fields: tuple[Field, ...],
+    *,
+    prefix: str,
+    strict: bool,
+    ignored: list[str] | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
+    """``ignored``: a server that does not refuse unknown fields (a sandbox assumption
+    dropped) skips them and appends their names there, so tests can see what it ignored."""
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     if strict:
         known = {field.name for field in fields}
         for name in body:
-            if name not in known:
+            if name not in known and ignored is not None:
+                ignored.append(prefix + name[:64])
+            elif name not in known:
                 problems.append(
                     (
                         ErrorCode.FIELD_UNKNOWN,
@@ -210,9 +219,16 @@ def _shown(name: str, limit: int = 64) -> str:
 
 
 def _validated(
-    body: Mapping[str, Any], fields: tuple[Field, ...], *, prefix: str = "", strict: bool = True
+    body: Mapping[str, Any],
+    fields: tuple[Field, ...],
+    *,
+    prefix: str = "",
+    strict: bool = True,
+    ignored: list[str] | None = None,
 ) -> dict[str, Any]:
-    values, problems = _fields_problems(body, fields, prefix=prefix, strict=strict)
+    values, problems = _fields_problems(
+        body, fields, prefix=prefix, strict=strict, ignored=ignored
+    )
     if problems:
         raise ApiError(400, problems)
     return values
@@ -325,48 +341,66 @@ def check_json_content_type(value: str | None) -> None:
 
 
 def miniapp_create(
-    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = "", strict: bool = True
+    body: Mapping[str, Any],
+    *,
+    allow_urls: bool = False,
+    prefix: str = "",
+    strict: bool = True,
+    ignored: list[str] | None = None,
 ) -> dict[str, Any]:
     fields = _miniapp_fields(allow_urls=allow_urls)
-    return _validated(body, fields, prefix=prefix, strict=strict)
+    return _validated(body, fields, prefix=prefix, strict=strict, ignored=ignored)
 
 
-def miniapp_update(body: Mapping[str, Any]) -> dict[str, Any]:
+def miniapp_update(body: Mapping[str, Any], *, ignored: list[str] | None = None) -> dict[str, Any]:
     fields = tuple(f for f in _miniapp_fields(allow_urls=False) if f.name != "id")
-    return _validated(body, fields)
+    return _validated(body, fields, ignored=ignored)
 
 
 def attribute(
-    body: Mapping[str, Any], *, prefix: str = "", strict: bool = True
+    body: Mapping[str, Any],
+    *,
+    prefix: str = "",
+    strict: bool = True,
+    ignored: list[str] | None = None,
 ) -> tuple[str, str]:
-    values = _validated(body, _ATTRIBUTE_FIELDS, prefix=prefix, strict=strict)
+    values = _validated(body, _ATTRIBUTE_FIELDS, prefix=prefix, strict=strict, ignored=ignored)
     return values["field"], values["value"]
 
 
 def location_create(
-    body: Mapping[str, Any], *, prefix: str = "", strict: bool = True
+    body: Mapping[str, Any],
+    *,
+    prefix: str = "",
+    strict: bool = True,
+    ignored: list[str] | None = None,
 ) -> dict[str, Any]:
-    return _validated(body, _LOCATION_FIELDS, prefix=prefix, strict=strict)
+    return _validated(body, _LOCATION_FIELDS, prefix=prefix, strict=strict, ignored=ignored)
 
 
-def location_update(body: Mapping[str, Any]) -> dict[str, Any]:
-    return _validated(body, _LOCATION_FIELDS)
+def location_update(body: Mapping[str, Any], *, ignored: list[str] | None = None) -> dict[str, Any]:
+    return _validated(body, _LOCATION_FIELDS, ignored=ignored)
 
 
 def version_create(
-    body: Mapping[str, Any], *, allow_urls: bool = False, prefix: str = "", strict: bool = True
+    body: Mapping[str, Any],
+    *,
+    allow_urls: bool = False,
+    prefix: str = "",
+    strict: bool = True,
+    ignored: list[str] | None = None,
 ) -> dict[str, Any]:
     fields = _version_fields(allow_urls=allow_urls)
-    values = _validated(body, fields, prefix=prefix, strict=strict)
+    values = _validated(body, fields, prefix=prefix, strict=strict, ignored=ignored)
     if not values.get("code"):
         values["code"] = None
     return values
 
 
-def version_update(body: Mapping[str, Any]) -> dict[str, Any]:
+def version_update(body: Mapping[str, Any], *, ignored: list[str] | None = None) -> dict[str, Any]:
     # The docs' PUT body has no code: a version's code is fixed at creation.
     fields = tuple(f for f in _version_fields(allow_urls=False) if f.name != "code")
-    return _validated(body, fields)
+    return _validated(body, fields, ignored=ignored)
 
 
 def superapp_version(
@@ -375,9 +409,10 @@ def superapp_version(
     name: str = "superapp_version",
     prefix: str = "",
     strict: bool = True,
+    ignored: list[str] | None = None,
 ) -> int:
     fields = (Field(name, _positive_int, required=True),)
-    values = _validated(body, fields, prefix=prefix, strict=strict)
+    values = _validated(body, fields, prefix=prefix, strict=strict, ignored=ignored)
     version: int = values[name]
     return version
 

@@ -229,7 +229,8 @@ class TenantApi:
 
     async def _create(self, request: Request, schema: str, collection: Collection) -> Response:
         values, errors = validate(
-            collection, await _json_body(request), partial=False, exists=self._exists(schema)
+            collection, await _json_body(request), partial=False, exists=self._exists(schema),
+            fixed_point=self.config.fixed_point_decimals,
         )
         if errors:
             raise DrfError(400, errors)
@@ -268,7 +269,8 @@ class TenantApi:
             return Response(status_code=204)
         partial = request.method == "PATCH"
         values, errors = validate(
-            collection, await _json_body(request), partial=partial, exists=self._exists(schema)
+            collection, await _json_body(request), partial=partial, exists=self._exists(schema),
+            fixed_point=self.config.fixed_point_decimals,
         )
         if errors:
             raise DrfError(400, errors)

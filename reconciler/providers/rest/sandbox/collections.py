@@ -184,10 +184,16 @@ def _check_value(spec: Field, value: Any, exists: Exists) -> tuple[Any, str | No
 
 
 def validate(
-    collection: Collection, data: Any, *, partial: bool, exists: Exists = lambda _c, _i: False
+    collection: Collection,
+    data: Any,
+    *,
+    partial: bool,
+    exists: Exists = lambda _c, _i: False,
+    fixed_point: bool = True,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """(the validated fields, the errors by field). ``partial``: a PATCH; ``exists``: whether
-    an object a ``pk`` field names is there (in the request's tenant)."""
+    an object a ``pk`` field names is there (in the request's tenant); ``fixed_point``
+    False: a decimal is kept as a JSON number (a server that does not normalize it)."""
     if not isinstance(data, dict):
         kind = type(data).__name__
         return {}, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
@@ -199,6 +205,8 @@ def validate(
                 errors[spec.name] = [REQUIRED]
             continue
         value, message = _check_value(spec, data[spec.name], exists)
+        if not fixed_point and spec.kind == "decimal" and isinstance(value, str):
+            value = float(value)
         if message is not None:
             errors[spec.name] = [message]
         else:

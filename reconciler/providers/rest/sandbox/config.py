@@ -42,6 +42,10 @@ class TenantSandboxConfig:
     ambiguous_rate: float = 0
     seed: int | None = None
     rate_limit: float | None = None
+    # An assumption beyond the docs (docs/reference/sandbox-conformance.md): a decimal field
+    # answers DRF's fixed-point string (``12.5`` -> ``"12.50"``); False answers the number as
+    # sent (`--drop-assumption fixed-point-decimals`).
+    fixed_point_decimals: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "users", _frozen(self.users))
@@ -67,5 +71,6 @@ class TenantSandboxConfig:
             f"TenantSandboxConfig(db_path={str(self.db_path)!r}, users={sorted(self.users)!r},"
             f" api_keys=<{len(self.api_keys)}>, access_seconds={self.access_seconds},"
             f" refresh_seconds={self.refresh_seconds}, page_size={self.page_size},"
-            f" fail_rate={self.fail_rate}, ambiguous_rate={self.ambiguous_rate})"
+            f" fail_rate={self.fail_rate}, ambiguous_rate={self.ambiguous_rate},"
+            f" fixed_point_decimals={self.fixed_point_decimals})"
         )
