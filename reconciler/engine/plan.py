@@ -94,8 +94,11 @@ class Change:
             target_id=data.get("target_id"),
             step=data.get("step"),
             payload=data.get("payload"),
+            # A null side (a field added or removed) may be absent: providers' checked models
+            # dump without nulls.
             fields=tuple(
-                FieldChange(f["path"], f["before"], f["after"]) for f in data.get("fields", ())
+                FieldChange(f["path"], f.get("before"), f.get("after"))
+                for f in data.get("fields", ())
             ),
             depends_on=tuple(
                 parse_address(text, root_kinds) for text in data.get("depends_on", ())
