@@ -151,3 +151,22 @@ def test_import_writes_a_schema_line_that_works_in_the_users_repository(
     if provider == "rest":
         assert "    slug: \"tools\"" in rest and not any(x.strip().startswith('"') for x in rest)
     assert run(capsys, "validate", str(written))[0] == 0
+
+
+def test_a_mini_app_import_from_a_subfolder_writes_a_schema_line_that_works(
+    fleet: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rule for the Mini App Center: the schema is found above the written file,
+    not in the current folder (run from inside manifests/, it was left out)."""
+    assert run(capsys, "schema", "--write", "schema")[0] == 0
+    code, _, err = run(capsys, "apply", "manifests/cafe", "--sandbox", "--auto-approve")
+    assert code == 0, err
+    monkeypatch.chdir(fleet / "manifests")
+    key = "com.genexus.verdant.teatime"
+    assert run(capsys, "state", "rm", f"miniapp[{key}]", "--sandbox")[0] == 0
+    code, _, err = run(capsys, "import", key, "--out", "imported", "--sandbox")
+    assert code == 0, err
+    written = fleet / "manifests" / "imported" / f"{key}.yaml"
+    first = written.read_text("utf-8").splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../../schema/miniapp.schema.json"
+    assert (written.parent / first.split("=", 1)[1]).resolve().is_file()

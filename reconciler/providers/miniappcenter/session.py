@@ -270,7 +270,6 @@ class MiniAppCenterSession:
             wrong = ", ".join(f"{code}={versions[code]}" for code in live_app.missing_versions)
             raise ReconcilerError(f"{ref}: no version with that code and id on the server: {wrong}")
         result = import_app(live_app, labels)
-        schema = None if run.out is None else _schema_path(run.out / f"{ref}.yaml")
         run.state.apps[ref] = result.record
         notes: tuple[str, ...] = ()
         if result.skipped:
@@ -278,7 +277,8 @@ class MiniAppCenterSession:
                 "not imported (the API returns URLs, writes need upload ids):"
                 f" {', '.join(result.skipped)}",
             )
-        return Imported(ref, render_manifest(result.app, schema=schema), notes)
+        # the schema line is the import workflow's, one rule for every provider
+        return Imported(ref, render_manifest(result.app), notes)
 
     @asynccontextmanager
     async def _executor(
@@ -415,13 +415,6 @@ class MiniAppCenterConnector:
         check_app_id(ref)
         return ref
 
-
-def _schema_path(manifest: Path) -> str | None:
-    """A relative path from the manifest to the repo's schema, when there is one."""
-    schema = Path("schema/miniapp.schema.json")
-    if not schema.exists():
-        return None
-    return os.path.relpath(schema.resolve(), manifest.parent.resolve())
 
 
 @asynccontextmanager
