@@ -39,6 +39,11 @@ def json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)  # strings and null
 
 
+def _as_last_sent(name: str, desired: Any, sent: Mapping[str, Any]) -> bool:
+    """The manifest still says what was last sent for ``name``."""
+    return name in sent and json_equal(desired, sent[name])
+
+
 def agrees(
     name: str,
     desired: Any,
@@ -51,11 +56,8 @@ def agrees(
     was sent when no answer was recorded)."""
     if json_equal(desired, live):
         return True
-    return (
-        sent is not None
-        and name in sent
-        and json_equal(desired, sent[name])
-        and json_equal(live, (answered or {}).get(name, sent[name]))
+    return sent is not None and _as_last_sent(name, desired, sent) and json_equal(
+        live, (answered or {}).get(name, sent[name])
     )
 
 
@@ -70,8 +72,7 @@ def changed_outside(
     holds what it answered then: someone else changed it."""
     return (
         sent is not None
-        and name in sent
-        and json_equal(desired, sent[name])
+        and _as_last_sent(name, desired, sent)
         and not json_equal(live, (answered or {}).get(name, sent[name]))
     )
 
